@@ -1,0 +1,3 @@
+from swarmfuse.cli import main
+
+main()
