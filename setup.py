@@ -26,8 +26,9 @@ def _packages() -> list[str]:
     return found
 
 
-setup(
-    package_dir=ROOTS,
-    packages=_packages(),
-    package_data={"": ["*.sh", "*.yaml", "*.json", "*.html", "*.js", "*.css", "*.env", "bin/*"]},
-)
+if __name__ == "__main__":
+    setup(
+        package_dir=ROOTS,
+        packages=_packages(),
+        package_data={"": ["*.sh", "*.yaml", "*.json", "*.html", "*.js", "*.css", "*.env", "bin/*"]},
+    )
