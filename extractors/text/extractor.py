@@ -1,0 +1,138 @@
+"""The text extractor end to end, in the six steps of the seed scheme.
+
+1. preparation: load the emoji manifest and the corpus, fix the seeds;
+2. preprocessing: clean and tokenise, build the vocabulary, pad/truncate to ``max_len``;
+3. construction: the AWD-LSTM encoder (:mod:`.awd_lstm`);
+4. training: language-model pre-training on the corpus (:mod:`.lm`), then classifier fine-tuning;
+5. evaluation: accuracy, macro precision/recall/F1 on validation and test;
+6. feature extraction: pooled last-layer hidden states (:class:`TextFeatures`).
+
+Artefacts in the output folder: ``config.json``, ``vocab.json``, ``classifier.pt``, ``report.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from swarmfuse.extractors.data import Corpus, DataError, Manifest
+from swarmfuse.extractors.text.awd_lstm import AWDConfig, AWDLSTMEncoder, TextClassifier, TextFeatures
+from swarmfuse.extractors.text.classify import FinetuneConfig, Metrics, evaluate, finetune
+from swarmfuse.extractors.text.lm import LMConfig, pretrain
+from swarmfuse.extractors.text.vocab import Vocab, tokenize
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """Everything that determines a trained text extractor (its hash keys the pipeline cache)."""
+
+    seed: int = 0
+    max_corpus_tokens: int = 200_000
+    valid_fraction: float = 0.05
+    vocab_size: int = 10_000
+    min_freq: int = 3
+    max_len: int = 24
+    emb_size: int = 64
+    hidden_size: int = 256
+    layers: int = 3
+    lm: LMConfig = field(default_factory=LMConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> "TextConfig":
+        return cls(**{**doc, "lm": LMConfig(**doc["lm"]), "finetune": FinetuneConfig(**doc["finetune"])})
+
+
+@dataclass
+class TextExtractor:
+    """A fine-tuned classifier with its vocabulary; ``features`` is the module exported to ONNX."""
+
+    config: TextConfig
+    vocab: Vocab
+    classifier: TextClassifier
+    report: dict
+
+    @property
+    def features(self) -> TextFeatures:
+        return self.classifier.features
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return self.vocab.encode_batch(texts, self.config.max_len)
+
+    def save(self, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
+        self.vocab.save(out_dir / "vocab.json")
+        torch.save(self.classifier.state_dict(), out_dir / "classifier.pt")
+        (out_dir / "report.json").write_text(json.dumps(self.report, indent=1))
+
+    @classmethod
+    def load(cls, out_dir: Path, n_classes: int) -> "TextExtractor":
+        try:
+            config = TextConfig.from_dict(json.loads((out_dir / "config.json").read_text()))
+            vocab = Vocab.load(out_dir / "vocab.json")
+            model = TextClassifier(AWDLSTMEncoder(_awd_config(config, len(vocab))), n_classes)
+            model.load_state_dict(torch.load(out_dir / "classifier.pt", weights_only=True))
+            report = json.loads((out_dir / "report.json").read_text())
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise DataError(f"text extractor in {out_dir} cannot be loaded: {exc}") from exc
+        model.eval()
+        return cls(config, vocab, model, report)
+
+
+def _awd_config(config: TextConfig, vocab_size: int) -> AWDConfig:
+    return AWDConfig(vocab_size=vocab_size, emb_size=config.emb_size, hidden_size=config.hidden_size, layers=config.layers)
+
+
+def _lm_streams(corpus: Corpus, extra_texts: list[str], config: TextConfig, vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffled corpus documents (capped) plus ``extra_texts`` as one token stream; the tail is validation."""
+    rng = np.random.default_rng(config.seed)
+    docs = corpus.lines()
+    stream: list[int] = []
+    for i in rng.permutation(len(docs)):
+        if len(stream) >= config.max_corpus_tokens:
+            break
+        stream += vocab.ids(tokenize(docs[i])) + [vocab.eos_id]
+    n_valid = int(len(stream) * config.valid_fraction)
+    train, valid = stream[:-n_valid], stream[-n_valid:]
+    extra = [vocab.ids(tokenize(t)) + [vocab.eos_id] for t in extra_texts]
+    positions = sorted(rng.integers(0, len(train), len(extra)), reverse=True)
+    for pos, ids in zip(positions, extra):
+        train[pos:pos] = ids
+    return np.asarray(train, dtype=np.int64), np.asarray(valid, dtype=np.int64)
+
+
+def build_vocab(corpus: Corpus, texts: list[str], config: TextConfig) -> Vocab:
+    corpus_tokens = (t for line in corpus.lines() for t in tokenize(line))
+    required = {t for text in texts for t in tokenize(text)}
+    return Vocab.build(corpus_tokens, required, config.vocab_size, config.min_freq)
+
+
+def train_text_extractor(manifest: Manifest, corpus: Corpus, config: TextConfig) -> TextExtractor:
+    """Run the six steps on the emoji group labels; the report has timings and all metrics."""
+    torch.manual_seed(config.seed)
+    train, val, test = (manifest.split(s) for s in ("train", "val", "test"))
+    vocab = build_vocab(corpus, [e.text for e in train], config)
+    lm_train, lm_valid = _lm_streams(corpus, [e.text for e in train], config, vocab)
+    encoder, lm_report = pretrain(_awd_config(config, len(vocab)), config.lm, lm_train, lm_valid, config.seed)
+    log.info("LM pre-training: %s", lm_report)
+
+    def xy(entities):
+        return vocab.encode_batch([e.text for e in entities], config.max_len), np.array([manifest.label(e) for e in entities])
+
+    classifier, ft_report = finetune(encoder, len(manifest.groups), xy(train), xy(val), config.finetune, config.seed)
+    test_metrics: Metrics = evaluate(classifier, *xy(test))
+    report = {"vocab_size": len(vocab), "lm_tokens": int(len(lm_train)), "lm": asdict(lm_report),
+              "finetune": asdict(ft_report), "test": asdict(test_metrics)}
+    log.info("text extractor: %s", report)
+    return TextExtractor(config, vocab, classifier, report)
