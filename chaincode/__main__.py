@@ -1,0 +1,67 @@
+"""``python -m swarmfuse.chaincode``: serve the swarmfuse chaincode to Fabric peers (CCaaS).
+
+Configured by ``CHAINCODE_ID``, ``CHAINCODE_SERVER_ADDRESS``, ``CHAINCODE_TLS_CERT_FILE`` +
+``CHAINCODE_TLS_KEY_FILE``, ``CHAINCODE_CLIENT_CA_CERT_FILE`` and ``CHAINCODE_TLS_DISABLED``;
+``CHAINCODE_LOG_LEVEL`` (default INFO) sets the log level. Logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+
+from swarmfuse.chaincode.shim import ChaincodeServer, ServerConfig
+from swarmfuse.chaincode.shim.config import ConfigError
+from swarmfuse.chaincode.stub import Chaincode
+
+logger = logging.getLogger("swarmfuse.chaincode")
+
+APP_MODULE = "swarmfuse.chaincode.app"
+
+
+class AppMissing(RuntimeError):
+    """The contract application cannot be loaded."""
+
+
+def load_chaincode() -> Chaincode:
+    """Import the contract application lazily and build the chaincode object it serves."""
+    try:
+        app = importlib.import_module(APP_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != APP_MODULE:
+            raise
+        raise AppMissing(f"{APP_MODULE} is missing: the contract application is not installed") from exc
+    factory = getattr(app, "create_chaincode", None)
+    if not callable(factory):
+        raise AppMissing(f"{APP_MODULE} has no create_chaincode() function")
+    return factory()
+
+
+def main() -> int:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=os.environ.get("CHAINCODE_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = ServerConfig.from_env(os.environ)
+        server = ChaincodeServer(load_chaincode(), config)
+    except (ConfigError, AppMissing, OSError) as exc:
+        logger.error("cannot start the chaincode server: %s", exc)
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, _frame: stop.set())
+    server.start()
+    stop.wait()
+    logger.info("shutting down")
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
