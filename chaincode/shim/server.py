@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -36,12 +37,31 @@ class _ChaincodeServicer(chaincode_shim_pb2_grpc.ChaincodeServicer):
     def __init__(self, chaincode: Chaincode, config: ServerConfig) -> None:
         self._runner = TransactionRunner(chaincode)
         self._config = config
+        self._lock = threading.Lock()
+        self._sessions: set[PeerSession] = set()
+        self._stopping = False
+
+    def drain(self) -> None:
+        """Let every open stream finish its running transactions and end; refuse new streams."""
+        with self._lock:
+            self._stopping = True
+            sessions = list(self._sessions)
+        for session in sessions:
+            session.drain()
 
     def Connect(self, request_iterator: Iterator[ChaincodeMessage], context: grpc.ServicerContext) -> Iterator[ChaincodeMessage]:  # noqa: N802 - gRPC method name
         logger.info("peer connected from %s", context.peer())
         session = PeerSession(self._config.chaincode_id, self._runner, self._config.max_workers)
+        with self._lock:
+            if self._stopping:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "the chaincode server is stopping")
+            self._sessions.add(session)
         context.add_callback(lambda: session.close("the peer disconnected"))
-        yield from session.run(request_iterator)
+        try:
+            yield from session.run(request_iterator)
+        finally:
+            with self._lock:
+                self._sessions.discard(session)
 
 
 class ChaincodeServer:
@@ -53,7 +73,8 @@ class ChaincodeServer:
             options=SERVER_OPTIONS,
             maximum_concurrent_rpcs=MAX_PEER_STREAMS,
         )
-        chaincode_shim_pb2_grpc.add_ChaincodeServicer_to_server(_ChaincodeServicer(chaincode, config), self._server)
+        self._servicer = _ChaincodeServicer(chaincode, config)
+        chaincode_shim_pb2_grpc.add_ChaincodeServicer_to_server(self._servicer, self._server)
         self.port = self._bind(config)
         self._config = config
 
@@ -80,9 +101,14 @@ class ChaincodeServer:
         logger.info("chaincode %s serving on %s (port %d, %s)", self._config.chaincode_id, self._config.address, self.port, mode)
 
     def stop(self, grace: float | None = 5.0) -> None:
-        """Stop accepting streams, give running transactions ``grace`` seconds, then end all streams."""
+        """Refuse new work, give running transactions ``grace`` seconds to finish, then end all streams."""
+        self.drain()
         self._server.stop(grace).wait()
         logger.info("chaincode server stopped")
+
+    def drain(self) -> None:
+        """Refuse new transactions and streams; each stream ends once its running transactions are done."""
+        self._servicer.drain()
 
     def wait(self) -> None:
         self._server.wait_for_termination()

@@ -93,6 +93,7 @@ class PeerSession:
         self._transactions: dict[tuple[str, str], TxConnection] = {}
         self._state = _State.CREATED
         self._closed = threading.Event()
+        self._draining = False
         self.write_batch_size = 0  # > 0 once the peer accepts WRITE_BATCH_STATE
 
     @property
@@ -113,6 +114,14 @@ class PeerSession:
                 yield message
         finally:
             self.close("the stream to the peer ended")
+
+    def drain(self) -> None:
+        """Refuse new transactions, let running ones finish, then end the stream."""
+        with self._lock:
+            self._draining = True
+            idle = not self._transactions
+        if idle:
+            self.close("the chaincode server is stopping")
 
     def close(self, reason: str = "the chaincode server is stopping") -> None:
         """End the stream; transactions still waiting for the peer get :class:`PeerStreamClosed`."""
@@ -186,15 +195,16 @@ class PeerSession:
 
     def _start_transaction(self, message: ChaincodeMessage) -> None:
         key = (message.channel_id, message.txid)
+        refusal = None
         with self._lock:
-            if key in self._transactions:
-                duplicate = True
+            if self._draining:
+                refusal = "the chaincode server is shutting down"
+            elif key in self._transactions:
+                refusal = f"transaction {message.txid} on channel {message.channel_id} is already running"
             else:
-                duplicate = False
                 tx = self._transactions[key] = TxConnection(self, message.channel_id, message.txid)
-        if duplicate:
-            text = f"transaction {message.txid} on channel {message.channel_id} is already running"
-            self.send(ChaincodeMessage(type=ChaincodeMessage.ERROR, payload=text.encode(), txid=message.txid, channel_id=message.channel_id))
+        if refusal:
+            self.send(ChaincodeMessage(type=ChaincodeMessage.ERROR, payload=refusal.encode(), txid=message.txid, channel_id=message.channel_id))
             return
         self._pool.submit(self._serve, tx, message)
 
@@ -204,5 +214,8 @@ class PeerSession:
         finally:
             with self._lock:
                 self._transactions.pop((tx.channel_id, tx.txid), None)
+                finished_draining = self._draining and not self._transactions
         if not self.closed:
             self.send(outcome)
+        if finished_draining:
+            self.close("the chaincode server is stopping")

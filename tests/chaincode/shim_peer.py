@@ -164,6 +164,8 @@ class PeerSim:
                 self._inbox.put(message)
         except grpc.RpcError as exc:
             self._inbox.put(exc)
+        else:
+            self._inbox.put(EOFError("the chaincode ended the stream"))
 
     def send(self, message: Msg) -> None:
         self._outbox.put(message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import grpc
 import pytest
 from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2
 from shim_peer import CHANNEL, Msg, PeerSim, ShimTestChaincode, response_of, transaction
@@ -187,3 +188,22 @@ def test_peer_disconnect_fails_waiting_transaction(server: ChaincodeServer) -> N
         assert response_of(again.run(transaction("tx2", "get", "k"))).payload == b"v"
     finally:
         again.close()
+
+
+def test_drain_lets_running_transaction_finish_and_refuses_new_ones(server: ChaincodeServer, peer: PeerSim) -> None:
+    peer.state["k"] = b"v"
+    peer.send(transaction("tx1", "get", "k"))
+    request = peer.recv()
+    server.drain()
+    peer.send(transaction("tx2", "get", "k"))
+    refused = peer.recv()
+    assert (refused.type, refused.txid, refused.payload) == (Msg.ERROR, "tx2", b"the chaincode server is shutting down")
+    peer.answer(request)
+    assert response_of(peer.recv()).payload == b"v"
+    with pytest.raises(EOFError):
+        peer.recv()
+    late = PeerSim(f"127.0.0.1:{server.port}")
+    with pytest.raises(grpc.RpcError) as refused_stream:
+        late.recv()
+    assert refused_stream.value.code() == grpc.StatusCode.UNAVAILABLE
+    late.close()
