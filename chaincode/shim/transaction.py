@@ -31,17 +31,20 @@ class TransactionRunner:
 
     def __call__(self, tx: TxConnection, message: ChaincodeMessage) -> ChaincodeMessage:
         try:
+            return self._run(tx, message)
+        except Exception as exc:  # any failure ends the transaction with an ERROR naming it; nothing is written
+            logger.exception("[%s] transaction failed", tx.txid[:8])
+            return _error(tx, _describe(exc))
+
+    def _run(self, tx: TxConnection, message: ChaincodeMessage) -> ChaincodeMessage:
+        try:
             context = decode_proposal(message.proposal)
             invocation = decode_invocation(message.payload, context.transient)
         except ProposalError as exc:
             logger.error("[%s] rejected: %s", tx.txid[:8], exc)
             return _error(tx, str(exc))
         stub = PeerStub(tx, context, invocation, tx.session.write_batch_size)
-        try:
-            response = self._invoke(stub)
-        except Exception as exc:  # any failure of the chaincode ends the transaction with an error
-            logger.exception("[%s] %s failed", tx.txid[:8], invocation.function)
-            return _error(tx, _describe(exc))
+        response = self._invoke(stub)
         logger.info("[%s] %s -> %d %s", tx.txid[:8], invocation.function, response.status, response.message)
         completed = ChaincodeMessage(
             type=ChaincodeMessage.COMPLETED,

@@ -337,6 +337,9 @@ class ShimTestChaincode:
         stub.put_state(key, b"never")
         raise RuntimeError(f"cannot store {key}")
 
+    def cc_not_a_response(self, stub: ChaincodeStub) -> object:
+        return "done"
+
     def cc_wait_get(self, stub: ChaincodeStub, key: str) -> Response:
         value = stub.get_state(key) or b""
         return Response(200, payload=value + b"@" + stub.tx_id.encode())

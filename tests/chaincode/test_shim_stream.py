@@ -134,6 +134,29 @@ def test_unknown_function_and_missing_arguments(peer: PeerSim) -> None:
     assert done.payload.decode().startswith("TypeError:")
 
 
+def test_chaincode_returning_something_else_is_an_error(peer: PeerSim) -> None:
+    done = peer.run(transaction("tx1", "not_a_response"))
+    assert (done.type, done.payload) == (Msg.ERROR, b"TypeError: chaincode returned str, expected Response")
+
+
+def test_init_message_is_served_like_a_transaction(peer: PeerSim) -> None:
+    message = transaction("tx1", "put", "k", "v")
+    message.type = Msg.INIT
+    assert response_of(peer.run(message)).status == 200
+    assert peer.state == {"k": b"v"}
+
+
+def test_duplicate_running_txid_is_refused(peer: PeerSim) -> None:
+    peer.send(transaction("dup", "get", "k"))
+    request = peer.recv()
+    peer.send(transaction("dup", "get", "k"))
+    refused = peer.recv()
+    assert (refused.type, refused.txid) == (Msg.ERROR, "dup")
+    assert refused.payload == f"transaction dup on channel {CHANNEL} is already running".encode()
+    peer.answer(request)
+    assert response_of(peer.recv()).status == 404
+
+
 def test_transaction_without_arguments_is_rejected(peer: PeerSim) -> None:
     done = peer.run(transaction("tx1"))
     assert done.type == Msg.ERROR
