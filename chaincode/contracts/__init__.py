@@ -1,0 +1,1 @@
+"""The swarmfuse consortium contracts (membership, summaries, fusion rounds, audit) and ``Sample``."""

@@ -1,0 +1,32 @@
+"""``Sample``: a plain key/value contract the network smoke tests use."""
+
+from __future__ import annotations
+
+from swarmfuse.chaincode.contract import BadRequest, Context, Contract, NotFound, transaction
+
+
+def _check_key(key: str) -> None:
+    if not key:
+        raise BadRequest("key must not be empty")
+    if "\x00" in key:
+        raise BadRequest("key must not contain U+0000 (reserved for composite keys)")
+
+
+class Sample(Contract):
+    """Write and read plain values; no roles."""
+
+    @transaction(event="Put", errors=("BadRequest: empty key or key with U+0000",))
+    def put(self, ctx: Context, key: str, value: str) -> None:
+        """Store ``value`` under ``key``."""
+        _check_key(key)
+        ctx.stub.put_state(key, value.encode())
+        ctx.emit({"key": key, "value": value})
+
+    @transaction(evaluate=True, errors=("BadRequest: empty key or key with U+0000", "NotFound: no value under key"))
+    def get(self, ctx: Context, key: str) -> bytes:
+        """The value stored under ``key``, as is."""
+        _check_key(key)
+        value = ctx.stub.get_state(key)
+        if value is None:
+            raise NotFound(f"no value under key {key!r}")
+        return value

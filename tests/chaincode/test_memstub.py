@@ -1,0 +1,64 @@
+"""The in-memory ledger models the peer: committed reads, pagination, history, discarded failures."""
+
+from __future__ import annotations
+
+from cc_identities import DC1
+
+from swarmfuse.chaincode.memstub import MemoryLedger
+from swarmfuse.chaincode.stub import Invocation, Response, create_composite_key
+
+
+class Writer:
+    """A raw chaincode: writes each (key, value) argument pair; fails when told to."""
+
+    def invoke(self, stub) -> Response:  # type: ignore[no-untyped-def]
+        args = [a.decode() for a in stub.invocation.args]
+        seen = stub.get_state(args[0]) if args else None
+        for key, value in zip(args[::2], args[1::2], strict=False):
+            if value == "-":
+                stub.del_state(key)
+            else:
+                stub.put_state(key, value.encode())
+        stub.set_event("Wrote", b"")
+        status = 500 if stub.invocation.function == "fail" else 200
+        return Response(status, payload=seen or b"")
+
+
+def test_reads_see_committed_state_only_and_failures_are_discarded() -> None:
+    ledger, cc = MemoryLedger(), Writer()
+    assert ledger.submit(cc, DC1, "ok", "a", "1").payload == b""
+    assert ledger.submit(cc, DC1, "ok", "a", "2").payload == b"1"
+    before = ledger.snapshot()
+    assert ledger.submit(cc, DC1, "fail", "a", "3", "b", "4").status == 500
+    assert ledger.snapshot() == before
+    assert ledger.evaluate(cc, DC1, "ok", "a", "9").payload == b"2"
+    assert ledger.state["a"] == b"2" and len(ledger.events) == 2
+
+
+def test_history_records_tx_ids_timestamps_and_deletes() -> None:
+    ledger, cc = MemoryLedger(), Writer()
+    ledger.submit(cc, DC1, "ok", "a", "1")
+    ledger.submit(cc, DC1, "ok", "a", "-")
+    history = ledger.history["a"]
+    assert [(h.value, h.is_delete) for h in history] == [(b"1", False), (b"", True)]
+    assert history[0].tx_id != history[1].tx_id and history[0].timestamp < history[1].timestamp
+    assert "a" not in ledger.state
+
+
+def test_composite_and_range_pagination() -> None:
+    ledger, cc = MemoryLedger(), Writer()
+    keys = [create_composite_key("t", [str(i)]) for i in range(5)]
+    ledger.submit(cc, DC1, "ok", *[x for k in keys for x in (k, "v")], "plain1", "p", "plain2", "q")
+    stub = ledger.stub(DC1, "q")
+    seen, bookmark = [], ""
+    while True:
+        page = stub.get_state_by_partial_composite_key_with_pagination("t", [], 2, bookmark)
+        seen += [kv.key for kv in page.items]
+        bookmark = page.bookmark
+        if not bookmark:
+            break
+    assert seen == keys
+    assert [kv.key for kv in stub.get_state_by_range("", "")] == ["plain1", "plain2"]
+    page = stub.get_state_by_range_with_pagination("", "", 1)
+    assert [kv.key for kv in page.items] == ["plain1"] and page.bookmark == "plain2"
+    assert stub.invocation == Invocation("q", ())
