@@ -118,7 +118,10 @@ class PeerStub:
         return self._page(start, start + MAX_UNICODE_RUNE, page_size, bookmark)
 
     def get_history_for_key(self, key: str) -> Iterator[KeyModification]:
-        return self._query(ChaincodeMessage.GET_HISTORY_FOR_KEY, shim_pb2.GetHistoryForKey(key=key), decode_key_modification)
+        """Committed changes of ``key``, oldest first (the peer's history database sends newest first)."""
+        with self._query(ChaincodeMessage.GET_HISTORY_FOR_KEY, shim_pb2.GetHistoryForKey(key=key), decode_key_modification) as query:
+            newest_first = list(query)
+        return reversed(newest_first)
 
     # --- events ------------------------------------------------------------------------------
 

@@ -51,10 +51,10 @@ class _ChaincodeServicer(chaincode_shim_pb2_grpc.ChaincodeServicer):
 
     def Connect(self, request_iterator: Iterator[ChaincodeMessage], context: grpc.ServicerContext) -> Iterator[ChaincodeMessage]:  # noqa: N802 - gRPC method name
         logger.info("peer connected from %s", context.peer())
-        session = PeerSession(self._config.chaincode_id, self._runner, self._config.max_workers)
         with self._lock:
             if self._stopping:
                 context.abort(grpc.StatusCode.UNAVAILABLE, "the chaincode server is stopping")
+            session = PeerSession(self._config.chaincode_id, self._runner, self._config.max_workers)
             self._sessions.add(session)
         context.add_callback(lambda: session.close("the peer disconnected"))
         try:

@@ -140,7 +140,7 @@ class PeerSim:
     target: str
     credentials: grpc.ChannelCredentials | None = None
     state: dict[str, bytes] = field(default_factory=dict)
-    history: dict[str, list[HistoryEntry]] = field(default_factory=dict)
+    history: dict[str, list[HistoryEntry]] = field(default_factory=dict)  # per key, oldest first
     batch_size: int = 2
     requests: list[Msg] = field(default_factory=list)
 
@@ -237,7 +237,8 @@ class PeerSim:
             return chaincode_shim_pb2.QueryResponse(id=query_id).SerializeToString()
         if kind == Msg.GET_HISTORY_FOR_KEY:
             key = chaincode_shim_pb2.GetHistoryForKey.FromString(request.payload).key
-            records = [self._modification(entry) for entry in self.history.get(key, [])]
+            # Like Fabric's history database: newest first.
+            records = [self._modification(entry) for entry in reversed(self.history.get(key, []))]
             return self._open(iter(records))
         raise LookupError(f"the test peer does not handle {Msg.Type.Name(kind)}")
 
