@@ -1,0 +1,113 @@
+"""``Audit``: paginated, read-only views of everything the task recorded."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from swarmfuse.chaincode.contract import BadRequest, Context, transaction
+from swarmfuse.chaincode.contracts import keys
+from swarmfuse.chaincode.contracts.consortium import READERS, ConsortiumContract
+from swarmfuse.chaincode.contracts.fields import Identifier, Modality, MspId, PageSize
+from swarmfuse.chaincode.contracts.records import Activity, Exchange, Member, Round, Summary
+
+FORBIDDEN = "Forbidden: caller is not registered nor an auditor"
+BAD_PAGE = "BadRequest: page size outside 1..100 or malformed bookmark"
+
+
+class Page(BaseModel):
+    """One page of results; pass ``bookmark`` back for the next page (empty after the last)."""
+
+    items: list[Any]
+    bookmark: str
+
+
+class HistoryEntry(BaseModel):
+    tx_id: str
+    timestamp: str
+    is_delete: bool
+    value: Any
+
+
+def _encode_bookmark(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode() if raw else ""
+
+
+def _decode_bookmark(bookmark: str) -> str:
+    try:
+        return base64.b64decode(bookmark.encode(), altchars=b"-_", validate=True).decode() if bookmark else ""
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(f"malformed bookmark {bookmark!r}") from exc
+
+
+def _scan_page(ctx: Context, object_type: str, attributes: list[str], model: type[BaseModel], page_size: int, bookmark: str) -> Page:
+    start = _decode_bookmark(bookmark)
+    prefix = ctx.key(object_type, *attributes)
+    if start and not start.startswith(prefix):
+        raise BadRequest("the bookmark belongs to another query")
+    page = ctx.stub.get_state_by_partial_composite_key_with_pagination(object_type, attributes, page_size, start)
+    items = [model.model_validate_json(kv.value).model_dump(mode="json") for kv in page.items]
+    return Page(items=items, bookmark=_encode_bookmark(page.bookmark))
+
+
+def _history_page(ctx: Context, key: str, page_size: int, bookmark: str) -> Page:
+    offset_text = _decode_bookmark(bookmark) or "0"
+    if not offset_text.isdigit():
+        raise BadRequest(f"malformed bookmark {bookmark!r}")
+    offset = int(offset_text)
+    entries = list(ctx.stub.get_history_for_key(key))
+    chosen = entries[offset : offset + page_size]
+    items = [
+        HistoryEntry(
+            tx_id=e.tx_id,
+            timestamp=keys.timestamp_text(e.timestamp),
+            is_delete=e.is_delete,
+            value=None if e.is_delete else json.loads(e.value),
+        ).model_dump(mode="json")
+        for e in chosen
+    ]
+    following = offset + page_size
+    return Page(items=items, bookmark=_encode_bookmark(str(following)) if following < len(entries) else "")
+
+
+class Audit(ConsortiumContract):
+    """Read-only queries for members, auditors and the audit page."""
+
+    @transaction(evaluate=True, allow=READERS, errors=(FORBIDDEN, BAD_PAGE))
+    def members(self, ctx: Context, page_size: PageSize, bookmark: str) -> Page:
+        """Every registered org with its status."""
+        return _scan_page(ctx, keys.MEMBER, [], Member, page_size, bookmark)
+
+    @transaction(evaluate=True, allow=READERS, errors=(FORBIDDEN, BAD_PAGE))
+    def summaries(self, ctx: Context, page_size: PageSize, bookmark: str) -> Page:
+        """The latest summary of every (org, modality)."""
+        return _scan_page(ctx, keys.SUMMARY, [], Summary, page_size, bookmark)
+
+    @transaction(evaluate=True, allow=READERS, errors=(FORBIDDEN, BAD_PAGE))
+    def summary_history(self, ctx: Context, org: MspId, modality: Modality, page_size: PageSize, bookmark: str) -> Page:
+        """Every version of one summary, from the key history."""
+        return _history_page(ctx, keys.summary_key(org, modality), page_size, bookmark)
+
+    @transaction(evaluate=True, allow=READERS, errors=(FORBIDDEN, BAD_PAGE))
+    def rounds(self, ctx: Context, page_size: PageSize, bookmark: str) -> Page:
+        """Every round's current record."""
+        return _scan_page(ctx, keys.ROUND, [], Round, page_size, bookmark)
+
+    @transaction(evaluate=True, allow=READERS, errors=(FORBIDDEN, BAD_PAGE))
+    def round_history(self, ctx: Context, round_id: Identifier, page_size: PageSize, bookmark: str) -> Page:
+        """Every state a round went through, with tx IDs and timestamps, from the key history."""
+        return _history_page(ctx, keys.round_key(round_id), page_size, bookmark)
+
+    @transaction(evaluate=True, allow=READERS, errors=(FORBIDDEN, BAD_PAGE))
+    def exchanges(self, ctx: Context, round_id: Identifier, page_size: PageSize, bookmark: str) -> Page:
+        """The off-chain exchanges recorded in one round."""
+        return _scan_page(ctx, keys.EXCHANGE, [round_id], Exchange, page_size, bookmark)
+
+    @transaction(evaluate=True, allow=READERS, errors=(FORBIDDEN, BAD_PAGE))
+    def activity(self, ctx: Context, org: MspId, page_size: PageSize, bookmark: str) -> Page:
+        """Every write transaction of one org in this task, in time order."""
+        return _scan_page(ctx, keys.ACTIVITY, [org], Activity, page_size, bookmark)

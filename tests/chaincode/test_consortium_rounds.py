@@ -1,0 +1,174 @@
+"""Fusion rounds: every transition and every rejection, events, leader election, aborts; audit queries."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from cc_world import World, founded, sha
+
+from swarmfuse.chaincode.contracts.leader import choose_leader
+
+PARTICIPANTS = ["DC1MSP", "DC2MSP", "DC3MSP"]
+MODEL = sha("model-weights")
+
+
+def exchange(receiver: str, kind: str = "features", digest: str | None = None) -> str:
+    return json.dumps({"receiver": receiver, "kind": kind, "sha256": digest or sha(receiver + kind), "bytes": 4096, "entity_count": 100})
+
+
+def org_of(msp: str) -> str:
+    return msp.removesuffix("MSP")
+
+
+@pytest.fixture
+def opened() -> tuple[World, dict]:
+    world = founded()
+    rnd = world.ok("DC1", "Rounds:Open", "r1", world.round_spec())
+    return world, rnd
+
+
+def test_open_chooses_the_leader_from_participants_and_txid(opened: tuple[World, dict]) -> None:
+    world, rnd = opened
+    assert rnd["state"] == "open" and rnd["participants"] == PARTICIPANTS
+    assert rnd["leader"] == choose_leader(PARTICIPANTS, "r1", rnd["open_tx"])
+    event = world.ledger.events[-1]
+    assert event.name == "RoundOpened" and json.loads(event.payload)["leader"] == rnd["leader"]
+
+
+def test_leader_choice_is_deterministic_and_spread() -> None:
+    picks = {choose_leader(PARTICIPANTS, "r", f"{i:064x}") for i in range(50)}
+    assert picks == set(PARTICIPANTS)
+    assert choose_leader(reversed(PARTICIPANTS), "r", "ab") == choose_leader(PARTICIPANTS, "r", "ab")
+
+
+def test_full_round_closes_after_every_acknowledgement(opened: tuple[World, dict]) -> None:
+    world, rnd = opened
+    leader = org_of(rnd["leader"])
+    others = [org_of(p) for p in PARTICIPANTS if p != rnd["leader"]]
+    for org in others:
+        world.ok(org, "Rounds:RecordExchange", "r1", exchange(rnd["leader"]))
+    assert world.ledger.events[-1].name == "ExchangeRecorded"
+    fused = world.ok(leader, "Rounds:MarkFused", "r1", MODEL, json.dumps({"accuracy": 0.88, "f1": 0.8, "seeds": 3}))
+    assert fused["state"] == "fused" and world.ledger.events[-1].name == "ModelFused"
+    for i, org in enumerate([leader, *others]):
+        acked = world.ok(org, "Rounds:Acknowledge", "r1", MODEL)
+        assert acked["state"] == ("closed" if i == 2 else "fused")
+        assert world.ledger.events[-1].name == "Acknowledged"
+    assert json.loads(world.ledger.events[-1].payload)["state"] == "closed"
+    world.refused(leader, "Rounds:Acknowledge", "r1", MODEL, status=409, fragment="is closed")
+    world.refused(others[0], "Rounds:Abort", "r1", "late", status=409, fragment="is closed")
+
+    history = world.read("Auditor", "Audit:RoundHistory", "r1", "100", "")["items"]
+    assert [h["value"]["state"] for h in history] == ["open", "fused", "fused", "fused", "closed"]
+    exchanges = world.read("Auditor", "Audit:Exchanges", "r1", "1", "")
+    assert len(exchanges["items"]) == 1 and exchanges["bookmark"]
+    rest = world.read("Auditor", "Audit:Exchanges", "r1", "1", exchanges["bookmark"])
+    assert {exchanges["items"][0]["sender"], rest["items"][0]["sender"]} == {f"{o}MSP" for o in others}
+    activity = world.read("Auditor", "Audit:Activity", f"{leader}MSP", "100", "")["items"]
+    assert [a["function"] for a in activity][-2:] == ["Rounds:MarkFused", "Rounds:Acknowledge"]
+    assert "round/r1" in activity[-1]["keys"]
+
+
+def test_open_rejections() -> None:
+    world = founded()
+    world.ok("DC4", "Membership:Register", json.dumps({"name": "x", "endpoint": "x:1", "tls_fingerprint": sha("x"), "modalities": ["text"]}))
+    spec = world.round_spec()
+    world.refused("DC4", "Rounds:Open", "r1", spec, status=403, fragment="needs role member")
+    world.refused("Auditor", "Rounds:Open", "r1", spec, status=403)
+    world.refused("DC1", "Rounds:Open", "bad id!", spec, status=400, fragment="argument 'round_id'")
+    world.refused("DC1", "Rounds:Open", "r1", world.round_spec(("DC1", "DC4")), status=400, fragment="DC4MSP is not an active member")
+    world.refused("DC1", "Rounds:Open", "r1", world.round_spec(("DC1",)), status=400, fragment="participants")
+    world.refused("DC1", "Rounds:Open", "r1", world.round_spec(hours=-1), status=400, fragment="not after the transaction time")
+    world.refused("DC1", "Rounds:Open", "r1", world.round_spec(label_holder="DC9MSP"), status=400, fragment="label holder")
+    world.refused("DC1", "Rounds:Open", "r1", world.round_spec(roles={"DC1MSP": ["text"]}), status=400, fragment="roles must name")
+    wrong_modality = {"DC1MSP": ["image"], "DC2MSP": ["image"], "DC3MSP": ["text"]}
+    world.refused("DC1", "Rounds:Open", "r1", world.round_spec(roles=wrong_modality), status=400, fragment="did not register modality image")
+    world.refused("DC1", "Rounds:Open", "r1", world.round_spec(method="magic"), status=400, fragment="method")
+    world.refused("DC1", "Rounds:Open", "r1", world.round_spec(model_spec_sha256="ABC"), status=400, fragment="model_spec_sha256")
+    world.ok("DC1", "Rounds:Open", "r1", spec)
+    world.refused("DC2", "Rounds:Open", "r1", world.round_spec(), status=409, fragment="exists already")
+
+
+def test_exchange_rejections(opened: tuple[World, dict]) -> None:
+    world, rnd = opened
+    world.ok("DC4", "Membership:Register", json.dumps({"name": "x", "endpoint": "x:1", "tls_fingerprint": sha("x"), "modalities": ["text"]}))
+    world.ok("DC1", "Membership:Approve", "DC4MSP")
+    world.ok("DC2", "Membership:Approve", "DC4MSP")
+    world.refused("DC4", "Rounds:RecordExchange", "r1", exchange("DC1MSP"), status=403, fragment="not a participant")
+    world.refused("DC1", "Rounds:RecordExchange", "r9", exchange("DC2MSP"), status=404, fragment="no round 'r9'")
+    world.refused("DC1", "Rounds:RecordExchange", "r1", exchange("DC1MSP"), status=400, fragment="another participant")
+    world.refused("DC1", "Rounds:RecordExchange", "r1", exchange("DC4MSP"), status=400, fragment="another participant")
+    world.refused("DC1", "Rounds:RecordExchange", "r1", exchange("DC2MSP", digest="z" * 64), status=400, fragment="sha256")
+    world.ok("DC1", "Rounds:RecordExchange", "r1", exchange("DC2MSP"))
+    world.refused("DC1", "Rounds:RecordExchange", "r1", exchange("DC2MSP"), status=409, fragment="already recorded")
+
+
+def test_fuse_and_acknowledge_rejections(opened: tuple[World, dict]) -> None:
+    world, rnd = opened
+    leader = org_of(rnd["leader"])
+    other = org_of(next(p for p in PARTICIPANTS if p != rnd["leader"]))
+    world.refused(other, "Rounds:MarkFused", "r1", MODEL, "{}", status=403, fragment=f"only the leader {rnd['leader']}")
+    world.refused(leader, "Rounds:Acknowledge", "r1", MODEL, status=409, fragment="is open; this needs it fused")
+    world.refused(leader, "Rounds:MarkFused", "r1", "nothex", "{}", status=400, fragment="model_sha256")
+    world.refused(leader, "Rounds:MarkFused", "r1", MODEL, '{"acc": [1]}', status=400, fragment="metrics")
+    world.ok(leader, "Rounds:MarkFused", "r1", MODEL, '{"acc": 0.9}')
+    world.refused(leader, "Rounds:MarkFused", "r1", MODEL, "{}", status=409, fragment="is fused")
+    world.refused(other, "Rounds:Acknowledge", "r1", sha("other"), status=409, fragment="published")
+    world.refused("DC4", "Rounds:Acknowledge", "r1", MODEL, status=403)
+    world.ok(other, "Rounds:Acknowledge", "r1", MODEL)
+    world.refused(other, "Rounds:Acknowledge", "r1", MODEL, status=409, fragment="already acknowledged")
+
+
+def test_abort_by_majority_of_participants(opened: tuple[World, dict]) -> None:
+    world, _ = opened
+    assert world.ok("DC1", "Rounds:Abort", "r1", "data issue")["state"] == "open"
+    world.refused("DC1", "Rounds:Abort", "r1", "again", status=409, fragment="already voted")
+    aborted = world.ok("DC2", "Rounds:Abort", "r1", "data issue")
+    assert (aborted["state"], aborted["abort_reason"]) == ("aborted", "data issue")
+    assert world.ledger.events[-1].name == "AbortVoted"
+    world.refused("DC3", "Rounds:Abort", "r1", "x", status=409, fragment="is aborted")
+
+
+def test_after_the_deadline_anyone_aborts_and_a_new_leader_can_be_elected() -> None:
+    world = founded(("DC1", "DC2", "DC3", "DC4"))
+    world.ok("DC1", "Membership:Approve", "DC4MSP")
+    world.ok("DC2", "Membership:Approve", "DC4MSP")
+    rnd = world.ok("DC1", "Rounds:Open", "r1", world.round_spec(hours=1))
+    world.refused("DC4", "Rounds:Abort", "r1", "x", status=403, fragment="not a participant")
+    world.refused("DC1", "Rounds:ElectLeader", "r1", world.deadline(2), status=409, fragment="has until")
+    world.ledger.clock += timedelta(hours=2)
+    world.refused("DC4", "Rounds:ElectLeader", "r1", world.deadline(1), status=403, fragment="not a participant")
+    world.refused("DC1", "Rounds:ElectLeader", "r1", world.deadline(-1), status=400, fragment="new deadline")
+    elected = world.ok("DC1", "Rounds:ElectLeader", "r1", world.deadline(1))
+    assert elected["leader"] != rnd["leader"] and elected["past_leaders"] == [rnd["leader"]]
+    assert world.ledger.events[-1].name == "LeaderElected"
+    world.refused(org_of(rnd["leader"]), "Rounds:MarkFused", "r1", MODEL, "{}", status=403, fragment="only the leader")
+    world.ledger.clock += timedelta(hours=2)
+    second = world.ok("DC2", "Rounds:ElectLeader", "r1", world.deadline(1))
+    assert second["leader"] not in {rnd["leader"], elected["leader"]}
+    world.ledger.clock += timedelta(hours=2)
+    world.refused("DC2", "Rounds:ElectLeader", "r1", world.deadline(1), status=409, fragment="has led it already")
+    assert world.ok("DC4", "Rounds:Abort", "r1", "nobody fused")["state"] == "aborted"
+
+
+def test_audit_pagination_and_bad_bookmarks(opened: tuple[World, dict]) -> None:
+    world, _ = opened
+    seen, bookmark = [], ""
+    while True:
+        page = world.read("Auditor", "Audit:Members", "2", bookmark)
+        seen += [m["org"] for m in page["items"]]
+        bookmark = page["bookmark"]
+        if not bookmark:
+            break
+    assert seen == PARTICIPANTS
+    assert world.query("Auditor", "Audit:Members", "0", "").status == 400
+    assert world.query("Auditor", "Audit:Members", "101", "").status == 400
+    assert world.query("Auditor", "Audit:Members", "2", "%%%").status == 400
+    other = world.read("Auditor", "Audit:Members", "1", "")["bookmark"]
+    response = world.query("Auditor", "Audit:Rounds", "1", other)
+    assert (response.status, response.message) == (400, "BadRequest: the bookmark belongs to another query")
+    assert [r["round_id"] for r in world.read("DC2", "Audit:Rounds", "10", "")["items"]] == ["r1"]
+    assert world.read("DC1", "Rounds:Get", "r1")["state"] == "open"
+    assert world.query("DC1", "Rounds:Get", "r2").status == 404
