@@ -23,7 +23,7 @@ logger = logging.getLogger("swarmfuse.chaincode")
 APP_MODULE = "swarmfuse.chaincode.app"
 
 
-class AppMissing(RuntimeError):
+class AppMissingError(RuntimeError):
     """The contract application cannot be loaded."""
 
 
@@ -34,10 +34,10 @@ def load_chaincode() -> Chaincode:
     except ModuleNotFoundError as exc:
         if exc.name != APP_MODULE:
             raise
-        raise AppMissing(f"{APP_MODULE} is missing: the contract application is not installed") from exc
+        raise AppMissingError(f"{APP_MODULE} is missing: the contract application is not installed") from exc
     factory = getattr(app, "create_chaincode", None)
     if not callable(factory):
-        raise AppMissing(f"{APP_MODULE} has no create_chaincode() function")
+        raise AppMissingError(f"{APP_MODULE} has no create_chaincode() function")
     return factory()
 
 
@@ -50,7 +50,7 @@ def main() -> int:
     try:
         config = ServerConfig.from_env(os.environ)
         server = ChaincodeServer(load_chaincode(), config)
-    except (ConfigError, AppMissing, OSError) as exc:
+    except (ConfigError, AppMissingError, OSError) as exc:
         logger.error("cannot start the chaincode server: %s", exc)
         return 2
     stop = threading.Event()

@@ -82,14 +82,18 @@ def _tls_from_env(env: Mapping[str, str]) -> TlsMaterial | None:
     client_ca = _read(env, "CHAINCODE_CLIENT_CA_CERT_FILE")
     if disabled:
         if cert or key or client_ca:
-            raise ConfigError("CHAINCODE_TLS_DISABLED=true contradicts the CHAINCODE_TLS_*/CLIENT_CA files that are set")
+            raise ConfigError(
+                "CHAINCODE_TLS_DISABLED=true contradicts the CHAINCODE_TLS_*/CLIENT_CA files that are set"
+            )
         return None
     if (cert is None) != (key is None):
         missing = "CHAINCODE_TLS_KEY_FILE" if key is None else "CHAINCODE_TLS_CERT_FILE"
         raise ConfigError(f"{missing} is not set: TLS needs both CHAINCODE_TLS_CERT_FILE and CHAINCODE_TLS_KEY_FILE")
     if cert is None or key is None:
         if client_ca:
-            raise ConfigError("CHAINCODE_CLIENT_CA_CERT_FILE needs TLS: set CHAINCODE_TLS_CERT_FILE and CHAINCODE_TLS_KEY_FILE")
+            raise ConfigError(
+                "CHAINCODE_CLIENT_CA_CERT_FILE needs TLS: set CHAINCODE_TLS_CERT_FILE and CHAINCODE_TLS_KEY_FILE"
+            )
         logger.warning("no CHAINCODE_TLS_CERT_FILE/KEY_FILE given: serving without TLS")
         return None
     return TlsMaterial(cert_pem=cert, key_pem=key, client_ca_pem=client_ca)

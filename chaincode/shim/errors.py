@@ -10,7 +10,7 @@ class PeerError(RuntimeError):
         self.peer_message = message
 
 
-class PeerStreamClosed(PeerError):
+class PeerStreamClosedError(PeerError):
     """The stream to the peer ended while a transaction was still talking to it."""
 
     def __init__(self, request: str) -> None:

@@ -48,7 +48,9 @@ def _check_write(key: str) -> None:
 class PeerStub:
     """Ledger access for one transaction over its :class:`TxConnection`."""
 
-    def __init__(self, tx: TxConnection, context: ProposalContext, invocation: Invocation, write_batch_size: int) -> None:
+    def __init__(
+        self, tx: TxConnection, context: ProposalContext, invocation: Invocation, write_batch_size: int
+    ) -> None:
         self._tx = tx
         self._context = context
         self._invocation = invocation
@@ -119,7 +121,9 @@ class PeerStub:
 
     def get_history_for_key(self, key: str) -> Iterator[KeyModification]:
         """Committed changes of ``key``, oldest first (the peer's history database sends newest first)."""
-        with self._query(ChaincodeMessage.GET_HISTORY_FOR_KEY, shim_pb2.GetHistoryForKey(key=key), decode_key_modification) as query:
+        with self._query(
+            ChaincodeMessage.GET_HISTORY_FOR_KEY, shim_pb2.GetHistoryForKey(key=key), decode_key_modification
+        ) as query:
             newest_first = list(query)
         return reversed(newest_first)
 
@@ -162,7 +166,9 @@ class PeerStub:
         return shim_pb2.WriteRecord(key=key, value=value, type=shim_pb2.WriteRecord.PUT_STATE)
 
     def _range(self, start: str, end: str) -> QueryIterator[KV]:
-        return self._query(ChaincodeMessage.GET_STATE_BY_RANGE, shim_pb2.GetStateByRange(startKey=start, endKey=end), decode_kv)
+        return self._query(
+            ChaincodeMessage.GET_STATE_BY_RANGE, shim_pb2.GetStateByRange(startKey=start, endKey=end), decode_kv
+        )
 
     def _page(self, start: str, end: str, page_size: int, bookmark: str) -> QueryPage:
         if not isinstance(page_size, int) or page_size <= 0:
@@ -171,7 +177,9 @@ class PeerStub:
         request = shim_pb2.GetStateByRange(startKey=start, endKey=end, metadata=metadata)
         with self._query(ChaincodeMessage.GET_STATE_BY_RANGE, request, decode_kv) as query:
             items = list(query)
-        return QueryPage(items=items, bookmark=query.metadata.bookmark, fetched_records_count=query.metadata.fetched_records_count)
+        return QueryPage(
+            items=items, bookmark=query.metadata.bookmark, fetched_records_count=query.metadata.fetched_records_count
+        )
 
     def _query(self, msg_type: int, request: Message, decode: Callable[[bytes], T]) -> QueryIterator[T]:
         first = parse_query_response(self._tx.call(msg_type, request))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import TypeVar
 
 from fabric_protos.common import common_pb2
@@ -52,7 +52,7 @@ def decode_proposal(signed: proposal_pb2.SignedProposal) -> ProposalContext:
     if not identity.mspid:
         raise ProposalError("the proposal creator has no MSP ID")
     payload = _parse(proposal_pb2.ChaincodeProposalPayload, proposal.payload, "proposal payload")
-    timestamp = channel_header.timestamp.ToDatetime(tzinfo=timezone.utc)
+    timestamp = channel_header.timestamp.ToDatetime(tzinfo=UTC)
     return ProposalContext(
         creator=ClientIdentity(mspid=identity.mspid, cert_pem=bytes(identity.id_bytes)),
         timestamp=timestamp,

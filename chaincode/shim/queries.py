@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import timezone
+from datetime import UTC
 from typing import Generic, TypeVar
 
 from fabric_protos.ledger.queryresult import kv_query_result_pb2
@@ -25,7 +25,7 @@ def decode_key_modification(data: bytes) -> KeyModification:
     return KeyModification(
         tx_id=record.tx_id,
         value=bytes(record.value),
-        timestamp=record.timestamp.ToDatetime(tzinfo=timezone.utc),
+        timestamp=record.timestamp.ToDatetime(tzinfo=UTC),
         is_delete=record.is_delete,
     )
 
@@ -64,7 +64,9 @@ class QueryIterator(Iterator[T], Generic[T]):
             if self._closed or not self._response.has_more:
                 self._finish()
                 raise StopIteration
-            payload = self._tx.call(ChaincodeMessage.QUERY_STATE_NEXT, chaincode_shim_pb2.QueryStateNext(id=self._response.id))
+            payload = self._tx.call(
+                ChaincodeMessage.QUERY_STATE_NEXT, chaincode_shim_pb2.QueryStateNext(id=self._response.id)
+            )
             self._response = parse_query_response(payload)
             self._take_metadata(self._response)
             self._index = 0
@@ -78,7 +80,9 @@ class QueryIterator(Iterator[T], Generic[T]):
             return
         try:
             if self._response.has_more:
-                self._tx.call(ChaincodeMessage.QUERY_STATE_CLOSE, chaincode_shim_pb2.QueryStateClose(id=self._response.id))
+                self._tx.call(
+                    ChaincodeMessage.QUERY_STATE_CLOSE, chaincode_shim_pb2.QueryStateClose(id=self._response.id)
+                )
         finally:
             self._finish()
 

@@ -49,7 +49,9 @@ class _ChaincodeServicer(chaincode_shim_pb2_grpc.ChaincodeServicer):
         for session in sessions:
             session.drain()
 
-    def Connect(self, request_iterator: Iterator[ChaincodeMessage], context: grpc.ServicerContext) -> Iterator[ChaincodeMessage]:  # noqa: N802 - gRPC method name
+    def Connect(  # noqa: N802 - the gRPC method name
+        self, request_iterator: Iterator[ChaincodeMessage], context: grpc.ServicerContext
+    ) -> Iterator[ChaincodeMessage]:
         logger.info("peer connected from %s", context.peer())
         with self._lock:
             if self._stopping:
@@ -97,8 +99,14 @@ class ChaincodeServer:
 
     def start(self) -> None:
         self._server.start()
-        mode = "plaintext" if self._config.tls is None else "TLS" + (" + client certs" if self._config.tls.client_ca_pem else "")
-        logger.info("chaincode %s serving on %s (port %d, %s)", self._config.chaincode_id, self._config.address, self.port, mode)
+        mode = (
+            "plaintext"
+            if self._config.tls is None
+            else "TLS" + (" + client certs" if self._config.tls.client_ca_pem else "")
+        )
+        logger.info(
+            "chaincode %s serving on %s (port %d, %s)", self._config.chaincode_id, self._config.address, self.port, mode
+        )
 
     def stop(self, grace: float | None = 5.0) -> None:
         """Refuse new work, give running transactions ``grace`` seconds to finish, then end all streams."""

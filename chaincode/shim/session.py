@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2
 from google.protobuf.message import DecodeError, Message
 
-from swarmfuse.chaincode.shim.errors import PeerError, PeerStreamClosed
+from swarmfuse.chaincode.shim.errors import PeerError, PeerStreamClosedError
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class TxConnection:
         name = MessageType.Name(msg_type)
         with self._lock:
             if self.session.closed:
-                raise PeerStreamClosed(name)
+                raise PeerStreamClosedError(name)
             self._waiting = True
             try:
                 self.session.send(
@@ -63,7 +63,7 @@ class TxConnection:
             finally:
                 self._waiting = False
         if reply is None:
-            raise PeerStreamClosed(name)
+            raise PeerStreamClosedError(name)
         if reply.type == ChaincodeMessage.RESPONSE:
             return reply.payload
         if reply.type == ChaincodeMessage.ERROR:
@@ -106,7 +106,10 @@ class PeerSession:
     def run(self, requests: Iterator[ChaincodeMessage]) -> Iterator[ChaincodeMessage]:
         """Register, then yield every message for the peer until the stream ends."""
         self.send(
-            ChaincodeMessage(type=ChaincodeMessage.REGISTER, payload=chaincode_pb2.ChaincodeID(name=self._chaincode_id).SerializeToString())
+            ChaincodeMessage(
+                type=ChaincodeMessage.REGISTER,
+                payload=chaincode_pb2.ChaincodeID(name=self._chaincode_id).SerializeToString(),
+            )
         )
         threading.Thread(target=self._read, args=(requests,), name="cc-stream-reader", daemon=True).start()
         try:
@@ -124,7 +127,7 @@ class PeerSession:
             self.close("the chaincode server is stopping")
 
     def close(self, reason: str = "the chaincode server is stopping") -> None:
-        """End the stream; transactions still waiting for the peer get :class:`PeerStreamClosed`."""
+        """End the stream; transactions still waiting for the peer get :class:`PeerStreamClosedError`."""
         with self._lock:
             if self._closed.is_set():
                 return
@@ -143,7 +146,14 @@ class PeerSession:
                 problem = self._dispatch(message)
                 if problem:
                     logger.error("protocol error: %s", problem)
-                    self.send(ChaincodeMessage(type=ChaincodeMessage.ERROR, payload=problem.encode(), txid=message.txid, channel_id=message.channel_id))
+                    self.send(
+                        ChaincodeMessage(
+                            type=ChaincodeMessage.ERROR,
+                            payload=problem.encode(),
+                            txid=message.txid,
+                            channel_id=message.channel_id,
+                        )
+                    )
                     reason = problem
                     break
         except Exception as exc:  # the stream raises grpc errors of several kinds when it breaks
@@ -183,7 +193,9 @@ class PeerSession:
             logger.warning("ignoring undecodable READY parameters from the peer")
         if params.use_write_batch:
             self.write_batch_size = max(params.max_size_write_batch, MIN_WRITE_BATCH_SIZE)
-        logger.info("registered with the peer as %s (write batch size: %s)", self._chaincode_id, self.write_batch_size or "off")
+        logger.info(
+            "registered with the peer as %s (write batch size: %s)", self._chaincode_id, self.write_batch_size or "off"
+        )
 
     def _route_reply(self, message: ChaincodeMessage) -> None:
         with self._lock:
@@ -204,7 +216,14 @@ class PeerSession:
             else:
                 tx = self._transactions[key] = TxConnection(self, message.channel_id, message.txid)
         if refusal:
-            self.send(ChaincodeMessage(type=ChaincodeMessage.ERROR, payload=refusal.encode(), txid=message.txid, channel_id=message.channel_id))
+            self.send(
+                ChaincodeMessage(
+                    type=ChaincodeMessage.ERROR,
+                    payload=refusal.encode(),
+                    txid=message.txid,
+                    channel_id=message.channel_id,
+                )
+            )
             return
         self._pool.submit(self._serve, tx, message)
 

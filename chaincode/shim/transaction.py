@@ -15,7 +15,9 @@ logger = logging.getLogger(__name__)
 
 
 def _error(tx: TxConnection, text: str) -> ChaincodeMessage:
-    return ChaincodeMessage(type=ChaincodeMessage.ERROR, payload=text.encode("utf-8"), txid=tx.txid, channel_id=tx.channel_id)
+    return ChaincodeMessage(
+        type=ChaincodeMessage.ERROR, payload=text.encode("utf-8"), txid=tx.txid, channel_id=tx.channel_id
+    )
 
 
 def _describe(exc: BaseException) -> str:
@@ -56,7 +58,9 @@ class TransactionRunner:
         )
         if response.ok and stub.event is not None:
             completed.chaincode_event.CopyFrom(
-                chaincode_event_pb2.ChaincodeEvent(event_name=stub.event.name, payload=stub.event.payload, tx_id=tx.txid)
+                chaincode_event_pb2.ChaincodeEvent(
+                    event_name=stub.event.name, payload=stub.event.payload, tx_id=tx.txid
+                )
             )
         return completed
 

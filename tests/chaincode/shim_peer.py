@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import itertools
 import json
 import queue
 import threading
@@ -19,7 +20,13 @@ from cryptography.x509.oid import NameOID
 from fabric_protos.common import common_pb2
 from fabric_protos.ledger.queryresult import kv_query_result_pb2
 from fabric_protos.msp import identities_pb2
-from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2, chaincode_shim_pb2_grpc, proposal_pb2, proposal_response_pb2
+from fabric_protos.peer import (
+    chaincode_pb2,
+    chaincode_shim_pb2,
+    chaincode_shim_pb2_grpc,
+    proposal_pb2,
+    proposal_response_pb2,
+)
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from swarmfuse.chaincode.stub import ChaincodeStub, Response, split_composite_key
@@ -37,7 +44,9 @@ class KeyPair:
     key_pem: bytes
 
 
-def make_cert(common_name: str, issuer: KeyPair | None = None, *, ca: bool = False, sans: tuple[str, ...] = ()) -> KeyPair:
+def make_cert(
+    common_name: str, issuer: KeyPair | None = None, *, ca: bool = False, sans: tuple[str, ...] = ()
+) -> KeyPair:
     """An EC P-256 certificate, self-signed or signed by ``issuer``."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -47,7 +56,7 @@ def make_cert(common_name: str, issuer: KeyPair | None = None, *, ca: bool = Fal
         issuer_cert = x509.load_pem_x509_certificate(issuer.cert_pem)
         issuer_name = issuer_cert.subject
         signing_key = serialization.load_pem_private_key(issuer.key_pem, password=None)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -69,7 +78,9 @@ def make_cert(common_name: str, issuer: KeyPair | None = None, *, ca: bool = Fal
     cert = builder.sign(signing_key, hashes.SHA256())
     return KeyPair(
         cert_pem=cert.public_bytes(serialization.Encoding.PEM),
-        key_pem=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        key_pem=key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
     )
 
 
@@ -93,7 +104,9 @@ def signed_proposal(
     creator = identities_pb2.SerializedIdentity(mspid=mspid, id_bytes=cert_pem)
     header = common_pb2.Header(
         channel_header=channel_header.SerializeToString(),
-        signature_header=common_pb2.SignatureHeader(creator=creator.SerializeToString(), nonce=b"n" * 24).SerializeToString(),
+        signature_header=common_pb2.SignatureHeader(
+            creator=creator.SerializeToString(), nonce=b"n" * 24
+        ).SerializeToString(),
     )
     payload = proposal_pb2.ChaincodeProposalPayload(input=b"", TransientMap=transient or {})
     proposal = proposal_pb2.Proposal(header=header.SerializeToString(), payload=payload.SerializeToString())
@@ -101,10 +114,12 @@ def signed_proposal(
 
 
 DEFAULT_CERT = make_cert("user1")
-DEFAULT_TIME = dt.datetime(2026, 11, 23, 12, 30, 45, 123456, tzinfo=dt.timezone.utc)
+DEFAULT_TIME = dt.datetime(2026, 11, 23, 12, 30, 45, 123456, tzinfo=dt.UTC)
 
 
-def transaction(txid: str, *args: str | bytes, channel: str = CHANNEL, proposal: proposal_pb2.SignedProposal | None = None) -> Msg:
+def transaction(
+    txid: str, *args: str | bytes, channel: str = CHANNEL, proposal: proposal_pb2.SignedProposal | None = None
+) -> Msg:
     raw = [a.encode() if isinstance(a, str) else a for a in args]
     return Msg(
         type=Msg.TRANSACTION,
@@ -261,7 +276,9 @@ class PeerSim:
         keys = self._keys(meta.bookmark or request.startKey, request.endKey)
         page, rest = keys[: meta.pageSize], keys[meta.pageSize :]
         self._iterator_count += 1
-        metadata = chaincode_shim_pb2.QueryResponseMetadata(fetched_records_count=len(page), bookmark=rest[0] if rest else "")
+        metadata = chaincode_shim_pb2.QueryResponseMetadata(
+            fetched_records_count=len(page), bookmark=rest[0] if rest else ""
+        )
         return chaincode_shim_pb2.QueryResponse(
             results=[chaincode_shim_pb2.QueryResultBytes(resultBytes=self._kv(k)) for k in page],
             has_more=False,
@@ -279,7 +296,9 @@ class PeerSim:
         results = self._iterators.get(query_id)
         if results is None:
             raise LookupError(f"query iterator {query_id} does not exist")
-        batch = [chaincode_shim_pb2.QueryResultBytes(resultBytes=r) for _, r in zip(range(self.batch_size + 1), results)]
+        batch = [
+            chaincode_shim_pb2.QueryResultBytes(resultBytes=r) for r in itertools.islice(results, self.batch_size + 1)
+        ]
         has_more = len(batch) > self.batch_size
         if has_more:  # keep the extra one for the next batch
             extra = batch.pop()

@@ -23,8 +23,10 @@ def test_contract_sees_creator_timestamp_and_transient_over_the_stream() -> None
     try:
         peer.handshake()
         auditor = make_cert("auditor-user")
-        when = dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.timezone.utc)
-        proposal = signed_proposal("tx-who", "AuditorMSP", auditor.cert_pem, when, transient={"secret": b"s3"}, channel="task9")
+        when = dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.UTC)
+        proposal = signed_proposal(
+            "tx-who", "AuditorMSP", auditor.cert_pem, when, transient={"secret": b"s3"}, channel="task9"
+        )
         response = response_of(peer.run(transaction("tx-who", "whoami", channel="task9", proposal=proposal)))
         assert json.loads(response.payload) == {
             "tx": "tx-who",
@@ -40,7 +42,7 @@ def test_contract_sees_creator_timestamp_and_transient_over_the_stream() -> None
 
 
 def test_decode_proposal_fields() -> None:
-    when = dt.datetime(2025, 6, 1, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
     context = decode_proposal(signed_proposal("t", "DC2MSP", DEFAULT_CERT.cert_pem, when))
     assert context.creator.mspid == "DC2MSP"
     assert context.creator.cert_pem == DEFAULT_CERT.cert_pem
@@ -51,7 +53,11 @@ def test_decode_proposal_fields() -> None:
 def test_decode_invocation_splits_function_and_args() -> None:
     data = chaincode_pb2.ChaincodeInput(args=[b"Sample:Put", b"k", b"\x00\xff"]).SerializeToString()
     invocation = decode_invocation(data, {"t": b"x"})
-    assert (invocation.function, tuple(invocation.args), invocation.transient) == ("Sample:Put", (b"k", b"\x00\xff"), {"t": b"x"})
+    assert (invocation.function, tuple(invocation.args), invocation.transient) == (
+        "Sample:Put",
+        (b"k", b"\x00\xff"),
+        {"t": b"x"},
+    )
 
 
 @pytest.mark.parametrize(

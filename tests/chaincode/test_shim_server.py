@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from shim_peer import KeyPair, Msg, PeerSim, ShimTestChaincode, make_cert, response_of, transaction
+from shim_peer import KeyPair, PeerSim, ShimTestChaincode, make_cert, response_of, transaction
 
 from swarmfuse.chaincode import __main__ as entry
 from swarmfuse.chaincode.shim import ChaincodeServer, ServerConfig
@@ -37,7 +37,9 @@ def pki() -> dict[str, KeyPair]:
 
 def _tls_server(pki: dict[str, KeyPair]) -> ChaincodeServer:
     tls = TlsMaterial(cert_pem=pki["server"].cert_pem, key_pem=pki["server"].key_pem, client_ca_pem=pki["ca"].cert_pem)
-    server = ChaincodeServer(ShimTestChaincode(), ServerConfig(chaincode_id="swarmfuse_1.0:tls", address="127.0.0.1:0", tls=tls))
+    server = ChaincodeServer(
+        ShimTestChaincode(), ServerConfig(chaincode_id="swarmfuse_1.0:tls", address="127.0.0.1:0", tls=tls)
+    )
     server.start()
     return server
 
@@ -45,7 +47,9 @@ def _tls_server(pki: dict[str, KeyPair]) -> ChaincodeServer:
 def test_tls_with_client_certificate(pki: dict[str, KeyPair]) -> None:
     server = _tls_server(pki)
     credentials = grpc.ssl_channel_credentials(
-        root_certificates=pki["ca"].cert_pem, private_key=pki["client"].key_pem, certificate_chain=pki["client"].cert_pem
+        root_certificates=pki["ca"].cert_pem,
+        private_key=pki["client"].key_pem,
+        certificate_chain=pki["client"].cert_pem,
     )
     peer = PeerSim(f"127.0.0.1:{server.port}", credentials=credentials)
     try:
@@ -93,7 +97,9 @@ def test_config_from_env_with_tls(tmp_path: Path, pki: dict[str, KeyPair]) -> No
     config = ServerConfig.from_env(env)
     assert (config.chaincode_id, config.address) == ("swarmfuse_1.0:abc", "0.0.0.0:9999")
     assert config.tls == TlsMaterial(pki["server"].cert_pem, pki["server"].key_pem, pki["ca"].cert_pem)
-    plain = ServerConfig.from_env({"CHAINCODE_ID": "x", "CHAINCODE_SERVER_ADDRESS": "h:1", "CHAINCODE_TLS_DISABLED": "true"})
+    plain = ServerConfig.from_env(
+        {"CHAINCODE_ID": "x", "CHAINCODE_SERVER_ADDRESS": "h:1", "CHAINCODE_TLS_DISABLED": "true"}
+    )
     assert plain.tls is None
 
 
@@ -104,13 +110,33 @@ def test_config_from_env_with_tls(tmp_path: Path, pki: dict[str, KeyPair]) -> No
         ({"CHAINCODE_ID": "x"}, "CHAINCODE_SERVER_ADDRESS is not set"),
         ({"CHAINCODE_ID": "x", "CHAINCODE_SERVER_ADDRESS": "9999"}, "is not host:port"),
         ({"CHAINCODE_ID": "x", "CHAINCODE_SERVER_ADDRESS": "h:99999"}, "is not host:port"),
-        ({"CHAINCODE_ID": "x", "CHAINCODE_SERVER_ADDRESS": "h:1", "CHAINCODE_TLS_DISABLED": "maybe"}, "is not a boolean"),
-        ({"CHAINCODE_ID": "x", "CHAINCODE_SERVER_ADDRESS": "h:1", "CHAINCODE_TLS_CERT_FILE": "/nonexistent.pem"}, "cannot read /nonexistent.pem"),
-        ({"CHAINCODE_ID": "x", "CHAINCODE_SERVER_ADDRESS": "h:1", "CHAINCODE_TLS_CERT_FILE": "{cert}"}, "CHAINCODE_TLS_KEY_FILE is not set"),
-        ({"CHAINCODE_ID": "x", "CHAINCODE_SERVER_ADDRESS": "h:1", "CHAINCODE_TLS_KEY_FILE": "{junk}"}, "is not a PEM file"),
-        ({"CHAINCODE_ID": "x", "CHAINCODE_SERVER_ADDRESS": "h:1", "CHAINCODE_CLIENT_CA_CERT_FILE": "{cert}"}, "needs TLS"),
         (
-            {"CHAINCODE_ID": "x", "CHAINCODE_SERVER_ADDRESS": "h:1", "CHAINCODE_TLS_DISABLED": "true", "CHAINCODE_TLS_CERT_FILE": "{cert}"},
+            {"CHAINCODE_ID": "x", "CHAINCODE_SERVER_ADDRESS": "h:1", "CHAINCODE_TLS_DISABLED": "maybe"},
+            "is not a boolean",
+        ),
+        (
+            {"CHAINCODE_ID": "x", "CHAINCODE_SERVER_ADDRESS": "h:1", "CHAINCODE_TLS_CERT_FILE": "/nonexistent.pem"},
+            "cannot read /nonexistent.pem",
+        ),
+        (
+            {"CHAINCODE_ID": "x", "CHAINCODE_SERVER_ADDRESS": "h:1", "CHAINCODE_TLS_CERT_FILE": "{cert}"},
+            "CHAINCODE_TLS_KEY_FILE is not set",
+        ),
+        (
+            {"CHAINCODE_ID": "x", "CHAINCODE_SERVER_ADDRESS": "h:1", "CHAINCODE_TLS_KEY_FILE": "{junk}"},
+            "is not a PEM file",
+        ),
+        (
+            {"CHAINCODE_ID": "x", "CHAINCODE_SERVER_ADDRESS": "h:1", "CHAINCODE_CLIENT_CA_CERT_FILE": "{cert}"},
+            "needs TLS",
+        ),
+        (
+            {
+                "CHAINCODE_ID": "x",
+                "CHAINCODE_SERVER_ADDRESS": "h:1",
+                "CHAINCODE_TLS_DISABLED": "true",
+                "CHAINCODE_TLS_CERT_FILE": "{cert}",
+            },
             "contradicts",
         ),
     ],
@@ -133,7 +159,7 @@ def test_busy_address_is_a_clear_error() -> None:
 
 def test_missing_app_module_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, entry.APP_MODULE, None)
-    with pytest.raises(entry.AppMissing, match="swarmfuse.chaincode.app is missing"):
+    with pytest.raises(entry.AppMissingError, match=r"swarmfuse\.chaincode\.app is missing"):
         entry.load_chaincode()
 
 
@@ -160,9 +186,18 @@ ENTRY_SCRIPT = textwrap.dedent(
 
 def test_entry_point_serves_and_stops_on_sigterm() -> None:
     port = _free_port()
-    env = {**os.environ, "CHAINCODE_ID": "swarmfuse_1.0:main", "CHAINCODE_SERVER_ADDRESS": f"127.0.0.1:{port}", "CHAINCODE_TLS_DISABLED": "true"}
+    env = {
+        **os.environ,
+        "CHAINCODE_ID": "swarmfuse_1.0:main",
+        "CHAINCODE_SERVER_ADDRESS": f"127.0.0.1:{port}",
+        "CHAINCODE_TLS_DISABLED": "true",
+    }
     process = subprocess.Popen(
-        [sys.executable, "-c", ENTRY_SCRIPT, str(Path(__file__).parent)], env=env, stderr=subprocess.PIPE, text=True, cwd=REPO
+        [sys.executable, "-c", ENTRY_SCRIPT, str(Path(__file__).parent)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
     )
     try:
         deadline = time.monotonic() + 20
@@ -192,5 +227,10 @@ def test_entry_point_bad_config_exits_with_one_line() -> None:
         [sys.executable, "-m", "swarmfuse.chaincode"], env=env, capture_output=True, text=True, timeout=60, cwd=REPO
     )
     assert result.returncode == 2
-    assert result.stderr.strip().endswith("cannot start the chaincode server: CHAINCODE_ID is not set (the chaincode package ID, e.g. swarmfuse_1.0:<hash>)")
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].endswith(
+        "cannot start the chaincode server: CHAINCODE_ID is not set (the chaincode package ID, e.g. "
+        "swarmfuse_1.0:<hash>)"
+    )
     assert "Traceback" not in result.stderr
