@@ -1,0 +1,151 @@
+"""Property test: random, malformed, out-of-order and wrongly authorised calls against the contracts.
+
+Every refused call must be a typed error (never a 500) and leave the ledger byte-for-byte unchanged;
+after every accepted call the round invariants must hold.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from cc_world import World, founded, profile, sha
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from swarmfuse.chaincode.contracts.keys import EXCHANGE, ROUND
+from swarmfuse.chaincode.contracts.records import Exchange, Round
+
+ORGS = ["DC1", "DC2", "DC3", "DC4", "Auditor"]
+MSPS = ["DC1MSP", "DC2MSP", "DC3MSP", "DC4MSP", "DC9MSP"]
+ROUND_IDS = ["r1", "r2", "bad id", ""]
+MODEL = sha("model")
+HASHES = [MODEL, sha("other"), "xyz", MODEL.upper()]
+TRANSITIONS = {("open", "open"), ("open", "fused"), ("open", "aborted"), ("fused", "fused"), ("fused", "closed"), ("fused", "aborted")}
+
+participants = st.lists(st.sampled_from(["DC1", "DC2", "DC3", "DC4"]), min_size=1, max_size=4, unique=True)
+
+
+@st.composite
+def round_spec(draw: st.DrawFn, world: World) -> str:
+    orgs = draw(participants)
+    modality = {"DC1": "text", "DC2": "image", "DC3": "image", "DC4": "text"}
+    spec = {
+        "participants": [f"{o}MSP" for o in orgs],
+        "roles": {f"{o}MSP": [draw(st.sampled_from([modality[o], "audio"]))] for o in orgs},
+        "label_holder": draw(st.sampled_from(MSPS)),
+        "method": draw(st.sampled_from(["intermediate", "late", "magic"])),
+        "model_spec_sha256": draw(st.sampled_from(HASHES)),
+        "deadline": (world.now + timedelta(hours=draw(st.sampled_from([-1, 1, 3])))).isoformat(),
+    }
+    if draw(st.booleans()):
+        spec.pop(draw(st.sampled_from(sorted(spec))))
+    return json.dumps(spec)
+
+
+def exchange() -> st.SearchStrategy[str]:
+    return st.builds(
+        lambda receiver, kind, digest, size: json.dumps({"receiver": receiver, "kind": kind, "sha256": digest, "bytes": size, "entity_count": 10}),
+        st.sampled_from(MSPS),
+        st.sampled_from(["features", "model", "bad kind"]),
+        st.sampled_from(HASHES),
+        st.sampled_from([1, 0, 4096]),
+    )
+
+
+def call(world: World) -> st.SearchStrategy[tuple[str, str, tuple[str, ...]]]:
+    rid = st.sampled_from(ROUND_IDS)
+    digest = st.sampled_from(HASHES)
+    deadline = st.sampled_from([-1, 2]).map(lambda h: json.dumps((world.now + timedelta(hours=h)).isoformat()))
+    metrics = st.sampled_from(['{"acc": 0.9}', "{}", '{"acc": [1]}', "nope"])
+    per_function = {
+        "Rounds:Open": st.tuples(rid, round_spec(world)),
+        "Rounds:RecordExchange": st.tuples(rid, exchange()),
+        "Rounds:MarkFused": st.tuples(rid, digest, metrics),
+        "Rounds:Acknowledge": st.tuples(rid, digest),
+        "Rounds:Abort": st.tuples(rid, st.sampled_from(["why", "x" * 600])),
+        "Rounds:ElectLeader": st.tuples(rid, deadline),
+        "Membership:Approve": st.tuples(st.sampled_from(MSPS)),
+        "Membership:Suspend": st.tuples(st.sampled_from(MSPS)),
+        "Membership:Register": st.tuples(st.sampled_from([profile("DC4"), "{}"])),
+        "Task:Init": st.tuples(st.just('{"task":"task1","founders":["DC1MSP"]}')),
+        "Rounds:Nope": st.tuples(rid),
+    }
+    return st.sampled_from(sorted(per_function)).flatmap(
+        lambda fn: st.tuples(st.sampled_from(ORGS), st.just(fn), per_function[fn] | st.tuples(rid))
+    )
+
+
+def next_step(world: World) -> st.SearchStrategy[tuple[str, str, tuple[str, ...]]]:
+    """A call that moves round r1 (or r2) on: right function, mostly the right org."""
+    rnd = rounds(world).get("r1")
+    if rnd is None or rnd.state.value in ("closed", "aborted"):
+        rid = "r2" if rnd is not None else "r1"
+        spec = world.round_spec()
+        return st.tuples(st.sampled_from(["DC1", "DC2", "DC3", "DC4"]), st.just("Rounds:Open"), st.just((rid, spec)))
+    orgs = [p.removesuffix("MSP") for p in rnd.participants]
+    leader = rnd.leader.removesuffix("MSP")
+    if rnd.state.value == "open":
+        exchange_call = st.tuples(
+            st.sampled_from(orgs),
+            st.just("Rounds:RecordExchange"),
+            st.sampled_from(rnd.participants).map(
+                lambda r: ("r1", json.dumps({"receiver": r, "kind": "features", "sha256": MODEL, "bytes": 10, "entity_count": 1}))
+            ),
+        )
+        fuse_call = st.tuples(st.sampled_from([leader, leader, *ORGS]), st.just("Rounds:MarkFused"), st.just(("r1", MODEL, '{"acc": 0.9}')))
+        abort_call = st.tuples(st.sampled_from(orgs), st.just("Rounds:Abort"), st.just(("r1", "stop")))
+        return exchange_call | fuse_call | fuse_call | abort_call
+    return st.tuples(st.sampled_from([*orgs, *orgs, "DC4"]), st.just("Rounds:Acknowledge"), st.sampled_from([("r1", MODEL), ("r1", MODEL), ("r1", HASHES[1])]))
+
+
+def rounds(world: World) -> dict[str, Round]:
+    return {r.round_id: r for r in (Round.model_validate_json(v) for k, v in world.ledger.state.items() if k.startswith(f"\x00{ROUND}\x00"))}
+
+
+def check_invariants(world: World, before: dict[str, Round]) -> None:
+    after = rounds(world)
+    for rid, rnd in after.items():
+        assert rnd.leader in rnd.participants and rnd.leader not in rnd.past_leaders
+        if rnd.state.value == "closed":
+            assert set(rnd.acknowledgements) == set(rnd.participants)
+        else:
+            assert set(rnd.acknowledgements) < set(rnd.participants) or not rnd.participants
+        assert all(ack == rnd.model_sha256 for ack in rnd.acknowledgements.values())
+        if rid in before:
+            assert (before[rid].state.value, rnd.state.value) in TRANSITIONS or before[rid] == rnd
+    for key, value in world.ledger.state.items():
+        if key.startswith(f"\x00{EXCHANGE}\x00"):
+            ex = Exchange.model_validate_json(value)
+            assert {ex.sender, ex.receiver} <= set(after[ex.round_id].participants) and ex.sender != ex.receiver
+
+
+def test_random_calls_are_refused_cleanly_or_keep_the_invariants() -> None:
+    tally = {"refused": 0, "accepted": 0, "closed": 0}
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.data())
+    def run(data: st.DataObject) -> None:
+        world = founded()
+        world.ok("DC4", "Membership:Register", profile("DC4"))
+        world.ok("DC1", "Rounds:Open", "r1", world.round_spec())
+        for _ in range(data.draw(st.integers(8, 25))):
+            if data.draw(st.integers(0, 9)) == 0:
+                world.ledger.clock += timedelta(hours=2)
+            org, function, args = data.draw(next_step(world) if data.draw(st.booleans()) else call(world))
+            before_state, before_rounds = world.ledger.snapshot(), rounds(world)
+            response = world.submit(org, function, *args)
+            if response.ok:
+                tally["accepted"] += 1
+                check_invariants(world, before_rounds)
+                tally["closed"] += json.loads(response.payload or b"{}").get("state") == "closed"
+            else:
+                tally["refused"] += 1
+                assert response.status in (400, 403, 404, 409), response.message
+                assert response.message.split(":")[0] in {"BadRequest", "Forbidden", "NotFound", "Conflict"}
+                assert world.ledger.snapshot() == before_state
+
+    run()
+    assert tally["refused"] >= 200, tally
+    assert tally["accepted"] >= 100, tally
+    assert tally["closed"] > 0, tally
