@@ -9,6 +9,8 @@ import typer
 
 # (command name, module exposing a Typer ``app``) in the order of the data flow.
 SUBCOMMANDS: list[tuple[str, str, str]] = [
+    ("network", "swarmfuse.network.cli", "Start, inspect and stop the Fabric network (orderers, peers, chaincode servers)."),
+    ("task", "swarmfuse.network.task_cli", "Create and list collaboration tasks (one channel each)."),
     ("data", "swarmfuse.extractors.data.cli", "Fetch the paired emoji data and the text corpus; partition them."),
 ]
 

@@ -1,0 +1,70 @@
+"""``swarmfuse network up|down|status``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from swarmfuse.network.cli_common import HomeOption, clean_errors, console
+from swarmfuse.network.control import Network
+from swarmfuse.network.topology import Topology
+
+app = typer.Typer(no_args_is_help=True, help="Start, inspect and stop the Fabric network of a home.")
+
+
+@app.command()
+def up(
+    orgs: Optional[int] = typer.Option(None, "--orgs", help="Number of DC orgs, 2..8 (default 3 for a new network)."),
+    auditor: Optional[bool] = typer.Option(None, "--auditor/--no-auditor", help="Add the read-only Auditor org."),
+    consensus: Optional[str] = typer.Option(None, "--consensus", help="raft (3 orderers, default) or bft (4)."),
+    port_base: Optional[int] = typer.Option(None, "--port-base", help="First port of the network's range (default 17000)."),
+    home: Path = HomeOption,
+) -> None:
+    """Start a new network, or restart the stopped nodes of the existing one (ledgers kept)."""
+    with clean_errors():
+        network = Network(home)
+        current = network.state()
+        topology = None
+        if current is None or any(v is not None for v in (orgs, auditor, consensus, port_base)):
+            base = current.topology() if current else Topology()
+            topology = Topology(
+                n_orgs=base.n_orgs if orgs is None else orgs,
+                auditor=base.auditor if auditor is None else auditor,
+                consensus=base.consensus if consensus is None else consensus,  # type: ignore[arg-type]
+                port_base=base.port_base if port_base is None else port_base,
+            )
+        started_at = time.monotonic()
+        result = network.up(topology)
+        if result.already_running:
+            console.print(f"The network under {network.home} is already running.")
+            return
+        console.print(f"Started {len(result.started)} processes in {time.monotonic() - started_at:.1f}s under {network.home}.")
+
+
+@app.command()
+def status(home: Path = HomeOption) -> None:
+    """Table of every process: pid, port and health from its operations endpoint."""
+    with clean_errors():
+        rows = Network(home).status()
+    table = Table(title=f"swarmfuse network ({home})")
+    for column in ("process", "kind", "pid", "port", "health"):
+        table.add_column(column)
+    for row in rows:
+        colour = {"ok": "green", "down": "red"}.get(row.health, "yellow")
+        table.add_row(row.name, row.kind, str(row.pid or "-"), str(row.port), f"[{colour}]{row.health}[/{colour}]")
+    console.print(table)
+
+
+@app.command()
+def down(
+    purge: bool = typer.Option(False, "--purge", help="Also delete the home (crypto, ledgers, logs)."),
+    home: Path = HomeOption,
+) -> None:
+    """Stop every process the home started (by pid)."""
+    with clean_errors():
+        stopped = Network(home).down(purge=purge)
+    console.print(f"Stopped {len(stopped)} processes" + (f"; deleted {home}." if purge else "."))

@@ -1,0 +1,125 @@
+"""``configtx.yaml`` for one task channel: its orgs with anchor peers, the orderers (Raft or BFT),
+capabilities (channel V3_0, orderer V2_0, application V2_5) and signature policies.
+
+The auditor org may read everything; only its admin (for chaincode lifecycle) satisfies its Writers
+policy, and its peer is not an endorser of the chaincode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from swarmfuse.network.layout import Layout
+from swarmfuse.network.topology import HOST, ORDERER_MSP, Org, Topology
+
+PROFILE = "TaskChannel"
+BATCH_TIMEOUT = "250ms"
+
+
+def _sig(rule: str) -> dict[str, str]:
+    return {"Type": "Signature", "Rule": rule}
+
+
+def _meta(rule: str) -> dict[str, str]:
+    return {"Type": "ImplicitMeta", "Rule": rule}
+
+
+def _org_section(org: Org, topology: Topology, layout: Layout) -> dict[str, object]:
+    m = org.mspid
+    writers = f"OR('{m}.admin')" if org.auditor else f"OR('{m}.admin', '{m}.client')"
+    return {
+        "Name": m,
+        "ID": m,
+        "MSPDir": str(layout.org_dir(org) / "msp"),
+        "Policies": {
+            "Readers": _sig(f"OR('{m}.admin', '{m}.peer', '{m}.client')"),
+            "Writers": _sig(writers),
+            "Admins": _sig(f"OR('{m}.admin')"),
+            "Endorsement": _sig(f"OR('{m}.peer')"),
+        },
+        "AnchorPeers": [{"Host": HOST, "Port": topology.peer_ports(org).listen}],
+    }
+
+
+def _orderer_org(topology: Topology, layout: Layout) -> dict[str, object]:
+    m = ORDERER_MSP
+    return {
+        "Name": m,
+        "ID": m,
+        "MSPDir": str(layout.orderer_org_dir / "msp"),
+        "Policies": {
+            "Readers": _sig(f"OR('{m}.member')"),
+            "Writers": _sig(f"OR('{m}.member')"),
+            "Admins": _sig(f"OR('{m}.admin')"),
+        },
+        "OrdererEndpoints": [f"{HOST}:{topology.orderer_ports(name).listen}" for name in topology.orderers],
+    }
+
+
+def _consensus(topology: Topology, layout: Layout) -> dict[str, object]:
+    def tls(name: str) -> str:
+        return str(layout.orderer_dir(topology, name) / "tls" / "server.crt")
+
+    if topology.consensus == "raft":
+        consenters = [
+            {"Host": HOST, "Port": topology.orderer_ports(n).listen, "ClientTLSCert": tls(n), "ServerTLSCert": tls(n)}
+            for n in topology.orderers
+        ]
+        return {"OrdererType": "etcdraft", "EtcdRaft": {"Consenters": consenters}, "BlockValidation": _meta("ANY Writers")}
+    mapping = [
+        {
+            "ID": i + 1, "Host": HOST, "Port": topology.orderer_ports(n).listen, "MSPID": ORDERER_MSP,
+            "Identity": str(layout.orderer_dir(topology, n) / "msp" / "signcerts" / f"{topology.orderer_host(n)}-cert.pem"),
+            "ClientTLSCert": tls(n), "ServerTLSCert": tls(n),
+        }
+        for i, n in enumerate(topology.orderers)
+    ]
+    smartbft = {
+        "RequestBatchMaxInterval": "200ms", "RequestForwardTimeout": "5s", "RequestComplainTimeout": "20s",
+        "RequestAutoRemoveTimeout": "3m0s", "ViewChangeResendInterval": "5s", "ViewChangeTimeout": "20s",
+        "LeaderHeartbeatTimeout": "1m0s", "CollectTimeout": "1s", "IncomingMessageBufferSize": 200,
+        "RequestPoolSize": 100000, "LeaderHeartbeatCount": 10,
+    }
+    return {
+        "OrdererType": "BFT", "ConsenterMapping": mapping, "SmartBFT": smartbft,
+        "BlockValidation": {"Type": "ImplicitOrderer", "Rule": "SMARTBFT"},
+    }
+
+
+def channel_config(topology: Topology, layout: Layout, orgs: Sequence[Org]) -> dict[str, object]:
+    """The configtx document whose profile :data:`PROFILE` makes the genesis block of a task channel."""
+    consensus = _consensus(topology, layout)
+    block_validation = consensus.pop("BlockValidation")
+    orderer = {
+        **consensus,
+        "BatchTimeout": BATCH_TIMEOUT,
+        "BatchSize": {"MaxMessageCount": 100, "AbsoluteMaxBytes": "10 MB", "PreferredMaxBytes": "2 MB"},
+        "Organizations": [_orderer_org(topology, layout)],
+        "Policies": {
+            "Readers": _meta("ANY Readers"), "Writers": _meta("ANY Writers"), "Admins": _meta("MAJORITY Admins"),
+            "BlockValidation": block_validation,
+        },
+        "Capabilities": {"V2_0": True},
+    }
+    application = {
+        "Organizations": [_org_section(org, topology, layout) for org in orgs],
+        "Policies": {
+            "Readers": _meta("ANY Readers"), "Writers": _meta("ANY Writers"), "Admins": _meta("MAJORITY Admins"),
+            "LifecycleEndorsement": _meta("MAJORITY Endorsement"), "Endorsement": _meta("MAJORITY Endorsement"),
+        },
+        "Capabilities": {"V2_5": True},
+    }
+    profile = {
+        "Policies": {"Readers": _meta("ANY Readers"), "Writers": _meta("ANY Writers"), "Admins": _meta("MAJORITY Admins")},
+        "Capabilities": {"V3_0": True},
+        "Orderer": orderer,
+        "Application": application,
+    }
+    return {"Profiles": {PROFILE: profile}}
+
+
+def endorsement_policy(orgs: Sequence[Org]) -> str:
+    """MAJORITY of the task's DC orgs (the auditor is never an endorser): ``OutOf(k, 'DC1MSP.peer', ...)``."""
+    members = [org for org in orgs if not org.auditor]
+    k = len(members) // 2 + 1
+    return f"OutOf({k}, " + ", ".join(f"'{org.mspid}.peer'" for org in members) + ")"

@@ -1,0 +1,173 @@
+"""Network life cycle under one home: ``up`` (fresh or after a crash), ``down`` and ``status``."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from swarmfuse.network import ccaas, crypto, profiles
+from swarmfuse.network import state as state_file
+from swarmfuse.network.binaries import Fabric, locate
+from swarmfuse.network.errors import CommandFailed, InvalidInput, NotRunning
+from swarmfuse.network.layout import Layout
+from swarmfuse.network.nodes import chaincode_spec, orderer_spec, peer_spec
+from swarmfuse.network.peercli import PeerCli
+from swarmfuse.network.procs import ProcessSpec, Supervisor, check_ports_free, healthy
+from swarmfuse.network.state import NetworkState
+from swarmfuse.network.topology import Topology
+
+logger = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    kind: str
+    pid: int | None
+    port: int
+    health: str
+
+
+@dataclass(frozen=True)
+class UpResult:
+    started: list[str]
+    already_running: bool
+
+
+class Network:
+    """One network home: its state file, crypto, processes and logs."""
+
+    def __init__(self, home: Path, fabric: Fabric | None = None) -> None:
+        self.layout = Layout(home.expanduser().resolve())
+        self.supervisor = Supervisor(self.layout.run_dir, self.layout.log_dir)
+        self._fabric = fabric
+
+    @property
+    def home(self) -> Path:
+        return self.layout.home
+
+    @property
+    def fabric(self) -> Fabric:
+        if self._fabric is None:
+            self._fabric = locate()
+        return self._fabric
+
+    def state(self) -> NetworkState | None:
+        return state_file.load(self.layout.state_file)
+
+    def require_state(self) -> NetworkState:
+        current = self.state()
+        if current is None:
+            raise NotRunning(f"no network under {self.home}: run 'swarmfuse network up' first")
+        return current
+
+    def save(self, current: NetworkState) -> None:
+        state_file.save(self.layout.state_file, current)
+
+    def peer_cli(self) -> PeerCli:
+        return PeerCli(self.fabric, self.require_state().topology(), self.layout)
+
+    def specs(self, current: NetworkState) -> list[ProcessSpec]:
+        """Every node of the network, in start order (chaincode servers once their package is installed)."""
+        topology = current.topology()
+        specs = [orderer_spec(self.fabric, topology, self.layout, name) for name in topology.orderers]
+        specs += [peer_spec(self.fabric, topology, self.layout, org) for org in topology.orgs]
+        specs += [
+            chaincode_spec(topology, self.layout, org, current.package_ids[org.name])
+            for org in topology.orgs
+            if org.name in current.package_ids
+        ]
+        return specs
+
+    def running(self) -> list[str]:
+        current = self.state()
+        if current is None:
+            return []
+        return [spec.name for spec in self.specs(current) if self.supervisor.pid(spec.name) is not None]
+
+    # --- up ---
+    def up(self, topology: Topology | None = None) -> UpResult:
+        """Start a fresh network for ``topology``, or restart the missing nodes of the existing one."""
+        current = self.state()
+        if current is None:
+            if topology is None:
+                raise InvalidInput("no network under this home yet: give its topology")
+            check_ports_free(topology.all_ports())
+            current = self._create(topology)
+        elif topology is not None and topology.to_dict() != current.topology().to_dict():
+            raise InvalidInput(
+                f"{self.home} already holds a network with {current.n_orgs} orgs, auditor={current.auditor}, "
+                f"consensus={current.consensus}, port base {current.port_base}: use it as is or 'network down --purge' first"
+            )
+        started: list[str] = []
+        try:
+            missing = [s for s in self.specs(current) if s.kind != "chaincode" and self.supervisor.pid(s.name) is None]
+            self._start(missing, started)
+            if len(current.package_ids) < len(current.topology().orgs):
+                self._install_packages(current)
+            missing = [s for s in self.specs(current) if s.kind == "chaincode" and self.supervisor.pid(s.name) is None]
+            self._start(missing, started)
+        except BaseException:
+            self.supervisor.stop(started)
+            raise
+        return UpResult(started=started, already_running=not started)
+
+    def _create(self, topology: Topology) -> NetworkState:
+        self.home.mkdir(parents=True, exist_ok=True)
+        crypto.generate(self.fabric, topology, self.layout)
+        profiles.write_all(topology, self.layout)
+        current = NetworkState.for_topology(topology)
+        self.save(current)
+        return current
+
+    def _start(self, specs: list[ProcessSpec], started: list[str]) -> None:
+        """Start ``specs`` by kind (orderers, then peers, then chaincode servers), waiting for readiness."""
+        for kind in ("orderer", "peer", "chaincode"):
+            batch = [spec for spec in specs if spec.kind == kind]
+            check_ports_free([spec.port for spec in batch])
+            for spec in batch:
+                if spec.cwd:
+                    spec.cwd.mkdir(parents=True, exist_ok=True)
+                self.supervisor.start(spec)
+                started.append(spec.name)
+            for spec in batch:
+                self.supervisor.wait_ready(spec)
+
+    def _install_packages(self, current: NetworkState) -> None:
+        topology = current.topology()
+        cli = PeerCli(self.fabric, topology, self.layout)
+        for org in topology.orgs:
+            package = ccaas.build_package(topology, self.layout, org)
+            try:
+                cli.check(org, "lifecycle", "chaincode", "install", str(package))
+            except CommandFailed as exc:
+                if "already successfully installed" not in str(exc):
+                    raise
+            current.package_ids[org.name] = ccaas.package_id(package)
+            self.save(current)
+
+    # --- down / status ---
+    def down(self, purge: bool = False) -> list[str]:
+        """Stop every process this home started (chaincode servers, peers, orderers); optionally delete the home."""
+        current = self.state()
+        names = [spec.name for spec in reversed(self.specs(current))] if current else []
+        stopped = self.supervisor.stop(names)
+        if not stopped and not purge:
+            raise NotRunning(f"nothing is running under {self.home}")
+        if purge:
+            if current is None and not self.home.exists():
+                raise NotRunning(f"nothing to purge: {self.home} does not exist")
+            if current is None and any(self.home.iterdir()):
+                raise InvalidInput(f"{self.home} is not a swarmfuse network home (no state.json); not deleting it")
+            shutil.rmtree(self.home)
+        return stopped
+
+    def status(self) -> list[NodeStatus]:
+        current = self.require_state()
+        rows = []
+        for spec in self.specs(current):
+            pid = self.supervisor.pid(spec.name)
+            health = "down" if pid is None else ("ok" if healthy(spec) else "unhealthy")
+            rows.append(NodeStatus(spec.name, spec.kind, pid, spec.port, health))
+        return rows

@@ -1,0 +1,119 @@
+"""Crypto material: cryptogen for MSPs and node TLS (NodeOUs on, SANs localhost/127.0.0.1), plus the
+chaincode servers' TLS pairs, issued with ``cryptography`` by each org's TLS CA."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from swarmfuse.network.binaries import Fabric
+from swarmfuse.network.layout import Layout
+from swarmfuse.network.procs import run_checked
+from swarmfuse.network.topology import ORDERER_DOMAIN, Org, Topology
+
+logger = logging.getLogger(__name__)
+
+SANS = ["localhost", "127.0.0.1"]
+CERT_DAYS = 3650
+
+
+def cryptogen_config(topology: Topology) -> dict[str, object]:
+    """The ``crypto-config.yaml`` document for ``topology``."""
+    return {
+        "OrdererOrgs": [
+            {
+                "Name": "Orderer",
+                "Domain": ORDERER_DOMAIN,
+                "EnableNodeOUs": True,
+                "Specs": [{"Hostname": name, "SANS": SANS} for name in topology.orderers],
+            }
+        ],
+        "PeerOrgs": [
+            {
+                "Name": org.name,
+                "Domain": org.domain,
+                "EnableNodeOUs": True,
+                "Template": {"Count": 1, "SANS": SANS},
+                "Users": {"Count": 1},
+            }
+            for org in topology.orgs
+        ],
+    }
+
+
+def generate(fabric: Fabric, topology: Topology, layout: Layout) -> None:
+    """Write MSPs and TLS material for every org and node (skipped when already there)."""
+    if layout.orderer_org_dir.is_dir():
+        return
+    config = layout.home / "crypto-config.yaml"
+    config.write_text(yaml.safe_dump(cryptogen_config(topology), sort_keys=False))
+    run_checked([fabric.bin("cryptogen"), "generate", f"--config={config}", f"--output={layout.crypto}"])
+    for org in topology.orgs:
+        issue_chaincode_tls(layout, org)
+
+
+@dataclass(frozen=True)
+class ChaincodeTls:
+    """TLS files of one org's chaincode server and of its peer as the server's client."""
+
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    ca_cert: Path
+
+
+def chaincode_tls(layout: Layout, org: Org) -> ChaincodeTls:
+    folder = layout.chaincode_dir(org) / "tls"
+    return ChaincodeTls(
+        server_cert=folder / "server.crt",
+        server_key=folder / "server.key",
+        client_cert=folder / "client.crt",
+        client_key=folder / "client.key",
+        ca_cert=layout.org_tls_ca(org),
+    )
+
+
+def issue_chaincode_tls(layout: Layout, org: Org) -> ChaincodeTls:
+    """Server pair (for 127.0.0.1/localhost) and client pair for ``org``'s chaincode link."""
+    files = chaincode_tls(layout, org)
+    files.server_cert.parent.mkdir(parents=True, exist_ok=True)
+    ca_dir = layout.org_tls_ca(org).parent
+    ca_cert = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key((ca_dir / "priv_sk").read_bytes(), password=None)
+    _issue(ca_cert, ca_key, f"chaincode.{org.domain}", ExtendedKeyUsageOID.SERVER_AUTH, files.server_cert, files.server_key)
+    _issue(ca_cert, ca_key, f"peer0-client.{org.domain}", ExtendedKeyUsageOID.CLIENT_AUTH, files.client_cert, files.client_key)
+    return files
+
+
+def _issue(ca_cert: x509.Certificate, ca_key: object, name: str, usage: x509.ObjectIdentifier, cert_path: Path, key_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    sans = [x509.DNSName(name), x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    key_path.chmod(0o600)

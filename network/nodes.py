@@ -1,0 +1,114 @@
+"""Process specs for orderers, peers and chaincode servers: command, environment overrides, ports and
+health endpoint. Every listener is on 127.0.0.1 and TLS is on for every link."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from swarmfuse.network.binaries import Fabric
+from swarmfuse.network.crypto import chaincode_tls
+from swarmfuse.network.layout import Layout
+from swarmfuse.network.procs import ProcessSpec
+from swarmfuse.network.topology import HOST, ORDERER_MSP, Org, Topology
+
+BUILDER_DIR = Path(__file__).with_name("builders") / "ccaas"
+BUILDER_NAME = "swarmfuse-ccaas"
+
+
+def _base_env(fabric: Fabric) -> dict[str, str]:
+    keep = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR") if key in os.environ}
+    return {**keep, "FABRIC_CFG_PATH": str(fabric.config_dir)}
+
+
+def orderer_spec(fabric: Fabric, topology: Topology, layout: Layout, name: str) -> ProcessSpec:
+    ports = topology.orderer_ports(name)
+    node = layout.orderer_dir(topology, name)
+    tls = node / "tls"
+    data = layout.data_dir(name)
+    tls_ca = str(layout.orderer_tls_ca)
+    env = _base_env(fabric) | {
+        "ORDERER_GENERAL_LISTENADDRESS": HOST,
+        "ORDERER_GENERAL_LISTENPORT": str(ports.listen),
+        "ORDERER_GENERAL_LOCALMSPID": ORDERER_MSP,
+        "ORDERER_GENERAL_LOCALMSPDIR": str(node / "msp"),
+        "ORDERER_GENERAL_BOOTSTRAPMETHOD": "none",
+        "ORDERER_GENERAL_TLS_ENABLED": "true",
+        "ORDERER_GENERAL_TLS_CERTIFICATE": str(tls / "server.crt"),
+        "ORDERER_GENERAL_TLS_PRIVATEKEY": str(tls / "server.key"),
+        "ORDERER_GENERAL_TLS_ROOTCAS": f"[{tls / 'ca.crt'}]",
+        "ORDERER_GENERAL_CLUSTER_CLIENTCERTIFICATE": str(tls / "server.crt"),
+        "ORDERER_GENERAL_CLUSTER_CLIENTPRIVATEKEY": str(tls / "server.key"),
+        "ORDERER_GENERAL_CLUSTER_ROOTCAS": f"[{tls / 'ca.crt'}]",
+        "ORDERER_FILELEDGER_LOCATION": str(data / "ledger"),
+        "ORDERER_CONSENSUS_WALDIR": str(data / "etcdraft" / "wal"),
+        "ORDERER_CONSENSUS_SNAPDIR": str(data / "etcdraft" / "snapshot"),
+        "ORDERER_CHANNELPARTICIPATION_ENABLED": "true",
+        "ORDERER_ADMIN_LISTENADDRESS": f"{HOST}:{ports.admin}",
+        "ORDERER_ADMIN_TLS_ENABLED": "true",
+        "ORDERER_ADMIN_TLS_CERTIFICATE": str(tls / "server.crt"),
+        "ORDERER_ADMIN_TLS_PRIVATEKEY": str(tls / "server.key"),
+        "ORDERER_ADMIN_TLS_ROOTCAS": f"[{tls_ca}]",
+        "ORDERER_ADMIN_TLS_CLIENTAUTHREQUIRED": "true",
+        "ORDERER_ADMIN_TLS_CLIENTROOTCAS": f"[{tls_ca}]",
+        "ORDERER_OPERATIONS_LISTENADDRESS": f"{HOST}:{ports.operations}",
+        "ORDERER_METRICS_PROVIDER": "prometheus",
+    }
+    return ProcessSpec(
+        name=name, kind="orderer", args=[fabric.bin("orderer")], env=env, port=ports.listen,
+        health_url=f"http://{HOST}:{ports.operations}/healthz", cwd=data,
+    )
+
+
+def peer_spec(fabric: Fabric, topology: Topology, layout: Layout, org: Org) -> ProcessSpec:
+    ports = topology.peer_ports(org)
+    node = layout.peer_dir(org)
+    address = f"{HOST}:{ports.listen}"
+    builders = [{"name": BUILDER_NAME, "path": str(BUILDER_DIR), "propagateEnvironment": []}]
+    data = layout.data_dir(f"peer-{org.name}")
+    env = _base_env(fabric) | {
+        "CORE_PEER_ID": org.peer_host,
+        "CORE_PEER_ADDRESS": address,
+        "CORE_PEER_LISTENADDRESS": address,
+        "CORE_PEER_CHAINCODEADDRESS": f"{HOST}:{ports.chaincode}",
+        "CORE_PEER_CHAINCODELISTENADDRESS": f"{HOST}:{ports.chaincode}",
+        "CORE_PEER_GOSSIP_BOOTSTRAP": address,
+        "CORE_PEER_GOSSIP_EXTERNALENDPOINT": address,
+        "CORE_PEER_LOCALMSPID": org.mspid,
+        "CORE_PEER_MSPCONFIGPATH": str(node / "msp"),
+        "CORE_PEER_TLS_ENABLED": "true",
+        "CORE_PEER_TLS_CERT_FILE": str(node / "tls" / "server.crt"),
+        "CORE_PEER_TLS_KEY_FILE": str(node / "tls" / "server.key"),
+        "CORE_PEER_TLS_ROOTCERT_FILE": str(node / "tls" / "ca.crt"),
+        "CORE_PEER_FILESYSTEMPATH": str(data),
+        "CORE_LEDGER_STATE_STATEDATABASE": "goleveldb",
+        "CORE_LEDGER_SNAPSHOTS_ROOTDIR": str(data / "snapshots"),
+        "CORE_OPERATIONS_LISTENADDRESS": f"{HOST}:{ports.operations}",
+        "CORE_METRICS_PROVIDER": "prometheus",
+        "CORE_VM_ENDPOINT": "",
+        "CORE_CHAINCODE_EXTERNALBUILDERS": json.dumps(builders),
+    }
+    return ProcessSpec(
+        name=f"peer-{org.name}", kind="peer", args=[fabric.bin("peer"), "node", "start"], env=env, port=ports.listen,
+        health_url=f"http://{HOST}:{ports.operations}/healthz",
+    )
+
+
+def chaincode_spec(topology: Topology, layout: Layout, org: Org, package_id: str) -> ProcessSpec:
+    ports = topology.peer_ports(org)
+    assert ports.ccaas is not None
+    tls = chaincode_tls(layout, org)
+    keep = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH") if key in os.environ}
+    env = keep | {
+        "CHAINCODE_ID": package_id,
+        "CHAINCODE_SERVER_ADDRESS": f"{HOST}:{ports.ccaas}",
+        "CHAINCODE_TLS_CERT_FILE": str(tls.server_cert),
+        "CHAINCODE_TLS_KEY_FILE": str(tls.server_key),
+        "CHAINCODE_CLIENT_CA_CERT_FILE": str(tls.ca_cert),
+    }
+    return ProcessSpec(
+        name=f"chaincode-{org.name}", kind="chaincode", args=[sys.executable, "-m", "swarmfuse.chaincode"],
+        env=env, port=ports.ccaas,
+    )

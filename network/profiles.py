@@ -1,0 +1,74 @@
+"""Per-org connection profiles (``<home>/orgs/<Org>/connection.json``) that clients and the CLI use."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from swarmfuse.network.layout import Layout
+from swarmfuse.network.topology import HOST, Org, Topology
+
+
+class Endpoint(BaseModel):
+    endpoint: str
+    tls_ca_cert: str
+
+
+class PeerEndpoint(Endpoint):
+    host_override: str
+
+
+class KeyPair(BaseModel):
+    cert: str
+    key: str
+
+
+class Profile(BaseModel):
+    """What a client of ``org`` needs: its peer, its identities, the orderers."""
+
+    org: str
+    mspid: str
+    auditor: bool
+    peer: PeerEndpoint
+    identities: dict[str, KeyPair]
+    orderers: list[Endpoint]
+
+    @classmethod
+    def load(cls, path: Path) -> Profile:
+        return cls.model_validate_json(path.read_text())
+
+
+def _identity(msp: Path) -> KeyPair:
+    cert = next((msp / "signcerts").glob("*.pem"))
+    key = next((msp / "keystore").iterdir())
+    return KeyPair(cert=str(cert), key=str(key))
+
+
+def build(topology: Topology, layout: Layout, org: Org) -> Profile:
+    return Profile(
+        org=org.name,
+        mspid=org.mspid,
+        auditor=org.auditor,
+        peer=PeerEndpoint(
+            endpoint=f"{HOST}:{topology.peer_ports(org).listen}",
+            tls_ca_cert=str(layout.org_tls_ca(org)),
+            host_override=org.peer_host,
+        ),
+        identities={
+            "admin": _identity(layout.user_dir(org, "Admin") / "msp"),
+            "user": _identity(layout.user_dir(org, "User1") / "msp"),
+        },
+        orderers=[
+            Endpoint(endpoint=f"{HOST}:{topology.orderer_ports(name).listen}", tls_ca_cert=str(layout.orderer_tls_ca))
+            for name in topology.orderers
+        ],
+    )
+
+
+def write_all(topology: Topology, layout: Layout) -> None:
+    for org in topology.orgs:
+        path = layout.profile(org)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(build(topology, layout, org).model_dump(), indent=2) + "\n")

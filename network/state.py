@@ -1,0 +1,52 @@
+"""The home's state file: the topology, the installed package IDs and the tasks (written atomically)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from swarmfuse.network.topology import Consensus, Topology
+
+
+class TaskRecord(BaseModel):
+    name: str
+    orgs: list[str]
+    policy: str
+    created: str
+
+
+class NetworkState(BaseModel):
+    n_orgs: int
+    auditor: bool
+    consensus: Consensus
+    port_base: int
+    package_ids: dict[str, str] = Field(default_factory=dict)
+    tasks: dict[str, TaskRecord] = Field(default_factory=dict)
+
+    @classmethod
+    def for_topology(cls, topology: Topology) -> NetworkState:
+        return cls.model_validate(topology.to_dict())
+
+    def topology(self) -> Topology:
+        return Topology(n_orgs=self.n_orgs, auditor=self.auditor, consensus=self.consensus, port_base=self.port_base)
+
+
+def load(path: Path) -> NetworkState | None:
+    if not path.is_file():
+        return None
+    return NetworkState.model_validate_json(path.read_text())
+
+
+def save(path: Path, state: NetworkState) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over the old file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state-", suffix=".json")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(state.model_dump(), indent=2) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,146 @@
+"""The shape of a network: organisations, nodes and the ports they listen on (all on 127.0.0.1).
+
+Ports are laid out from one base so two homes with different bases never overlap:
+orderer ``i`` uses ``base + 3i`` (listen), ``+1`` (admin), ``+2`` (operations); the peer of org
+``j`` (in topology order) uses ``base + 20 + 5j`` (listen), ``+1`` (chaincode), ``+2`` (operations),
+``+3`` (the org's chaincode server). A network needs :data:`PORT_SPAN` ports from its base.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from swarmfuse.network.errors import InvalidInput
+
+MIN_ORGS, MAX_ORGS = 2, 8
+AUDITOR = "Auditor"
+ORDERER_MSP = "OrdererMSP"
+ORDERER_DOMAIN = "orderer.swarmfuse.local"
+PORT_SPAN = 70
+HOST = "127.0.0.1"
+Consensus = Literal["raft", "bft"]
+ORDERER_COUNT: dict[str, int] = {"raft": 3, "bft": 4}
+
+
+@dataclass(frozen=True)
+class Org:
+    """A peer organisation with its single peer."""
+
+    name: str
+    index: int
+    auditor: bool = False
+
+    @property
+    def mspid(self) -> str:
+        return f"{self.name}MSP"
+
+    @property
+    def domain(self) -> str:
+        return f"{self.name.lower()}.swarmfuse.local"
+
+    @property
+    def peer_host(self) -> str:
+        return f"peer0.{self.domain}"
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The ports one node listens on."""
+
+    listen: int
+    operations: int
+    admin: int | None = None
+    chaincode: int | None = None
+    ccaas: int | None = None
+
+
+@dataclass(frozen=True)
+class Topology:
+    """What ``network up`` starts; persisted in the home's state file."""
+
+    n_orgs: int = 3
+    auditor: bool = False
+    consensus: Consensus = "raft"
+    port_base: int = 17000
+    orgs: tuple[Org, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        validate_org_count(self.n_orgs)
+        if self.consensus not in ORDERER_COUNT:
+            raise InvalidInput(f"consensus must be one of {', '.join(ORDERER_COUNT)}, not {self.consensus!r}")
+        if not 1024 <= self.port_base <= 65535 - PORT_SPAN:
+            raise InvalidInput(f"port base {self.port_base} out of range 1024..{65535 - PORT_SPAN}")
+        orgs = [Org(f"DC{i}", i - 1) for i in range(1, self.n_orgs + 1)]
+        if self.auditor:
+            orgs.append(Org(AUDITOR, self.n_orgs, auditor=True))
+        object.__setattr__(self, "orgs", tuple(orgs))
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data.pop("orgs")
+        return data
+
+    @property
+    def orderers(self) -> tuple[str, ...]:
+        return tuple(f"orderer{i}" for i in range(ORDERER_COUNT[self.consensus]))
+
+    def orderer_host(self, name: str) -> str:
+        return f"{name}.{ORDERER_DOMAIN}"
+
+    def orderer_ports(self, name: str) -> Ports:
+        i = self.orderers.index(name)
+        start = self.port_base + 3 * i
+        return Ports(listen=start, admin=start + 1, operations=start + 2)
+
+    def peer_ports(self, org: Org) -> Ports:
+        start = self.port_base + 20 + 5 * org.index
+        return Ports(listen=start, chaincode=start + 1, operations=start + 2, ccaas=start + 3)
+
+    def all_ports(self) -> list[int]:
+        ports: list[int] = []
+        for name in self.orderers:
+            p = self.orderer_ports(name)
+            ports += [p.listen, p.admin or 0, p.operations]
+        for org in self.orgs:
+            p = self.peer_ports(org)
+            ports += [p.listen, p.chaincode or 0, p.operations, p.ccaas or 0]
+        return ports
+
+    def org(self, name: str) -> Org:
+        for org in self.orgs:
+            if org.name == name:
+                return org
+        raise InvalidInput(f"unknown org {name!r}: this network has {', '.join(o.name for o in self.orgs)}")
+
+
+def validate_org_count(n: int) -> None:
+    if not MIN_ORGS <= n <= MAX_ORGS:
+        raise InvalidInput(f"--orgs must be between {MIN_ORGS} and {MAX_ORGS}, got {n}")
+
+
+# Fabric channel names: lower case letters, digits, '.' and '-', starting with a letter, < 250 chars.
+_CHANNEL = re.compile(r"^[a-z][a-z0-9.-]{0,248}$")
+
+
+def validate_channel_name(name: str) -> None:
+    if not _CHANNEL.match(name):
+        raise InvalidInput(
+            f"task name {name!r} is not a valid channel name: use lower-case letters, digits, '.' and '-', "
+            "starting with a letter, at most 249 characters"
+        )
+
+
+def parse_org_list(text: str, topology: Topology) -> list[Org]:
+    """``DC1,DC2,...`` into orgs of ``topology``: unknown, repeated or auditor-only lists are refused."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise InvalidInput("--orgs is empty: name at least two orgs, e.g. DC1,DC2")
+    if len(set(names)) != len(names):
+        raise InvalidInput(f"--orgs names an org twice: {text}")
+    orgs = [topology.org(name) for name in names]
+    members = [org for org in orgs if not org.auditor]
+    if len(members) < 2:
+        raise InvalidInput("a task needs at least two DC orgs (the auditor org does not count)")
+    return orgs
