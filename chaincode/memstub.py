@@ -38,7 +38,9 @@ class CommittedEvent:
 class MemoryStub:
     """``ChaincodeStub`` for one transaction against a :class:`MemoryLedger`."""
 
-    def __init__(self, ledger: MemoryLedger, tx_id: str, timestamp: datetime, creator: ClientIdentity, invocation: Invocation) -> None:
+    def __init__(
+        self, ledger: MemoryLedger, tx_id: str, timestamp: datetime, creator: ClientIdentity, invocation: Invocation
+    ) -> None:
         self._ledger = ledger
         self._tx_id = tx_id
         self._timestamp = timestamp
@@ -143,7 +145,14 @@ class MemoryLedger:
     events: list[CommittedEvent] = field(default_factory=list)
     _counter: int = 0
 
-    def submit(self, chaincode: Chaincode, creator: ClientIdentity, function: str, *args: str | bytes, at: datetime | None = None) -> Response:
+    def submit(
+        self,
+        chaincode: Chaincode,
+        creator: ClientIdentity,
+        function: str,
+        *args: str | bytes,
+        at: datetime | None = None,
+    ) -> Response:
         """Run a transaction and commit its writes and event if it succeeded."""
         stub = self.stub(creator, function, *args, at=at)
         response = chaincode.invoke(stub)
@@ -151,7 +160,14 @@ class MemoryLedger:
             self._commit(stub)
         return response
 
-    def evaluate(self, chaincode: Chaincode, creator: ClientIdentity, function: str, *args: str | bytes, at: datetime | None = None) -> Response:
+    def evaluate(
+        self,
+        chaincode: Chaincode,
+        creator: ClientIdentity,
+        function: str,
+        *args: str | bytes,
+        at: datetime | None = None,
+    ) -> Response:
         """Run a query: whatever it writes is discarded."""
         return chaincode.invoke(self.stub(creator, function, *args, at=at))
 
@@ -159,7 +175,9 @@ class MemoryLedger:
         """A comparable image of everything committed: state bytes, history length, event count."""
         return tuple(sorted(self.state.items())), sum(len(h) for h in self.history.values()), len(self.events)
 
-    def stub(self, creator: ClientIdentity, function: str, *args: str | bytes, at: datetime | None = None) -> MemoryStub:
+    def stub(
+        self, creator: ClientIdentity, function: str, *args: str | bytes, at: datetime | None = None
+    ) -> MemoryStub:
         """A stub for the next transaction; nothing it writes is committed unless :meth:`submit` ran it."""
         self._counter += 1
         self.clock = at if at is not None else self.clock + self.tick
@@ -173,6 +191,8 @@ class MemoryLedger:
                 self.state.pop(key, None)
             else:
                 self.state[key] = value
-            self.history.setdefault(key, []).append(KeyModification(stub.tx_id, value or b"", stub.timestamp, value is None))
+            self.history.setdefault(key, []).append(
+                KeyModification(stub.tx_id, value or b"", stub.timestamp, value is None)
+            )
         if stub.event is not None:
             self.events.append(CommittedEvent(stub.tx_id, stub.event.name, stub.event.payload))

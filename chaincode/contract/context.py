@@ -57,4 +57,7 @@ class Context:
         self.stub.set_event(self._event, canonical_json(payload))
 
     def scan(self, object_type: str, attributes: Sequence[str], model: type[M]) -> list[M]:
-        return [model.model_validate_json(kv.value) for kv in self.stub.get_state_by_partial_composite_key(object_type, attributes)]
+        return [
+            model.model_validate_json(kv.value)
+            for kv in self.stub.get_state_by_partial_composite_key(object_type, attributes)
+        ]

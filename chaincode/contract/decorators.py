@@ -53,7 +53,9 @@ def transaction(
     max_bytes: int = DEFAULT_MAX_ARGS_BYTES,
 ) -> F | Callable[[F], F]:
     """Mark a contract method as a transaction (``evaluate=True``: a read-only query)."""
-    spec = TransactionSpec(evaluate=evaluate, allow=tuple(allow), event=event, errors=tuple(errors), max_bytes=max_bytes)
+    spec = TransactionSpec(
+        evaluate=evaluate, allow=tuple(allow), event=event, errors=tuple(errors), max_bytes=max_bytes
+    )
 
     def mark(f: F) -> F:
         setattr(f, SPEC_ATTRIBUTE, spec)

@@ -34,14 +34,20 @@ def _type_label(schema: dict[str, Any]) -> str:
     if kind == "object":
         values = schema.get("additionalProperties")
         return f"JSON object of {_type_label(values)}" if isinstance(values, dict) else "JSON object"
-    bounds = [f"{word} {schema[key]}" for key, word in (("minimum", "≥"), ("maximum", "≤"), ("maxLength", "length ≤")) if key in schema]
+    bounds = [
+        f"{word} {schema[key]}"
+        for key, word in (("minimum", "≥"), ("maximum", "≤"), ("maxLength", "length ≤"))
+        if key in schema
+    ]
     if "pattern" in schema:
         bounds.append(f"matching `{schema['pattern']}`")
     if "format" in schema:
         bounds.append(schema["format"])
     if "enum" in schema:
         bounds.append("one of " + ", ".join(f"`{v}`" for v in schema["enum"]))
-    label = {"string": "string", "integer": "JSON integer", "number": "JSON number", "boolean": "JSON boolean"}.get(kind, kind)
+    label = {"string": "string", "integer": "JSON integer", "number": "JSON number", "boolean": "JSON boolean"}.get(
+        kind, kind
+    )
     return f"{label} ({', '.join(bounds)})" if bounds else label
 
 
@@ -58,7 +64,9 @@ def _transaction_section(tx: TransactionInfo) -> list[str]:
     who = " or ".join(f"`{role}`" for role in tx.spec.allow) or "any identity on the channel"
     lines = [f"#### `{tx.full_name}`", "", entry["description"] or "(no description)", ""]
     lines.append(f"- mode: {mode}; caller: {who}; arguments at most {tx.spec.max_bytes} bytes in all")
-    args = ", ".join(_argument(p, s["schema"]) for p, s in zip(tx.parameters, entry["parameters"], strict=True)) or "none"
+    args = (
+        ", ".join(_argument(p, s["schema"]) for p, s in zip(tx.parameters, entry["parameters"], strict=True)) or "none"
+    )
     lines.append(f"- arguments: {args}")
     returns = entry.get("returns")
     lines.append(f"- returns: {'raw bytes' if tx.raw_result else _type_label(returns) if returns else 'nothing'}")
@@ -85,7 +93,14 @@ def _model_section(name: str, schema: dict[str, Any]) -> list[str]:
     if "properties" not in schema:
         return [f"- `{name}`: {_type_label(schema)}", ""]
     required = set(schema.get("required", []))
-    lines = [f"#### `{name}`", "", schema.get("description", "").strip(), "", "| field | type | required |", "|---|---|---|"]
+    lines = [
+        f"#### `{name}`",
+        "",
+        schema.get("description", "").strip(),
+        "",
+        "| field | type | required |",
+        "|---|---|---|",
+    ]
     for field, prop in schema["properties"].items():
         label = _type_label(prop).replace("|", r"\|")
         lines.append(f"| `{field}` | {label} | {'yes' if field in required else 'no'} |")
@@ -132,7 +147,9 @@ def default_readme() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the README is out of date instead of writing it")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if the README is out of date instead of writing it"
+    )
     parser.add_argument("--readme", type=Path, default=None, help="README to update (default: the chaincode package's)")
     parser.add_argument("--app", default=DEFAULT_APP, help="module with create_chaincode()")
     options = parser.parse_args(argv)

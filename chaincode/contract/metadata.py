@@ -131,7 +131,10 @@ def describe_contracts(contracts: Sequence[tuple[Contract, dict[str, Transaction
         "contracts": {
             contract.contract_name(): {
                 "name": contract.contract_name(),
-                "info": {"title": contract.contract_name(), "description": inspect.cleandoc(type(contract).__doc__ or "")},
+                "info": {
+                    "title": contract.contract_name(),
+                    "description": inspect.cleandoc(type(contract).__doc__ or ""),
+                },
                 "transactions": [tx.describe() for tx in transactions.values()],
             }
             for contract, transactions in contracts

@@ -74,7 +74,9 @@ class ContractRouter:
             raise BadRequest(f"unknown contract {contract_name!r}; known: {', '.join(sorted(self._contracts))}")
         contract, transactions = self._contracts[contract_name]
         if tx_name not in transactions:
-            raise BadRequest(f"contract {contract_name} has no transaction {tx_name!r}; known: {', '.join(sorted(transactions))}")
+            raise BadRequest(
+                f"contract {contract_name} has no transaction {tx_name!r}; known: {', '.join(sorted(transactions))}"
+            )
         return contract, transactions[tx_name]
 
     def _run(self, stub: ChaincodeStub, contract: Contract, tx: TransactionInfo) -> Response:
@@ -107,7 +109,9 @@ class ContractRouter:
             except UnicodeDecodeError as exc:
                 raise BadRequest(f"argument {param.name!r} is not valid UTF-8") from exc
             try:
-                parsed.append(param.adapter.validate_python(text) if param.raw_string else param.adapter.validate_json(text))
+                parsed.append(
+                    param.adapter.validate_python(text) if param.raw_string else param.adapter.validate_json(text)
+                )
             except ValidationError as exc:
                 raise BadRequest(f"argument {param.name!r}: {_validation_summary(exc)}") from exc
         return parsed

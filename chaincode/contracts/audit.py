@@ -44,7 +44,9 @@ def _decode_bookmark(bookmark: str) -> str:
         raise BadRequest(f"malformed bookmark {bookmark!r}") from exc
 
 
-def _scan_page(ctx: Context, object_type: str, attributes: list[str], model: type[BaseModel], page_size: int, bookmark: str) -> Page:
+def _scan_page(
+    ctx: Context, object_type: str, attributes: list[str], model: type[BaseModel], page_size: int, bookmark: str
+) -> Page:
     start = _decode_bookmark(bookmark)
     prefix = ctx.key(object_type, *attributes)
     if start and not start.startswith(prefix):

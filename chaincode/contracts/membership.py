@@ -124,19 +124,27 @@ class Membership(ConsortiumContract):
         _announce(ctx, member, votes=len(votes), needed=needed, by=voter)
         return member
 
-    @transaction(event="MemberLeft", errors=("NotFound: caller's org has not registered", "Conflict: already left", "Forbidden: auditors"))
+    @transaction(
+        event="MemberLeft",
+        errors=("NotFound: caller's org has not registered", "Conflict: already left", "Forbidden: auditors"),
+    )
     def leave(self, ctx: Context) -> Member:
         """The caller's org leaves the task (it may register again later)."""
         member = _require(ctx, ctx.client.mspid)
         if member.status is MemberStatus.LEFT:
             raise Conflict(f"{member.org} has already left")
-        member = member.model_copy(update={"status": MemberStatus.LEFT, "approvals": [], "suspend_votes": [], "updated_at": ctx.now})
+        member = member.model_copy(
+            update={"status": MemberStatus.LEFT, "approvals": [], "suspend_votes": [], "updated_at": ctx.now}
+        )
         ctx.put(keys.member_key(member.org), member)
         _announce(ctx, member)
         return member
 
-    @transaction(evaluate=True, allow=READERS, errors=("Forbidden: caller is not registered nor an auditor", "NotFound: org has not registered"))
+    @transaction(
+        evaluate=True,
+        allow=READERS,
+        errors=("Forbidden: caller is not registered nor an auditor", "NotFound: org has not registered"),
+    )
     def get(self, ctx: Context, org: MspId) -> Member:
         """One org's membership record."""
         return _require(ctx, org)
-

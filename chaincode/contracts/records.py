@@ -191,7 +191,6 @@ class Exchange(ExchangeInput):
     tx_id: str
 
 
-
 class Activity(BaseModel):
     """Index entry: one write transaction of one org."""
 
@@ -201,4 +200,3 @@ class Activity(BaseModel):
     timestamp: datetime
     function: str
     keys: list[str]
-

@@ -74,7 +74,9 @@ class Rounds(ConsortiumContract):
             if missing:
                 raise BadRequest(f"{org} did not register modality {', '.join(sorted(missing))}")
         if spec.deadline <= ctx.now:
-            raise BadRequest(f"deadline {spec.deadline.isoformat()} is not after the transaction time {ctx.now.isoformat()}")
+            raise BadRequest(
+                f"deadline {spec.deadline.isoformat()} is not after the transaction time {ctx.now.isoformat()}"
+            )
         rnd = Round(
             **spec.model_dump(),
             round_id=round_id,
@@ -107,16 +109,34 @@ class Rounds(ConsortiumContract):
             raise BadRequest(f"receiver {exchange.receiver} must be another participant of round {round_id}")
         key = keys.exchange_key(round_id, sender, exchange.receiver, exchange.kind)
         if ctx.stub.get_state(key) is not None:
-            raise Conflict(f"{sender} already recorded a {exchange.kind} exchange to {exchange.receiver} in round {round_id}")
-        record = Exchange(**exchange.model_dump(), round_id=round_id, sender=sender, recorded_at=ctx.now, tx_id=ctx.tx_id)
+            raise Conflict(
+                f"{sender} already recorded a {exchange.kind} exchange to {exchange.receiver} in round {round_id}"
+            )
+        record = Exchange(
+            **exchange.model_dump(), round_id=round_id, sender=sender, recorded_at=ctx.now, tx_id=ctx.tx_id
+        )
         ctx.put(key, record)
-        ctx.emit({"round": round_id, "sender": sender, "receiver": record.receiver, "kind": record.kind, "sha256": record.sha256})
+        ctx.emit(
+            {
+                "round": round_id,
+                "sender": sender,
+                "receiver": record.receiver,
+                "kind": record.kind,
+                "sha256": record.sha256,
+            }
+        )
         return record
 
     @transaction(
         allow=(MEMBER,),
         event="ModelFused",
-        errors=(NOT_ACTIVE, "NotFound: no such round", "Forbidden: caller is not the leader", "BadRequest: malformed hash or metrics", "Conflict: round not open"),
+        errors=(
+            NOT_ACTIVE,
+            "NotFound: no such round",
+            "Forbidden: caller is not the leader",
+            "BadRequest: malformed hash or metrics",
+            "Conflict: round not open",
+        ),
     )
     def mark_fused(self, ctx: Context, round_id: Identifier, model_sha256: Sha256, metrics: Metrics) -> Round:
         """The leader publishes the fused model's SHA-256 and its metrics."""
@@ -124,7 +144,9 @@ class Rounds(ConsortiumContract):
         if ctx.client.mspid != rnd.leader:
             raise Forbidden(f"only the leader {rnd.leader} may publish the model of round {round_id}")
         _in_state(rnd, RoundState.OPEN)
-        rnd = rnd.model_copy(update={"state": RoundState.FUSED, "model_sha256": model_sha256, "metrics": metrics, "updated_at": ctx.now})
+        rnd = rnd.model_copy(
+            update={"state": RoundState.FUSED, "model_sha256": model_sha256, "metrics": metrics, "updated_at": ctx.now}
+        )
         return _save(ctx, rnd, model_sha256=model_sha256)
 
     @transaction(
@@ -207,10 +229,16 @@ class Rounds(ConsortiumContract):
         if not candidates:
             raise Conflict(f"every participant of round {round_id} has led it already; abort the round")
         leader = choose_leader(candidates, round_id, ctx.tx_id)
-        rnd = rnd.model_copy(update={"leader": leader, "past_leaders": past, "deadline": deadline, "updated_at": ctx.now})
+        rnd = rnd.model_copy(
+            update={"leader": leader, "past_leaders": past, "deadline": deadline, "updated_at": ctx.now}
+        )
         return _save(ctx, rnd, previous=past, deadline=deadline.isoformat())
 
-    @transaction(evaluate=True, allow=READERS, errors=("Forbidden: caller is not registered nor an auditor", "NotFound: no such round"))
+    @transaction(
+        evaluate=True,
+        allow=READERS,
+        errors=("Forbidden: caller is not registered nor an auditor", "NotFound: no such round"),
+    )
     def get(self, ctx: Context, round_id: Identifier) -> Round:
         """One round's current record."""
         return load_round(ctx, round_id)

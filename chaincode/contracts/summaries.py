@@ -50,7 +50,11 @@ class Summaries(ConsortiumContract):
         ctx.emit({"org": org, "modality": record.modality, "version": record.version})
         return record
 
-    @transaction(evaluate=True, allow=READERS, errors=("Forbidden: caller is not registered nor an auditor", "NotFound: no such summary"))
+    @transaction(
+        evaluate=True,
+        allow=READERS,
+        errors=("Forbidden: caller is not registered nor an auditor", "NotFound: no such summary"),
+    )
     def get(self, ctx: Context, org: MspId, modality: Modality) -> Summary:
         """The latest version of one org's summary for one modality."""
         return load_summary(ctx, org, modality)

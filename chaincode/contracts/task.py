@@ -32,12 +32,18 @@ class Task(ConsortiumContract):
             raise BadRequest(f"config names task {config.task!r} but this is channel {ctx.stub.channel_id!r}")
         if ctx.client.mspid not in config.founders:
             raise Forbidden(f"{ctx.client.mspid} is not among the founders ({', '.join(config.founders)})")
-        record = TaskRecord(**config.model_dump(), initialised_by=ctx.client.mspid, initialised_at=ctx.now, tx_id=ctx.tx_id)
+        record = TaskRecord(
+            **config.model_dump(), initialised_by=ctx.client.mspid, initialised_at=ctx.now, tx_id=ctx.tx_id
+        )
         ctx.put(keys.task_key(), record)
         ctx.emit({"task": record.task, "founders": record.founders, "auditors": record.auditors})
         return record
 
-    @transaction(evaluate=True, allow=READERS, errors=("Conflict: not initialised", "Forbidden: caller is not registered nor an auditor"))
+    @transaction(
+        evaluate=True,
+        allow=READERS,
+        errors=("Conflict: not initialised", "Forbidden: caller is not registered nor an auditor"),
+    )
     def get(self, ctx: Context) -> TaskRecord:
         """The task configuration."""
         return load_task(ctx)

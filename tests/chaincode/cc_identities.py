@@ -21,7 +21,9 @@ def _key() -> ec.EllipticCurvePrivateKey:
 
 
 @cache
-def identity(mspid: str, cn: str = "Admin", ous: tuple[str, ...] = ("admin",), attrs: tuple[tuple[str, str], ...] = ()) -> ClientIdentity:
+def identity(
+    mspid: str, cn: str = "Admin", ous: tuple[str, ...] = ("admin",), attrs: tuple[tuple[str, str], ...] = ()
+) -> ClientIdentity:
     """A self-signed certificate for ``cn`` of ``mspid`` with the given OUs and CA attributes."""
     names = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, mspid)]
     names += [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou) for ou in ous]

@@ -26,7 +26,14 @@ def sha(text: str) -> str:
 
 
 def profile(org: str) -> str:
-    return json.dumps({"name": f"{org} data centre", "endpoint": f"{org.lower()}.example:7443", "tls_fingerprint": sha(org), "modalities": MODALITIES[org]})
+    return json.dumps(
+        {
+            "name": f"{org} data centre",
+            "endpoint": f"{org.lower()}.example:7443",
+            "tls_fingerprint": sha(org),
+            "modalities": MODALITIES[org],
+        }
+    )
 
 
 def summary(org: str, modality: str, entities: int = 100) -> str:
@@ -79,7 +86,9 @@ class World:
         """Submit, expect a refusal with ``status`` mentioning ``fragment``, and check nothing changed."""
         before = self.ledger.snapshot()
         response = self.submit(org, function, *args)
-        assert response.status == status, f"{function} by {org}: expected {status}, got {response.status} {response.message}"
+        assert response.status == status, (
+            f"{function} by {org}: expected {status}, got {response.status} {response.message}"
+        )
         assert fragment in response.message, response.message
         assert self.ledger.snapshot() == before
         return response.message
@@ -87,7 +96,9 @@ class World:
     def deadline(self, hours: float = 1) -> str:
         return json.dumps((self.now + timedelta(hours=hours)).isoformat())
 
-    def round_spec(self, participants: tuple[str, ...] = ("DC1", "DC2", "DC3"), hours: float = 1, **changes: Any) -> str:
+    def round_spec(
+        self, participants: tuple[str, ...] = ("DC1", "DC2", "DC3"), hours: float = 1, **changes: Any
+    ) -> str:
         spec = {
             "participants": [f"{p}MSP" for p in participants],
             "roles": {f"{p}MSP": MODALITIES[p][:1] for p in participants},

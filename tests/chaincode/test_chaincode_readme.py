@@ -12,7 +12,9 @@ README = Path(__file__).resolve().parents[2] / "chaincode" / "README.md"
 
 def test_committed_readme_matches_generated_reference() -> None:
     current = README.read_text(encoding="utf-8")
-    assert current == docs.splice(current, docs.render(create_chaincode())), "run python -m swarmfuse.chaincode.contract.docs"
+    assert current == docs.splice(current, docs.render(create_chaincode())), (
+        "run python -m swarmfuse.chaincode.contract.docs"
+    )
 
 
 def test_every_transaction_and_event_is_documented() -> None:

@@ -99,7 +99,13 @@ def test_summary_versions_and_history() -> None:
 
 def test_summary_rejections() -> None:
     world = founded()
-    world.refused("DC1", "Summaries:Publish", summary("DC1", "image"), status=400, fragment="registered modalities text, not 'image'")
+    world.refused(
+        "DC1",
+        "Summaries:Publish",
+        summary("DC1", "image"),
+        status=400,
+        fragment="registered modalities text, not 'image'",
+    )
     bad = json.loads(summary("DC1", "text"))
     for field, value, fragment in [
         ("manifest_sha256", "abc", "manifest_sha256"),

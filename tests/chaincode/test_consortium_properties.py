@@ -21,7 +21,14 @@ MSPS = ["DC1MSP", "DC2MSP", "DC3MSP", "DC4MSP", "DC9MSP"]
 ROUND_IDS = ["r1", "r2", "bad id", ""]
 MODEL = sha("model")
 HASHES = [MODEL, sha("other"), "xyz", MODEL.upper()]
-TRANSITIONS = {("open", "open"), ("open", "fused"), ("open", "aborted"), ("fused", "fused"), ("fused", "closed"), ("fused", "aborted")}
+TRANSITIONS = {
+    ("open", "open"),
+    ("open", "fused"),
+    ("open", "aborted"),
+    ("fused", "fused"),
+    ("fused", "closed"),
+    ("fused", "aborted"),
+}
 
 participants = st.lists(st.sampled_from(["DC1", "DC2", "DC3", "DC4"]), min_size=1, max_size=4, unique=True)
 
@@ -45,7 +52,9 @@ def round_spec(draw: st.DrawFn, world: World) -> str:
 
 def exchange() -> st.SearchStrategy[str]:
     return st.builds(
-        lambda receiver, kind, digest, size: json.dumps({"receiver": receiver, "kind": kind, "sha256": digest, "bytes": size, "entity_count": 10}),
+        lambda receiver, kind, digest, size: json.dumps(
+            {"receiver": receiver, "kind": kind, "sha256": digest, "bytes": size, "entity_count": 10}
+        ),
         st.sampled_from(MSPS),
         st.sampled_from(["features", "model", "bad kind"]),
         st.sampled_from(HASHES),
@@ -90,17 +99,33 @@ def next_step(world: World) -> st.SearchStrategy[tuple[str, str, tuple[str, ...]
             st.sampled_from(orgs),
             st.just("Rounds:RecordExchange"),
             st.sampled_from(rnd.participants).map(
-                lambda r: ("r1", json.dumps({"receiver": r, "kind": "features", "sha256": MODEL, "bytes": 10, "entity_count": 1}))
+                lambda r: (
+                    "r1",
+                    json.dumps({"receiver": r, "kind": "features", "sha256": MODEL, "bytes": 10, "entity_count": 1}),
+                )
             ),
         )
-        fuse_call = st.tuples(st.sampled_from([leader, leader, *ORGS]), st.just("Rounds:MarkFused"), st.just(("r1", MODEL, '{"acc": 0.9}')))
+        fuse_call = st.tuples(
+            st.sampled_from([leader, leader, *ORGS]),
+            st.just("Rounds:MarkFused"),
+            st.just(("r1", MODEL, '{"acc": 0.9}')),
+        )
         abort_call = st.tuples(st.sampled_from(orgs), st.just("Rounds:Abort"), st.just(("r1", "stop")))
         return exchange_call | fuse_call | fuse_call | abort_call
-    return st.tuples(st.sampled_from([*orgs, *orgs, "DC4"]), st.just("Rounds:Acknowledge"), st.sampled_from([("r1", MODEL), ("r1", MODEL), ("r1", HASHES[1])]))
+    return st.tuples(
+        st.sampled_from([*orgs, *orgs, "DC4"]),
+        st.just("Rounds:Acknowledge"),
+        st.sampled_from([("r1", MODEL), ("r1", MODEL), ("r1", HASHES[1])]),
+    )
 
 
 def rounds(world: World) -> dict[str, Round]:
-    return {r.round_id: r for r in (Round.model_validate_json(v) for k, v in world.ledger.state.items() if k.startswith(f"\x00{ROUND}\x00"))}
+    return {
+        r.round_id: r
+        for r in (
+            Round.model_validate_json(v) for k, v in world.ledger.state.items() if k.startswith(f"\x00{ROUND}\x00")
+        )
+    }
 
 
 def check_invariants(world: World, before: dict[str, Round]) -> None:

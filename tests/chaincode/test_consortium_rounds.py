@@ -15,7 +15,15 @@ MODEL = sha("model-weights")
 
 
 def exchange(receiver: str, kind: str = "features", digest: str | None = None) -> str:
-    return json.dumps({"receiver": receiver, "kind": kind, "sha256": digest or sha(receiver + kind), "bytes": 4096, "entity_count": 100})
+    return json.dumps(
+        {
+            "receiver": receiver,
+            "kind": kind,
+            "sha256": digest or sha(receiver + kind),
+            "bytes": 4096,
+            "entity_count": 100,
+        }
+    )
 
 
 def org_of(msp: str) -> str:
@@ -73,34 +81,66 @@ def test_full_round_closes_after_every_acknowledgement(opened: tuple[World, dict
 
 def test_open_rejections() -> None:
     world = founded()
-    world.ok("DC4", "Membership:Register", json.dumps({"name": "x", "endpoint": "x:1", "tls_fingerprint": sha("x"), "modalities": ["text"]}))
+    world.ok(
+        "DC4",
+        "Membership:Register",
+        json.dumps({"name": "x", "endpoint": "x:1", "tls_fingerprint": sha("x"), "modalities": ["text"]}),
+    )
     spec = world.round_spec()
     world.refused("DC4", "Rounds:Open", "r1", spec, status=403, fragment="needs role member")
     world.refused("Auditor", "Rounds:Open", "r1", spec, status=403)
     world.refused("DC1", "Rounds:Open", "bad id!", spec, status=400, fragment="argument 'round_id'")
-    world.refused("DC1", "Rounds:Open", "r1", world.round_spec(("DC1", "DC4")), status=400, fragment="DC4MSP is not an active member")
+    world.refused(
+        "DC1",
+        "Rounds:Open",
+        "r1",
+        world.round_spec(("DC1", "DC4")),
+        status=400,
+        fragment="DC4MSP is not an active member",
+    )
     world.refused("DC1", "Rounds:Open", "r1", world.round_spec(("DC1",)), status=400, fragment="participants")
-    world.refused("DC1", "Rounds:Open", "r1", world.round_spec(hours=-1), status=400, fragment="not after the transaction time")
-    world.refused("DC1", "Rounds:Open", "r1", world.round_spec(label_holder="DC9MSP"), status=400, fragment="label holder")
-    world.refused("DC1", "Rounds:Open", "r1", world.round_spec(roles={"DC1MSP": ["text"]}), status=400, fragment="roles must name")
+    world.refused(
+        "DC1", "Rounds:Open", "r1", world.round_spec(hours=-1), status=400, fragment="not after the transaction time"
+    )
+    world.refused(
+        "DC1", "Rounds:Open", "r1", world.round_spec(label_holder="DC9MSP"), status=400, fragment="label holder"
+    )
+    world.refused(
+        "DC1", "Rounds:Open", "r1", world.round_spec(roles={"DC1MSP": ["text"]}), status=400, fragment="roles must name"
+    )
     wrong_modality = {"DC1MSP": ["image"], "DC2MSP": ["image"], "DC3MSP": ["text"]}
-    world.refused("DC1", "Rounds:Open", "r1", world.round_spec(roles=wrong_modality), status=400, fragment="did not register modality image")
+    world.refused(
+        "DC1",
+        "Rounds:Open",
+        "r1",
+        world.round_spec(roles=wrong_modality),
+        status=400,
+        fragment="did not register modality image",
+    )
     world.refused("DC1", "Rounds:Open", "r1", world.round_spec(method="magic"), status=400, fragment="method")
-    world.refused("DC1", "Rounds:Open", "r1", world.round_spec(model_spec_sha256="ABC"), status=400, fragment="model_spec_sha256")
+    world.refused(
+        "DC1", "Rounds:Open", "r1", world.round_spec(model_spec_sha256="ABC"), status=400, fragment="model_spec_sha256"
+    )
     world.ok("DC1", "Rounds:Open", "r1", spec)
     world.refused("DC2", "Rounds:Open", "r1", world.round_spec(), status=409, fragment="exists already")
 
 
 def test_exchange_rejections(opened: tuple[World, dict]) -> None:
-    world, rnd = opened
-    world.ok("DC4", "Membership:Register", json.dumps({"name": "x", "endpoint": "x:1", "tls_fingerprint": sha("x"), "modalities": ["text"]}))
+    world, _ = opened
+    world.ok(
+        "DC4",
+        "Membership:Register",
+        json.dumps({"name": "x", "endpoint": "x:1", "tls_fingerprint": sha("x"), "modalities": ["text"]}),
+    )
     world.ok("DC1", "Membership:Approve", "DC4MSP")
     world.ok("DC2", "Membership:Approve", "DC4MSP")
     world.refused("DC4", "Rounds:RecordExchange", "r1", exchange("DC1MSP"), status=403, fragment="not a participant")
     world.refused("DC1", "Rounds:RecordExchange", "r9", exchange("DC2MSP"), status=404, fragment="no round 'r9'")
     world.refused("DC1", "Rounds:RecordExchange", "r1", exchange("DC1MSP"), status=400, fragment="another participant")
     world.refused("DC1", "Rounds:RecordExchange", "r1", exchange("DC4MSP"), status=400, fragment="another participant")
-    world.refused("DC1", "Rounds:RecordExchange", "r1", exchange("DC2MSP", digest="z" * 64), status=400, fragment="sha256")
+    world.refused(
+        "DC1", "Rounds:RecordExchange", "r1", exchange("DC2MSP", digest="z" * 64), status=400, fragment="sha256"
+    )
     world.ok("DC1", "Rounds:RecordExchange", "r1", exchange("DC2MSP"))
     world.refused("DC1", "Rounds:RecordExchange", "r1", exchange("DC2MSP"), status=409, fragment="already recorded")
 

@@ -38,7 +38,12 @@ class Demo(Contract):
     def who(self, ctx: Context) -> dict[str, object]:
         """Report the creator."""
         client = ctx.client
-        return {"msp": client.mspid, "cn": client.common_name, "ous": list(client.organizational_units), "attrs": client.attributes}
+        return {
+            "msp": client.mspid,
+            "cn": client.common_name,
+            "ous": list(client.organizational_units),
+            "attrs": client.attributes,
+        }
 
     @transaction(evaluate=True)
     def scribble(self, ctx: Context) -> None:
@@ -86,7 +91,9 @@ def ctx_key(*parts: str) -> str:
         (("k", "1", '{"x":1,"y":1}', '"t"'), "argument 'tags'"),
     ],
 )
-def test_malformed_arguments_are_400_and_write_nothing(cc: ContractRouter, args: tuple[str, ...], fragment: str) -> None:
+def test_malformed_arguments_are_400_and_write_nothing(
+    cc: ContractRouter, args: tuple[str, ...], fragment: str
+) -> None:
     ledger = MemoryLedger()
     response = ledger.submit(cc, DC1, "Demo:Store", *args)
     assert response.status == 400

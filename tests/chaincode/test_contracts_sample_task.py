@@ -66,7 +66,9 @@ def test_task_init_once_by_a_founder(cc: ContractRouter) -> None:
         ("DC1", "not json", 400, "argument 'config'"),
     ],
 )
-def test_task_init_rejections_write_nothing(cc: ContractRouter, who: str, config: str, status: int, fragment: str) -> None:
+def test_task_init_rejections_write_nothing(
+    cc: ContractRouter, who: str, config: str, status: int, fragment: str
+) -> None:
     ledger = MemoryLedger()
     creator = {"DC1": DC1, "DC4": DC4}[who]
     response = ledger.submit(cc, creator, "Task:Init", config)
