@@ -78,3 +78,11 @@ def test_task_init_rejections_write_nothing(
 
 def test_task_get_before_init_is_refused(cc: ContractRouter) -> None:
     assert MemoryLedger().evaluate(cc, DC1, "Task:Get").status == 403
+
+
+def test_the_server_entry_point_serves_this_application() -> None:
+    from swarmfuse.chaincode.__main__ import load_chaincode
+
+    served = load_chaincode()
+    assert isinstance(served, ContractRouter)
+    assert sorted(served.metadata["contracts"]) == ["Audit", "Membership", "Rounds", "Sample", "Summaries", "Task"]
