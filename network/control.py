@@ -13,6 +13,7 @@ from swarmfuse.network.binaries import Fabric, locate
 from swarmfuse.network.errors import CommandFailed, InvalidInput, NotRunning
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.nodes import chaincode_spec, orderer_spec, peer_spec
+from swarmfuse.network.ordering import wait_for_leaders
 from swarmfuse.network.peercli import PeerCli
 from swarmfuse.network.procs import ProcessSpec, Supervisor, check_ports_free, healthy
 from swarmfuse.network.state import NetworkState
@@ -108,6 +109,7 @@ class Network:
                 self._install_packages(current)
             missing = [s for s in self.specs(current) if s.kind == "chaincode" and self.supervisor.pid(s.name) is None]
             self._start(missing, started)
+            wait_for_leaders(current.topology(), current.tasks)
         except BaseException:
             self.supervisor.stop(started)
             raise

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from swarmfuse.network.binaries import Fabric
 from swarmfuse.network.layout import Layout
@@ -51,6 +54,28 @@ class PeerCli:
             [self.fabric.bin("peer"), *args], env=self.env(org, identity), capture_output=True, text=True, timeout=timeout
         )
 
-    def check(self, org: Org, *args: str, identity: str = "Admin", timeout: float = 120.0) -> str:
+    def check(
+        self, org: Org, *args: str, identity: str = "Admin", timeout: float = 120.0, stdout_only: bool = False
+    ) -> str:
         """Run ``peer args...``; return its output or raise :class:`CommandFailed`."""
-        return run_checked([self.fabric.bin("peer"), *args], env=self.env(org, identity), timeout=timeout)
+        return run_checked([self.fabric.bin("peer"), *args], env=self.env(org, identity), timeout=timeout, stdout_only=stdout_only)
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    """What ``peer chaincode invoke`` reports: the tx ID (when it waited for the commit) and the payload."""
+
+    tx_id: str | None
+    payload: bytes
+
+
+_TXID = re.compile(r"txid \[([0-9a-f]{64})\] committed with status \(VALID\)")
+_PAYLOAD = re.compile(r'Chaincode invoke successful\. result: status:200(?: payload:"((?:[^"\\]|\\.)*)")?')
+
+
+def parse_invoke_output(output: str) -> InvokeResult:
+    """Pick the committed tx ID and the (Go-quoted) payload out of the CLI's log lines."""
+    txid = _TXID.search(output)
+    payload = _PAYLOAD.search(output)
+    raw = payload.group(1) if payload and payload.group(1) else ""
+    return InvokeResult(tx_id=txid.group(1) if txid else None, payload=ast.literal_eval(f'b"{raw}"'))

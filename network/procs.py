@@ -22,8 +22,10 @@ logger = logging.getLogger(__name__)
 STOP_GRACE_S = 10.0
 
 
-def run_checked(args: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = 120.0) -> str:
-    """Run ``args``; return stdout+stderr, or raise :class:`CommandFailed` with the tail of its output."""
+def run_checked(
+    args: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = 120.0, stdout_only: bool = False
+) -> str:
+    """Run ``args``; return stdout+stderr (or stdout only), or raise :class:`CommandFailed` with the tail of its output."""
     logger.debug("run %s", " ".join(args))
     try:
         done = subprocess.run(list(args), env=dict(env) if env else None, capture_output=True, text=True, timeout=timeout)
@@ -34,7 +36,7 @@ def run_checked(args: Sequence[str], env: Mapping[str, str] | None = None, timeo
         lines = output.strip().splitlines()
         tail = "\n".join([line for line in lines if line.startswith("Error")] or lines[-6:])
         raise CommandFailed(f"{Path(args[0]).name} {args[1] if len(args) > 1 else ''} failed (exit {done.returncode}): {tail}")
-    return output
+    return done.stdout if stdout_only else output
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from swarmfuse.network.ccaas import CHAINCODE_NAME, CHAINCODE_VERSION
 from swarmfuse.network.configtx import PROFILE, channel_config, endorsement_policy
 from swarmfuse.network.control import Network
 from swarmfuse.network.errors import CommandFailed, InvalidInput, NetworkError, NotRunning
-from swarmfuse.network.peercli import PeerCli
+from swarmfuse.network.ordering import wait_for_leaders
+from swarmfuse.network.peercli import InvokeResult, PeerCli, parse_invoke_output
 from swarmfuse.network.procs import run_checked
 from swarmfuse.network.state import TaskRecord
 from swarmfuse.network.topology import HOST, Org, parse_org_list, validate_channel_name
@@ -44,6 +45,7 @@ def create(network: Network, name: str, org_list: str) -> TaskRecord:
     cli = network.peer_cli()
     block = _genesis_block(network, name, orgs)
     _join_orderers(network, name, block)
+    wait_for_leaders(topology, [name])
     _parallel(lambda org: cli.check(org, "channel", "join", "-b", block), orgs)
     policy = endorsement_policy(orgs)
     _parallel(lambda org: _approve(cli, name, org, current.package_ids[org.name], policy), orgs)
@@ -57,13 +59,22 @@ def create(network: Network, name: str, org_list: str) -> TaskRecord:
     return record
 
 
-def invoke(cli: PeerCli, channel: str, org: Org, endorsers: Sequence[Org], function: str, *args: str) -> str:
-    """Submit ``function(args)`` as ``org``'s admin, endorsed by ``endorsers``; wait for the commit."""
+def invoke(
+    cli: PeerCli, channel: str, org: Org, endorsers: Sequence[Org], function: str, *args: str, wait: bool = True
+) -> InvokeResult:
+    """Submit ``function(args)`` as ``org``'s admin, endorsed by ``endorsers``; with ``wait``, until committed."""
     ctor = json.dumps({"Args": [function, *args]})
-    return cli.check(
+    output = cli.check(
         org, "chaincode", "invoke", *cli.orderer_args(), "-C", channel, "-n", CHAINCODE_NAME, "-c", ctor,
-        *cli.peer_args(endorsers), "--waitForEvent",
+        *cli.peer_args(endorsers), *(["--waitForEvent"] if wait else []),
     )
+    return parse_invoke_output(output)
+
+
+def query(cli: PeerCli, channel: str, org: Org, function: str, *args: str) -> str:
+    """Evaluate ``function(args)`` on ``org``'s peer as its admin; the payload as printed by the CLI."""
+    ctor = json.dumps({"Args": [function, *args]})
+    return cli.check(org, "chaincode", "query", "-C", channel, "-n", CHAINCODE_NAME, "-c", ctor, stdout_only=True).removesuffix("\n")
 
 
 def _genesis_block(network: Network, name: str, orgs: Sequence[Org]) -> str:
@@ -92,7 +103,7 @@ def _join_orderers(network: Network, name: str, block: str) -> None:
 
 
 def _approve(cli: PeerCli, channel: str, org: Org, package_id: str, policy: str) -> None:
-    # The new channel's orderers elect a leader first: retry while ordering is not yet available.
+    # Retried: under BFT there is no leader metric to wait for, and ordering may not be ready yet.
     _retry(lambda: cli.check(
         org, "lifecycle", "chaincode", "approveformyorg", *cli.orderer_args(), "--channelID", channel,
         "--name", CHAINCODE_NAME, "--version", CHAINCODE_VERSION, "--package-id", package_id, "--sequence", "1",
