@@ -1,0 +1,152 @@
+"""The consortium chaincode on a real Fabric network (peer CLI as each org's admin).
+
+A full round by DC1-DC3 with its event committed for every transition, the auditor's reads and
+refused writes, DC4 (outside the task) refused, and the MAJORITY endorsement policy enforced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from swarmfuse.network.blocks import read_block, transactions
+from swarmfuse.network.errors import CommandFailed
+
+pytestmark = pytest.mark.integration
+
+MODALITIES = {"DC1": ["text"], "DC2": ["image"], "DC3": ["image", "text"], "DC4": ["text"], "Auditor": ["text"]}
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def profile_arg(org: str) -> str:
+    return json.dumps(
+        {
+            "name": f"{org} data centre",
+            "endpoint": f"{org.lower()}.example:7443",
+            "tls_fingerprint": sha(org),
+            "modalities": MODALITIES[org],
+        }
+    )
+
+
+def refused(action: Callable[[], object]) -> str:
+    """Run ``action``, which must fail in the peer CLI; return the error text."""
+    with pytest.raises(CommandFailed) as info:
+        action()
+    return str(info.value)
+
+
+def events_by_tx(net: Any, first_block: int, folder: Path) -> dict[str, str]:
+    """Chaincode event name of every endorser transaction in blocks ``first_block``.. (newest), by tx ID."""
+    orderer = net.profile("DC1")["orderers"][0]
+    found: dict[str, str] = {}
+    for number in range(first_block, block_height(net)):
+        path = folder / f"block{number}.pb"
+        fetched = net.peer_cli(
+            "DC1", "channel", "fetch", str(number), str(path), "-c", net.task,
+            "-o", orderer["endpoint"], "--tls", "--cafile", orderer["tls_ca_cert"],
+        )  # fmt: skip
+        assert fetched.returncode == 0, fetched.stderr
+        found |= {tx.tx_id: tx.event_name or "" for tx in transactions(read_block(path))}
+    return found
+
+
+def block_height(net: Any) -> int:
+    info = net.peer_cli("DC1", "channel", "getinfo", "-c", net.task)
+    assert info.returncode == 0, info.stderr
+    return int(json.loads(info.stdout[info.stdout.index("{") :])["height"])
+
+
+def test_full_round_by_three_orgs_with_an_event_per_transition(fabric_network: Any, tmp_path: Path) -> None:
+    net = fabric_network
+    start = block_height(net)
+    expected: dict[str, str] = {}
+
+    def step(org: str, function: str, *args: str, event: str) -> None:
+        result = net.submit(org, function, *args)
+        assert result.tx_id, f"{function} by {org} was not committed"
+        expected[result.tx_id] = event
+
+    def current() -> dict[str, Any]:
+        return json.loads(net.query("Auditor", "Rounds:Get", "it1"))
+
+    for org in ("DC1", "DC2", "DC3"):
+        step(org, "Membership:Register", profile_arg(org), event="MemberRegistered")
+        assert json.loads(net.query("DC1", "Membership:Get", f"{org}MSP"))["status"] == "active"
+    spec = {
+        "participants": ["DC1MSP", "DC2MSP", "DC3MSP"],
+        "roles": {"DC1MSP": ["text"], "DC2MSP": ["image"], "DC3MSP": ["text"]},
+        "label_holder": "DC3MSP",
+        "method": "intermediate",
+        "model_spec_sha256": sha("head"),
+        "deadline": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+    }
+    step("DC1", "Rounds:Open", "it1", json.dumps(spec), event="RoundOpened")
+    opened = current()
+    assert opened["state"] == "open" and opened["leader"] in spec["participants"]
+    leader = opened["leader"].removesuffix("MSP")
+    others = [org for org in ("DC1", "DC2", "DC3") if org != leader]
+    for org in others:
+        shard = {
+            "receiver": opened["leader"],
+            "kind": "features",
+            "sha256": sha(org),
+            "bytes": 1024,
+            "entity_count": 10,
+        }
+        step(org, "Rounds:RecordExchange", "it1", json.dumps(shard), event="ExchangeRecorded")
+    model = sha("fused-model")
+    message = refused(lambda: net.submit(others[0], "Rounds:MarkFused", "it1", model, "{}"))
+    assert f"Forbidden: only the leader {opened['leader']}" in message
+    step(leader, "Rounds:MarkFused", "it1", model, json.dumps({"accuracy": 0.9}), event="ModelFused")
+    assert current()["state"] == "fused"
+    states = []
+    for org in (leader, *others):
+        step(org, "Rounds:Acknowledge", "it1", model, event="Acknowledged")
+        states.append(current()["state"])
+    assert states == ["fused", "fused", "closed"]
+
+    history = json.loads(net.query("Auditor", "Audit:RoundHistory", "it1", "50", ""))
+    assert [entry["value"]["state"] for entry in history["items"]] == ["open", "fused", "fused", "fused", "closed"]
+    exchanges = json.loads(net.query("Auditor", "Audit:Exchanges", "it1", "1", ""))
+    following = json.loads(net.query("Auditor", "Audit:Exchanges", "it1", "1", exchanges["bookmark"]))
+    assert {exchanges["items"][0]["sender"], following["items"][0]["sender"]} == {f"{org}MSP" for org in others}
+    activity = json.loads(net.query("DC3", "Audit:Activity", f"{leader}MSP", "50", ""))
+    assert [a["function"] for a in activity["items"]][-2:] == ["Rounds:MarkFused", "Rounds:Acknowledge"]
+
+    committed = events_by_tx(net, start, tmp_path)
+    assert {tx: committed.get(tx) for tx in expected} == expected
+
+
+def test_auditor_reads_everything_and_writes_nothing(fabric_network: Any) -> None:
+    net = fabric_network
+    assert json.loads(net.query("Auditor", "Task:Get"))["auditors"] == ["AuditorMSP"]
+    members = json.loads(net.query("Auditor", "Audit:Members", "10", ""))
+    assert {m["org"] for m in members["items"]} >= {"DC1MSP", "DC2MSP", "DC3MSP"}
+    assert "may only read" in refused(lambda: net.submit("Auditor", "Membership:Register", profile_arg("Auditor")))
+    assert "may only read" in refused(lambda: net.submit("Auditor", "Membership:Leave"))
+
+
+def test_org_outside_the_task_is_refused(fabric_network: Any) -> None:
+    net = fabric_network
+    refused(lambda: net.submit("DC4", "Membership:Register", profile_arg("DC4"), endorsers=["DC1", "DC2"]))
+    refused(lambda: net.query("DC4", "Task:Get"))
+    assert "NotFound" in refused(lambda: net.query("DC1", "Membership:Get", "DC4MSP"))
+
+
+def test_majority_endorsement_is_enforced(fabric_network: Any) -> None:
+    net = fabric_network
+    message = refused(lambda: net.submit("DC1", "Sample:Put", "lonely", "one endorsement", endorsers=["DC1"]))
+    assert "ENDORSEMENT_POLICY_FAILURE" in message
+    assert "NotFound" in refused(lambda: net.query("DC2", "Sample:Get", "lonely"))
+    assert net.submit("DC1", "Sample:Put", "lonely", "two endorsements", endorsers=["DC1", "DC2"]).tx_id
+    assert net.query("DC3", "Sample:Get", "lonely") == "two endorsements"
