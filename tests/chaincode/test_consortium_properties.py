@@ -13,6 +13,7 @@ from cc_world import World, founded, profile, sha
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from swarmfuse.chaincode.contract.canonical import canonical_json
 from swarmfuse.chaincode.contracts.keys import EXCHANGE, ROUND
 from swarmfuse.chaincode.contracts.records import Exchange, Round
 
@@ -140,6 +141,7 @@ def check_invariants(world: World, before: dict[str, Round]) -> None:
         if rid in before:
             assert (before[rid].state.value, rnd.state.value) in TRANSITIONS or before[rid] == rnd
     for key, value in world.ledger.state.items():
+        assert value == canonical_json(json.loads(value)), f"{key!r} is not stored as canonical JSON"
         if key.startswith(f"\x00{EXCHANGE}\x00"):
             ex = Exchange.model_validate_json(value)
             assert {ex.sender, ex.receiver} <= set(after[ex.round_id].participants) and ex.sender != ex.receiver
