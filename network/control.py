@@ -81,11 +81,18 @@ class Network:
         ]
         return specs
 
+    @staticmethod
+    def process_names(current: NetworkState) -> list[str]:
+        """Names of every node of the network, in start order (no Fabric needed)."""
+        topology = current.topology()
+        names = list(topology.orderers) + [org.peer_process for org in topology.orgs]
+        return names + [org.chaincode_process for org in topology.orgs if org.name in current.package_ids]
+
     def running(self) -> list[str]:
         current = self.state()
         if current is None:
             return []
-        return [spec.name for spec in self.specs(current) if self.supervisor.pid(spec.name) is not None]
+        return [name for name in self.process_names(current) if self.supervisor.pid(name) is not None]
 
     # --- up ---
     def up(self, topology: Topology | None = None) -> UpResult:
@@ -153,7 +160,7 @@ class Network:
     def down(self, purge: bool = False) -> list[str]:
         """Stop every process this home started (chaincode servers, peers, orderers); optionally delete the home."""
         current = self.state()
-        names = [spec.name for spec in reversed(self.specs(current))] if current else []
+        names = list(reversed(self.process_names(current))) if current else []
         stopped = self.supervisor.stop(names)
         if not stopped and not purge:
             raise NotRunning(f"nothing is running under {self.home}")

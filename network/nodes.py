@@ -67,7 +67,7 @@ def peer_spec(fabric: Fabric, topology: Topology, layout: Layout, org: Org) -> P
     node = layout.peer_dir(org)
     address = f"{HOST}:{ports.listen}"
     builders = [{"name": BUILDER_NAME, "path": str(BUILDER_DIR), "propagateEnvironment": []}]
-    data = layout.data_dir(f"peer-{org.name}")
+    data = layout.data_dir(org.peer_process)
     env = _base_env(fabric) | {
         "CORE_PEER_ID": org.peer_host,
         "CORE_PEER_ADDRESS": address,
@@ -91,7 +91,7 @@ def peer_spec(fabric: Fabric, topology: Topology, layout: Layout, org: Org) -> P
         "CORE_CHAINCODE_EXTERNALBUILDERS": json.dumps(builders),
     }
     return ProcessSpec(
-        name=f"peer-{org.name}", kind="peer", args=[fabric.bin("peer"), "node", "start"], env=env, port=ports.listen,
+        name=org.peer_process, kind="peer", args=[fabric.bin("peer"), "node", "start"], env=env, port=ports.listen,
         health_url=f"http://{HOST}:{ports.operations}/healthz",
     )
 
@@ -109,6 +109,6 @@ def chaincode_spec(topology: Topology, layout: Layout, org: Org, package_id: str
         "CHAINCODE_CLIENT_CA_CERT_FILE": str(tls.ca_cert),
     }
     return ProcessSpec(
-        name=f"chaincode-{org.name}", kind="chaincode", args=[sys.executable, "-m", "swarmfuse.chaincode"],
+        name=org.chaincode_process, kind="chaincode", args=[sys.executable, "-m", "swarmfuse.chaincode"],
         env=env, port=ports.ccaas,
     )

@@ -39,7 +39,7 @@ def create(network: Network, name: str, org_list: str) -> TaskRecord:
     orgs = parse_org_list(org_list, topology)
     if name in current.tasks:
         raise InvalidInput(f"task {name!r} already exists")
-    down = [spec.name for spec in network.specs(current) if network.supervisor.pid(spec.name) is None]
+    down = [name for name in network.process_names(current) if network.supervisor.pid(name) is None]
     if down:
         raise NotRunning(f"the network is not fully running ({', '.join(down)} down): run 'swarmfuse network up'")
     cli = network.peer_cli()

@@ -44,6 +44,14 @@ class Org:
     def peer_host(self) -> str:
         return f"peer0.{self.domain}"
 
+    @property
+    def peer_process(self) -> str:
+        return f"peer-{self.name}"
+
+    @property
+    def chaincode_process(self) -> str:
+        return f"chaincode-{self.name}"
+
 
 @dataclass(frozen=True)
 class Ports:

@@ -1,0 +1,134 @@
+"""Bad input on the ``network`` and ``task`` commands: one clear line, non-zero exit, no traceback.
+Also the process supervisor on real (non-Fabric) processes. No Fabric needed."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from swarmfuse.cli import app
+from swarmfuse.network import state as state_file
+from swarmfuse.network.errors import PortInUse
+from swarmfuse.network.procs import ProcessSpec, Supervisor, check_ports_free
+from swarmfuse.network.state import NetworkState, TaskRecord
+from swarmfuse.network.topology import Topology
+
+runner = CliRunner()
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def listening() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture
+def home_with_state(tmp_path: Path) -> Path:
+    """A home whose state names a 3-org network with one task (nothing running)."""
+    current = NetworkState.for_topology(Topology(n_orgs=3, auditor=True, port_base=31000))
+    current.tasks["existing"] = TaskRecord(name="existing", orgs=["DC1", "DC2"], policy="p", created="now")
+    state_file.save(tmp_path / "state.json", current)
+    return tmp_path
+
+
+@pytest.mark.parametrize("n", ["1", "9"])
+def test_up_with_org_count_out_of_range(tmp_path: Path, n: str) -> None:
+    code, out = _run("network", "up", "--orgs", n, "--home", str(tmp_path / "h"))
+    assert code == 1 and "between 2 and 8" in out and "Traceback" not in out
+
+
+def test_up_with_unknown_consensus(tmp_path: Path) -> None:
+    code, out = _run("network", "up", "--consensus", "pow", "--home", str(tmp_path / "h"))
+    assert code == 1 and "consensus must be one of raft, bft" in out
+
+
+def test_up_with_a_port_in_use_starts_nothing(tmp_path: Path, listening: int) -> None:
+    home = tmp_path / "h"
+    code, out = _run("network", "up", "--port-base", str(listening), "--home", str(home))
+    assert code == 1 and f"already in use on 127.0.0.1: {listening}" in out
+    assert not home.exists()
+
+
+def test_check_ports_free_names_every_taken_port(listening: int) -> None:
+    with pytest.raises(PortInUse, match=str(listening)):
+        check_ports_free([listening])
+
+
+def test_down_with_nothing_running(tmp_path: Path) -> None:
+    code, out = _run("network", "down", "--home", str(tmp_path))
+    assert code == 1 and "nothing is running" in out
+
+
+def test_status_without_a_network(tmp_path: Path) -> None:
+    code, out = _run("network", "status", "--home", str(tmp_path))
+    assert code == 1 and "no network under" in out
+
+
+def test_purge_refuses_a_folder_that_is_not_a_home(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    code, out = _run("network", "down", "--purge", "--home", str(tmp_path))
+    assert code == 1 and "not a swarmfuse network home" in out
+    assert (tmp_path / "precious.txt").exists()
+
+
+def test_task_with_invalid_channel_name(home_with_state: Path) -> None:
+    code, out = _run("task", "create", "Bad_Name", "--orgs", "DC1,DC2", "--home", str(home_with_state))
+    assert code == 1 and "not a valid channel name" in out
+
+
+def test_task_with_unknown_org(home_with_state: Path) -> None:
+    code, out = _run("task", "create", "t2", "--orgs", "DC1,DC7", "--home", str(home_with_state))
+    assert code == 1 and "unknown org 'DC7'" in out
+
+
+def test_task_that_exists(home_with_state: Path) -> None:
+    code, out = _run("task", "create", "existing", "--orgs", "DC1,DC2", "--home", str(home_with_state))
+    assert code == 1 and "task 'existing' already exists" in out
+
+
+def test_task_on_a_stopped_network(home_with_state: Path) -> None:
+    code, out = _run("task", "create", "t2", "--orgs", "DC1,DC2", "--home", str(home_with_state))
+    assert code == 1 and "not fully running" in out
+
+
+def test_task_list_shows_recorded_tasks(home_with_state: Path) -> None:
+    code, out = _run("task", "list", "--home", str(home_with_state))
+    assert code == 0 and "existing" in out and "DC1, DC2" in out
+
+
+def test_up_with_another_topology_on_an_existing_home(home_with_state: Path) -> None:
+    code, out = _run("network", "up", "--orgs", "5", "--home", str(home_with_state))
+    assert code == 1 and "already holds a network with 3 orgs" in out
+
+
+def test_supervisor_starts_waits_and_stops_by_pid(tmp_path: Path) -> None:
+    supervisor = Supervisor(tmp_path / "run", tmp_path / "logs")
+    script = "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)"
+    spec = ProcessSpec(name="sleeper", kind="test", args=[sys.executable, "-c", script], env={}, port=1)
+    pid = supervisor.start(spec)
+    assert supervisor.pid("sleeper") == pid
+    assert supervisor.stop(["sleeper", "never-started"]) == ["sleeper"]
+    assert supervisor.pid("sleeper") is None
+    assert not supervisor.pid_file("sleeper").exists()
+    assert "--- start" in supervisor.log_file("sleeper").read_text()
+
+
+def test_stale_pid_file_is_cleaned(tmp_path: Path) -> None:
+    supervisor = Supervisor(tmp_path / "run", tmp_path / "logs")
+    supervisor.run_dir.mkdir()
+    supervisor.pid_file("ghost").write_text("1 /no/such/orderer\n")  # pid 1 is alive but is not ours
+    assert supervisor.pid("ghost") is None
+    assert not supervisor.pid_file("ghost").exists()
