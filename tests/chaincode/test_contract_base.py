@@ -43,6 +43,7 @@ class Demo(Contract):
             "cn": client.common_name,
             "ous": list(client.organizational_units),
             "attrs": client.attributes,
+            "id": client.id,
         }
 
     @transaction(evaluate=True)
@@ -155,6 +156,7 @@ def test_roles_are_enforced_before_the_function(cc: ContractRouter) -> None:
 def test_identity_exposes_ous_and_fabric_ca_attributes(cc: ContractRouter) -> None:
     ledger = MemoryLedger()
     ou = json.loads(ledger.evaluate(cc, DC1_AUDITOR_OU, "Demo:Who").payload)
+    assert ou.pop("id") == "x509::CN=audit1,OU=auditor,OU=client,O=DC1MSP::CN=audit1,OU=auditor,OU=client,O=DC1MSP"
     assert ou == {"msp": "DC1MSP", "cn": "audit1", "ous": ["client", "auditor"], "attrs": {}}
     attr = json.loads(ledger.evaluate(cc, DC1_AUDITOR_ATTR, "Demo:Who").payload)
     assert attr["attrs"] == {"auditor": "true"} and attr["ous"] == ["client"]
