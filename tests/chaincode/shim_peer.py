@@ -158,14 +158,15 @@ class PeerSim:
     history: dict[str, list[HistoryEntry]] = field(default_factory=dict)  # per key, oldest first
     batch_size: int = 2
     requests: list[Msg] = field(default_factory=list)
+    channel_options: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
-        options = [("grpc.ssl_target_name_override", "localhost")] if self.credentials else []
-        self._channel = (
-            grpc.secure_channel(self.target, self.credentials, options=options)
-            if self.credentials
-            else grpc.insecure_channel(self.target)
-        )
+        options = list(self.channel_options)
+        if self.credentials:
+            options.append(("grpc.ssl_target_name_override", "localhost"))
+            self._channel = grpc.secure_channel(self.target, self.credentials, options=options)
+        else:
+            self._channel = grpc.insecure_channel(self.target, options=options)
         self._outbox: queue.SimpleQueue[Msg | None] = queue.SimpleQueue()
         self._inbox: queue.SimpleQueue[Msg | Exception] = queue.SimpleQueue()
         self._iterators: dict[str, Iterator[bytes]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -40,6 +41,29 @@ def test_register_handshake_sends_package_id(server: ChaincodeServer) -> None:
         # After READY the chaincode serves transactions.
         sim.state["a"] = b"1"
         assert response_of(sim.run(transaction("tx0", "get", "a"))).payload == b"1"
+    finally:
+        sim.close()
+
+
+# A peer that pings far more often than gRPC servers accept by default (one per 5 min, 2 strikes).
+EAGER_PINGS = (
+    ("grpc.keepalive_time_ms", 200),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.http2.min_time_between_pings_ms", 100),
+)
+
+
+def test_server_accepts_frequent_keepalive_pings(server: ChaincodeServer) -> None:
+    sim = PeerSim(f"127.0.0.1:{server.port}", channel_options=EAGER_PINGS)
+    try:
+        sim.handshake()
+        # Idle with a ping a second (the client's floor): gRPC's default server policy sends GOAWAY
+        # (too_many_pings) after the third and drops the connection within these 9 seconds.
+        time.sleep(9)
+        sim.state["k"] = b"v"
+        assert response_of(sim.run(transaction("tx1", "get", "k"))).payload == b"v"
     finally:
         sim.close()
 
