@@ -65,7 +65,7 @@ def _consensus(topology: Topology, layout: Layout) -> dict[str, object]:
             {"Host": HOST, "Port": topology.orderer_ports(n).listen, "ClientTLSCert": tls(n), "ServerTLSCert": tls(n)}
             for n in topology.orderers
         ]
-        return {"OrdererType": "etcdraft", "EtcdRaft": {"Consenters": consenters}, "BlockValidation": _meta("ANY Writers")}
+        return {"OrdererType": "etcdraft", "EtcdRaft": {"Consenters": consenters}}
     mapping = [
         {
             "ID": i + 1, "Host": HOST, "Port": topology.orderer_ports(n).listen, "MSPID": ORDERER_MSP,
@@ -80,24 +80,19 @@ def _consensus(topology: Topology, layout: Layout) -> dict[str, object]:
         "LeaderHeartbeatTimeout": "1m0s", "CollectTimeout": "1s", "IncomingMessageBufferSize": 200,
         "RequestPoolSize": 100000, "LeaderHeartbeatCount": 10,
     }
-    return {
-        "OrdererType": "BFT", "ConsenterMapping": mapping, "SmartBFT": smartbft,
-        "BlockValidation": {"Type": "ImplicitOrderer", "Rule": "SMARTBFT"},
-    }
+    return {"OrdererType": "BFT", "ConsenterMapping": mapping, "SmartBFT": smartbft}
 
 
 def channel_config(topology: Topology, layout: Layout, orgs: Sequence[Org]) -> dict[str, object]:
     """The configtx document whose profile :data:`PROFILE` makes the genesis block of a task channel."""
-    consensus = _consensus(topology, layout)
-    block_validation = consensus.pop("BlockValidation")
     orderer = {
-        **consensus,
+        **_consensus(topology, layout),
         "BatchTimeout": BATCH_TIMEOUT,
         "BatchSize": {"MaxMessageCount": 100, "AbsoluteMaxBytes": "10 MB", "PreferredMaxBytes": "2 MB"},
         "Organizations": [_orderer_org(topology, layout)],
         "Policies": {
             "Readers": _meta("ANY Readers"), "Writers": _meta("ANY Writers"), "Admins": _meta("MAJORITY Admins"),
-            "BlockValidation": block_validation,
+            "BlockValidation": _meta("ANY Writers"),
         },
         "Capabilities": {"V2_0": True},
     }

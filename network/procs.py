@@ -34,7 +34,7 @@ def run_checked(
     output = done.stdout + done.stderr
     if done.returncode != 0:
         lines = output.strip().splitlines()
-        tail = "\n".join([line for line in lines if line.startswith("Error")] or lines[-6:])
+        tail = "\n".join([line for line in lines if "Error" in line] or lines[-6:])
         raise CommandFailed(f"{Path(args[0]).name} {args[1] if len(args) > 1 else ''} failed (exit {done.returncode}): {tail}")
     return done.stdout if stdout_only else output
 
@@ -142,8 +142,11 @@ class Supervisor:
 
 
 def healthy(spec: ProcessSpec) -> bool:
+    """The node's main port accepts connections and its health endpoint (if any) answers 200."""
+    if port_free(spec.port):
+        return False
     if spec.health_url is None:
-        return not port_free(spec.port)
+        return True
     try:
         with urllib.request.urlopen(spec.health_url, timeout=2) as reply:
             return reply.status == 200

@@ -120,7 +120,8 @@ def test_bft_channel_config_maps_four_consenters(tmp_path: Path) -> None:
     orderer = configtx.channel_config(topology, Layout(tmp_path), topology.orgs)["Profiles"][configtx.PROFILE]["Orderer"]  # type: ignore[index]
     assert orderer["OrdererType"] == "BFT"
     assert [c["ID"] for c in orderer["ConsenterMapping"]] == [1, 2, 3, 4]
-    assert orderer["Policies"]["BlockValidation"] == {"Type": "ImplicitOrderer", "Rule": "SMARTBFT"}
+    assert orderer["SmartBFT"]["RequestBatchMaxInterval"] == "200ms"
+    assert "EtcdRaft" not in orderer
 
 
 def _fake_org_tls_ca(layout: Layout, topology: Topology) -> None:

@@ -162,3 +162,20 @@ def test_crash_recovery_keeps_the_ledger_and_down_leaves_no_process(tmp_path: Pa
     assert _processes_mentioning(str(home)) == []
     purged = _swarmfuse(home, "network", "down", "--purge")
     assert purged.returncode == 0 and not home.exists()
+
+
+def test_bft_network_orders_transactions(tmp_path: Path) -> None:
+    """``--consensus bft``: four SmartBFT orderers order a task channel's transactions."""
+    fabric = require_fabric()
+    network = Network(tmp_path / "bft", fabric)
+    network.up(Topology(n_orgs=2, consensus="bft", port_base=free_port_base()))
+    try:
+        assert sorted(n for n in network.running() if n.startswith("orderer")) == [f"orderer{i}" for i in range(4)]
+        tasks.create(network, "bft", "DC1,DC2")
+        orgs = list(network.require_state().topology().orgs)
+        cli = network.peer_cli()
+        tasks.invoke(cli, "bft", orgs[0], orgs, "Sample:Put", "agreed", "by four orderers")
+        assert tasks.query(cli, "bft", orgs[1], "Sample:Get", "agreed") == "by four orderers"
+    finally:
+        network.down()
+    assert network.running() == []
