@@ -25,8 +25,8 @@ logger = logging.getLogger(__name__)
 ChaincodeMessage = chaincode_shim_pb2.ChaincodeMessage
 MessageType = ChaincodeMessage.Type
 
-# The peer's own floor for a write batch; a smaller advertised size is raised to it, as peers expect.
-MIN_WRITE_BATCH_SIZE = 100
+# Records per WRITE_BATCH_STATE when the peer accepts batches but names no size.
+DEFAULT_WRITE_BATCH_SIZE = 100
 
 
 class _State(enum.Enum):
@@ -192,7 +192,7 @@ class PeerSession:
         except DecodeError:
             logger.warning("ignoring undecodable READY parameters from the peer")
         if params.use_write_batch:
-            self.write_batch_size = max(params.max_size_write_batch, MIN_WRITE_BATCH_SIZE)
+            self.write_batch_size = params.max_size_write_batch or DEFAULT_WRITE_BATCH_SIZE
         logger.info(
             "registered with the peer as %s (write batch size: %s)", self._chaincode_id, self.write_batch_size or "off"
         )
