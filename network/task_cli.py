@@ -1,4 +1,4 @@
-"""``swarmfuse task create|list``."""
+"""``swarmfuse task create|list|invoke|query``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from rich.table import Table
 from swarmfuse.network import tasks
 from swarmfuse.network.cli_common import HomeOption, clean_errors, console
 from swarmfuse.network.control import Network
+from swarmfuse.network.errors import InvalidInput
+from swarmfuse.network.topology import Org
 
 app = typer.Typer(no_args_is_help=True, help="Collaboration tasks: one channel each, with the chaincode deployed.")
 
@@ -37,3 +39,47 @@ def list_tasks(home: Path = HomeOption) -> None:
     for record in current.tasks.values():
         table.add_row(record.name, ", ".join(record.orgs), record.policy, record.created)
     console.print(table)
+
+
+def _task_orgs(network: Network, task: str, org: str) -> tuple[Org, list[Org]]:
+    current = network.require_state()
+    if task not in current.tasks:
+        raise InvalidInput(f"no task {task!r} (see 'swarmfuse task list')")
+    topology = current.topology()
+    members = [topology.org(name) for name in current.tasks[task].orgs]
+    if org not in current.tasks[task].orgs:
+        raise InvalidInput(f"org {org!r} is not a member of task {task!r}")
+    return topology.org(org), [m for m in members if not m.auditor]
+
+
+@app.command()
+def invoke(
+    name: str = typer.Argument(..., help="Task (channel) name."),
+    function: str = typer.Argument(..., help="Transaction, e.g. Sample:Put."),
+    args: list[str] = typer.Argument(None, help="Arguments, one string each."),
+    org: str = typer.Option("DC1", "--org", help="Submit as this org's admin."),
+    home: Path = HomeOption,
+) -> None:
+    """Submit a transaction through the peer CLI, endorsed by the task's DC orgs; print its payload."""
+    with clean_errors():
+        network = Network(home)
+        submitter, endorsers = _task_orgs(network, name, org)
+        result = tasks.invoke(network.peer_cli(), name, submitter, endorsers, function, *(args or []))
+    console.print(f"committed tx {result.tx_id}", highlight=False)
+    if result.payload:
+        typer.echo(result.payload.decode(errors="replace"))
+
+
+@app.command()
+def query(
+    name: str = typer.Argument(..., help="Task (channel) name."),
+    function: str = typer.Argument(..., help="Transaction, e.g. Sample:Get."),
+    args: list[str] = typer.Argument(None, help="Arguments, one string each."),
+    org: str = typer.Option("DC1", "--org", help="Evaluate on this org's peer, as its admin."),
+    home: Path = HomeOption,
+) -> None:
+    """Evaluate a transaction on one org's peer through the peer CLI; print its payload."""
+    with clean_errors():
+        network = Network(home)
+        reader, _ = _task_orgs(network, name, org)
+        typer.echo(tasks.query(network.peer_cli(), name, reader, function, *(args or [])))
