@@ -2,7 +2,9 @@
 capabilities (channel V3_0, orderer V2_0, application V2_5) and signature policies.
 
 The auditor org may read everything; only its admin (for chaincode lifecycle) satisfies its Writers
-policy, and its peer is not an endorser of the chaincode.
+policy, and its peer is not an endorser of the chaincode. Proposals need channel Readers (not the
+default Writers) so auditor clients can evaluate queries; submitting still needs Writers, which the
+orderers and the validating peers enforce.
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ def channel_config(topology: Topology, layout: Layout, orgs: Sequence[Org]) -> d
             "LifecycleEndorsement": _meta("MAJORITY Endorsement"), "Endorsement": _meta("MAJORITY Endorsement"),
         },
         "Capabilities": {"V2_5": True},
+        "ACLs": {"peer/Propose": "/Channel/Application/Readers"},
     }
     profile = {
         "Policies": {"Readers": _meta("ANY Readers"), "Writers": _meta("ANY Writers"), "Admins": _meta("MAJORITY Admins")},

@@ -9,7 +9,7 @@ orderer ``i`` uses ``base + 3i`` (listen), ``+1`` (admin), ``+2`` (operations); 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 from typing import Literal
 
 from swarmfuse.network.errors import InvalidInput
@@ -107,14 +107,9 @@ class Topology:
         return Ports(listen=start, chaincode=start + 1, operations=start + 2, ccaas=start + 3)
 
     def all_ports(self) -> list[int]:
-        ports: list[int] = []
-        for name in self.orderers:
-            p = self.orderer_ports(name)
-            ports += [p.listen, p.admin or 0, p.operations]
-        for org in self.orgs:
-            p = self.peer_ports(org)
-            ports += [p.listen, p.chaincode or 0, p.operations, p.ccaas or 0]
-        return ports
+        """Every port the network listens on."""
+        nodes = [self.orderer_ports(name) for name in self.orderers] + [self.peer_ports(org) for org in self.orgs]
+        return [port for ports in nodes for port in astuple(ports) if port is not None]
 
     def org(self, name: str) -> Org:
         for org in self.orgs:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import subprocess
 import json
 import tarfile
 from pathlib import Path
@@ -113,6 +114,7 @@ def test_raft_channel_config(tmp_path: Path) -> None:
     assert orgs["DC2MSP"]["AnchorPeers"] == [{"Host": "127.0.0.1", "Port": 30025}]
     assert orgs["DC1MSP"]["Policies"]["Writers"]["Rule"] == "OR('DC1MSP.admin', 'DC1MSP.client')"
     assert orgs["AuditorMSP"]["Policies"]["Writers"]["Rule"] == "OR('AuditorMSP.admin')"
+    assert profile["Application"]["ACLs"] == {"peer/Propose": "/Channel/Application/Readers"}
 
 
 def test_bft_channel_config_maps_four_consenters(tmp_path: Path) -> None:
@@ -199,3 +201,21 @@ def test_invoke_output_parsing() -> None:
     assert result.tx_id == "ab" * 32
     assert result.payload == b'{"a":1}\n\xc3\xa9'
     assert parse_invoke_output("Chaincode invoke successful. result: status:200").payload == b""
+
+
+BUILDER = Path(__file__).resolve().parents[2] / "network" / "builders" / "ccaas" / "bin"
+
+
+def test_external_builder_detects_builds_and_releases_ccaas(tmp_path: Path) -> None:
+    source, metadata, build, release = (tmp_path / d for d in ("src", "meta", "build", "release"))
+    for folder in (source, metadata, build, release):
+        folder.mkdir()
+    (metadata / "metadata.json").write_text('{"type": "golang", "label": "x"}')
+    assert subprocess.run([BUILDER / "detect", source, metadata]).returncode != 0
+    (metadata / "metadata.json").write_text('{"label": "swarmfuse_1.0", "type":"ccaas"}')
+    assert subprocess.run([BUILDER / "detect", source, metadata]).returncode == 0
+    assert subprocess.run([BUILDER / "build", source, metadata, build], capture_output=True).returncode != 0
+    (source / "connection.json").write_text('{"address": "127.0.0.1:1"}')
+    subprocess.run([BUILDER / "build", source, metadata, build], check=True)
+    subprocess.run([BUILDER / "release", build, release], check=True)
+    assert (release / "chaincode" / "server" / "connection.json").read_text() == '{"address": "127.0.0.1:1"}'

@@ -179,3 +179,20 @@ def test_bft_network_orders_transactions(tmp_path: Path) -> None:
     finally:
         network.down()
     assert network.running() == []
+
+
+def test_auditor_reads_but_its_clients_cannot_submit(fabric_network: FabricNetwork) -> None:
+    key = _key()
+    fabric_network.invoke("DC2", "Sample:Put", key, "audited")
+    ctor = json.dumps({"Args": ["Sample:Get", key]})
+    read = fabric_network.cli.run(fabric_network.org("Auditor"), "chaincode", "query", "-C", fabric_network.task,
+                                  "-n", "swarmfuse", "-c", ctor, identity="User1")
+    assert read.returncode == 0 and read.stdout.strip() == "audited", read.stderr
+    put = json.dumps({"Args": ["Sample:Put", key, "tampered"]})
+    write = fabric_network.cli.run(fabric_network.org("Auditor"), "chaincode", "invoke", *fabric_network.cli.orderer_args(),
+                                   "-C", fabric_network.task, "-n", "swarmfuse", "-c", put,
+                                   *fabric_network.cli.peer_args(fabric_network.task_members), "--waitForEvent",
+                                   identity="User1")
+    assert write.returncode != 0
+    assert "access denied" in write.stderr or "FORBIDDEN" in write.stderr, write.stderr[-500:]
+    assert fabric_network.query("DC1", "Sample:Get", key) == "audited"
