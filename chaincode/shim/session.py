@@ -15,14 +15,14 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2
+from fabric_protos.peer import chaincode_pb2
+from fabric_protos.peer.chaincode_shim_pb2 import ChaincodeMessage
 from google.protobuf.message import DecodeError, Message
 
 from swarmfuse.chaincode.shim.errors import PeerError, PeerStreamClosedError
 
 logger = logging.getLogger(__name__)
 
-ChaincodeMessage = chaincode_shim_pb2.ChaincodeMessage
 MessageType = ChaincodeMessage.Type
 
 # Records per WRITE_BATCH_STATE when the peer accepts batches but names no size.
