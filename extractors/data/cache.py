@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -27,6 +28,11 @@ def cache_root() -> Path:
 def data_dir() -> Path:
     """Where fetched and derived data sets live."""
     return cache_root() / "data"
+
+
+def config_hash(*parts: object) -> str:
+    """Short stable hash of JSON-serialisable parts (keys sorted), used to name cache entries."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def sha256_file(path: Path) -> str:

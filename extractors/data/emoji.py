@@ -63,6 +63,10 @@ class Manifest:
     def label(self, entity: Entity) -> int:
         return self.groups.index(entity.group)
 
+    def fingerprint(self) -> str:
+        """Hash of the manifest file: changes whenever any entity, split or source pin changes."""
+        return sha256_file(self.root / MANIFEST)
+
     def by_id(self) -> dict[str, Entity]:
         return {e.id: e for e in self.entities}
 

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from swarmfuse.extractors.data import Corpus, DataError, Manifest
+from swarmfuse.extractors.data import Corpus, DataError, Manifest, cache_root, fetch_corpus
+from swarmfuse.extractors.data.cache import atomic_dir, config_hash
 from swarmfuse.extractors.text.awd_lstm import AWDConfig, AWDLSTMEncoder, TextClassifier, TextFeatures
 from swarmfuse.extractors.text.classify import FinetuneConfig, Metrics, evaluate, finetune
 from swarmfuse.extractors.text.lm import LMConfig, pretrain
@@ -136,3 +138,17 @@ def train_text_extractor(manifest: Manifest, corpus: Corpus, config: TextConfig)
               "finetune": asdict(ft_report), "test": asdict(test_metrics)}
     log.info("text extractor: %s", report)
     return TextExtractor(config, vocab, classifier, report)
+
+
+def cached_text_extractor(manifest: Manifest, config: TextConfig) -> tuple[TextExtractor, Path]:
+    """The text extractor for ``config`` and this data, from ``<cache>/pipeline/text-<hash>``;
+    trained and written there atomically on first use."""
+    folder = cache_root() / "pipeline" / f"text-{config_hash('text', config.to_dict(), manifest.fingerprint())}"
+    if (folder / "report.json").exists():
+        return TextExtractor.load(folder, len(manifest.groups)), folder
+    start = time.perf_counter()
+    extractor = train_text_extractor(manifest, fetch_corpus(), config)
+    extractor.report["train_seconds"] = time.perf_counter() - start
+    with atomic_dir(folder) as scratch:
+        extractor.save(scratch)
+    return extractor, folder
