@@ -8,7 +8,6 @@ from typing import Optional
 
 import typer
 from rich.table import Table
-
 from swarmfuse.network.cli_common import HomeOption, clean_errors, console
 from swarmfuse.network.control import Network
 from swarmfuse.network.topology import Topology
@@ -18,10 +17,10 @@ app = typer.Typer(no_args_is_help=True, help="Start, inspect and stop the Fabric
 
 @app.command()
 def up(
-    orgs: Optional[int] = typer.Option(None, "--orgs", help="Number of DC orgs, 2..8 (default 3 for a new network)."),
-    auditor: Optional[bool] = typer.Option(None, "--auditor/--no-auditor", help="Add the read-only Auditor org."),
-    consensus: Optional[str] = typer.Option(None, "--consensus", help="raft (3 orderers, default) or bft (4)."),
-    port_base: Optional[int] = typer.Option(None, "--port-base", help="First port of the network's range (default 17000)."),
+    orgs: int | None = typer.Option(None, "--orgs", help="Number of DC orgs, 2..8 (default 3 for a new network)."),
+    auditor: bool | None = typer.Option(None, "--auditor/--no-auditor", help="Add the read-only Auditor org."),
+    consensus: str | None = typer.Option(None, "--consensus", help="raft (3 orderers, default) or bft (4)."),
+    port_base: int | None = typer.Option(None, "--port-base", help="First port of the network's range (default 17000)."),
     home: Path = HomeOption,
 ) -> None:
     """Start a new network, or restart the stopped nodes of the existing one (ledgers kept)."""

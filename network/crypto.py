@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
 from swarmfuse.network.binaries import Fabric
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.procs import run_checked
@@ -51,11 +51,14 @@ def cryptogen_config(topology: Topology) -> dict[str, object]:
 
 
 def generate(fabric: Fabric, topology: Topology, layout: Layout) -> None:
-    """Write MSPs and TLS material for every org and node (skipped when already there)."""
-    if layout.orderer_org_dir.is_dir():
-        return
+    """Write MSPs and TLS material for every org and node; kept when already made for this topology."""
     config = layout.home / "crypto-config.yaml"
-    config.write_text(yaml.safe_dump(cryptogen_config(topology), sort_keys=False))
+    document = yaml.safe_dump(cryptogen_config(topology), sort_keys=False)
+    if layout.crypto.is_dir() and config.is_file() and config.read_text() == document:
+        return
+    logger.info("generating crypto material for %d orgs", len(topology.orgs))
+    shutil.rmtree(layout.crypto, ignore_errors=True)
+    config.write_text(document)
     run_checked([fabric.bin("cryptogen"), "generate", f"--config={config}", f"--output={layout.crypto}"])
     for org in topology.orgs:
         issue_chaincode_tls(layout, org)
@@ -97,7 +100,7 @@ def issue_chaincode_tls(layout: Layout, org: Org) -> ChaincodeTls:
 
 def _issue(ca_cert: x509.Certificate, ca_key: object, name: str, usage: x509.ObjectIdentifier, cert_path: Path, key_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     sans = [x509.DNSName(name), x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     cert = (
         x509.CertificateBuilder()

@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel, Field
-
 from swarmfuse.network.topology import Consensus, Topology
 
 

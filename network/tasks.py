@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import yaml
-
 from swarmfuse.network.ccaas import CHAINCODE_NAME, CHAINCODE_VERSION
 from swarmfuse.network.configtx import PROFILE, channel_config, endorsement_policy
 from swarmfuse.network.control import Network
@@ -53,7 +52,7 @@ def create(network: Network, name: str, org_list: str) -> TaskRecord:
     members = [org for org in orgs if not org.auditor]
     config = {"task": name, "founders": [o.mspid for o in members], "auditors": [o.mspid for o in orgs if o.auditor]}
     invoke(cli, name, members[0], members, "Task:Init", json.dumps(config, separators=(",", ":")))
-    record = TaskRecord(name=name, orgs=[o.name for o in orgs], policy=policy, created=dt.datetime.now(dt.timezone.utc).isoformat())
+    record = TaskRecord(name=name, orgs=[o.name for o in orgs], policy=policy, created=dt.datetime.now(dt.UTC).isoformat())
     current.tasks[name] = record
     network.save(current)
     return record

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import subprocess
 import json
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -15,7 +15,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
 from swarmfuse.network import ccaas, configtx, crypto
 from swarmfuse.network import state as state_file
 from swarmfuse.network.binaries import locate
@@ -131,7 +130,7 @@ def _fake_org_tls_ca(layout: Layout, topology: Topology) -> None:
     org = topology.orgs[0]
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"tlsca.{org.domain}")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
