@@ -150,7 +150,7 @@ def check_invariants(world: World, before: dict[str, Round]) -> None:
 def test_random_calls_are_refused_cleanly_or_keep_the_invariants() -> None:
     tally = {"refused": 0, "accepted": 0, "closed": 0}
 
-    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
     @given(st.data())
     def run(data: st.DataObject) -> None:
         world = founded()
