@@ -42,14 +42,19 @@ def up(
             console.print(f"The network under {network.home} is already running.")
             return
         console.print(f"Started {len(result.started)} processes in {time.monotonic() - started_at:.1f}s under {network.home}.")
+        _print_status(network)
 
 
 @app.command()
 def status(home: Path = HomeOption) -> None:
     """Table of every process: pid, port and health from its operations endpoint."""
     with clean_errors():
-        rows = Network(home).status()
-    table = Table(title=f"swarmfuse network ({home})")
+        _print_status(Network(home))
+
+
+def _print_status(network: Network) -> None:
+    rows = network.status()
+    table = Table(title=f"swarmfuse network ({network.home})")
     for column in ("process", "kind", "pid", "port", "health"):
         table.add_column(column)
     for row in rows:

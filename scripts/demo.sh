@@ -44,7 +44,6 @@ trap cleanup EXIT
 
 say "starting 3 DC orgs (Raft, 3 orderers) under $home"
 sf network up --orgs 3 --port-base "$port_base"
-sf network status
 say "creating task channel 'demo' for DC1, DC2, DC3 and deploying the chaincode"
 sf task create demo --orgs DC1,DC2,DC3
 value="fused at $(date -u +%H:%M:%S)"
