@@ -77,6 +77,9 @@ class MemoryStub:
         _check_key(key)
         if not isinstance(value, bytes):
             raise TypeError(f"state values are bytes, got {type(value).__name__}")
+        if not value:
+            # As on a real peer, where an empty value would be stored as a delete.
+            raise ValueError(f"state value for {key!r} is empty; use del_state to remove a key")
         self.writes[key] = value
 
     def del_state(self, key: str) -> None:

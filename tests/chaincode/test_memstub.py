@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from cc_identities import DC1
 
 from swarmfuse.chaincode.memstub import MemoryLedger
@@ -62,3 +63,11 @@ def test_composite_and_range_pagination() -> None:
     page = stub.get_state_by_range_with_pagination("", "", 1)
     assert [kv.key for kv in page.items] == ["plain1"] and page.bookmark == "plain2"
     assert stub.invocation == Invocation("q", ())
+
+
+
+def test_empty_value_is_refused_like_on_a_peer() -> None:
+    ledger = MemoryLedger()
+    with pytest.raises(ValueError, match="empty; use del_state"):
+        ledger.submit(Writer(), DC1, "ok", "a", "")
+    assert ledger.evaluate(Writer(), DC1, "ok", "a").payload == b""
