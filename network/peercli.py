@@ -70,7 +70,7 @@ class InvokeResult:
 
 
 _TXID = re.compile(r"txid \[([0-9a-f]{64})\] committed with status \(VALID\)")
-_PAYLOAD = re.compile(r'Chaincode invoke successful\. result: status:200(?: payload:"((?:[^"\\]|\\.)*)")?')
+_PAYLOAD = re.compile(r'Chaincode invoke successful\. result: status:200(?:\s+payload:"((?:[^"\\]|\\.)*)")?')
 
 
 def parse_invoke_output(output: str) -> InvokeResult:

@@ -200,6 +200,8 @@ def test_invoke_output_parsing() -> None:
     assert result.tx_id == "ab" * 32
     assert result.payload == b'{"a":1}\n\xc3\xa9'
     assert parse_invoke_output("Chaincode invoke successful. result: status:200").payload == b""
+    # The peer CLI of Fabric 3.1 separates the fields with two spaces.
+    assert parse_invoke_output('Chaincode invoke successful. result: status:200  payload:"ok"').payload == b"ok"
 
 
 BUILDER = Path(__file__).resolve().parents[2] / "network" / "builders" / "ccaas" / "bin"
