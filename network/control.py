@@ -12,7 +12,7 @@ from swarmfuse.network import state as state_file
 from swarmfuse.network.binaries import Fabric, locate
 from swarmfuse.network.errors import CommandFailed, InvalidInput, NotRunning
 from swarmfuse.network.layout import Layout
-from swarmfuse.network.nodes import chaincode_spec, orderer_spec, peer_spec
+from swarmfuse.network.nodes import chaincode_spec, install_builder, orderer_spec, peer_spec
 from swarmfuse.network.ordering import wait_for_leaders
 from swarmfuse.network.peercli import PeerCli
 from swarmfuse.network.procs import ProcessSpec, Supervisor, check_ports_free, healthy
@@ -108,6 +108,7 @@ class Network:
                 f"{self.home} already holds a network with {current.n_orgs} orgs, auditor={current.auditor}, "
                 f"consensus={current.consensus}, port base {current.port_base}: use it as is or 'network down --purge' first"
             )
+        install_builder(self.layout)
         started: list[str] = []
         try:
             missing = [s for s in self.specs(current) if s.kind != "chaincode" and self.supervisor.pid(s.name) is None]

@@ -36,6 +36,11 @@ class Layout:
     def channel_dir(self, channel: str) -> Path:
         return self.home / "channels" / channel
 
+    @property
+    def builder_dir(self) -> Path:
+        """The home's copy of the external chaincode builder (``bin/detect|build|release``)."""
+        return self.home / "builders" / "ccaas"
+
     def chaincode_dir(self, org: Org) -> Path:
         return self.home / "chaincode" / org.name
 

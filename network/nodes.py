@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -14,8 +15,18 @@ from swarmfuse.network.layout import Layout
 from swarmfuse.network.procs import ProcessSpec
 from swarmfuse.network.topology import HOST, ORDERER_MSP, Org, Topology
 
-BUILDER_DIR = Path(__file__).with_name("builders") / "ccaas"
+BUILDER_SOURCE = Path(__file__).with_name("builders") / "ccaas" / "bin"
 BUILDER_NAME = "swarmfuse-ccaas"
+BUILDER_SCRIPTS = ("detect", "build", "release")
+
+
+def install_builder(layout: Layout) -> None:
+    """Copy the external builder into the home, executable, so peers never depend on how swarmfuse was installed."""
+    target = layout.builder_dir / "bin"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in BUILDER_SCRIPTS:
+        shutil.copyfile(BUILDER_SOURCE / name, target / name)
+        (target / name).chmod(0o755)
 
 
 def _base_env(fabric: Fabric) -> dict[str, str]:
@@ -66,7 +77,7 @@ def peer_spec(fabric: Fabric, topology: Topology, layout: Layout, org: Org) -> P
     ports = topology.peer_ports(org)
     node = layout.peer_dir(org)
     address = f"{HOST}:{ports.listen}"
-    builders = [{"name": BUILDER_NAME, "path": str(BUILDER_DIR), "propagateEnvironment": []}]
+    builders = [{"name": BUILDER_NAME, "path": str(layout.builder_dir), "propagateEnvironment": []}]
     data = layout.data_dir(org.peer_process)
     env = _base_env(fabric) | {
         "CORE_PEER_ID": org.peer_host,

@@ -20,6 +20,7 @@ from swarmfuse.network import state as state_file
 from swarmfuse.network.binaries import locate
 from swarmfuse.network.errors import FabricUnavailable, InvalidInput
 from swarmfuse.network.layout import Layout
+from swarmfuse.network.nodes import install_builder
 from swarmfuse.network.peercli import parse_invoke_output
 from swarmfuse.network.state import NetworkState, TaskRecord
 from swarmfuse.network.topology import PORT_SPAN, Topology, parse_org_list, validate_channel_name
@@ -204,19 +205,19 @@ def test_invoke_output_parsing() -> None:
     assert parse_invoke_output('Chaincode invoke successful. result: status:200  payload:"ok"').payload == b"ok"
 
 
-BUILDER = Path(__file__).resolve().parents[2] / "network" / "builders" / "ccaas" / "bin"
-
-
 def test_external_builder_detects_builds_and_releases_ccaas(tmp_path: Path) -> None:
+    layout = Layout(tmp_path / "home")
+    install_builder(layout)
+    builder = layout.builder_dir / "bin"
     source, metadata, build, release = (tmp_path / d for d in ("src", "meta", "build", "release"))
     for folder in (source, metadata, build, release):
         folder.mkdir()
     (metadata / "metadata.json").write_text('{"type": "golang", "label": "x"}')
-    assert subprocess.run([BUILDER / "detect", source, metadata]).returncode != 0
+    assert subprocess.run([builder / "detect", source, metadata]).returncode != 0
     (metadata / "metadata.json").write_text('{"label": "swarmfuse_1.0", "type":"ccaas"}')
-    assert subprocess.run([BUILDER / "detect", source, metadata]).returncode == 0
-    assert subprocess.run([BUILDER / "build", source, metadata, build], capture_output=True).returncode != 0
+    assert subprocess.run([builder / "detect", source, metadata]).returncode == 0
+    assert subprocess.run([builder / "build", source, metadata, build], capture_output=True).returncode != 0
     (source / "connection.json").write_text('{"address": "127.0.0.1:1"}')
-    subprocess.run([BUILDER / "build", source, metadata, build], check=True)
-    subprocess.run([BUILDER / "release", build, release], check=True)
+    subprocess.run([builder / "build", source, metadata, build], check=True)
+    subprocess.run([builder / "release", build, release], check=True)
     assert (release / "chaincode" / "server" / "connection.json").read_text() == '{"address": "127.0.0.1:1"}'
