@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
+
 from swarmfuse.network.cli_common import HomeOption, clean_errors, console
 from swarmfuse.network.control import Network
 from swarmfuse.network.topology import Topology

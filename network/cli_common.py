@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+
 from swarmfuse.network.errors import NetworkError
 
 DEFAULT_HOME = Path(os.environ.get("SWARMFUSE_HOME", "~/.swarmfuse"))

@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
 from swarmfuse.network.binaries import Fabric
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.procs import run_checked

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from pydantic import BaseModel
+
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.topology import HOST, Org, Topology
 

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel, Field
+
 from swarmfuse.network.topology import Consensus, Topology
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+
 from swarmfuse.network import tasks
 from swarmfuse.network.cli_common import HomeOption, clean_errors, console
 from swarmfuse.network.control import Network

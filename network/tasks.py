@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import yaml
+
 from swarmfuse.network.ccaas import CHAINCODE_NAME, CHAINCODE_VERSION
 from swarmfuse.network.configtx import PROFILE, channel_config, endorsement_policy
 from swarmfuse.network.control import Network

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+
 from swarmfuse.network import tasks
 from swarmfuse.network.binaries import Fabric, locate
 from swarmfuse.network.control import Network

@@ -9,14 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from swarmfuse.cli import app
 from swarmfuse.network import state as state_file
 from swarmfuse.network.errors import PortInUse
 from swarmfuse.network.procs import ProcessSpec, Supervisor, check_ports_free
 from swarmfuse.network.state import NetworkState, TaskRecord
 from swarmfuse.network.topology import Topology
-from typer.testing import CliRunner
-
-from swarmfuse.cli import app
 
 runner = CliRunner()
 

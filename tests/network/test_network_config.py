@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
 from swarmfuse.network import ccaas, configtx, crypto
 from swarmfuse.network import state as state_file
 from swarmfuse.network.binaries import locate

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FabricNetwork, free_port_base, require_fabric
+
 from swarmfuse.network import tasks
 from swarmfuse.network.blocks import read_block, transactions
 from swarmfuse.network.control import Network
