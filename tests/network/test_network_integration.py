@@ -196,3 +196,17 @@ def test_auditor_reads_but_its_clients_cannot_submit(fabric_network: FabricNetwo
     assert write.returncode != 0
     assert "access denied" in write.stderr or "FORBIDDEN" in write.stderr, write.stderr[-500:]
     assert fabric_network.query("DC1", "Sample:Get", key) == "audited"
+
+
+def test_connection_profiles_and_logs_of_every_org(fabric_network: FabricNetwork) -> None:
+    for org in ("DC1", "DC2", "DC3", "DC4", "Auditor"):
+        profile = fabric_network.profile(org)
+        assert profile["org"] == org and profile["mspid"] == f"{org}MSP"
+        peer = profile["peer"]
+        assert peer["endpoint"] == f"127.0.0.1:{fabric_network.topology.peer_ports(fabric_network.org(org)).listen}"
+        paths = [peer["tls_ca_cert"]] + [p for ident in profile["identities"].values() for p in ident.values()]
+        paths += [o["tls_ca_cert"] for o in profile["orderers"]]
+        assert all(Path(p).is_file() for p in paths), paths
+        assert len(profile["orderers"]) == 3
+        assert (fabric_network.home / "logs" / f"peer-{org}.log").stat().st_size > 0
+        assert (fabric_network.home / "logs" / f"chaincode-{org}.log").is_file()
