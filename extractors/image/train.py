@@ -81,7 +81,7 @@ def train_image_backbone(manifest: Manifest, out_dir: Path, resolution: int = 64
             loss.backward()
             optimiser.step()
             schedule.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         entry = EpochLog(epoch, total / len(x_train), _accuracy(model, x_val, y_val, 128), time.perf_counter() - start)
         history.append(entry)
         log.info("image epoch %d: loss %.3f, val accuracy %.3f (%.0f s)", epoch, entry.train_loss,

@@ -1,0 +1,96 @@
+"""Image extractor: 2048-d ResNet50 features, weight-file loading, NumPy preprocessing, EfficientNet-Lite0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision.models import resnet18, resnet50
+
+from swarmfuse.extractors.data import fetch_emoji
+from swarmfuse.extractors.image import (ImageError, WeightsError, build_backbone, build_resnet50_features,
+                                        preprocess_images)
+from swarmfuse.extractors.image.preprocess import MEAN, STD
+
+
+@pytest.fixture(scope="module")
+def emoji_paths() -> list[Path]:
+    manifest = fetch_emoji()
+    return [manifest.image_path(e) for e in manifest.entities[:4]]
+
+
+def test_resnet50_features_are_2048_d_pooled(emoji_paths):
+    model = build_resnet50_features(None).eval()
+    with torch.inference_mode():
+        out = model(torch.from_numpy(preprocess_images(emoji_paths, 64)))
+    assert out.shape == (4, 2048)
+    assert (out >= 0).all()  # global average of ReLU outputs
+    assert isinstance(model.fc, torch.nn.Identity)
+
+
+def test_preprocessing_is_nchw_normalised_and_composites_transparency_over_white(tmp_path):
+    img = Image.new("RGBA", (10, 10), (0, 0, 0, 0))  # fully transparent
+    img.putpixel((0, 0), (255, 0, 0, 255))
+    img.save(tmp_path / "a.png")
+    x = preprocess_images([tmp_path / "a.png"], 10)
+    assert x.dtype == np.float32 and x.shape == (1, 3, 10, 10) and x.flags["C_CONTIGUOUS"]
+    white = (1.0 - MEAN) / STD
+    np.testing.assert_allclose(x[0, :, 5, 5], white, rtol=1e-6)
+    np.testing.assert_allclose(x[0, :, 0, 0], (np.array([1.0, 0.0, 0.0]) - MEAN) / STD, rtol=1e-6)
+
+
+def test_preprocessing_resizes_real_images_deterministically(emoji_paths):
+    a, b = preprocess_images(emoji_paths, 32), preprocess_images(emoji_paths, 32)
+    assert a.shape == (4, 3, 32, 32)
+    assert np.array_equal(a, b)
+    assert not np.allclose(a[0], a[1])  # different emoji, different pixels
+
+
+def test_unreadable_image_and_bad_size_are_named(tmp_path, emoji_paths):
+    (tmp_path / "bad.png").write_text("not an image")
+    with pytest.raises(ImageError, match="bad.png"):
+        preprocess_images([tmp_path / "bad.png"], 32)
+    with pytest.raises(ImageError, match="at least 8"):
+        preprocess_images(emoji_paths, 4)
+
+
+def test_standard_resnet50_weight_file_loads_and_fc_is_dropped(tmp_path):
+    reference = resnet50(weights=None)
+    torch.save(reference.state_dict(), tmp_path / "resnet50-test.pth")
+    model = build_resnet50_features(tmp_path / "resnet50-test.pth")
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, reference.state_dict()[name]), name
+    assert not any(k.startswith("fc.") for k in model.state_dict())
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: torch.save(resnet18(weights=None).state_dict(), p), "not a ResNet50 weight file"),
+    (lambda p: p.write_bytes(b"garbage"), "not a PyTorch weight file"),
+    (lambda p: torch.save([1, 2, 3], p), "state dict of tensors"),
+])
+def test_wrong_weight_file_gets_a_clear_error(tmp_path, make, message):
+    path = tmp_path / "weights.pth"
+    make(path)
+    with pytest.raises(WeightsError, match=message):
+        build_resnet50_features(path)
+
+
+def test_missing_weight_file_and_unknown_backbone_are_named(tmp_path):
+    with pytest.raises(WeightsError, match="does not exist"):
+        build_resnet50_features(tmp_path / "nope.pth")
+    with pytest.raises(WeightsError, match="unknown backbone 'vgg'"):
+        build_backbone("vgg")
+
+
+def test_efficientnet_lite0_is_pretrained_with_1280_d_features(emoji_paths):
+    pytest.importorskip("efficientnet_lite_pytorch")
+    model = build_backbone("efficientnet_lite0").eval()
+    with torch.inference_mode():
+        feats = model(torch.from_numpy(preprocess_images(emoji_paths, 224)))
+        logits = model.net(torch.from_numpy(preprocess_images(emoji_paths, 224)))
+    assert feats.shape == (4, 1280)
+    # ImageNet-pretrained: confident predictions, unlike a randomly initialised network
+    assert torch.softmax(logits, 1).max(1).values.mean() > 0.2
