@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,9 +97,23 @@ class Network:
             return []
         return [name for name in self.process_names(current) if self.supervisor.pid(name) is not None]
 
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the home's lock: one command at a time changes a network (others wait for it)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        with (self.home / ".lock").open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
     # --- up ---
     def up(self, topology: Topology | None = None) -> UpResult:
         """Start a fresh network for ``topology``, or restart the missing nodes of the existing one."""
+        if topology is not None and self.state() is None:
+            check_ports_free(topology.all_ports())  # before anything is written under the home
+        with self.locked():
+            return self._up(topology)
+
+    def _up(self, topology: Topology | None) -> UpResult:
         current = self.state()
         if current is None:
             if topology is None:
@@ -160,17 +177,15 @@ class Network:
     # --- down / status ---
     def down(self, purge: bool = False) -> list[str]:
         """Stop every process this home started (chaincode servers, peers, orderers); optionally delete the home."""
-        current = self.state()
-        names = list(reversed(self.process_names(current))) if current else []
-        stopped = self.supervisor.stop(names)
-        if not stopped and not purge:
-            raise NotRunning(f"nothing is running under {self.home}")
-        if purge:
-            if current is None and not self.home.exists():
-                raise NotRunning(f"nothing to purge: {self.home} does not exist")
-            if current is None and any(self.home.iterdir()):
-                raise InvalidInput(f"{self.home} is not a swarmfuse network home (no state.json); not deleting it")
-            shutil.rmtree(self.home)
+        if self.state() is None:
+            raise NotRunning(f"nothing is running under {self.home}: it holds no swarmfuse network (no state.json)")
+        with self.locked():
+            current = self.require_state()
+            stopped = self.supervisor.stop(list(reversed(self.process_names(current))))
+            if not stopped and not purge:
+                raise NotRunning(f"nothing is running under {self.home}")
+            if purge:
+                shutil.rmtree(self.home)
         return stopped
 
     def status(self) -> list[NodeStatus]:

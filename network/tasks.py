@@ -34,12 +34,18 @@ RETRY_S = 60.0
 def create(network: Network, name: str, org_list: str) -> TaskRecord:
     """Create task channel ``name`` for the orgs in ``org_list`` (``DC1,DC2,...``) and deploy the chaincode."""
     validate_channel_name(name)
+    network.require_state()
+    with network.locked():
+        return _create(network, name, org_list)
+
+
+def _create(network: Network, name: str, org_list: str) -> TaskRecord:
     current = network.require_state()
     topology = current.topology()
     orgs = parse_org_list(org_list, topology)
     if name in current.tasks:
         raise InvalidInput(f"task {name!r} already exists")
-    down = [name for name in network.process_names(current) if network.supervisor.pid(name) is None]
+    down = [node for node in network.process_names(current) if network.supervisor.pid(node) is None]
     if down:
         raise NotRunning(f"the network is not fully running ({', '.join(down)} down): run 'swarmfuse network up'")
     cli = network.peer_cli()

@@ -80,7 +80,7 @@ def test_status_without_a_network(tmp_path: Path) -> None:
 def test_purge_refuses_a_folder_that_is_not_a_home(tmp_path: Path) -> None:
     (tmp_path / "precious.txt").write_text("keep me")
     code, out = _run("network", "down", "--purge", "--home", str(tmp_path))
-    assert code == 1 and "not a swarmfuse network home" in out
+    assert code == 1 and "holds no swarmfuse network" in out
     assert (tmp_path / "precious.txt").exists()
 
 
