@@ -1,0 +1,35 @@
+"""swarmfuse's Fabric Gateway client: identity and signing, submit/evaluate, commit status, events."""
+
+from swarmfuse.client.gateway.checkpoint import Checkpointer, FileCheckpointer, InMemoryCheckpointer, Position
+from swarmfuse.client.gateway.client import Timeouts
+from swarmfuse.client.gateway.commit import Commit
+from swarmfuse.client.gateway.contract import Contract
+from swarmfuse.client.gateway.errors import (
+    CommitError,
+    CommitStatusError,
+    ConnectError,
+    DeliverError,
+    EndorseError,
+    EvaluateError,
+    EventsError,
+    GatewayError,
+    IdentityError,
+    MVCCReadConflictError,
+    PeerDetail,
+    SubmitError,
+)
+from swarmfuse.client.gateway.events import BlockEvents, ChaincodeEvent, ChaincodeEvents
+from swarmfuse.client.gateway.gateway import Gateway
+from swarmfuse.client.gateway.identity import ECDSASigner, Identity, PeerEndpoint, Signer, load_profile
+from swarmfuse.client.gateway.network import Network
+from swarmfuse.client.gateway.proposal import Proposal, ProposalBuilder, transaction_id
+from swarmfuse.client.gateway.status import Status
+from swarmfuse.client.gateway.transaction import Transaction
+
+__all__ = [
+    "BlockEvents", "ChaincodeEvent", "ChaincodeEvents", "Checkpointer", "Commit", "CommitError", "CommitStatusError",
+    "ConnectError", "Contract", "DeliverError", "ECDSASigner", "EndorseError", "EvaluateError", "EventsError",
+    "FileCheckpointer", "Gateway", "GatewayError", "Identity", "IdentityError", "InMemoryCheckpointer",
+    "MVCCReadConflictError", "Network", "PeerDetail", "PeerEndpoint", "Position", "Proposal", "ProposalBuilder",
+    "Signer", "Status", "SubmitError", "Timeouts", "Transaction", "load_profile", "transaction_id",
+]

@@ -1,0 +1,131 @@
+"""One error type per stage; gRPC failures carry each peer's message from the status details."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from fabric_protos.gateway.gateway_pb2 import ErrorDetail
+from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, message_factory
+
+_STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+
+def _rpc_status_class() -> type:
+    """``google.rpc.Status`` (code, message, details); defined here when its Python module is not installed."""
+    pool = descriptor_pool.Default()
+    try:
+        return message_factory.GetMessageClass(pool.FindMessageTypeByName("google.rpc.Status"))
+    except KeyError:
+        pass
+    status_file = descriptor_pb2.FileDescriptorProto(
+        name="swarmfuse/rpc_status.proto", package="google.rpc", syntax="proto3", dependency=[any_pb2.DESCRIPTOR.name]
+    )
+    message = status_file.message_type.add(name="Status")
+    field = descriptor_pb2.FieldDescriptorProto
+    message.field.add(name="code", number=1, type=field.TYPE_INT32, label=field.LABEL_OPTIONAL)
+    message.field.add(name="message", number=2, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
+    message.field.add(
+        name="details", number=3, type=field.TYPE_MESSAGE, label=field.LABEL_REPEATED, type_name=".google.protobuf.Any"
+    )
+    return message_factory.GetMessageClass(pool.Add(status_file).message_types_by_name["Status"])
+
+
+RpcStatus = _rpc_status_class()
+
+
+@dataclass(frozen=True)
+class PeerDetail:
+    """What one peer (or orderer) said about a failed request."""
+
+    address: str
+    msp_id: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.msp_id}@{self.address}: {self.message}"
+
+
+def decode_details(status_details: bytes) -> list[PeerDetail]:
+    """Per-peer details from serialized ``google.rpc.Status`` bytes (``gateway.ErrorDetail`` entries)."""
+    status = RpcStatus.FromString(status_details)
+    details = []
+    for item in status.details:
+        detail = ErrorDetail()
+        if item.Unpack(detail):
+            details.append(PeerDetail(detail.address, detail.msp_id, detail.message))
+    return details
+
+
+class GatewayError(Exception):
+    """Base of every client error."""
+
+
+class IdentityError(GatewayError):
+    """An identity, key or connection profile cannot be loaded."""
+
+
+class ConnectError(GatewayError):
+    """The gateway peer cannot be reached, or its TLS certificate is not trusted."""
+
+
+class RpcError(GatewayError):
+    """A gateway call failed: gRPC code, message and each peer's detail."""
+
+    stage = "gateway call"
+
+    def __init__(self, tx_id: str, code: grpc.StatusCode, message: str, details: list[PeerDetail]) -> None:
+        self.tx_id = tx_id
+        self.code = code
+        self.message = message
+        self.details = details
+        lines = [f"{self.stage} of transaction {tx_id} failed ({code.name}): {message}"]
+        lines += [f"  {detail}" for detail in details]
+        super().__init__("\n".join(lines))
+
+    @classmethod
+    def from_grpc(cls, tx_id: str, error: grpc.RpcError) -> RpcError:
+        details: list[PeerDetail] = []
+        for key, value in error.trailing_metadata() or ():
+            if key == _STATUS_DETAILS_KEY:
+                details = decode_details(value)
+        return cls(tx_id, error.code(), error.details() or "", details)
+
+
+class EndorseError(RpcError):
+    stage = "endorsement"
+
+
+class EvaluateError(RpcError):
+    stage = "evaluation"
+
+
+class SubmitError(RpcError):
+    stage = "submit"
+
+
+class CommitStatusError(RpcError):
+    stage = "commit status request"
+
+
+class EventsError(RpcError):
+    stage = "event stream"
+
+
+class CommitError(GatewayError):
+    """The transaction was ordered but the peers marked it invalid."""
+
+    def __init__(self, tx_id: str, code: int, code_name: str, block_number: int) -> None:
+        self.tx_id = tx_id
+        self.code = code
+        self.code_name = code_name
+        self.block_number = block_number
+        super().__init__(f"transaction {tx_id} failed to commit in block {block_number}: {code_name} ({code})")
+
+
+class MVCCReadConflictError(CommitError):
+    """A key the transaction read was changed by an earlier transaction in the ordering."""
+
+
+class DeliverError(GatewayError):
+    """The Deliver service ended the block stream with a non-success status."""

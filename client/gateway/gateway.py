@@ -1,0 +1,88 @@
+"""Connection to a Fabric Gateway peer: one TLS gRPC channel shared by every network and contract."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import grpc
+
+from swarmfuse.client.gateway._retry import retrying
+from swarmfuse.client.gateway.client import GatewayClient, Timeouts
+from swarmfuse.client.gateway.errors import ConnectError
+from swarmfuse.client.gateway.identity import Identity, Signer, load_profile
+from swarmfuse.client.gateway.network import Network
+
+_MAX_MESSAGE = 100 * 1024 * 1024
+
+
+class Gateway:
+    """A connected gateway; use as a context manager or call ``close()``."""
+
+    def __init__(self, client: GatewayClient) -> None:
+        self._client = client
+
+    @property
+    def identity(self) -> Identity:
+        return self._client.identity
+
+    @classmethod
+    def connect(cls, endpoint: str, tls_root_cert: bytes, identity: Identity, signer: Signer,
+                timeouts: Timeouts = Timeouts(), host_override: str | None = None) -> Gateway:
+        """Open the channel and wait until it is ready; ``ConnectError`` says why when it is not."""
+        options = [
+            ("grpc.max_receive_message_length", _MAX_MESSAGE),
+            ("grpc.max_send_message_length", _MAX_MESSAGE),
+        ]
+        if host_override:
+            options.append(("grpc.ssl_target_name_override", host_override))
+        channel = grpc.secure_channel(endpoint, grpc.ssl_channel_credentials(root_certificates=tls_root_cert), options)
+        try:
+            retrying(lambda: _wait_ready(channel, endpoint, timeouts.connect),
+                     transient=lambda exc: isinstance(exc, PeerUnreachable))
+        except ConnectError:
+            channel.close()
+            raise
+        return cls(GatewayClient(channel, identity, signer, timeouts))
+
+    @classmethod
+    def from_profile(cls, profile: Path, user: str = "user", timeouts: Timeouts = Timeouts()) -> Gateway:
+        """Connect as ``user`` of the org whose connection profile is ``profile``."""
+        loaded = load_profile(profile, user)
+        peer = loaded.peer
+        return cls.connect(peer.endpoint, peer.tls_root_cert, loaded.identity, loaded.signer, timeouts, peer.host_override)
+
+    def network(self, channel: str) -> Network:
+        return Network(self._client, channel)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Gateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PeerUnreachable(ConnectError):
+    """Nothing accepts connections at the endpoint (yet): worth retrying."""
+
+
+def _wait_ready(channel: grpc.Channel, endpoint: str, timeout: float) -> None:
+    """Wait for the TLS channel; on timeout tell an unreachable peer from an untrusted certificate."""
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+        return
+    except grpc.FutureTimeoutError:
+        pass
+    host, _, port = endpoint.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=min(timeout, 5.0)):
+            pass
+    except (OSError, ValueError):
+        raise PeerUnreachable(f"gateway peer {endpoint} is unreachable (nothing accepts connections there)") from None
+    raise ConnectError(
+        f"gateway peer {endpoint} accepts TCP connections but no TLS session was established within {timeout}s: "
+        "its certificate is not signed by the given TLS root (or does not match the host name)"
+    )
