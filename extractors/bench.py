@@ -55,17 +55,18 @@ def _measure(name: str, module: torch.nn.Module, inputs: np.ndarray, folder: Pat
     fp32, int8 = folder / f"{name}.onnx", folder / f"{name}.int8.onnx"
     export_onnx(module, (torch.from_numpy(inputs[:2]),), fp32, ["x"], ["y"], {"x": {0: "batch"}, "y": {0: "batch"}})
     quantize_int8(fp32, int8, calibration)
-    runtimes = {"ort-fp32": FeatureExtractor.from_onnx(fp32, threads=threads),
-                "ort-int8": FeatureExtractor.from_onnx(int8, threads=threads)}
     rows = []
-    for batch in BATCHES:
-        x = inputs[:batch]
-        tensor = torch.from_numpy(x)
-        with torch.inference_mode():
+    with torch.inference_mode():  # torch first, so that no ORT thread pool competes with it
+        for batch in BATCHES:
+            tensor = torch.from_numpy(inputs[:batch])
             rows.append(Row(name, "torch-eager", batch, throughput(lambda: module(tensor), batch, min_seconds)))
-        for label, extractor in runtimes.items():
-            rows.append(Row(name, f"{label} ({extractor.provider.removesuffix('ExecutionProvider')})", batch,
-                            throughput(lambda: extractor.run(x), batch, min_seconds)))
+    for label, path in (("ort-fp32", fp32), ("ort-int8", int8)):
+        extractor = FeatureExtractor.from_onnx(path, threads=threads)
+        runtime = f"{label} ({extractor.provider.removesuffix('ExecutionProvider')})"
+        for batch in BATCHES:
+            x = inputs[:batch]
+            rows.append(Row(name, runtime, batch, throughput(lambda: extractor.run(x), batch, min_seconds)))
+        del extractor
     return rows
 
 
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     console = Console()
     console.print(f"threads={args.threads} resolution={args.resolution} cuda={torch.cuda.is_available()}")
     rows = run(args.resolution, args.threads, args.min_seconds)
+    rows.sort(key=lambda r: (r.model, r.batch))
     table = Table(title="Extractor throughput (items/s)")
     for column in ("model", "runtime", "batch", "items/s", "vs torch"):
         table.add_column(column, justify="right" if column in ("batch", "items/s", "vs torch") else "left")
