@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from torchvision.models import resnet18, resnet50
 
 from swarmfuse.extractors.data import fetch_emoji
 from swarmfuse.extractors.image import (ImageError, WeightsError, build_backbone, build_resnet50_features,
-                                        preprocess_images)
+                                        preprocess_images, train_image_backbone)
 from swarmfuse.extractors.image.preprocess import MEAN, STD
 
 
@@ -94,3 +95,17 @@ def test_efficientnet_lite0_is_pretrained_with_1280_d_features(emoji_paths):
     assert feats.shape == (4, 1280)
     # ImageNet-pretrained: confident predictions, unlike a randomly initialised network
     assert torch.softmax(logits, 1).max(1).values.mean() > 0.2
+
+
+def test_training_updates_the_backbone_and_logs_each_epoch(tmp_path):
+    manifest = fetch_emoji()
+    torch.manual_seed(3)
+    initial = build_resnet50_features(None).state_dict()
+    model = train_image_backbone(manifest, tmp_path, resolution=16, epochs=1, seed=3, batch_size=64)
+    assert not model.training
+    assert not torch.equal(model.state_dict()["conv1.weight"], initial["conv1.weight"])
+    log = json.loads((tmp_path / "image_train.json").read_text())
+    assert log["resolution"] == 16 and [e["epoch"] for e in log["epochs"]] == [1]
+    assert 0.0 <= log["best_val_accuracy"] <= 1.0 and log["epochs"][0]["train_loss"] > 0
+    with pytest.raises(ValueError, match="epochs must be at least 1"):
+        train_image_backbone(manifest, tmp_path, epochs=0)

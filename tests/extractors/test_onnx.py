@@ -12,6 +12,7 @@ from torch import nn
 from swarmfuse.extractors.data import fetch_emoji
 from swarmfuse.extractors.image import build_resnet50_features, preprocess_images
 from swarmfuse.extractors.onnx import FeatureExtractor, OnnxError, export_onnx, max_abs_diff, quantize_int8
+from swarmfuse.extractors.onnx.accuracy import probe_accuracy_cost
 from swarmfuse.extractors.text import AWDConfig, AWDLSTMEncoder, TextFeatures
 
 AXES = {"x": {0: "batch"}, "y": {0: "batch"}}
@@ -98,3 +99,16 @@ def test_errors_name_the_problem(tmp_path, resnet_onnx):
     with pytest.raises(OnnxError, match="cannot export"):
         export_onnx(nn.Linear(2, 2), (torch.zeros(1, 3),), tmp_path / "bad.onnx", ["x"], ["y"], AXES)
     assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_probe_accuracy_cost_is_zero_for_identical_features_and_grows_with_noise():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 40)
+    feats = rng.normal(size=(120, 8)).astype(np.float32) + labels[:, None] * 2.0
+    train, test = np.arange(120) % 2 == 0, np.arange(120) % 2 == 1
+    same = probe_accuracy_cost(feats, feats.copy(), labels, train, test)
+    assert same.cost == 0.0 and same.fp32_accuracy > 0.9
+    noisy = probe_accuracy_cost(feats, feats + rng.normal(scale=4.0, size=feats.shape), labels, train, test)
+    assert noisy.cost > 0.1
+    with pytest.raises(ValueError, match="differ in shape"):
+        probe_accuracy_cost(feats, feats[:, :4], labels, train, test)
