@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Our Fabric Gateway client (swarmfuse.client.gateway) against the official Node client
+# (@hyperledger/fabric-gateway, installed here with npm into scripts/bench/gateway/node_modules, cached):
+# one network, chaincode swarmfuse, the same concurrency and transaction count for both. Submit = Sample:Put
+# (endorse, submit, wait for commit), evaluate = Sample:Get. Rounds alternate the clients; the table shows
+# medians over rounds and ends with `submit_tps_ratio=<ours/node> evaluate_p50_ratio=<ours/node>`.
+# Usage: scripts/bench_gateway.sh [--tx N] [--concurrency C] [--rounds R] [--port-base P]
+#                                 [--home DIR --task NAME]   (reuse a running network and task; nothing torn down)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+die() { printf '\033[1;31m[bench] error:\033[0m %s\n' "$*" >&2; exit 1; }
+say() { printf '\033[1;34m[bench]\033[0m %s\n' "$*" >&2; }
+
+tx=200 concurrency=8 rounds=3 port_base=29000 home="" task=""
+while (($#)); do
+  case $1 in
+    --tx) tx=${2:?}; shift ;;
+    --concurrency) concurrency=${2:?}; shift ;;
+    --rounds) rounds=${2:?}; shift ;;
+    --port-base) port_base=${2:?}; shift ;;
+    --home) home=${2:?}; shift ;;
+    --task) task=${2:?}; shift ;;
+    *) die "unknown argument: $1" ;;
+  esac
+  shift
+done
+[[ $tx =~ ^[1-9][0-9]*$ && $concurrency =~ ^[1-9][0-9]*$ && $rounds =~ ^[1-9][0-9]*$ ]] \
+  || die "--tx, --concurrency and --rounds must be positive integers"
+[[ -n $home && -z $task || -z $home && -n $task ]] && die "--home and --task go together"
+[[ -x .venv/bin/python ]] || die "no .venv: run scripts/setup.sh first"
+command -v npm >/dev/null || die "npm is needed for the Node reference client"
+
+bench_dir=scripts/bench/gateway
+lock=$bench_dir/node_modules/.package-lock.json
+if [[ ! -f $lock || $bench_dir/package.json -nt $lock ]]; then
+  say "installing @hyperledger/fabric-gateway and @grpc/grpc-js"
+  (cd "$bench_dir" && npm install --no-audit --no-fund --loglevel=error >&2)
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/swarmfuse-bench-gw.XXXXXX")
+cleanup() {
+  if [[ -z $task && -f $work/net/state.json ]]; then
+    .venv/bin/swarmfuse network down --purge --home "$work/net" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+if [[ -z $home ]]; then
+  .venv/bin/python -c 'from swarmfuse.network.binaries import locate; locate()' || die "Fabric is needed"
+  home=$work/net task=bench
+  say "starting a 3-org network in $home"
+  .venv/bin/swarmfuse network up --orgs 3 --port-base "$port_base" --home "$home" >/dev/null
+  .venv/bin/swarmfuse task create "$task" --orgs DC1,DC2,DC3 --home "$home" >/dev/null
+fi
+profile=$home/orgs/DC1/connection.json
+[[ -f $profile ]] || die "no connection profile $profile"
+
+# Until gossip has spread the new chaincode, the gateway cannot pick endorsers: wait for a first submit.
+.venv/bin/python - "$profile" "$task" <<'PY' || die "the network never accepted a submit"
+import sys, time
+from pathlib import Path
+from swarmfuse.client.gateway import EndorseError, Gateway
+with Gateway.from_profile(Path(sys.argv[1])) as gateway:
+    contract = gateway.network(sys.argv[2]).contract("swarmfuse")
+    for _ in range(90):
+        try:
+            contract.submit_transaction("Sample:Put", "bench-ready", "1")
+            break
+        except EndorseError as exc:
+            if "no combination of peers" not in exc.message:
+                raise
+            time.sleep(1)
+    else:
+        sys.exit(1)
+PY
+
+results=$work/results.jsonl
+for ((round = 1; round <= rounds; round++)); do
+  say "round $round/$rounds: $tx submits + $tx evaluates per client, concurrency $concurrency"
+  node "$bench_dir/bench.mjs" "$profile" "$task" "$tx" "$concurrency" "node-$round-$$" >>"$results"
+  .venv/bin/python "$bench_dir/bench.py" "$profile" "$task" "$tx" "$concurrency" "py-$round-$$" >>"$results"
+done
+.venv/bin/python "$bench_dir/report.py" "$results"
