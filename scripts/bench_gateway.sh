@@ -47,7 +47,13 @@ cleanup() {
 }
 trap cleanup EXIT
 if [[ -z $home ]]; then
-  .venv/bin/python -c 'from swarmfuse.network.binaries import locate; locate()' || die "Fabric is needed"
+  .venv/bin/python -c 'import sys
+from swarmfuse.network.binaries import locate
+from swarmfuse.network.errors import FabricUnavailable
+try:
+    locate()
+except FabricUnavailable as exc:
+    sys.exit(f"[bench] {exc}")' || die "Fabric is needed to start a network (or pass --home/--task)"
   home=$work/net task=bench
   say "starting a 3-org network in $home"
   .venv/bin/swarmfuse network up --orgs 3 --port-base "$port_base" --home "$home" >/dev/null

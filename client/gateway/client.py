@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
+from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2 as gw
 from fabric_protos.gateway.gateway_pb2_grpc import GatewayStub
 from fabric_protos.peer.events_pb2_grpc import DeliverStub
@@ -61,7 +62,7 @@ class GatewayClient:
     def chaincode_events(self, request: gw.SignedChaincodeEventsRequest) -> grpc.Call:
         return self._gateway.ChaincodeEvents(request)
 
-    def deliver(self, envelope: object, filtered: bool) -> grpc.Call:
+    def deliver(self, envelope: common_pb2.Envelope, filtered: bool) -> grpc.Call:
         method = self._deliver.DeliverFiltered if filtered else self._deliver.Deliver
         return method(iter([envelope]))
 

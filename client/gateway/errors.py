@@ -73,13 +73,14 @@ class RpcError(GatewayError):
     """A gateway call failed: gRPC code, message and each peer's detail."""
 
     stage = "gateway call"
+    subject = "transaction "
 
     def __init__(self, tx_id: str, code: grpc.StatusCode, message: str, details: list[PeerDetail]) -> None:
         self.tx_id = tx_id
         self.code = code
         self.message = message
         self.details = details
-        lines = [f"{self.stage} of transaction {tx_id} failed ({code.name}): {message}"]
+        lines = [f"{self.stage} of {self.subject}{tx_id} failed ({code.name}): {message}"]
         lines += [f"  {detail}" for detail in details]
         super().__init__("\n".join(lines))
 
@@ -109,7 +110,10 @@ class CommitStatusError(RpcError):
 
 
 class EventsError(RpcError):
+    """A chaincode-event or block stream failed; ``tx_id`` names the stream."""
+
     stage = "event stream"
+    subject = ""
 
 
 class CommitError(GatewayError):

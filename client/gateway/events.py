@@ -71,7 +71,7 @@ class ChaincodeEvents(_Stream):
         self._events = self._iterate(chaincode)
 
     def _iterate(self, chaincode: str) -> Iterator[ChaincodeEvent]:
-        for response in stream_errors(f"{chaincode} events", self._call):
+        for response in stream_errors(f"chaincode {chaincode}", self._call):
             for event in response.events:
                 yield ChaincodeEvent(response.block_number, event.tx_id, event.chaincode_id, event.event_name, event.payload)
                 self._checkpointer.checkpoint_transaction(response.block_number, event.tx_id)
@@ -104,7 +104,7 @@ class BlockEvents(_Stream):
         self._blocks = self._iterate(channel, filtered)
 
     def _iterate(self, channel: str, filtered: bool) -> Iterator[common_pb2.Block | events_pb2.FilteredBlock]:
-        for response in stream_errors(f"{channel} blocks", self._call):
+        for response in stream_errors(f"blocks of {channel}", self._call):
             kind = response.WhichOneof("Type")
             if kind == "status":
                 raise DeliverError(f"block stream on {channel} ended: {common_pb2.Status.Name(response.status)}")

@@ -6,8 +6,11 @@ import datetime as dt
 import hashlib
 import json
 import os
+import socket
+from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -22,9 +25,11 @@ from fabric_protos.peer import chaincode_pb2, proposal_pb2
 from google.protobuf import any_pb2
 
 from swarmfuse.client.gateway import (
-    ECDSASigner, FileCheckpointer, GatewayError, Identity, IdentityError, InMemoryCheckpointer, MVCCReadConflictError,
-    CommitError, Position, ProposalBuilder, Status, load_profile, transaction_id,
+    CommitError, ConnectError, ECDSASigner, FileCheckpointer, Gateway, GatewayError, Identity, IdentityError,
+    InMemoryCheckpointer, MVCCReadConflictError, Position, ProposalBuilder, Status, Timeouts, load_profile,
+    transaction_id,
 )
+from swarmfuse.client.gateway._retry import retrying
 from swarmfuse.client.gateway.commit import raise_unless_valid
 from swarmfuse.client.gateway.errors import RpcStatus, decode_details
 from swarmfuse.client.gateway.identity import P256_ORDER
@@ -155,3 +160,41 @@ def test_profile_errors_name_the_problem(tmp_path: Path, key: ec.EllipticCurvePr
     cert.write_text("garbage")
     with pytest.raises(IdentityError, match="not a PEM X.509 certificate"):
         load_profile(profile)
+
+
+class _Rpc(grpc.RpcError):
+    """A gRPC failure as the channel raises it, with only a status code."""
+
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+
+def test_retry_repeats_only_transient_failures() -> None:
+    calls: list[grpc.StatusCode] = []
+
+    def failing_with(codes: list[grpc.StatusCode]) -> Callable[[], str]:
+        def call() -> str:
+            if codes:
+                calls.append(codes[0])
+                raise _Rpc(codes.pop(0))
+            return "ok"
+        return call
+
+    assert retrying(failing_with([grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED])) == "ok"
+    assert calls == [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED]
+    calls.clear()
+    with pytest.raises(_Rpc):
+        retrying(failing_with([grpc.StatusCode.ABORTED, grpc.StatusCode.ABORTED]))
+    assert calls == [grpc.StatusCode.ABORTED]  # not transient: never repeated
+
+
+def test_connect_to_closed_port_says_unreachable(key: ec.EllipticCurvePrivateKey) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ConnectError, match=f"127.0.0.1:{port} is unreachable"):
+        Gateway.connect(f"127.0.0.1:{port}", _cert_pem(key), Identity("DC1MSP", _cert_pem(key)), ECDSASigner(key),
+                        Timeouts(connect=0.3))
