@@ -39,9 +39,11 @@ if [[ ! -f $lock || $bench_dir/package.json -nt $lock ]]; then
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/swarmfuse-bench-gw.XXXXXX")
+started=""  # set once this script has started its own network: only that one is torn down
 cleanup() {
-  if [[ -z $task && -f $work/net/state.json ]]; then
-    .venv/bin/swarmfuse network down --purge --home "$work/net" >/dev/null 2>&1 || true
+  if [[ -n $started && -f $work/net/state.json ]] && ! .venv/bin/swarmfuse network down --purge --home "$work/net" >/dev/null 2>&1; then
+    printf '\033[1;31m[bench] warning:\033[0m could not stop the network in %s; left in place\n' "$work/net" >&2
+    return
   fi
   rm -rf "$work"
 }
@@ -54,7 +56,7 @@ try:
     locate()
 except FabricUnavailable as exc:
     sys.exit(f"[bench] {exc}")' || die "Fabric is needed to start a network (or pass --home/--task)"
-  home=$work/net task=bench
+  home=$work/net task=bench started=1
   say "starting a 3-org network in $home"
   .venv/bin/swarmfuse network up --orgs 3 --port-base "$port_base" --home "$home" >/dev/null
   .venv/bin/swarmfuse task create "$task" --orgs DC1,DC2,DC3 --home "$home" >/dev/null
