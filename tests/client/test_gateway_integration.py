@@ -19,8 +19,9 @@ from fabric_protos.common import common_pb2
 
 from swarmfuse.client.gateway import (
     ConnectError, ECDSASigner, EndorseError, EvaluateError, FileCheckpointer, Gateway, Identity, InMemoryCheckpointer,
-    Position, Timeouts, load_profile,
+    MVCCReadConflictError, Position, Timeouts, load_profile,
 )
+from swarmfuse.client.gateway.commit import raise_unless_valid
 
 pytestmark = pytest.mark.integration
 CHAINCODE = "swarmfuse"
@@ -101,6 +102,17 @@ def test_chaincode_errors_reach_the_caller(fabric_network, dc1: Gateway) -> None
     with pytest.raises(EndorseError) as bad:
         contract.submit_transaction("Put", "", "x")
     assert bad.value.tx_id and "BadRequest: key must not be empty" in bad.value.details[0].message
+
+
+def test_stale_read_is_an_mvcc_conflict(fabric_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
+    contract = dc1.network(fabric_network.task).contract(CHAINCODE, "Sample")
+    contract.submit_transaction("Put", "gw-mvcc", "v1")
+    stale = contract.new_proposal("Get", "gw-mvcc").endorse()  # its read set holds gw-mvcc at v1's version
+    contract.submit_transaction("Put", "gw-mvcc", "v2")
+    status = stale.submit().status()
+    assert status.code_name == "MVCC_READ_CONFLICT" and status.transaction_id == stale.transaction_id
+    with pytest.raises(MVCCReadConflictError, match=stale.transaction_id):
+        raise_unless_valid(status)
 
 
 def test_events_resume_after_listener_is_killed(fabric_network, dc1: Gateway, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
