@@ -83,6 +83,30 @@ def test_computed_txid_is_the_committed_one_and_resubmit_sends_same_envelope(fab
     assert again.to_bytes() == kept and again.submit().status() == status
 
 
+class _OfflineOnly:
+    """A signer that must never be asked: everything is signed offline through digests."""
+
+    def sign(self, digest: bytes) -> bytes:
+        raise AssertionError("the gateway tried to sign online")
+
+
+def test_offline_signing_path(fabric_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
+    creds = load_profile(_profile(fabric_network, "DC1"))
+    with Gateway.connect(creds.peer.endpoint, creds.peer.tls_root_cert, creds.identity, _OfflineOnly(),
+                         host_override=creds.peer.host_override) as gateway:
+        network = gateway.network(fabric_network.task)
+        unsigned = network.contract(CHAINCODE).new_proposal("Sample:Put", "gw-offline", "signed elsewhere")
+        proposal = network.load_proposal(unsigned.to_bytes())  # e.g. shipped to the signing host and back
+        proposal.set_signature(creds.signer.sign(proposal.digest()))
+        transaction = proposal.endorse()
+        transaction.set_signature(creds.signer.sign(transaction.digest()))
+        commit = transaction.submit()
+        commit.set_signature(creds.signer.sign(commit.digest()))
+        assert commit.status().successful and commit.transaction_id == unsigned.transaction_id
+    assert dc1.network(fabric_network.task).contract(CHAINCODE).evaluate_transaction(
+        "Sample:Get", "gw-offline") == b"signed elsewhere"
+
+
 def test_filtered_blocks_carry_validation_codes(fabric_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
     network = dc1.network(fabric_network.task)
     proposal = network.contract(CHAINCODE).new_proposal("Sample:Put", "gw-filtered", "v")
