@@ -1,0 +1,1 @@
+"""swarmfuse clients; the Fabric Gateway client is ``swarmfuse.client.gateway``."""
