@@ -152,7 +152,7 @@ class Network:
         """Start ``specs`` by kind (orderers, then peers, then chaincode servers), waiting for readiness."""
         for kind in ("orderer", "peer", "chaincode"):
             batch = [spec for spec in specs if spec.kind == kind]
-            check_ports_free([spec.port for spec in batch])
+            check_ports_free([port for spec in batch for port in spec.ports])
             for spec in batch:
                 if spec.cwd:
                     spec.cwd.mkdir(parents=True, exist_ok=True)

@@ -70,6 +70,7 @@ def orderer_spec(fabric: Fabric, topology: Topology, layout: Layout, name: str) 
     return ProcessSpec(
         name=name, kind="orderer", args=[fabric.bin("orderer")], env=env, port=ports.listen,
         health_url=f"http://{HOST}:{ports.operations}/healthz", cwd=data,
+        other_ports=[ports.admin, ports.operations],
     )
 
 
@@ -103,13 +104,12 @@ def peer_spec(fabric: Fabric, topology: Topology, layout: Layout, org: Org) -> P
     }
     return ProcessSpec(
         name=org.peer_process, kind="peer", args=[fabric.bin("peer"), "node", "start"], env=env, port=ports.listen,
-        health_url=f"http://{HOST}:{ports.operations}/healthz",
+        health_url=f"http://{HOST}:{ports.operations}/healthz", other_ports=[ports.chaincode, ports.operations],
     )
 
 
 def chaincode_spec(topology: Topology, layout: Layout, org: Org, package_id: str) -> ProcessSpec:
     ports = topology.peer_ports(org)
-    assert ports.ccaas is not None
     tls = chaincode_tls(layout, org)
     keep = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH") if key in os.environ}
     env = keep | {

@@ -50,7 +50,12 @@ class ProcessSpec:
     port: int
     health_url: str | None = None
     cwd: Path | None = None
-    extra_ports: list[int] = field(default_factory=list)
+    other_ports: list[int] = field(default_factory=list)
+
+    @property
+    def ports(self) -> list[int]:
+        """Every port the node listens on (checked free before it starts)."""
+        return [self.port, *self.other_ports]
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:

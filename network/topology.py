@@ -54,14 +54,20 @@ class Org:
 
 
 @dataclass(frozen=True)
-class Ports:
-    """The ports one node listens on."""
+class OrdererPorts:
+    listen: int
+    admin: int
+    operations: int
+
+
+@dataclass(frozen=True)
+class PeerPorts:
+    """The peer's ports, plus the port of its org's chaincode server."""
 
     listen: int
+    chaincode: int
     operations: int
-    admin: int | None = None
-    chaincode: int | None = None
-    ccaas: int | None = None
+    ccaas: int
 
 
 @dataclass(frozen=True)
@@ -97,19 +103,19 @@ class Topology:
     def orderer_host(self, name: str) -> str:
         return f"{name}.{ORDERER_DOMAIN}"
 
-    def orderer_ports(self, name: str) -> Ports:
-        i = self.orderers.index(name)
-        start = self.port_base + 3 * i
-        return Ports(listen=start, admin=start + 1, operations=start + 2)
+    def orderer_ports(self, name: str) -> OrdererPorts:
+        start = self.port_base + 3 * self.orderers.index(name)
+        return OrdererPorts(listen=start, admin=start + 1, operations=start + 2)
 
-    def peer_ports(self, org: Org) -> Ports:
+    def peer_ports(self, org: Org) -> PeerPorts:
         start = self.port_base + 20 + 5 * org.index
-        return Ports(listen=start, chaincode=start + 1, operations=start + 2, ccaas=start + 3)
+        return PeerPorts(listen=start, chaincode=start + 1, operations=start + 2, ccaas=start + 3)
 
     def all_ports(self) -> list[int]:
         """Every port the network listens on."""
-        nodes = [self.orderer_ports(name) for name in self.orderers] + [self.peer_ports(org) for org in self.orgs]
-        return [port for ports in nodes for port in astuple(ports) if port is not None]
+        nodes: list[OrdererPorts | PeerPorts] = [self.orderer_ports(name) for name in self.orderers]
+        nodes += [self.peer_ports(org) for org in self.orgs]
+        return [port for ports in nodes for port in astuple(ports)]
 
     def org(self, name: str) -> Org:
         for org in self.orgs:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -92,6 +94,8 @@ def fabric_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricN
     fabric = require_fabric()
     home: Path = tmp_path_factory.mktemp("swarmfuse-network") / "home"
     network = Network(home, fabric)
+    # A SIGTERM (e.g. a CI timeout) unwinds like Ctrl-C, so the finally below still stops the network.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         network.up(Topology(n_orgs=4, auditor=True, port_base=free_port_base()))
         tasks.create(network, TASK, TASK_ORGS)
@@ -99,3 +103,8 @@ def fabric_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FabricN
     finally:
         if network.running():
             network.down()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
