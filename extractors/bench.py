@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -40,13 +41,16 @@ class Row:
 
 
 def throughput(fn: Callable[[], object], batch: int, min_seconds: float, min_reps: int = 3) -> float:
-    """Items per second of ``fn`` on one batch: one warm-up call, then repeated until both minimums are met."""
+    """Items per second of ``fn`` on one batch, from the median call time (robust to load spikes on a shared
+    machine): one warm-up call, then repeated until both minimums are met."""
     fn()
-    reps, start = 0, time.perf_counter()
-    while reps < min_reps or time.perf_counter() - start < min_seconds:
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_reps or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
         fn()
-        reps += 1
-    return reps * batch / (time.perf_counter() - start)
+        times.append(time.perf_counter() - t0)
+    return batch / statistics.median(times)
 
 
 def _measure(name: str, module: torch.nn.Module, inputs: np.ndarray, folder: Path, threads: int, min_seconds: float,
