@@ -3,7 +3,8 @@
 Run with ``python -m swarmfuse.extractors.bench`` (``scripts/bench_extractors.sh``). ResNet50 runs on
 real emoji images at ``--resolution``; the AWD-LSTM on random token IDs of the pipeline's length. Weights
 are random (throughput does not depend on them); the INT8 ResNet50 is calibrated on real images.
-PyTorch is measured under ``torch.inference_mode`` with the same thread count as ONNX Runtime.
+PyTorch is measured under ``torch.inference_mode`` with the same thread count as ONNX Runtime, and (through
+the shell script) with passively waiting OpenMP threads, as ONNX Runtime's threads wait passively.
 The last line is ``resnet50_ort_vs_torch=<ratio> awd_lstm_ort_vs_torch=<ratio>`` (FP32, batch 32).
 """
 

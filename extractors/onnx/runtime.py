@@ -51,7 +51,11 @@ def _resolve(providers: str | Sequence[str]) -> list[str]:
 
 
 def session_options(threads: int | None = None) -> ort.SessionOptions:
-    """All graph optimisations, intra-op threads = cores (or ``threads``), sequential execution, memory arena."""
+    """All graph optimisations, intra-op threads = cores (or ``threads``), sequential execution, memory arena.
+
+    Idle worker threads sleep instead of spinning: extraction shares its machine with Fabric peers and
+    other work, and spinning threads take CPU from them (and from each other when cores are oversubscribed).
+    """
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = threads or os.cpu_count() or 1
@@ -59,6 +63,7 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.enable_cpu_mem_arena = True
     opts.enable_mem_pattern = True
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3  # the GPU build's CUDA fall-back warning is reported through ``provider``
     return opts
 
