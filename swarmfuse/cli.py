@@ -12,6 +12,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("network", "swarmfuse.network.cli", "Start, inspect and stop the Fabric network (orderers, peers, chaincode servers)."),
     ("task", "swarmfuse.network.task_cli", "Create and list collaboration tasks (one channel each)."),
     ("data", "swarmfuse.extractors.data.cli", "Fetch the paired emoji data and the text corpus; partition them."),
+    ("fuse", "swarmfuse.extractors.fusion.cli", "Evaluate intermediate fusion of text and image features against baselines."),
 ]
 
 app = typer.Typer(no_args_is_help=True, help="Multimodal data fusion on a permissioned Fabric network.")

@@ -1,0 +1,59 @@
+"""``swarmfuse fuse``: evaluate intermediate fusion against its baselines on the real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from swarmfuse.extractors.data import DataError
+from swarmfuse.extractors.onnx import OnnxError
+
+app = typer.Typer(no_args_is_help=True, help="Fuse text and image features; compare with the baselines.")
+console = Console()
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise typer.BadParameter(f"seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise typer.BadParameter("give at least one seed")
+    return seeds
+
+
+@app.command()
+def evaluate(
+    out: Path = typer.Argument(..., help="Folder for report.md/json, methods.png, confusion matrix, fusion head."),
+    seeds: str = typer.Option("0,1,2", help="Seeds of the fusion heads (comma-separated)."),
+    weights: Path | None = typer.Option(None, help="A standard ResNet50 weight file to start the image extractor from."),
+    image_resolution: int = typer.Option(64, help="Image side length in pixels used to train the image extractor."),
+    image_epochs: int = typer.Option(4, help="Epochs of image-extractor training."),
+) -> None:
+    """Train or load the cached extractors, extract features with ONNX Runtime, score every method."""
+    seed_list = _seeds(seeds)
+    if weights is not None and not weights.is_file():
+        console.print(f"[red]error:[/red] weight file {weights} does not exist", highlight=False)
+        raise typer.Exit(1)
+    # Imported here so that `swarmfuse --help` does not pay for importing torch.
+    from swarmfuse.extractors.fusion.evaluate import evaluate_fusion
+    from swarmfuse.extractors.pipeline import ImageConfig, PipelineConfig
+
+    config = PipelineConfig(image=ImageConfig(resolution=image_resolution, epochs=image_epochs,
+                                              weights=str(weights.resolve()) if weights else None))
+    try:
+        with console.status("training or loading extractors, extracting features, fitting heads"):
+            scores = evaluate_fusion(out, seed_list, config)
+    except (DataError, OnnxError, ValueError, OSError) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    table = Table(title=f"test split, mean ± std over seeds {list(seed_list)}")
+    for column in ("method", "accuracy", "macro-F1"):
+        table.add_column(column)
+    for method, s in scores.items():
+        table.add_row(method, f"{s.accuracy_mean:.3f} ± {s.accuracy_std:.3f}", f"{s.f1_mean:.3f} ± {s.f1_std:.3f}")
+    console.print(table)
+    console.print(f"report written to {out}")

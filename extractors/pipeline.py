@@ -1,0 +1,141 @@
+"""From the cached data to per-entity features of both extractors, each stage cached by a config hash.
+
+Stages (each in its own cache folder under ``<cache root>/pipeline``, written atomically):
+
+1. ``text-<hash>``: the AWD-LSTM text extractor (:func:`swarmfuse.extractors.text.cached_text_extractor`);
+2. ``image-<hash>``: the ResNet50 image extractor (see :mod:`swarmfuse.extractors.image`);
+3. ``features-<hash>``: both exported to ONNX, features of every entity computed with ONNX Runtime,
+   plus the raw inputs early fusion needs; ``summary.json`` records the ONNX files' SHA-256, the
+   execution provider and the timings.
+
+A hash covers the stage's configuration, the pinned data sources and the hashes of the stages it uses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from swarmfuse.extractors.data import DataError, Manifest, cache_root, fetch_emoji
+from swarmfuse.extractors.data.cache import atomic_dir, config_hash, sha256_file
+from swarmfuse.extractors.fusion.methods import FeatureSet
+from swarmfuse.extractors.image import build_resnet50_features, preprocess_images, train_image_backbone
+from swarmfuse.extractors.onnx import FeatureExtractor, export_onnx
+from swarmfuse.extractors.text import TextConfig, TextExtractor, cached_text_extractor
+
+log = logging.getLogger(__name__)
+
+RAW_IMAGE_SIZE = 16  # early fusion sees the images down-sampled to 16x16 pixels
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """How the image extractor is obtained: trained at ``resolution`` for ``epochs`` from ``weights`` (or none)."""
+
+    resolution: int = 64
+    epochs: int = 4
+    seed: int = 0
+    weights: str | None = None
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    text: TextConfig = field(default_factory=TextConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    features: FeatureSet
+    summary: dict
+    folder: Path
+
+
+def _image_key(config: ImageConfig, manifest: Manifest) -> str:
+    weights_sha = sha256_file(Path(config.weights)) if config.weights else None
+    return config_hash("image", asdict(config), weights_sha, manifest.fingerprint())
+
+
+def image_extractor(manifest: Manifest, config: ImageConfig) -> tuple[torch.nn.Module, Path, dict]:
+    """The cached image feature module for ``config`` (2048-d output), trained on first use."""
+    folder = cache_root() / "pipeline" / f"image-{_image_key(config, manifest)}"
+    weights = Path(config.weights) if config.weights else None
+    if (folder / "backbone.pt").exists():
+        module = build_resnet50_features(None)
+        module.load_state_dict(torch.load(folder / "backbone.pt", weights_only=True))
+        return module.eval(), folder, json.loads((folder / "report.json").read_text())
+    start = time.perf_counter()
+    with atomic_dir(folder) as scratch:
+        module = train_image_backbone(manifest, scratch, config.resolution, config.epochs, config.seed, weights=weights)
+        report = {"train_seconds": time.perf_counter() - start, **asdict(config),
+                  "training": json.loads((scratch / "image_train.json").read_text())}
+        torch.save(module.state_dict(), scratch / "backbone.pt")
+        (scratch / "report.json").write_text(json.dumps(report, indent=1))
+    return module.eval(), folder, report
+
+
+def _raw_text(vocab_ids: np.ndarray, vocab_size: int, train: np.ndarray) -> np.ndarray:
+    """Binary bag of words over the vocabulary words that occur in the training split."""
+    bag = np.zeros((len(vocab_ids), vocab_size), dtype=np.float32)
+    rows = np.repeat(np.arange(len(vocab_ids)), vocab_ids.shape[1])
+    bag[rows, vocab_ids.reshape(-1)] = 1.0
+    words = bag[:, 3:]  # without <pad>, <unk>, <eos>
+    return words[:, words[train].any(axis=0)]
+
+
+def build_features(config: PipelineConfig = PipelineConfig(), batch_size: int = 64) -> PipelineResult:
+    """Features of every entity from ONNX Runtime sessions of both extractors (cached)."""
+    manifest = fetch_emoji()
+    text, text_dir = cached_text_extractor(manifest, config.text)
+    image_module, image_dir, image_report = image_extractor(manifest, config.image)
+    folder = cache_root() / "pipeline" / f"features-{config_hash(text_dir.name, image_dir.name, RAW_IMAGE_SIZE)}"
+    if not (folder / "summary.json").exists():
+        with atomic_dir(folder) as scratch:
+            _extract(manifest, text, image_module, config.image, scratch, batch_size, text.report, image_report)
+    try:
+        return PipelineResult(FeatureSet.load(folder / "features.npz"), json.loads((folder / "summary.json").read_text()),
+                              folder)
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"cached features in {folder} are unreadable ({exc}); delete the folder to rebuild") from exc
+
+
+def _run_batched(extractor: FeatureExtractor, x: np.ndarray, batch_size: int) -> np.ndarray:
+    return np.concatenate([extractor.run(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def _extract(manifest: Manifest, text: TextExtractor, image_module: torch.nn.Module, image_cfg: ImageConfig,
+             out: Path, batch_size: int, text_report: dict, image_report: dict) -> None:
+    entities = manifest.entities
+    texts = [e.text for e in entities]
+    paths = [manifest.image_path(e) for e in entities]
+    ids = text.encode(texts)
+    pixels = preprocess_images(paths, image_cfg.resolution)
+    text.features.eval()
+    text_sha = export_onnx(text.features, (torch.from_numpy(ids[:2]),), out / "text.onnx", ["token_ids"], ["features"],
+                           {"token_ids": {0: "batch"}, "features": {0: "batch"}})
+    image_sha = export_onnx(image_module.eval(), (torch.from_numpy(pixels[:2]),), out / "image.onnx", ["pixels"],
+                            ["features"], {"pixels": {0: "batch"}, "features": {0: "batch"}})
+    text_ort, image_ort = FeatureExtractor.from_onnx(out / "text.onnx"), FeatureExtractor.from_onnx(out / "image.onnx")
+    start = time.perf_counter()
+    text_features = _run_batched(text_ort, ids, batch_size)
+    image_features = _run_batched(image_ort, pixels, batch_size)
+    seconds = time.perf_counter() - start
+    raw_image = preprocess_images(paths, RAW_IMAGE_SIZE).reshape(len(entities), -1)
+    splits = np.array([e.split for e in entities])
+    features = FeatureSet(
+        ids=np.array([e.id for e in entities]), labels=np.array([manifest.label(e) for e in entities]),
+        splits=splits, text=text_features, image=image_features,
+        raw_text=_raw_text(ids, len(text.vocab), splits == "train"), raw_image=raw_image, classes=manifest.groups)
+    features.save(out / "features.npz")
+    summary = {"entities": len(entities), "text_onnx_sha256": text_sha, "image_onnx_sha256": image_sha,
+               "provider": {"text": text_ort.provider, "image": image_ort.provider},
+               "feature_dims": {"text": int(text_features.shape[1]), "image": int(image_features.shape[1])},
+               "ort_extract_seconds": seconds, "text": text_report, "image": image_report}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    log.info("features: %s", summary)
