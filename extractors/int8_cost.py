@@ -1,0 +1,79 @@
+"""The measured accuracy cost of the INT8 extractors on the real emoji data.
+
+Both ONNX models of the feature pipeline are quantised (ResNet50: static QDQ, per-channel, calibrated on
+training images; AWD-LSTM: dynamic), features of every entity are recomputed with ONNX Runtime, and a
+linear probe trained on the FP32 training features is scored on FP32 and INT8 test features for the
+image, the text and the concatenated (intermediate fusion) features.
+Run with ``python -m swarmfuse.extractors.int8_cost``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from swarmfuse.extractors.data import fetch_emoji
+from swarmfuse.extractors.image import preprocess_images
+from swarmfuse.extractors.onnx import FeatureExtractor, quantize_int8
+from swarmfuse.extractors.onnx.accuracy import AccuracyCost, probe_accuracy_cost
+from swarmfuse.extractors.pipeline import PipelineConfig, PipelineResult, build_features
+from swarmfuse.extractors.text import cached_text_extractor
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_IMAGES = 256
+BATCH = 64
+
+
+def _batched(extractor: FeatureExtractor, x: np.ndarray) -> np.ndarray:
+    return np.concatenate([extractor.run(x[i : i + BATCH]) for i in range(0, len(x), BATCH)])
+
+
+def int8_features(result: PipelineResult, config: PipelineConfig) -> tuple[np.ndarray, np.ndarray]:
+    """INT8 (image, text) features of every entity; the quantised models are cached in ``int8-<features folder>``."""
+    manifest = fetch_emoji()
+    entities = manifest.entities
+    pixels = preprocess_images([manifest.image_path(e) for e in entities], config.image.resolution)
+    text, _ = cached_text_extractor(manifest, config.text)
+    ids = text.encode([e.text for e in entities])
+    folder = result.folder.with_name(f"int8-{result.folder.name}")
+    image_int8, text_int8 = folder / "image.int8.onnx", folder / "text.int8.onnx"
+    if not image_int8.exists():
+        train = np.flatnonzero(result.features.mask("train"))[:CALIBRATION_IMAGES]
+        quantize_int8(result.folder / "image.onnx", image_int8,
+                      [pixels[train[i : i + 32]] for i in range(0, len(train), 32)])
+    if not text_int8.exists():
+        quantize_int8(result.folder / "text.onnx", text_int8)
+    return (_batched(FeatureExtractor.from_onnx(image_int8), pixels),
+            _batched(FeatureExtractor.from_onnx(text_int8), ids))
+
+
+def measure(config: PipelineConfig = PipelineConfig()) -> dict[str, AccuracyCost]:
+    """Probe accuracy on FP32 and INT8 features for ``image``, ``text`` and ``concat``."""
+    result = build_features(config)
+    fs = result.features
+    image8, text8 = int8_features(result, config)
+    train, test = fs.mask("train"), fs.mask("test")
+    pairs = {"image": (fs.image, image8), "text": (fs.text, text8),
+             "concat": (np.hstack([fs.text, fs.image]), np.hstack([text8, image8]))}
+    return {name: probe_accuracy_cost(a, b, fs.labels, train, test) for name, (a, b) in pairs.items()}
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    costs = measure()
+    table = Table(title="INT8 accuracy cost (linear probe, test split, 9 groups)")
+    for column in ("features", "FP32 accuracy", "INT8 accuracy", "cost (points)"):
+        table.add_column(column)
+    for name, c in costs.items():
+        table.add_row(name, f"{c.fp32_accuracy:.4f}", f"{c.int8_accuracy:.4f}", f"{100 * c.cost:+.2f}")
+    Console().print(table)
+    print(json.dumps({k: {"fp32": v.fp32_accuracy, "int8": v.int8_accuracy} for k, v in costs.items()}))
+
+
+if __name__ == "__main__":
+    main()
