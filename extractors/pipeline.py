@@ -3,7 +3,8 @@
 Stages (each in its own cache folder under ``<cache root>/pipeline``, written atomically):
 
 1. ``text-<hash>``: the AWD-LSTM text extractor (:func:`swarmfuse.extractors.text.cached_text_extractor`);
-2. ``image-<hash>``: the ResNet50 image extractor (see :mod:`swarmfuse.extractors.image`);
+2. ``image-<hash>``: the image extractor (see :mod:`swarmfuse.extractors.image`): ResNet50 trained here
+   (from a standard weight file when one is given), or the ImageNet-pretrained EfficientNet-Lite0, frozen;
 3. ``features-<hash>``: both exported to ONNX, features of every entity computed with ONNX Runtime,
    plus the raw inputs early fusion needs; ``summary.json`` records the ONNX files' SHA-256, the
    execution provider and the timings.
@@ -26,6 +27,7 @@ from swarmfuse.extractors.data import DataError, Manifest, cache_root, fetch_emo
 from swarmfuse.extractors.data.cache import atomic_dir, config_hash, sha256_file
 from swarmfuse.extractors.fusion.methods import FeatureSet
 from swarmfuse.extractors.image import build_resnet50_features, preprocess_images, train_image_backbone
+from swarmfuse.extractors.image.backbone import BACKBONES, build_backbone
 from swarmfuse.extractors.onnx import FeatureExtractor, export_onnx
 from swarmfuse.extractors.text import TextConfig, TextExtractor, cached_text_extractor
 
@@ -36,12 +38,20 @@ RAW_IMAGE_SIZE = 16  # early fusion sees the images down-sampled to 16x16 pixels
 
 @dataclass(frozen=True)
 class ImageConfig:
-    """How the image extractor is obtained: trained at ``resolution`` for ``epochs`` from ``weights`` (or none)."""
+    """How the image extractor is obtained: ``resnet50`` is trained at ``resolution`` for ``epochs`` from
+    ``weights`` (or from scratch); ``efficientnet_lite0`` is used pretrained and frozen (no training)."""
 
     resolution: int = 64
     epochs: int = 4
     seed: int = 0
     weights: str | None = None
+    backbone: str = "resnet50"
+
+    def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise DataError(f"unknown image backbone {self.backbone!r}; expected one of {', '.join(BACKBONES)}")
+        if self.weights and self.backbone != "resnet50":
+            raise DataError("a weight file is for the resnet50 backbone; efficientnet_lite0 ships its own weights")
 
 
 @dataclass(frozen=True)
@@ -59,11 +69,15 @@ class PipelineResult:
 
 def _image_key(config: ImageConfig, manifest: Manifest) -> str:
     weights_sha = sha256_file(Path(config.weights)) if config.weights else None
-    return config_hash("image", asdict(config), weights_sha, manifest.fingerprint())
+    training = {k: v for k, v in asdict(config).items() if k != "backbone"}  # the key of a trained ResNet50
+    return config_hash("image", training, weights_sha, manifest.fingerprint())
 
 
 def image_extractor(manifest: Manifest, config: ImageConfig) -> tuple[torch.nn.Module, Path, dict]:
-    """The cached image feature module for ``config`` (2048-d output), trained on first use."""
+    """The cached image feature module for ``config`` (ResNet50: 2048-d, trained on first use)."""
+    if config.backbone != "resnet50":
+        return build_backbone(config.backbone).eval(), _pretrained_dir(config), {"backbone": config.backbone,
+                                                                                  "weights": "pretrained, frozen"}
     folder = cache_root() / "pipeline" / f"image-{_image_key(config, manifest)}"
     weights = Path(config.weights) if config.weights else None
     if (folder / "backbone.pt").exists():
@@ -78,6 +92,11 @@ def image_extractor(manifest: Manifest, config: ImageConfig) -> tuple[torch.nn.M
         torch.save(module.state_dict(), scratch / "backbone.pt")
         (scratch / "report.json").write_text(json.dumps(report, indent=1))
     return module.eval(), folder, report
+
+
+def _pretrained_dir(config: ImageConfig) -> Path:
+    """Stands for a pretrained backbone in the feature cache key (nothing is stored in it)."""
+    return Path(f"image-{config.backbone}-{config.resolution}px")
 
 
 def _raw_text(vocab_ids: np.ndarray, vocab_size: int, train: np.ndarray) -> np.ndarray:

@@ -32,6 +32,9 @@ def evaluate(
     weights: Path | None = typer.Option(None, help="A standard ResNet50 weight file to start the image extractor from."),
     image_resolution: int = typer.Option(64, help="Image side length in pixels used to train the image extractor."),
     image_epochs: int = typer.Option(4, help="Epochs of image-extractor training."),
+    image_backbone: str = typer.Option(
+        "resnet50", help="resnet50 (trained here, or from --weights) or efficientnet_lite0 (pretrained, frozen)."
+    ),
 ) -> None:
     """Train or load the cached extractors, extract features with ONNX Runtime, score every method."""
     seed_list = _seeds(seeds)
@@ -42,9 +45,10 @@ def evaluate(
     from swarmfuse.extractors.fusion.evaluate import evaluate_fusion
     from swarmfuse.extractors.pipeline import ImageConfig, PipelineConfig
 
-    config = PipelineConfig(image=ImageConfig(resolution=image_resolution, epochs=image_epochs,
-                                              weights=str(weights.resolve()) if weights else None))
     try:
+        config = PipelineConfig(image=ImageConfig(resolution=image_resolution, epochs=image_epochs,
+                                                  weights=str(weights.resolve()) if weights else None,
+                                                  backbone=image_backbone))
         with console.status("training or loading extractors, extracting features, fitting heads"):
             scores = evaluate_fusion(out, seed_list, config)
     except (DataError, OnnxError, ValueError, OSError) as exc:
