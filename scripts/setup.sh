@@ -6,6 +6,8 @@
 #     $SWARMFUSE_CACHE/fabric/<commit>/{bin,config} (default cache: ~/.cache/swarmfuse), built with
 #     `go install` from the Go module proxy, or taken from $SWARMFUSE_FABRIC_HOME when the operator
 #     already has a Fabric release laid out as bin/ + config/.
+#  3. The pinned data sets (emoji images and texts, 20 Newsgroups), fetched and verified by
+#     scripts/fetch_data.sh into the same cache.
 # Exit status: 0 when the Python environment is ready. A missing Fabric is reported loudly and
 # recorded in .swarmfuse-fabric (read by the tests and the demo), not turned into a failure here:
 # the tests that need Fabric then fail or are reported as not run, and the demo refuses to start.
@@ -71,3 +73,7 @@ else
     record "status=missing" "reason=$reason"
   fi
 fi
+
+# ---------------------------------------------------------------- data
+log "data sets (pinned, verified)"
+bash scripts/fetch_data.sh >/dev/null || die "fetching the data sets failed (run scripts/fetch_data.sh to see why)"
