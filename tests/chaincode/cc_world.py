@@ -18,7 +18,9 @@ from swarmfuse.chaincode.stub import ClientIdentity, Response
 
 ORGS: dict[str, ClientIdentity] = {"DC1": DC1, "DC2": DC2, "DC3": DC3, "DC4": DC4, "DC5": DC5, "Auditor": AUDITOR}
 FOUNDERS = ["DC1MSP", "DC2MSP", "DC3MSP"]
-MODALITIES = {"DC1": ["text"], "DC2": ["image"], "DC3": ["image", "text"], "DC4": ["text"], "DC5": ["image"]}
+MODALITIES = {
+    "DC1": ["text"], "DC2": ["image"], "DC3": ["image", "text"], "DC4": ["text"], "DC5": ["image"], "Auditor": ["text"]
+}
 
 
 def sha(text: str) -> str:

@@ -6,7 +6,6 @@ refused writes, DC4 (outside the task) refused, and the MAJORITY endorsement pol
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,28 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cc_world import profile, sha
 
 from swarmfuse.network.blocks import read_block, transactions
 from swarmfuse.network.errors import CommandFailed
 
 pytestmark = pytest.mark.integration
-
-MODALITIES = {"DC1": ["text"], "DC2": ["image"], "DC3": ["image", "text"], "DC4": ["text"], "Auditor": ["text"]}
-
-
-def sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def profile_arg(org: str) -> str:
-    return json.dumps(
-        {
-            "name": f"{org} data centre",
-            "endpoint": f"{org.lower()}.example:7443",
-            "tls_fingerprint": sha(org),
-            "modalities": MODALITIES[org],
-        }
-    )
 
 
 def refused(action: Callable[[], object]) -> str:
@@ -80,7 +63,7 @@ def test_full_round_by_three_orgs_with_an_event_per_transition(fabric_network: A
         return json.loads(net.query("Auditor", "Rounds:Get", "it1"))
 
     for org in ("DC1", "DC2", "DC3"):
-        step(org, "Membership:Register", profile_arg(org), event="MemberRegistered")
+        step(org, "Membership:Register", profile(org), event="MemberRegistered")
         assert json.loads(net.query("DC1", "Membership:Get", f"{org}MSP"))["status"] == "active"
     spec = {
         "participants": ["DC1MSP", "DC2MSP", "DC3MSP"],
@@ -132,7 +115,7 @@ def test_auditor_reads_everything_and_writes_nothing(fabric_network: Any) -> Non
     assert json.loads(net.query("Auditor", "Task:Get"))["auditors"] == ["AuditorMSP"]
     members = json.loads(net.query("Auditor", "Audit:Members", "10", ""))
     assert {m["org"] for m in members["items"]} >= {"DC1MSP", "DC2MSP", "DC3MSP"}
-    assert "may only read" in refused(lambda: net.submit("Auditor", "Membership:Register", profile_arg("Auditor")))
+    assert "may only read" in refused(lambda: net.submit("Auditor", "Membership:Register", profile("Auditor")))
     assert "may only read" in refused(lambda: net.submit("Auditor", "Membership:Leave"))
     metadata = json.loads(net.query("Auditor", "org.hyperledger.fabric:GetMetadata"))
     rounds = {tx["name"] for tx in metadata["contracts"]["Rounds"]["transactions"]}
@@ -141,7 +124,7 @@ def test_auditor_reads_everything_and_writes_nothing(fabric_network: Any) -> Non
 
 def test_org_outside_the_task_is_refused(fabric_network: Any) -> None:
     net = fabric_network
-    refused(lambda: net.submit("DC4", "Membership:Register", profile_arg("DC4"), endorsers=["DC1", "DC2"]))
+    refused(lambda: net.submit("DC4", "Membership:Register", profile("DC4"), endorsers=["DC1", "DC2"]))
     refused(lambda: net.query("DC4", "Task:Get"))
     assert "NotFound" in refused(lambda: net.query("DC1", "Membership:Get", "DC4MSP"))
 
