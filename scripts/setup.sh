@@ -62,6 +62,7 @@ else
     record "status=ready" "home=$dest"
   else
     reason=$(grep -m1 -E 'go: |error' "$tmp/go.log" || tail -n1 "$tmp/go.log")
+    reason=$(sed -E 's#reading https?://[^ ]+ ##' <<<"$reason")  # the go tool's message, without the URL
     printf '\033[1;31m%s\033[0m\n' \
       "================================================================================" \
       " FABRIC IS NOT AVAILABLE ON THIS MACHINE" \
