@@ -81,6 +81,8 @@ class Supervisor:
     def __init__(self, run_dir: Path, log_dir: Path) -> None:
         self.run_dir = run_dir
         self.log_dir = log_dir
+        # Children started by this supervisor: their exit status is authoritative, whatever the pid files say.
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     def pid_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.pid"
@@ -113,15 +115,23 @@ class Supervisor:
         # The marker (the executable's path or module) lets a later run tell our process from a reused pid.
         marker = spec.args[2] if spec.args[1:2] == ["-m"] else spec.args[0]
         self.pid_file(spec.name).write_text(f"{proc.pid} {marker}\n")
+        self._children[spec.name] = proc
         logger.info("started %s (pid %d)", spec.name, proc.pid)
         return proc.pid
+
+    def _running_pid(self, name: str) -> int | None:
+        """The pid of ``name``: our own child while it runs, else what its pid file says (see :meth:`pid`)."""
+        child = self._children.get(name)
+        if child is not None and child.poll() is None:
+            return child.pid
+        return self.pid(name)
 
     def wait_ready(self, spec: ProcessSpec, timeout: float = 60.0) -> None:
         """Poll the health URL (or the port) of ``spec`` until it answers; fail early if it died."""
         deadline = time.monotonic() + timeout
         delay = 0.1
         while time.monotonic() < deadline:
-            if self.pid(spec.name) is None:
+            if self._running_pid(spec.name) is None:
                 raise NetworkError(f"{spec.name} exited during start-up; see {self.log_file(spec.name)}")
             if healthy(spec):
                 return
@@ -133,7 +143,7 @@ class Supervisor:
         """SIGTERM each running process of ``names``, SIGKILL whatever is left after ``grace``.
 
         Returns the names that were running and are now stopped."""
-        running = {name: pid for name in names if (pid := self.pid(name)) is not None}
+        running = {name: pid for name in names if (pid := self._running_pid(name)) is not None}
         for pid in running.values():
             _signal_group(pid, signal.SIGTERM)
         for name, pid in running.items():
@@ -142,6 +152,8 @@ class Supervisor:
                 _signal_group(pid, signal.SIGKILL)
                 _wait_gone(pid, 5.0)
             self.pid_file(name).unlink(missing_ok=True)
+            if (child := self._children.pop(name, None)) is not None:
+                child.wait()
             logger.info("stopped %s (pid %d)", name, pid)
         return list(running)
 

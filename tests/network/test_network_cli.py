@@ -3,6 +3,7 @@ Also the process supervisor on real (non-Fabric) processes. No Fabric needed."""
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 
 from swarmfuse.cli import app
 from swarmfuse.network import state as state_file
-from swarmfuse.network.errors import PortInUse
+from swarmfuse.network.errors import NetworkError, PortInUse
 from swarmfuse.network.procs import ProcessSpec, Supervisor, check_ports_free
 from swarmfuse.network.state import NetworkState, TaskRecord
 from swarmfuse.network.topology import Topology
@@ -124,6 +125,21 @@ def test_supervisor_starts_waits_and_stops_by_pid(tmp_path: Path) -> None:
     assert supervisor.pid("sleeper") is None
     assert not supervisor.pid_file("sleeper").exists()
     assert "--- start" in supervisor.log_file("sleeper").read_text()
+
+
+def test_supervisor_tracks_its_own_children_whatever_the_pid_files_say(tmp_path: Path) -> None:
+    # A start-up that fails half way must still stop what it started: a lost pid file must neither make a
+    # running child look dead nor leave it behind.
+    supervisor = Supervisor(tmp_path / "run", tmp_path / "logs")
+    script = "import time; time.sleep(60)"
+    spec = ProcessSpec(name="child", kind="test", args=[sys.executable, "-c", script], env={}, port=1)
+    pid = supervisor.start(spec)
+    supervisor.pid_file("child").unlink()
+    with pytest.raises(NetworkError, match="not ready"):  # still running: a timeout, not "exited during start-up"
+        supervisor.wait_ready(spec, timeout=0.5)
+    assert supervisor.stop(["child"]) == ["child"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
 
 
 def test_stale_pid_file_is_cleaned(tmp_path: Path) -> None:
