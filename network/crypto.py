@@ -1,5 +1,6 @@
-"""Crypto material: cryptogen for MSPs and node TLS (NodeOUs on, SANs localhost/127.0.0.1), plus the
-chaincode servers' TLS pairs, issued with ``cryptography`` by each org's TLS CA."""
+"""Crypto material: cryptogen (or, without a Fabric release, :mod:`swarmfuse.network.cryptomaterial`, same tree)
+for MSPs and node TLS (NodeOUs on, SANs localhost/127.0.0.1), plus the chaincode servers' TLS pairs, issued with
+``cryptography`` by each org's TLS CA."""
 
 from __future__ import annotations
 
@@ -51,18 +52,27 @@ def cryptogen_config(topology: Topology) -> dict[str, object]:
     }
 
 
-def generate(fabric: Fabric, topology: Topology, layout: Layout) -> None:
-    """Write MSPs and TLS material for every org and node; kept when already made for this topology."""
+def generate(fabric: Fabric | None, topology: Topology, layout: Layout) -> None:
+    """Write MSPs and TLS material for every org and node, with ``fabric``'s cryptogen or, when ``fabric`` is None,
+    with :func:`~swarmfuse.network.cryptomaterial.generate_material`; kept when already made for this topology."""
     config = layout.home / "crypto-config.yaml"
     document = yaml.safe_dump(cryptogen_config(topology), sort_keys=False)
     if layout.crypto.is_dir() and config.is_file() and config.read_text() == document:
         return
     logger.info("generating crypto material for %d orgs", len(topology.orgs))
     shutil.rmtree(layout.crypto, ignore_errors=True)
-    config.write_text(document)
-    run_checked([fabric.bin("cryptogen"), "generate", f"--config={config}", f"--output={layout.crypto}"])
+    config.unlink(missing_ok=True)
+    pending = config.with_name(".crypto-config.yaml.pending")  # becomes crypto-config.yaml once the tree is complete
+    pending.write_text(document)
+    if fabric is None:
+        from swarmfuse.network.cryptomaterial import generate_material  # here: cryptomaterial imports this module
+
+        generate_material(topology, layout)
+    else:
+        run_checked([fabric.bin("cryptogen"), "generate", f"--config={pending}", f"--output={layout.crypto}"])
     for org in topology.orgs:
         issue_chaincode_tls(layout, org)
+    pending.replace(config)
 
 
 @dataclass(frozen=True)
