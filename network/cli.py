@@ -21,6 +21,8 @@ def up(
     auditor: bool | None = typer.Option(None, "--auditor/--no-auditor", help="Add the read-only Auditor org."),
     consensus: str | None = typer.Option(None, "--consensus", help="raft (3 orderers, default) or bft (4)."),
     port_base: int | None = typer.Option(None, "--port-base", help="First port of the network's range (default 17000)."),
+    engine: str = typer.Option("auto", "--engine", help="embedded, fabric, or auto: Fabric when a release is "
+                               "configured or cached, the embedded engine otherwise. Recorded in the home."),
     home: Path = HomeOption,
 ) -> None:
     """Start a new network, or restart the stopped nodes of the existing one (ledgers kept)."""
@@ -37,11 +39,13 @@ def up(
                 port_base=base.port_base if port_base is None else port_base,
             )
         started_at = time.monotonic()
-        result = network.up(topology)
+        result = network.up(topology, engine)
+        chosen = network.require_state().engine
         if result.already_running:
-            console.print(f"The network under {network.home} is already running.")
+            console.print(f"The network under {network.home} is already running (engine: {chosen}).")
             return
-        console.print(f"Started {len(result.started)} processes in {time.monotonic() - started_at:.1f}s under {network.home}.")
+        console.print(f"Started {len(result.started)} processes in {time.monotonic() - started_at:.1f}s under "
+                      f"{network.home} (engine: {chosen}).")
         _print_status(network)
 
 
@@ -54,7 +58,7 @@ def status(home: Path = HomeOption) -> None:
 
 def _print_status(network: Network) -> None:
     rows = network.status()
-    table = Table(title=f"swarmfuse network ({network.home})")
+    table = Table(title=f"swarmfuse network ({network.home}, engine: {network.require_state().engine})")
     for column in ("process", "kind", "pid", "port", "health"):
         table.add_column(column)
     for row in rows:

@@ -13,16 +13,33 @@ from pathlib import Path
 from swarmfuse.network import ccaas, crypto, profiles
 from swarmfuse.network import state as state_file
 from swarmfuse.network.binaries import Fabric, locate
-from swarmfuse.network.errors import CommandFailed, InvalidInput, NotRunning
+from swarmfuse.network.errors import CommandFailed, FabricUnavailable, InvalidInput, NotRunning
 from swarmfuse.network.layout import Layout
-from swarmfuse.network.nodes import chaincode_spec, install_builder, orderer_spec, peer_spec
+from swarmfuse.network.nodes import ENGINE_PROCESS, chaincode_spec, engine_spec, install_builder, orderer_spec, peer_spec
 from swarmfuse.network.ordering import wait_for_leaders
 from swarmfuse.network.peercli import PeerCli
 from swarmfuse.network.procs import ProcessSpec, Supervisor, check_ports_free, healthy
-from swarmfuse.network.state import NetworkState
-from swarmfuse.network.topology import Topology
+from swarmfuse.network.state import Engine, NetworkState
+from swarmfuse.network.topology import Org, Topology
 
 logger = logging.getLogger(__name__)
+
+ENGINE_CHOICES = ("auto", "embedded", "fabric")
+START_ORDER = ("orderer", "engine", "peer", "chaincode")
+
+
+def resolve_engine(choice: str) -> Engine:
+    """``auto`` is Fabric when a release is configured or cached, the embedded engine otherwise."""
+    if choice not in ENGINE_CHOICES:
+        raise InvalidInput(f"--engine must be one of {', '.join(ENGINE_CHOICES)}, not {choice!r}")
+    if choice != "auto":
+        return choice  # type: ignore[return-value]
+    try:
+        locate()
+    except FabricUnavailable:
+        return "embedded"
+    return "fabric"
+
 
 @dataclass(frozen=True)
 class NodeStatus:
@@ -70,13 +87,19 @@ class Network:
         state_file.save(self.layout.state_file, current)
 
     def peer_cli(self) -> PeerCli:
+        """The Fabric ``peer`` command for this home (Fabric engine only)."""
+        if self.require_state().engine != "fabric":
+            raise InvalidInput(f"{self.home} runs the embedded engine: the Fabric peer CLI does not apply")
         return PeerCli(self.fabric, self.require_state().topology(), self.layout)
 
     def specs(self, current: NetworkState) -> list[ProcessSpec]:
         """Every node of the network, in start order (chaincode servers once their package is installed)."""
         topology = current.topology()
-        specs = [orderer_spec(self.fabric, topology, self.layout, name) for name in topology.orderers]
-        specs += [peer_spec(self.fabric, topology, self.layout, org) for org in topology.orgs]
+        if current.engine == "embedded":
+            specs = [engine_spec(topology, self.layout)]
+        else:
+            specs = [orderer_spec(self.fabric, topology, self.layout, name) for name in topology.orderers]
+            specs += [peer_spec(self.fabric, topology, self.layout, org) for org in topology.orgs]
         specs += [
             chaincode_spec(topology, self.layout, org, current.package_ids[org.name])
             for org in topology.orgs
@@ -88,7 +111,10 @@ class Network:
     def process_names(current: NetworkState) -> list[str]:
         """Names of every node of the network, in start order (no Fabric needed)."""
         topology = current.topology()
-        names = list(topology.orderers) + [org.peer_process for org in topology.orgs]
+        if current.engine == "embedded":
+            names = [ENGINE_PROCESS]
+        else:
+            names = list(topology.orderers) + [org.peer_process for org in topology.orgs]
         return names + [org.chaincode_process for org in topology.orgs if org.name in current.package_ids]
 
     def running(self) -> list[str]:
@@ -106,25 +132,31 @@ class Network:
             yield
 
     # --- up ---
-    def up(self, topology: Topology | None = None) -> UpResult:
-        """Start a fresh network for ``topology``, or restart the missing nodes of the existing one."""
+    def up(self, topology: Topology | None = None, engine: str = "auto") -> UpResult:
+        """Start a fresh network for ``topology`` on ``engine``, or restart the missing nodes of the existing one."""
         if topology is not None and self.state() is None:
             check_ports_free(topology.all_ports())  # before anything is written under the home
         with self.locked():
-            return self._up(topology)
+            return self._up(topology, engine)
 
-    def _up(self, topology: Topology | None) -> UpResult:
+    def _up(self, topology: Topology | None, engine: str) -> UpResult:
         current = self.state()
         if current is None:
             if topology is None:
                 raise InvalidInput("no network under this home yet: give its topology")
+            chosen = resolve_engine(engine)
+            if chosen == "embedded" and topology.consensus != "raft":
+                raise InvalidInput("the embedded engine has one built-in orderer: --consensus applies to --engine fabric")
             check_ports_free(topology.all_ports())
-            current = self._create(topology)
+            current = self._create(topology, chosen)
         elif topology is not None and topology.to_dict() != current.topology().to_dict():
             raise InvalidInput(
                 f"{self.home} already holds a network with {current.n_orgs} orgs, auditor={current.auditor}, "
                 f"consensus={current.consensus}, port base {current.port_base}: use it as is or 'network down --purge' first"
             )
+        elif engine != "auto" and resolve_engine(engine) != current.engine:
+            raise InvalidInput(f"{self.home} holds a network on the {current.engine} engine: use it as is or "
+                               "'network down --purge' first")
         install_builder(self.layout)
         started: list[str] = []
         try:
@@ -134,23 +166,24 @@ class Network:
                 self._install_packages(current)
             missing = [s for s in self.specs(current) if s.kind == "chaincode" and self.supervisor.pid(s.name) is None]
             self._start(missing, started)
-            wait_for_leaders(current.topology(), current.tasks)
+            if current.engine == "fabric":
+                wait_for_leaders(current.topology(), current.tasks)
         except BaseException:
             self.supervisor.stop(started)
             raise
         return UpResult(started=started, already_running=not started)
 
-    def _create(self, topology: Topology) -> NetworkState:
+    def _create(self, topology: Topology, engine: Engine) -> NetworkState:
         self.home.mkdir(parents=True, exist_ok=True)
-        crypto.generate(self.fabric, topology, self.layout)
-        profiles.write_all(topology, self.layout)
-        current = NetworkState.for_topology(topology)
+        crypto.generate(self.fabric if engine == "fabric" else None, topology, self.layout)
+        profiles.write_all(topology, self.layout, engine)
+        current = NetworkState.for_topology(topology, engine)
         self.save(current)
         return current
 
     def _start(self, specs: list[ProcessSpec], started: list[str]) -> None:
         """Start ``specs`` by kind (orderers, then peers, then chaincode servers), waiting for readiness."""
-        for kind in ("orderer", "peer", "chaincode"):
+        for kind in START_ORDER:
             batch = [spec for spec in specs if spec.kind == kind]
             check_ports_free([port for spec in batch for port in spec.ports])
             for spec in batch:
@@ -162,17 +195,21 @@ class Network:
                 self.supervisor.wait_ready(spec)
 
     def _install_packages(self, current: NetworkState) -> None:
+        """Build each org's CCaaS package; on Fabric install it on the org's peer (the engine reads it from the home)."""
         topology = current.topology()
-        cli = PeerCli(self.fabric, topology, self.layout)
         for org in topology.orgs:
             package = ccaas.build_package(topology, self.layout, org)
-            try:
-                cli.check(org, "lifecycle", "chaincode", "install", str(package))
-            except CommandFailed as exc:
-                if "already successfully installed" not in str(exc):
-                    raise
+            if current.engine == "fabric":
+                self._install_on_peer(topology, org, package)
             current.package_ids[org.name] = ccaas.package_id(package)
             self.save(current)
+
+    def _install_on_peer(self, topology: Topology, org: Org, package: Path) -> None:
+        try:
+            PeerCli(self.fabric, topology, self.layout).check(org, "lifecycle", "chaincode", "install", str(package))
+        except CommandFailed as exc:
+            if "already successfully installed" not in str(exc):
+                raise
 
     # --- down / status ---
     def down(self, purge: bool = False) -> list[str]:

@@ -18,6 +18,7 @@ from swarmfuse.network.topology import HOST, ORDERER_MSP, Org, Topology
 BUILDER_SOURCE = Path(__file__).with_name("builders") / "ccaas" / "bin"
 BUILDER_NAME = "swarmfuse-ccaas"
 BUILDER_SCRIPTS = ("detect", "build", "release")
+ENGINE_PROCESS = "engine"
 
 
 def install_builder(layout: Layout) -> None:
@@ -122,4 +123,17 @@ def chaincode_spec(topology: Topology, layout: Layout, org: Org, package_id: str
     return ProcessSpec(
         name=org.chaincode_process, kind="chaincode", args=[sys.executable, "-m", "swarmfuse.chaincode"],
         env=env, port=ports.ccaas,
+    )
+
+
+def engine_spec(topology: Topology, layout: Layout) -> ProcessSpec:
+    """The embedded engine: every org's peer port, and orderer0's admin and operations ports."""
+    keep = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH") if key in os.environ}
+    orderer = topology.orderer_ports(topology.orderers[0])
+    peer_ports = [topology.peer_ports(org).listen for org in topology.orgs]
+    return ProcessSpec(
+        name=ENGINE_PROCESS, kind="engine",
+        args=[sys.executable, "-m", "swarmfuse.network.embedded", "--home", str(layout.home)],
+        env=keep, port=peer_ports[0], health_url=f"http://{HOST}:{orderer.operations}/healthz",
+        other_ports=[*peer_ports[1:], orderer.admin, orderer.operations],
     )

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import ast
-import re
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from swarmfuse.network.binaries import Fabric
 from swarmfuse.network.layout import Layout
@@ -59,23 +56,3 @@ class PeerCli:
     ) -> str:
         """Run ``peer args...``; return its output or raise :class:`CommandFailed`."""
         return run_checked([self.fabric.bin("peer"), *args], env=self.env(org, identity), timeout=timeout, stdout_only=stdout_only)
-
-
-@dataclass(frozen=True)
-class InvokeResult:
-    """What ``peer chaincode invoke`` reports: the tx ID (when it waited for the commit) and the payload."""
-
-    tx_id: str | None
-    payload: bytes
-
-
-_TXID = re.compile(r"txid \[([0-9a-f]{64})\] committed with status \(VALID\)")
-_PAYLOAD = re.compile(r'Chaincode invoke successful\. result: status:200(?:\s+payload:"((?:[^"\\]|\\.)*)")?')
-
-
-def parse_invoke_output(output: str) -> InvokeResult:
-    """Pick the committed tx ID and the (Go-quoted) payload out of the CLI's log lines."""
-    txid = _TXID.search(output)
-    payload = _PAYLOAD.search(output)
-    raw = payload.group(1) if payload and payload.group(1) else ""
-    return InvokeResult(tx_id=txid.group(1) if txid else None, payload=ast.literal_eval(f'b"{raw}"'))

@@ -26,8 +26,9 @@ class KeyPair(BaseModel):
 
 
 class Profile(BaseModel):
-    """What a client of ``org`` needs: its peer, its identities, the orderers."""
+    """What a client of ``org`` needs: its peer, its identities, the orderers, and the engine serving them."""
 
+    engine: str
     org: str
     mspid: str
     auditor: bool
@@ -46,8 +47,9 @@ def _identity(msp: Path) -> KeyPair:
     return KeyPair(cert=str(cert), key=str(key))
 
 
-def build(topology: Topology, layout: Layout, org: Org) -> Profile:
+def build(topology: Topology, layout: Layout, org: Org, engine: str) -> Profile:
     return Profile(
+        engine=engine,
         org=org.name,
         mspid=org.mspid,
         auditor=org.auditor,
@@ -60,15 +62,15 @@ def build(topology: Topology, layout: Layout, org: Org) -> Profile:
             "admin": _identity(layout.user_dir(org, "Admin") / "msp"),
             "user": _identity(layout.user_dir(org, "User1") / "msp"),
         },
-        orderers=[
+        orderers=[  # the embedded engine orders internally: clients reach no orderer endpoint
             Endpoint(endpoint=f"{HOST}:{topology.orderer_ports(name).listen}", tls_ca_cert=str(layout.orderer_tls_ca))
             for name in topology.orderers
-        ],
+        ] if engine == "fabric" else [],
     )
 
 
-def write_all(topology: Topology, layout: Layout) -> None:
+def write_all(topology: Topology, layout: Layout, engine: str) -> None:
     for org in topology.orgs:
         path = layout.profile(org)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(build(topology, layout, org).model_dump(), indent=2) + "\n")
+        path.write_text(json.dumps(build(topology, layout, org, engine).model_dump(), indent=2) + "\n")

@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from swarmfuse.network.topology import Consensus, Topology
@@ -19,7 +21,11 @@ class TaskRecord(BaseModel):
     created: str
 
 
+Engine = Literal["embedded", "fabric"]
+
+
 class NetworkState(BaseModel):
+    engine: Engine = "fabric"  # homes made before the embedded engine existed are Fabric homes
     n_orgs: int
     auditor: bool
     consensus: Consensus
@@ -28,8 +34,8 @@ class NetworkState(BaseModel):
     tasks: dict[str, TaskRecord] = Field(default_factory=dict)
 
     @classmethod
-    def for_topology(cls, topology: Topology) -> NetworkState:
-        return cls.model_validate(topology.to_dict())
+    def for_topology(cls, topology: Topology, engine: Engine) -> NetworkState:
+        return cls.model_validate({**topology.to_dict(), "engine": engine})
 
     def topology(self) -> Topology:
         return Topology(n_orgs=self.n_orgs, auditor=self.auditor, consensus=self.consensus, port_base=self.port_base)

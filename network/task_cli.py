@@ -60,12 +60,12 @@ def invoke(
     org: str = typer.Option("DC1", "--org", help="Submit as this org's admin."),
     home: Path = HomeOption,
 ) -> None:
-    """Submit a transaction through the peer CLI, endorsed by the task's DC orgs; print its payload."""
+    """Submit a transaction through the org's gateway as its admin and wait for the commit; print its payload."""
     with clean_errors():
         network = Network(home)
-        submitter, endorsers = _task_orgs(network, name, org)
-        result = tasks.invoke(network.peer_cli(), name, submitter, endorsers, function, *(args or []))
-    console.print(f"committed tx {result.tx_id}", highlight=False)
+        submitter, _ = _task_orgs(network, name, org)
+        result = tasks.invoke(network, name, submitter, function, *(args or []))
+    console.print(f"committed tx {result.tx_id} in block {result.block_number}", highlight=False)
     if result.payload:
         typer.echo(result.payload.decode(errors="replace"))
 
@@ -78,8 +78,8 @@ def query(
     org: str = typer.Option("DC1", "--org", help="Evaluate on this org's peer, as its admin."),
     home: Path = HomeOption,
 ) -> None:
-    """Evaluate a transaction on one org's peer through the peer CLI; print its payload."""
+    """Evaluate a transaction on one org's peer through its gateway, as its admin; print its payload."""
     with clean_errors():
         network = Network(home)
         reader, _ = _task_orgs(network, name, org)
-        typer.echo(tasks.query(network.peer_cli(), name, reader, function, *(args or [])))
+        typer.echo(tasks.query(network, name, reader, function, *(args or [])).decode(errors="replace"))

@@ -1,27 +1,37 @@
 """Collaboration tasks: one application channel per task, with the swarmfuse chaincode committed on it.
 
-``create`` makes the genesis block, joins every orderer (``osnadmin``) and every member peer, approves
-the chaincode for each member org, commits it with the MAJORITY-of-DC-orgs endorsement policy and
-calls ``Task:Init`` with the founders and auditors.
+``create`` makes the channel on the home's engine (Fabric: genesis block with configtxgen, orderers
+joined with osnadmin, peers joined, the chaincode approved by every org and committed; embedded: the
+genesis config block is built here and joined through the engine's participation API), then
+initialises the task through the Gateway client and returns only once every task org's gateway can
+endorse. ``invoke`` and ``query`` go through the Gateway client on either engine.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import logging
+import ssl
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import yaml
 
+from swarmfuse.client.gateway import EndorseError, Gateway, GatewayError
+from swarmfuse.client.gateway.commit import raise_unless_valid
 from swarmfuse.network.ccaas import CHAINCODE_NAME, CHAINCODE_VERSION
 from swarmfuse.network.configtx import PROFILE, channel_config, endorsement_policy
 from swarmfuse.network.control import Network
+from swarmfuse.network.embedded.genesis import channel_definition, genesis_block
 from swarmfuse.network.errors import CommandFailed, InvalidInput, NetworkError, NotRunning
 from swarmfuse.network.ordering import wait_for_leaders
-from swarmfuse.network.peercli import InvokeResult, PeerCli, parse_invoke_output
+from swarmfuse.network.peercli import PeerCli
 from swarmfuse.network.procs import run_checked
 from swarmfuse.network.state import TaskRecord
 from swarmfuse.network.topology import HOST, Org, parse_org_list, validate_channel_name
@@ -29,6 +39,20 @@ from swarmfuse.network.topology import HOST, Org, parse_org_list, validate_chann
 logger = logging.getLogger(__name__)
 
 RETRY_S = 60.0
+READY_S = 90.0
+
+
+class TransactionFailed(NetworkError):
+    """A transaction was refused by the chaincode, the endorsers, the orderer or at commit."""
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    """A committed transaction: its ID, block and the chaincode's payload."""
+
+    tx_id: str
+    block_number: int
+    payload: bytes
 
 
 def create(network: Network, name: str, org_list: str) -> TaskRecord:
@@ -48,39 +72,132 @@ def _create(network: Network, name: str, org_list: str) -> TaskRecord:
     down = [node for node in network.process_names(current) if network.supervisor.pid(node) is None]
     if down:
         raise NotRunning(f"the network is not fully running ({', '.join(down)} down): run 'swarmfuse network up'")
-    cli = network.peer_cli()
-    block = _genesis_block(network, name, orgs)
-    _join_orderers(network, name, block)
-    wait_for_leaders(topology, [name])
-    _parallel(lambda org: cli.check(org, "channel", "join", "-b", block), orgs)
     policy = endorsement_policy(orgs)
-    _parallel(lambda org: _approve(cli, name, org, current.package_ids[org.name], policy), orgs)
-    _commit(cli, name, orgs, policy)
+    if current.engine == "fabric":
+        _create_on_fabric(network, name, orgs, policy)
+    else:
+        _create_on_engine(network, name, orgs, policy)
     members = [org for org in orgs if not org.auditor]
     config = {"task": name, "founders": [o.mspid for o in members], "auditors": [o.mspid for o in orgs if o.auditor]}
-    invoke(cli, name, members[0], members, "Task:Init", json.dumps(config, separators=(",", ":")))
+    _initialise(network, name, members, json.dumps(config, separators=(",", ":")))
+    _wait_until_endorsable(network, name, orgs)
     record = TaskRecord(name=name, orgs=[o.name for o in orgs], policy=policy, created=dt.datetime.now(dt.UTC).isoformat())
     current.tasks[name] = record
     network.save(current)
     return record
 
 
-def invoke(
-    cli: PeerCli, channel: str, org: Org, endorsers: Sequence[Org], function: str, *args: str, wait: bool = True
-) -> InvokeResult:
-    """Submit ``function(args)`` as ``org``'s admin, endorsed by ``endorsers``; with ``wait``, until committed."""
-    ctor = json.dumps({"Args": [function, *args]})
-    output = cli.check(
-        org, "chaincode", "invoke", *cli.orderer_args(), "-C", channel, "-n", CHAINCODE_NAME, "-c", ctor,
-        *cli.peer_args(endorsers), *(["--waitForEvent"] if wait else []),
-    )
-    return parse_invoke_output(output)
+def _create_on_fabric(network: Network, name: str, orgs: Sequence[Org], policy: str) -> None:
+    current = network.require_state()
+    cli = network.peer_cli()
+    block = _genesis_block(network, name, orgs)
+    _join_orderers(network, name, block)
+    wait_for_leaders(current.topology(), [name])
+    _parallel(lambda org: cli.check(org, "channel", "join", "-b", block), orgs)
+    _parallel(lambda org: _approve(cli, name, org, current.package_ids[org.name], policy), orgs)
+    _commit(cli, name, orgs, policy)
 
 
-def query(cli: PeerCli, channel: str, org: Org, function: str, *args: str) -> str:
-    """Evaluate ``function(args)`` on ``org``'s peer as its admin; the payload as printed by the CLI."""
-    ctor = json.dumps({"Args": [function, *args]})
-    return cli.check(org, "chaincode", "query", "-C", channel, "-n", CHAINCODE_NAME, "-c", ctor, stdout_only=True).removesuffix("\n")
+def _create_on_engine(network: Network, name: str, orgs: Sequence[Org], policy: str) -> None:
+    """Build the genesis config block here (signed by the orderer org's admin) and join it on the engine."""
+    topology = network.require_state().topology()
+    definition = channel_definition(topology, network.layout, name, orgs, CHAINCODE_NAME, CHAINCODE_VERSION, policy)
+    block = genesis_block(network.layout, definition)
+    folder = network.layout.channel_dir(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.block").write_bytes(block.SerializeToString())
+    body = {
+        "config_block": base64.b64encode(block.SerializeToString()).decode(),
+        "chaincode": {"name": CHAINCODE_NAME, "version": CHAINCODE_VERSION, "sequence": 1, "endorsement_policy": policy},
+    }
+    _participation(network, "POST", body)
+
+
+def _participation(network: Network, method: str, body: dict[str, object] | None = None) -> dict[str, object]:
+    """Call the engine's channel-participation API with the orderer admin's TLS client certificate."""
+    layout = network.layout
+    topology = network.require_state().topology()
+    admin_tls = layout.orderer_admin_dir / "tls"
+    context = ssl.create_default_context(cafile=str(layout.orderer_tls_ca))
+    context.load_cert_chain(admin_tls / "client.crt", admin_tls / "client.key")
+    url = f"https://{HOST}:{topology.orderer_ports(topology.orderers[0]).admin}/participation/v1/channels"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=60) as reply:
+            return json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        reason = exc.read().decode(errors="replace")
+        raise CommandFailed(f"the engine refused the channel ({exc.code}): {reason}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise NotRunning(f"the engine's participation endpoint is unreachable: {exc}") from exc
+
+
+def _initialise(network: Network, name: str, members: Sequence[Org], config: str) -> None:
+    """``Task:Init`` submitted by the first member and endorsed by every founding member."""
+    endorsers = [org.mspid for org in members]
+    deadline = time.monotonic() + READY_S
+    while True:
+        try:
+            invoke(network, name, members[0], "Task:Init", config, endorsers=endorsers)
+            return
+        except TransactionFailed as exc:
+            # On Fabric, gossip needs a few seconds to tell the gateways about the new chaincode.
+            if "no combination of peers" not in str(exc) and "no peers available" not in str(exc) \
+                    or time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+
+
+def _wait_until_endorsable(network: Network, name: str, orgs: Sequence[Org], timeout: float = READY_S) -> None:
+    """Return once every task org's gateway reaches enough endorsers (a chaincode refusal counts as reached)."""
+
+    def endorsable(org: Org) -> None:
+        deadline = time.monotonic() + timeout
+        with _gateway(network, org) as gateway:
+            contract = gateway.network(name).contract(CHAINCODE_NAME)
+            while True:
+                try:
+                    contract.new_proposal("Task:Get").endorse()
+                    return
+                except EndorseError as exc:
+                    if exc.details and all("chaincode response" in d.message for d in exc.details):
+                        return
+                    if time.monotonic() > deadline:
+                        raise TransactionFailed(f"{org.name}'s gateway cannot endorse on {name}: {exc}") from exc
+                    time.sleep(0.5)
+
+    _parallel(endorsable, orgs)
+
+
+def _gateway(network: Network, org: Org, user: str = "admin") -> Gateway:
+    try:
+        return Gateway.from_profile(network.layout.profile(org), user=user)
+    except GatewayError as exc:
+        raise NotRunning(f"cannot reach {org.name}'s gateway: {exc}") from exc
+
+
+def invoke(network: Network, channel: str, org: Org, function: str, *args: str,
+           endorsers: Sequence[str] | None = None, user: str = "admin") -> InvokeResult:
+    """Submit ``function(args)`` as ``org``'s ``user`` through its gateway and wait for a valid commit."""
+    try:
+        with _gateway(network, org, user) as gateway:
+            contract = gateway.network(channel).contract(CHAINCODE_NAME)
+            transaction = contract.new_proposal(function, *args, endorsing_orgs=endorsers).endorse()
+            status = transaction.submit().status()
+            raise_unless_valid(status)
+            return InvokeResult(status.transaction_id, status.block_number, transaction.result)
+    except GatewayError as exc:
+        raise TransactionFailed(str(exc)) from exc
+
+
+def query(network: Network, channel: str, org: Org, function: str, *args: str, user: str = "admin") -> bytes:
+    """Evaluate ``function(args)`` on ``org``'s peer as its ``user``; the chaincode's payload."""
+    try:
+        with _gateway(network, org, user) as gateway:
+            return gateway.network(channel).contract(CHAINCODE_NAME).evaluate_transaction(function, *args)
+    except GatewayError as exc:
+        raise TransactionFailed(str(exc)) from exc
 
 
 def _genesis_block(network: Network, name: str, orgs: Sequence[Org]) -> str:

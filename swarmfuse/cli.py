@@ -9,7 +9,7 @@ import typer
 
 # (command name, module exposing a Typer ``app``) in the order of the data flow.
 SUBCOMMANDS: list[tuple[str, str, str]] = [
-    ("network", "swarmfuse.network.cli", "Start, inspect and stop the Fabric network (orderers, peers, chaincode servers)."),
+    ("network", "swarmfuse.network.cli", "Start, inspect and stop the ledger network of a home (embedded engine or Fabric)."),
     ("task", "swarmfuse.network.task_cli", "Create and list collaboration tasks (one channel each)."),
     ("data", "swarmfuse.extractors.data.cli", "Fetch the paired emoji data and the text corpus; partition them."),
     ("fuse", "swarmfuse.extractors.fusion.cli", "Evaluate intermediate fusion of text and image features against baselines."),
@@ -23,8 +23,26 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
+def _add_missing_extras(name: str, error: ModuleNotFoundError) -> None:
+    """A stand-in for a command whose dependencies are not installed: whatever follows, it names the extra."""
+
+    def explain() -> None:
+        typer.echo(f"error: 'swarmfuse {name}' needs {error.name}, which is not installed: "
+                   "pip install 'swarmfuse[ml]'", err=True)
+        raise typer.Exit(1)
+
+    settings = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+    app.command(name, help=f"(unavailable: needs {error.name}; pip install 'swarmfuse[ml]')",
+                context_settings=settings)(explain)
+
+
 for _name, _module, _help in SUBCOMMANDS:
-    app.add_typer(importlib.import_module(_module).app, name=_name, help=_help)
+    try:
+        app.add_typer(importlib.import_module(_module).app, name=_name, help=_help)
+    except ModuleNotFoundError as _error:  # a light install (ledger, chaincode, client) without the ML extras
+        if _error.name is None or _error.name.split(".")[0] == "swarmfuse":
+            raise
+        _add_missing_extras(_name, _error)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The consortium chaincode on a real Fabric network (peer CLI as each org's admin).
+"""The consortium chaincode on a real network of each engine (Gateway client as each org's admin).
 
 A full round by DC1-DC3 with its event committed for every transition, the auditor's reads and
 refused writes, DC4 (outside the task) refused, and the MAJORITY endorsement policy enforced.
@@ -9,49 +9,35 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from cc_world import profile, sha
 
-from swarmfuse.network.blocks import read_block, transactions
-from swarmfuse.network.errors import CommandFailed
+from swarmfuse.network.blocks import transactions
+from swarmfuse.network.tasks import TransactionFailed
 
 pytestmark = pytest.mark.integration
 
 
 def refused(action: Callable[[], object]) -> str:
-    """Run ``action``, which must fail in the peer CLI; return the error text."""
-    with pytest.raises(CommandFailed) as info:
+    """Run ``action``, which must fail; return the error text."""
+    with pytest.raises(TransactionFailed) as info:
         action()
     return str(info.value)
 
 
-def events_by_tx(net: Any, first_block: int, folder: Path) -> dict[str, str]:
+def events_by_tx(net: Any, first_block: int) -> dict[str, str]:
     """Chaincode event name of every endorser transaction in blocks ``first_block``.. (newest), by tx ID."""
-    orderer = net.profile("DC1")["orderers"][0]
     found: dict[str, str] = {}
-    for number in range(first_block, block_height(net)):
-        path = folder / f"block{number}.pb"
-        fetched = net.peer_cli(
-            "DC1", "channel", "fetch", str(number), str(path), "-c", net.task,
-            "-o", orderer["endpoint"], "--tls", "--cafile", orderer["tls_ca_cert"],
-        )  # fmt: skip
-        assert fetched.returncode == 0, fetched.stderr
-        found |= {tx.tx_id: tx.event_name or "" for tx in transactions(read_block(path))}
+    for block in net.blocks("DC1", first_block, net.height("DC1") - 1):
+        found |= {tx.tx_id: tx.event_name or "" for tx in transactions(block)}
     return found
 
 
-def block_height(net: Any) -> int:
-    info = net.peer_cli("DC1", "channel", "getinfo", "-c", net.task)
-    assert info.returncode == 0, info.stderr
-    return int(json.loads(info.stdout[info.stdout.index("{") :])["height"])
-
-
-def test_full_round_by_three_orgs_with_an_event_per_transition(fabric_network: Any, tmp_path: Path) -> None:
-    net = fabric_network
-    start = block_height(net)
+def test_full_round_by_three_orgs_with_an_event_per_transition(ledger_network: Any) -> None:
+    net = ledger_network
+    start = net.height("DC1")
     expected: dict[str, str] = {}
 
     def step(org: str, function: str, *args: str, event: str) -> None:
@@ -106,12 +92,12 @@ def test_full_round_by_three_orgs_with_an_event_per_transition(fabric_network: A
     activity = json.loads(net.query("DC3", "Audit:Activity", f"{leader}MSP", "50", ""))
     assert [a["function"] for a in activity["items"]][-2:] == ["Rounds:MarkFused", "Rounds:Acknowledge"]
 
-    committed = events_by_tx(net, start, tmp_path)
+    committed = events_by_tx(net, start)
     assert {tx: committed.get(tx) for tx in expected} == expected
 
 
-def test_auditor_reads_everything_and_writes_nothing(fabric_network: Any) -> None:
-    net = fabric_network
+def test_auditor_reads_everything_and_writes_nothing(ledger_network: Any) -> None:
+    net = ledger_network
     assert json.loads(net.query("Auditor", "Task:Get"))["auditors"] == ["AuditorMSP"]
     members = json.loads(net.query("Auditor", "Audit:Members", "10", ""))
     assert {m["org"] for m in members["items"]} >= {"DC1MSP", "DC2MSP", "DC3MSP"}
@@ -122,15 +108,15 @@ def test_auditor_reads_everything_and_writes_nothing(fabric_network: Any) -> Non
     assert rounds >= {"Open", "MarkFused", "Acknowledge"}
 
 
-def test_org_outside_the_task_is_refused(fabric_network: Any) -> None:
-    net = fabric_network
+def test_org_outside_the_task_is_refused(ledger_network: Any) -> None:
+    net = ledger_network
     refused(lambda: net.submit("DC4", "Membership:Register", profile("DC4"), endorsers=["DC1", "DC2"]))
     refused(lambda: net.query("DC4", "Task:Get"))
     assert "NotFound" in refused(lambda: net.query("DC1", "Membership:Get", "DC4MSP"))
 
 
-def test_majority_endorsement_is_enforced(fabric_network: Any) -> None:
-    net = fabric_network
+def test_majority_endorsement_is_enforced(ledger_network: Any) -> None:
+    net = ledger_network
     message = refused(lambda: net.submit("DC1", "Sample:Put", "lonely", "one endorsement", endorsers=["DC1"]))
     assert "ENDORSEMENT_POLICY_FAILURE" in message
     assert "NotFound" in refused(lambda: net.query("DC2", "Sample:Get", "lonely"))

@@ -1,4 +1,4 @@
-"""The gateway client against the session's real Fabric network (task channel with DC1..DC3; DC4 outside)."""
+"""The gateway client against the session's real network of each engine (task channel with DC1..DC3; DC4 outside)."""
 
 from __future__ import annotations
 
@@ -28,28 +28,14 @@ CHAINCODE = "swarmfuse"
 LISTENER = Path(__file__).with_name("gw_listener.py")
 
 
-def _profile(fabric_network, org: str) -> Path:  # type: ignore[no-untyped-def]
-    return Path(fabric_network.home) / "orgs" / org / "connection.json"
+def _profile(ledger_network, org: str) -> Path:  # type: ignore[no-untyped-def]
+    return Path(ledger_network.home) / "orgs" / org / "connection.json"
 
 
-@pytest.fixture(scope="module")
-def dc1(fabric_network):  # type: ignore[no-untyped-def]
-    with Gateway.from_profile(_profile(fabric_network, "DC1")) as gateway:
-        _await_endorsers(gateway.network(fabric_network.task).contract(CHAINCODE))
+@pytest.fixture
+def dc1(ledger_network):  # type: ignore[no-untyped-def]
+    with Gateway.from_profile(_profile(ledger_network, "DC1")) as gateway:
         yield gateway
-
-
-def _await_endorsers(contract, timeout: float = 90.0) -> None:  # type: ignore[no-untyped-def]
-    """Wait until gossip has told DC1's gateway which peers run the new chaincode (seconds after task create)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            contract.submit_transaction("Sample:Put", "gw-ready", "1")
-            return
-        except EndorseError as exc:
-            if "no combination of peers" not in exc.message or time.monotonic() > deadline:
-                raise
-            time.sleep(1.0)
 
 
 def _tx_ids(block: common_pb2.Block) -> list[str]:
@@ -60,15 +46,15 @@ def _tx_ids(block: common_pb2.Block) -> list[str]:
     return ids
 
 
-def test_submit_then_evaluate_round_trip(fabric_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
-    contract = dc1.network(fabric_network.task).contract(CHAINCODE, "Sample")
+def test_submit_then_evaluate_round_trip(ledger_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
+    contract = dc1.network(ledger_network.task).contract(CHAINCODE, "Sample")
     contract.submit_transaction("Put", "gw-round", "trip ✓")
     assert contract.evaluate_transaction("Get", "gw-round").decode() == "trip ✓"
-    assert fabric_network.query("DC2", "Sample:Get", "gw-round") == "trip ✓"
+    assert ledger_network.query("DC2", "Sample:Get", "gw-round") == "trip ✓"
 
 
-def test_computed_txid_is_the_committed_one_and_resubmit_sends_same_envelope(fabric_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
-    network = dc1.network(fabric_network.task)
+def test_computed_txid_is_the_committed_one_and_resubmit_sends_same_envelope(ledger_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
+    network = dc1.network(ledger_network.task)
     proposal = network.contract(CHAINCODE).new_proposal("Sample:Put", "gw-txid", "v1")
     transaction = proposal.endorse()
     kept = transaction.to_bytes()
@@ -90,11 +76,11 @@ class _OfflineOnly:
         raise AssertionError("the gateway tried to sign online")
 
 
-def test_offline_signing_path(fabric_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
-    creds = load_profile(_profile(fabric_network, "DC1"))
+def test_offline_signing_path(ledger_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
+    creds = load_profile(_profile(ledger_network, "DC1"))
     with Gateway.connect(creds.peer.endpoint, creds.peer.tls_root_cert, creds.identity, _OfflineOnly(),
                          host_override=creds.peer.host_override) as gateway:
-        network = gateway.network(fabric_network.task)
+        network = gateway.network(ledger_network.task)
         unsigned = network.contract(CHAINCODE).new_proposal("Sample:Put", "gw-offline", "signed elsewhere")
         proposal = network.load_proposal(unsigned.to_bytes())  # e.g. shipped to the signing host and back
         proposal.set_signature(creds.signer.sign(proposal.digest()))
@@ -103,12 +89,12 @@ def test_offline_signing_path(fabric_network, dc1: Gateway) -> None:  # type: ig
         commit = transaction.submit()
         commit.set_signature(creds.signer.sign(commit.digest()))
         assert commit.status().successful and commit.transaction_id == unsigned.transaction_id
-    assert dc1.network(fabric_network.task).contract(CHAINCODE).evaluate_transaction(
+    assert dc1.network(ledger_network.task).contract(CHAINCODE).evaluate_transaction(
         "Sample:Get", "gw-offline") == b"signed elsewhere"
 
 
-def test_filtered_blocks_carry_validation_codes(fabric_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
-    network = dc1.network(fabric_network.task)
+def test_filtered_blocks_carry_validation_codes(ledger_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
+    network = dc1.network(ledger_network.task)
     proposal = network.contract(CHAINCODE).new_proposal("Sample:Put", "gw-filtered", "v")
     status = proposal.endorse().submit().status()
     with network.block_events(start_block=status.block_number, filtered=True) as blocks:
@@ -117,8 +103,8 @@ def test_filtered_blocks_carry_validation_codes(fabric_network, dc1: Gateway) ->
     assert codes[proposal.transaction_id] == 0
 
 
-def test_chaincode_errors_reach_the_caller(fabric_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
-    contract = dc1.network(fabric_network.task).contract(CHAINCODE, "Sample")
+def test_chaincode_errors_reach_the_caller(ledger_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
+    contract = dc1.network(ledger_network.task).contract(CHAINCODE, "Sample")
     with pytest.raises(EvaluateError) as missing:
         contract.evaluate_transaction("Get", "gw-never-written")
     assert "NotFound: no value under key 'gw-never-written'" in str(missing.value)
@@ -128,8 +114,8 @@ def test_chaincode_errors_reach_the_caller(fabric_network, dc1: Gateway) -> None
     assert bad.value.tx_id and "BadRequest: key must not be empty" in bad.value.details[0].message
 
 
-def test_stale_read_is_an_mvcc_conflict(fabric_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
-    contract = dc1.network(fabric_network.task).contract(CHAINCODE, "Sample")
+def test_stale_read_is_an_mvcc_conflict(ledger_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
+    contract = dc1.network(ledger_network.task).contract(CHAINCODE, "Sample")
     contract.submit_transaction("Put", "gw-mvcc", "v1")
     stale = contract.new_proposal("Get", "gw-mvcc").endorse()  # its read set holds gw-mvcc at v1's version
     contract.submit_transaction("Put", "gw-mvcc", "v2")
@@ -139,14 +125,14 @@ def test_stale_read_is_an_mvcc_conflict(fabric_network, dc1: Gateway) -> None:  
         raise_unless_valid(status)
 
 
-def test_events_resume_after_listener_is_killed(fabric_network, dc1: Gateway, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    contract = dc1.network(fabric_network.task).contract(CHAINCODE)
+def test_events_resume_after_listener_is_killed(ledger_network, dc1: Gateway, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    contract = dc1.network(ledger_network.task).contract(CHAINCODE)
     first = contract.new_proposal("Sample:Put", "gw-ev-1", "a")
     start = first.endorse().submit().status().block_number
     second = contract.new_proposal("Sample:Put", "gw-ev-2", "b")
     second.endorse().submit().status()
     checkpoint, output = tmp_path / "cp.json", tmp_path / "seen.txt"
-    args = [sys.executable, str(LISTENER), str(_profile(fabric_network, "DC1")), fabric_network.task, str(start),
+    args = [sys.executable, str(LISTENER), str(_profile(ledger_network, "DC1")), ledger_network.task, str(start),
             str(checkpoint), str(output)]
     listener = subprocess.Popen(args)
     try:
@@ -170,8 +156,8 @@ def test_events_resume_after_listener_is_killed(fabric_network, dc1: Gateway, tm
     assert output.read_text().split() == expected
 
 
-def test_in_process_stream_resumes_after_close(fabric_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
-    network = dc1.network(fabric_network.task)
+def test_in_process_stream_resumes_after_close(ledger_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
+    network = dc1.network(ledger_network.task)
     contract = network.contract(CHAINCODE)
     proposals = [contract.new_proposal("Sample:Put", f"gw-mem-{i}", str(i)) for i in range(3)]
     start = None
@@ -190,19 +176,19 @@ def test_in_process_stream_resumes_after_close(fabric_network, dc1: Gateway) -> 
         assert next(events).transaction_id == proposals[1].transaction_id
 
 
-def test_identity_of_org_outside_channel_is_refused(fabric_network) -> None:  # type: ignore[no-untyped-def]
-    dc1, dc4 = load_profile(_profile(fabric_network, "DC1")), load_profile(_profile(fabric_network, "DC4"))
+def test_identity_of_org_outside_channel_is_refused(ledger_network) -> None:  # type: ignore[no-untyped-def]
+    dc1, dc4 = load_profile(_profile(ledger_network, "DC1")), load_profile(_profile(ledger_network, "DC4"))
     with Gateway.connect(dc1.peer.endpoint, dc1.peer.tls_root_cert, dc4.identity, dc4.signer,
                          host_override=dc1.peer.host_override) as gateway:
-        contract = gateway.network(fabric_network.task).contract(CHAINCODE)
+        contract = gateway.network(ledger_network.task).contract(CHAINCODE)
         with pytest.raises(EvaluateError, match="access denied: channel \\[task1\\] creator org unknown"):
             contract.evaluate_transaction("Sample:Get", "gw-round")
         with pytest.raises(EndorseError, match="access denied"):
             contract.submit_transaction("Sample:Put", "gw-dc4", "x")
 
 
-def test_certificate_from_unknown_ca_is_refused(fabric_network) -> None:  # type: ignore[no-untyped-def]
-    dc1 = load_profile(_profile(fabric_network, "DC1"))
+def test_certificate_from_unknown_ca_is_refused(ledger_network) -> None:  # type: ignore[no-untyped-def]
+    dc1 = load_profile(_profile(ledger_network, "DC1"))
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.timezone.utc)
     cert = (
@@ -217,12 +203,12 @@ def test_certificate_from_unknown_ca_is_refused(fabric_network) -> None:  # type
     with Gateway.connect(dc1.peer.endpoint, dc1.peer.tls_root_cert, rogue, ECDSASigner(key),
                          host_override=dc1.peer.host_override) as gateway:
         with pytest.raises(EvaluateError, match="access denied") as refused:
-            gateway.network(fabric_network.task).contract(CHAINCODE).evaluate_transaction("Sample:Get", "gw-round")
+            gateway.network(ledger_network.task).contract(CHAINCODE).evaluate_transaction("Sample:Get", "gw-round")
     assert refused.value.details and refused.value.details[0].msp_id == "DC1MSP"
 
 
-def test_wrong_tls_root_is_refused(fabric_network) -> None:  # type: ignore[no-untyped-def]
-    dc1, dc2 = load_profile(_profile(fabric_network, "DC1")), load_profile(_profile(fabric_network, "DC2"))
+def test_wrong_tls_root_is_refused(ledger_network) -> None:  # type: ignore[no-untyped-def]
+    dc1, dc2 = load_profile(_profile(ledger_network, "DC1")), load_profile(_profile(ledger_network, "DC2"))
     with pytest.raises(ConnectError, match="not signed by the given TLS root"):
         Gateway.connect(dc1.peer.endpoint, dc2.peer.tls_root_cert, dc1.identity, dc1.signer,
                         timeouts=Timeouts(connect=3.0), host_override=dc1.peer.host_override)

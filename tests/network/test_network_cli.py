@@ -39,7 +39,7 @@ def listening() -> Iterator[int]:
 @pytest.fixture
 def home_with_state(tmp_path: Path) -> Path:
     """A home whose state names a 3-org network with one task (nothing running)."""
-    current = NetworkState.for_topology(Topology(n_orgs=3, auditor=True, port_base=31000))
+    current = NetworkState.for_topology(Topology(n_orgs=3, auditor=True, port_base=31000), "fabric")
     current.tasks["existing"] = TaskRecord(name="existing", orgs=["DC1", "DC2"], policy="p", created="now")
     state_file.save(tmp_path / "state.json", current)
     return tmp_path

@@ -22,7 +22,6 @@ from swarmfuse.network.binaries import locate
 from swarmfuse.network.errors import FabricUnavailable, InvalidInput
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.nodes import install_builder
-from swarmfuse.network.peercli import parse_invoke_output
 from swarmfuse.network.state import NetworkState, TaskRecord
 from swarmfuse.network.topology import PORT_SPAN, Topology, parse_org_list, validate_channel_name
 
@@ -177,7 +176,7 @@ def test_chaincode_tls_and_ccaas_package(tmp_path: Path) -> None:
 
 def test_state_round_trip_is_atomic(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
-    current = NetworkState.for_topology(Topology(n_orgs=4, auditor=True, port_base=31000))
+    current = NetworkState.for_topology(Topology(n_orgs=4, auditor=True, port_base=31000), "fabric")
     current.tasks["t"] = TaskRecord(name="t", orgs=["DC1", "DC2"], policy="OutOf(2, ...)", created="now")
     state_file.save(path, current)
     loaded = state_file.load(path)
@@ -191,19 +190,6 @@ def test_missing_fabric_is_named(tmp_path: Path) -> None:
         locate({"SWARMFUSE_FABRIC_HOME": str(tmp_path)})
     with pytest.raises(FabricUnavailable, match=str(tmp_path / "c" / "fabric")):
         locate({"SWARMFUSE_CACHE": str(tmp_path / "c")})
-
-
-def test_invoke_output_parsing() -> None:
-    out = (
-        "INFO [chaincodeCmd] ClientWait -> txid [" + "ab" * 32 + "] committed with status (VALID) at 127.0.0.1:1\n"
-        'INFO [chaincodeCmd] chaincodeInvokeOrQuery -> Chaincode invoke successful. result: status:200 payload:"{\\"a\\":1}\\n\\303\\251"\n'
-    )
-    result = parse_invoke_output(out)
-    assert result.tx_id == "ab" * 32
-    assert result.payload == b'{"a":1}\n\xc3\xa9'
-    assert parse_invoke_output("Chaincode invoke successful. result: status:200").payload == b""
-    # The peer CLI of Fabric 3.1 separates the fields with two spaces.
-    assert parse_invoke_output('Chaincode invoke successful. result: status:200  payload:"ok"').payload == b"ok"
 
 
 def test_external_builder_detects_builds_and_releases_ccaas(tmp_path: Path) -> None:

@@ -1,0 +1,140 @@
+"""One channel inside the engine: its definition (from the genesis config block), ledger, MSPs,
+access policies (Readers, Writers as in ``network/configtx.py``), chaincode policy and orderer."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from fabric_protos.common import common_pb2
+from fabric_protos.peer import transaction_pb2
+
+from swarmfuse.network.embedded import blockfmt
+from swarmfuse.network.embedded.ledger import Ledger, TxResult
+from swarmfuse.network.embedded.model import ChaincodeDefinition, ChannelDefinition, OrgDefinition
+from swarmfuse.network.embedded.msp import ChannelMSPs, IdentityRejected, Principal
+from swarmfuse.network.embedded.orderer import BatchConfig, Orderer
+from swarmfuse.network.embedded.policy import OrgPolicies, org_policies, parse
+from swarmfuse.network.embedded.validator import BlockValidator
+
+logger = logging.getLogger(__name__)
+
+CHAINCODE_META = "chaincode_definition"
+VALID = transaction_pb2.TxValidationCode.VALID
+
+
+class AccessDenied(Exception):
+    """The identity may not do this on the channel (Fabric answers FORBIDDEN / access denied)."""
+
+
+class Channel:
+    """A joined channel: reads for the gateway and deliver services, ordering for submits."""
+
+    def __init__(self, definition: ChannelDefinition, ledger: Ledger, sign: Callable[[bytes], bytes],
+                 orderer_identity: bytes) -> None:
+        if definition.chaincode is None:
+            raise ValueError(f"channel {definition.name} has no chaincode definition")
+        self.definition = definition
+        self.chaincode: ChaincodeDefinition = definition.chaincode
+        self.ledger = ledger
+        self.msps = ChannelMSPs((*definition.orgs, definition.orderer_org))
+        self.endorsement_policy = parse(definition.chaincode.endorsement_policy)
+        self._access: dict[str, OrgPolicies] = {org.mspid: org_policies(org) for org in (*definition.orgs, definition.orderer_org)}
+        self._validator = BlockValidator(definition, self.msps, ledger)
+        self._listeners: list[Callable[[common_pb2.Block, list[TxResult]], None]] = []
+        self._listeners_lock = threading.Lock()
+        batch = BatchConfig(definition.batch_max_count, definition.batch_absolute_max_bytes, definition.batch_timeout_s)
+        self.orderer = Orderer(definition.name, ledger, batch, self._validator.validate_block, sign, orderer_identity,
+                               self._committed)
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def has_org(self, mspid: str) -> bool:
+        return any(org.mspid == mspid for org in self.definition.orgs)
+
+    @property
+    def peer_orgs(self) -> tuple[OrgDefinition, ...]:
+        return self.definition.orgs
+
+    # --- access control -------------------------------------------------------------------------
+
+    def principal(self, creator: bytes) -> Principal:
+        try:
+            return self.msps.identify(creator)
+        except IdentityRejected as exc:
+            raise AccessDenied(f"the creator is not a valid identity of channel {self.name}: {exc}") from exc
+
+    def check_reader(self, creator: bytes) -> Principal:
+        """A channel reader (any identity of the channel's orgs), or :class:`AccessDenied`."""
+        principal = self.principal(creator)
+        policies = self._access.get(principal.mspid)
+        if policies is None or not policies.readers.satisfied_by([principal]):
+            raise AccessDenied(f"{principal.mspid} {principal.role} does not satisfy the Readers policy of {self.name}")
+        return principal
+
+    def check_writer(self, creator: bytes, message: bytes, signature: bytes) -> Principal:
+        """A signed message from a channel writer (Fabric's Broadcast check), or :class:`AccessDenied`."""
+        principal = self.principal(creator)
+        if not self.msps.verify(creator, message, signature):
+            raise AccessDenied("the envelope's signature does not verify against its creator")
+        policies = self._access.get(principal.mspid)
+        if policies is None or not policies.writers.satisfied_by([principal]):
+            raise AccessDenied(f"{principal.mspid} {principal.role} does not satisfy the Writers policy of {self.name}")
+        return principal
+
+    # --- ordering and commits -------------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[common_pb2.Block, list[TxResult]], None]) -> None:
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+    def _committed(self, block: common_pb2.Block, results: list[TxResult]) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(block, results)
+
+    def start(self) -> None:
+        self.orderer.start()
+
+    def stop(self) -> None:
+        self.orderer.stop()
+        self.ledger.close()
+
+
+def create_ledger(path: Path, genesis: common_pb2.Block, chaincode: ChaincodeDefinition) -> Ledger:
+    """A new channel ledger holding the genesis block and the chaincode definition."""
+    ledger = Ledger.open(path)
+    if ledger.height == 0:  # the definition first: a crash between the two leaves an empty ledger, made again
+        ledger.meta_put(CHAINCODE_META, json.dumps(asdict(chaincode)).encode())
+        block = common_pb2.Block()
+        block.CopyFrom(genesis)
+        blockfmt.set_transactions_filter(block, [VALID] * len(block.data.data))
+        ledger.commit(block, [_config_result(envelope, index) for index, envelope in enumerate(block.data.data)])
+    return ledger
+
+
+def _config_result(envelope: bytes, index: int) -> TxResult:
+    payload = common_pb2.Payload.FromString(common_pb2.Envelope.FromString(envelope).payload)
+    header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
+    return TxResult(tx_id=header.tx_id, index=index, code=VALID,
+                    timestamp_s=header.timestamp.seconds, timestamp_nanos=header.timestamp.nanos)
+
+
+def open_channel(path: Path, sign: Callable[[bytes], bytes], orderer_identity: bytes) -> Channel:
+    """Reopen a channel from its ledger: definition from block 0, chaincode from the ledger's metadata."""
+    ledger = Ledger.open(path)
+    genesis = ledger.block(0)
+    meta = ledger.meta_get(CHAINCODE_META)
+    if genesis is None or meta is None:
+        ledger.close()
+        raise ValueError(f"{path} holds no complete channel (genesis block or chaincode definition missing)")
+    definition = blockfmt.channel_from_config_block(genesis)
+    chaincode = ChaincodeDefinition(**json.loads(meta))
+    return Channel(replace(definition, chaincode=chaincode), ledger, sign, orderer_identity)

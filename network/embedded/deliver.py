@@ -1,0 +1,121 @@
+"""Peer ``Deliver`` of one org's endpoint: committed blocks (full or filtered) from a signed seek
+request, with Fabric's status replies (BAD_REQUEST, NOT_FOUND, FORBIDDEN, SUCCESS)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import grpc
+from fabric_protos.common import common_pb2
+from fabric_protos.orderer import ab_pb2
+from fabric_protos.peer import events_pb2
+from fabric_protos.peer.events_pb2_grpc import DeliverServicer
+
+from swarmfuse.network.embedded.channel import AccessDenied, Channel
+from swarmfuse.network.embedded.events import filtered_block, start_block
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 0.5
+Status = common_pb2.Status
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class DeliverService(DeliverServicer):
+    """Blocks of the channels one org has joined."""
+
+    def __init__(self, channels: dict[str, Channel], mspid: str) -> None:
+        self._channels = channels
+        self._mspid = mspid
+
+    def Deliver(self, request_iterator: Iterator[common_pb2.Envelope], context: grpc.ServicerContext
+                ) -> Iterator[events_pb2.DeliverResponse]:
+        return self._serve(request_iterator, context, filtered=False)
+
+    def DeliverFiltered(self, request_iterator: Iterator[common_pb2.Envelope], context: grpc.ServicerContext
+                        ) -> Iterator[events_pb2.DeliverResponse]:
+        return self._serve(request_iterator, context, filtered=True)
+
+    def DeliverWithPrivateData(self, request_iterator: Iterator[common_pb2.Envelope], context: grpc.ServicerContext
+                               ) -> Iterator[events_pb2.DeliverResponse]:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "private data is not supported by the embedded engine")
+
+    def _serve(self, requests: Iterator[common_pb2.Envelope], context: grpc.ServicerContext, filtered: bool
+               ) -> Iterator[events_pb2.DeliverResponse]:
+        for envelope in requests:  # after SUCCESS the client may send another seek; any other status ends the call
+            try:
+                channel, seek = self._open(envelope)
+                yield from self._blocks(channel, seek, context, filtered)
+            except _Refused as refused:
+                logger.info("deliver refused (%s): %s", Status.Name(refused.status), refused)
+                yield events_pb2.DeliverResponse(status=refused.status)
+                return
+            if not context.is_active():
+                return
+            yield events_pb2.DeliverResponse(status=Status.SUCCESS)
+
+    def _open(self, envelope: common_pb2.Envelope) -> tuple[Channel, ab_pb2.SeekInfo]:
+        try:
+            payload = common_pb2.Payload.FromString(envelope.payload)
+            header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
+            signature_header = common_pb2.SignatureHeader.FromString(payload.header.signature_header)
+            seek = ab_pb2.SeekInfo.FromString(payload.data)
+        except Exception as exc:  # malformed client bytes
+            raise _Refused(Status.BAD_REQUEST, f"malformed deliver request: {exc}") from exc
+        channel = self._channels.get(header.channel_id)
+        if channel is None or not channel.has_org(self._mspid):
+            raise _Refused(Status.NOT_FOUND, f"channel {header.channel_id!r} not found")
+        try:
+            channel.check_reader(signature_header.creator)
+            if not channel.msps.verify(signature_header.creator, envelope.payload, envelope.signature):
+                raise AccessDenied("the request's signature does not verify")
+        except AccessDenied as exc:
+            raise _Refused(Status.FORBIDDEN, str(exc)) from exc
+        return channel, seek
+
+    def _blocks(self, channel: Channel, seek: ab_pb2.SeekInfo, context: grpc.ServicerContext, filtered: bool
+                ) -> Iterator[events_pb2.DeliverResponse]:
+        if not seek.HasField("start") or not seek.HasField("stop"):
+            raise _Refused(Status.BAD_REQUEST, "a seek request needs a start and a stop position")
+        height = channel.ledger.height
+        first = start_block(seek.start, height)
+        if seek.start.WhichOneof("Type") == "specified" and first > height:
+            raise _Refused(Status.NOT_FOUND, f"block {first} is beyond the channel's height {height}")
+        last = _stop_block(seek, first, height)
+        fail_if_not_ready = seek.behavior == ab_pb2.SeekInfo.FAIL_IF_NOT_READY
+        number = first
+        while number <= last:
+            if not context.is_active():
+                return
+            block = channel.ledger.block(number)
+            if block is None:
+                if fail_if_not_ready:
+                    raise _Refused(Status.NOT_FOUND, f"block {number} is not committed yet")
+                channel.ledger.wait_for_height(number + 1, POLL_S)
+                continue
+            if filtered:
+                yield events_pb2.DeliverResponse(filtered_block=filtered_block(block, channel.name))
+            else:
+                yield events_pb2.DeliverResponse(block=block)
+            number += 1
+
+
+def _stop_block(seek: ab_pb2.SeekInfo, first: int, height: int) -> int:
+    """Fabric's stop rules: oldest = the start block only; newest = the newest at request time (one block when the
+    start is newest too); specified = that block (not before the start); next_commit = never."""
+    kind = seek.stop.WhichOneof("Type")
+    if kind == "oldest" or (kind == "newest" and seek.start.WhichOneof("Type") == "newest"):
+        return first
+    if kind == "newest":
+        return height - 1
+    if kind == "specified":
+        if seek.stop.specified.number < first:
+            raise _Refused(Status.BAD_REQUEST, f"stop block {seek.stop.specified.number} is before start block {first}")
+        return seek.stop.specified.number
+    return 2**64 - 1

@@ -1,0 +1,167 @@
+"""The engine process of one home: per org a TLS gRPC endpoint (Gateway + Deliver) on the org's peer
+port, per channel a ledger and an orderer, the operations and channel-participation endpoints on
+orderer0's ports. Everything it needs comes from the home (state file, crypto, channel ledgers)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+from fabric_protos.common import common_pb2
+from fabric_protos.gateway.gateway_pb2_grpc import add_GatewayServicer_to_server
+from fabric_protos.peer.events_pb2_grpc import add_DeliverServicer_to_server
+
+from swarmfuse.client.gateway.identity import ECDSASigner, Identity, digest
+from swarmfuse.network import ccaas
+from swarmfuse.network import state as state_file
+from swarmfuse.network.embedded import admin, blockfmt
+from swarmfuse.network.embedded.admin import JoinRefused
+from swarmfuse.network.embedded.channel import Channel, create_ledger, open_channel
+from swarmfuse.network.embedded.chaincode import ChaincodeClient
+from swarmfuse.network.embedded.deliver import DeliverService
+from swarmfuse.network.embedded.endorser import Endorser, PeerIdentity
+from swarmfuse.network.embedded.gateway import GatewayService, Peers
+from swarmfuse.network.embedded.model import ChaincodeDefinition
+from swarmfuse.network.layout import Layout
+from swarmfuse.network.topology import HOST, Org, Topology
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE = 100 * 1024 * 1024
+GRPC_WORKERS = 64
+_CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9.-]{0,248}$")
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    ("grpc.so_reuseport", 0),
+    # Clients (ours, the Node client, peers' keepalives) may ping; accept it as Fabric's peers do.
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+    ("grpc.http2.max_ping_strikes", 0),
+]
+
+
+def ledger_dir(layout: Layout) -> Path:
+    """Where the engine keeps one SQLite ledger per channel."""
+    return layout.home / "data" / "engine"
+
+
+def _msp_identity(msp: Path, mspid: str) -> tuple[bytes, ECDSASigner]:
+    cert = next((msp / "signcerts").glob("*.pem"))
+    key = next((msp / "keystore").iterdir())
+    return Identity.from_pem_file(mspid, cert).serialize(), ECDSASigner.from_pem_file(key)
+
+
+class Engine:
+    """Everything the engine serves for one home; ``start`` binds every endpoint, ``stop`` ends them."""
+
+    def __init__(self, home: Path) -> None:
+        self.layout = Layout(home.expanduser().resolve())
+        current = state_file.load(self.layout.state_file)
+        if current is None:
+            raise FileNotFoundError(f"no network state under {self.layout.home}")
+        self.state = current
+        self.topology: Topology = current.topology()
+        orderer_msp = self.layout.orderer_dir(self.topology, self.topology.orderers[0]) / "msp"
+        self._orderer_identity, self._orderer_signer = _msp_identity(orderer_msp, "OrdererMSP")
+        self.channels: dict[str, Channel] = {}
+        self._join_lock = threading.Lock()
+        self.peers = Peers({org.mspid: self._endorser(org) for org in self.topology.orgs}, self.channels)
+        self._servers: list[grpc.Server] = []
+        self._http: list[object] = []
+        self._serving = threading.Event()
+
+    def _endorser(self, org: Org) -> Endorser:
+        serialized, signer = _msp_identity(self.layout.peer_dir(org) / "msp", org.mspid)
+        connection = ccaas.connection(self.topology, self.layout, org)
+        client = ChaincodeClient(
+            str(connection["address"]), str(connection["root_cert"]).encode(), str(connection["client_cert"]).encode(),
+            str(connection["client_key"]).encode(), None,
+        )
+        address = f"{HOST}:{self.topology.peer_ports(org).listen}"
+        return Endorser(org.name, PeerIdentity(org.mspid, serialized, signer), client, address)
+
+    def _sign_as_orderer(self, message: bytes) -> bytes:
+        return self._orderer_signer.sign(digest(message))
+
+    # --- channels -------------------------------------------------------------------------------
+
+    def _open_channels(self) -> None:
+        folder = ledger_dir(self.layout)
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in sorted(folder.glob("*.sqlite")):
+            channel = open_channel(path, self._sign_as_orderer, self._orderer_identity)
+            channel.start()
+            self.channels[channel.name] = channel
+            logger.info("channel %s reopened at height %d", channel.name, channel.ledger.height)
+
+    def join(self, genesis: common_pb2.Block, chaincode: ChaincodeDefinition) -> str:
+        """Join a new channel from its genesis config block (the participation API)."""
+        try:
+            definition = blockfmt.channel_from_config_block(genesis)
+        except Exception as exc:  # a block that is not a channel config
+            raise JoinRefused(f"the block is not a channel genesis block: {exc}") from exc
+        if genesis.header.number != 0:
+            raise JoinRefused(f"a genesis block has number 0, not {genesis.header.number}")
+        if not _CHANNEL_NAME.match(definition.name):
+            raise JoinRefused(f"invalid channel name {definition.name!r}")
+        with self._join_lock:
+            if definition.name in self.channels:
+                raise JoinRefused(f"channel {definition.name} already exists")
+            path = ledger_dir(self.layout) / f"{definition.name}.sqlite"
+            create_ledger(path, genesis, chaincode).close()
+            channel = open_channel(path, self._sign_as_orderer, self._orderer_identity)
+            channel.start()
+            self.channels[channel.name] = channel
+        logger.info("joined channel %s (%d orgs)", definition.name, len(definition.orgs))
+        return definition.name
+
+    def listing(self) -> list[dict[str, object]]:
+        return [{"name": name, "height": channel.ledger.height} for name, channel in sorted(self.channels.items())]
+
+    # --- serving --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._open_channels()
+        for org in self.topology.orgs:
+            self._servers.append(self._org_server(org))
+        orderer0 = self.topology.orderers[0]
+        ports = self.topology.orderer_ports(orderer0)
+        tls = self.layout.orderer_dir(self.topology, orderer0) / "tls"
+        self._http.append(admin.start_participation(
+            (HOST, ports.admin), tls / "server.crt", tls / "server.key", self.layout.orderer_tls_ca,
+            self.join, self.listing,
+        ))
+        self._http.append(admin.start_operations((HOST, ports.operations), self._serving.is_set))
+        self._serving.set()
+        logger.info("engine serving %d orgs and %d channels", len(self.topology.orgs), len(self.channels))
+
+    def _org_server(self, org: Org) -> grpc.Server:
+        server = grpc.server(ThreadPoolExecutor(max_workers=GRPC_WORKERS, thread_name_prefix=f"grpc-{org.name}"),
+                             options=SERVER_OPTIONS)
+        add_GatewayServicer_to_server(GatewayService(self.peers, org.mspid), server)
+        add_DeliverServicer_to_server(DeliverService(self.channels, org.mspid), server)
+        tls = self.layout.peer_dir(org) / "tls"
+        credentials = grpc.ssl_server_credentials([((tls / "server.key").read_bytes(), (tls / "server.crt").read_bytes())])
+        port = self.topology.peer_ports(org).listen
+        if server.add_secure_port(f"{HOST}:{port}", credentials) != port:
+            raise OSError(f"cannot listen on {HOST}:{port} for {org.name}")
+        server.start()
+        return server
+
+    def stop(self) -> None:
+        """Stop accepting calls, let the orderers commit what they hold, close the ledgers."""
+        self._serving.clear()
+        for server in self._servers:
+            server.stop(grace=2.0).wait()
+        for http in self._http:
+            http.shutdown()  # type: ignore[attr-defined]
+        for channel in self.channels.values():
+            channel.stop()
+        for endorser in self.peers.endorsers.values():
+            endorser.close()
+        self.peers.pool.shutdown(wait=False)

@@ -1,0 +1,269 @@
+"""``gateway.Gateway`` of one org's endpoint: Evaluate, Endorse, Submit, CommitStatus and
+ChaincodeEvents with the semantics (and error shapes) of Fabric's gateway in its peers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from fabric_protos.common import common_pb2
+from fabric_protos.gateway import gateway_pb2 as gw
+from fabric_protos.gateway.gateway_pb2_grpc import GatewayServicer
+from fabric_protos.peer import proposal_pb2, proposal_response_pb2
+
+from swarmfuse.network.embedded import rpc
+from swarmfuse.network.embedded.channel import AccessDenied, Channel
+from swarmfuse.network.embedded.endorser import Endorser
+from swarmfuse.network.embedded.events import chaincode_events, start_block
+from swarmfuse.network.embedded.msp import Principal
+from swarmfuse.network.embedded.rpc import RpcFailure, detail
+from swarmfuse.network.embedded.txassembly import assemble_transaction
+from swarmfuse.network.embedded.validator import CheckedProposal, ProposalRejected, check_proposal
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 0.5
+ENDORSE_FAILED = "failed to endorse transaction, see attached details for more info"
+WRITERS_REFUSAL = ("implicit policy evaluation failed - 0 sub-policies were satisfied, but this policy requires 1 of "
+                   "the 'Writers' sub-policies to be satisfied: permission denied")
+
+
+class Peers:
+    """The engine's endorsers by MSP ID and its channels by name (shared by every org's services)."""
+
+    def __init__(self, endorsers: dict[str, Endorser], channels: dict[str, Channel]) -> None:
+        self.endorsers = endorsers
+        self.channels = channels
+        self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="endorse")
+
+
+class GatewayService(GatewayServicer):
+    """The gateway of one org's peer."""
+
+    def __init__(self, peers: Peers, mspid: str) -> None:
+        self._peers = peers
+        self._mspid = mspid
+
+    @property
+    def _local(self) -> Endorser:
+        return self._peers.endorsers[self._mspid]
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _channel(self, name: str, code: grpc.StatusCode = grpc.StatusCode.FAILED_PRECONDITION) -> Channel:
+        """A channel this org's peer has joined; otherwise Fabric's answer for an unjoined channel."""
+        channel = self._peers.channels.get(name)
+        if channel is None or not channel.has_org(self._mspid):
+            if code == grpc.StatusCode.PERMISSION_DENIED:
+                raise RpcFailure(code, f"Failed to get policy manager for channel [{name}]")
+            raise RpcFailure(code, f"failed to get config for channel [{name}]: could not get last config for channel {name}")
+        return channel
+
+    def _check(self, channel: Channel, signed: proposal_pb2.SignedProposal, endorser: Endorser,
+               evaluating: bool) -> CheckedProposal:
+        """The endorser's proposal checks; a refusal is answered as Fabric's gateway answers it."""
+        try:
+            return check_proposal(signed, channel.definition, channel.msps, channel.ledger)
+        except ProposalRejected as exc:
+            details = [detail(endorser.address, endorser.mspid, str(exc))]
+            if evaluating:
+                raise RpcFailure(grpc.StatusCode.FAILED_PRECONDITION,
+                                 f"evaluate call to endorser returned error: {exc}", details) from exc
+            raise RpcFailure(grpc.StatusCode.ABORTED, ENDORSE_FAILED, details) from exc
+
+    def _simulate(self, channel: Channel, checked: CheckedProposal, endorser: Endorser
+                  ) -> proposal_response_pb2.ProposalResponse:
+        return endorser.process(checked, channel.ledger, channel.chaincode.name, channel.chaincode.version)
+
+    def _proposal_channel(self, signed: proposal_pb2.SignedProposal) -> str:
+        try:
+            proposal = proposal_pb2.Proposal.FromString(signed.proposal_bytes)
+            header = common_pb2.Header.FromString(proposal.header)
+            return common_pb2.ChannelHeader.FromString(header.channel_header).channel_id
+        except Exception as exc:  # any decode failure of client bytes
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"failed to unpack transaction proposal: {exc}") from exc
+
+    # --- Evaluate -------------------------------------------------------------------------------
+
+    def Evaluate(self, request: gw.EvaluateRequest, context: grpc.ServicerContext) -> gw.EvaluateResponse:
+        try:
+            return self._evaluate(request)
+        except RpcFailure as failure:
+            rpc.abort(context, failure)
+
+    def _evaluate(self, request: gw.EvaluateRequest) -> gw.EvaluateResponse:
+        channel = self._channel(self._proposal_channel(request.proposed_transaction), grpc.StatusCode.UNAVAILABLE)
+        endorser = self._evaluator(channel, request.target_organizations)
+        checked = self._check(channel, request.proposed_transaction, endorser, evaluating=True)
+        response = self._simulate(channel, checked, endorser)
+        if not 200 <= response.response.status < 400:
+            message = f"chaincode response {response.response.status}, {response.response.message}"
+            code = grpc.StatusCode.UNKNOWN if response.payload or response.response.status != 500 \
+                else grpc.StatusCode.ABORTED  # Fabric: a bare 500 is the peer's own error, not the chaincode's
+            raise RpcFailure(code, f"evaluate call to endorser returned error: {message}",
+                             [detail(endorser.address, endorser.mspid, message)])
+        return gw.EvaluateResponse(result=response.response)
+
+    def _evaluator(self, channel: Channel, targets: Sequence[str]) -> Endorser:
+        wanted = list(targets) or [self._mspid]
+        for mspid in wanted:
+            if channel.has_org(mspid) and mspid in self._peers.endorsers:
+                return self._peers.endorsers[mspid]
+        raise RpcFailure(grpc.StatusCode.FAILED_PRECONDITION,
+                         f"no peers available to evaluate chaincode {channel.chaincode.name} in channel {channel.name}")
+
+    # --- Endorse --------------------------------------------------------------------------------
+
+    def Endorse(self, request: gw.EndorseRequest, context: grpc.ServicerContext) -> gw.EndorseResponse:
+        try:
+            return self._endorse(request)
+        except RpcFailure as failure:
+            rpc.abort(context, failure)
+
+    def _endorse(self, request: gw.EndorseRequest) -> gw.EndorseResponse:
+        channel = self._channel(self._proposal_channel(request.proposed_transaction))
+        checked = self._check(channel, request.proposed_transaction, self._local, evaluating=False)
+        endorsers = self._plan(channel, request.endorsing_organizations)
+        futures = [self._peers.pool.submit(self._simulate, channel, checked, e) for e in endorsers]
+        responses = [future.result() for future in futures]
+        failed = [(e, r) for e, r in zip(endorsers, responses, strict=True) if not 200 <= r.response.status < 400]
+        if failed:
+            details = [detail(e.address, e.mspid, f"chaincode response {r.response.status}, {r.response.message}")
+                       for e, r in failed]
+            raise RpcFailure(grpc.StatusCode.ABORTED, ENDORSE_FAILED, details)
+        mismatched = [e for e, r in zip(endorsers, responses, strict=True) if r.payload != responses[0].payload]
+        if mismatched:
+            raise RpcFailure(grpc.StatusCode.ABORTED,
+                             "failed to collect enough transaction endorsements, see attached details for more info",
+                             [detail(e.address, e.mspid, "ProposalResponsePayloads do not match") for e in mismatched])
+        payload = assemble_transaction(checked.proposal, responses)
+        return gw.EndorseResponse(prepared_transaction=common_pb2.Envelope(payload=payload.SerializeToString()))
+
+    def _plan(self, channel: Channel, requested: Sequence[str]) -> list[Endorser]:
+        """The endorsers: the requested orgs, or the local org (when it can endorse) plus others in channel order
+        until the chaincode's policy is met."""
+        available = [org.mspid for org in channel.peer_orgs if org.mspid in self._peers.endorsers]
+        if requested:
+            unknown = [m for m in requested if m not in available]
+            if unknown:
+                raise RpcFailure(grpc.StatusCode.UNAVAILABLE,
+                                 f"failed to find any endorsing peers for org(s): {', '.join(unknown)}")
+            return [self._peers.endorsers[m] for m in requested]
+        policy = channel.endorsement_policy
+        ordered = ([self._mspid] if self._mspid in available else []) + [m for m in available if m != self._mspid]
+        chosen: list[Principal] = []
+        picked: list[Endorser] = []
+        for mspid in ordered:
+            if not policy.mentions(mspid):
+                continue
+            chosen.append(Principal(mspid=mspid, role="peer", cert=None))
+            picked.append(self._peers.endorsers[mspid])
+            if policy.satisfied_by(chosen):
+                return picked
+        raise RpcFailure(grpc.StatusCode.FAILED_PRECONDITION,
+                         "no combination of peers can be derived which satisfy the endorsement policy: "
+                         "no peer combination can satisfy the endorsement policy")
+
+    # --- Submit / CommitStatus ------------------------------------------------------------------
+
+    def Submit(self, request: gw.SubmitRequest, context: grpc.ServicerContext) -> gw.SubmitResponse:
+        try:
+            return self._submit(request)
+        except RpcFailure as failure:
+            rpc.abort(context, failure)
+
+    def _submit(self, request: gw.SubmitRequest) -> gw.SubmitResponse:
+        envelope = request.prepared_transaction
+        if not envelope.payload:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "a prepared transaction is required")
+        if not envelope.signature:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "prepared transaction must be signed")
+        channel = self._channel(request.channel_id)
+        try:  # the orderer's Broadcast checks: a parsable header for this channel, then /Channel/Writers
+            payload = common_pb2.Payload.FromString(envelope.payload)
+            channel_header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
+            signature_header = common_pb2.SignatureHeader.FromString(payload.header.signature_header)
+        except Exception as exc:  # malformed client bytes
+            raise _orderer_refusal("BAD_REQUEST", f"bad header: {exc}") from exc
+        if channel_header.channel_id != channel.name:
+            raise _orderer_refusal("BAD_REQUEST", "channel does not exist")
+        try:
+            channel.check_writer(signature_header.creator, envelope.payload, envelope.signature)
+        except AccessDenied as exc:
+            logger.info("[%s] submit refused: %s", channel_header.tx_id[:8], exc)
+            raise _orderer_refusal("FORBIDDEN", WRITERS_REFUSAL) from exc
+        try:
+            channel.orderer.broadcast(envelope.SerializeToString())
+        except ValueError as exc:
+            raise _orderer_refusal("BAD_REQUEST", str(exc)) from exc
+        except RuntimeError as exc:
+            raise _orderer_refusal("SERVICE_UNAVAILABLE", str(exc)) from exc
+        return gw.SubmitResponse()
+
+    def CommitStatus(self, request: gw.SignedCommitStatusRequest, context: grpc.ServicerContext
+                     ) -> gw.CommitStatusResponse:
+        try:
+            inner = gw.CommitStatusRequest.FromString(request.request)
+            channel = self._channel(inner.channel_id, grpc.StatusCode.PERMISSION_DENIED)
+            self._authorise(channel, inner.identity, request.request, request.signature)
+            while context.is_active():
+                location = channel.ledger.tx_location(inner.transaction_id)
+                if location is not None:
+                    return gw.CommitStatusResponse(result=location.code, block_number=location.block)
+                channel.ledger.wait_for_height(channel.ledger.height + 1, POLL_S)
+            raise RpcFailure(grpc.StatusCode.CANCELLED, "the client went away")
+        except RpcFailure as failure:
+            rpc.abort(context, failure)
+
+    def _authorise(self, channel: Channel, identity: bytes, message: bytes, signature: bytes) -> None:
+        try:
+            channel.check_reader(identity)
+        except AccessDenied as exc:
+            raise RpcFailure(grpc.StatusCode.PERMISSION_DENIED, str(exc)) from exc
+        if not channel.msps.verify(identity, message, signature):
+            raise RpcFailure(grpc.StatusCode.PERMISSION_DENIED, "the request's signature does not verify")
+
+    # --- ChaincodeEvents ------------------------------------------------------------------------
+
+    def ChaincodeEvents(self, request: gw.SignedChaincodeEventsRequest, context: grpc.ServicerContext
+                        ) -> Iterator[gw.ChaincodeEventsResponse]:
+        try:
+            inner = gw.ChaincodeEventsRequest.FromString(request.request)
+            channel = self._channel(inner.channel_id, grpc.StatusCode.PERMISSION_DENIED)
+            self._authorise(channel, inner.identity, request.request, request.signature)
+            kind = inner.start_position.WhichOneof("Type")
+            if kind in ("oldest", "newest"):
+                raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                                 f"invalid start position type: *orderer.SeekPosition_{kind.capitalize()}")
+            after = channel.ledger.tx_location(inner.after_transaction_id) if inner.after_transaction_id else None
+            first = after.block if after is not None else start_block(inner.start_position, channel.ledger.height)
+        except RpcFailure as failure:
+            rpc.abort(context, failure)
+        number = first
+        while context.is_active():
+            block = channel.ledger.block(number)
+            if block is None:
+                channel.ledger.wait_for_height(number + 1, POLL_S)
+                continue
+            events = chaincode_events(block, inner.chaincode_id)
+            if after is not None and number == after.block:  # resume after that transaction
+                events = [event for event in events if _index_of(block, event.tx_id) > after.index]
+            if events:
+                yield gw.ChaincodeEventsResponse(events=events, block_number=number)
+            number += 1
+
+
+
+def _orderer_refusal(status: str, info: str) -> RpcFailure:
+    """What the gateway answers when the orderer refuses a Broadcast (Fabric attaches no details)."""
+    return RpcFailure(grpc.StatusCode.ABORTED, f"received unsuccessful response from orderer: status={status}, info={info}")
+
+
+def _index_of(block: common_pb2.Block, tx_id: str) -> int:
+    for index, envelope in enumerate(block.data.data):
+        payload = common_pb2.Payload.FromString(common_pb2.Envelope.FromString(envelope).payload)
+        if common_pb2.ChannelHeader.FromString(payload.header.channel_header).tx_id == tx_id:
+            return index
+    return -1

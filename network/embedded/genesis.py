@@ -1,0 +1,49 @@
+"""The genesis config block of a task channel on the embedded engine, built from the home's crypto
+material (what ``configtxgen`` makes from ``configtx.yaml`` on Fabric), signed by the orderer org's admin."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from fabric_protos.common import common_pb2
+
+from swarmfuse.client.gateway.identity import ECDSASigner, Identity, digest
+from swarmfuse.network.embedded import blockfmt
+from swarmfuse.network.embedded.model import ChaincodeDefinition, ChannelDefinition, OrgDefinition
+from swarmfuse.network.layout import Layout
+from swarmfuse.network.topology import HOST, ORDERER_MSP, Org, Topology
+
+
+def _pems(folder: Path) -> tuple[bytes, ...]:
+    return tuple(path.read_bytes() for path in sorted(folder.glob("*.pem")))
+
+
+def channel_definition(topology: Topology, layout: Layout, name: str, orgs: Sequence[Org], chaincode: str,
+                       version: str, policy: str) -> ChannelDefinition:
+    """The channel's orgs (CA and TLS CA roots, anchor endpoint), the orderer org and the chaincode."""
+    members = tuple(
+        OrgDefinition(
+            name=org.name, mspid=org.mspid, kind="auditor" if org.auditor else "member",
+            ca_certs=_pems(layout.org_dir(org) / "msp" / "cacerts"),
+            tls_ca_certs=_pems(layout.org_dir(org) / "msp" / "tlscacerts"),
+            endpoints=(f"{HOST}:{topology.peer_ports(org).listen}",),
+        )
+        for org in orgs
+    )
+    orderer_msp = layout.orderer_org_dir / "msp"
+    orderer = OrgDefinition(
+        name="Orderer", mspid=ORDERER_MSP, kind="orderer", ca_certs=_pems(orderer_msp / "cacerts"),
+        tls_ca_certs=_pems(orderer_msp / "tlscacerts"),
+        endpoints=(f"{HOST}:{topology.orderer_ports(topology.orderers[0]).listen}",),
+    )
+    return ChannelDefinition(name=name, orgs=members, orderer_org=orderer,
+                             chaincode=ChaincodeDefinition(chaincode, version, 1, policy))
+
+
+def genesis_block(layout: Layout, definition: ChannelDefinition) -> common_pb2.Block:
+    """Block 0 of the channel, its CONFIG envelope signed by the orderer org's admin."""
+    msp = layout.orderer_admin_dir / "msp"
+    creator = Identity.from_pem_file(ORDERER_MSP, next((msp / "signcerts").glob("*.pem"))).serialize()
+    signer = ECDSASigner.from_pem_file(next((msp / "keystore").iterdir()))
+    return blockfmt.config_block(definition, lambda message: signer.sign(digest(message)), creator)

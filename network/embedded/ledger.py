@@ -1,0 +1,517 @@
+"""One channel's ledger in SQLite: blocks, versioned world state, key history and the tx index.
+
+Each block commits in ONE SQLite transaction (WAL, ``synchronous=FULL``): the block bytes, the state
+writes of its valid transactions with ``Version(block, tx index)``, their history, the tx index and
+the savepoint. A kill at any instant leaves the whole block or nothing. On open the hash chain
+(``previous_hash`` links, data hashes), the savepoint, the commit hashes and the state (against the
+history of valid writes) are checked; the first inconsistency raises :class:`LedgerCorrupt`.
+
+Keys are stored as BLOBs of their UTF-8 bytes, so composite keys (U+0000) work and ranges compare
+as bytes, as in Fabric's state database. Commits come from one thread; any thread may read: each
+reading thread has its own connection and every read is one SQL statement (one snapshot).
+
+COMMIT_HASH as Fabric's kvledger computes it (``core/ledger/kvledger/kv_ledger.go``
+``addBlockCommitHash`` and ``txmgr/update_batch_bytes.go``): for blocks from 1 on,
+``SHA-256(varint(len(filter)) ‖ filter ‖ Updates bytes ‖ previous commit hash)`` where Updates holds,
+per namespace (sorted, ``""`` skipped) and key (sorted), the block's last valid write with its
+version bytes; stored as ``Metadata{value}`` in slot 4.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fabric_protos.common import common_pb2
+from google.protobuf.message import DecodeError
+
+from swarmfuse.network.embedded import blockfmt
+from swarmfuse.network.embedded.model import HistoryEntry, Version, VersionedValue
+
+log = logging.getLogger(__name__)
+
+VALID = 0  # TxValidationCode.VALID
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS blocks (
+    number INTEGER PRIMARY KEY,
+    header_hash BLOB NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (
+    ns TEXT NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    block INTEGER NOT NULL,
+    tx INTEGER NOT NULL,
+    PRIMARY KEY (ns, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+    ns TEXT NOT NULL,
+    key BLOB NOT NULL,
+    block INTEGER NOT NULL,
+    tx INTEGER NOT NULL,
+    tx_id TEXT NOT NULL,
+    value BLOB NOT NULL,
+    is_delete INTEGER NOT NULL,
+    ts_s INTEGER NOT NULL,
+    ts_nanos INTEGER NOT NULL,
+    PRIMARY KEY (ns, key, block, tx)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS history_by_block ON history (block);
+CREATE TABLE IF NOT EXISTS txs (
+    tx_id TEXT PRIMARY KEY,
+    block INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    code INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+"""
+
+_SAVEPOINT = "_ledger.savepoint"  # meta row: the last committed block number (same transaction)
+
+
+class LedgerCorrupt(Exception):
+    """The stored ledger is inconsistent; the message names the first bad block (or key)."""
+
+
+class CommitRefused(ValueError):
+    """A block cannot be appended (wrong number, previous hash, data hash, filter or results)."""
+
+
+@dataclass(frozen=True)
+class TxLocation:
+    block: int
+    index: int
+    code: int
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """The validation outcome of one envelope; ``writes`` (``None`` value = delete) apply only when VALID."""
+
+    tx_id: str
+    index: int
+    code: int
+    writes: Sequence[tuple[str, str, bytes | None]] = ()
+    timestamp_s: int = 0
+    timestamp_nanos: int = 0
+
+
+# --------------------------------------------------------------------------------------- commit hash
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _order_preserving_uint(n: int) -> bytes:
+    """Fabric's ``EncodeOrderPreservingVarUint64``: size byte, then the big-endian bytes without leading zeros."""
+    body = n.to_bytes(8, "big").lstrip(b"\x00")
+    return bytes([len(body)]) + body
+
+
+def version_bytes(version: Version) -> bytes:
+    """Fabric's ``Height.ToBytes`` of a version."""
+    return _order_preserving_uint(version.block) + _order_preserving_uint(version.tx)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def update_batch_bytes(updates: dict[tuple[str, str], tuple[bytes | None, Version]]) -> bytes:
+    """Fabric's ``deterministicBytesForPubAndHashUpdates`` for public writes: ``txmgr.Updates`` bytes,
+    namespaces and keys sorted, the namespace only on its first KVWrite, namespace ``""`` skipped."""
+    out = bytearray()
+    previous_ns = None
+    for ns, key in sorted(updates, key=lambda nk: (nk[0].encode(), nk[1].encode())):
+        if ns == "":
+            continue
+        value, version = updates[(ns, key)]
+        write = bytearray()
+        if ns != previous_ns:
+            write += _field(1, ns.encode())
+            previous_ns = ns
+        if key:
+            write += _field(3, key.encode())
+        if not value:
+            write += b"\x20\x01"  # isDelete = true (Go: Value == nil)
+        else:
+            write += _field(5, value)
+        write += _field(6, version_bytes(version))
+        out += _field(1, bytes(write))
+    return bytes(out)
+
+
+def commit_hash(tx_filter: bytes, batch_bytes: bytes, previous: bytes) -> bytes:
+    """SHA-256(varint(len(filter)) ‖ filter ‖ update batch bytes ‖ previous commit hash)."""
+    return hashlib.sha256(_varint(len(tx_filter)) + tx_filter + batch_bytes + previous).digest()
+
+
+def _stored_commit_hash(block: common_pb2.Block) -> bytes:
+    if len(block.metadata.metadata) <= blockfmt.COMMIT_HASH or not block.metadata.metadata[blockfmt.COMMIT_HASH]:
+        return b""
+    return common_pb2.Metadata.FromString(block.metadata.metadata[blockfmt.COMMIT_HASH]).value
+
+
+# --------------------------------------------------------------------------------------------- ledger
+
+
+class Ledger:
+    """SQLite ledger of one channel (implements :class:`~swarmfuse.network.embedded.model.StateReader`)."""
+
+    def __init__(self, path: Path, writer: sqlite3.Connection) -> None:
+        self._path = path
+        self._writer = writer
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._height_changed = threading.Condition()
+        self._height = 0
+        self._last_hash: bytes | None = None
+        self._commit_hash = b""
+        self._closed = False
+
+    # ------------------------------------------------------------------------------------- lifecycle
+
+    @classmethod
+    def open(cls, path: Path, full_check: bool = True) -> Ledger:
+        """Open (or create) the ledger at ``path`` and check it (see :meth:`verify`)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        try:
+            writer.execute("PRAGMA journal_mode=WAL")
+            writer.execute("PRAGMA synchronous=FULL")
+            writer.executescript(_SCHEMA)
+            ledger = cls(path, writer)
+            ledger.verify(full=full_check)
+        except BaseException:
+            writer.close()
+            raise
+        return ledger
+
+    def close(self) -> None:
+        """Close every connection; waiters in :meth:`wait_for_height` return False."""
+        with self._write_lock, self._readers_lock:
+            if self._closed:
+                return
+            self._closed = True
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+            self._writer.close()
+        with self._height_changed:
+            self._height_changed.notify_all()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._readers_lock:
+                if self._closed:
+                    raise sqlite3.ProgrammingError(f"ledger {self._path} is closed")
+                conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30)
+                conn.execute("PRAGMA query_only=ON")
+                self._readers.append(conn)
+            self._local.conn = conn
+        return conn
+
+    # ---------------------------------------------------------------------------------------- checks
+
+    def verify(self, full: bool = True) -> None:
+        """Check the ledger; raise :class:`LedgerCorrupt` naming the first bad block or key.
+
+        Always: blocks are numbered 0..n-1, the savepoint names the last one, and the last block parses
+        with matching data hash, header hash and ``previous_hash``. With ``full`` (the default on open):
+        the same for every block in order, each block's commit hash against its valid writes (history),
+        and the state against the last write of every key in the history.
+        """
+        conn = self._writer
+        with self._write_lock:
+            rows = conn.execute("SELECT number, header_hash FROM blocks ORDER BY number").fetchall()
+            for expected, (number, _) in enumerate(rows):
+                if number != expected:
+                    raise LedgerCorrupt(f"block {expected} is missing (next stored block is {number})")
+            saved = conn.execute("SELECT value FROM meta WHERE name = ?", (_SAVEPOINT,)).fetchone()
+            saved_block = int(saved[0]) if saved else -1
+            if saved_block != len(rows) - 1:
+                raise LedgerCorrupt(f"block {len(rows) - 1}: the savepoint names block {saved_block} as the last one")
+            last: common_pb2.Block | None = None
+            commit = b""
+            for number, stored_hash in rows if full else rows[-1:]:
+                previous_hash = rows[number - 1][1] if number else b""
+                last = self._check_block(conn, number, stored_hash, previous_hash)
+                if full:
+                    commit = self._check_commit_hash(conn, last, commit)
+            if full:
+                self._check_state(conn)
+            self._commit_hash = _stored_commit_hash(last) if last is not None else b""
+            self._last_hash = rows[-1][1] if rows else None
+        with self._height_changed:
+            self._height = len(rows)
+
+    @staticmethod
+    def _parse(number: int, data: bytes) -> common_pb2.Block:
+        try:
+            return common_pb2.Block.FromString(data)
+        except DecodeError as exc:
+            raise LedgerCorrupt(f"block {number}: stored bytes do not parse as a block: {exc}") from exc
+
+    def _check_block(self, conn: sqlite3.Connection, number: int, stored_hash: bytes,
+                     previous_hash: bytes) -> common_pb2.Block:
+        block = self._parse(number, conn.execute("SELECT data FROM blocks WHERE number = ?", (number,)).fetchone()[0])
+        if block.header.number != number:
+            raise LedgerCorrupt(f"block {number}: header says number {block.header.number}")
+        if blockfmt.data_hash(block.data.data) != block.header.data_hash:
+            raise LedgerCorrupt(f"block {number}: data hash does not match its data")
+        if blockfmt.header_hash(block.header) != stored_hash:
+            raise LedgerCorrupt(f"block {number}: header hash does not match the stored hash")
+        if number and block.header.previous_hash != previous_hash:
+            raise LedgerCorrupt(f"block {number}: previous_hash does not match the header hash of block {number - 1}")
+        return block
+
+    def _check_commit_hash(self, conn: sqlite3.Connection, block: common_pb2.Block, previous: bytes) -> bytes:
+        number = block.header.number
+        stored = _stored_commit_hash(block)
+        if number == 0:
+            return stored
+        updates: dict[tuple[str, str], tuple[bytes | None, Version]] = {}
+        for ns, key, tx, value, is_delete in conn.execute(
+                "SELECT ns, key, tx, value, is_delete FROM history WHERE block = ? ORDER BY tx", (number,)):
+            updates[(ns, key.decode())] = (None if is_delete else value, Version(number, tx))
+        expected = commit_hash(bytes(blockfmt.transactions_filter(block)), update_batch_bytes(updates), previous)
+        if stored != expected:
+            raise LedgerCorrupt(f"block {number}: commit hash does not match the state updates of its valid transactions")
+        return stored
+
+    @staticmethod
+    def _check_state(conn: sqlite3.Connection) -> None:
+        latest = """
+            SELECT h.ns, h.key, h.block, h.tx, h.value, h.is_delete FROM history h
+            WHERE NOT EXISTS (SELECT 1 FROM history n WHERE n.ns = h.ns AND n.key = h.key
+                              AND (n.block > h.block OR (n.block = h.block AND n.tx > h.tx)))
+        """
+        live = {(ns, key): (block, tx, value) for ns, key, block, tx, value, deleted in conn.execute(latest)
+                if not deleted}
+        for ns, key, value, block, tx in conn.execute("SELECT ns, key, value, block, tx FROM state"):
+            if live.pop((ns, key), None) != (block, tx, value):
+                raise LedgerCorrupt(f"state key {ns}/{key!r} (version {block}:{tx}) does not match its history")
+        if live:
+            (ns, key), (block, tx, _) = next(iter(live.items()))
+            raise LedgerCorrupt(f"state key {ns}/{key!r} written at {block}:{tx} is missing from the state")
+
+    # ---------------------------------------------------------------------------------------- blocks
+
+    @property
+    def height(self) -> int:
+        """Number of committed blocks (the next block's number)."""
+        return self._height
+
+    @property
+    def last_header_hash(self) -> bytes | None:
+        """Header hash of the last committed block (the next block's ``previous_hash``); None when empty."""
+        return self._last_hash
+
+    def block_bytes(self, number: int) -> bytes | None:
+        row = self._reader().execute("SELECT data FROM blocks WHERE number = ?", (number,)).fetchone()
+        return row[0] if row else None
+
+    def block(self, number: int) -> common_pb2.Block | None:
+        data = self.block_bytes(number)
+        return None if data is None else common_pb2.Block.FromString(data)
+
+    def blocks(self, start: int = 0) -> Iterator[common_pb2.Block]:
+        """The blocks from ``start`` that are committed now (later commits are not included)."""
+        end = self._height
+
+        def generate() -> Iterator[common_pb2.Block]:
+            for number in range(start, end):
+                block = self.block(number)
+                if block is None:
+                    return
+                yield block
+
+        return generate()
+
+    def tx_location(self, tx_id: str) -> TxLocation | None:
+        row = self._reader().execute("SELECT block, idx, code FROM txs WHERE tx_id = ?", (tx_id,)).fetchone()
+        return TxLocation(*row) if row else None
+
+    def wait_for_height(self, height: int, timeout: float | None) -> bool:
+        """Block until the ledger holds ``height`` blocks; False on timeout or close."""
+        with self._height_changed:
+            return self._height_changed.wait_for(lambda: self._height >= height or self._closed, timeout) \
+                and self._height >= height
+
+    # ---------------------------------------------------------------------------------------- commit
+
+    def commit(self, block: common_pb2.Block, results: Sequence[TxResult]) -> None:
+        """Append ``block`` (its TRANSACTIONS_FILTER already set) and apply the writes of its VALID results.
+
+        All in one SQLite transaction. Sets the block's COMMIT_HASH slot (blocks from 1 on) in place.
+        Raises :class:`CommitRefused` before writing anything when the block does not fit.
+        """
+        with self._write_lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError(f"ledger {self._path} is closed")
+            number = block.header.number
+            self._check_commit(block, results)
+            updates = _update_batch(number, results)
+            tx_filter = bytes(blockfmt.transactions_filter(block))
+            new_commit_hash = b""
+            if number >= 1:
+                new_commit_hash = commit_hash(tx_filter, update_batch_bytes(updates), self._commit_hash)
+                block.metadata.metadata[blockfmt.COMMIT_HASH] = common_pb2.Metadata(
+                    value=new_commit_hash).SerializeToString()
+            block_hash = blockfmt.header_hash(block.header)
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("INSERT INTO blocks (number, header_hash, data) VALUES (?, ?, ?)",
+                             (number, block_hash, block.SerializeToString()))
+                self._index_txs(conn, number, results)
+                self._apply_state(conn, updates)
+                self._append_history(conn, number, results)
+                conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (_SAVEPOINT, str(number).encode()))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self._commit_hash = new_commit_hash
+            self._last_hash = block_hash
+        with self._height_changed:
+            self._height = number + 1
+            self._height_changed.notify_all()
+        log.debug("committed block %d (%d txs)", number, len(block.data.data))
+
+    def _check_commit(self, block: common_pb2.Block, results: Sequence[TxResult]) -> None:
+        number = block.header.number
+        if number != self._height:
+            raise CommitRefused(f"block {number}: the ledger expects block {self._height} next")
+        expected_previous = self._last_hash if self._last_hash is not None else b""
+        if block.header.previous_hash != expected_previous:
+            raise CommitRefused(f"block {number}: previous_hash does not match the header hash of block {number - 1}")
+        if blockfmt.data_hash(block.data.data) != block.header.data_hash:
+            raise CommitRefused(f"block {number}: data hash does not match its data")
+        if len(block.metadata.metadata) < blockfmt.METADATA_SLOTS:
+            raise CommitRefused(f"block {number}: {len(block.metadata.metadata)} metadata slots, not {blockfmt.METADATA_SLOTS}")
+        codes = blockfmt.transactions_filter(block)
+        if len(codes) != len(block.data.data):
+            raise CommitRefused(f"block {number}: transactions filter has {len(codes)} codes for {len(block.data.data)} envelopes")
+        seen = set()
+        for result in results:
+            if not 0 <= result.index < len(codes) or result.index in seen:
+                raise CommitRefused(f"block {number}: result index {result.index} is out of range or repeated")
+            seen.add(result.index)
+            if result.code != codes[result.index]:
+                raise CommitRefused(f"block {number}: tx {result.index} has code {result.code} but the filter says {codes[result.index]}")
+
+    @staticmethod
+    def _index_txs(conn: sqlite3.Connection, number: int, results: Sequence[TxResult]) -> None:
+        conn.executemany("INSERT OR IGNORE INTO txs (tx_id, block, idx, code) VALUES (?, ?, ?, ?)",
+                         [(r.tx_id, number, r.index, r.code) for r in results if r.tx_id])
+
+    @staticmethod
+    def _apply_state(conn: sqlite3.Connection, updates: dict[tuple[str, str], tuple[bytes | None, Version]]) -> None:
+        puts, deletes = [], []
+        for (ns, key), (value, version) in updates.items():
+            if value:
+                puts.append((ns, key.encode(), value, version.block, version.tx))
+            else:
+                deletes.append((ns, key.encode()))
+        conn.executemany("DELETE FROM state WHERE ns = ? AND key = ?", deletes)
+        conn.executemany("INSERT OR REPLACE INTO state (ns, key, value, block, tx) VALUES (?, ?, ?, ?, ?)", puts)
+
+    @staticmethod
+    def _append_history(conn: sqlite3.Connection, number: int, results: Sequence[TxResult]) -> None:
+        rows = []
+        for result in results:
+            if result.code != VALID:
+                continue
+            for (ns, key), value in _tx_writes(result).items():
+                rows.append((ns, key.encode(), number, result.index, result.tx_id, value or b"", int(not value),
+                             result.timestamp_s, result.timestamp_nanos))
+        conn.executemany(
+            "INSERT INTO history (ns, key, block, tx, tx_id, value, is_delete, ts_s, ts_nanos) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    # ---------------------------------------------------------------------------------------- state
+
+    def get_state(self, namespace: str, key: str) -> VersionedValue | None:
+        row = self._reader().execute(
+            "SELECT value, block, tx FROM state WHERE ns = ? AND key = ?", (namespace, key.encode())).fetchone()
+        return VersionedValue(row[0], Version(row[1], row[2])) if row else None
+
+    def get_state_range(self, namespace: str, start: str, end: str) -> Iterator[tuple[str, VersionedValue]]:
+        """Keys in ``[start, end)`` by UTF-8 bytes (``end == ""``: no upper bound), one snapshot."""
+        if end:
+            rows = self._reader().execute(
+                "SELECT key, value, block, tx FROM state WHERE ns = ? AND key >= ? AND key < ? ORDER BY key",
+                (namespace, start.encode(), end.encode())).fetchall()
+        else:
+            rows = self._reader().execute(
+                "SELECT key, value, block, tx FROM state WHERE ns = ? AND key >= ? ORDER BY key",
+                (namespace, start.encode())).fetchall()
+        return iter([(key.decode(), VersionedValue(value, Version(block, tx))) for key, value, block, tx in rows])
+
+    def get_history(self, namespace: str, key: str) -> list[HistoryEntry]:
+        """Every committed change of ``key``, newest first."""
+        rows = self._reader().execute(
+            "SELECT tx_id, value, is_delete, ts_s, ts_nanos, block, tx FROM history WHERE ns = ? AND key = ? "
+            "ORDER BY block DESC, tx DESC", (namespace, key.encode())).fetchall()
+        return [HistoryEntry(tx_id, value, bool(deleted), ts_s, ts_nanos, Version(block, tx))
+                for tx_id, value, deleted, ts_s, ts_nanos, block, tx in rows]
+
+    # ----------------------------------------------------------------------------------------- meta
+
+    def meta_get(self, name: str) -> bytes | None:
+        row = self._reader().execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def meta_put(self, name: str, value: bytes) -> None:
+        if name.startswith("_ledger."):
+            raise ValueError(f"meta name {name!r} is reserved for the ledger")
+        with self._write_lock:
+            self._writer.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+
+def _tx_writes(result: TxResult) -> dict[tuple[str, str], bytes | None]:
+    """The tx's writes, the last one per key winning (an empty value is a delete, as in Fabric)."""
+    writes: dict[tuple[str, str], bytes | None] = {}
+    for ns, key, value in result.writes:
+        writes[(ns, key)] = value if value else None
+    return writes
+
+
+def _update_batch(number: int, results: Sequence[TxResult]) -> dict[tuple[str, str], tuple[bytes | None, Version]]:
+    """The block's state updates: per key, the last VALID tx's write and its version."""
+    updates: dict[tuple[str, str], tuple[bytes | None, Version]] = {}
+    for result in sorted(results, key=lambda r: r.index):
+        if result.code == VALID:
+            for nk, value in _tx_writes(result).items():
+                updates[nk] = (value, Version(number, result.index))
+    return updates

@@ -1,0 +1,625 @@
+"""Proposal checks (Fabric's endorser) and block validation (Fabric's committing peer) with Fabric's
+transaction validation codes.
+
+Block validation runs Fabric's three stages in order:
+
+1. per transaction, as ``core/committer/txvalidator/v20``: envelope, headers, creator and its signature
+   (``core/common/validation/msgvalidation.go``), tx ID, proposal hash, duplicate of a committed tx,
+   then the chaincode checks and endorsement policy (``plugindispatcher`` + builtin ``v20`` VSCC);
+2. a tx ID already used by an earlier VALID transaction of the block becomes DUPLICATE_TXID;
+3. for what is still VALID, MVCC and phantom checks against committed state plus the writes of the
+   earlier valid transactions of the block (``core/ledger/kvledger/txmgmt/validation``).
+
+Also checked here, where Fabric's orderer checks it on Broadcast: the creator must satisfy the channel's
+Writers policy (BAD_CREATOR_SIGNATURE otherwise), and its certificate must not have expired.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import grpc
+from fabric_protos.common import common_pb2
+from fabric_protos.ledger.rwset import rwset_pb2
+from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
+from fabric_protos.peer import chaincode_event_pb2, chaincode_pb2, proposal_pb2, proposal_response_pb2, transaction_pb2
+from google.protobuf.message import DecodeError
+
+from swarmfuse.network.embedded.ledger import TxResult
+from swarmfuse.network.embedded.model import ChannelDefinition, StateReader, Version, VersionedValue
+from swarmfuse.network.embedded.msp import ChannelMSPs, IdentityRejected, Principal
+from swarmfuse.network.embedded.policy import Policy, PolicyError, org_policies, parse
+
+logger = logging.getLogger(__name__)
+
+Code = transaction_pb2.TxValidationCode
+VALID = transaction_pb2.VALID
+
+
+class LedgerView(StateReader, Protocol):
+    """What validation reads from a channel's ledger: committed state and the tx ID index."""
+
+    def tx_location(self, tx_id: str) -> object | None:
+        """Where the transaction ``tx_id`` was committed (valid or not), ``None`` when never."""
+
+
+def transaction_id(nonce: bytes, creator: bytes) -> str:
+    """Fabric's tx ID: hex(SHA-256(nonce ‖ serialized creator))."""
+    return hashlib.sha256(nonce + creator).hexdigest()
+
+
+def proposal_hash(proposal: proposal_pb2.Proposal) -> bytes:
+    """Fabric's ``GetProposalHash1``: SHA-256 of channel header bytes ‖ signature header bytes ‖ the
+    ``ChaincodeProposalPayload`` re-encoded without its transient map (what goes into the transaction)."""
+    header = common_pb2.Header.FromString(proposal.header)
+    payload = proposal_pb2.ChaincodeProposalPayload.FromString(proposal.payload)
+    return _hash(header.channel_header, header.signature_header, tx_proposal_payload(payload))
+
+
+def tx_proposal_payload(payload: proposal_pb2.ChaincodeProposalPayload) -> bytes:
+    """The proposal payload as a transaction carries it: the input only, never the transient map."""
+    return proposal_pb2.ChaincodeProposalPayload(input=payload.input).SerializeToString()
+
+
+def _hash(*parts: bytes) -> bytes:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return digest.digest()
+
+
+def channel_readers(channel: ChannelDefinition, principal: Principal) -> bool:
+    """``/Channel/Application/Readers`` (ANY Readers of the application orgs): Fabric's default ACL for
+    ``peer/Propose`` in our channels."""
+    return any(org.mspid == principal.mspid and org_policies(org).readers.satisfied_by([principal])
+               for org in channel.orgs)
+
+
+def channel_writers(channel: ChannelDefinition, principal: Principal) -> bool:
+    """``/Channel/Writers`` (ANY Writers of the application and orderer orgs): what Fabric's orderer
+    requires of a submitted transaction's creator."""
+    return any(org.mspid == principal.mspid and org_policies(org).writers.satisfied_by([principal])
+               for org in (*channel.orgs, channel.orderer_org))
+
+
+# --- the endorser side ---------------------------------------------------------------------------
+
+class ProposalRejected(Exception):
+    """A proposal Fabric's endorser refuses, with the message it gives and a gRPC status for the caller."""
+
+    def __init__(self, message: str, code: grpc.StatusCode = grpc.StatusCode.PERMISSION_DENIED) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True)
+class CheckedProposal:
+    """A signed proposal that passed the endorser's checks, unpacked."""
+
+    signed_proposal: proposal_pb2.SignedProposal
+    proposal: proposal_pb2.Proposal
+    channel_header: common_pb2.ChannelHeader
+    signature_header: common_pb2.SignatureHeader
+    chaincode_name: str
+    input: chaincode_pb2.ChaincodeInput
+    principal: Principal
+    proposal_hash: bytes
+
+    @property
+    def channel(self) -> str:
+        return self.channel_header.channel_id
+
+    @property
+    def tx_id(self) -> str:
+        return self.channel_header.tx_id
+
+    @property
+    def creator(self) -> bytes:
+        return self.signature_header.creator
+
+
+def _unpack(signed: proposal_pb2.SignedProposal) -> tuple[
+    proposal_pb2.Proposal, common_pb2.ChannelHeader, common_pb2.SignatureHeader, str, chaincode_pb2.ChaincodeInput,
+    bytes,
+]:
+    """Fabric's ``UnpackProposal``: every part parsed, chaincode ID and input present."""
+    def parse_as(message_type: type, data: bytes, what: str):  # type: ignore[no-untyped-def]
+        try:
+            return message_type.FromString(data)
+        except DecodeError as exc:
+            raise ProposalRejected(f"error unmarshalling {what}: {exc}", grpc.StatusCode.INVALID_ARGUMENT) from exc
+
+    proposal = parse_as(proposal_pb2.Proposal, signed.proposal_bytes, "Proposal")
+    header = parse_as(common_pb2.Header, proposal.header, "Header")
+    channel_header = parse_as(common_pb2.ChannelHeader, header.channel_header, "ChannelHeader")
+    signature_header = parse_as(common_pb2.SignatureHeader, header.signature_header, "SignatureHeader")
+    extension = parse_as(proposal_pb2.ChaincodeHeaderExtension, channel_header.extension, "ChaincodeHeaderExtension")
+    if not extension.HasField("chaincode_id"):
+        raise ProposalRejected("ChaincodeHeaderExtension.ChaincodeId is nil", grpc.StatusCode.INVALID_ARGUMENT)
+    if not extension.chaincode_id.name:
+        raise ProposalRejected("ChaincodeHeaderExtension.ChaincodeId.Name is empty", grpc.StatusCode.INVALID_ARGUMENT)
+    payload = parse_as(proposal_pb2.ChaincodeProposalPayload, proposal.payload, "ChaincodeProposalPayload")
+    spec = parse_as(chaincode_pb2.ChaincodeInvocationSpec, payload.input, "ChaincodeInvocationSpec")
+    if not spec.HasField("chaincode_spec"):
+        raise ProposalRejected("chaincode invocation spec did not contain chaincode spec",
+                               grpc.StatusCode.INVALID_ARGUMENT)
+    if not spec.chaincode_spec.HasField("input"):
+        raise ProposalRejected("chaincode input did not contain any input", grpc.StatusCode.INVALID_ARGUMENT)
+    digest = _hash(header.channel_header, header.signature_header, tx_proposal_payload(payload))
+    return proposal, channel_header, signature_header, extension.chaincode_id.name, spec.chaincode_spec.input, digest
+
+
+def check_proposal(signed_proposal: proposal_pb2.SignedProposal, channel: ChannelDefinition, msps: ChannelMSPs,
+                   ledger: LedgerView) -> CheckedProposal:
+    """Fabric's endorser checks (``UnpackProposal``, ``preProcess``) in its order, with its messages:
+    unpack, channel, header type/epoch/nonce/creator, tx ID, creator identity and signature, duplicate
+    of a committed tx, ACL ``peer/Propose`` (channel Readers), then that the chaincode is defined."""
+    proposal, chdr, shdr, chaincode_name, chaincode_input, digest = _unpack(signed_proposal)
+    if chdr.channel_id != channel.name:
+        raise ProposalRejected(f"channel '{chdr.channel_id}' not found", grpc.StatusCode.NOT_FOUND)
+
+    def invalid(reason: str) -> ProposalRejected:
+        return ProposalRejected(f"error validating proposal: {reason}", grpc.StatusCode.INVALID_ARGUMENT)
+
+    if chdr.type != common_pb2.ENDORSER_TRANSACTION:
+        raise invalid(f"invalid header type {_header_type(chdr.type)}")
+    if chdr.epoch != 0:
+        raise invalid("epoch is non-zero")
+    if not shdr.nonce:
+        raise invalid("nonce is empty")
+    if not shdr.creator:
+        raise invalid("creator is empty")
+    expected = transaction_id(shdr.nonce, shdr.creator)
+    if chdr.tx_id != expected:
+        raise invalid(f"incorrectly computed txid '{chdr.tx_id}' -- expected '{expected}'")
+    if not signed_proposal.signature:
+        raise invalid("empty signature bytes")
+    try:
+        principal = msps.identify(shdr.creator)
+    except IdentityRejected as exc:
+        logger.warning("proposal %s refused, invalid creator: %s", chdr.tx_id[:8], exc)
+        if exc.mspid is None:
+            raise ProposalRejected(f"error validating proposal: access denied: channel [{channel.name}] creator org "
+                                   f"unknown, creator is malformed") from exc
+        raise ProposalRejected(f"error validating proposal: access denied: channel [{channel.name}] creator org "
+                               f"[{exc.mspid}]") from exc
+    if not msps.check_signature(principal, signed_proposal.proposal_bytes, signed_proposal.signature):
+        logger.warning("proposal %s refused: the creator's signature over the proposal is not valid", chdr.tx_id[:8])
+        raise ProposalRejected(f"error validating proposal: access denied: channel [{channel.name}] creator org "
+                               f"[{principal.mspid}]")
+    if ledger.tx_location(chdr.tx_id) is not None:
+        raise ProposalRejected(f"duplicate transaction found [{chdr.tx_id}]. Creator [{shdr.creator.hex()}]",
+                               grpc.StatusCode.ALREADY_EXISTS)
+    if not channel_readers(channel, principal):
+        raise ProposalRejected(
+            "failed evaluating policy on signed data during check policy [/Channel/Application/Readers]: "
+            "[implicit policy evaluation failed - 0 sub-policies were satisfied, but this policy requires 1 of the "
+            "'Readers' sub-policies to be satisfied]"
+        )
+    if channel.chaincode is None or channel.chaincode.name != chaincode_name:
+        raise ProposalRejected(f"make sure the chaincode {chaincode_name} has been successfully defined on channel "
+                               f"{channel.name} and try again: chaincode {chaincode_name} not found",
+                               grpc.StatusCode.NOT_FOUND)
+    return CheckedProposal(signed_proposal, proposal, chdr, shdr, chaincode_name, chaincode_input, principal, digest)
+
+
+def _header_type(value: int) -> str:
+    try:
+        return common_pb2.HeaderType.Name(value)
+    except ValueError:
+        return str(value)
+
+
+# --- the committer side --------------------------------------------------------------------------
+
+class _Invalid(Exception):
+    """A transaction found invalid, with its code and why."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+@dataclass
+class _Tx:
+    """One envelope of the block as far as it was understood."""
+
+    index: int
+    code: int = VALID
+    tx_id: str = ""
+    timestamp_s: int = 0
+    timestamp_nanos: int = 0
+    rwset: list[tuple[str, kv_rwset_pb2.KVRWSet]] = field(default_factory=list)
+
+
+def _parse(message_type: type, data: bytes, code: int, what: str):  # type: ignore[no-untyped-def]
+    try:
+        return message_type.FromString(data)
+    except DecodeError as exc:
+        raise _Invalid(code, f"error unmarshalling {what}: {exc}") from exc
+
+
+class BlockValidator:
+    """Validates the envelopes of a channel's blocks as a Fabric peer of the channel does."""
+
+    def __init__(self, channel: ChannelDefinition, msps: ChannelMSPs, ledger: LedgerView) -> None:
+        self._channel = channel
+        self._msps = msps
+        self._ledger = ledger
+        self._policy: Policy | None = None
+        if channel.chaincode is not None:
+            try:
+                self._policy = parse(channel.chaincode.endorsement_policy)
+            except PolicyError as exc:
+                raise ValueError(f"chaincode {channel.chaincode.name} of channel {channel.name}: {exc}") from exc
+
+    def validate_block(self, envelopes: Sequence[bytes], number: int) -> list[TxResult]:
+        """The result of every envelope of block ``number``, in block order (writes for VALID ones)."""
+        return self.validate(envelopes, number)
+
+    def validate(self, envelopes: Sequence[bytes], number: int | None = None) -> list[TxResult]:
+        """The result of every envelope of the next block (``number`` defaults to the ledger height)."""
+        if number is None:
+            number = int(getattr(self._ledger, "height", 0))
+        txs = [self._check(index, data, number) for index, data in enumerate(envelopes)]
+        seen: set[str] = set()
+        for tx in txs:  # Fabric's markTXIdDuplicates: among the txs still VALID, the first one keeps its tx ID
+            if tx.code != VALID or not tx.tx_id:
+                continue
+            if tx.tx_id in seen:
+                logger.warning("block %d tx %d: duplicate tx ID %s in the block", number, tx.index, tx.tx_id)
+                tx.code = transaction_pb2.DUPLICATE_TXID
+            seen.add(tx.tx_id)
+        _StateCheck(self._ledger, number).run(txs)
+        return [
+            TxResult(
+                tx_id=tx.tx_id, index=tx.index, code=tx.code,
+                writes=_writes(tx.rwset) if tx.code == VALID else (),
+                timestamp_s=tx.timestamp_s, timestamp_nanos=tx.timestamp_nanos,
+            )
+            for tx in txs
+        ]
+
+    # --- stage 1: one transaction ----------------------------------------------------------------
+
+    def _check(self, index: int, data: bytes, number: int) -> _Tx:
+        tx = _Tx(index)
+        try:
+            self._check_envelope(tx, data, number)
+        except _Invalid as exc:
+            tx.code = exc.code
+            tx.rwset = []
+            logger.warning("block %d tx %d (%s) invalid: %s: %s", number, index, tx.tx_id[:8] or "-",
+                           Code.Name(exc.code), exc)
+        return tx
+
+    def _check_envelope(self, tx: _Tx, data: bytes, number: int) -> None:
+        if not data:
+            raise _Invalid(transaction_pb2.NIL_ENVELOPE, "empty envelope")
+        envelope = _parse(common_pb2.Envelope, data, transaction_pb2.INVALID_OTHER_REASON, "Envelope")
+        payload = _parse(common_pb2.Payload, envelope.payload, transaction_pb2.BAD_PAYLOAD, "Payload")
+        chdr, shdr = self._common_header(payload)
+        tx.tx_id = chdr.tx_id
+        tx.timestamp_s, tx.timestamp_nanos = chdr.timestamp.seconds, chdr.timestamp.nanos
+        if chdr.type == common_pb2.CONFIG:
+            if number != 0:  # the engine has no channel config updates: only the genesis block holds config
+                raise _Invalid(transaction_pb2.INVALID_CONFIG_TRANSACTION, "config updates are not supported")
+            if not payload.data:
+                raise _Invalid(transaction_pb2.INVALID_CONFIG_TRANSACTION, "config transaction without data")
+            return
+        self._check_creator(envelope, chdr, shdr)
+        if chdr.type != common_pb2.ENDORSER_TRANSACTION:
+            raise _Invalid(transaction_pb2.UNSUPPORTED_TX_PAYLOAD, f"unsupported type {_header_type(chdr.type)}")
+        if chdr.tx_id != transaction_id(shdr.nonce, shdr.creator):
+            raise _Invalid(transaction_pb2.BAD_PROPOSAL_TXID,
+                           f"tx ID {chdr.tx_id!r} is not hex(sha256(nonce ‖ creator))")
+        endorsed = self._endorser_transaction(payload)
+        if chdr.channel_id != self._channel.name:
+            raise _Invalid(transaction_pb2.TARGET_CHAIN_NOT_FOUND, f"transaction for channel {chdr.channel_id!r}")
+        if self._ledger.tx_location(chdr.tx_id) is not None:
+            raise _Invalid(transaction_pb2.DUPLICATE_TXID, f"tx ID {chdr.tx_id} is already committed")
+        tx.rwset = self._dispatch(chdr, endorsed)
+
+    @staticmethod
+    def _common_header(payload: common_pb2.Payload) -> tuple[common_pb2.ChannelHeader, common_pb2.SignatureHeader]:
+        bad = transaction_pb2.BAD_COMMON_HEADER
+        if not payload.HasField("header"):
+            raise _Invalid(bad, "nil header")
+        chdr = _parse(common_pb2.ChannelHeader, payload.header.channel_header, bad, "ChannelHeader")
+        shdr = _parse(common_pb2.SignatureHeader, payload.header.signature_header, bad, "SignatureHeader")
+        if chdr.type not in (common_pb2.ENDORSER_TRANSACTION, common_pb2.CONFIG_UPDATE, common_pb2.CONFIG):
+            raise _Invalid(bad, f"invalid header type {_header_type(chdr.type)}")
+        if chdr.epoch != 0:
+            raise _Invalid(bad, f"invalid Epoch in ChannelHeader. Expected 0, got [{chdr.epoch}]")
+        if not shdr.nonce:
+            raise _Invalid(bad, "invalid nonce specified in the header")
+        if not shdr.creator:
+            raise _Invalid(bad, "invalid creator specified in the header")
+        return chdr, shdr
+
+    def _check_creator(self, envelope: common_pb2.Envelope, chdr: common_pb2.ChannelHeader,
+                       shdr: common_pb2.SignatureHeader) -> None:
+        bad = transaction_pb2.BAD_CREATOR_SIGNATURE
+        if not envelope.signature:
+            raise _Invalid(bad, "the envelope has no signature")
+        try:
+            principal = self._msps.identify(shdr.creator)
+        except IdentityRejected as exc:
+            raise _Invalid(bad, f"creator is not valid: {exc}") from exc
+        if not self._msps.check_signature(principal, envelope.payload, envelope.signature):
+            raise _Invalid(bad, "the creator's signature over the envelope payload is not valid")
+        if not channel_writers(self._channel, principal):
+            raise _Invalid(bad, f"the creator ({principal.mspid} {principal.role}) does not satisfy the channel's "
+                                "Writers policy")
+
+    @staticmethod
+    def _endorser_transaction(payload: common_pb2.Payload) -> transaction_pb2.ChaincodeEndorsedAction:
+        """Fabric's ``validateEndorserTransaction``: one action whose proposal hash binds header and payload;
+        the action's endorsed part."""
+        bad = transaction_pb2.INVALID_ENDORSER_TRANSACTION
+        transaction = _parse(transaction_pb2.Transaction, payload.data, bad, "Transaction")
+        if len(transaction.actions) != 1:
+            raise _Invalid(bad, f"only one action per transaction is supported, tx contains {len(transaction.actions)}")
+        action = transaction.actions[0]
+        action_header = _parse(common_pb2.SignatureHeader, action.header, bad, "action SignatureHeader")
+        if not action_header.nonce or not action_header.creator:
+            raise _Invalid(bad, "invalid nonce or creator in the action's signature header")
+        action_payload = _parse(transaction_pb2.ChaincodeActionPayload, action.payload, bad, "ChaincodeActionPayload")
+        response_payload = _parse(proposal_response_pb2.ProposalResponsePayload,
+                                  action_payload.action.proposal_response_payload, bad, "ProposalResponsePayload")
+        expected = _hash(payload.header.channel_header, action.header, action_payload.chaincode_proposal_payload)
+        if response_payload.proposal_hash != expected:
+            raise _Invalid(bad, "proposal hash does not match")
+        return action_payload.action
+
+    def _dispatch(self, chdr: common_pb2.ChannelHeader,
+                  endorsed: transaction_pb2.ChaincodeEndorsedAction) -> list[tuple[str, kv_rwset_pb2.KVRWSet]]:
+        """Fabric's plugin dispatcher and default VSCC: chaincode identity, namespaces written, policy."""
+        extension = _parse(proposal_pb2.ChaincodeHeaderExtension, chdr.extension,
+                           transaction_pb2.BAD_HEADER_EXTENSION, "ChaincodeHeaderExtension")
+        bad_response = transaction_pb2.BAD_RESPONSE_PAYLOAD
+        if not endorsed.proposal_response_payload:
+            raise _Invalid(bad_response, "no payload in ChaincodeActionPayload")
+        response_payload = proposal_response_pb2.ProposalResponsePayload.FromString(endorsed.proposal_response_payload)
+        if not response_payload.extension:
+            raise _Invalid(bad_response, "response payload is missing extension")
+        chaincode_action = _parse(proposal_pb2.ChaincodeAction, response_payload.extension, bad_response,
+                                  "ChaincodeAction")
+        rwset = _read_write_set(chaincode_action.results)
+        if not extension.HasField("chaincode_id"):
+            raise _Invalid(transaction_pb2.INVALID_OTHER_REASON, "nil ChaincodeId in header extension")
+        if not chaincode_action.HasField("chaincode_id"):
+            raise _Invalid(transaction_pb2.INVALID_OTHER_REASON, "nil ChaincodeId in ChaincodeAction")
+        name = extension.chaincode_id.name
+        bad_chaincode = transaction_pb2.INVALID_CHAINCODE
+        if not name:
+            raise _Invalid(bad_chaincode, "invalid chaincode ID")
+        if name != chaincode_action.chaincode_id.name:
+            raise _Invalid(bad_chaincode, f"inconsistent ccid info ({name}/{chaincode_action.chaincode_id.name})")
+        if not chaincode_action.chaincode_id.version:
+            raise _Invalid(bad_chaincode, "invalid chaincode version")
+        if chaincode_action.events:
+            event = _parse(chaincode_event_pb2.ChaincodeEvent, chaincode_action.events,
+                           transaction_pb2.INVALID_OTHER_REASON, "chaincode event")
+            if event.chaincode_id != name:
+                raise _Invalid(transaction_pb2.INVALID_OTHER_REASON,
+                               "chaincode event chaincode id does not match chaincode action chaincode id")
+        namespaces: set[str] = set()
+        written = [name]
+        for ns, kv, collections in rwset:
+            if ns in namespaces:
+                raise _Invalid(transaction_pb2.ILLEGAL_WRITESET, f"duplicate namespace '{ns}' in txRWSet")
+            namespaces.add(ns)
+            writes_collection = any(c.hashed_writes or c.metadata_writes for _, c in collections)
+            if (kv.writes or kv.metadata_writes or writes_collection) and ns not in written:
+                written.append(ns)
+        defined = self._channel.chaincode.name if self._channel.chaincode is not None else None
+        for ns in written:
+            if ns != defined:
+                raise _Invalid(bad_chaincode, f"no chaincode definition for namespace '{ns}' on channel "
+                                              f"{self._channel.name}")
+        self._check_endorsements(endorsed)
+        for ns, kv, collections in rwset:
+            if collections:  # the engine defines no private data collection
+                raise _Invalid(transaction_pb2.ENDORSEMENT_POLICY_FAILURE,
+                               f"collection {collections[0][0]} of chaincode {ns} is not defined")
+            if kv.metadata_writes:
+                raise _Invalid(transaction_pb2.INVALID_OTHER_REASON,
+                               "key metadata (state-based endorsement) is not supported by the embedded engine")
+        return [(ns, kv) for ns, kv, _ in rwset]
+
+    def _check_endorsements(self, endorsed: transaction_pb2.ChaincodeEndorsedAction) -> None:
+        """The chaincode's endorsement policy over the endorsers whose signature over the proposal
+        response payload ‖ endorser is valid (Fabric's ``SignatureSetToValidIdentities``)."""
+        assert self._policy is not None  # a namespace was defined, so the chaincode is
+        signers: list[Principal] = []
+        for endorsement in endorsed.endorsements:
+            try:
+                principal = self._msps.identify(endorsement.endorser)
+            except IdentityRejected as exc:
+                logger.warning("endorsement ignored, invalid endorser: %s", exc)
+                continue
+            if principal.key in {s.key for s in signers}:
+                continue
+            message = endorsed.proposal_response_payload + endorsement.endorser
+            if not self._msps.check_signature(principal, message, endorsement.signature):
+                logger.warning("endorsement of %s ignored: its signature is not valid", principal.mspid)
+                continue
+            signers.append(principal)
+        if not self._policy.satisfied_by(signers):
+            endorsers = ", ".join(f"{p.mspid}.{p.role}" for p in signers) or "none"
+            raise _Invalid(transaction_pb2.ENDORSEMENT_POLICY_FAILURE,
+                           f"signature set did not satisfy policy {self._policy} (valid endorsers: {endorsers})")
+
+
+_NsRWSet = tuple[str, kv_rwset_pb2.KVRWSet, list[tuple[str, kv_rwset_pb2.HashedRWSet]]]
+
+
+def _read_write_set(results: bytes) -> list[_NsRWSet]:
+    """Fabric's ``TxRwSet.FromProtoBytes``: every namespace's KV set and collection hashed sets parsed."""
+    bad = transaction_pb2.BAD_RWSET
+    tx_rwset = _parse(rwset_pb2.TxReadWriteSet, results, bad, "TxReadWriteSet")
+    parsed = []
+    for ns_rwset in tx_rwset.ns_rwset:
+        kv = _parse(kv_rwset_pb2.KVRWSet, ns_rwset.rwset, bad, f"KVRWSet of {ns_rwset.namespace}")
+        collections = [(c.collection_name, _parse(kv_rwset_pb2.HashedRWSet, c.hashed_rwset, bad,
+                                                  f"HashedRWSet of {c.collection_name}"))
+                       for c in ns_rwset.collection_hashed_rwset]
+        parsed.append((ns_rwset.namespace, kv, collections))
+    return parsed
+
+
+def _writes(rwset: list[tuple[str, kv_rwset_pb2.KVRWSet]]) -> list[tuple[str, str, bytes | None]]:
+    """(namespace, key, value) per write, ``None`` for a delete (Fabric: is_delete or an empty value)."""
+    return [(ns, w.key, None if w.is_delete or not w.value else w.value) for ns, kv in rwset for w in kv.writes]
+
+
+# --- stage 3: MVCC and phantom reads -------------------------------------------------------------
+
+_Update = tuple[bytes | None, Version]
+
+
+class _StateCheck:
+    """Committed state plus the writes of the block's earlier valid transactions."""
+
+    def __init__(self, ledger: StateReader, number: int) -> None:
+        self._ledger = ledger
+        self._number = number
+        self._updates: dict[str, dict[str, _Update]] = {}
+
+    def run(self, txs: Sequence[_Tx]) -> None:
+        for tx in txs:
+            if tx.code != VALID or not tx.rwset:
+                continue
+            code = self._conflict(tx.rwset)
+            if code != VALID:
+                logger.warning("block %d tx %d (%s) invalid: %s", self._number, tx.index, tx.tx_id[:8], Code.Name(code))
+                tx.code = code
+                continue
+            for ns, key, value in _writes(tx.rwset):
+                self._updates.setdefault(ns, {})[key] = (value, Version(self._number, tx.index))
+
+    def _conflict(self, rwset: list[tuple[str, kv_rwset_pb2.KVRWSet]]) -> int:
+        for ns, kv in rwset:
+            updates = self._updates.get(ns, {})
+            for read in kv.reads:
+                if read.key in updates:
+                    return transaction_pb2.MVCC_READ_CONFLICT
+                committed = self._ledger.get_state(ns, read.key)
+                if (committed.version if committed else None) != _version(read):
+                    return transaction_pb2.MVCC_READ_CONFLICT
+            for query in kv.range_queries_info:
+                if not self._range_unchanged(ns, query):
+                    return transaction_pb2.PHANTOM_READ_CONFLICT
+        return VALID
+
+    def _range_unchanged(self, ns: str, query: kv_rwset_pb2.RangeQueryInfo) -> bool:
+        """Fabric's phantom check: the range re-run now gives the same keys and versions."""
+        current = self._range(ns, query.start_key, query.end_key, include_end=not query.itr_exhausted)
+        if query.HasField("reads_merkle_hashes"):
+            return _merkle_equal(query.reads_merkle_hashes, current)
+        recorded = list(query.raw_reads.kv_reads)
+        count = 0
+        for count, (key, version) in enumerate(current, start=1):
+            if count > len(recorded):
+                return False
+            read = recorded[count - 1]
+            if read.key != key or _version(read) != version:
+                return False
+        return count == len(recorded)
+
+    def _range(self, ns: str, start: str, end: str, include_end: bool) -> Iterator[tuple[str, Version]]:
+        """Keys in [start, end) of committed state merged with the block's updates (deletes hidden), then
+        ``end`` itself when the simulation stopped there (Fabric's combined iterator)."""
+        updates = self._updates.get(ns, {})
+        pending = sorted(k for k in updates if k >= start and (not end or k < end))
+        committed = self._ledger.get_state_range(ns, start, end)
+        db_item = next(committed, None)
+        i = 0
+        while db_item is not None or i < len(pending):
+            if i < len(pending) and (db_item is None or pending[i] <= db_item[0]):
+                key = pending[i]
+                value, version = updates[key]
+                i += 1
+                if db_item is not None and db_item[0] == key:
+                    db_item = next(committed, None)
+                if value is not None:
+                    yield key, version
+            else:
+                assert db_item is not None
+                yield db_item[0], db_item[1].version
+                db_item = next(committed, None)
+        if include_end:
+            if end in updates:
+                value, version = updates[end]
+                if value is not None:
+                    yield end, version
+            else:
+                stored: VersionedValue | None = self._ledger.get_state(ns, end)
+                if stored is not None:
+                    yield end, stored.version
+
+
+def _version(read: kv_rwset_pb2.KVRead) -> Version | None:
+    return Version(read.version.block_num, read.version.tx_num) if read.HasField("version") else None
+
+
+def _merkle_equal(recorded: kv_rwset_pb2.QueryReadsMerkleSummary, current: Iterator[tuple[str, Version]]) -> bool:
+    """Fabric's hashed range-query check: rebuild the merkle summary of the current results and compare."""
+    summary = _MerkleSummary(recorded.max_degree)
+    for key, version in current:
+        summary.add(kv_rwset_pb2.KVRead(key=key, version=kv_rwset_pb2.Version(block_num=version.block,
+                                                                              tx_num=version.tx)))
+    built = summary.done()
+    return (built is not None and built.max_degree == recorded.max_degree and built.max_level == recorded.max_level
+            and list(built.max_level_hashes) == list(recorded.max_level_hashes))
+
+
+class _MerkleSummary:
+    """Fabric's ``RangeQueryResultsHelper`` with hashing (SHA-256), enough to compute the summary."""
+
+    def __init__(self, max_degree: int) -> None:
+        self._max_degree = max_degree
+        self._pending: list[kv_rwset_pb2.KVRead] = []
+        self._tree: dict[int, list[bytes]] = {}
+        self._max_level = 1
+
+    def add(self, read: kv_rwset_pb2.KVRead) -> None:
+        self._pending.append(read)
+        if len(self._pending) > self._max_degree:
+            self._flush()
+
+    def _flush(self) -> None:
+        data = kv_rwset_pb2.QueryReads(kv_reads=self._pending).SerializeToString()
+        self._pending = []
+        self._tree.setdefault(1, []).append(hashlib.sha256(data).digest())
+        level = 1
+        while len(self._tree.get(level, [])) > self._max_degree:
+            combined = _hash(*self._tree.pop(level))
+            level += 1
+            self._tree.setdefault(level, []).append(combined)
+            self._max_level = max(self._max_level, level)
+
+    def done(self) -> kv_rwset_pb2.QueryReadsMerkleSummary | None:
+        if self._max_degree < 2 or (self._max_level == 1 and not self._tree.get(1)):
+            return None  # Fabric: raw reads, no summary
+        if self._pending:
+            self._flush()
+        level = 1
+        while level < self._max_level:
+            hashes = self._tree.pop(level, [])
+            level += 1
+            if hashes:
+                self._tree.setdefault(level, []).append(hashes[0] if len(hashes) == 1 else _hash(*hashes))
+        final = self._tree.get(self._max_level, [])
+        if len(final) > self._max_degree:
+            self._max_level += 1
+            final = [_hash(*final)]
+            self._tree = {self._max_level: final}
+        return kv_rwset_pb2.QueryReadsMerkleSummary(max_degree=self._max_degree, max_level=self._max_level,
+                                                    max_level_hashes=final)

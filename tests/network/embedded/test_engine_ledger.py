@@ -1,0 +1,433 @@
+"""SQLite ledger of the embedded engine: atomic block commits, versions, history, ranges, tx index,
+chain checks on open, crash safety (an exception mid-commit, a kill -9) and concurrent readers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from fabric_protos.common import common_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+from swarmfuse.network.embedded import blockfmt
+from swarmfuse.network.embedded.ledger import (
+    CommitRefused,
+    Ledger,
+    LedgerCorrupt,
+    TxLocation,
+    TxResult,
+    commit_hash,
+    update_batch_bytes,
+    version_bytes,
+)
+from swarmfuse.network.embedded.model import Version, VersionedValue
+
+pytestmark = pytest.mark.timeout(60)
+
+NS = "swarmfuse"
+MVCC_READ_CONFLICT = 11
+Write = tuple[str, str, bytes | None]
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    with Ledger.open(tmp_path / "ledger.db") as opened:
+        _commit(opened, [TxResult("config", 0, 0)])
+        yield opened
+
+
+def _commit(ledger: Ledger, results: Sequence[TxResult], envelopes: Sequence[bytes] | None = None) -> common_pb2.Block:
+    """Commit the next block; one envelope per result unless ``envelopes`` is given."""
+    envelopes = envelopes if envelopes is not None else [f"env-{ledger.height}-{r.index}".encode() for r in results]
+    block = blockfmt.new_block(ledger.height, ledger.last_header_hash or b"", envelopes)
+    codes = {r.index: r.code for r in results}
+    blockfmt.set_transactions_filter(block, [codes.get(i, 0) for i in range(len(envelopes))])
+    ledger.commit(block, results)
+    return block
+
+
+def _tx(tx_id: str, index: int, *writes: Write, code: int = 0, ts: int = 0) -> TxResult:
+    return TxResult(tx_id, index, code, writes, timestamp_s=ts, timestamp_nanos=7)
+
+
+# --- commit and read -------------------------------------------------------------------------------
+
+
+def test_commit_read_round_trip(ledger: Ledger) -> None:
+    block = _commit(ledger, [_tx("t1", 0, (NS, "a", b"1"), (NS, "b", b"2")), _tx("t2", 1, ("other", "a", b"3"))])
+    assert ledger.height == 2
+    assert ledger.get_state(NS, "a") == VersionedValue(b"1", Version(1, 0))
+    assert ledger.get_state("other", "a") == VersionedValue(b"3", Version(1, 1))
+    assert ledger.get_state(NS, "missing") is None
+    stored = ledger.block(1)
+    assert stored == block and ledger.block_bytes(1) == block.SerializeToString()
+    assert ledger.block(2) is None and ledger.block_bytes(7) is None
+    assert [b.header.number for b in ledger.blocks()] == [0, 1]
+    assert [b.header.number for b in ledger.blocks(1)] == [1]
+    assert ledger.last_header_hash == blockfmt.header_hash(block.header)
+    assert ledger.tx_location("t2") == TxLocation(1, 1, 0)
+    assert ledger.tx_location("nope") is None
+
+
+def test_versions_follow_the_last_valid_writer(ledger: Ledger) -> None:
+    _commit(ledger, [_tx("t1", 0, (NS, "k", b"v1"))])
+    _commit(ledger, [_tx("t2", 0, (NS, "k", b"v2")), _tx("t3", 1, (NS, "k", b"v3")),
+                     _tx("t4", 2, (NS, "k", b"bad"), code=MVCC_READ_CONFLICT)])
+    assert ledger.get_state(NS, "k") == VersionedValue(b"v3", Version(2, 1))
+
+
+def test_history_newest_first_with_deletes(ledger: Ledger) -> None:
+    _commit(ledger, [_tx("t1", 0, (NS, "k", b"v1"), ts=100)])
+    _commit(ledger, [_tx("t2", 0, (NS, "k", None), ts=200)])
+    _commit(ledger, [_tx("x", 0), _tx("t3", 1, (NS, "k", b"v3"), ts=300)])
+    history = ledger.get_history(NS, "k")
+    assert [(h.tx_id, h.value, h.is_delete, h.timestamp_s, h.version) for h in history] == [
+        ("t3", b"v3", False, 300, Version(3, 1)),
+        ("t2", b"", True, 200, Version(2, 0)),
+        ("t1", b"v1", False, 100, Version(1, 0)),
+    ]
+    assert history[0].timestamp_nanos == 7
+    assert ledger.get_history(NS, "other") == []
+
+
+def test_delete_removes_state_and_empty_value_is_a_delete(ledger: Ledger) -> None:
+    _commit(ledger, [_tx("t1", 0, (NS, "a", b"1"), (NS, "b", b"2"))])
+    _commit(ledger, [_tx("t2", 0, (NS, "a", None), (NS, "b", b""))])
+    assert ledger.get_state(NS, "a") is None and ledger.get_state(NS, "b") is None
+    assert [h.is_delete for h in ledger.get_history(NS, "b")] == [True, False]
+
+
+def test_ranges_compare_utf8_bytes_with_composite_keys(ledger: Ledger) -> None:
+    keys = ["\x00asset\x00k1\x00", "\x00asset\x00k2\x00", "a", "b", "b\x00", "c", "z", "é", "\U0001f600"]
+    _commit(ledger, [_tx("t1", 0, *[(NS, k, k.encode() or b"x") for k in keys]), _tx("t2", 1, ("other", "b", b"o"))])
+
+    def keys_in(start: str, end: str) -> list[str]:
+        return [k for k, _ in ledger.get_state_range(NS, start, end)]
+
+    assert keys_in("", "") == keys
+    assert keys_in("\x00asset\x00", "\x00asset\x00\U0010ffff") == keys[:2]
+    assert keys_in("\x01", "") == keys[2:]
+    assert keys_in("b", "c") == ["b", "b\x00"]
+    assert keys_in("c", "é") == ["c", "z"]
+    assert keys_in("d", "c") == []
+    ((key, value),) = ledger.get_state_range("other", "", "")
+    assert (key, value) == ("b", VersionedValue(b"o", Version(1, 1)))
+
+
+def test_invalid_tx_is_indexed_without_state_writes(ledger: Ledger) -> None:
+    _commit(ledger, [_tx("good", 0, (NS, "a", b"1")), _tx("bad", 1, (NS, "b", b"2"), code=MVCC_READ_CONFLICT),
+                     _tx("", 2, (NS, "c", b"3"), code=MVCC_READ_CONFLICT)])
+    assert ledger.tx_location("bad") == TxLocation(1, 1, MVCC_READ_CONFLICT)
+    assert ledger.get_state(NS, "b") is None and ledger.get_history(NS, "b") == []
+    assert ledger.tx_location("") is None
+
+
+def test_first_index_of_a_tx_id_is_kept(ledger: Ledger) -> None:
+    _commit(ledger, [_tx("dup", 0, (NS, "a", b"1"))])
+    _commit(ledger, [_tx("dup", 0, code=MVCC_READ_CONFLICT)])
+    assert ledger.tx_location("dup") == TxLocation(1, 0, 0)
+
+
+# --- refused commits ------------------------------------------------------------------------------
+
+
+def test_bad_blocks_are_refused(ledger: Ledger) -> None:
+    _commit(ledger, [_tx("t1", 0, (NS, "a", b"1"))])
+    previous = ledger.last_header_hash or b""
+
+    def refused(block: common_pb2.Block, results: Sequence[TxResult], match: str) -> None:
+        with pytest.raises(CommitRefused, match=match):
+            ledger.commit(block, results)
+
+    duplicate = blockfmt.new_block(1, previous, [b"e"])
+    blockfmt.set_transactions_filter(duplicate, [0])
+    refused(duplicate, [], "expects block 2")
+    bad_link = blockfmt.new_block(2, b"\x00" * 32, [b"e"])
+    blockfmt.set_transactions_filter(bad_link, [0])
+    refused(bad_link, [], "previous_hash")
+    bad_data = blockfmt.new_block(2, previous, [b"e"])
+    blockfmt.set_transactions_filter(bad_data, [0])
+    bad_data.data.data[0] = b"f"
+    refused(bad_data, [], "data hash")
+    no_filter = blockfmt.new_block(2, previous, [b"e"])
+    refused(no_filter, [], "0 codes for 1 envelopes")
+    mismatch = blockfmt.new_block(2, previous, [b"e"])
+    blockfmt.set_transactions_filter(mismatch, [MVCC_READ_CONFLICT])
+    refused(mismatch, [_tx("t", 0)], "filter says 11")
+    refused(mismatch, [_tx("t", 1, code=MVCC_READ_CONFLICT)], "out of range")
+    assert ledger.height == 2 and ledger.get_state(NS, "a") == VersionedValue(b"1", Version(1, 0))
+    _commit(ledger, [_tx("t2", 0, (NS, "a", b"2"))])
+    assert ledger.height == 3
+
+
+# --- persistence and checks on open ------------------------------------------------------------------
+
+
+def test_reopen_keeps_everything(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger:
+        _commit(ledger, [TxResult("config", 0, 0)])
+        _commit(ledger, [_tx("t1", 0, (NS, "a", b"1"))])
+        last_hash = ledger.last_header_hash
+        ledger.meta_put("chaincode", b"definition")
+    with Ledger.open(path) as ledger:
+        assert ledger.height == 2 and ledger.last_header_hash == last_hash
+        assert ledger.get_state(NS, "a") == VersionedValue(b"1", Version(1, 0))
+        assert ledger.tx_location("t1") == TxLocation(1, 0, 0)
+        assert ledger.meta_get("chaincode") == b"definition" and ledger.meta_get("other") is None
+        _commit(ledger, [_tx("t2", 0, (NS, "a", b"2"))])
+    with Ledger.open(path) as ledger:
+        assert ledger.height == 3 and ledger.get_state(NS, "a") == VersionedValue(b"2", Version(2, 0))
+
+
+def _build(path: Path, blocks: int = 4) -> None:
+    with Ledger.open(path) as ledger:
+        _commit(ledger, [TxResult("config", 0, 0)])
+        for n in range(1, blocks):
+            _commit(ledger, [_tx(f"t{n}", 0, (NS, "a", str(n).encode()), (NS, f"k{n}", b"v"))])
+
+
+def _tamper(path: Path, sql: str, *args: object) -> None:
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute(sql, args)
+    conn.close()
+
+
+def test_corrupted_block_byte_is_detected_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    _build(path)
+    conn = sqlite3.connect(path)
+    data = bytearray(conn.execute("SELECT data FROM blocks WHERE number = 2").fetchone()[0])
+    conn.close()
+    block = common_pb2.Block.FromString(bytes(data))
+    position = bytes(data).index(block.data.data[0])
+    data[position] ^= 0x01  # one bit of the envelope
+    _tamper(path, "UPDATE blocks SET data = ? WHERE number = 2", bytes(data))
+    with pytest.raises(LedgerCorrupt, match="block 2: data hash"):
+        Ledger.open(path)
+
+
+def test_broken_chain_and_tampered_state_are_detected(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    _build(path)
+    _tamper(path, "UPDATE state SET value = ? WHERE key = ?", b"forged", b"a")
+    with pytest.raises(LedgerCorrupt, match="state key swarmfuse/b'a'"):
+        Ledger.open(path)
+    _tamper(path, "UPDATE state SET value = ? WHERE key = ?", b"3", b"a")
+    Ledger.open(path).close()
+
+    _tamper(path, "UPDATE history SET value = ? WHERE key = ? AND block = 1", b"forged", b"a")
+    with pytest.raises(LedgerCorrupt, match="block 1: commit hash"):
+        Ledger.open(path)
+    _tamper(path, "UPDATE history SET value = ? WHERE key = ? AND block = 1", b"1", b"a")
+
+    conn = sqlite3.connect(path)
+    block = common_pb2.Block.FromString(conn.execute("SELECT data FROM blocks WHERE number = 3").fetchone()[0])
+    conn.close()
+    block.header.previous_hash = b"\x00" * 32
+    _tamper(path, "UPDATE blocks SET data = ?, header_hash = ? WHERE number = 3",
+            block.SerializeToString(), blockfmt.header_hash(block.header))
+    with pytest.raises(LedgerCorrupt, match="block 3: previous_hash"):
+        Ledger.open(path)
+    with pytest.raises(LedgerCorrupt, match="block 3: previous_hash"):
+        Ledger.open(path, full_check=False)
+
+    _tamper(path, "DELETE FROM blocks WHERE number = 1")
+    with pytest.raises(LedgerCorrupt, match="block 1 is missing"):
+        Ledger.open(path)
+
+
+# --- commit hash -------------------------------------------------------------------------------------
+
+
+def _updates_message_class() -> type:
+    """Fabric's ``txmgr.Updates``/``KVWrite`` (core/ledger/kvledger/txmgmt/txmgr/updates.proto) built at run time."""
+    proto = descriptor_pb2.FileDescriptorProto(name="txmgr_updates_test.proto", package="txmgrtest", syntax="proto3")
+    kv = proto.message_type.add(name="KVWrite")
+    F = descriptor_pb2.FieldDescriptorProto
+    for number, name, kind in [(1, "namespace", F.TYPE_STRING), (2, "collection", F.TYPE_STRING), (3, "key", F.TYPE_BYTES),
+                               (4, "isDelete", F.TYPE_BOOL), (5, "value", F.TYPE_BYTES), (6, "version_bytes", F.TYPE_BYTES)]:
+        kv.field.add(name=name, number=number, type=kind, label=F.LABEL_OPTIONAL)
+    updates = proto.message_type.add(name="Updates")
+    updates.field.add(name="kvwrites", number=1, type=F.TYPE_MESSAGE, label=F.LABEL_REPEATED, type_name=".txmgrtest.KVWrite")
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("txmgrtest.Updates"))
+
+
+def test_version_bytes_match_fabric_height_encoding() -> None:
+    assert version_bytes(Version(0, 0)) == b"\x00\x00"
+    assert version_bytes(Version(1, 2)) == b"\x01\x01\x01\x02"
+    assert version_bytes(Version(256, 0)) == b"\x02\x01\x00\x00"
+    assert version_bytes(Version(2**64 - 1, 1)) == b"\x08" + b"\xff" * 8 + b"\x01\x01"
+
+
+def test_update_batch_bytes_match_protobuf_encoding() -> None:
+    updates = {("ns3", "key6"): (None, Version(1, 6)), ("ns1", "key2"): (b"value2", Version(1, 2)),
+               ("ns1", "key1"): (b"value1", Version(1, 1)), ("ns2", "key3"): (b"value3", Version(1, 3)),
+               ("", "config"): (b"skipped", Version(1, 0))}
+    Updates = _updates_message_class()
+    expected = Updates()
+    for ns, key, value, version in [("ns1", b"key1", b"value1", Version(1, 1)), ("", b"key2", b"value2", Version(1, 2)),
+                                    ("ns2", b"key3", b"value3", Version(1, 3)), ("ns3", b"key6", None, Version(1, 6))]:
+        write = expected.kvwrites.add(namespace=ns, key=key, version_bytes=version_bytes(version))
+        if value is None:
+            write.isDelete = True
+        else:
+            write.value = value
+    assert update_batch_bytes(updates) == expected.SerializeToString()
+
+
+def test_commit_hash_chain_in_block_metadata(ledger: Ledger) -> None:
+    genesis = ledger.block(0)
+    assert genesis is not None and genesis.metadata.metadata[blockfmt.COMMIT_HASH] == b""
+    b1 = _commit(ledger, [_tx("t1", 0, (NS, "a", b"1")), _tx("t2", 1, (NS, "b", b"2"), code=MVCC_READ_CONFLICT)])
+    b2 = _commit(ledger, [_tx("t3", 0, (NS, "a", None))])
+    h1 = commit_hash(b"\x00\x0b", update_batch_bytes({(NS, "a"): (b"1", Version(1, 0))}), b"")
+    h2 = commit_hash(b"\x00", update_batch_bytes({(NS, "a"): (None, Version(2, 0))}), h1)
+    assert h1 == hashlib.sha256(b"\x02\x00\x0b" + update_batch_bytes({(NS, "a"): (b"1", Version(1, 0))})).digest()
+    for block, expected in [(b1, h1), (b2, h2)]:
+        stored = ledger.block(block.header.number)
+        assert stored is not None
+        assert common_pb2.Metadata.FromString(stored.metadata.metadata[blockfmt.COMMIT_HASH]).value == expected
+
+
+# --- crashes ------------------------------------------------------------------------------------------------
+
+
+def test_failure_mid_commit_leaves_nothing(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    _commit(ledger, [_tx("t1", 0, (NS, "a", b"1"))])
+
+    def crash(*args: object) -> None:
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(Ledger, "_append_history", staticmethod(crash))
+    with pytest.raises(RuntimeError, match="power cut"):
+        _commit(ledger, [_tx("t2", 0, (NS, "a", b"2"), (NS, "new", b"x"))])
+    monkeypatch.undo()
+    assert ledger.height == 2 and ledger.block(2) is None and ledger.tx_location("t2") is None
+    assert ledger.get_state(NS, "a") == VersionedValue(b"1", Version(1, 0)) and ledger.get_state(NS, "new") is None
+    ledger.verify(full=True)
+    _commit(ledger, [_tx("t2", 0, (NS, "a", b"2"))])
+    assert ledger.get_state(NS, "a") == VersionedValue(b"2", Version(2, 0))
+    ledger.verify(full=True)
+
+
+_CHILD = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from swarmfuse.network.embedded import blockfmt
+    from swarmfuse.network.embedded.ledger import Ledger, TxResult
+
+    ledger = Ledger.open(Path(sys.argv[1]))
+    while True:
+        n = ledger.height
+        envelopes = [f"env-{n}-{i}".encode() * 50 for i in range(20)]
+        block = blockfmt.new_block(n, ledger.last_header_hash or b"", envelopes)
+        blockfmt.set_transactions_filter(block, [0] * 20)
+        results = [TxResult(f"tx-{n}-{i}", i, 0, [("cc", "counter", str(n).encode()), ("cc", f"k{n}-{i}", b"v" * 200)])
+                   for i in range(20)]
+        ledger.commit(block, results)
+        print(n, flush=True)
+""")
+
+
+def test_kill_9_during_commits_leaves_whole_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        for line in child.stdout:
+            if int(line) >= 15:
+                break
+        time.sleep(0.013)  # land somewhere in a later commit
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    with Ledger.open(path) as ledger:
+        height = ledger.height
+        assert height >= 16
+        assert ledger.get_state("cc", "counter") == VersionedValue(str(height - 1).encode(), Version(height - 1, 19))
+        assert ledger.get_state("cc", f"k{height - 1}-19") is not None
+        assert ledger.get_state("cc", f"k{height}-0") is None
+        assert ledger.tx_location(f"tx-{height - 1}-19") == TxLocation(height - 1, 19, 0)
+        assert ledger.tx_location(f"tx-{height}-0") is None
+
+
+# --- concurrency ---------------------------------------------------------------------------------------------
+
+
+def test_concurrent_readers_see_whole_blocks(ledger: Ledger) -> None:
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    reads = [0]
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                rows = list(ledger.get_state_range(NS, "", ""))
+                values = {v.value for _, v in rows}
+                assert len(values) <= 1, f"a range saw two blocks: {values}"
+                if rows:
+                    assert {v.version.block for _, v in rows} == {int(rows[0][1].value)}
+                height = ledger.height
+                if height > 1:
+                    assert ledger.block(height - 1) is not None
+                ledger.get_state(NS, "a")
+                reads[0] += 1
+        except BaseException as exc:  # noqa: BLE001 - reported to the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for n in range(1, 41):
+        _commit(ledger, [_tx(f"t{n}", 0, *[(NS, k, str(n).encode()) for k in "abcdef"])])
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[0]
+    assert reads[0] > 0
+    assert ledger.get_state(NS, "f") == VersionedValue(b"40", Version(40, 0))
+
+
+def test_wait_for_height_wakes_on_commit(ledger: Ledger) -> None:
+    assert ledger.wait_for_height(1, timeout=0)
+    assert not ledger.wait_for_height(2, timeout=0.05)
+    woke: list[bool] = []
+    waiter = threading.Thread(target=lambda: woke.append(ledger.wait_for_height(3, timeout=10)))
+    waiter.start()
+    _commit(ledger, [_tx("t1", 0)])
+    time.sleep(0.02)
+    assert woke == []
+    _commit(ledger, [_tx("t2", 0)])
+    waiter.join(5)
+    assert woke == [True]
+
+
+def test_close_wakes_waiters(tmp_path: Path) -> None:
+    ledger = Ledger.open(tmp_path / "ledger.db")
+    woke: list[bool] = []
+    waiter = threading.Thread(target=lambda: woke.append(ledger.wait_for_height(1, timeout=10)))
+    waiter.start()
+    time.sleep(0.02)
+    ledger.close()
+    waiter.join(5)
+    assert woke == [False]
+
+
+def test_reserved_meta_names(ledger: Ledger) -> None:
+    with pytest.raises(ValueError, match="reserved"):
+        ledger.meta_put("_ledger.savepoint", b"9")
