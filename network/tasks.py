@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 RETRY_S = 60.0
 READY_S = 90.0
+# What a Fabric gateway answers while gossip has not yet told it which peers run the new chaincode.
+GOSSIP_NOT_READY = ("no combination of peers", "no peers available", "failed to find any endorsing peers")
 
 
 class TransactionFailed(NetworkError):
@@ -142,9 +144,8 @@ def _initialise(network: Network, name: str, members: Sequence[Org], config: str
             invoke(network, name, members[0], "Task:Init", config, endorsers=endorsers)
             return
         except TransactionFailed as exc:
-            # On Fabric, gossip needs a few seconds to tell the gateways about the new chaincode.
-            if "no combination of peers" not in str(exc) and "no peers available" not in str(exc) \
-                    or time.monotonic() > deadline:
+            # On Fabric, gossip needs a few seconds to tell the gateways about the new chaincode and its peers.
+            if not any(text in str(exc) for text in GOSSIP_NOT_READY) or time.monotonic() > deadline:
                 raise
             time.sleep(1.0)
 
