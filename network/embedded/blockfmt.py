@@ -206,7 +206,8 @@ def last_config_index(block: common_pb2.Block) -> int:
 def set_transactions_filter(block: common_pb2.Block, codes: Sequence[int]) -> None:
     """One validation-code byte per envelope into TRANSACTIONS_FILTER."""
     if len(codes) != len(block.data.data):
-        raise ValueError(f"block {block.header.number}: {len(codes)} validation codes for {len(block.data.data)} envelopes")
+        raise ValueError(
+            f"block {block.header.number}: {len(codes)} validation codes for {len(block.data.data)} envelopes")
     if any(not 0 <= code <= 255 for code in codes):
         raise ValueError(f"block {block.header.number}: validation codes must fit in one byte: {list(codes)}")
     _ensure_slots(block)
@@ -376,13 +377,11 @@ def _msp_config(org: OrgDefinition) -> msp_config_pb2.MSPConfig:
     if not org.ca_certs:
         raise ConfigBlockError(f"org {org.name}: no CA certificate")
     ca = org.ca_certs[0]
-    node_ous = msp_config_pb2.FabricNodeOUs(
-        enable=True,
-        client_ou_identifier=msp_config_pb2.FabricOUIdentifier(certificate=ca, organizational_unit_identifier="client"),
-        peer_ou_identifier=msp_config_pb2.FabricOUIdentifier(certificate=ca, organizational_unit_identifier="peer"),
-        admin_ou_identifier=msp_config_pb2.FabricOUIdentifier(certificate=ca, organizational_unit_identifier="admin"),
-        orderer_ou_identifier=msp_config_pb2.FabricOUIdentifier(certificate=ca, organizational_unit_identifier="orderer"),
-    )
+    # cryptogen's config.yaml names the CA certificate for each NodeOU; configbuilder loads it into the OU.
+    node_ous = msp_config_pb2.FabricNodeOUs(enable=True, **{
+        f"{ou}_ou_identifier": msp_config_pb2.FabricOUIdentifier(certificate=ca, organizational_unit_identifier=ou)
+        for ou in NODE_OUS
+    })
     fabric = msp_config_pb2.FabricMSPConfig(
         name=org.mspid,
         root_certs=list(org.ca_certs),
@@ -426,7 +425,8 @@ def _orderer_group(channel: ChannelDefinition) -> configtx_pb2.ConfigGroup:
         preferred_max_bytes=min(PREFERRED_MAX_BYTES, absolute)))
     timeout_ns = round(channel.batch_timeout_s * 10**9)
     if timeout_ns <= 0:
-        raise ConfigBlockError(f"channel {channel.name}: batch timeout must be positive, got {channel.batch_timeout_s}s")
+        raise ConfigBlockError(
+            f"channel {channel.name}: batch timeout must be positive, got {channel.batch_timeout_s}s")
     _value(group, BATCH_TIMEOUT, orderer_config_pb2.BatchTimeout(timeout=go_duration(timeout_ns)))
     _value(group, CHANNEL_RESTRICTIONS, orderer_config_pb2.ChannelRestrictions(max_count=0))
     _value(group, CAPABILITIES, _capabilities(ORDERER_CAPABILITY))
@@ -508,7 +508,8 @@ def config_block(channel: ChannelDefinition, sign: Callable[[bytes], bytes], cre
 def config_of_block(block: common_pb2.Block) -> tuple[str, configtx_pb2.Config]:
     """The channel ID and ``Config`` of a config block, or :class:`ConfigBlockError` naming what is wrong."""
     if len(block.data.data) != 1:
-        raise ConfigBlockError(f"block {block.header.number}: a config block has 1 envelope, not {len(block.data.data)}")
+        raise ConfigBlockError(
+            f"block {block.header.number}: a config block has 1 envelope, not {len(block.data.data)}")
     try:
         envelope = common_pb2.Envelope.FromString(block.data.data[0])
         payload = common_pb2.Payload.FromString(envelope.payload)

@@ -305,24 +305,30 @@ class Ledger:
             updates[(ns, key.decode())] = (None if is_delete else value, Version(number, tx))
         expected = commit_hash(bytes(blockfmt.transactions_filter(block)), update_batch_bytes(updates), previous)
         if stored != expected:
-            raise LedgerCorrupt(f"block {number}: commit hash does not match the state updates of its valid transactions")
+            raise LedgerCorrupt(
+                f"block {number}: commit hash does not match the state updates of its valid transactions")
         return stored
 
     @staticmethod
     def _check_state(conn: sqlite3.Connection) -> None:
-        latest = """
-            SELECT h.ns, h.key, h.block, h.tx, h.value, h.is_delete FROM history h
-            WHERE NOT EXISTS (SELECT 1 FROM history n WHERE n.ns = h.ns AND n.key = h.key
-                              AND (n.block > h.block OR (n.block = h.block AND n.tx > h.tx)))
-        """
-        live = {(ns, key): (block, tx, value) for ns, key, block, tx, value, deleted in conn.execute(latest)
-                if not deleted}
-        for ns, key, value, block, tx in conn.execute("SELECT ns, key, value, block, tx FROM state"):
-            if live.pop((ns, key), None) != (block, tx, value):
-                raise LedgerCorrupt(f"state key {ns}/{key!r} (version {block}:{tx}) does not match its history")
-        if live:
-            (ns, key), (block, tx, _) = next(iter(live.items()))
-            raise LedgerCorrupt(f"state key {ns}/{key!r} written at {block}:{tx} is missing from the state")
+        """The state must equal the last history entry of every key (deleted keys absent): one scan of each."""
+        history = conn.execute(
+            "SELECT ns, key, block, tx, value, is_delete FROM history ORDER BY ns, key, block, tx")
+        state = conn.execute("SELECT ns, key, block, tx, value FROM state ORDER BY ns, key")
+        live = _last_live_writes(history)
+        expected = next(live, None)
+        for row in state:
+            where = f"state key {row[0]}/{row[1]!r} (version {row[2]}:{row[3]})"
+            if expected is None or tuple(row[:2]) < tuple(expected[:2]):
+                raise LedgerCorrupt(f"{where} has no live write in the history")
+            if tuple(row[:2]) > tuple(expected[:2]):
+                break
+            if tuple(row) != tuple(expected):
+                raise LedgerCorrupt(f"{where} does not match its history")
+            expected = next(live, None)
+        if expected is not None:
+            raise LedgerCorrupt(f"state key {expected[0]}/{expected[1]!r} written at {expected[2]}:{expected[3]} "
+                                "is missing from the state")
 
     # ---------------------------------------------------------------------------------------- blocks
 
@@ -396,7 +402,8 @@ class Ledger:
                 self._index_txs(conn, number, results)
                 self._apply_state(conn, updates)
                 self._append_history(conn, number, results)
-                conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (_SAVEPOINT, str(number).encode()))
+                conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+                             (_SAVEPOINT, str(number).encode()))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -418,17 +425,20 @@ class Ledger:
         if blockfmt.data_hash(block.data.data) != block.header.data_hash:
             raise CommitRefused(f"block {number}: data hash does not match its data")
         if len(block.metadata.metadata) < blockfmt.METADATA_SLOTS:
-            raise CommitRefused(f"block {number}: {len(block.metadata.metadata)} metadata slots, not {blockfmt.METADATA_SLOTS}")
+            raise CommitRefused(
+                f"block {number}: {len(block.metadata.metadata)} metadata slots, not {blockfmt.METADATA_SLOTS}")
         codes = blockfmt.transactions_filter(block)
         if len(codes) != len(block.data.data):
-            raise CommitRefused(f"block {number}: transactions filter has {len(codes)} codes for {len(block.data.data)} envelopes")
+            raise CommitRefused(
+                f"block {number}: transactions filter has {len(codes)} codes for {len(block.data.data)} envelopes")
         seen = set()
         for result in results:
             if not 0 <= result.index < len(codes) or result.index in seen:
                 raise CommitRefused(f"block {number}: result index {result.index} is out of range or repeated")
             seen.add(result.index)
             if result.code != codes[result.index]:
-                raise CommitRefused(f"block {number}: tx {result.index} has code {result.code} but the filter says {codes[result.index]}")
+                raise CommitRefused(f"block {number}: tx {result.index} has code {result.code} "
+                                    f"but the filter says {codes[result.index]}")
 
     @staticmethod
     def _index_txs(conn: sqlite3.Connection, number: int, results: Sequence[TxResult]) -> None:
@@ -497,6 +507,18 @@ class Ledger:
             raise ValueError(f"meta name {name!r} is reserved for the ledger")
         with self._write_lock:
             self._writer.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+
+def _last_live_writes(rows: Iterator[tuple[str, bytes, int, int, bytes, int]]
+                      ) -> Iterator[tuple[str, bytes, int, int, bytes]]:
+    """From history rows sorted by (ns, key, block, tx): each key's last write, unless it is a delete."""
+    last = None
+    for row in rows:
+        if last is not None and row[:2] != last[:2] and not last[5]:
+            yield last[:5]
+        last = row
+    if last is not None and not last[5]:
+        yield last[:5]
 
 
 def _tx_writes(result: TxResult) -> dict[tuple[str, str], bytes | None]:

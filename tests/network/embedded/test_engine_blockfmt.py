@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 from cryptography import x509
@@ -205,7 +206,7 @@ def test_go_durations() -> None:
 
 def test_config_block_round_trip(channel: ChannelDefinition, orderer_key: ec.EllipticCurvePrivateKey,
                                  creator: bytes) -> None:
-    with_chaincode = ChannelDefinition(**{**channel.__dict__, "chaincode": ChaincodeDefinition("c", "1", 1, "x")})
+    with_chaincode = replace(channel, chaincode=ChaincodeDefinition("c", "1", 1, "x"))
     block = blockfmt.config_block(with_chaincode, _signer(orderer_key), creator)
     assert blockfmt.channel_from_config_block(block) == channel
     reparsed = common_pb2.Block.FromString(block.SerializeToString())
@@ -214,7 +215,7 @@ def test_config_block_round_trip(channel: ChannelDefinition, orderer_key: ec.Ell
 
 def test_config_block_org_order_is_canonical(channel: ChannelDefinition, orderer_key: ec.EllipticCurvePrivateKey,
                                              creator: bytes) -> None:
-    shuffled = ChannelDefinition(**{**channel.__dict__, "orgs": tuple(reversed(channel.orgs))})
+    shuffled = replace(channel, orgs=tuple(reversed(channel.orgs)))
     block = blockfmt.config_block(shuffled, _signer(orderer_key), creator)
     assert blockfmt.channel_from_config_block(block) == blockfmt.canonical_channel(shuffled) == channel
 
@@ -247,7 +248,8 @@ def test_config_block_holds_what_configtxgen_writes(channel: ChannelDefinition,
 
     root = configtx_pb2.ConfigEnvelope.FromString(payload.data).config.channel_group
     assert sorted(root.groups) == ["Application", "Orderer"]
-    assert set(root.values) == {"HashingAlgorithm", "BlockDataHashingStructure", "Capabilities"}  # V3_0: no global orderer addresses
+    # V3_0 forbids global OrdererAddresses: the orderer org's Endpoints value holds them.
+    assert set(root.values) == {"HashingAlgorithm", "BlockDataHashingStructure", "Capabilities"}
     assert configuration_pb2.HashingAlgorithm.FromString(root.values["HashingAlgorithm"].value).name == "SHA256"
     assert configuration_pb2.BlockDataHashingStructure.FromString(
         root.values["BlockDataHashingStructure"].value).width == 2**32 - 1
@@ -310,10 +312,10 @@ def test_not_a_config_block_is_refused() -> None:
 
 def test_bad_definitions_are_refused(channel: ChannelDefinition, orderer_key: ec.EllipticCurvePrivateKey,
                                      creator: bytes) -> None:
-    bad_orderer = ChannelDefinition(**{**channel.__dict__, "orderer_org": channel.orgs[0]})
+    bad_orderer = replace(channel, orderer_org=channel.orgs[0])
     with pytest.raises(blockfmt.ConfigBlockError, match="not 'orderer'"):
         blockfmt.config_block(bad_orderer, _signer(orderer_key), creator)
     bad_endpoint = OrgDefinition("DC9", "DC9MSP", "member", channel.orgs[0].ca_certs, (), ("nohostport",))
     with pytest.raises(blockfmt.ConfigBlockError, match="host:port"):
-        blockfmt.config_block(ChannelDefinition(**{**channel.__dict__, "orgs": (bad_endpoint,)}),
+        blockfmt.config_block(replace(channel, orgs=(bad_endpoint,)),
                               _signer(orderer_key), creator)

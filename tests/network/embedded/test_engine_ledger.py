@@ -226,6 +226,15 @@ def test_broken_chain_and_tampered_state_are_detected(tmp_path: Path) -> None:
         Ledger.open(path)
     _tamper(path, "UPDATE state SET value = ? WHERE key = ?", b"3", b"a")
     Ledger.open(path).close()
+    _tamper(path, "DELETE FROM state WHERE key = ?", b"k2")
+    with pytest.raises(LedgerCorrupt, match="state key swarmfuse/b'k2' written at 2:0 is missing"):
+        Ledger.open(path)
+    _tamper(path, "INSERT INTO state VALUES (?, ?, ?, 2, 0)", NS, b"k2", b"v")
+    _tamper(path, "INSERT INTO state VALUES (?, ?, ?, 2, 0)", NS, b"k20", b"v")
+    with pytest.raises(LedgerCorrupt, match="state key swarmfuse/b'k20' .* has no live write"):
+        Ledger.open(path)
+    _tamper(path, "DELETE FROM state WHERE key = ?", b"k20")
+    Ledger.open(path).close()
 
     _tamper(path, "UPDATE history SET value = ? WHERE key = ? AND block = 1", b"forged", b"a")
     with pytest.raises(LedgerCorrupt, match="block 1: commit hash"):
@@ -256,11 +265,13 @@ def _updates_message_class() -> type:
     proto = descriptor_pb2.FileDescriptorProto(name="txmgr_updates_test.proto", package="txmgrtest", syntax="proto3")
     kv = proto.message_type.add(name="KVWrite")
     F = descriptor_pb2.FieldDescriptorProto
-    for number, name, kind in [(1, "namespace", F.TYPE_STRING), (2, "collection", F.TYPE_STRING), (3, "key", F.TYPE_BYTES),
-                               (4, "isDelete", F.TYPE_BOOL), (5, "value", F.TYPE_BYTES), (6, "version_bytes", F.TYPE_BYTES)]:
+    fields = [(1, "namespace", F.TYPE_STRING), (2, "collection", F.TYPE_STRING), (3, "key", F.TYPE_BYTES),
+              (4, "isDelete", F.TYPE_BOOL), (5, "value", F.TYPE_BYTES), (6, "version_bytes", F.TYPE_BYTES)]
+    for number, name, kind in fields:
         kv.field.add(name=name, number=number, type=kind, label=F.LABEL_OPTIONAL)
     updates = proto.message_type.add(name="Updates")
-    updates.field.add(name="kvwrites", number=1, type=F.TYPE_MESSAGE, label=F.LABEL_REPEATED, type_name=".txmgrtest.KVWrite")
+    updates.field.add(name="kvwrites", number=1, type=F.TYPE_MESSAGE, label=F.LABEL_REPEATED,
+                      type_name=".txmgrtest.KVWrite")
     pool = descriptor_pool.DescriptorPool()
     pool.Add(proto)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("txmgrtest.Updates"))
