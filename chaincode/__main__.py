@@ -2,6 +2,8 @@
 
 Configured by ``CHAINCODE_ID``, ``CHAINCODE_SERVER_ADDRESS``, ``CHAINCODE_TLS_CERT_FILE`` +
 ``CHAINCODE_TLS_KEY_FILE``, ``CHAINCODE_CLIENT_CA_CERT_FILE`` and ``CHAINCODE_TLS_DISABLED``;
+``CHAINCODE_MAX_CLOCK_SKEW_S`` (default 300) is how far, in seconds, a proposal's timestamp may be
+from this server's clock before the transaction is refused with ``ClockSkew``;
 ``CHAINCODE_LOG_LEVEL`` (default INFO) sets the log level. Logs go to stderr.
 """
 
@@ -13,7 +15,10 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 
+from swarmfuse.chaincode.contract import ContractRouter
+from swarmfuse.chaincode.contract.clock import ClockConfigError, max_skew_from_env
 from swarmfuse.chaincode.shim import ChaincodeServer, ServerConfig
 from swarmfuse.chaincode.shim.config import ConfigError
 from swarmfuse.chaincode.stub import Chaincode
@@ -27,8 +32,12 @@ class AppMissingError(RuntimeError):
     """The contract application cannot be loaded."""
 
 
-def load_chaincode() -> Chaincode:
-    """Import the contract application lazily and build the chaincode object it serves."""
+def load_chaincode(env: Mapping[str, str] | None = None) -> Chaincode:
+    """Import the contract application lazily and build the chaincode object it serves.
+
+    A contract router gets its allowed clock skew from ``CHAINCODE_MAX_CLOCK_SKEW_S`` in ``env``
+    (default: this process's environment).
+    """
     try:
         app = importlib.import_module(APP_MODULE)
     except ModuleNotFoundError as exc:
@@ -38,7 +47,10 @@ def load_chaincode() -> Chaincode:
     factory = getattr(app, "create_chaincode", None)
     if not callable(factory):
         raise AppMissingError(f"{APP_MODULE} has no create_chaincode() function")
-    return factory()
+    chaincode = factory()
+    if isinstance(chaincode, ContractRouter):
+        chaincode.max_clock_skew = max_skew_from_env(os.environ if env is None else env)
+    return chaincode
 
 
 def main() -> int:
@@ -49,8 +61,8 @@ def main() -> int:
     )
     try:
         config = ServerConfig.from_env(os.environ)
-        server = ChaincodeServer(load_chaincode(), config)
-    except (ConfigError, AppMissingError, OSError) as exc:
+        server = ChaincodeServer(load_chaincode(os.environ), config)
+    except (ConfigError, ClockConfigError, AppMissingError, OSError) as exc:
         logger.error("cannot start the chaincode server: %s", exc)
         return 2
     stop = threading.Event()

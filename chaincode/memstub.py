@@ -3,18 +3,34 @@
 It models what the peer does for a chaincode: reads see committed state only (never the
 transaction's own writes), a successful submitted transaction commits its writes, history entries
 and event at once, and a failed or evaluated transaction leaves the ledger untouched.
+
+It also models what the tests of the trust rules need:
+
+- two clocks: ``clock`` is the wall clock (it moves on by ``tick`` for every transaction), the
+  endorser's clock is ``clock + endorser_drift``, and a proposal is stamped with ``clock`` unless
+  the caller forges another timestamp (``at=``); the chaincode reads the endorser's clock through
+  :func:`swarmfuse.chaincode.contract.clock.endorser_clock`;
+- forged transaction IDs (``tx_id=``), as a client grinding its nonce would produce;
+- the round trips a transaction makes to the peer, counted per message type in ``MemoryStub.calls``
+  (``GET_STATE``, ``GET_STATE_MULTIPLE``, ``GET_STATE_BY_RANGE``, ``GET_HISTORY_FOR_KEY``);
+- read sets (key versions, range results) and Fabric's validation of a block of transactions
+  endorsed against the same state (:meth:`MemoryLedger.commit_block`: MVCC and phantom reads).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
+from swarmfuse.chaincode.contract.clock import endorser_clock
 from swarmfuse.chaincode.stub import (
     COMPOSITE_KEY_NAMESPACE,
     KV,
+    MAX_UNICODE_RUNE,
     Chaincode,
     ChaincodeEvent,
     ClientIdentity,
@@ -27,12 +43,33 @@ from swarmfuse.chaincode.stub import (
 
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
 
+Version = int | None
+"""A committed key's version: how many times it was written (``None``: absent)."""
+
+
+class Validation(StrEnum):
+    """Validation codes of :meth:`MemoryLedger.commit_block`, named as Fabric names them."""
+
+    VALID = "VALID"
+    ENDORSEMENT_FAILED = "ENDORSEMENT_POLICY_FAILURE"
+    MVCC_READ_CONFLICT = "MVCC_READ_CONFLICT"
+    PHANTOM_READ_CONFLICT = "PHANTOM_READ_CONFLICT"
+
 
 @dataclass(frozen=True)
 class CommittedEvent:
     tx_id: str
     name: str
     payload: bytes
+
+
+@dataclass(frozen=True)
+class RangeRead:
+    """One range query of a transaction and the (key, version) pairs it saw."""
+
+    start: str
+    end: str
+    seen: tuple[tuple[str, Version], ...]
 
 
 class MemoryStub:
@@ -48,6 +85,9 @@ class MemoryStub:
         self._invocation = invocation
         self.writes: dict[str, bytes | None] = {}
         self.event: ChaincodeEvent | None = None
+        self.calls: Counter[str] = Counter()
+        self.reads: dict[str, Version] = {}
+        self.range_reads: list[RangeRead] = []
 
     @property
     def tx_id(self) -> str:
@@ -69,9 +109,27 @@ class MemoryStub:
     def invocation(self) -> Invocation:
         return self._invocation
 
+    @property
+    def round_trips(self) -> int:
+        """Messages this transaction sent to the peer before completing (reads and queries)."""
+        return sum(self.calls.values())
+
     def get_state(self, key: str) -> bytes | None:
         _check_key(key)
-        return self._ledger.state.get(key)
+        self.calls["GET_STATE"] += 1
+        return self._read(key)
+
+    @property
+    def multiple_states(self) -> bool:
+        """Whether this stub answers ``get_multiple_states`` (as a Fabric 3 peer that offers it)."""
+        return self._ledger.multiple_states
+
+    def get_multiple_states(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Several keys in one round trip (Fabric 3's ``GET_STATE_MULTIPLE``)."""
+        for key in keys:
+            _check_key(key)
+        self.calls["GET_STATE_MULTIPLE"] += 1
+        return [self._read(key) for key in keys]
 
     def put_state(self, key: str, value: bytes) -> None:
         _check_key(key)
@@ -104,6 +162,7 @@ class MemoryStub:
         return _page(items, page_size)
 
     def get_history_for_key(self, key: str) -> Iterator[KeyModification]:
+        self.calls["GET_HISTORY_FOR_KEY"] += 1
         return iter(list(self._ledger.history.get(key, [])))
 
     def set_event(self, name: str, payload: bytes) -> None:
@@ -111,12 +170,26 @@ class MemoryStub:
             raise ValueError("event name must not be empty")
         self.event = ChaincodeEvent(name, payload)
 
+    def _read(self, key: str) -> bytes | None:
+        self.reads.setdefault(key, self._ledger.version(key))
+        return self._ledger.state.get(key)
+
     def _range(self, start: str, end: str, *, composite: bool) -> list[KV]:
+        self.calls["GET_STATE_BY_RANGE"] += 1
         keys = sorted(k for k in self._ledger.state if k.startswith(COMPOSITE_KEY_NAMESPACE) == composite)
-        return [KV(k, self._ledger.state[k]) for k in keys if k >= start and (not end or k < end)]
+        found = [KV(k, self._ledger.state[k]) for k in keys if k >= start and (not end or k < end)]
+        self._record_range(start, end, found)
+        return found
 
     def _prefixed(self, prefix: str) -> list[KV]:
-        return [KV(k, self._ledger.state[k]) for k in sorted(self._ledger.state) if k.startswith(prefix)]
+        self.calls["GET_STATE_BY_RANGE"] += 1
+        found = [KV(k, self._ledger.state[k]) for k in sorted(self._ledger.state) if k.startswith(prefix)]
+        self._record_range(prefix, prefix + MAX_UNICODE_RUNE, found)
+        return found
+
+    def _record_range(self, start: str, end: str, found: list[KV]) -> None:
+        seen = tuple((kv.key, self._ledger.version(kv.key)) for kv in found)
+        self.range_reads.append(RangeRead(start, end, seen))
 
 
 def _check_key(key: str) -> None:
@@ -132,21 +205,44 @@ def _page(items: list[KV], page_size: int) -> QueryPage:
     return QueryPage(items=page, bookmark=bookmark, fetched_records_count=len(page))
 
 
+@dataclass(frozen=True)
+class Endorsement:
+    """A simulated transaction: its stub (read and write sets, event) and the chaincode's response."""
+
+    stub: MemoryStub
+    response: Response
+
+
 @dataclass
 class MemoryLedger:
     """Committed world state of one channel plus key history and the events of committed transactions.
 
-    Each transaction gets a deterministic tx id and a timestamp ``tick`` after the previous one,
-    unless the caller passes ``at``.
+    Each transaction gets a deterministic tx id and the wall clock, which moves ``tick`` on before
+    every transaction; ``at=`` stamps a proposal with another (forged) time and ``tx_id=`` gives it
+    another ID, without moving the wall clock. The endorser's clock is the wall clock plus
+    ``endorser_drift``.
     """
 
     channel: str = "task1"
     clock: datetime = DEFAULT_START
     tick: timedelta = timedelta(seconds=1)
+    endorser_drift: timedelta = timedelta(0)
+    multiple_states: bool = False
+    """Offer ``GET_STATE_MULTIPLE`` to the chaincode (off: one ``GET_STATE`` per key, as today's shim)."""
     state: dict[str, bytes] = field(default_factory=dict)
     history: dict[str, list[KeyModification]] = field(default_factory=dict)
     events: list[CommittedEvent] = field(default_factory=list)
+    last: MemoryStub | None = None
+    """The stub of the most recent transaction (submitted or evaluated): its calls and read set."""
     _counter: int = 0
+
+    @property
+    def endorser_time(self) -> datetime:
+        """What the endorser's own clock says now."""
+        return self.clock + self.endorser_drift
+
+    def version(self, key: str) -> Version:
+        return len(self.history.get(key, ())) if key in self.state else None
 
     def submit(
         self,
@@ -155,13 +251,13 @@ class MemoryLedger:
         function: str,
         *args: str | bytes,
         at: datetime | None = None,
+        tx_id: str | None = None,
     ) -> Response:
         """Run a transaction and commit its writes and event if it succeeded."""
-        stub = self.stub(creator, function, *args, at=at)
-        response = chaincode.invoke(stub)
-        if response.ok:
-            self._commit(stub)
-        return response
+        endorsed = self.endorse(chaincode, creator, function, *args, at=at, tx_id=tx_id)
+        if endorsed.response.ok:
+            self._commit(endorsed.stub)
+        return endorsed.response
 
     def evaluate(
         self,
@@ -170,23 +266,77 @@ class MemoryLedger:
         function: str,
         *args: str | bytes,
         at: datetime | None = None,
+        tx_id: str | None = None,
     ) -> Response:
         """Run a query: whatever it writes is discarded."""
-        return chaincode.invoke(self.stub(creator, function, *args, at=at))
+        return self.endorse(chaincode, creator, function, *args, at=at, tx_id=tx_id).response
+
+    def endorse(
+        self,
+        chaincode: Chaincode,
+        creator: ClientIdentity,
+        function: str,
+        *args: str | bytes,
+        at: datetime | None = None,
+        tx_id: str | None = None,
+    ) -> Endorsement:
+        """Simulate a transaction against the committed state without committing it."""
+        stub = self.stub(creator, function, *args, at=at, tx_id=tx_id)
+        endorser_time = self.endorser_time
+        with endorser_clock(lambda: endorser_time):
+            response = chaincode.invoke(stub)
+        self.last = stub
+        return Endorsement(stub, response)
+
+    def commit_block(self, endorsements: Sequence[Endorsement]) -> list[Validation]:
+        """Validate and commit endorsed transactions in order, as a peer commits one block.
+
+        A transaction is valid when its response is OK and every key it read (and every range it
+        scanned) is as it was at endorsement, after the valid transactions before it in the block.
+        """
+        codes = []
+        for endorsed in endorsements:
+            code = self._validate(endorsed)
+            if code is Validation.VALID:
+                self._commit(endorsed.stub)
+            codes.append(code)
+        return codes
 
     def snapshot(self) -> tuple[tuple[tuple[str, bytes], ...], int, int]:
         """A comparable image of everything committed: state bytes, history length, event count."""
         return tuple(sorted(self.state.items())), sum(len(h) for h in self.history.values()), len(self.events)
 
     def stub(
-        self, creator: ClientIdentity, function: str, *args: str | bytes, at: datetime | None = None
+        self,
+        creator: ClientIdentity,
+        function: str,
+        *args: str | bytes,
+        at: datetime | None = None,
+        tx_id: str | None = None,
     ) -> MemoryStub:
         """A stub for the next transaction; nothing it writes is committed unless :meth:`submit` ran it."""
         self._counter += 1
-        self.clock = at if at is not None else self.clock + self.tick
-        tx_id = hashlib.sha256(f"{self.channel}/{self._counter}".encode()).hexdigest()
+        self.clock += self.tick
+        chosen_id = tx_id or hashlib.sha256(f"{self.channel}/{self._counter}".encode()).hexdigest()
         encoded = tuple(a.encode() if isinstance(a, str) else a for a in args)
-        return MemoryStub(self, tx_id, self.clock, creator, Invocation(function, encoded))
+        return MemoryStub(self, chosen_id, at if at is not None else self.clock, creator, Invocation(function, encoded))
+
+    def _validate(self, endorsed: Endorsement) -> Validation:
+        if not endorsed.response.ok:
+            return Validation.ENDORSEMENT_FAILED
+        stub = endorsed.stub
+        if any(self.version(key) != version for key, version in stub.reads.items()):
+            return Validation.MVCC_READ_CONFLICT
+        for scan in stub.range_reads:
+            now = tuple(
+                (k, self.version(k))
+                for k in sorted(self.state)
+                if k >= scan.start and (not scan.end or k < scan.end)
+                and k.startswith(COMPOSITE_KEY_NAMESPACE) == scan.start.startswith(COMPOSITE_KEY_NAMESPACE)
+            )
+            if now != scan.seen:
+                return Validation.PHANTOM_READ_CONFLICT
+        return Validation.VALID
 
     def _commit(self, stub: MemoryStub) -> None:
         for key, value in stub.writes.items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import logging
 import ssl
@@ -80,8 +81,9 @@ def _create(network: Network, name: str, org_list: str) -> TaskRecord:
     else:
         _create_on_engine(network, name, orgs, policy)
     members = [org for org in orgs if not org.auditor]
-    config = {"task": name, "founders": [o.mspid for o in members], "auditors": [o.mspid for o in orgs if o.auditor]}
-    _initialise(network, name, members, json.dumps(config, separators=(",", ":")))
+    config: dict[str, object] = {"task": name, "founders": [o.mspid for o in members],
+                                 "auditors": [o.mspid for o in orgs if o.auditor]}
+    _initialise(network, name, members, config)
     _wait_until_endorsable(network, name, orgs)
     record = TaskRecord(name=name, orgs=[o.name for o in orgs], policy=policy, created=dt.datetime.now(dt.UTC).isoformat())
     current.tasks[name] = record
@@ -135,19 +137,35 @@ def _participation(network: Network, method: str, body: dict[str, object] | None
         raise NotRunning(f"the engine's participation endpoint is unreachable: {exc}") from exc
 
 
-def _initialise(network: Network, name: str, members: Sequence[Org], config: str) -> None:
-    """``Task:Init`` submitted by the first member and endorsed by every founding member."""
+def config_sha256(config: dict[str, object]) -> str:
+    """The hash every founder confirms: canonical JSON of the task name, sorted founders and sorted auditors."""
+    canonical = {"auditors": sorted(config["auditors"]), "founders": sorted(config["founders"]),  # type: ignore[arg-type]
+                 "task": config["task"]}
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _initialise(network: Network, name: str, members: Sequence[Org], config: dict[str, object]) -> None:
+    """``Task:Init`` by the first founder, ``Task:Confirm`` by each other founder (one after another: each
+    confirmation may be the deciding one), then a check that the active task is the one proposed."""
     endorsers = [org.mspid for org in members]
+    document = json.dumps(config, separators=(",", ":"))
+    digest = config_sha256(config)
     deadline = time.monotonic() + READY_S
     while True:
         try:
-            invoke(network, name, members[0], "Task:Init", config, endorsers=endorsers)
-            return
+            invoke(network, name, members[0], "Task:Init", document, endorsers=endorsers)
+            break
         except TransactionFailed as exc:
             # On Fabric, gossip needs a few seconds to tell the gateways about the new chaincode and its peers.
             if not any(text in str(exc) for text in GOSSIP_NOT_READY) or time.monotonic() > deadline:
                 raise
             time.sleep(1.0)
+    for founder in members[1:]:
+        invoke(network, name, founder, "Task:Confirm", digest, endorsers=endorsers)
+    active = json.loads(query(network, name, members[0], "Task:Get"))
+    if sorted(active["founders"]) != sorted(config["founders"]) or sorted(active["auditors"]) != sorted(config["auditors"]):  # type: ignore[arg-type]
+        raise TransactionFailed(f"task {name} became active with founders {active['founders']} and auditors "
+                                f"{active['auditors']}, not the ones proposed")
 
 
 def _wait_until_endorsable(network: Network, name: str, orgs: Sequence[Org], timeout: float = READY_S) -> None:

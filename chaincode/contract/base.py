@@ -22,6 +22,10 @@ class Contract:
     def contract_name(cls) -> str:
         return cls.name or cls.__name__
 
+    def prepare(self, ctx: Context, tx: TransactionInfo) -> None:
+        """Called after arguments are parsed, before roles are checked: refuse transactions the
+        contract's state does not allow yet (so that the refusal names the state, not a role)."""
+
     def roles(self, ctx: Context) -> set[str]:
         """The roles the creator holds, matched against ``@transaction(allow=...)``."""
         return set()

@@ -1,9 +1,9 @@
-"""What a transaction function receives: the stub, the creator and JSON helpers over state."""
+"""What a transaction function receives: the stub, the creator, the two clocks and JSON helpers."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -16,15 +16,29 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class Context:
-    """One transaction's view: reads return committed state (a transaction never sees its own writes)."""
+    """One transaction's view: reads return committed state (a transaction never sees its own writes).
 
-    def __init__(self, stub: ChaincodeStub, *, function: str, read_only: bool, event: str | None) -> None:
+    Reads are cached for the transaction (committed state does not change under it), so asking
+    twice for a key costs one ``GET_STATE``.
+    """
+
+    def __init__(
+        self,
+        stub: ChaincodeStub,
+        *,
+        function: str,
+        read_only: bool,
+        event: str | None,
+        endorser_time: datetime | None = None,
+    ) -> None:
         self.stub = stub
         self.function = function
         self.read_only = read_only
         self._event = event
         self.client = Client(stub.creator)
         self.written_keys: list[str] = []
+        self._endorser_time = endorser_time
+        self._reads: dict[str, bytes | None] = {}
 
     @property
     def tx_id(self) -> str:
@@ -32,16 +46,54 @@ class Context:
 
     @property
     def now(self) -> datetime:
-        """The transaction timestamp (the same on every endorser), never the local clock."""
-        return self.stub.timestamp
+        """The transaction time: the proposal timestamp (the same on every endorser), in UTC.
+
+        The client chose it; the router has already refused it unless it is within the allowed skew
+        of the endorser's clock. Every value written or returned uses this time.
+        """
+        return self.stub.timestamp.astimezone(UTC)
+
+    @property
+    def endorser_time(self) -> datetime:
+        """This endorser's own clock when the transaction started; only ever used to refuse."""
+        return self._endorser_time if self._endorser_time is not None else self.now
+
+    def has_passed(self, moment: datetime) -> bool:
+        """Both the transaction time and this endorser's clock are after ``moment``.
+
+        A client that stamps its proposal ahead (within the skew) cannot act "after a deadline"
+        before the endorsers' clocks reach it; a client that stamps it behind only delays itself.
+        """
+        return self.now > moment and self.endorser_time > moment
 
     @staticmethod
     def key(object_type: str, *attributes: str) -> str:
         return create_composite_key(object_type, attributes)
 
+    def read(self, key: str) -> bytes | None:
+        """Committed bytes under ``key`` (``None`` when absent), cached for this transaction."""
+        if key not in self._reads:
+            self._reads[key] = self.stub.get_state(key)
+        return self._reads[key]
+
+    def read_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Committed bytes of several keys; one ``GET_STATE_MULTIPLE`` when the stub offers it.
+
+        A stub offers it by a true ``multiple_states`` attribute and a ``get_multiple_states(keys)``
+        method (Fabric 3 peers announce ``use_get_multiple_keys`` in ``READY``).
+        """
+        missing = [k for k in dict.fromkeys(keys) if k not in self._reads]
+        if len(missing) > 1 and getattr(self.stub, "multiple_states", False):
+            for k, value in zip(missing, self.stub.get_multiple_states(missing), strict=True):
+                self._reads[k] = value
+        return [self.read(k) for k in keys]
+
     def get(self, key: str, model: type[M]) -> M | None:
-        raw = self.stub.get_state(key)
+        raw = self.read(key)
         return None if raw is None else model.model_validate_json(raw)
+
+    def get_many(self, keys: Sequence[str], model: type[M]) -> list[M | None]:
+        return [None if raw is None else model.model_validate_json(raw) for raw in self.read_many(keys)]
 
     def put(self, key: str, value: Any) -> None:
         """Write ``value`` as canonical JSON."""

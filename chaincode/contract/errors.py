@@ -41,3 +41,7 @@ class Conflict(ContractError):
     """The object exists already, or is in the wrong state for this transaction."""
 
     status = 409
+
+
+class ClockSkew(BadRequest):
+    """The proposal's timestamp is too far from the endorser's clock (the client chose it)."""

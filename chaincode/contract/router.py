@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from swarmfuse.chaincode.contract.base import Contract
 from swarmfuse.chaincode.contract.canonical import canonical_json
+from swarmfuse.chaincode.contract.clock import DEFAULT_MAX_CLOCK_SKEW, check_skew, endorser_now
 from swarmfuse.chaincode.contract.context import Context
 from swarmfuse.chaincode.contract.errors import BadRequest, ContractError, Forbidden
 from swarmfuse.chaincode.contract.metadata import (
@@ -37,9 +39,15 @@ class ContractRouter:
 
     A refused transaction (a ``ContractError``) becomes a response with its status; anything else
     becomes a 500 naming the exception. The peer discards the writes of any failed transaction.
+
+    Every contract transaction is refused with ``ClockSkew`` when its proposal timestamp is further
+    than ``max_clock_skew`` from the endorser's clock (see :mod:`~swarmfuse.chaincode.contract.clock`).
     """
 
-    def __init__(self, contracts: Sequence[Contract]) -> None:
+    def __init__(self, contracts: Sequence[Contract], *, max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW) -> None:
+        if max_clock_skew <= timedelta(0):
+            raise ValueError("the allowed clock skew must be positive")
+        self.max_clock_skew = max_clock_skew
         self._contracts: dict[str, tuple[Contract, dict[str, TransactionInfo]]] = {}
         for contract in contracts:
             name = contract.contract_name()
@@ -80,8 +88,13 @@ class ContractRouter:
         return contract, transactions[tx_name]
 
     def _run(self, stub: ChaincodeStub, contract: Contract, tx: TransactionInfo) -> Response:
+        endorser_time = endorser_now()
+        check_skew(stub.timestamp, endorser_time, self.max_clock_skew)
         args = self._parse_args(tx, stub.invocation.args)
-        ctx = Context(stub, function=tx.full_name, read_only=tx.spec.evaluate, event=tx.spec.event)
+        ctx = Context(
+            stub, function=tx.full_name, read_only=tx.spec.evaluate, event=tx.spec.event, endorser_time=endorser_time
+        )
+        contract.prepare(ctx, tx)
         if tx.spec.allow:
             held = contract.roles(ctx)
             if not held.intersection(tx.spec.allow):

@@ -10,10 +10,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from swarmfuse.chaincode.contract import BadRequest, Context, transaction
+from swarmfuse.chaincode.contract.canonical import to_plain
 from swarmfuse.chaincode.contracts import keys
 from swarmfuse.chaincode.contracts.consortium import READERS, ConsortiumContract
 from swarmfuse.chaincode.contracts.fields import Identifier, Modality, MspId, PageSize
-from swarmfuse.chaincode.contracts.records import Activity, Exchange, Member, Round, Summary
+from swarmfuse.chaincode.contracts.records import Acknowledgement, Activity, Exchange, Member, Round, Summary
+from swarmfuse.chaincode.contracts.rounds import round_view
 
 FORBIDDEN = "Forbidden: caller is not registered nor an auditor"
 BAD_PAGE = "BadRequest: page size outside 1..100 or malformed bookmark"
@@ -52,7 +54,7 @@ def _scan_page(
     if start and not start.startswith(prefix):
         raise BadRequest("the bookmark belongs to another query")
     page = ctx.stub.get_state_by_partial_composite_key_with_pagination(object_type, attributes, page_size, start)
-    items = [model.model_validate_json(kv.value).model_dump(mode="json") for kv in page.items]
+    items = [to_plain(model.model_validate_json(kv.value)) for kv in page.items]
     return Page(items=items, bookmark=_encode_bookmark(page.bookmark))
 
 
@@ -96,8 +98,15 @@ class Audit(ConsortiumContract):
 
     @transaction(evaluate=True, allow=READERS, errors=(FORBIDDEN, BAD_PAGE))
     def rounds(self, ctx: Context, page_size: PageSize, bookmark: str) -> Page:
-        """Every round's current record."""
-        return _scan_page(ctx, keys.ROUND, [], Round, page_size, bookmark)
+        """Every round's current record (live rounds with their acknowledgements and abort votes so far)."""
+        page = _scan_page(ctx, keys.ROUND, [], Round, page_size, bookmark)
+        items = [to_plain(round_view(ctx, Round.model_validate(item))) for item in page.items]
+        return Page(items=items, bookmark=page.bookmark)
+
+    @transaction(evaluate=True, allow=READERS, errors=(FORBIDDEN, BAD_PAGE))
+    def acknowledgements(self, ctx: Context, round_id: Identifier, page_size: PageSize, bookmark: str) -> Page:
+        """The acknowledgements recorded in one round, one per participant."""
+        return _scan_page(ctx, keys.ACK, [round_id], Acknowledgement, page_size, bookmark)
 
     @transaction(evaluate=True, allow=READERS, errors=(FORBIDDEN, BAD_PAGE))
     def round_history(self, ctx: Context, round_id: Identifier, page_size: PageSize, bookmark: str) -> Page:

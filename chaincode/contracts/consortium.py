@@ -1,13 +1,14 @@
-"""What every consortium contract shares: the task's roles, the auditor rule and the activity index."""
+"""What every consortium contract shares: the task's roles, the electorate and the activity index."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from swarmfuse.chaincode.contract import Conflict, Context, Contract, Forbidden
 from swarmfuse.chaincode.contract.metadata import TransactionInfo
 from swarmfuse.chaincode.contracts import keys
-from swarmfuse.chaincode.contracts.records import Activity, Member, MemberStatus, TaskRecord
+from swarmfuse.chaincode.contracts.records import Activity, Member, MemberStatus, Roster, TaskRecord
 from swarmfuse.chaincode.stub import split_composite_key
 
 AUDITOR = "auditor"
@@ -18,6 +19,13 @@ REGISTERED = "registered"
 READERS = (FOUNDER, REGISTERED, AUDITOR)
 """Who may run the queries: founders, any org that has registered (whatever its status), and auditors."""
 
+NOT_ACTIVE = "Conflict: the task is not active yet (not every founder confirmed it)"
+
+NOT_INITIALISED = (
+    "the task is not initialised: no configuration has been confirmed by every founder it names "
+    "(Task:Init by one founder, then Task:Confirm by each other founder)"
+)
+
 
 def readable_key(key: str) -> str:
     object_type, attributes = split_composite_key(key)
@@ -25,9 +33,10 @@ def readable_key(key: str) -> str:
 
 
 def load_task(ctx: Context) -> TaskRecord:
+    """The active task; ``Conflict`` while no configuration has been confirmed by all its founders."""
     task = ctx.get(keys.task_key(), TaskRecord)
     if task is None:
-        raise Conflict("the task is not initialised; call Task:Init first")
+        raise Conflict(NOT_INITIALISED)
     return task
 
 
@@ -35,14 +44,86 @@ def load_member(ctx: Context, org: str) -> Member | None:
     return ctx.get(keys.member_key(org), Member)
 
 
+def majority_of(voters: int) -> int:
+    """Smallest count strictly above half of ``voters`` (at least 1)."""
+    return voters // 2 + 1
+
+
+MIN_SUSPENSION_VOTES = 2
+"""No single member may suspend another: a suspension needs at least this many votes."""
+
+
+def admission_threshold(counted: int) -> int:
+    """Approvals that admit a pending org or reinstate a suspended one, ``counted`` orgs in the electorate."""
+    return majority_of(counted)
+
+
+def suspension_threshold(others: int) -> int | None:
+    """Votes that suspend an active org, ``others`` orgs counted besides it; ``None``: it cannot be suspended."""
+    return majority_of(others) if others >= MIN_SUSPENSION_VOTES else None
+
+
+def abort_threshold(active_participants: int) -> int:
+    """Votes that abort a round before its deadline, ``active_participants`` being active members now."""
+    return majority_of(active_participants)
+
+
+@dataclass(frozen=True)
+class Electorate:
+    """The orgs counted in a membership majority at this moment, with their membership epochs.
+
+    Counted: every founder that is active or has not registered yet (it confirmed the task, so
+    nothing is decided behind its back before it registers; it cannot vote until it registers), and
+    every admitted non-founder that is active. Not counted: pending, suspended and departed orgs.
+    ``registered`` are the counted orgs that can have voted (they have an active record).
+    """
+
+    epochs: dict[str, int]
+    registered: frozenset[str]
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def without(self, org: str) -> Electorate:
+        return Electorate(
+            {o: e for o, e in self.epochs.items() if o != org}, frozenset(self.registered - {org})
+        )
+
+
+def load_roster(ctx: Context) -> Roster:
+    return ctx.get(keys.roster_key(), Roster) or Roster()
+
+
+def electorate(ctx: Context, task: TaskRecord) -> Electorate:
+    """Read the founders' records (one read each) and the roster of admitted non-founders (one read)."""
+    epochs: dict[str, int] = {}
+    registered: set[str] = set()
+    for org, member in zip(
+        task.founders, ctx.get_many([keys.member_key(o) for o in task.founders], Member), strict=True
+    ):
+        if member is None:
+            epochs[org] = 0
+        elif member.status is MemberStatus.ACTIVE:
+            epochs[org] = member.epoch
+            registered.add(org)
+    for org, epoch in load_roster(ctx).admitted.items():
+        epochs[org] = epoch
+        registered.add(org)
+    return Electorate(epochs, frozenset(registered))
+
+
 class ConsortiumContract(Contract):
     """Base of the task contracts.
 
-    Roles: ``founder`` (org named in ``Task:Init``), ``member`` (registered and active),
-    ``registered`` (any status), ``auditor`` (an auditor org, or a certificate with OU ``auditor``
-    or attribute ``auditor=true``). Auditors may run evaluate transactions only. Every write
-    transaction also writes an ``activity`` index entry for the creator's org.
+    Nothing but ``Task`` runs before the task is active. Roles: ``founder`` (org named in the active
+    task), ``member`` (registered and active), ``registered`` (any status), ``auditor`` (an org the
+    task names as auditor; certificate OUs and attributes grant nothing, since any org's CA can
+    issue them). Auditors may run evaluate transactions only. Every write transaction also writes
+    an ``activity`` index entry for the creator's org.
     """
+
+    def prepare(self, ctx: Context, tx: TransactionInfo) -> None:
+        load_task(ctx)
 
     def roles(self, ctx: Context) -> set[str]:
         task = ctx.get(keys.task_key(), TaskRecord)
@@ -50,7 +131,7 @@ class ConsortiumContract(Contract):
             return set()
         org = ctx.client.mspid
         held: set[str] = set()
-        if org in task.auditors or ctx.client.has_ou(AUDITOR) or ctx.client.has_attribute(AUDITOR):
+        if org in task.auditors:
             held.add(AUDITOR)
         if org in task.founders:
             held.add(FOUNDER)
@@ -62,7 +143,6 @@ class ConsortiumContract(Contract):
         return held
 
     def before_transaction(self, ctx: Context, tx: TransactionInfo) -> None:
-        load_task(ctx)
         if not tx.spec.evaluate and AUDITOR in self.roles(ctx):
             raise Forbidden(f"{tx.full_name} writes to the ledger; auditors ({ctx.client.mspid}) may only read")
 

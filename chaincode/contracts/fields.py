@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, ConfigDict, Field, PlainSerializer, StringConstraints
+
+from swarmfuse.chaincode.contract.canonical import utc_text
 
 STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+def _to_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("a date-time needs a time zone (e.g. Z or +01:00)")
+    return moment.astimezone(UTC)
+
+
+UtcDateTime = Annotated[
+    datetime, AfterValidator(_to_utc), PlainSerializer(utc_text, return_type=str, when_used="json")
+]
+"""A date-time with a time zone, kept in UTC and written as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
 
 MspId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]

@@ -1,25 +1,44 @@
 """Composite-key schema of the consortium chaincode (object type, then attributes).
 
+The layout keeps transactions of different orgs that do not logically conflict off each other's
+keys: what one org writes in a hot path (its acknowledgement, its exchange, its vote, its summary,
+its activity) sits under a key that names the org, and no write transaction scans a range.
+
 | object type | attributes | value |
 |---|---|---|
-| ``task`` | ``config`` | :class:`TaskConfig` |
+| ``task`` | ``config`` | :class:`TaskRecord` (the active task) |
+| ``taskproposal`` | config SHA-256 | :class:`TaskProposal` |
 | ``member`` | org MSP ID | :class:`Member` |
+| ``roster`` | ``admitted`` | :class:`Roster` (active non-founders) |
+| ``vote`` | question, target org, target epoch, voter org | :class:`Vote` |
 | ``summary`` | org, modality | :class:`Summary` (latest version; older ones in the key history) |
+| ``rotation`` | SHA-256 of the participant set | :class:`Rotation` |
 | ``round`` | round ID | :class:`Round` |
+| ``ack`` | round ID, org | :class:`Acknowledgement` |
+| ``abortvote`` | round ID, org | :class:`AbortVote` |
 | ``exchange`` | round ID, sender, receiver, artefact kind | :class:`Exchange` |
-| ``activity`` | org, transaction timestamp (ISO 8601, UTC), tx ID | :class:`Activity` |
+| ``activity`` | org, transaction timestamp (UTC), tx ID | :class:`Activity` |
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime
 
+from swarmfuse.chaincode.contract.canonical import utc_text
 from swarmfuse.chaincode.stub import create_composite_key
 
 TASK = "task"
+TASK_PROPOSAL = "taskproposal"
 MEMBER = "member"
+ROSTER = "roster"
+VOTE = "vote"
 SUMMARY = "summary"
+ROTATION = "rotation"
 ROUND = "round"
+ACK = "ack"
+ABORT_VOTE = "abortvote"
 EXCHANGE = "exchange"
 ACTIVITY = "activity"
 
@@ -28,16 +47,44 @@ def task_key() -> str:
     return create_composite_key(TASK, ["config"])
 
 
+def task_proposal_key(config_sha256: str) -> str:
+    return create_composite_key(TASK_PROPOSAL, [config_sha256])
+
+
 def member_key(org: str) -> str:
     return create_composite_key(MEMBER, [org])
+
+
+def roster_key() -> str:
+    return create_composite_key(ROSTER, ["admitted"])
+
+
+def vote_key(question: str, target: str, target_epoch: int, voter: str) -> str:
+    return create_composite_key(VOTE, [question, target, str(target_epoch), voter])
 
 
 def summary_key(org: str, modality: str) -> str:
     return create_composite_key(SUMMARY, [org, modality])
 
 
+def participant_set_sha256(participants: Iterable[str]) -> str:
+    return hashlib.sha256("\x00".join(sorted(set(participants))).encode()).hexdigest()
+
+
+def rotation_key(participants: Iterable[str]) -> str:
+    return create_composite_key(ROTATION, [participant_set_sha256(participants)])
+
+
 def round_key(round_id: str) -> str:
     return create_composite_key(ROUND, [round_id])
+
+
+def ack_key(round_id: str, org: str) -> str:
+    return create_composite_key(ACK, [round_id, org])
+
+
+def abort_vote_key(round_id: str, org: str) -> str:
+    return create_composite_key(ABORT_VOTE, [round_id, org])
 
 
 def exchange_key(round_id: str, sender: str, receiver: str, kind: str) -> str:
@@ -46,8 +93,7 @@ def exchange_key(round_id: str, sender: str, receiver: str, kind: str) -> str:
 
 def timestamp_text(moment: datetime) -> str:
     """Fixed-width UTC text that sorts in time order."""
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc_text(moment)
 
 
 def activity_key(org: str, moment: datetime, tx_id: str) -> str:

@@ -1,12 +1,17 @@
-"""Arguments and ledger records of the consortium contracts (pydantic, with explicit limits)."""
+"""Arguments and ledger records of the consortium contracts (pydantic, with explicit limits).
+
+Every date-time is a :data:`UtcDateTime`: validated to carry a time zone, kept in UTC and written in
+one fixed-width form, so that endorsers agree byte for byte whatever offset a client sent.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
 from enum import StrEnum
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from swarmfuse.chaincode.contract.canonical import canonical_json
 from swarmfuse.chaincode.contracts.fields import (
     STRICT,
     Count,
@@ -17,7 +22,9 @@ from swarmfuse.chaincode.contracts.fields import (
     MetricName,
     Modality,
     MspId,
+    Reason,
     Sha256,
+    UtcDateTime,
 )
 
 
@@ -28,11 +35,11 @@ def _unique_sorted(values: list[str], what: str) -> list[str]:
 
 
 class TaskConfig(BaseModel):
-    """``Task:Init`` argument: the channel's task, its founding member orgs and auditor orgs."""
+    """``Task:Init`` argument: the channel's task, its founding member orgs (two or more) and auditor orgs."""
 
     model_config = STRICT
     task: Identifier
-    founders: list[MspId] = Field(min_length=1, max_length=64)
+    founders: list[MspId] = Field(min_length=2, max_length=64)
     auditors: list[MspId] = Field(default_factory=list, max_length=16)
 
     @field_validator("founders", "auditors")
@@ -47,10 +54,39 @@ class TaskConfig(BaseModel):
             raise ValueError(f"orgs cannot be founder and auditor at once: {', '.join(sorted(both))}")
         return self
 
+    def config_only(self) -> TaskConfig:
+        return TaskConfig(task=self.task, founders=self.founders, auditors=self.auditors)
+
+    def sha256(self) -> str:
+        """SHA-256 (hex) of the canonical JSON of ``{"auditors", "founders", "task"}``, lists sorted."""
+        return hashlib.sha256(canonical_json(self.config_only())).hexdigest()
+
+
+class ProposalStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    SUPERSEDED = "superseded"
+
+
+class TaskProposal(TaskConfig):
+    """A proposed task configuration and which of its founders confirmed it so far."""
+
+    config_sha256: Sha256
+    status: ProposalStatus
+    proposed_by: MspId
+    proposed_at: UtcDateTime
+    confirmed_by: list[MspId]
+    awaiting: list[MspId]
+    tx_id: str
+
 
 class TaskRecord(TaskConfig):
-    initialised_by: MspId
-    initialised_at: datetime
+    """The active task: the configuration every one of its founders confirmed."""
+
+    config_sha256: Sha256
+    proposed_by: MspId
+    confirmed_by: list[MspId]
+    activated_at: UtcDateTime
     tx_id: str
 
 
@@ -77,12 +113,48 @@ class MemberProfile(BaseModel):
 
 
 class Member(MemberProfile):
+    """One org's membership. ``epoch`` goes up at every status change: votes name the epoch they
+    were cast in, so a status change makes the votes of the previous question void."""
+
     org: MspId
     status: MemberStatus
-    registered_at: datetime
-    updated_at: datetime
+    epoch: int = Field(default=0, ge=0)
+    left_from: MemberStatus | None = Field(default=None, description="status the org had when it left")
+    registered_at: UtcDateTime
+    updated_at: UtcDateTime
+
+
+class MemberView(Member):
+    """A membership record with the votes that count now on its open question."""
+
     approvals: list[MspId] = Field(default_factory=list)
     suspend_votes: list[MspId] = Field(default_factory=list)
+    electorate: int = Field(description="orgs counted in the majority at this moment")
+
+
+class Question(StrEnum):
+    ADMIT = "admit"
+    SUSPEND = "suspend"
+
+
+class Vote(BaseModel):
+    """One org's vote on one question about one org, in the target's epoch."""
+
+    model_config = STRICT
+    question: Question
+    target: MspId
+    target_epoch: int
+    voter: MspId
+    voter_epoch: int
+    cast_at: UtcDateTime
+    tx_id: str
+
+
+class Roster(BaseModel):
+    """Active members that are not founders (founders are counted from their own records), with epochs."""
+
+    model_config = STRICT
+    admitted: dict[MspId, int] = Field(default_factory=dict)
 
 
 class SummaryInput(BaseModel):
@@ -107,7 +179,7 @@ class SummaryInput(BaseModel):
 class Summary(SummaryInput):
     org: MspId
     version: int
-    published_at: datetime
+    published_at: UtcDateTime
     tx_id: str
 
 
@@ -127,7 +199,7 @@ class RoundSpec(BaseModel):
     label_holder: MspId
     method: FusionMethod
     model_spec_sha256: Sha256
-    deadline: datetime
+    deadline: UtcDateTime
 
     @field_validator("participants")
     @classmethod
@@ -142,8 +214,6 @@ class RoundSpec(BaseModel):
             raise ValueError("each participant's roles must be 1 to 8 distinct modalities")
         if self.label_holder not in self.participants:
             raise ValueError("the label holder must be a participant")
-        if self.deadline.tzinfo is None:
-            raise ValueError("the deadline needs a time zone")
         return self
 
 
@@ -157,12 +227,24 @@ class RoundState(StrEnum):
     ABORTED = "aborted"
 
 
+class Rotation(BaseModel):
+    """How many rounds one exact set of participants has opened: the turn of the next one."""
+
+    model_config = STRICT
+    participants: list[MspId]
+    opened: int = Field(ge=0)
+
+
 class Round(RoundSpec):
+    """A round. While it is live, acknowledgements and abort votes live in their own keys (one per
+    org) and ``Rounds:Get`` shows them; ``Rounds:Close`` and ``Rounds:Abort`` copy them in here."""
+
     round_id: Identifier
     state: RoundState
     opened_by: MspId
-    opened_at: datetime
+    opened_at: UtcDateTime
     open_tx: str
+    turn: int = Field(ge=0, description="rounds this participant set opened before this one")
     leader: MspId
     past_leaders: list[MspId] = Field(default_factory=list)
     model_sha256: Sha256 | None = None
@@ -170,7 +252,30 @@ class Round(RoundSpec):
     acknowledgements: dict[MspId, Sha256] = Field(default_factory=dict)
     abort_votes: list[MspId] = Field(default_factory=list)
     abort_reason: str | None = None
-    updated_at: datetime
+    updated_at: UtcDateTime
+
+
+class Acknowledgement(BaseModel):
+    """A participant's statement that it verified the fused model's hash."""
+
+    model_config = STRICT
+    round_id: Identifier
+    org: MspId
+    model_sha256: Sha256
+    acknowledged_at: UtcDateTime
+    tx_id: str
+
+
+class AbortVote(BaseModel):
+    """A participant's vote to abort a round, in the voter's membership epoch."""
+
+    model_config = STRICT
+    round_id: Identifier
+    org: MspId
+    voter_epoch: int
+    reason: Reason
+    cast_at: UtcDateTime
+    tx_id: str
 
 
 class ExchangeInput(BaseModel):
@@ -187,7 +292,7 @@ class ExchangeInput(BaseModel):
 class Exchange(ExchangeInput):
     round_id: Identifier
     sender: MspId
-    recorded_at: datetime
+    recorded_at: UtcDateTime
     tx_id: str
 
 
@@ -197,6 +302,6 @@ class Activity(BaseModel):
     model_config = STRICT
     org: MspId
     tx_id: str
-    timestamp: datetime
+    timestamp: UtcDateTime
     function: str
     keys: list[str]

@@ -1,20 +1,27 @@
-"""``Rounds``: the fusion round state machine, open → fused → closed (or aborted)."""
+"""``Rounds``: the fusion round state machine, open → fused → closed (or aborted).
+
+Key layout for concurrency: the round key is written only by the transitions (open, fused, a new
+leader, closed, aborted); each participant's acknowledgement and abort vote, and each exchange,
+has a key of its own. Acknowledgements and exchanges of different orgs therefore never touch the
+same key; ``Rounds:Close`` reads every acknowledgement once they are all in.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from swarmfuse.chaincode.contract import BadRequest, Conflict, Context, Forbidden, NotFound, transaction
 from swarmfuse.chaincode.contracts import keys
-from swarmfuse.chaincode.contracts.consortium import MEMBER, READERS, ConsortiumContract, load_member
-from swarmfuse.chaincode.contracts.fields import Identifier, Reason, Sha256
-from swarmfuse.chaincode.contracts.leader import choose_leader
-from swarmfuse.chaincode.contracts.membership import majority_of
+from swarmfuse.chaincode.contracts.consortium import MEMBER, READERS, ConsortiumContract, abort_threshold
+from swarmfuse.chaincode.contracts.fields import Identifier, Reason, Sha256, UtcDateTime
+from swarmfuse.chaincode.contracts.leader import leader_for, next_leader
 from swarmfuse.chaincode.contracts.records import (
+    AbortVote,
+    Acknowledgement,
     Exchange,
     ExchangeInput,
+    Member,
     MemberStatus,
     Metrics,
+    Rotation,
     Round,
     RoundSpec,
     RoundState,
@@ -50,24 +57,67 @@ def _save(ctx: Context, rnd: Round, **event: object) -> Round:
     return rnd
 
 
+def _active_participants(ctx: Context, rnd: Round) -> dict[str, int]:
+    """Participants that are active members now, with their membership epochs."""
+    members = ctx.get_many([keys.member_key(p) for p in rnd.participants], Member)
+    return {
+        p: m.epoch
+        for p, m in zip(rnd.participants, members, strict=True)
+        if m is not None and m.status is MemberStatus.ACTIVE
+    }
+
+
+def _acknowledgements(ctx: Context, rnd: Round) -> dict[str, str]:
+    acks = ctx.get_many([keys.ack_key(rnd.round_id, p) for p in rnd.participants], Acknowledgement)
+    return {p: a.model_sha256 for p, a in zip(rnd.participants, acks, strict=True) if a is not None}
+
+
+def _counted_abort_votes(ctx: Context, rnd: Round, counted: dict[str, int]) -> list[str]:
+    """Participants in ``counted`` whose abort vote was cast in their current membership epoch."""
+    orgs = sorted(counted)
+    votes = ctx.get_many([keys.abort_vote_key(rnd.round_id, p) for p in orgs], AbortVote)
+    return [p for p, v in zip(orgs, votes, strict=True) if v is not None and v.voter_epoch == counted[p]]
+
+
+def round_view(ctx: Context, rnd: Round) -> Round:
+    """A live round with the acknowledgements and abort votes recorded in their own keys so far."""
+    if rnd.state not in LIVE:
+        return rnd
+    return rnd.model_copy(
+        update={
+            "acknowledgements": _acknowledgements(ctx, rnd),
+            "abort_votes": _counted_abort_votes(ctx, rnd, _active_participants(ctx, rnd)),
+        }
+    )
+
+
 class Rounds(ConsortiumContract):
-    """Open a round, record off-chain exchanges, publish the fused model, acknowledge it."""
+    """Open a round, record off-chain exchanges, publish the fused model, acknowledge it, close it.
+
+    Time: deadlines compare with the transaction time (the proposal timestamp, within the allowed
+    skew of the endorser's clock); "after the deadline" also needs the endorser's own clock past it,
+    so a proposal stamped ahead cannot act early.
+    """
 
     @transaction(
         allow=(MEMBER,),
         event="RoundOpened",
         errors=(
             NOT_ACTIVE,
+            "Forbidden: caller is not a participant",
             "BadRequest: malformed spec, participant not an active member, modality not registered, deadline passed",
             "Conflict: round ID taken",
         ),
     )
     def open(self, ctx: Context, round_id: Identifier, spec: RoundSpec) -> Round:
-        """Open a round; the leader is chosen from the participants and this transaction's ID."""
-        if ctx.stub.get_state(keys.round_key(round_id)) is not None:
+        """Open a round among active members including the caller; the leader comes from the set's rotation."""
+        opener = ctx.client.mspid
+        if opener not in spec.participants:
+            raise Forbidden(f"{opener} is not a participant of the round it opens; the opener must take part")
+        if ctx.read(keys.round_key(round_id)) is not None:
             raise Conflict(f"round {round_id!r} exists already")
-        for org in spec.participants:
-            member = load_member(ctx, org)
+        members = ctx.get_many([keys.member_key(p) for p in spec.participants], Member)
+        for org, member in zip(spec.participants, members, strict=True):
             if member is None or member.status is not MemberStatus.ACTIVE:
                 raise BadRequest(f"participant {org} is not an active member")
             missing = set(spec.roles[org]) - set(member.modalities)
@@ -77,17 +127,22 @@ class Rounds(ConsortiumContract):
             raise BadRequest(
                 f"deadline {spec.deadline.isoformat()} is not after the transaction time {ctx.now.isoformat()}"
             )
+        rotation = ctx.get(keys.rotation_key(spec.participants), Rotation) or Rotation(
+            participants=spec.participants, opened=0
+        )
+        ctx.put(keys.rotation_key(spec.participants), rotation.model_copy(update={"opened": rotation.opened + 1}))
         rnd = Round(
             **spec.model_dump(),
             round_id=round_id,
             state=RoundState.OPEN,
-            opened_by=ctx.client.mspid,
+            opened_by=opener,
             opened_at=ctx.now,
             open_tx=ctx.tx_id,
-            leader=choose_leader(spec.participants, round_id, ctx.tx_id),
+            turn=rotation.opened,
+            leader=leader_for(spec.participants, rotation.opened),
             updated_at=ctx.now,
         )
-        return _save(ctx, rnd, participants=rnd.participants, deadline=rnd.deadline.isoformat())
+        return _save(ctx, rnd, participants=rnd.participants, deadline=rnd.deadline, turn=rnd.turn)
 
     @transaction(
         allow=(MEMBER,),
@@ -108,7 +163,7 @@ class Rounds(ConsortiumContract):
         if exchange.receiver == sender or exchange.receiver not in rnd.participants:
             raise BadRequest(f"receiver {exchange.receiver} must be another participant of round {round_id}")
         key = keys.exchange_key(round_id, sender, exchange.receiver, exchange.kind)
-        if ctx.stub.get_state(key) is not None:
+        if ctx.read(key) is not None:
             raise Conflict(
                 f"{sender} already recorded a {exchange.kind} exchange to {exchange.receiver} in round {round_id}"
             )
@@ -160,19 +215,44 @@ class Rounds(ConsortiumContract):
             "Conflict: round not fused, already acknowledged, hash differs from the published one",
         ),
     )
-    def acknowledge(self, ctx: Context, round_id: Identifier, model_sha256: Sha256) -> Round:
-        """A participant confirms the model hash it verified; the last acknowledgement closes the round."""
+    def acknowledge(self, ctx: Context, round_id: Identifier, model_sha256: Sha256) -> Acknowledgement:
+        """A participant confirms the model hash it verified (its own key: acknowledgements never conflict)."""
         rnd = load_round(ctx, round_id)
         org = _participant(ctx, rnd)
         _in_state(rnd, RoundState.FUSED)
-        if org in rnd.acknowledgements:
+        key = keys.ack_key(round_id, org)
+        if ctx.read(key) is not None:
             raise Conflict(f"{org} has already acknowledged round {round_id}")
         if model_sha256 != rnd.model_sha256:
             raise Conflict(f"{org} verified {model_sha256} but round {round_id} published {rnd.model_sha256}")
-        acks = {**rnd.acknowledgements, org: model_sha256}
-        state = RoundState.CLOSED if set(acks) == set(rnd.participants) else RoundState.FUSED
-        rnd = rnd.model_copy(update={"acknowledgements": acks, "state": state, "updated_at": ctx.now})
-        return _save(ctx, rnd, org=org, acknowledged=len(acks), of=len(rnd.participants))
+        ack = Acknowledgement(
+            round_id=round_id, org=org, model_sha256=model_sha256, acknowledged_at=ctx.now, tx_id=ctx.tx_id
+        )
+        ctx.put(key, ack)
+        ctx.emit({"round": round_id, "org": org, "model_sha256": model_sha256})
+        return ack
+
+    @transaction(
+        allow=(MEMBER,),
+        event="RoundClosed",
+        errors=(
+            NOT_ACTIVE,
+            "NotFound: no such round",
+            "Forbidden: caller is not a participant",
+            "Conflict: round not fused, or a participant has not acknowledged",
+        ),
+    )
+    def close(self, ctx: Context, round_id: Identifier) -> Round:
+        """Close a fused round once every participant acknowledged it; the acknowledgements go into the round."""
+        rnd = load_round(ctx, round_id)
+        _participant(ctx, rnd)
+        _in_state(rnd, RoundState.FUSED)
+        acks = _acknowledgements(ctx, rnd)
+        missing = [p for p in rnd.participants if p not in acks]
+        if missing:
+            raise Conflict(f"round {round_id} still waits for the acknowledgements of {', '.join(missing)}")
+        rnd = rnd.model_copy(update={"state": RoundState.CLOSED, "acknowledgements": acks, "updated_at": ctx.now})
+        return _save(ctx, rnd, acknowledged=len(acks))
 
     @transaction(
         allow=(MEMBER,),
@@ -185,24 +265,37 @@ class Rounds(ConsortiumContract):
         ),
     )
     def abort(self, ctx: Context, round_id: Identifier, reason: Reason) -> Round:
-        """Vote to abort: a majority of participants aborts; after the deadline any member aborts at once."""
+        """Vote to abort: a majority of the participants active now aborts; after the deadline any member aborts."""
         rnd = load_round(ctx, round_id)
         _in_state(rnd, *LIVE)
         org = ctx.client.mspid
-        if ctx.now > rnd.deadline:
-            votes = sorted({*rnd.abort_votes, org})
-            aborted = True
+        counted = _active_participants(ctx, rnd)
+        if ctx.has_passed(rnd.deadline):
+            votes = sorted({*_counted_abort_votes(ctx, rnd, counted), org})
+            aborted, needed = True, 1
         else:
             _participant(ctx, rnd)
-            if org in rnd.abort_votes:
+            key = keys.abort_vote_key(round_id, org)
+            earlier = ctx.get(key, AbortVote)
+            if earlier is not None and earlier.voter_epoch == counted[org]:
                 raise Conflict(f"{org} has already voted to abort round {round_id}")
-            votes = sorted([*rnd.abort_votes, org])
-            aborted = len(votes) >= majority_of(len(rnd.participants))
-        update: dict[str, object] = {"abort_votes": votes, "updated_at": ctx.now}
+            others = _counted_abort_votes(ctx, rnd, {p: e for p, e in counted.items() if p != org})
+            votes = sorted([*others, org])
+            needed = abort_threshold(len(counted))
+            aborted = len(votes) >= needed
+            vote = AbortVote(
+                round_id=round_id, org=org, voter_epoch=counted[org], reason=reason, cast_at=ctx.now, tx_id=ctx.tx_id
+            )
+            ctx.put(key, vote)
         if aborted:
-            update |= {"state": RoundState.ABORTED, "abort_reason": reason}
-        rnd = rnd.model_copy(update=update)
-        return _save(ctx, rnd, by=org, votes=len(votes), reason=reason)
+            update = {"state": RoundState.ABORTED, "abort_votes": votes, "abort_reason": reason, "updated_at": ctx.now}
+            rnd = rnd.model_copy(update=update)
+            return _save(ctx, rnd, by=org, votes=len(votes), needed=needed, reason=reason)
+        ctx.emit(
+            {"round": round_id, "state": rnd.state.value, "leader": rnd.leader, "by": org, "votes": len(votes),
+             "needed": needed, "reason": reason}
+        )  # fmt: skip
+        return rnd.model_copy(update={"abort_votes": votes})
 
     @transaction(
         allow=(MEMBER,),
@@ -215,24 +308,24 @@ class Rounds(ConsortiumContract):
             "Conflict: round not open, leader's deadline not passed, no participant left to lead",
         ),
     )
-    def elect_leader(self, ctx: Context, round_id: Identifier, deadline: datetime) -> Round:
-        """After the leader missed the deadline, choose a new one (never a past leader) with a new deadline."""
+    def elect_leader(self, ctx: Context, round_id: Identifier, deadline: UtcDateTime) -> Round:
+        """After the leader missed the deadline, the next active participant in rotation leads (never a past leader)."""
         rnd = load_round(ctx, round_id)
         _participant(ctx, rnd)
         _in_state(rnd, RoundState.OPEN)
-        if ctx.now <= rnd.deadline:
+        if not ctx.has_passed(rnd.deadline):
             raise Conflict(f"leader {rnd.leader} has until {rnd.deadline.isoformat()}")
-        if deadline.tzinfo is None or deadline <= ctx.now:
-            raise BadRequest("the new deadline must carry a time zone and be after the transaction time")
+        if deadline <= ctx.now:
+            raise BadRequest("the new deadline must be after the transaction time")
         past = sorted({*rnd.past_leaders, rnd.leader})
-        candidates = set(rnd.participants) - set(past)
-        if not candidates:
-            raise Conflict(f"every participant of round {round_id} has led it already; abort the round")
-        leader = choose_leader(candidates, round_id, ctx.tx_id)
+        inactive = set(rnd.participants) - set(_active_participants(ctx, rnd))
+        leader = next_leader(rnd.participants, rnd.leader, [*past, *inactive])
+        if leader is None:
+            raise Conflict(f"every active participant of round {round_id} has led it already; abort the round")
         rnd = rnd.model_copy(
             update={"leader": leader, "past_leaders": past, "deadline": deadline, "updated_at": ctx.now}
         )
-        return _save(ctx, rnd, previous=past, deadline=deadline.isoformat())
+        return _save(ctx, rnd, previous=past, deadline=deadline)
 
     @transaction(
         evaluate=True,
@@ -240,5 +333,5 @@ class Rounds(ConsortiumContract):
         errors=("Forbidden: caller is not registered nor an auditor", "NotFound: no such round"),
     )
     def get(self, ctx: Context, round_id: Identifier) -> Round:
-        """One round's current record."""
-        return load_round(ctx, round_id)
+        """One round's current record, with the acknowledgements and abort votes recorded so far."""
+        return round_view(ctx, load_round(ctx, round_id))

@@ -50,4 +50,7 @@ DC1, DC2, DC3, DC4, DC5 = (identity(f"DC{i}MSP") for i in range(1, 6))
 AUDITOR = identity("AuditorMSP")
 DC1_AUDITOR_OU = identity("DC1MSP", cn="audit1", ous=("client", "auditor"))
 DC1_AUDITOR_ATTR = identity("DC1MSP", cn="audit2", ous=("client",), attrs=(("auditor", "true"),))
+OUTSIDER_AUDITOR_OU = identity("EvilMSP", cn="auditor", ous=("client", "auditor"))
+OUTSIDER_AUDITOR_ATTR = identity("EvilMSP", cn="auditor2", ous=("client",), attrs=(("auditor", "true"),))
+"""Self-issued auditor certificates of an org the task does not name."""
 DC1_BAD_CERT = ClientIdentity("DC1MSP", b"-----BEGIN CERTIFICATE-----\nnot a cert\n-----END CERTIFICATE-----\n")

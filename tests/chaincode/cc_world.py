@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from cc_identities import AUDITOR, DC1, DC2, DC3, DC4, DC5
+from cc_identities import AUDITOR, DC1, DC2, DC3, DC4, DC5, identity
 
 from swarmfuse.chaincode.app import create_chaincode
 from swarmfuse.chaincode.contract import ContractRouter
@@ -17,10 +17,11 @@ from swarmfuse.chaincode.memstub import MemoryLedger
 from swarmfuse.chaincode.stub import ClientIdentity, Response
 
 ORGS: dict[str, ClientIdentity] = {"DC1": DC1, "DC2": DC2, "DC3": DC3, "DC4": DC4, "DC5": DC5, "Auditor": AUDITOR}
+ORGS |= {f"DC{i}": identity(f"DC{i}MSP") for i in range(6, 10)}
 FOUNDERS = ["DC1MSP", "DC2MSP", "DC3MSP"]
 MODALITIES = {
     "DC1": ["text"], "DC2": ["image"], "DC3": ["image", "text"], "DC4": ["text"], "DC5": ["image"], "Auditor": ["text"]
-}
+} | {f"DC{i}": ["text"] for i in range(6, 10)}
 
 
 def sha(text: str) -> str:
@@ -64,18 +65,27 @@ class World:
 
     @property
     def now(self) -> datetime:
+        """The wall-clock time of the last transaction."""
         return self.ledger.clock
 
-    def submit(self, org: str | ClientIdentity, function: str, *args: str) -> Response:
-        who = ORGS[org] if isinstance(org, str) else org
-        return self.ledger.submit(chaincode(), who, function, *args)
+    @property
+    def next_time(self) -> datetime:
+        """The wall-clock time the next transaction runs at (the ledger ticks before each one)."""
+        return self.ledger.clock + self.ledger.tick
 
-    def query(self, org: str | ClientIdentity, function: str, *args: str) -> Response:
+    def submit(
+        self, org: str | ClientIdentity, function: str, *args: str, at: datetime | None = None, tx_id: str | None = None
+    ) -> Response:
+        """Submit as ``org``; ``at`` forges the proposal timestamp, ``tx_id`` the transaction ID."""
         who = ORGS[org] if isinstance(org, str) else org
-        return self.ledger.evaluate(chaincode(), who, function, *args)
+        return self.ledger.submit(chaincode(), who, function, *args, at=at, tx_id=tx_id)
 
-    def ok(self, org: str | ClientIdentity, function: str, *args: str) -> Any:
-        response = self.submit(org, function, *args)
+    def query(self, org: str | ClientIdentity, function: str, *args: str, at: datetime | None = None) -> Response:
+        who = ORGS[org] if isinstance(org, str) else org
+        return self.ledger.evaluate(chaincode(), who, function, *args, at=at)
+
+    def ok(self, org: str | ClientIdentity, function: str, *args: str, at: datetime | None = None) -> Any:
+        response = self.submit(org, function, *args, at=at)
         assert response.status == 200, f"{function} by {org}: {response.message}"
         return json.loads(response.payload) if response.payload else None
 
@@ -84,14 +94,26 @@ class World:
         assert response.status == 200, f"{function} by {org}: {response.message}"
         return json.loads(response.payload)
 
-    def refused(self, org: str | ClientIdentity, function: str, *args: str, status: int, fragment: str = "") -> str:
-        """Submit, expect a refusal with ``status`` mentioning ``fragment``, and check nothing changed."""
+    def refused(
+        self,
+        org: str | ClientIdentity,
+        function: str,
+        *args: str,
+        status: int,
+        fragment: str = "",
+        error: str = "",
+        at: datetime | None = None,
+        tx_id: str | None = None,
+    ) -> str:
+        """Submit, expect a refusal with ``status`` (and typed ``error``) mentioning ``fragment``; nothing changed."""
         before = self.ledger.snapshot()
-        response = self.submit(org, function, *args)
+        response = self.submit(org, function, *args, at=at, tx_id=tx_id)
         assert response.status == status, (
             f"{function} by {org}: expected {status}, got {response.status} {response.message}"
         )
         assert fragment in response.message, response.message
+        if error:
+            assert response.message.startswith(f"{error}: "), response.message
         assert self.ledger.snapshot() == before
         return response.message
 
@@ -113,10 +135,49 @@ class World:
         return json.dumps(spec)
 
 
-def founded(members: tuple[str, ...] = ("DC1", "DC2", "DC3")) -> World:
-    """Task initialised by DC1 with founders DC1-DC3 and the auditor org; ``members`` registered."""
+def task_config(founders: list[str] | None = None, auditors: tuple[str, ...] = ("AuditorMSP",)) -> str:
+    return json.dumps({"task": "task1", "founders": founders or FOUNDERS, "auditors": list(auditors)})
+
+
+def config_sha256(config: str) -> str:
+    """What a founder computes to confirm ``config``: SHA-256 of its canonical JSON (lists sorted)."""
+    plain = json.loads(config)
+    canonical = {
+        "auditors": sorted(plain.get("auditors", [])), "founders": sorted(plain["founders"]), "task": plain["task"]
+    }
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def initialised(founders: list[str] | None = None) -> World:
+    """A task proposed by the first founder and confirmed by every other one (active)."""
     world = World()
-    world.ok("DC1", "Task:Init", json.dumps({"task": "task1", "founders": FOUNDERS, "auditors": ["AuditorMSP"]}))
+    config = task_config(founders)
+    names = sorted(json.loads(config)["founders"])
+    world.ok(names[0].removesuffix("MSP"), "Task:Init", config)
+    for org in names[1:]:
+        world.ok(org.removesuffix("MSP"), "Task:Confirm", config_sha256(config))
+    return world
+
+
+def founded(members: tuple[str, ...] = ("DC1", "DC2", "DC3")) -> World:
+    """Task of founders DC1-DC3 and the auditor org, active; ``members`` registered."""
+    world = initialised()
     for org in members:
         world.ok(org, "Membership:Register", profile(org))
+    return world
+
+
+def consortium(size: int) -> World:
+    """``size`` active members: founders DC1-DC3 (or DC1-DC2 when ``size`` is 2), then DC4... admitted."""
+    founders = [f"DC{i}MSP" for i in range(1, min(size, 3) + 1)]
+    world = initialised(founders)
+    for msp in founders:
+        world.ok(msp.removesuffix("MSP"), "Membership:Register", profile(msp.removesuffix("MSP")))
+    for i in range(len(founders) + 1, size + 1):
+        newcomer = f"DC{i}"
+        world.ok(newcomer, "Membership:Register", profile(newcomer))
+        for j in range(1, i):
+            if world.read("DC1", "Membership:Get", f"{newcomer}MSP")["status"] == "active":
+                break
+            world.ok(f"DC{j}", "Membership:Approve", f"{newcomer}MSP")
     return world

@@ -36,3 +36,18 @@ def test_check_mode_reports_a_stale_readme(tmp_path: Path) -> None:
     missing = tmp_path / "none.md"
     missing.write_text("no markers", encoding="utf-8")
     assert docs.main(["--check", "--readme", str(missing)]) == 2
+
+
+def test_the_majorities_table_is_what_the_contracts_count() -> None:
+    from swarmfuse.chaincode.contracts.consortium import abort_threshold, admission_threshold, suspension_threshold
+
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Majorities") : text.index("## Key schema")]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [int(row.split("|")[1]) for row in rows] == list(range(1, 9))
+    for row in rows:
+        counted, admit, suspend, abort = (cell.strip() for cell in row.split("|")[1:5])
+        n = int(counted)
+        assert int(admit) == admission_threshold(n), row
+        assert suspend == ("impossible" if suspension_threshold(n) is None else str(suspension_threshold(n))), row
+        assert int(abort) == abort_threshold(n), row

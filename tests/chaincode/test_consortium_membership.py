@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from cc_identities import DC1_AUDITOR_ATTR, DC1_AUDITOR_OU
+from cc_identities import DC1_AUDITOR_ATTR, DC1_AUDITOR_OU, OUTSIDER_AUDITOR_ATTR, OUTSIDER_AUDITOR_OU
 from cc_world import World, founded, profile, summary
 
 
@@ -57,21 +57,58 @@ def test_suspend_by_majority_then_reinstate() -> None:
     assert world.ok("DC2", "Membership:Approve", "DC3MSP")["status"] == "active"
 
 
-def test_leave_and_register_again() -> None:
+def test_a_founder_that_left_comes_back_pending_and_needs_a_majority() -> None:
     world = founded()
     assert world.ok("DC2", "Membership:Leave")["status"] == "left"
     world.refused("DC2", "Membership:Leave", status=409, fragment="already left")
     world.refused("DC4", "Membership:Leave", status=404)
-    assert world.ok("DC2", "Membership:Register", profile("DC2"))["status"] == "active"
+    back = world.ok("DC2", "Membership:Register", profile("DC2"))
+    assert (back["status"], back["left_from"]) == ("pending", None)
+    world.refused("DC2", "Summaries:Publish", summary("DC2", "image"), status=403, fragment="needs role member")
+    assert world.ok("DC1", "Membership:Approve", "DC2MSP")["status"] == "pending"
+    assert world.ok("DC3", "Membership:Approve", "DC2MSP")["status"] == "active"
 
 
-def test_auditors_read_everything_and_write_nothing() -> None:
+def test_leaving_cannot_undo_a_suspension() -> None:
     world = founded()
-    for auditor in ("Auditor", DC1_AUDITOR_OU, DC1_AUDITOR_ATTR):
-        assert world.read(auditor, "Membership:Get", "DC1MSP")["org"] == "DC1MSP"
-        assert len(world.read(auditor, "Audit:Members", "10", "")["items"]) == 3
-        world.refused(auditor, "Membership:Register", profile("DC1"), status=403, fragment="may only read")
-        world.refused(auditor, "Membership:Approve", "DC1MSP", status=403)
+    world.ok("DC1", "Membership:Suspend", "DC3MSP")
+    assert world.ok("DC2", "Membership:Suspend", "DC3MSP")["status"] == "suspended"
+    left = world.ok("DC3", "Membership:Leave")
+    assert (left["status"], left["left_from"]) == ("left", "suspended")
+    back = world.ok("DC3", "Membership:Register", profile("DC3"))
+    assert back["status"] == "suspended"
+    world.refused("DC3", "Summaries:Publish", summary("DC3", "text"), status=403, fragment="needs role member")
+    world.refused("DC3", "Membership:Approve", "DC3MSP", status=403)
+    world.ok("DC1", "Membership:Approve", "DC3MSP")
+    assert world.ok("DC2", "Membership:Approve", "DC3MSP")["status"] == "active"
+
+
+def test_leaving_sheds_no_votes_cast_against_an_org() -> None:
+    world = founded(("DC1", "DC2", "DC3"))
+    for org in ("DC4", "DC5"):
+        world.ok(org, "Membership:Register", profile(org))
+        world.ok("DC1", "Membership:Approve", f"{org}MSP")
+        world.ok("DC2", "Membership:Approve", f"{org}MSP")
+    assert world.ok("DC1", "Membership:Suspend", "DC4MSP")["suspend_votes"] == ["DC1MSP"]
+    world.ok("DC4", "Membership:Leave")
+    assert world.ok("DC4", "Membership:Register", profile("DC4"))["status"] == "pending"
+
+
+def test_auditor_rights_come_only_from_the_auditor_orgs_the_task_named() -> None:
+    world = founded()
+    assert world.read("Auditor", "Membership:Get", "DC1MSP")["org"] == "DC1MSP"
+    assert len(world.read("Auditor", "Audit:Members", "10", "")["items"]) == 3
+    world.refused("Auditor", "Membership:Register", profile("Auditor"), status=403, fragment="may only read")
+    world.refused("Auditor", "Membership:Approve", "DC1MSP", status=403)
+    for forged in (OUTSIDER_AUDITOR_OU, OUTSIDER_AUDITOR_ATTR):
+        for function, args in (("Membership:Get", ("DC1MSP",)), ("Audit:Members", ("10", "")), ("Task:Get", ())):
+            response = world.query(forged, function, *args)
+            assert response.status == 403 and response.message.startswith("Forbidden: "), response.message
+        world.refused(forged, "Membership:Approve", "DC1MSP", status=403, error="Forbidden")
+    # A member's own certificate with OU auditor or attribute auditor=true is just that member.
+    for own in (DC1_AUDITOR_OU, DC1_AUDITOR_ATTR):
+        assert world.read(own, "Membership:Get", "DC1MSP")["org"] == "DC1MSP"
+        world.refused(own, "Membership:Register", profile("DC1"), status=409, fragment="already registered")
 
 
 def test_outsiders_cannot_read() -> None:

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from swarmfuse.chaincode.contract.canonical import canonical_json
-from swarmfuse.chaincode.contracts.keys import EXCHANGE, ROUND
-from swarmfuse.chaincode.contracts.records import Exchange, Round
+from swarmfuse.chaincode.contracts.keys import ABORT_VOTE, ACK, EXCHANGE, ROUND
+from swarmfuse.chaincode.contracts.records import AbortVote, Acknowledgement, Exchange, Round
 
 ORGS = ["DC1", "DC2", "DC3", "DC4", "Auditor"]
 MSPS = ["DC1MSP", "DC2MSP", "DC3MSP", "DC4MSP", "DC9MSP"]
@@ -26,7 +26,6 @@ TRANSITIONS = {
     ("open", "open"),
     ("open", "fused"),
     ("open", "aborted"),
-    ("fused", "fused"),
     ("fused", "closed"),
     ("fused", "aborted"),
 }
@@ -73,6 +72,7 @@ def call(world: World) -> st.SearchStrategy[tuple[str, str, tuple[str, ...]]]:
         "Rounds:RecordExchange": st.tuples(rid, exchange()),
         "Rounds:MarkFused": st.tuples(rid, digest, metrics),
         "Rounds:Acknowledge": st.tuples(rid, digest),
+        "Rounds:Close": st.tuples(rid),
         "Rounds:Abort": st.tuples(rid, st.sampled_from(["why", "x" * 600])),
         "Rounds:ElectLeader": st.tuples(rid, deadline),
         "Membership:Approve": st.tuples(st.sampled_from(MSPS)),
@@ -113,11 +113,19 @@ def next_step(world: World) -> st.SearchStrategy[tuple[str, str, tuple[str, ...]
         )
         abort_call = st.tuples(st.sampled_from(orgs), st.just("Rounds:Abort"), st.just(("r1", "stop")))
         return exchange_call | fuse_call | fuse_call | abort_call
+    acknowledged = {a.org for a in acks(world) if a.round_id == "r1"}
+    if acknowledged == set(rnd.participants):
+        return st.tuples(st.sampled_from([*orgs, "DC4"]), st.just("Rounds:Close"), st.just(("r1",)))
     return st.tuples(
         st.sampled_from([*orgs, *orgs, "DC4"]),
         st.just("Rounds:Acknowledge"),
         st.sampled_from([("r1", MODEL), ("r1", MODEL), ("r1", HASHES[1])]),
     )
+
+
+def acks(world: World) -> list[Acknowledgement]:
+    prefix = f"\x00{ACK}\x00"
+    return [Acknowledgement.model_validate_json(v) for k, v in world.ledger.state.items() if k.startswith(prefix)]
 
 
 def rounds(world: World) -> dict[str, Round]:
@@ -131,13 +139,19 @@ def rounds(world: World) -> dict[str, Round]:
 
 def check_invariants(world: World, before: dict[str, Round]) -> None:
     after = rounds(world)
+    recorded: dict[str, dict[str, str]] = {}
+    for ack in acks(world):
+        recorded.setdefault(ack.round_id, {})[ack.org] = ack.model_sha256
     for rid, rnd in after.items():
         assert rnd.leader in rnd.participants and rnd.leader not in rnd.past_leaders
+        assert set(recorded.get(rid, {})) <= set(rnd.participants)
+        assert all(sha == rnd.model_sha256 for sha in recorded.get(rid, {}).values())
         if rnd.state.value == "closed":
-            assert set(rnd.acknowledgements) == set(rnd.participants)
+            assert rnd.acknowledgements == recorded[rid] and set(rnd.acknowledgements) == set(rnd.participants)
         else:
-            assert set(rnd.acknowledgements) < set(rnd.participants) or not rnd.participants
-        assert all(ack == rnd.model_sha256 for ack in rnd.acknowledgements.values())
+            assert rnd.acknowledgements == {}
+        if rnd.state.value == "open":
+            assert rid not in recorded
         if rid in before:
             assert (before[rid].state.value, rnd.state.value) in TRANSITIONS or before[rid] == rnd
     for key, value in world.ledger.state.items():
@@ -145,6 +159,9 @@ def check_invariants(world: World, before: dict[str, Round]) -> None:
         if key.startswith(f"\x00{EXCHANGE}\x00"):
             ex = Exchange.model_validate_json(value)
             assert {ex.sender, ex.receiver} <= set(after[ex.round_id].participants) and ex.sender != ex.receiver
+        if key.startswith(f"\x00{ABORT_VOTE}\x00"):
+            vote = AbortVote.model_validate_json(value)
+            assert vote.org in after[vote.round_id].participants
 
 
 def test_random_calls_are_refused_cleanly_or_keep_the_invariants() -> None:

@@ -6,9 +6,9 @@ import json
 from datetime import timedelta
 
 import pytest
-from cc_world import World, founded, sha
+from cc_world import ORGS, World, chaincode, founded, sha
 
-from swarmfuse.chaincode.contracts.leader import choose_leader
+from swarmfuse.chaincode.contracts.leader import leader_for, rotation_order
 
 PARTICIPANTS = ["DC1MSP", "DC2MSP", "DC3MSP"]
 MODEL = sha("model-weights")
@@ -37,21 +37,46 @@ def opened() -> tuple[World, dict]:
     return world, rnd
 
 
-def test_open_chooses_the_leader_from_participants_and_txid(opened: tuple[World, dict]) -> None:
+def test_open_takes_the_leader_from_the_rotation_of_the_participant_set(opened: tuple[World, dict]) -> None:
     world, rnd = opened
     assert rnd["state"] == "open" and rnd["participants"] == PARTICIPANTS
-    assert rnd["leader"] == choose_leader(PARTICIPANTS, "r1", rnd["open_tx"])
+    assert (rnd["turn"], rnd["leader"]) == (0, leader_for(PARTICIPANTS, 0))
     event = world.ledger.events[-1]
     assert event.name == "RoundOpened" and json.loads(event.payload)["leader"] == rnd["leader"]
 
 
-def test_leader_choice_is_deterministic_and_spread() -> None:
-    picks = {choose_leader(PARTICIPANTS, "r", f"{i:064x}") for i in range(50)}
-    assert picks == set(PARTICIPANTS)
-    assert choose_leader(reversed(PARTICIPANTS), "r", "ab") == choose_leader(PARTICIPANTS, "r", "ab")
+def test_consecutive_rounds_of_one_set_rotate_the_lead_through_every_participant() -> None:
+    world = founded()
+    leaders = [world.ok("DC2", "Rounds:Open", f"r{i}", world.round_spec())["leader"] for i in range(6)]
+    assert leaders == rotation_order(PARTICIPANTS) * 2
+    assert sorted(leaders[:3]) == PARTICIPANTS
+    other_set = world.ok("DC1", "Rounds:Open", "pair", world.round_spec(("DC1", "DC3")))
+    assert (other_set["turn"], other_set["leader"]) == (0, leader_for(["DC1MSP", "DC3MSP"], 0))
 
 
-def test_full_round_closes_after_every_acknowledgement(opened: tuple[World, dict]) -> None:
+def test_the_leader_depends_on_neither_tx_id_nor_timestamp_nor_round_id() -> None:
+    world = founded()
+    spec = world.round_spec()
+    seen = set()
+    for i in range(40):
+        endorsed = world.ledger.endorse(
+            chaincode(), ORGS["DC1"], "Rounds:Open", f"grind{i}", spec,
+            tx_id=sha(f"nonce {i}"), at=world.now + timedelta(seconds=i % 200),
+        )  # fmt: skip
+        assert endorsed.response.status == 200, endorsed.response.message
+        seen.add(json.loads(endorsed.response.payload)["leader"])
+    assert seen == {leader_for(PARTICIPANTS, 0)}
+    assert leader_for(reversed(PARTICIPANTS), 5) == leader_for(PARTICIPANTS, 5)
+
+
+def test_the_opener_must_take_part() -> None:
+    world = founded(("DC1", "DC2", "DC3", "DC4"))
+    world.ok("DC1", "Membership:Approve", "DC4MSP")
+    world.ok("DC2", "Membership:Approve", "DC4MSP")
+    world.refused("DC4", "Rounds:Open", "r1", world.round_spec(), status=403, fragment="the opener must take part")
+
+
+def test_full_round_closes_once_every_participant_acknowledged(opened: tuple[World, dict]) -> None:
     world, rnd = opened
     leader = org_of(rnd["leader"])
     others = [org_of(p) for p in PARTICIPANTS if p != rnd["leader"]]
@@ -61,22 +86,31 @@ def test_full_round_closes_after_every_acknowledgement(opened: tuple[World, dict
     fused = world.ok(leader, "Rounds:MarkFused", "r1", MODEL, json.dumps({"accuracy": 0.88, "f1": 0.8, "seeds": 3}))
     assert fused["state"] == "fused" and world.ledger.events[-1].name == "ModelFused"
     for i, org in enumerate([leader, *others]):
+        if i:
+            world.refused(leader, "Rounds:Close", "r1", status=409, fragment=f"acknowledgements of {others[i - 1]}MSP")
         acked = world.ok(org, "Rounds:Acknowledge", "r1", MODEL)
-        assert acked["state"] == ("closed" if i == 2 else "fused")
+        assert (acked["org"], acked["model_sha256"]) == (f"{org}MSP", MODEL)
         assert world.ledger.events[-1].name == "Acknowledged"
-    assert json.loads(world.ledger.events[-1].payload)["state"] == "closed"
+        assert len(world.read("DC1", "Rounds:Get", "r1")["acknowledgements"]) == i + 1
+    world.refused("Auditor", "Rounds:Close", "r1", status=403)
+    closed = world.ok(others[0], "Rounds:Close", "r1")
+    assert closed["state"] == "closed" and closed["acknowledgements"] == {p: MODEL for p in PARTICIPANTS}
+    assert world.ledger.events[-1].name == "RoundClosed"
+    world.refused(leader, "Rounds:Close", "r1", status=409, fragment="is closed")
     world.refused(leader, "Rounds:Acknowledge", "r1", MODEL, status=409, fragment="is closed")
     world.refused(others[0], "Rounds:Abort", "r1", "late", status=409, fragment="is closed")
 
     history = world.read("Auditor", "Audit:RoundHistory", "r1", "100", "")["items"]
-    assert [h["value"]["state"] for h in history] == ["open", "fused", "fused", "fused", "closed"]
+    assert [h["value"]["state"] for h in history] == ["open", "fused", "closed"]
+    acks = world.read("Auditor", "Audit:Acknowledgements", "r1", "10", "")["items"]
+    assert sorted(a["org"] for a in acks) == PARTICIPANTS
     exchanges = world.read("Auditor", "Audit:Exchanges", "r1", "1", "")
     assert len(exchanges["items"]) == 1 and exchanges["bookmark"]
     rest = world.read("Auditor", "Audit:Exchanges", "r1", "1", exchanges["bookmark"])
     assert {exchanges["items"][0]["sender"], rest["items"][0]["sender"]} == {f"{o}MSP" for o in others}
     activity = world.read("Auditor", "Audit:Activity", f"{leader}MSP", "100", "")["items"]
     assert [a["function"] for a in activity][-2:] == ["Rounds:MarkFused", "Rounds:Acknowledge"]
-    assert "round/r1" in activity[-1]["keys"]
+    assert f"ack/r1/{leader}MSP" in activity[-1]["keys"]
 
 
 def test_open_rejections() -> None:
@@ -159,6 +193,7 @@ def test_fuse_and_acknowledge_rejections(opened: tuple[World, dict]) -> None:
     world.refused("DC4", "Rounds:Acknowledge", "r1", MODEL, status=403)
     world.ok(other, "Rounds:Acknowledge", "r1", MODEL)
     world.refused(other, "Rounds:Acknowledge", "r1", MODEL, status=409, fragment="already acknowledged")
+    world.refused(other, "Rounds:Close", "r1", status=409, fragment="still waits for the acknowledgements")
 
 
 def test_abort_by_majority_of_participants(opened: tuple[World, dict]) -> None:
@@ -181,8 +216,12 @@ def test_after_the_deadline_anyone_aborts_and_a_new_leader_can_be_elected() -> N
     world.ledger.clock += timedelta(hours=2)
     world.refused("DC4", "Rounds:ElectLeader", "r1", world.deadline(1), status=403, fragment="not a participant")
     world.refused("DC1", "Rounds:ElectLeader", "r1", world.deadline(-1), status=400, fragment="new deadline")
+    naive = json.dumps((world.now + timedelta(hours=1)).replace(tzinfo=None).isoformat())
+    world.refused("DC1", "Rounds:ElectLeader", "r1", naive, status=400, fragment="time zone")
     elected = world.ok("DC1", "Rounds:ElectLeader", "r1", world.deadline(1))
-    assert elected["leader"] != rnd["leader"] and elected["past_leaders"] == [rnd["leader"]]
+    order = rotation_order(PARTICIPANTS)
+    assert elected["leader"] == order[(order.index(rnd["leader"]) + 1) % 3]
+    assert elected["past_leaders"] == [rnd["leader"]]
     assert world.ledger.events[-1].name == "LeaderElected"
     world.refused(org_of(rnd["leader"]), "Rounds:MarkFused", "r1", MODEL, "{}", status=403, fragment="only the leader")
     world.ledger.clock += timedelta(hours=2)

@@ -71,3 +71,62 @@ def test_empty_value_is_refused_like_on_a_peer() -> None:
     with pytest.raises(ValueError, match="empty; use del_state"):
         ledger.submit(Writer(), DC1, "ok", "a", "")
     assert ledger.evaluate(Writer(), DC1, "ok", "a").payload == b""
+
+
+class Clocks:
+    """A raw chaincode reporting the proposal time and the endorser's clock it runs under."""
+
+    def invoke(self, stub) -> Response:  # type: ignore[no-untyped-def]
+        from swarmfuse.chaincode.contract.clock import endorser_now
+
+        return Response(200, payload=f"{stub.timestamp.isoformat()}|{endorser_now().isoformat()}|{stub.tx_id}".encode())
+
+
+def test_the_endorser_clock_is_distinct_from_a_forged_proposal_timestamp() -> None:
+    from datetime import timedelta
+
+    from swarmfuse.chaincode.memstub import DEFAULT_START
+
+    ledger = MemoryLedger()
+    honest = ledger.evaluate(Clocks(), DC1, "t").payload.decode().split("|")
+    assert honest[0] == honest[1] == (DEFAULT_START + ledger.tick).isoformat()
+    forged = DEFAULT_START + timedelta(days=1)
+    response = ledger.evaluate(Clocks(), DC1, "t", at=forged, tx_id="ab" * 32)
+    stamped, endorser, tx_id = response.payload.decode().split("|")
+    assert stamped == forged.isoformat() and endorser == (DEFAULT_START + 2 * ledger.tick).isoformat()
+    assert tx_id == "ab" * 32
+    ledger.endorser_drift = timedelta(minutes=-7)
+    _, endorser, _ = ledger.evaluate(Clocks(), DC1, "t").payload.decode().split("|")
+    assert endorser == (DEFAULT_START + 3 * ledger.tick - timedelta(minutes=7)).isoformat()
+
+
+def test_round_trips_are_counted_per_transaction() -> None:
+    ledger, cc = MemoryLedger(), Writer()
+    ledger.submit(cc, DC1, "ok", "a", "1", "b", "2")
+    assert dict(ledger.last.calls) == {"GET_STATE": 1} and ledger.last.round_trips == 1
+    stub = ledger.stub(DC1, "q")
+    stub.get_state("a")
+    stub.get_multiple_states(["a", "b", "c"])
+    list(stub.get_state_by_range("", ""))
+    list(stub.get_history_for_key("a"))
+    expected = {"GET_STATE": 1, "GET_STATE_MULTIPLE": 1, "GET_STATE_BY_RANGE": 1, "GET_HISTORY_FOR_KEY": 1}
+    assert dict(stub.calls) == expected
+    assert stub.multiple_states is False
+    ledger.multiple_states = True
+    assert ledger.stub(DC1, "q").multiple_states is True
+
+
+def test_a_block_is_validated_as_a_peer_validates_it() -> None:
+    from swarmfuse.chaincode.memstub import Validation
+
+    ledger, cc = MemoryLedger(), Writer()
+    ledger.submit(cc, DC1, "ok", "a", "1")
+    # Both read "a" (the Writer reads its first key) and write it: the second is an MVCC conflict.
+    first = ledger.endorse(cc, DC1, "ok", "a", "2")
+    second = ledger.endorse(cc, DC1, "ok", "a", "3")
+    # Disjoint keys never conflict; a failed endorsement is never committed.
+    third = ledger.endorse(cc, DC1, "ok", "z", "9")
+    failed = ledger.endorse(cc, DC1, "fail", "y", "1")
+    codes = ledger.commit_block([first, second, third, failed])
+    assert codes == [Validation.VALID, Validation.MVCC_READ_CONFLICT, Validation.VALID, Validation.ENDORSEMENT_FAILED]
+    assert ledger.state == {"a": b"2", "z": b"9"}
