@@ -44,8 +44,9 @@ _CACHE_SIZE = 4096
 class IdentityRejected(Exception):
     """A serialized identity that is not a valid identity of the channel.
 
-    ``mspid`` is set when the identity names one of the channel's MSPs (Fabric then reports the org),
-    ``None`` when it is malformed or names an unknown MSP.
+    ``mspid`` is set when Fabric's MSP would deserialize the identity and then find it invalid (Fabric
+    then reports the org); ``None`` when deserializing fails: malformed, an unknown MSP, a certificate
+    that does not parse or does not chain to a CA of the MSP it names.
     """
 
     def __init__(self, reason: str, mspid: str | None = None) -> None:
@@ -204,7 +205,7 @@ class ChannelMSPs:
         try:
             cert = x509.load_pem_x509_certificate(sid.id_bytes)
         except ValueError as exc:
-            raise IdentityRejected(f"could not parse the PEM certificate of the identity: {exc}", msp.mspid) from exc
+            raise IdentityRejected(f"could not parse the PEM certificate of the identity: {exc}") from exc
         public_key = cert.public_key()
         if not isinstance(public_key, ec.EllipticCurvePublicKey) or not isinstance(public_key.curve, ec.SECP256R1):
             raise IdentityRejected("the identity's public key is not an EC P-256 key", msp.mspid)
@@ -228,9 +229,10 @@ class ChannelMSPs:
             except (ValueError, TypeError, InvalidSignature):
                 continue
             return ca
+        # Fabric builds the validation chain while deserializing (``sanitizeCert``), so this is a
+        # deserialization failure: the endorser reports "creator org unknown", not the claimed MSP.
         raise IdentityRejected(
-            f"the supplied identity is not valid: certificate signed by unknown authority (not a CA of {msp.mspid})",
-            msp.mspid,
+            f"the supplied identity is not valid: certificate signed by unknown authority (not a CA of {msp.mspid})"
         )
 
     @staticmethod

@@ -53,7 +53,7 @@ def test_unknown_msp_is_refused(msps: ChannelMSPs) -> None:
 def test_certificate_from_another_ca_is_refused(msps: ChannelMSPs) -> None:
     impostor = pki().outsider.issue("peer0.dc1", ("peer",), mspid="DC1MSP")
     error = rejected(msps, impostor.serialized)
-    assert "unknown authority" in str(error) and error.mspid == "DC1MSP"
+    assert "unknown authority" in str(error) and error.mspid is None  # Fabric: a deserialization failure
 
 
 def test_certificate_of_another_channel_org_is_refused_under_a_wrong_msp(msps: ChannelMSPs) -> None:

@@ -625,7 +625,7 @@ def test_proposal_rejections(ledger: MemoryLedger, msps: ChannelMSPs) -> None:
     outsider = member("outsider", "client")
     assert "creator org unknown" in str(rejection(proposal(outsider), outsider, ledger, msps))
     impostor = pki().outsider.issue("c.dc1", ("client",), mspid="DC1MSP")
-    assert "creator org [DC1MSP]" in str(rejection(proposal(impostor), impostor, ledger, msps))
+    assert "creator org unknown, creator is malformed" in str(rejection(proposal(impostor), impostor, ledger, msps))
     wrong_txid = rejection(custom_proposal(creator, tx_id="ab"), creator, ledger, msps)
     assert "incorrectly computed txid 'ab'" in str(wrong_txid)
     config = rejection(custom_proposal(creator, header_type=common_pb2.CONFIG), creator, ledger, msps)
