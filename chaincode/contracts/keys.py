@@ -16,6 +16,7 @@ its activity) sits under a key that names the org, and no write transaction scan
 | ``round`` | round ID | :class:`Round` |
 | ``ack`` | round ID, org | :class:`Acknowledgement` |
 | ``abortvote`` | round ID, org | :class:`AbortVote` |
+| ``alignment`` | round ID | :class:`Alignment` (the leader's record of the aligned entity set) |
 | ``exchange`` | round ID, sender, receiver, artefact kind | :class:`Exchange` |
 | ``activity`` | org, transaction timestamp (UTC), tx ID | :class:`Activity` |
 """
@@ -40,6 +41,7 @@ ROUND = "round"
 ACK = "ack"
 ABORT_VOTE = "abortvote"
 EXCHANGE = "exchange"
+ALIGNMENT = "alignment"
 ACTIVITY = "activity"
 
 
@@ -77,6 +79,10 @@ def rotation_key(participants: Iterable[str]) -> str:
 
 def round_key(round_id: str) -> str:
     return create_composite_key(ROUND, [round_id])
+
+
+def alignment_key(round_id: str) -> str:
+    return create_composite_key(ALIGNMENT, [round_id])
 
 
 def ack_key(round_id: str, org: str) -> str:

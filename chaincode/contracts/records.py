@@ -296,6 +296,22 @@ class Exchange(ExchangeInput):
     tx_id: str
 
 
+class AlignmentInput(BaseModel):
+    """``Rounds:RecordAlignment`` argument: the size of the aligned entity set and a commitment to it
+    (SHA-256 over a salt and the sorted aligned IDs; the IDs and the salt stay off-chain)."""
+
+    model_config = STRICT
+    entity_count: int = Field(ge=1, le=1_000_000_000)
+    commitment_sha256: Sha256
+
+
+class Alignment(AlignmentInput):
+    round_id: Identifier
+    leader: MspId
+    recorded_at: UtcDateTime
+    tx_id: str
+
+
 class Activity(BaseModel):
     """Index entry: one write transaction of one org."""
 

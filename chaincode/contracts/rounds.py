@@ -16,6 +16,8 @@ from swarmfuse.chaincode.contracts.leader import leader_for, next_leader
 from swarmfuse.chaincode.contracts.records import (
     AbortVote,
     Acknowledgement,
+    Alignment,
+    AlignmentInput,
     Exchange,
     ExchangeInput,
     Member,
@@ -143,6 +145,33 @@ class Rounds(ConsortiumContract):
             updated_at=ctx.now,
         )
         return _save(ctx, rnd, participants=rnd.participants, deadline=rnd.deadline, turn=rnd.turn)
+
+    @transaction(
+        allow=(MEMBER,),
+        event="AlignmentRecorded",
+        errors=(
+            NOT_ACTIVE,
+            "NotFound: no such round",
+            "Forbidden: caller is not the leader",
+            "BadRequest: malformed alignment",
+            "Conflict: round not open, alignment already recorded",
+        ),
+    )
+    def record_alignment(self, ctx: Context, round_id: Identifier, alignment: AlignmentInput) -> Alignment:
+        """The leader records the entity alignment it computed by private set intersection: its size and commitment."""
+        rnd = load_round(ctx, round_id)
+        if ctx.client.mspid != rnd.leader:
+            raise Forbidden(f"only the leader {rnd.leader} may record the alignment of round {round_id}")
+        _in_state(rnd, RoundState.OPEN)
+        key = keys.alignment_key(round_id)
+        if ctx.read(key) is not None:
+            raise Conflict(f"the alignment of round {round_id} is already recorded")
+        record = Alignment(**alignment.model_dump(), round_id=round_id, leader=rnd.leader, recorded_at=ctx.now,
+                           tx_id=ctx.tx_id)
+        ctx.put(key, record)
+        ctx.emit({"round": round_id, "leader": rnd.leader, "entity_count": record.entity_count,
+                  "commitment_sha256": record.commitment_sha256})
+        return record
 
     @transaction(
         allow=(MEMBER,),
@@ -326,6 +355,18 @@ class Rounds(ConsortiumContract):
             update={"leader": leader, "past_leaders": past, "deadline": deadline, "updated_at": ctx.now}
         )
         return _save(ctx, rnd, previous=past, deadline=deadline)
+
+    @transaction(
+        evaluate=True,
+        allow=READERS,
+        errors=("Forbidden: caller is not registered nor an auditor", "NotFound: no alignment recorded"),
+    )
+    def get_alignment(self, ctx: Context, round_id: Identifier) -> Alignment:
+        """The alignment the round's leader recorded (size and commitment of the aligned entity set)."""
+        found = ctx.get(keys.alignment_key(round_id), Alignment)
+        if found is None:
+            raise NotFound(f"no alignment recorded for round {round_id!r}")
+        return found
 
     @transaction(
         evaluate=True,

@@ -8,8 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from swarmfuse.extractors.data import DataError
-from swarmfuse.extractors.onnx import OnnxError
+from swarmfuse.extractors.data.cache import DataError
 
 app = typer.Typer(no_args_is_help=True, help="Fuse text and image features; compare with the baselines.")
 console = Console()
@@ -42,8 +41,14 @@ def evaluate(
         console.print(f"[red]error:[/red] weight file {weights} does not exist", highlight=False)
         raise typer.Exit(1)
     # Imported here so that `swarmfuse --help` does not pay for importing torch.
-    from swarmfuse.extractors.fusion.evaluate import evaluate_fusion
-    from swarmfuse.extractors.pipeline import ImageConfig, PipelineConfig
+    try:
+        from swarmfuse.extractors.fusion.evaluate import evaluate_fusion
+        from swarmfuse.extractors.onnx.export import OnnxError
+        from swarmfuse.extractors.pipeline import ImageConfig, PipelineConfig
+    except ModuleNotFoundError as exc:  # a light install without the ML extras
+        typer.echo(f"error: 'swarmfuse fuse' needs {exc.name}, which is not installed: pip install 'swarmfuse[ml]'",
+                   err=True)
+        raise typer.Exit(1) from None
 
     try:
         config = PipelineConfig(image=ImageConfig(resolution=image_resolution, epochs=image_epochs,

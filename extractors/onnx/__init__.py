@@ -12,10 +12,22 @@ Public interface::
 Inference needs only NumPy and onnxruntime; torch is imported only by the export and parity helpers.
 """
 
-from swarmfuse.extractors.onnx.export import OnnxError, export_onnx, file_sha256
-from swarmfuse.extractors.onnx.parity import max_abs_diff
-from swarmfuse.extractors.onnx.quantize import quantize_int8
-from swarmfuse.extractors.onnx.runtime import FeatureExtractor, available_providers
+import importlib
+
+_EXPORTS = {
+    **dict.fromkeys(("OnnxError", "export_onnx", "file_sha256"), "swarmfuse.extractors.onnx.export"),
+    "max_abs_diff": "swarmfuse.extractors.onnx.parity",
+    "quantize_int8": "swarmfuse.extractors.onnx.quantize",
+    **dict.fromkeys(("FeatureExtractor", "available_providers"), "swarmfuse.extractors.onnx.runtime"),
+}
 
 __all__ = ["FeatureExtractor", "OnnxError", "available_providers", "export_onnx", "file_sha256", "max_abs_diff",
            "quantize_int8"]
+
+
+def __getattr__(name: str) -> object:
+    """Import the public names on first use, so importing the package (e.g. for the CLI) stays cheap."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

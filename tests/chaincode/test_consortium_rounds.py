@@ -251,3 +251,21 @@ def test_audit_pagination_and_bad_bookmarks(opened: tuple[World, dict]) -> None:
     assert [r["round_id"] for r in world.read("DC2", "Audit:Rounds", "10", "")["items"]] == ["r1"]
     assert world.read("DC1", "Rounds:Get", "r1")["state"] == "open"
     assert world.query("DC1", "Rounds:Get", "r2").status == 404
+
+
+def test_the_leader_records_the_alignment_once_and_only_while_open(opened: tuple[World, dict]) -> None:
+    world, rnd = opened
+    leader = org_of(rnd["leader"])
+    other = next(org_of(p) for p in PARTICIPANTS if p != rnd["leader"])
+    alignment = json.dumps({"entity_count": 1500, "commitment_sha256": sha("salt+ids")})
+    world.refused(other, "Rounds:RecordAlignment", "r1", alignment, status=403, fragment="only the leader")
+    world.refused(leader, "Rounds:RecordAlignment", "r1", json.dumps({"entity_count": 0, "commitment_sha256": sha("x")}),
+                  status=400)
+    recorded = world.ok(leader, "Rounds:RecordAlignment", "r1", alignment)
+    assert (recorded["entity_count"], recorded["leader"]) == (1500, rnd["leader"])
+    event = world.ledger.events[-1]
+    assert event.name == "AlignmentRecorded" and json.loads(event.payload)["entity_count"] == 1500
+    world.refused(leader, "Rounds:RecordAlignment", "r1", alignment, status=409, fragment="already recorded")
+    assert world.read("Auditor", "Rounds:GetAlignment", "r1")["commitment_sha256"] == sha("salt+ids")
+    world.ok(leader, "Rounds:MarkFused", "r1", MODEL, json.dumps({"accuracy": 0.9}))
+    assert world.query("DC1", "Rounds:GetAlignment", "nope").status == 404

@@ -1,6 +1,6 @@
 """Side-by-side table of bench.py and bench.mjs results (median over rounds) and the ratio line.
 
-Usage: report.py <results.jsonl>   (one JSON object per run, as the two bench clients print them)
+Usage: report.py <results.jsonl> [engine]   (one JSON object per run, as the two bench clients print them)
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ def medians(path: Path) -> dict[str, dict[str, float]]:
     return {client: {m: statistics.median(r[m] for r in results) for m in METRICS} for client, results in runs.items()}
 
 
-def main(results: str) -> None:
+def main(results: str, engine: str = "") -> None:
     figures = medians(Path(results))
     ours, node = figures[OURS], figures[NODE]
-    table = Table(title="Fabric Gateway clients: same network, chaincode, concurrency and transaction count")
+    on = f" (engine: {engine})" if engine else ""
+    table = Table(title=f"Fabric Gateway clients: same network{on}, chaincode, concurrency and transaction count")
     table.add_column("client")
     for metric in ("submit tx/s", "evaluate p50 ms", "evaluate p99 ms"):
         table.add_column(metric, justify="right")
