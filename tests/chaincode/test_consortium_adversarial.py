@@ -341,7 +341,7 @@ def grind_the_leader(world: World, draw: st.DrawFn, tally: Counter[str]) -> None
 def test_attacker_moves_are_refused_with_their_typed_error_and_change_nothing() -> None:
     tally: Counter[str] = Counter()
 
-    @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
     @given(st.data())
     def run(data: st.DataObject) -> None:
         world, pending = stage(), pending_stage()
