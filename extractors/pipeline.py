@@ -73,12 +73,20 @@ def _image_key(config: ImageConfig, manifest: Manifest) -> str:
     return config_hash("image", training, weights_sha, manifest.fingerprint())
 
 
+def image_extractor_dir(manifest: Manifest, config: ImageConfig) -> Path:
+    """Where the image extractor for ``config`` is cached (a trained ResNet50), or the name standing for a
+    pretrained backbone in cache keys (nothing is stored there); its ``.name`` keys the later stages."""
+    if config.backbone != "resnet50":
+        return _pretrained_dir(config)
+    return cache_root() / "pipeline" / f"image-{_image_key(config, manifest)}"
+
+
 def image_extractor(manifest: Manifest, config: ImageConfig) -> tuple[torch.nn.Module, Path, dict]:
     """The cached image feature module for ``config`` (ResNet50: 2048-d, trained on first use)."""
     if config.backbone != "resnet50":
         return build_backbone(config.backbone).eval(), _pretrained_dir(config), {"backbone": config.backbone,
                                                                                   "weights": "pretrained, frozen"}
-    folder = cache_root() / "pipeline" / f"image-{_image_key(config, manifest)}"
+    folder = image_extractor_dir(manifest, config)
     weights = Path(config.weights) if config.weights else None
     if (folder / "backbone.pt").exists():
         module = build_resnet50_features(None)
@@ -124,6 +132,19 @@ def build_features(config: PipelineConfig = PipelineConfig(), batch_size: int = 
         raise DataError(f"cached features in {folder} are unreadable ({exc}); delete the folder to rebuild") from exc
 
 
+def export_text_onnx(text: TextExtractor, example_ids: np.ndarray, path: Path) -> str:
+    """The text extractor's feature module as ONNX (int64 ``token_ids`` [batch, max_len] -> ``features``)."""
+    text.features.eval()
+    return export_onnx(text.features, (torch.from_numpy(example_ids[:2]),), path, ["token_ids"], ["features"],
+                       {"token_ids": {0: "batch"}, "features": {0: "batch"}})
+
+
+def export_image_onnx(module: torch.nn.Module, example_pixels: np.ndarray, path: Path) -> str:
+    """An image feature module as ONNX (float32 NCHW ``pixels`` [batch, 3, r, r] -> ``features``)."""
+    return export_onnx(module.eval(), (torch.from_numpy(example_pixels[:2]),), path, ["pixels"], ["features"],
+                       {"pixels": {0: "batch"}, "features": {0: "batch"}})
+
+
 def _run_batched(extractor: FeatureExtractor, x: np.ndarray, batch_size: int) -> np.ndarray:
     return np.concatenate([extractor.run(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
@@ -135,11 +156,8 @@ def _extract(manifest: Manifest, text: TextExtractor, image_module: torch.nn.Mod
     paths = [manifest.image_path(e) for e in entities]
     ids = text.encode(texts)
     pixels = preprocess_images(paths, image_cfg.resolution)
-    text.features.eval()
-    text_sha = export_onnx(text.features, (torch.from_numpy(ids[:2]),), out / "text.onnx", ["token_ids"], ["features"],
-                           {"token_ids": {0: "batch"}, "features": {0: "batch"}})
-    image_sha = export_onnx(image_module.eval(), (torch.from_numpy(pixels[:2]),), out / "image.onnx", ["pixels"],
-                            ["features"], {"pixels": {0: "batch"}, "features": {0: "batch"}})
+    text_sha = export_text_onnx(text, ids, out / "text.onnx")
+    image_sha = export_image_onnx(image_module, pixels, out / "image.onnx")
     text_ort, image_ort = FeatureExtractor.from_onnx(out / "text.onnx"), FeatureExtractor.from_onnx(out / "image.onnx")
     start = time.perf_counter()
     text_features = _run_batched(text_ort, ids, batch_size)

@@ -21,6 +21,8 @@ def up(
     auditor: bool | None = typer.Option(None, "--auditor/--no-auditor", help="Add the read-only Auditor org."),
     consensus: str | None = typer.Option(None, "--consensus", help="raft (3 orderers, default) or bft (4)."),
     port_base: int | None = typer.Option(None, "--port-base", help="First port of the network's range (default 17000)."),
+    mutual_tls: bool | None = typer.Option(None, "--mutual-tls/--no-mutual-tls", help="Peers require a client TLS "
+                                           "certificate (mutual TLS) and bind Deliver requests to it (default off)."),
     engine: str = typer.Option("auto", "--engine", help="embedded, fabric, or auto: Fabric when a release is "
                                "configured or cached, the embedded engine otherwise. Recorded in the home."),
     home: Path = HomeOption,
@@ -30,13 +32,14 @@ def up(
         network = Network(home)
         current = network.state()
         topology = None
-        if current is None or any(v is not None for v in (orgs, auditor, consensus, port_base)):
+        if current is None or any(v is not None for v in (orgs, auditor, consensus, port_base, mutual_tls)):
             base = current.topology() if current else Topology()
             topology = Topology(
                 n_orgs=base.n_orgs if orgs is None else orgs,
                 auditor=base.auditor if auditor is None else auditor,
                 consensus=base.consensus if consensus is None else consensus,  # type: ignore[arg-type]
                 port_base=base.port_base if port_base is None else port_base,
+                mutual_tls=base.mutual_tls if mutual_tls is None else mutual_tls,
             )
         started_at = time.monotonic()
         result = network.up(topology, engine)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
+import os
 import shutil
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,7 +17,9 @@ from pathlib import Path
 from swarmfuse.network import ccaas, crypto, profiles
 from swarmfuse.network import state as state_file
 from swarmfuse.network.binaries import Fabric, locate
-from swarmfuse.network.errors import CommandFailed, FabricUnavailable, InvalidInput, NotRunning
+from swarmfuse.network.errors import (
+    CommandFailed, FabricUnavailable, InvalidInput, LockTimeout, NotRunning, StopFailed,
+)
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.nodes import ENGINE_PROCESS, chaincode_spec, engine_spec, install_builder, orderer_spec, peer_spec
 from swarmfuse.network.ordering import wait_for_leaders
@@ -26,6 +32,32 @@ logger = logging.getLogger(__name__)
 
 ENGINE_CHOICES = ("auto", "embedded", "fabric")
 START_ORDER = ("orderer", "engine", "peer", "chaincode")
+LOCK_FILE = ".lock"
+LOCK_TIMEOUT_S = 120.0
+LOCK_TIMEOUT_ENV = "SWARMFUSE_LOCK_TIMEOUT"
+
+
+def default_lock_timeout() -> float:
+    """Seconds a command waits for the home's lock: ``SWARMFUSE_LOCK_TIMEOUT``, else 120."""
+    text = os.environ.get(LOCK_TIMEOUT_ENV)
+    if not text:
+        return LOCK_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise InvalidInput(f"{LOCK_TIMEOUT_ENV} must be a number of seconds >= 0, not {text!r}")
+    return value
+
+
+def _holder(path: Path) -> str:
+    """Who holds the lock, as its holder wrote it into the lock file."""
+    try:
+        holder = json.loads(path.read_text())
+        return f"pid {holder['pid']}, since {holder['since']}: {holder['command']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "holder unknown"
 
 
 def resolve_engine(choice: str) -> Engine:
@@ -59,10 +91,11 @@ class UpResult:
 class Network:
     """One network home: its state file, crypto, processes and logs."""
 
-    def __init__(self, home: Path, fabric: Fabric | None = None) -> None:
+    def __init__(self, home: Path, fabric: Fabric | None = None, lock_timeout: float | None = None) -> None:
         self.layout = Layout(home.expanduser().resolve())
-        self.supervisor = Supervisor(self.layout.run_dir, self.layout.log_dir)
+        self.supervisor = Supervisor(self.layout.run_dir, self.layout.log_dir, self.layout.home)
         self._fabric = fabric
+        self.lock_timeout = default_lock_timeout() if lock_timeout is None else lock_timeout
 
     @property
     def home(self) -> Path:
@@ -125,11 +158,35 @@ class Network:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the home's lock: one command at a time changes a network (others wait for it)."""
+        """Hold the home's lock: one command at a time changes a network. Others wait for it, at most
+        ``lock_timeout`` seconds, then fail with :class:`LockTimeout` naming the command that holds it."""
         self.home.mkdir(parents=True, exist_ok=True)
-        with (self.home / ".lock").open("w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            yield
+        path = self.home / LOCK_FILE
+        with path.open("a+") as handle:
+            deadline = time.monotonic() + self.lock_timeout
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockTimeout(
+                            f"another swarmfuse command has held the lock on {self.home} for more than "
+                            f"{self.lock_timeout:g}s ({_holder(path)}); wait for it to finish and retry, or set "
+                            f"{LOCK_TIMEOUT_ENV} to wait longer"
+                        ) from None
+                    time.sleep(0.1)
+            holder = {"pid": os.getpid(), "command": " ".join(sys.argv) or "python",
+                      "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            handle.seek(0)
+            handle.truncate()
+            handle.write(json.dumps(holder) + "\n")
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                handle.truncate()
 
     # --- up ---
     def up(self, topology: Topology | None = None, engine: str = "auto") -> UpResult:
@@ -151,8 +208,8 @@ class Network:
             current = self._create(topology, chosen)
         elif topology is not None and topology.to_dict() != current.topology().to_dict():
             raise InvalidInput(
-                f"{self.home} already holds a network with {current.n_orgs} orgs, auditor={current.auditor}, "
-                f"consensus={current.consensus}, port base {current.port_base}: use it as is or 'network down --purge' first"
+                f"{self.home} already holds a network with {current.topology().describe()}: use it as is or "
+                "'network down --purge' first"
             )
         elif engine != "auto" and resolve_engine(engine) != current.engine:
             raise InvalidInput(f"{self.home} holds a network on the {current.engine} engine: use it as is or "
@@ -169,7 +226,10 @@ class Network:
             if current.engine == "fabric":
                 wait_for_leaders(current.topology(), current.tasks)
         except BaseException:
-            self.supervisor.stop(started)
+            try:
+                self.supervisor.stop(started)
+            except StopFailed as exc:  # the start-up failure is what the caller must see; this one is logged
+                logger.error("while undoing a failed start: %s", exc)
             raise
         return UpResult(started=started, already_running=not started)
 
@@ -218,6 +278,7 @@ class Network:
             raise NotRunning(f"nothing is running under {self.home}: it holds no swarmfuse network (no state.json)")
         with self.locked():
             current = self.require_state()
+            # Raises StopFailed naming any process it could not stop (the home is then kept, even with purge).
             stopped = self.supervisor.stop(list(reversed(self.process_names(current))))
             if not stopped and not purge:
                 raise NotRunning(f"nothing is running under {self.home}")

@@ -25,3 +25,17 @@ class NotRunning(NetworkError):
 
 class CommandFailed(NetworkError):
     """A Fabric command exited non-zero; carries its output."""
+
+
+class StopFailed(NetworkError):
+    """Some processes could not be stopped; names each with the reason (the others were stopped)."""
+
+    def __init__(self, stopped: list[str], failed: dict[str, str]) -> None:
+        self.stopped = stopped
+        self.failed = failed
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in failed.items())
+        super().__init__(f"could not stop {', '.join(failed)} ({reasons})")
+
+
+class LockTimeout(NetworkError):
+    """Another command held the home's lock for longer than the lock timeout."""

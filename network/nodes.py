@@ -1,5 +1,5 @@
-"""Process specs for orderers, peers and chaincode servers: command, environment overrides, ports and
-health endpoint. Every listener is on 127.0.0.1 and TLS is on for every link."""
+"""Process specs for orderers, peers and chaincode servers: command, environment overrides, ports, health
+endpoint and TLS probes. Every listener is on 127.0.0.1 and TLS is on for every link."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from swarmfuse.network.binaries import Fabric
 from swarmfuse.network.crypto import chaincode_tls
 from swarmfuse.network.layout import Layout
-from swarmfuse.network.procs import ProcessSpec
+from swarmfuse.network.procs import ProcessSpec, TlsProbe
 from swarmfuse.network.topology import HOST, ORDERER_MSP, Org, Topology
 
 BUILDER_SOURCE = Path(__file__).with_name("builders") / "ccaas" / "bin"
@@ -72,6 +72,7 @@ def orderer_spec(fabric: Fabric, topology: Topology, layout: Layout, name: str) 
         name=name, kind="orderer", args=[fabric.bin("orderer")], env=env, port=ports.listen,
         health_url=f"http://{HOST}:{ports.operations}/healthz", cwd=data,
         other_ports=[ports.admin, ports.operations],
+        probes=[TlsProbe(f"{HOST}:{ports.listen}", layout.orderer_tls_ca, server_name=topology.orderer_host(name))],
     )
 
 
@@ -103,9 +104,17 @@ def peer_spec(fabric: Fabric, topology: Topology, layout: Layout, org: Org) -> P
         "CORE_VM_ENDPOINT": "",
         "CORE_CHAINCODE_EXTERNALBUILDERS": json.dumps(builders),
     }
+    if topology.mutual_tls:
+        # Clients and other peers present a certificate from one of the orgs' TLS CAs (the peer adds the roots of
+        # its channels' MSPs by itself); Deliver then checks each request's TLS certificate hash.
+        env |= {
+            "CORE_PEER_TLS_CLIENTAUTHREQUIRED": "true",
+            "CORE_PEER_TLS_CLIENTROOTCAS_FILES": " ".join(str(layout.org_tls_ca(each)) for each in topology.orgs),
+        }
     return ProcessSpec(
         name=org.peer_process, kind="peer", args=[fabric.bin("peer"), "node", "start"], env=env, port=ports.listen,
         health_url=f"http://{HOST}:{ports.operations}/healthz", other_ports=[ports.chaincode, ports.operations],
+        probes=[peer_probe(topology, layout, org)],
     )
 
 
@@ -120,9 +129,11 @@ def chaincode_spec(topology: Topology, layout: Layout, org: Org, package_id: str
         "CHAINCODE_TLS_KEY_FILE": str(tls.server_key),
         "CHAINCODE_CLIENT_CA_CERT_FILE": str(tls.ca_cert),
     }
+    # The server requires the peer's client certificate: the probe presents it, as the peer will.
+    probe = TlsProbe(f"{HOST}:{ports.ccaas}", tls.ca_cert, cert=tls.client_cert, key=tls.client_key)
     return ProcessSpec(
         name=org.chaincode_process, kind="chaincode", args=[sys.executable, "-m", "swarmfuse.chaincode"],
-        env=env, port=ports.ccaas,
+        env=env, port=ports.ccaas, probes=[probe],
     )
 
 
@@ -136,4 +147,14 @@ def engine_spec(topology: Topology, layout: Layout) -> ProcessSpec:
         args=[sys.executable, "-m", "swarmfuse.network.embedded", "--home", str(layout.home)],
         env=keep, port=peer_ports[0], health_url=f"http://{HOST}:{orderer.operations}/healthz",
         other_ports=[*peer_ports[1:], orderer.admin, orderer.operations],
+        probes=[peer_probe(topology, layout, org) for org in topology.orgs],
     )
+
+
+def peer_probe(topology: Topology, layout: Layout, org: Org) -> TlsProbe:
+    """A TLS probe of ``org``'s peer endpoint (Fabric peer or engine), presenting the org admin's client TLS
+    certificate when the network requires mutual TLS."""
+    tls = layout.user_dir(org, "Admin") / "tls"
+    client = (tls / "client.crt", tls / "client.key") if topology.mutual_tls else (None, None)
+    return TlsProbe(f"{HOST}:{topology.peer_ports(org).listen}", layout.org_tls_ca(org), cert=client[0], key=client[1],
+                    server_name=org.peer_host)

@@ -20,7 +20,7 @@ class PeerCli:
         self.layout = layout
 
     def env(self, org: Org, identity: str = "Admin") -> dict[str, str]:
-        return {
+        env = {
             "PATH": "/usr/bin:/bin",
             "FABRIC_CFG_PATH": str(self.fabric.config_dir),
             "FABRIC_LOGGING_SPEC": "grpc=error:info",
@@ -30,6 +30,14 @@ class PeerCli:
             "CORE_PEER_TLS_ENABLED": "true",
             "CORE_PEER_TLS_ROOTCERT_FILE": str(self.layout.org_tls_ca(org)),
         }
+        if self.topology.mutual_tls:  # the peers require a client certificate: the identity's own TLS pair
+            tls = self.layout.user_dir(org, identity) / "tls"
+            env |= {
+                "CORE_PEER_TLS_CLIENTAUTHREQUIRED": "true",
+                "CORE_PEER_TLS_CLIENTCERT_FILE": str(tls / "client.crt"),
+                "CORE_PEER_TLS_CLIENTKEY_FILE": str(tls / "client.key"),
+            }
+        return env
 
     def orderer_args(self, name: str | None = None) -> list[str]:
         """``-o`` (first orderer unless named) with the orderer TLS CA."""

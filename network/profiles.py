@@ -20,13 +20,22 @@ class PeerEndpoint(Endpoint):
     host_override: str
 
 
-class KeyPair(BaseModel):
+class TlsPair(BaseModel):
     cert: str
     key: str
 
 
+class KeyPair(BaseModel):
+    """An identity's signing certificate and key; ``tls_client`` is its client TLS pair (mutual TLS)."""
+
+    cert: str
+    key: str
+    tls_client: TlsPair | None = None
+
+
 class Profile(BaseModel):
-    """What a client of ``org`` needs: its peer, its identities, the orderers, and the engine serving them."""
+    """What a client of ``org`` needs: its peer, its identities (each with its client TLS pair, which the
+    Gateway client presents for mutual TLS), the orderers, and the engine serving them."""
 
     engine: str
     org: str
@@ -41,10 +50,14 @@ class Profile(BaseModel):
         return cls.model_validate_json(path.read_text())
 
 
-def _identity(msp: Path) -> KeyPair:
+def _identity(user_dir: Path) -> KeyPair:
+    """The identity under ``user_dir`` (``msp/`` and, as cryptogen writes it, ``tls/client.crt|key``)."""
+    msp, tls = user_dir / "msp", user_dir / "tls"
     cert = next((msp / "signcerts").glob("*.pem"))
     key = next((msp / "keystore").iterdir())
-    return KeyPair(cert=str(cert), key=str(key))
+    has_tls = (tls / "client.crt").is_file() and (tls / "client.key").is_file()
+    tls_client = TlsPair(cert=str(tls / "client.crt"), key=str(tls / "client.key")) if has_tls else None
+    return KeyPair(cert=str(cert), key=str(key), tls_client=tls_client)
 
 
 def build(topology: Topology, layout: Layout, org: Org, engine: str) -> Profile:
@@ -59,8 +72,8 @@ def build(topology: Topology, layout: Layout, org: Org, engine: str) -> Profile:
             host_override=org.peer_host,
         ),
         identities={
-            "admin": _identity(layout.user_dir(org, "Admin") / "msp"),
-            "user": _identity(layout.user_dir(org, "User1") / "msp"),
+            "admin": _identity(layout.user_dir(org, "Admin")),
+            "user": _identity(layout.user_dir(org, "User1")),
         },
         orderers=[  # the embedded engine orders internally: clients reach no orderer endpoint
             Endpoint(endpoint=f"{HOST}:{topology.orderer_ports(name).listen}", tls_ca_cert=str(layout.orderer_tls_ca))

@@ -30,6 +30,7 @@ class NetworkState(BaseModel):
     auditor: bool
     consensus: Consensus
     port_base: int
+    mutual_tls: bool = False  # homes made before the option existed serve server-authenticated TLS only
     package_ids: dict[str, str] = Field(default_factory=dict)
     tasks: dict[str, TaskRecord] = Field(default_factory=dict)
 
@@ -38,7 +39,8 @@ class NetworkState(BaseModel):
         return cls.model_validate({**topology.to_dict(), "engine": engine})
 
     def topology(self) -> Topology:
-        return Topology(n_orgs=self.n_orgs, auditor=self.auditor, consensus=self.consensus, port_base=self.port_base)
+        return Topology(n_orgs=self.n_orgs, auditor=self.auditor, consensus=self.consensus, port_base=self.port_base,
+                        mutual_tls=self.mutual_tls)
 
 
 def load(path: Path) -> NetworkState | None:

@@ -151,17 +151,24 @@ def _initialise(network: Network, name: str, members: Sequence[Org], config: dic
     document = json.dumps(config, separators=(",", ":"))
     digest = config_sha256(config)
     deadline = time.monotonic() + READY_S
-    while True:
-        try:
-            invoke(network, name, members[0], "Task:Init", document, endorsers=endorsers)
-            break
-        except TransactionFailed as exc:
-            # On Fabric, gossip needs a few seconds to tell the gateways about the new chaincode and its peers.
-            if not any(text in str(exc) for text in GOSSIP_NOT_READY) or time.monotonic() > deadline:
-                raise
-            time.sleep(1.0)
+
+    def once_gossip_is_ready(org: Org, function: str, *args: str) -> None:
+        # On Fabric, gossip needs a few seconds to tell each gateway about the new chaincode and the channel's
+        # peers, and each gateway learns them on its own (a peer on its first channel takes longest): every
+        # founder's gateway may answer "not ready" for a while. Such a refusal comes before ordering, so
+        # endorsing again is safe.
+        while True:
+            try:
+                invoke(network, name, org, function, *args, endorsers=endorsers)
+                return
+            except TransactionFailed as exc:
+                if not any(text in str(exc) for text in GOSSIP_NOT_READY) or time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+
+    once_gossip_is_ready(members[0], "Task:Init", document)
     for founder in members[1:]:
-        invoke(network, name, founder, "Task:Confirm", digest, endorsers=endorsers)
+        once_gossip_is_ready(founder, "Task:Confirm", digest)
     active = json.loads(query(network, name, members[0], "Task:Get"))
     if sorted(active["founders"]) != sorted(config["founders"]) or sorted(active["auditors"]) != sorted(config["auditors"]):  # type: ignore[arg-type]
         raise TransactionFailed(f"task {name} became active with founders {active['founders']} and auditors "

@@ -3,7 +3,7 @@
 Ports are laid out from one base so two homes with different bases never overlap:
 orderer ``i`` uses ``base + 3i`` (listen), ``+1`` (admin), ``+2`` (operations); the peer of org
 ``j`` (in topology order) uses ``base + 20 + 5j`` (listen), ``+1`` (chaincode), ``+2`` (operations),
-``+3`` (the org's chaincode server). A network needs :data:`PORT_SPAN` ports from its base.
+``+3`` (the org's chaincode server), ``+4`` (the org's site agent). A network needs :data:`PORT_SPAN` ports from its base.
 """
 
 from __future__ import annotations
@@ -62,12 +62,13 @@ class OrdererPorts:
 
 @dataclass(frozen=True)
 class PeerPorts:
-    """The peer's ports, plus the port of its org's chaincode server."""
+    """The peer's ports, plus the ports of its org's chaincode server and site agent."""
 
     listen: int
     chaincode: int
     operations: int
     ccaas: int
+    site: int
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,9 @@ class Topology:
     auditor: bool = False
     consensus: Consensus = "raft"
     port_base: int = 17000
+    # Peers (Fabric's, or the embedded engine's org endpoints) require a client TLS certificate from one of
+    # the orgs' TLS CAs, and Deliver then checks the request's TLS certificate hash (Fabric's TLS binding).
+    mutual_tls: bool = False
     orgs: tuple[Org, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -109,13 +113,18 @@ class Topology:
 
     def peer_ports(self, org: Org) -> PeerPorts:
         start = self.port_base + 20 + 5 * org.index
-        return PeerPorts(listen=start, chaincode=start + 1, operations=start + 2, ccaas=start + 3)
+        return PeerPorts(listen=start, chaincode=start + 1, operations=start + 2, ccaas=start + 3, site=start + 4)
 
     def all_ports(self) -> list[int]:
         """Every port the network listens on."""
         nodes: list[OrdererPorts | PeerPorts] = [self.orderer_ports(name) for name in self.orderers]
         nodes += [self.peer_ports(org) for org in self.orgs]
         return [port for ports in nodes for port in astuple(ports)]
+
+    def describe(self) -> str:
+        """One line naming what distinguishes this network (for messages)."""
+        return (f"{self.n_orgs} orgs, auditor={self.auditor}, consensus={self.consensus}, port base {self.port_base}, "
+                f"mutual TLS {'on' if self.mutual_tls else 'off'}")
 
     def org(self, name: str) -> Org:
         for org in self.orgs:

@@ -12,7 +12,12 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("network", "swarmfuse.network.cli", "Start, inspect and stop the ledger network of a home (embedded engine or Fabric)."),
     ("task", "swarmfuse.network.task_cli", "Create and list collaboration tasks (one channel each)."),
     ("data", "swarmfuse.extractors.data.cli", "Fetch the paired emoji data and the text corpus; partition them."),
+    ("site", "swarmfuse.client.site.cli", "A data centre's site agent: its data, extractors and round work."),
     ("fuse", "swarmfuse.extractors.fusion.cli", "Evaluate intermediate fusion of text and image features against baselines."),
+]
+# Typer apps that live beside another command's module: (command name, module, attribute, help).
+EXTRA_SUBCOMMANDS: list[tuple[str, str, str, str]] = [
+    ("round", "swarmfuse.client.site.cli", "rounds", "Fusion rounds of a task: open, status, list, abort."),
 ]
 
 app = typer.Typer(no_args_is_help=True, help="Multimodal data fusion on a permissioned Fabric network.")
@@ -43,6 +48,9 @@ for _name, _module, _help in SUBCOMMANDS:
         if _error.name is None or _error.name.split(".")[0] == "swarmfuse":
             raise
         _add_missing_extras(_name, _error)
+
+for _name, _module, _attribute, _help in EXTRA_SUBCOMMANDS:
+    app.add_typer(getattr(importlib.import_module(_module), _attribute), name=_name, help=_help)
 
 
 def main() -> None:

@@ -121,8 +121,8 @@ class LedgerNetwork:
 
     def height(self, org: str) -> int:
         """The channel's height as ``org``'s Deliver service reports it (newest block + 1)."""
-        with self.gateway(org) as gateway, gateway.network(self.task).block_events() as events:
-            return next(iter(events)).header.number + 1
+        with self.gateway(org) as gateway:
+            return gateway.network(self.task).newest_block().header.number + 1
 
 
 @pytest.fixture(scope="session", params=ENGINES)

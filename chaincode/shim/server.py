@@ -30,6 +30,8 @@ SERVER_OPTIONS: list[tuple[str, int]] = [
     ("grpc.http2.max_ping_strikes", 0),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    # gRPC sets SO_REUSEPORT by default: a second server could then bind the same port and share its connections.
+    ("grpc.so_reuseport", 0),
 ]
 
 

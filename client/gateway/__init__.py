@@ -18,18 +18,23 @@ from swarmfuse.client.gateway.errors import (
     PeerDetail,
     SubmitError,
 )
-from swarmfuse.client.gateway.events import BlockEvents, ChaincodeEvent, ChaincodeEvents
+from swarmfuse.client.gateway.events import (
+    BlockEvents, BlockEventsRequest, ChaincodeEvent, ChaincodeEvents, ChaincodeEventsRequest,
+)
 from swarmfuse.client.gateway.gateway import Gateway
-from swarmfuse.client.gateway.identity import ECDSASigner, Identity, PeerEndpoint, Signer, load_profile
+from swarmfuse.client.gateway.identity import (
+    ECDSASigner, Identity, PeerEndpoint, Signer, TlsClientCert, load_profile, tls_cert_hash,
+)
 from swarmfuse.client.gateway.network import Network
 from swarmfuse.client.gateway.proposal import Proposal, ProposalBuilder, transaction_id
 from swarmfuse.client.gateway.status import Status
 from swarmfuse.client.gateway.transaction import Transaction
 
 __all__ = [
-    "BlockEvents", "ChaincodeEvent", "ChaincodeEvents", "Checkpointer", "Commit", "CommitError", "CommitStatusError",
-    "ConnectError", "Contract", "DeliverError", "ECDSASigner", "EndorseError", "EvaluateError", "EventsError",
-    "FileCheckpointer", "Gateway", "GatewayError", "Identity", "IdentityError", "InMemoryCheckpointer",
-    "MVCCReadConflictError", "Network", "PeerDetail", "PeerEndpoint", "Position", "Proposal", "ProposalBuilder",
-    "Signer", "Status", "SubmitError", "Timeouts", "Transaction", "load_profile", "transaction_id",
+    "BlockEvents", "BlockEventsRequest", "ChaincodeEvent", "ChaincodeEvents", "ChaincodeEventsRequest", "Checkpointer",
+    "Commit", "CommitError", "CommitStatusError", "ConnectError", "Contract", "DeliverError", "ECDSASigner",
+    "EndorseError", "EvaluateError", "EventsError", "FileCheckpointer", "Gateway", "GatewayError", "Identity",
+    "IdentityError", "InMemoryCheckpointer", "MVCCReadConflictError", "Network", "PeerDetail", "PeerEndpoint",
+    "Position", "Proposal", "ProposalBuilder", "Signer", "Status", "SubmitError", "Timeouts", "TlsClientCert",
+    "Transaction", "load_profile", "tls_cert_hash", "transaction_id",
 ]

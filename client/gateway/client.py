@@ -33,11 +33,14 @@ class Timeouts:
 class GatewayClient:
     """Signed calls to one gateway peer over a single gRPC channel, errors mapped to the stage's type."""
 
-    def __init__(self, channel: grpc.Channel, identity: Identity, signer: Signer, timeouts: Timeouts) -> None:
+    def __init__(self, channel: grpc.Channel, identity: Identity, signer: Signer, timeouts: Timeouts,
+                 tls_cert_hash: bytes = b"") -> None:
         self.channel = channel
         self.identity = identity
         self.signer = signer
         self.timeouts = timeouts
+        # SHA-256 of the client TLS certificate (empty without one): Deliver requests claim it (TLS binding).
+        self.tls_cert_hash = tls_cert_hash
         self.creator = identity.serialize()
         self._gateway = GatewayStub(channel)
         self._deliver = DeliverStub(channel)

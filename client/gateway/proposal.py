@@ -24,14 +24,19 @@ def transaction_id(nonce: bytes, creator: bytes) -> str:
     return hashlib.sha256(nonce + creator).hexdigest()
 
 
-def new_header(header_type: int, channel: str, creator: bytes, extension: bytes = b"") -> tuple[str, bytes]:
-    """A fresh transaction ID and the ``common.Header`` bytes that carry it (new nonce and timestamp)."""
+def new_header(header_type: int, channel: str, creator: bytes, extension: bytes = b"",
+               tls_cert_hash: bytes = b"") -> tuple[str, bytes]:
+    """A fresh transaction ID and the ``common.Header`` bytes that carry it (new nonce and timestamp).
+
+    ``tls_cert_hash`` is the SHA-256 of the client's TLS certificate: Deliver requests claim it so that a
+    peer requiring mutual TLS can bind the request to the connection."""
     nonce = os.urandom(NONCE_BYTES)
     tx_id = transaction_id(nonce, creator)
     timestamp = Timestamp()
     timestamp.GetCurrentTime()
     channel_header = common_pb2.ChannelHeader(
-        type=header_type, channel_id=channel, tx_id=tx_id, timestamp=timestamp, extension=extension
+        type=header_type, channel_id=channel, tx_id=tx_id, timestamp=timestamp, extension=extension,
+        tls_cert_hash=tls_cert_hash,
     )
     header = common_pb2.Header(
         channel_header=channel_header.SerializeToString(),

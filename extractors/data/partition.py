@@ -1,4 +1,5 @@
-"""Data-centre views of one fusion task: DC2 holds texts, DC3 images, the label holder the labels.
+"""Data-centre views of one fusion task: DC2 holds texts, DC3 images, the label holder the labels,
+each written as a site manifest (JSON Lines: ``entity_id`` plus ``text``, ``image`` or ``label``).
 
 Each data centre holds its own, partly overlapping, subset of the entities (as real organisations
 do): every entity is in a DC's view with that DC's coverage probability, drawn with a fixed seed.
@@ -64,21 +65,26 @@ def partition(manifest: Manifest, out_dir: Path, config: PartitionConfig = Parti
     with atomic_dir(out_dir) as scratch:
         for dc in ("dc1", "dc2", "dc3"):
             (scratch / dc).mkdir()
-        _write(scratch / "dc2" / "texts.json", [{"id": i, "text": by_id[i].text} for i in sorted(texts)])
+        _write_manifest(scratch / "dc2" / "texts.jsonl", [{"entity_id": i, "text": by_id[i].text} for i in sorted(texts)])
         (scratch / "dc3" / "images").mkdir()
         rows = []
         for i in sorted(images):
             rel = f"images/{Path(by_id[i].image).name}"
             shutil.copyfile(manifest.image_path(by_id[i]), scratch / "dc3" / rel)
-            rows.append({"id": i, "image": rel, "image_sha256": by_id[i].image_sha256})
-        _write(scratch / "dc3" / "images.json", rows)
-        _write(scratch / config.label_holder / "labels.json",
-               [{"id": i, "group": by_id[i].group, "split": by_id[i].split} for i in sorted(labels)])
+            rows.append({"entity_id": i, "image": rel, "image_sha256": by_id[i].image_sha256})
+        _write_manifest(scratch / "dc3" / "images.jsonl", rows)
+        _write_manifest(scratch / config.label_holder / "labels.jsonl",
+                        [{"entity_id": i, "label": by_id[i].group, "split": by_id[i].split} for i in sorted(labels)])
         summary = PartitionSummary(len(texts), len(images), len(labels), len(texts & images & labels),
                                    config.label_holder)
         _write(scratch / "partition.json", {"config": asdict(config), "summary": asdict(summary),
                                             "groups": list(manifest.groups), "sources": manifest.sources})
     return summary
+
+
+def _write_manifest(path: Path, rows: list[dict[str, str]]) -> None:
+    """A site manifest in JSON Lines (``swarmfuse site data add`` reads it): one entity per line."""
+    path.write_text("".join(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n" for row in rows))
 
 
 def _write(path: Path, doc: object) -> None:

@@ -9,8 +9,6 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-import onnx
-
 log = logging.getLogger(__name__)
 
 
@@ -33,6 +31,7 @@ def export_onnx(module, example_inputs: tuple, path: Path, input_names: Sequence
 
     The file is written next to ``path`` and renamed into place, so a crash never leaves a partial model.
     """
+    import onnx  # both only for export: the runtime (which imports OnnxError from here) needs neither
     import torch
 
     path = Path(path)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -24,15 +26,34 @@ def available_providers() -> list[str]:
     return ort.get_available_providers()
 
 
+def _cuda_device_present() -> bool:
+    """Whether the CUDA driver reports at least one (visible) device, asked through ctypes: no torch import."""
+    names = ("nvcuda.dll",) if os.name == "nt" else ("libcuda.so.1", "libcuda.so")
+    for name in names:
+        try:
+            driver = ctypes.CDLL(name)
+        except OSError:
+            continue
+        count = ctypes.c_int(0)
+        try:
+            return driver.cuInit(0) == 0 and driver.cuDeviceGetCount(ctypes.byref(count)) == 0 and count.value > 0
+        except AttributeError:
+            return False
+    return False
+
+
 def _cuda_usable() -> bool:
-    """Whether a CUDA device is really present (the GPU build lists CUDA on CPU-only machines too)."""
+    """Whether a CUDA device is really present (the GPU build lists CUDA on CPU-only machines too).
+
+    Asks torch only when the process has already imported it; otherwise the CUDA driver directly, so
+    inference-only processes (e.g. a site extracting features) never load torch.
+    """
     if CUDA not in available_providers():
         return False
-    try:
-        import torch
-    except ImportError:
-        return Path("/dev/nvidiactl").exists()
-    return torch.cuda.is_available()
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return bool(torch.cuda.is_available())
+    return _cuda_device_present()
 
 
 def _resolve(providers: str | Sequence[str]) -> list[str]:

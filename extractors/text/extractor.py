@@ -140,10 +140,15 @@ def train_text_extractor(manifest: Manifest, corpus: Corpus, config: TextConfig)
     return TextExtractor(config, vocab, classifier, report)
 
 
+def text_extractor_dir(manifest: Manifest, config: TextConfig) -> Path:
+    """The cache folder ``<cache>/pipeline/text-<hash>`` of the text extractor for ``config`` and this data."""
+    return cache_root() / "pipeline" / f"text-{config_hash('text', config.to_dict(), manifest.fingerprint())}"
+
+
 def cached_text_extractor(manifest: Manifest, config: TextConfig) -> tuple[TextExtractor, Path]:
     """The text extractor for ``config`` and this data, from ``<cache>/pipeline/text-<hash>``;
     trained and written there atomically on first use."""
-    folder = cache_root() / "pipeline" / f"text-{config_hash('text', config.to_dict(), manifest.fingerprint())}"
+    folder = text_extractor_dir(manifest, config)
     if (folder / "report.json").exists():
         return TextExtractor.load(folder, len(manifest.groups)), folder
     start = time.perf_counter()

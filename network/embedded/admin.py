@@ -115,7 +115,8 @@ class _HealthHandler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    allow_reuse_address = True
+    allow_reuse_address = True  # SO_REUSEADDR: rebinding over TIME_WAIT; never a second listener on the port
+    allow_reuse_port = False  # no SO_REUSEPORT: a port is never shared
 
 
 def _serve(server: ThreadingHTTPServer, name: str) -> ThreadingHTTPServer:

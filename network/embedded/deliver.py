@@ -1,12 +1,16 @@
 """Peer ``Deliver`` of one org's endpoint: committed blocks (full or filtered) from a signed seek
-request, with Fabric's status replies (BAD_REQUEST, NOT_FOUND, FORBIDDEN, SUCCESS)."""
+request, with Fabric's status replies (BAD_REQUEST, NOT_FOUND, FORBIDDEN, SUCCESS) and, when the endpoint
+requires client certificates, Fabric's TLS binding check."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 
 import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from fabric_protos.common import common_pb2
 from fabric_protos.orderer import ab_pb2
 from fabric_protos.peer import events_pb2
@@ -28,11 +32,17 @@ class _Refused(Exception):
 
 
 class DeliverService(DeliverServicer):
-    """Blocks of the channels one org has joined."""
+    """Blocks of the channels one org has joined.
 
-    def __init__(self, channels: dict[str, Channel], mspid: str) -> None:
+    With ``mutual_tls`` (the endpoint requires client certificates, as a Fabric peer with
+    ``peer.tls.clientAuthRequired``) every request must claim, in ``ChannelHeader.tls_cert_hash``, the SHA-256
+    of the client certificate of its connection (Fabric's TLS binding); without it no hash is checked, as in
+    Fabric."""
+
+    def __init__(self, channels: dict[str, Channel], mspid: str, mutual_tls: bool = False) -> None:
         self._channels = channels
         self._mspid = mspid
+        self._mutual_tls = mutual_tls
 
     def Deliver(self, request_iterator: Iterator[common_pb2.Envelope], context: grpc.ServicerContext
                 ) -> Iterator[events_pb2.DeliverResponse]:
@@ -50,7 +60,7 @@ class DeliverService(DeliverServicer):
                ) -> Iterator[events_pb2.DeliverResponse]:
         for envelope in requests:  # after SUCCESS the client may send another seek; any other status ends the call
             try:
-                channel, seek = self._open(envelope)
+                channel, seek = self._open(envelope, context)
                 yield from self._blocks(channel, seek, context, filtered)
             except _Refused as refused:
                 logger.info("deliver refused (%s): %s", Status.Name(refused.status), refused)
@@ -60,7 +70,7 @@ class DeliverService(DeliverServicer):
                 return
             yield events_pb2.DeliverResponse(status=Status.SUCCESS)
 
-    def _open(self, envelope: common_pb2.Envelope) -> tuple[Channel, ab_pb2.SeekInfo]:
+    def _open(self, envelope: common_pb2.Envelope, context: grpc.ServicerContext) -> tuple[Channel, ab_pb2.SeekInfo]:
         try:
             payload = common_pb2.Payload.FromString(envelope.payload)
             header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
@@ -68,6 +78,8 @@ class DeliverService(DeliverServicer):
             seek = ab_pb2.SeekInfo.FromString(payload.data)
         except Exception as exc:  # malformed client bytes
             raise _Refused(Status.BAD_REQUEST, f"malformed deliver request: {exc}") from exc
+        if self._mutual_tls:
+            check_tls_binding(header.tls_cert_hash, client_cert_hash(context))
         channel = self._channels.get(header.channel_id)
         if channel is None or not channel.has_org(self._mspid):
             raise _Refused(Status.NOT_FOUND, f"channel {header.channel_id!r} not found")
@@ -104,6 +116,25 @@ class DeliverService(DeliverServicer):
             else:
                 yield events_pb2.DeliverResponse(block=block)
             number += 1
+
+
+def client_cert_hash(context: grpc.ServicerContext) -> bytes:
+    """SHA-256 of the DER of the client's TLS certificate on this call's connection (empty without one)."""
+    pems = context.auth_context().get("x509_pem_cert") or []
+    if not pems:
+        return b""
+    return hashlib.sha256(x509.load_pem_x509_certificate(pems[0]).public_bytes(serialization.Encoding.DER)).digest()
+
+
+def check_tls_binding(claimed: bytes, actual: bytes) -> None:
+    """Fabric's mutual-TLS binding check (``common/deliver/binding.go``), in its order; BAD_REQUEST on failure."""
+    if not claimed:
+        raise _Refused(Status.BAD_REQUEST, "client didn't include its TLS cert hash")
+    if not actual:
+        raise _Refused(Status.BAD_REQUEST, "client didn't send a TLS certificate")
+    if claimed != actual:
+        raise _Refused(Status.BAD_REQUEST,
+                       f"claimed TLS cert hash is {claimed.hex()} but actual TLS cert hash is {actual.hex()}")
 
 
 def _stop_block(seek: ab_pb2.SeekInfo, first: int, height: int) -> int:

@@ -37,7 +37,7 @@ _CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9.-]{0,248}$")
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE),
     ("grpc.max_send_message_length", MAX_MESSAGE),
-    ("grpc.so_reuseport", 0),
+    ("grpc.so_reuseport", 0),  # gRPC's default is on: another process could bind the org's port beside us
     # Clients (ours, the Node client, peers' keepalives) may ping; accept it as Fabric's peers do.
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 5000),
@@ -144,9 +144,15 @@ class Engine:
         server = grpc.server(ThreadPoolExecutor(max_workers=GRPC_WORKERS, thread_name_prefix=f"grpc-{org.name}"),
                              options=SERVER_OPTIONS)
         add_GatewayServicer_to_server(GatewayService(self.peers, org.mspid), server)
-        add_DeliverServicer_to_server(DeliverService(self.channels, org.mspid), server)
+        mutual_tls = self.topology.mutual_tls
+        add_DeliverServicer_to_server(DeliverService(self.channels, org.mspid, mutual_tls=mutual_tls), server)
         tls = self.layout.peer_dir(org) / "tls"
-        credentials = grpc.ssl_server_credentials([((tls / "server.key").read_bytes(), (tls / "server.crt").read_bytes())])
+        pair = ((tls / "server.key").read_bytes(), (tls / "server.crt").read_bytes())
+        if mutual_tls:  # as a Fabric peer with clientAuthRequired: a client certificate from one of the orgs' TLS CAs
+            client_cas = b"".join(self.layout.org_tls_ca(each).read_bytes() for each in self.topology.orgs)
+            credentials = grpc.ssl_server_credentials([pair], root_certificates=client_cas, require_client_auth=True)
+        else:
+            credentials = grpc.ssl_server_credentials([pair])
         port = self.topology.peer_ports(org).listen
         if server.add_secure_port(f"{HOST}:{port}", credentials) != port:
             raise OSError(f"cannot listen on {HOST}:{port} for {org.name}")

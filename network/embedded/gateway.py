@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2 as gw
+from fabric_protos.gateway.gateway_pb2 import ErrorDetail
 from fabric_protos.gateway.gateway_pb2_grpc import GatewayServicer
 from fabric_protos.peer import proposal_pb2, proposal_response_pb2
 
@@ -20,12 +21,20 @@ from swarmfuse.network.embedded.events import chaincode_events, start_block
 from swarmfuse.network.embedded.msp import Principal
 from swarmfuse.network.embedded.rpc import RpcFailure, detail
 from swarmfuse.network.embedded.txassembly import assemble_transaction
-from swarmfuse.network.embedded.validator import CheckedProposal, ProposalRejected, check_proposal
+from swarmfuse.network.embedded.validator import (
+    CheckedProposal,
+    ProposalRejected,
+    check_proposal,
+    time_window_violation,
+)
 
 logger = logging.getLogger(__name__)
 
 POLL_S = 0.5
 ENDORSE_FAILED = "failed to endorse transaction, see attached details for more info"
+COLLECT_FAILED = "failed to collect enough transaction endorsements, see attached details for more info"
+EVALUATE_FAILED = "failed to evaluate transaction, see attached details for more info"
+REMOTE_ERROR = "rpc error: code = Unknown desc = "  # how a remote peer's gRPC error reads in a detail
 WRITERS_REFUSAL = ("implicit policy evaluation failed - 0 sub-policies were satisfied, but this policy requires 1 of "
                    "the 'Writers' sub-policies to be satisfied: permission denied")
 
@@ -77,6 +86,15 @@ class GatewayService(GatewayServicer):
                   ) -> proposal_response_pb2.ProposalResponse:
         return endorser.process(checked, channel.ledger, channel.chaincode.name, channel.chaincode.version)
 
+    def _filtered(self, signed: proposal_pb2.SignedProposal, endorsers: Sequence[Endorser]) -> list[ErrorDetail] | None:
+        """The peers' auth filters (``TimeWindowCheck``) run before the endorser: each peer asked refuses a
+        proposal outside its time window with a gRPC error, which the gateway reports as that peer's detail
+        (a remote peer's prefixed as gRPC prints it); ``None`` when the proposal passes."""
+        refusal = time_window_violation(signed)
+        if refusal is None:
+            return None
+        return [detail(e.address, e.mspid, refusal if e is self._local else REMOTE_ERROR + refusal) for e in endorsers]
+
     def _proposal_channel(self, signed: proposal_pb2.SignedProposal) -> str:
         try:
             proposal = proposal_pb2.Proposal.FromString(signed.proposal_bytes)
@@ -96,6 +114,12 @@ class GatewayService(GatewayServicer):
     def _evaluate(self, request: gw.EvaluateRequest) -> gw.EvaluateResponse:
         channel = self._channel(self._proposal_channel(request.proposed_transaction), grpc.StatusCode.UNAVAILABLE)
         endorser = self._evaluator(channel, request.target_organizations)
+        # Fabric's gateway takes a filter's refusal (an error without a proposal response) for an unavailable
+        # peer: it tries every other peer that could evaluate, then gives up with UNAVAILABLE.
+        candidates = self._evaluators(channel, endorser, request.target_organizations)
+        refused = self._filtered(request.proposed_transaction, candidates)
+        if refused is not None:
+            raise RpcFailure(grpc.StatusCode.UNAVAILABLE, EVALUATE_FAILED, refused)
         checked = self._check(channel, request.proposed_transaction, endorser, evaluating=True)
         response = self._simulate(channel, checked, endorser)
         if not 200 <= response.response.status < 400:
@@ -105,6 +129,11 @@ class GatewayService(GatewayServicer):
             raise RpcFailure(code, f"evaluate call to endorser returned error: {message}",
                              [detail(endorser.address, endorser.mspid, message)])
         return gw.EvaluateResponse(result=response.response)
+
+    def _evaluators(self, channel: Channel, first: Endorser, targets: Sequence[str]) -> list[Endorser]:
+        """``first``, then every other peer of the channel (of ``targets`` when given) that can evaluate."""
+        wanted = [m for m in (list(targets) or [org.mspid for org in channel.peer_orgs]) if m != first.mspid]
+        return [first] + [self._peers.endorsers[m] for m in wanted if channel.has_org(m) and m in self._peers.endorsers]
 
     def _evaluator(self, channel: Channel, targets: Sequence[str]) -> Endorser:
         wanted = list(targets) or [self._mspid]
@@ -124,6 +153,14 @@ class GatewayService(GatewayServicer):
 
     def _endorse(self, request: gw.EndorseRequest) -> gw.EndorseResponse:
         channel = self._channel(self._proposal_channel(request.proposed_transaction))
+        if request.endorsing_organizations:  # Fabric sends the proposal to each named org at once
+            refused = self._filtered(request.proposed_transaction, self._plan(channel, request.endorsing_organizations))
+            if refused is not None:
+                raise RpcFailure(grpc.StatusCode.ABORTED, COLLECT_FAILED, refused)
+        else:  # Fabric sends it to its own peer first
+            refused = self._filtered(request.proposed_transaction, [self._local])
+            if refused is not None:
+                raise RpcFailure(grpc.StatusCode.ABORTED, ENDORSE_FAILED, refused)
         checked = self._check(channel, request.proposed_transaction, self._local, evaluating=False)
         endorsers = self._plan(channel, request.endorsing_organizations)
         futures = [self._peers.pool.submit(self._simulate, channel, checked, e) for e in endorsers]
@@ -135,8 +172,7 @@ class GatewayService(GatewayServicer):
             raise RpcFailure(grpc.StatusCode.ABORTED, ENDORSE_FAILED, details)
         mismatched = [e for e, r in zip(endorsers, responses, strict=True) if r.payload != responses[0].payload]
         if mismatched:
-            raise RpcFailure(grpc.StatusCode.ABORTED,
-                             "failed to collect enough transaction endorsements, see attached details for more info",
+            raise RpcFailure(grpc.StatusCode.ABORTED, COLLECT_FAILED,
                              [detail(e.address, e.mspid, "ProposalResponsePayloads do not match") for e in mismatched])
         payload = assemble_transaction(checked.proposal, responses)
         return gw.EndorseResponse(prepared_transaction=common_pb2.Envelope(payload=payload.SerializeToString()))

@@ -16,14 +16,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fabric_protos.msp import identities_pb2
 from google.protobuf.message import DecodeError
 
@@ -129,6 +129,31 @@ def _check_period(cert: x509.Certificate, now: datetime, what: str) -> None:
         raise ValueError(f"{what} expired at {cert.not_valid_after_utc.isoformat()}")
 
 
+def _check_chain(cert: x509.Certificate, issuer: x509.Certificate) -> None:
+    """The rest of Go's ``x509.Verify`` as Fabric's MSP calls it while deserializing (``sanitizeCert``), a
+    deserialization failure when it fails: every certificate of the chain must be valid at the certificate's
+    own start plus one second (``getValidityOptsForCert``; the clock is checked separately), and allow the
+    extended key usage the MSP asks for: none is set in its ``VerifyOptions``, which Go reads as server
+    authentication (a certificate without the extension, as cryptogen's and Fabric CA's are, allows any)."""
+    at = cert.not_valid_before_utc + timedelta(seconds=1)
+    for link in (cert, issuer):
+        if not link.not_valid_before_utc <= at <= link.not_valid_after_utc:
+            raise IdentityRejected(
+                f"the supplied identity is not valid: x509: certificate has expired or is not yet valid: current time "
+                f"{at.isoformat()} is outside {link.not_valid_before_utc.isoformat()} .. "
+                f"{link.not_valid_after_utc.isoformat()} ({link.subject.rfc4514_string()})"
+            )
+    for link in (cert, issuer):
+        try:
+            usages = link.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        except x509.ExtensionNotFound:
+            continue
+        if ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE not in usages and ExtendedKeyUsageOID.SERVER_AUTH not in usages:
+            raise IdentityRejected(
+                "the supplied identity is not valid: x509: certificate specifies an incompatible key usage"
+            )
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -216,6 +241,7 @@ class ChannelMSPs:
                 msp.mspid,
             )
         issuer = self._issuer(msp, cert)
+        _check_chain(cert, issuer)
         role = self._node_ou_role(msp, cert)
         return Principal(msp.mspid, role, cert), issuer
 

@@ -20,6 +20,7 @@ import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import grpc
@@ -87,6 +88,49 @@ def channel_writers(channel: ChannelDefinition, principal: Principal) -> bool:
 
 
 # --- the endorser side ---------------------------------------------------------------------------
+
+PEER_TIME_WINDOW = timedelta(minutes=15)
+"""``peer.authentication.timewindow`` of Fabric's ``core.yaml``: its peers' ``TimeWindowCheck`` auth filter
+(``core/handlers/auth/filter/timewindow.go``, a default filter since Fabric 3.0) refuses a proposal stamped
+further than this from the peer's clock, before the endorser looks at anything else."""
+
+
+def time_window_violation(signed_proposal: proposal_pb2.SignedProposal, window: timedelta = PEER_TIME_WINDOW,
+                          now: datetime | None = None) -> str | None:
+    """Fabric's ``TimeWindowCheck`` filter: its refusal message when the proposal's timestamp is further than
+    ``window`` from the peer's clock (``now``), else ``None`` (also for a proposal that does not parse, which
+    the gateway refuses as malformed before any peer sees it)."""
+    try:
+        proposal = proposal_pb2.Proposal.FromString(signed_proposal.proposal_bytes)
+        header = common_pb2.Header.FromString(proposal.header)
+        channel_header = common_pb2.ChannelHeader.FromString(header.channel_header)
+    except DecodeError:
+        return None
+    now = now or datetime.now(UTC)
+    stamp_s = channel_header.timestamp.seconds + channel_header.timestamp.nanos / 1e9
+    now_s = now.timestamp()
+    if not (stamp_s + window.total_seconds() < now_s or stamp_s - window.total_seconds() > now_s):
+        return None
+    return (f"request unauthorized due to incorrect timestamp {_rfc3339(channel_header.timestamp.seconds)}, "
+            f"peer time {_rfc3339(int(now_s))}, peer.authentication.timewindow {_go_duration(window)}")
+
+
+def _rfc3339(seconds: int) -> str:
+    """Go's ``time.Format(time.RFC3339)`` of a UTC time (whole seconds)."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):  # beyond Python's years; Go prints them, we print the seconds
+        return f"{seconds}s since the epoch"
+
+
+def _go_duration(duration: timedelta) -> str:
+    """Go's ``time.Duration.String()`` for whole seconds: ``15m0s``, ``1h0m0s``, ``30s``."""
+    hours, rest = divmod(int(duration.total_seconds()), 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{seconds}s"
+    return f"{minutes}m{seconds}s" if minutes else f"{seconds}s"
+
 
 class ProposalRejected(Exception):
     """A proposal Fabric's endorser refuses, with the message it gives and a gRPC status for the caller."""

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -18,8 +19,8 @@ from cryptography.x509.oid import NameOID
 from fabric_protos.common import common_pb2
 
 from swarmfuse.client.gateway import (
-    ConnectError, ECDSASigner, EndorseError, EvaluateError, FileCheckpointer, Gateway, Identity, InMemoryCheckpointer,
-    MVCCReadConflictError, Position, Timeouts, load_profile,
+    ConnectError, ECDSASigner, EndorseError, EvaluateError, EventsError, FileCheckpointer, Gateway, Identity,
+    InMemoryCheckpointer, MVCCReadConflictError, Position, Timeouts, load_profile,
 )
 from swarmfuse.client.gateway.commit import raise_unless_valid
 
@@ -91,6 +92,38 @@ def test_offline_signing_path(ledger_network, dc1: Gateway) -> None:  # type: ig
         assert commit.status().successful and commit.transaction_id == unsigned.transaction_id
     assert dc1.network(ledger_network.task).contract(CHAINCODE).evaluate_transaction(
         "Sample:Get", "gw-offline") == b"signed elsewhere"
+
+
+def test_chaincode_events_request_signed_offline(ledger_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
+    proposal = dc1.network(ledger_network.task).contract(CHAINCODE).new_proposal("Sample:Put", "gw-ev-offline", "v")
+    status = proposal.endorse().submit().status()
+    creds = load_profile(_profile(ledger_network, "DC1"))
+    with Gateway.connect(creds.peer.endpoint, creds.peer.tls_root_cert, creds.identity, _OfflineOnly(),
+                         host_override=creds.peer.host_override, tls_client=creds.tls_client) as gateway:
+        network = gateway.network(ledger_network.task)
+        unsigned = network.new_chaincode_events_request(CHAINCODE, start_block=status.block_number)
+        request = network.load_chaincode_events_request(unsigned.to_bytes())  # shipped to the signing host and back
+        request.set_signature(creds.signer.sign(request.digest()))
+        with request.events() as events:
+            event = next(iter(events))
+        assert (event.transaction_id, event.block_number) == (proposal.transaction_id, status.block_number)
+        forged = network.load_chaincode_events_request(unsigned.to_bytes())
+        forged.set_signature(creds.signer.sign(b"\x00" * 32))  # a valid signature, of other bytes
+        with forged.events() as events, pytest.raises(EventsError) as refused:
+            next(iter(events))
+    assert refused.value.code == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_block_events_start_at_the_next_commit_by_default(ledger_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
+    network = dc1.network(ledger_network.task)
+    newest = network.newest_block().header.number
+    with network.block_events() as blocks:
+        time.sleep(1.0)  # the peer has read the request by now: it starts at the height it then had
+        status = network.contract(CHAINCODE).new_proposal("Sample:Put", "gw-next", "v").endorse().submit().status()
+        first = next(iter(blocks))
+    assert newest < first.header.number <= status.block_number  # not the newest block already committed
+    with network.block_events(start_block=newest) as blocks:
+        assert next(iter(blocks)).header.number == newest
 
 
 def test_filtered_blocks_carry_validation_codes(ledger_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]

@@ -92,19 +92,19 @@ def test_corpus_is_twenty_newsgroups_and_verified():
 def test_partition_gives_partly_overlapping_views(manifest, tmp_path):
     config = PartitionConfig(seed=3, text_coverage=0.8, image_coverage=0.7, label_coverage=0.9)
     summary = partition(manifest, tmp_path / "views", config)
-    texts = {r["id"] for r in json.loads((tmp_path / "views/dc2/texts.json").read_text())}
-    images = json.loads((tmp_path / "views/dc3/images.json").read_text())
-    labels = {r["id"] for r in json.loads((tmp_path / "views/dc1/labels.json").read_text())}
-    image_ids = {r["id"] for r in images}
+    texts = {r["entity_id"] for r in _jsonl(tmp_path / "views/dc2/texts.jsonl")}
+    images = _jsonl(tmp_path / "views/dc3/images.jsonl")
+    labels = {r["entity_id"] for r in _jsonl(tmp_path / "views/dc1/labels.jsonl")}
+    image_ids = {r["entity_id"] for r in images}
     n = len(manifest.entities)
     assert abs(len(texts) / n - 0.8) < 0.05 and abs(len(image_ids) / n - 0.7) < 0.05
     assert summary.shared_by_all == len(texts & image_ids & labels) < min(len(texts), len(image_ids), len(labels))
     assert texts - image_ids and image_ids - texts  # each side holds entities the other lacks
     assert all((tmp_path / "views/dc3" / r["image"]).is_file() for r in images)
-    assert not (tmp_path / "views/dc2/labels.json").exists()
+    assert not (tmp_path / "views/dc2/labels.jsonl").exists()
     again = partition(manifest, tmp_path / "again", config)
     assert again == summary
-    assert (tmp_path / "again/dc2/texts.json").read_bytes() == (tmp_path / "views/dc2/texts.json").read_bytes()
+    assert (tmp_path / "again/dc2/texts.jsonl").read_bytes() == (tmp_path / "views/dc2/texts.jsonl").read_bytes()
 
 
 def test_partition_rejects_bad_config():
@@ -124,6 +124,22 @@ def test_data_cli_fetches_partitions_and_rejects_bad_options(manifest, tmp_path)
     assert fetched.exit_code == 0 and str(len(manifest.entities)) in fetched.output
     done = runner.invoke(app, ["data", "partition", str(tmp_path / "v"), "--label-holder", "dc3"])
     assert done.exit_code == 0, done.output
-    assert (tmp_path / "v/dc3/labels.json").is_file() and not (tmp_path / "v/dc1/labels.json").exists()
+    assert (tmp_path / "v/dc3/labels.jsonl").is_file() and not (tmp_path / "v/dc1/labels.jsonl").exists()
     bad = runner.invoke(app, ["data", "partition", str(tmp_path / "w"), "--image-coverage", "1.5"])
     assert bad.exit_code == 1 and "image_coverage must be in (0, 1]" in bad.output and bad.exception.__class__ is SystemExit
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_partition_views_are_site_manifests(manifest, tmp_path):
+    from swarmfuse.client.site.manifest import load_manifest
+
+    partition(manifest, tmp_path / "views", PartitionConfig(seed=5))
+    texts = load_manifest(tmp_path / "views/dc2/texts.jsonl", "text")
+    images = load_manifest(tmp_path / "views/dc3/images.jsonl", "image")
+    labels = load_manifest(tmp_path / "views/dc1/labels.jsonl", "label")
+    assert len(texts.rows) and len(images.rows) and len(labels.rows)
+    assert {row.extra["split"] for row in labels.rows} == {"train", "val", "test"}
+    assert set(labels.classes) == set(manifest.groups)

@@ -3,6 +3,7 @@ Also the process supervisor on real (non-Fabric) processes. No Fabric needed."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 from swarmfuse.cli import app
 from swarmfuse.network import state as state_file
 from swarmfuse.network.errors import NetworkError, PortInUse
-from swarmfuse.network.procs import ProcessSpec, Supervisor, check_ports_free
+from swarmfuse.network.procs import ProcessSpec, Supervisor, boot_id, check_ports_free, start_time
 from swarmfuse.network.state import NetworkState, TaskRecord
 from swarmfuse.network.topology import Topology
 
@@ -145,6 +146,9 @@ def test_supervisor_tracks_its_own_children_whatever_the_pid_files_say(tmp_path:
 def test_stale_pid_file_is_cleaned(tmp_path: Path) -> None:
     supervisor = Supervisor(tmp_path / "run", tmp_path / "logs")
     supervisor.run_dir.mkdir()
-    supervisor.pid_file("ghost").write_text("1 /no/such/orderer\n")  # pid 1 is alive but is not ours
+    # pid 1 is alive but is not ours: it did not start when the record says
+    record = {"name": "ghost", "pid": 1, "start_time": (start_time(1) or 0) + 1, "boot_id": boot_id(),
+              "home": str(tmp_path.resolve())}
+    supervisor.pid_file("ghost").write_text(json.dumps(record))
     assert supervisor.pid("ghost") is None
     assert not supervisor.pid_file("ghost").exists()

@@ -201,7 +201,9 @@ def test_connection_profiles_and_logs_of_every_org(ledger_network: LedgerNetwork
         assert profile["engine"] == ledger_network.engine
         peer = profile["peer"]
         assert peer["endpoint"] == f"127.0.0.1:{ledger_network.topology.peer_ports(ledger_network.org(org)).listen}"
-        paths = [peer["tls_ca_cert"]] + [p for ident in profile["identities"].values() for p in ident.values()]
+        identities = profile["identities"].values()
+        paths = [peer["tls_ca_cert"]] + [ident[part] for ident in identities for part in ("cert", "key")]
+        paths += [ident["tls_client"][part] for ident in identities for part in ("cert", "key")]  # mutual TLS pair
         paths += [o["tls_ca_cert"] for o in profile["orderers"]]
         assert all(Path(p).is_file() for p in paths), paths
         assert len(profile["orderers"]) == (3 if ledger_network.engine == "fabric" else 0)

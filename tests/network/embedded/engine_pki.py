@@ -105,8 +105,10 @@ class OrgCA:
         ca: bool = False,
         key: ec.EllipticCurvePrivateKey | None = None,
         mspid: str | None = None,
+        extended: tuple[x509.ObjectIdentifier, ...] = (),
     ) -> Member:
-        """A certificate for ``cn`` with these OUs, signed by this CA (``mspid`` overrides the claimed MSP)."""
+        """A certificate for ``cn`` with these OUs, signed by this CA (``mspid`` overrides the claimed MSP;
+        ``extended``: extended key usages, none by default as in cryptogen's signing certificates)."""
         key = key or ec.generate_private_key(ec.SECP256R1())
         names = [x509.NameAttribute(NameOID.COUNTRY_NAME, "US")]
         names += [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou) for ou in ous]
@@ -119,6 +121,8 @@ class OrgCA:
             .not_valid_before(not_before).not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         )
+        if extended:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(list(extended)), critical=False)
         return Member(mspid or self.mspid, builder.sign(self.key, hashes.SHA256()), key)  # type: ignore[arg-type]
 
 

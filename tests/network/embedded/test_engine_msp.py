@@ -8,6 +8,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from engine_pki import NOW, Member, clock, member, pki
 from fabric_protos.msp.identities_pb2 import SerializedIdentity
 
@@ -73,6 +74,30 @@ def test_expired_and_not_yet_valid_certificates_are_refused(msps: ChannelMSPs) -
     assert "expired" in str(rejected(msps, expired.serialized))
     future = pki().dc1.issue("new.dc1", ("client",), not_before=NOW + timedelta(days=1))
     assert "not valid before" in str(rejected(msps, future.serialized))
+
+
+def test_a_certificate_that_starts_before_its_ca_is_refused(msps: ChannelMSPs) -> None:
+    """Fabric verifies the chain at the certificate's own start plus one second, not now: a certificate
+    backdated before its CA's start is refused although both are valid now (a deserialization failure)."""
+    backdated = pki().dc1.issue("early.dc1", ("client",), not_before=NOW - timedelta(days=400))
+    error = rejected(msps, backdated.serialized)
+    assert "expired or is not yet valid" in str(error) and error.mspid is None
+
+
+@pytest.mark.parametrize(("usages", "accepted"), [
+    ((), True), ((ExtendedKeyUsageOID.SERVER_AUTH,), True), ((ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,), True),
+    ((ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH), True),
+    ((ExtendedKeyUsageOID.CLIENT_AUTH,), False), ((ExtendedKeyUsageOID.CODE_SIGNING,), False),
+])
+def test_extended_key_usages_must_allow_server_authentication(msps: ChannelMSPs, usages: tuple, accepted: bool) -> None:
+    """Fabric's MSP verifies the chain with Go's default key usage, server authentication: a signing
+    certificate limited to other usages (e.g. TLS client authentication only) is refused."""
+    identity = pki().dc1.issue("eku.dc1", ("client",), extended=usages)
+    if accepted:
+        assert msps.identify(identity.serialized).role == "client"
+    else:
+        error = rejected(msps, identity.serialized)
+        assert "incompatible key usage" in str(error) and error.mspid is None
 
 
 def test_expiry_is_checked_again_for_a_cached_identity() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import grpc
 import pytest
@@ -34,6 +35,7 @@ from swarmfuse.network.embedded.validator import (
     ProposalRejected,
     check_proposal,
     proposal_hash,
+    time_window_violation,
     transaction_id,
 )
 
@@ -716,3 +718,24 @@ def test_assembly_refuses_bad_responses() -> None:
         assemble_transaction(prop, [unendorsed])
     with pytest.raises(AssemblyError, match="at least one"):
         assemble_transaction(prop, [])
+
+
+def _stamped(seconds: int, nanos: int = 0) -> proposal_pb2.SignedProposal:
+    header = common_pb2.Header(channel_header=common_pb2.ChannelHeader(
+        channel_id=CHANNEL, timestamp=Timestamp(seconds=seconds, nanos=nanos)).SerializeToString())
+    return proposal_pb2.SignedProposal(proposal_bytes=proposal_pb2.Proposal(header=header.SerializeToString())
+                                       .SerializeToString())
+
+
+def test_the_peers_time_window_filter() -> None:
+    """Fabric's TimeWindowCheck: a proposal more than 15 minutes from the peer's clock is refused, with its message."""
+    now = datetime(2026, 11, 25, 10, 0, 0, 500_000, tzinfo=UTC)
+    at = int(now.timestamp())
+    assert time_window_violation(_stamped(at + 900), now=now) is None
+    assert time_window_violation(_stamped(at - 899), now=now) is None
+    assert time_window_violation(_stamped(at + 901), now=now) == (
+        "request unauthorized due to incorrect timestamp 2026-11-25T10:15:01Z, peer time 2026-11-25T10:00:00Z, "
+        "peer.authentication.timewindow 15m0s")
+    assert "incorrect timestamp 2026-11-24T10:00:00Z" in (time_window_violation(_stamped(at - 86_400), now=now) or "")
+    assert "incorrect timestamp 1970-01-01T00:00:00Z" in (time_window_violation(_stamped(0), now=now) or "")
+    assert time_window_violation(proposal_pb2.SignedProposal(proposal_bytes=b"\xff\xff"), now=now) is None

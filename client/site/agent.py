@@ -1,0 +1,441 @@
+"""The site agent of one data centre: follows the task's chaincode events and plays its part in each
+fusion round (MDFF-SL), acting only on its own data.
+
+A round, as each agent sees it:
+
+1. ``RoundOpened``: participants run private set intersection with the leader (each learns which of
+   its entities are in the aligned set, nothing about the others); the leader records the size of
+   the aligned set and a commitment to it (``Rounds:RecordAlignment``).
+2. ``AlignmentRecorded``: each participant checks the commitment against its own aligned IDs, extracts
+   the features of those rows with its ONNX extractor (the label holder: the labels), records the
+   exchange on-chain (SHA-256, size, rows) and sends the file to the leader.
+3. The leader accepts a file only when it matches its on-chain record; once every file is in, it
+   trains the intermediate-fusion head on the concatenated features and records the model's hash
+   (``Rounds:MarkFused``).
+4. ``ModelFused``: every participant downloads the model, checks its hash against the ledger and
+   acknowledges it; the leader closes the round once every participant has acknowledged.
+
+Every step is an idempotent action in the store (and checked against the ledger before a submit), and
+the event stream's checkpoint is in the store, so an agent killed at any point resumes with nothing
+lost and nothing done twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import queue
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from swarmfuse.client.gateway import ChaincodeEvent
+from swarmfuse.client.site.alignment import LeaderSession, ParticipantSession, commitment_of
+from swarmfuse.client.site.ledger import LedgerRefused, TaskLedger
+from swarmfuse.client.site.manifest import Manifest, load_manifest
+from swarmfuse.client.site.site import Site, SiteError
+from swarmfuse.client.site.store import SqlCheckpointer, Store
+
+logger = logging.getLogger(__name__)
+
+LABELS = "label"
+FEATURES_KIND = "features"
+LABELS_KIND = "labels"
+MODEL_KIND = "model"
+
+
+class FeatureSource(Protocol):
+    """A site's extractor for one modality (an ONNX bundle): its file hash, width and ``extract``."""
+
+    sha256: str
+    feature_dim: int
+    backbone: str
+
+    def extract(self, values: list[str], base: Path | None) -> Any: ...
+
+
+class PeerLink(Protocol):
+    """How an agent talks to other sites off-chain (mutual TLS); see :mod:`swarmfuse.client.site.transport`."""
+
+    def psi(self, endpoint: str, round_id: str, blinded: list[str]) -> dict[str, Any]: ...
+
+    def psi_confirm(self, endpoint: str, round_id: str, answer: list[str]) -> None: ...
+
+    def alignment(self, endpoint: str, round_id: str) -> dict[str, Any]: ...
+
+    def upload(self, endpoint: str, round_id: str, kind: str, path: Path) -> None: ...
+
+    def download(self, endpoint: str, round_id: str, kind: str, dest: Path) -> Path: ...
+
+
+@dataclass(frozen=True)
+class Holding:
+    """What the site holds for one modality: its manifest and (for text and images) its extractor."""
+
+    modality: str
+    manifest: Manifest
+    source: FeatureSource | None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a ``.part`` file, fsync, then rename: a reader never sees a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    with part.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    part.replace(path)
+
+
+class SiteAgent:
+    """One org's agent: registration, data summaries, and its part in every round it takes part in."""
+
+    def __init__(self, site: Site, ledger: TaskLedger, store: Store, link: PeerLink,
+                 holdings: dict[str, Holding], trainer: Callable[..., tuple[bytes, dict[str, Any]]] | None = None
+                 ) -> None:
+        self.site = site
+        self.ledger = ledger
+        self.store = store
+        self.link = link
+        self.holdings = holdings
+        self._trainer = trainer
+        self._work: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._psi_lock = threading.Lock()
+
+    @property
+    def mspid(self) -> str:
+        return self.site.mspid
+
+    # --- registration and summaries -------------------------------------------------------------
+
+    def ensure_registered(self, tls_fingerprint: str) -> dict[str, Any]:
+        """Register the org (once); returns its member record."""
+        current = self.ledger.member(self.mspid)
+        if current is not None and current.get("status") in ("active", "pending"):
+            return current
+        profile = {"name": f"{self.site.org_name} data centre", "endpoint": self.site.url.removeprefix("https://"),
+                   "tls_fingerprint": tls_fingerprint, "modalities": sorted(self.holdings)}
+        return self.ledger.register(profile)
+
+    def publish(self, modality: str) -> dict[str, Any]:
+        """Publish the data summary of ``modality`` from the data itself (never the data)."""
+        holding = self.holdings[modality]
+        manifest = holding.manifest
+        salt = self._commitment_salt()
+        if holding.source is not None:
+            feature_dim, extractor, extractor_sha = holding.source.feature_dim, holding.source.backbone, \
+                holding.source.sha256
+            labels = None
+        else:  # labels: the class list stands for the extractor
+            classes = sorted({row.value for row in manifest.rows})
+            feature_dim, extractor = len(classes), "labels"
+            extractor_sha = hashlib.sha256(json.dumps(classes).encode()).hexdigest()
+            labels = classes[:64]
+        summary = {
+            "modality": modality, "entity_count": len(manifest.rows), "feature_dim": feature_dim,
+            "manifest_sha256": manifest.fingerprint(), "entity_commitment": manifest.entity_commitment(salt),
+            "extractor": extractor, "extractor_onnx_sha256": extractor_sha, "labels": labels,
+        }
+        self.store.add_dataset(modality=modality, manifest_path=manifest.path, manifest_sha256=manifest.sha256,
+                               fingerprint=manifest.fingerprint(), entity_count=len(manifest.rows),
+                               feature_dim=feature_dim, extractor_sha256=extractor_sha)
+        return self.ledger.publish_summary(summary)
+
+    def _commitment_salt(self) -> bytes:
+        """A per-site secret salt (kept in the site folder) for the published entity commitment."""
+        path = self.site.folder / "commitment.salt"
+        if not path.exists():
+            write_atomic(path, secrets.token_bytes(32))
+            path.chmod(0o600)
+        return path.read_bytes()
+
+    # --- the event loop -------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Follow the chaincode's events (checkpointed in the store) and do the work they call for, until ``stop``."""
+        worker = threading.Thread(target=self._work_loop, args=(stop,), name="site-worker", daemon=True)
+        worker.start()
+        checkpointer = SqlCheckpointer(self.store, self.ledger.task, "swarmfuse")
+        while not stop.is_set():
+            start = None if checkpointer.position.block_number is not None else 0
+            events = self.ledger.events(checkpointer, start_block=start)
+            closer = threading.Thread(target=lambda: (stop.wait(), events.close()), daemon=True)
+            closer.start()
+            try:
+                for event in events:
+                    self._on_event(event)
+            except Exception as exc:  # a broken stream (engine restart, network): reopen from the checkpoint
+                if stop.is_set():
+                    break
+                logger.warning("event stream ended (%s); resuming from the checkpoint", exc)
+                stop.wait(1.0)
+        self._work.put(None)
+        worker.join(timeout=30)
+
+    def _on_event(self, event: ChaincodeEvent) -> None:
+        payload = json.loads(event.payload or b"{}")
+        round_id = payload.get("round")
+        if not round_id:
+            return
+        logger.info("event %s for round %s", event.event_name, round_id)
+        self._work.put((event.event_name, round_id))
+
+    def poke(self, round_id: str) -> None:
+        """Ask the worker to look at a round again (e.g. after a file arrived)."""
+        self._work.put(("Poke", round_id))
+
+    def _work_loop(self, stop: threading.Event) -> None:
+        while (item := self._work.get()) is not None:
+            name, round_id = item
+            try:
+                self.advance(round_id)
+            except Exception:
+                logger.exception("round %s: handling %s failed; it is retried on the next event", round_id, name)
+                if not stop.is_set():
+                    threading.Timer(5.0, self.poke, args=(round_id,)).start()
+
+    # --- one round ------------------------------------------------------------------------------
+
+    def advance(self, round_id: str) -> None:
+        """Do whatever this site still owes the round in its current on-chain state (idempotent)."""
+        rnd = self.ledger.round(round_id)
+        if self.mspid not in rnd["participants"]:
+            return
+        leader = rnd["leader"] == self.mspid
+        self.store.save_round(round_id, state=rnd["state"], role="leader" if leader else "participant",
+                              leader=rnd["leader"])
+        if rnd["state"] == "open":
+            if leader:
+                self._lead_alignment(rnd)
+                self._try_fuse(rnd)
+            else:
+                self._join_alignment(rnd)
+                self._send_shards(rnd)
+        elif rnd["state"] == "fused":
+            self._take_model(rnd)
+            if leader:
+                self._try_close(rnd)
+
+    # step 1: alignment ---------------------------------------------------------------------------
+
+    def _modality_of(self, rnd: dict[str, Any], mspid: str) -> str:
+        return rnd["roles"][mspid][0]
+
+    def _own_ids(self, rnd: dict[str, Any]) -> list[str]:
+        """The IDs this site aligns on: its role's modality (plus labels for the label holder)."""
+        modality = self._modality_of(rnd, self.mspid)
+        ids = set(self.holdings[modality].manifest.ids)
+        if rnd["label_holder"] == self.mspid and LABELS in self.holdings and modality != LABELS:
+            ids &= set(self.holdings[LABELS].manifest.ids)
+        return sorted(ids)
+
+    def _context(self, round_id: str) -> str:
+        return f"{self.site.task}/{round_id}"
+
+    def leader_session(self, rnd: dict[str, Any]) -> LeaderSession:
+        """This leader's alignment session of a round (made on first use, kept in the round's folder)."""
+        with self._psi_lock:
+            round_id = rnd["round_id"]
+            return LeaderSession.load_or_create(self.site.round_dir(round_id) / "psi-leader.json",
+                                                self._context(round_id), self._own_ids(rnd))
+
+    def _lead_alignment(self, rnd: dict[str, Any]) -> None:
+        round_id = rnd["round_id"]
+        if self.store.action_done(round_id, "alignment"):
+            return
+        session = self.leader_session(rnd)
+        others = [p for p in rnd["participants"] if p != self.mspid]
+        if not session.complete(others):
+            return  # participants contact the leader; each contact pokes the worker
+        aligned = session.aligned_ids(others)
+        if not aligned:
+            raise SiteError(f"round {round_id}: the parties share no entity")
+        commitment = session.commitment(aligned)
+        if self.ledger.alignment(round_id) is None:
+            self.ledger.record_alignment(round_id, len(aligned), commitment)
+        self._save_aligned(round_id, aligned, session.salt)
+        self.store.save_round(round_id, aligned_count=len(aligned), commitment=commitment)
+        self.store.finish_action(round_id, "alignment", f"{len(aligned)} entities")
+
+    def _join_alignment(self, rnd: dict[str, Any]) -> None:
+        round_id = rnd["round_id"]
+        if self.store.action_done(round_id, "alignment"):
+            return
+        endpoint = self._endpoint(rnd["leader"])
+        session = ParticipantSession.load_or_create(self.site.round_dir(round_id) / "psi.json",
+                                                    self._context(round_id), self._own_ids(rnd))
+        if not session.answered:
+            reply = self.link.psi(endpoint, round_id, session.blinded())
+            self.link.psi_confirm(endpoint, round_id, session.answer(reply["leader"]))
+            session.save()
+        recorded = self.ledger.alignment(round_id)
+        if recorded is None:
+            return  # the leader has not finished; AlignmentRecorded will bring the worker back
+        result = self.link.alignment(endpoint, round_id)
+        aligned = session.aligned_ids(result["positions"])
+        salt = bytes.fromhex(result["salt"])
+        if commitment_of(salt, aligned) != recorded["commitment_sha256"] or len(aligned) != recorded["entity_count"]:
+            raise SiteError(f"round {round_id}: the leader's alignment does not match its on-chain commitment")
+        self._save_aligned(round_id, aligned, salt)
+        self.store.save_round(round_id, aligned_count=len(aligned), commitment=recorded["commitment_sha256"])
+        self.store.finish_action(round_id, "alignment", f"{len(aligned)} entities, commitment verified")
+
+    def _save_aligned(self, round_id: str, ids: list[str], salt: bytes) -> None:
+        document = {"ids": ids, "salt": salt.hex()}
+        write_atomic(self.site.round_dir(round_id) / "aligned.json", json.dumps(document).encode())
+
+    def aligned(self, round_id: str) -> list[str]:
+        return json.loads((self.site.round_dir(round_id) / "aligned.json").read_text())["ids"]
+
+    # step 2: shards --------------------------------------------------------------------------------
+
+    def _shards_to_send(self, rnd: dict[str, Any]) -> list[str]:
+        kinds = [FEATURES_KIND] if self._modality_of(rnd, self.mspid) != LABELS else []
+        if rnd["label_holder"] == self.mspid:
+            kinds.append(LABELS_KIND)
+        return kinds
+
+    def _send_shards(self, rnd: dict[str, Any]) -> None:
+        round_id = rnd["round_id"]
+        if not self.store.action_done(round_id, "alignment"):
+            return
+        for kind in self._shards_to_send(rnd):
+            action = f"send-{kind}"
+            if self.store.action_done(round_id, action):
+                continue
+            path = self.shard(rnd, kind)
+            size, digest = path.stat().st_size, sha256_file(path)
+            recorded = self.ledger.exchange(round_id, self.mspid, rnd["leader"], kind)
+            if recorded is None:
+                self.ledger.record_exchange(round_id, rnd["leader"], kind, digest, size, len(self.aligned(round_id)))
+            elif (recorded.sha256, recorded.bytes) != (digest, size):
+                raise SiteError(f"round {round_id}: the {kind} recorded on-chain differ from the local file")
+            self.link.upload(self._endpoint(rnd["leader"]), round_id, kind, path)
+            self.store.finish_action(round_id, action, f"{size} bytes, sha256 {digest}")
+
+    def shard(self, rnd: dict[str, Any], kind: str) -> Path:
+        """This site's file of ``kind`` for the round's aligned rows (made once, then reused)."""
+        from swarmfuse.client.site.shards import write_features, write_labels
+
+        round_id = rnd["round_id"]
+        path = self.site.round_dir(round_id) / f"{kind}.npy" if kind == FEATURES_KIND else \
+            self.site.round_dir(round_id) / f"{kind}.npz"
+        if path.exists():
+            return path
+        ids = self.aligned(round_id)
+        if kind == FEATURES_KIND:
+            holding = self.holdings[self._modality_of(rnd, self.mspid)]
+            assert holding.source is not None, "a features shard needs an extractor"
+            write_features(path, holding, ids)
+        else:
+            write_labels(path, self.holdings[LABELS].manifest, ids)
+        return path
+
+    # step 3: fusion (leader) -----------------------------------------------------------------------
+
+    def expected_inbound(self, rnd: dict[str, Any]) -> list[tuple[str, str]]:
+        """(sender, kind) of every file the leader must receive."""
+        expected = [(p, FEATURES_KIND) for p in rnd["participants"]
+                    if p != self.mspid and self._modality_of(rnd, p) != LABELS]
+        if rnd["label_holder"] != self.mspid:
+            expected.append((rnd["label_holder"], LABELS_KIND))
+        return expected
+
+    def _try_fuse(self, rnd: dict[str, Any]) -> None:
+        from swarmfuse.client.site.shards import fuse_round
+
+        round_id = rnd["round_id"]
+        if not self.store.action_done(round_id, "alignment") or self.store.action_done(round_id, "fuse"):
+            return
+        inbound = {}
+        for sender, kind in self.expected_inbound(rnd):
+            record = self.store.verified_artefact(round_id, kind=kind, direction="in", peer_org=sender)
+            if record is None:
+                return  # not all in yet; each verified arrival pokes the worker
+            inbound[(sender, kind)] = Path(record.path)
+        model_path = self.site.round_dir(round_id) / "model.npz"
+        if not model_path.exists():
+            model, metrics = fuse_round(self, rnd, inbound, self._trainer)
+            write_atomic(model_path, model)
+            write_atomic(self.site.round_dir(round_id) / "metrics.json", json.dumps(metrics).encode())
+        metrics = json.loads((self.site.round_dir(round_id) / "metrics.json").read_text())
+        digest = sha256_file(model_path)
+        try:
+            self.ledger.mark_fused(round_id, digest, metrics)
+        except LedgerRefused as exc:
+            if not (exc.conflict and self.ledger.round(round_id).get("model_sha256") == digest):
+                raise
+        self.store.finish_action(round_id, "fuse", f"model sha256 {digest}")
+
+    # step 4: the model -----------------------------------------------------------------------------
+
+    def model_path(self, round_id: str) -> Path:
+        return self.site.round_dir(round_id) / "model.npz"
+
+    def _take_model(self, rnd: dict[str, Any]) -> None:
+        round_id = rnd["round_id"]
+        if self.store.action_done(round_id, "acknowledge"):
+            return
+        path = self.model_path(round_id)
+        if rnd["leader"] != self.mspid and not self.store.verified_artefact(
+                round_id, kind=MODEL_KIND, direction="in", peer_org=rnd["leader"]):
+            self.link.download(self._endpoint(rnd["leader"]), round_id, MODEL_KIND, path)
+        digest = sha256_file(path)
+        if digest != rnd["model_sha256"]:
+            path.unlink(missing_ok=True)
+            raise SiteError(f"round {round_id}: the model file's SHA-256 {digest} is not the one on the ledger")
+        if rnd["leader"] != self.mspid and not self.store.verified_artefact(
+                round_id, kind=MODEL_KIND, direction="in", peer_org=rnd["leader"]):
+            self.store.add_artefact(round_id, kind=MODEL_KIND, direction="in", peer_org=rnd["leader"], sha256=digest,
+                                    size=path.stat().st_size, path=str(path), status="verified")
+        if self.mspid not in rnd.get("acknowledgements", {}):
+            try:
+                self.ledger.acknowledge(round_id, digest)
+            except LedgerRefused as exc:
+                if not exc.conflict:
+                    raise
+        self.store.finish_action(round_id, "acknowledge", f"model sha256 {digest}")
+
+    def _try_close(self, rnd: dict[str, Any]) -> None:
+        if set(rnd.get("acknowledgements", {})) >= set(rnd["participants"]):
+            try:
+                self.ledger.close(rnd["round_id"])
+            except LedgerRefused as exc:
+                if not exc.conflict:
+                    raise
+
+    # --- status -------------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """What the site holds and is doing, from its store."""
+        return {
+            "org": self.site.org_name, "mspid": self.mspid, "task": self.site.task, "url": self.site.url,
+            "datasets": [{"modality": d.modality.value, "entities": d.entity_count, "feature_dim": d.feature_dim,
+                          "fingerprint": d.fingerprint} for d in self.store.datasets()],
+            "rounds": [{"round": r.round_id, "state": r.state, "role": r.role, "leader": r.leader,
+                        "aligned": r.aligned_count} for r in self.store.rounds()],
+            "actions": [{"round": a.round_id, "action": a.action, "status": a.status.value, "detail": a.detail}
+                        for a in self.store.actions()],
+        }
+
+    # --- peers ------------------------------------------------------------------------------------
+
+    def _endpoint(self, mspid: str) -> str:
+        member = self.ledger.member(mspid)
+        if member is None:
+            raise SiteError(f"{mspid} is not registered: its endpoint is unknown")
+        return f"https://{member['endpoint'].removeprefix('https://')}"

@@ -1,0 +1,174 @@
+"""The site agent's HTTPS service (FastAPI, mutual TLS with the task orgs' TLS CAs).
+
+Every caller is identified by its client certificate: the org whose TLS CA signed it. Off-chain round
+traffic (alignment messages, feature and label files, the model) is accepted only from that round's
+participants; a file is kept only when its SHA-256 and size match the sender's on-chain exchange
+record (streamed to a ``.part`` file, renamed only once verified). Operator endpoints (``/status``)
+answer the site's own org only. OpenAPI docs are at ``/docs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from swarmfuse.client.site.agent import MODEL_KIND, SiteAgent
+from swarmfuse.client.site.alignment import AlignmentError, LeaderSession
+from swarmfuse.client.site.identity import OrgResolver, SiteTls
+
+logger = logging.getLogger(__name__)
+
+MAX_ARTEFACT_BYTES = 4 << 30
+KINDS = ("features", "labels")
+
+
+class Points(BaseModel):
+    points: list[str]
+
+
+class _PeerCertProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol that hands the TLS client certificate to the app (ASGI ``tls`` extension)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        app = self.app
+
+        async def with_peer(scope: dict[str, Any], receive: Callable[[], Awaitable[Any]],
+                            send: Callable[[Any], Awaitable[None]]) -> None:
+            if scope["type"] == "http":
+                scope = {**scope, "extensions": {**scope.get("extensions", {}), "tls": {"client_cert_der": der}}}
+            await app(scope, receive, send)
+
+        self.app = with_peer  # type: ignore[assignment]
+
+
+def create_app(agent: SiteAgent, resolver: OrgResolver) -> FastAPI:
+    app = FastAPI(title=f"swarmfuse site agent {agent.site.org_name}", version="1",
+                  description="Off-chain exchange of one data centre (mutual TLS), and its operator API.")
+    leader_sessions: dict[str, LeaderSession] = {}
+
+    def caller(request: Request) -> str:
+        der = request.scope.get("extensions", {}).get("tls", {}).get("client_cert_der")
+        org = resolver.org_of(der)
+        if org is None:
+            raise HTTPException(403, "the client certificate is not from a TLS CA of this task's orgs")
+        return org
+
+    def participant_round(request: Request, round_id: str) -> tuple[str, dict[str, Any]]:
+        org = caller(request)
+        rnd = agent.ledger.round(round_id)
+        if org not in rnd["participants"]:
+            raise HTTPException(403, f"{org} is not a participant of round {round_id}")
+        return org, rnd
+
+    def leader_session(rnd: dict[str, Any]) -> LeaderSession:
+        if rnd["leader"] != agent.mspid:
+            raise HTTPException(409, f"this site is not the leader of round {rnd['round_id']}")
+        found = leader_sessions.get(rnd["round_id"])
+        if found is None:
+            found = agent.leader_session(rnd)
+            leader_sessions[rnd["round_id"]] = found
+        return found
+
+    @app.get("/status", summary="What this site holds and is doing (its own org only)")
+    def status(request: Request) -> dict[str, Any]:
+        if caller(request) != agent.mspid:
+            raise HTTPException(403, "the operator API answers the site's own org only")
+        return agent.status()
+
+    @app.post("/rounds/{round_id}/psi", summary="Alignment step 2 (leader): reblind a participant's points")
+    def psi(round_id: str, body: Points, request: Request) -> dict[str, list[str]]:
+        org, rnd = participant_round(request, round_id)
+        try:
+            return leader_session(rnd).respond(org, body.points)
+        except AlignmentError as exc:
+            raise HTTPException(422, str(exc)) from exc
+
+    @app.post("/rounds/{round_id}/psi/confirm", summary="Alignment step 3 (leader): a participant's answer")
+    def psi_confirm(round_id: str, body: Points, request: Request) -> dict[str, str]:
+        org, rnd = participant_round(request, round_id)
+        try:
+            leader_session(rnd).confirm(org, body.points)
+        except AlignmentError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        agent.poke(round_id)
+        return {"status": "ok"}
+
+    @app.get("/rounds/{round_id}/alignment", summary="Alignment step 4 (leader): positions and salt")
+    def alignment(round_id: str, request: Request) -> dict[str, Any]:
+        org, rnd = participant_round(request, round_id)
+        session = leader_session(rnd)
+        if not agent.store.action_done(round_id, "alignment"):
+            raise HTTPException(409, f"the alignment of round {round_id} is not recorded yet")
+        aligned = agent.aligned(round_id)
+        try:
+            return {"salt": session.salt.hex(), "positions": session.positions_for(org, aligned)}
+        except AlignmentError as exc:
+            raise HTTPException(409, str(exc)) from exc
+
+    @app.put("/rounds/{round_id}/artefacts/{kind}", summary="Receive a participant's features or labels")
+    async def receive(round_id: str, kind: str, request: Request) -> dict[str, Any]:
+        if kind not in KINDS:
+            raise HTTPException(404, f"no artefact kind {kind!r}; expected one of {', '.join(KINDS)}")
+        org, rnd = await asyncio.to_thread(participant_round, request, round_id)
+        if rnd["leader"] != agent.mspid:
+            raise HTTPException(409, f"files of round {round_id} go to its leader {rnd['leader']}")
+        expected = await asyncio.to_thread(agent.ledger.exchange, round_id, org, agent.mspid, kind)
+        if expected is None:
+            raise HTTPException(409, f"no {kind} exchange from {org} to {agent.mspid} is recorded on-chain")
+        target = agent.site.round_dir(round_id) / "in" / f"{org}-{kind}-{expected.sha256[:16]}"
+        digest, size = hashlib.sha256(), 0
+        part = target.with_name(target.name + ".part")
+        part.parent.mkdir(parents=True, exist_ok=True)
+        with part.open("wb") as handle:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > min(expected.bytes, MAX_ARTEFACT_BYTES):
+                    break
+                digest.update(chunk)
+                handle.write(chunk)
+        ok = size == expected.bytes and digest.hexdigest() == expected.sha256
+        if not ok:
+            part.unlink(missing_ok=True)
+            reason = (f"got {size} bytes with SHA-256 {digest.hexdigest()}; the ledger records {expected.bytes} "
+                      f"bytes with SHA-256 {expected.sha256}")
+            agent.store.add_artefact(round_id, kind=kind, direction="in", peer_org=org, sha256=digest.hexdigest(),
+                                     size=size, status="rejected", reason=reason)
+            logger.warning("round %s: rejected %s from %s: %s", round_id, kind, org, reason)
+            raise HTTPException(422, f"rejected: {reason}")
+        part.replace(target)
+        agent.store.add_artefact(round_id, kind=kind, direction="in", peer_org=org, sha256=expected.sha256,
+                                 size=size, path=target, status="verified")
+        agent.poke(round_id)
+        return {"status": "verified", "sha256": expected.sha256, "bytes": size}
+
+    @app.get("/rounds/{round_id}/artefacts/model", summary="The fused model of a round (participants only)")
+    def model(round_id: str, request: Request) -> FileResponse:
+        _, rnd = participant_round(request, round_id)
+        path = agent.model_path(round_id)
+        if rnd["leader"] != agent.mspid or rnd.get("model_sha256") is None or not path.exists():
+            raise HTTPException(404, f"this site has no published model of round {round_id}")
+        return FileResponse(path, media_type="application/octet-stream", filename=f"{round_id}-{MODEL_KIND}.npz")
+
+    return app
+
+
+def serve(app: FastAPI, host: str, port: int, tls: SiteTls) -> uvicorn.Server:
+    """A uvicorn server requiring client certificates from the task orgs' TLS CAs (call ``run`` on it)."""
+    config = uvicorn.Config(
+        app, host=host, port=port, ssl_certfile=str(tls.server_cert), ssl_keyfile=str(tls.server_key),
+        ssl_ca_certs=str(tls.trust), ssl_cert_reqs=ssl.CERT_REQUIRED, http=_PeerCertProtocol, log_level="warning",
+    )
+    return uvicorn.Server(config)

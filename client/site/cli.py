@@ -1,0 +1,180 @@
+"""``swarmfuse site serve|status|data add|extractor install`` and ``swarmfuse round open|status|list|abort``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from swarmfuse.client.site.ledger import LedgerRefused
+from swarmfuse.client.site.manifest import ManifestError
+from swarmfuse.client.site.peers import PeerError
+from swarmfuse.client.site.service import add_data, install_extractor, open_site, serve_site
+from swarmfuse.client.site.site import SiteError
+from swarmfuse.client.site.store import StoreError
+from swarmfuse.network.cli_common import HomeOption
+from swarmfuse.network.errors import NetworkError
+
+app = typer.Typer(no_args_is_help=True, help="A data centre's site agent: data, extractors, the agent service.")
+data_app = typer.Typer(no_args_is_help=True, help="The site's data (manifests) and their on-chain summaries.")
+extractor_app = typer.Typer(no_args_is_help=True, help="The site's ONNX feature extractors.")
+app.add_typer(data_app, name="data")
+app.add_typer(extractor_app, name="extractor")
+rounds = typer.Typer(no_args_is_help=True, help="Fusion rounds of a task, driven by hand.")
+console = Console()
+errors = Console(stderr=True)
+
+OrgOption = typer.Option(..., "--org", help="The org whose site this is (e.g. DC2).")
+TaskOption = typer.Option(..., "--task", help="The task (channel) the site works on.")
+StoreOption = typer.Option(None, "--store", help="SQLAlchemy URL of the site's store (default: a SQLite file).")
+
+
+@contextmanager
+def _clean() -> Iterator[None]:
+    """Every anticipated failure becomes one red line and exit status 1."""
+    try:
+        yield
+    except (SiteError, ManifestError, LedgerRefused, PeerError, StoreError, NetworkError, OSError) as exc:
+        errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def serve(org: str = OrgOption, task: str = TaskOption, store: str | None = StoreOption, home: Path = HomeOption) -> None:
+    """Run the site agent: its HTTPS service (mutual TLS) and its work on every round it takes part in."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, _frame: stop.set())
+    with _clean(), open_site(home, org, task, store) as parts:
+        console.print(f"site {org} of task {task} serving on {parts.site.url} (store: {parts.store.url})")
+        serve_site(parts, stop)
+
+
+@app.command()
+def status(org: str = OrgOption, task: str = TaskOption, store: str | None = StoreOption, home: Path = HomeOption,
+           as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """What the site holds (datasets) and is doing (rounds and their steps), from its store."""
+    from swarmfuse.client.site.service import make_agent
+
+    with _clean(), open_site(home, org, task, store) as parts:
+        state = make_agent(parts).status()
+    if as_json:
+        typer.echo(json.dumps(state, indent=2))
+        return
+    table = Table(title=f"site {org} ({state['mspid']}), task {task}")
+    for column in ("modality", "entities", "feature dim", "fingerprint"):
+        table.add_column(column)
+    for d in state["datasets"]:
+        table.add_row(d["modality"], str(d["entities"]), str(d["feature_dim"]), d["fingerprint"][:16])
+    console.print(table)
+    steps = Table(title="round steps")
+    for column in ("round", "step", "status", "detail"):
+        steps.add_column(column)
+    for a in state["actions"]:
+        steps.add_row(a["round"], a["action"], a["status"], a["detail"] or "")
+    console.print(steps)
+
+
+@data_app.command("add")
+def data_add(manifest: Path = typer.Argument(..., help="CSV or JSON Lines: entity_id plus text | image | label."),
+             modality: str = typer.Option(..., "--modality", help="text, image or label."),
+             org: str = OrgOption, task: str = TaskOption, store: str | None = StoreOption,
+             home: Path = HomeOption) -> None:
+    """Check a manifest (every bad row named) and publish its summary on-chain (never the data)."""
+    with _clean(), open_site(home, org, task, store) as parts:
+        summary = add_data(parts, manifest, modality)
+    console.print(f"published {modality} summary v{summary.get('version', 1)}: {summary['entity_count']} entities, "
+                  f"fingerprint {summary['manifest_sha256'][:16]}", highlight=False)
+
+
+@extractor_app.command("install")
+def extractor_install(bundle: Path = typer.Argument(..., help="An extractor bundle folder (bundle.json + .onnx)."),
+                      modality: str = typer.Option(..., "--modality", help="text or image."),
+                      org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
+    """Install an ONNX extractor bundle into the site."""
+    from swarmfuse.client.site.site import Site
+
+    with _clean():
+        target = install_extractor(Site(home, org, task), modality, bundle)
+    console.print(f"installed the {modality} extractor in {target}")
+
+
+# --- rounds -------------------------------------------------------------------------------------
+
+
+def _roles(text: str) -> dict[str, list[str]]:
+    roles: dict[str, list[str]] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        org, sep, modality = part.partition("=")
+        if not sep or not org or not modality:
+            raise typer.BadParameter(f"roles are ORG=MODALITY pairs separated by commas, got {part!r}")
+        roles.setdefault(f"{org}MSP", []).append(modality)
+    return roles
+
+
+@rounds.command("open")
+def round_open(round_id: str = typer.Argument(..., help="A new round ID."),
+               roles: str = typer.Option(..., "--roles", help="ORG=MODALITY,... e.g. DC1=label,DC2=text,DC3=image."),
+               label_holder: str = typer.Option(..., "--label-holder", help="The org holding the labels."),
+               hours: float = typer.Option(2.0, "--hours", help="Deadline, hours from now."),
+               org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
+    """Open a round among the orgs named in --roles (the opener must be one of them)."""
+    import hashlib
+
+    spec_roles = _roles(roles)
+    spec = {"participants": sorted(spec_roles), "roles": spec_roles, "label_holder": f"{label_holder}MSP",
+            "method": "intermediate", "model_spec_sha256": hashlib.sha256(b"swarmfuse fusion head v1").hexdigest(),
+            "deadline": (datetime.now(UTC) + timedelta(hours=hours)).isoformat()}
+    with _clean(), open_site(home, org, task) as parts:
+        opened = parts.ledger.open_round(round_id, spec)
+    console.print(f"round {round_id} open; leader {opened['leader']}", highlight=False)
+
+
+@rounds.command("status")
+def round_status(round_id: str, org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
+    """One round's on-chain record, with its exchanges."""
+    with _clean(), open_site(home, org, task) as parts:
+        rnd = parts.ledger.round(round_id)
+        exchanges = parts.ledger.exchanges(round_id)
+    console.print(f"round {round_id}: {rnd['state']}, leader {rnd['leader']}, model {rnd.get('model_sha256')}",
+                  highlight=False)
+    table = Table(title="exchanges")
+    for column in ("sender", "receiver", "kind", "bytes", "entities", "sha256"):
+        table.add_column(column)
+    for e in exchanges:
+        table.add_row(e.sender, e.receiver, e.kind, str(e.bytes), str(e.entity_count), e.sha256[:16])
+    console.print(table)
+
+
+@rounds.command("list")
+def round_list(org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
+    """Every round of the task."""
+    with _clean(), open_site(home, org, task) as parts:
+        found = parts.ledger.rounds()
+    table = Table(title=f"rounds of {task}")
+    for column in ("round", "state", "leader", "participants", "model"):
+        table.add_column(column)
+    for r in found:
+        table.add_row(r["round_id"], r["state"], r["leader"], ", ".join(r["participants"]),
+                      (r.get("model_sha256") or "")[:16])
+    console.print(table)
+
+
+@rounds.command("abort")
+def round_abort(round_id: str, reason: str = typer.Option(..., "--reason"), org: str = OrgOption,
+                task: str = TaskOption, home: Path = HomeOption) -> None:
+    """Vote to abort a round (a majority of its active participants aborts it)."""
+    with _clean(), open_site(home, org, task) as parts:
+        rnd = parts.ledger.abort(round_id, reason)
+    console.print(f"round {round_id}: {rnd['state']} (abort votes: {', '.join(rnd.get('abort_votes', []))})",
+                  highlight=False)

@@ -1,0 +1,103 @@
+"""Site TLS: each agent's server and client pair, issued by its org's TLS CA, and telling which task
+org a peer's client certificate belongs to (by the TLS CA that signed it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from swarmfuse.network.layout import Layout
+from swarmfuse.network.topology import Org
+
+CERT_DAYS = 825
+
+
+@dataclass(frozen=True)
+class SiteTls:
+    """The agent's TLS files and the bundle of every task org's TLS CA it trusts."""
+
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    trust: Path
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the server certificate (DER), published in the org's member profile."""
+        cert = x509.load_pem_x509_certificate(self.server_cert.read_bytes())
+        return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def site_tls(folder: Path) -> SiteTls:
+    tls = folder / "tls"
+    return SiteTls(tls / "server.crt", tls / "server.key", tls / "client.crt", tls / "client.key", tls / "trust.pem")
+
+
+def issue_site_tls(layout: Layout, org: Org, task_orgs: list[Org], folder: Path) -> SiteTls:
+    """Issue (once) the agent's pairs from ``org``'s TLS CA; (re)write the trust bundle of the task's orgs."""
+    files = site_tls(folder)
+    files.server_cert.parent.mkdir(parents=True, exist_ok=True)
+    if not files.server_cert.exists() or not files.client_cert.exists():
+        ca_cert = x509.load_pem_x509_certificate(layout.org_tls_ca(org).read_bytes())
+        ca_key = serialization.load_pem_private_key((layout.org_tls_ca(org).parent / "priv_sk").read_bytes(), None)
+        _issue(ca_cert, ca_key, f"site.{org.domain}", ExtendedKeyUsageOID.SERVER_AUTH, files.server_cert, files.server_key)
+        _issue(ca_cert, ca_key, f"site-client.{org.domain}", ExtendedKeyUsageOID.CLIENT_AUTH, files.client_cert,
+               files.client_key)
+    files.trust.write_bytes(b"".join(layout.org_tls_ca(o).read_bytes() for o in task_orgs))
+    return files
+
+
+def _issue(ca_cert: x509.Certificate, ca_key: object, name: str, usage: x509.ObjectIdentifier, cert_path: Path,
+           key_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    sans = [x509.DNSName(name), x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+class OrgResolver:
+    """Maps a client certificate to the task org whose TLS CA signed it."""
+
+    def __init__(self, layout: Layout, orgs: list[Org]) -> None:
+        self._cas = {org.mspid: x509.load_pem_x509_certificate(layout.org_tls_ca(org).read_bytes()) for org in orgs}
+
+    def org_of(self, der: bytes | None) -> str | None:
+        if not der:
+            return None
+        cert = x509.load_der_x509_certificate(der)
+        for mspid, ca in self._cas.items():
+            if cert.issuer != ca.subject:
+                continue
+            public_key = ca.public_key()
+            assert isinstance(public_key, ec.EllipticCurvePublicKey)
+            try:
+                public_key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(hashes.SHA256()))
+            except InvalidSignature:
+                continue
+            return mspid
+        return None

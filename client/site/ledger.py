@@ -1,0 +1,170 @@
+"""The task's chaincode as a site sees it: typed calls through the org's Gateway connection.
+
+Every submit waits for a valid commit; a refusal raises :class:`LedgerRefused` with the chaincode's
+(or the gateway's) message, so callers can tell "already done" (``Conflict``) from a real failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from swarmfuse.client.gateway import ChaincodeEvent, Checkpointer, Contract, Gateway, GatewayError
+
+logger = logging.getLogger(__name__)
+
+CHAINCODE = "swarmfuse"
+
+
+class LedgerRefused(Exception):
+    """A transaction or query was refused; ``message`` is what the chaincode or gateway said."""
+
+    def __init__(self, function: str, message: str) -> None:
+        super().__init__(f"{function}: {message}")
+        self.function = function
+        self.message = message
+
+    @property
+    def conflict(self) -> bool:
+        return "Conflict:" in self.message
+
+    @property
+    def not_found(self) -> bool:
+        return "NotFound:" in self.message
+
+
+@dataclass(frozen=True)
+class ExchangeRecord:
+    """One exchange as the ledger recorded it."""
+
+    round_id: str
+    sender: str
+    receiver: str
+    kind: str
+    sha256: str
+    bytes: int
+    entity_count: int
+    tx_id: str
+
+
+class TaskLedger:
+    """Transactions of the swarmfuse chaincode on one task channel, as one org."""
+
+    def __init__(self, gateway: Gateway, task: str) -> None:
+        self.gateway = gateway
+        self.task = task
+        self._network = gateway.network(task)
+        self._contract: Contract = self._network.contract(CHAINCODE)
+
+    @property
+    def mspid(self) -> str:
+        return self.gateway.identity.msp_id
+
+    def submit(self, function: str, *args: str) -> Any:
+        try:
+            payload = self._contract.submit_transaction(function, *args)
+        except GatewayError as exc:
+            raise LedgerRefused(function, _message(exc)) from exc
+        return json.loads(payload) if payload else None
+
+    def evaluate(self, function: str, *args: str) -> Any:
+        try:
+            payload = self._contract.evaluate_transaction(function, *args)
+        except GatewayError as exc:
+            raise LedgerRefused(function, _message(exc)) from exc
+        return json.loads(payload) if payload else None
+
+    # --- membership and summaries ---------------------------------------------------------------
+
+    def member(self, mspid: str) -> dict[str, Any] | None:
+        try:
+            return self.evaluate("Membership:Get", mspid)
+        except LedgerRefused as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    def register(self, profile: dict[str, Any]) -> dict[str, Any]:
+        return self.submit("Membership:Register", _json(profile))
+
+    def publish_summary(self, summary: dict[str, Any]) -> dict[str, Any]:
+        return self.submit("Summaries:Publish", _json(summary))
+
+    # --- rounds ---------------------------------------------------------------------------------
+
+    def open_round(self, round_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return self.submit("Rounds:Open", round_id, _json(spec))
+
+    def round(self, round_id: str) -> dict[str, Any]:
+        return self.evaluate("Rounds:Get", round_id)
+
+    def rounds(self, page_size: int = 100) -> list[dict[str, Any]]:
+        return self._pages("Audit:Rounds", page_size)
+
+    def record_alignment(self, round_id: str, entity_count: int, commitment: str) -> dict[str, Any]:
+        return self.submit("Rounds:RecordAlignment", round_id,
+                           _json({"entity_count": entity_count, "commitment_sha256": commitment}))
+
+    def alignment(self, round_id: str) -> dict[str, Any] | None:
+        try:
+            return self.evaluate("Rounds:GetAlignment", round_id)
+        except LedgerRefused as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    def record_exchange(self, round_id: str, receiver: str, kind: str, sha256: str, size: int,
+                        entity_count: int) -> dict[str, Any]:
+        return self.submit("Rounds:RecordExchange", round_id, _json(
+            {"receiver": receiver, "kind": kind, "sha256": sha256, "bytes": size, "entity_count": entity_count}))
+
+    def exchanges(self, round_id: str) -> list[ExchangeRecord]:
+        return [ExchangeRecord(round_id=e["round_id"], sender=e["sender"], receiver=e["receiver"], kind=e["kind"],
+                               sha256=e["sha256"], bytes=e["bytes"], entity_count=e["entity_count"], tx_id=e["tx_id"])
+                for e in self._pages("Audit:Exchanges", 100, round_id)]
+
+    def exchange(self, round_id: str, sender: str, receiver: str, kind: str) -> ExchangeRecord | None:
+        for record in self.exchanges(round_id):
+            if (record.sender, record.receiver, record.kind) == (sender, receiver, kind):
+                return record
+        return None
+
+    def mark_fused(self, round_id: str, model_sha256: str, metrics: dict[str, Any]) -> dict[str, Any]:
+        return self.submit("Rounds:MarkFused", round_id, model_sha256, _json(metrics))
+
+    def acknowledge(self, round_id: str, model_sha256: str) -> dict[str, Any]:
+        return self.submit("Rounds:Acknowledge", round_id, model_sha256)
+
+    def close(self, round_id: str) -> dict[str, Any]:
+        return self.submit("Rounds:Close", round_id)
+
+    def abort(self, round_id: str, reason: str) -> dict[str, Any]:
+        return self.submit("Rounds:Abort", round_id, reason)
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def events(self, checkpointer: Checkpointer, start_block: int | None = None) -> Iterator[ChaincodeEvent]:
+        """The chaincode's events from the checkpoint (else ``start_block``); close the iterator to stop."""
+        return self._network.chaincode_events(CHAINCODE, start_block=start_block, checkpointer=checkpointer)
+
+    def _pages(self, function: str, page_size: int, *args: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        bookmark = ""
+        while True:
+            page = self.evaluate(function, *args, str(page_size), bookmark)
+            items += page["items"]
+            bookmark = page.get("bookmark", "")
+            if not bookmark or not page["items"]:
+                return items
+
+
+def _json(value: dict[str, Any] | Sequence[Any]) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _message(exc: GatewayError) -> str:
+    details = getattr(exc, "details", None) or []
+    return "; ".join(d.message for d in details) or str(exc)

@@ -1,0 +1,278 @@
+"""The main job on one machine: three data centres run one MDFF-SL fusion round over a local network.
+
+DC1 holds the labels, DC2 the texts, DC3 the images (the emoji views of ``swarmfuse data partition``,
+written as site manifests). Steps, each timed: network up (default engine), task created, extractors
+exported to ONNX bundles (trained or loaded from the cache) and installed at the sites that need them,
+data checked and summarised on-chain, one agent process per site started, a round opened and followed
+to ``closed``; then a report (HTML, JSON, PNG) and, unless asked to keep them, agents and network stopped.
+
+``python -m swarmfuse.client.site.localjob OUT [--home H] [--engine E] [--profile full|small]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+logger = logging.getLogger(__name__)
+console = Console(stderr=True)
+
+ORGS = {"DC1": "label", "DC2": "text", "DC3": "image"}
+MANIFESTS = {"DC1": "dc1/labels.jsonl", "DC2": "dc2/texts.jsonl", "DC3": "dc3/images.jsonl"}
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    out: Path
+    home: Path
+    task: str = "emoji"
+    engine: str = "auto"
+    port_base: int = 27000
+    image_backbone: str = "efficientnet_lite0"
+    coverage: float = 0.9
+    round_id: str = "round-1"
+    round_timeout_s: float = 1800.0
+    keep_running: bool = False
+
+
+@dataclass
+class JobReport:
+    engine: str = ""
+    stages: dict[str, float] = field(default_factory=dict)
+    round: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    exchanges: list[dict[str, Any]] = field(default_factory=list)
+    on_chain: dict[str, int] = field(default_factory=dict)
+    off_chain_bytes: int = 0
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    backbone: str = ""
+    agent_logs: dict[str, str] = field(default_factory=dict)
+
+
+class JobFailed(RuntimeError):
+    """A step of the job failed; the message names it (and the agent logs to read)."""
+
+
+@contextmanager
+def _stage(report: JobReport, progress: Progress, name: str) -> Iterator[None]:
+    task = progress.add_task(name, total=None)
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        report.stages[name] = round(time.perf_counter() - start, 2)
+        progress.update(task, completed=1, total=1, description=f"{name} ({report.stages[name]:.1f} s)")
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str, poll: float = 1.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise JobFailed(f"{what} did not happen within {timeout:.0f} s")
+        time.sleep(poll)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def run_job(config: JobConfig) -> JobReport:
+    """Run the whole job; the report is written to ``config.out`` too."""
+    from swarmfuse.client.site.service import add_data, install_extractor, open_site
+    from swarmfuse.client.site.site import Site
+    from swarmfuse.extractors.bundle import export_bundles
+    from swarmfuse.extractors.data import PartitionConfig, fetch_emoji, partition
+    from swarmfuse.extractors.pipeline import ImageConfig, PipelineConfig
+    from swarmfuse.network import tasks
+    from swarmfuse.network.control import Network
+    from swarmfuse.network.topology import Topology
+
+    report = JobReport(backbone=config.image_backbone)
+    config.out.mkdir(parents=True, exist_ok=True)
+    network = Network(config.home)
+    agents: dict[str, subprocess.Popen[bytes]] = {}
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
+    try:
+        with progress:
+            with _stage(report, progress, "network up"):
+                if network.state() is None:
+                    network.up(Topology(n_orgs=3, port_base=config.port_base), config.engine)
+                else:
+                    network.up()
+                report.engine = network.require_state().engine
+            with _stage(report, progress, "task create"):
+                if config.task not in network.require_state().tasks:
+                    tasks.create(network, config.task, ",".join(ORGS))
+            with _stage(report, progress, "data views"):
+                views = config.out / "views"
+                partition(fetch_emoji(), views, PartitionConfig(text_coverage=config.coverage,
+                                                                image_coverage=config.coverage,
+                                                                label_coverage=config.coverage))
+            with _stage(report, progress, "extractors (train or load, ONNX export)"):
+                pipeline = PipelineConfig(image=ImageConfig(backbone=config.image_backbone))
+                bundles = export_bundles(config.out / "bundles", pipeline)
+                for org, modality in ORGS.items():
+                    if modality in bundles:
+                        install_extractor(Site(network.home, org, config.task), modality, bundles[modality])
+            with _stage(report, progress, "data checked and summarised on-chain"):
+                for org, modality in ORGS.items():
+                    with open_site(network.home, org, config.task) as parts:
+                        if parts.store.latest_dataset(modality) is None:
+                            add_data(parts, views / MANIFESTS[org], modality)
+            with _stage(report, progress, "site agents started"):
+                for org in ORGS:
+                    agents[org] = _start_agent(network.home, org, config.task)
+                ports = {org: Site(network.home, org, config.task).port for org in ORGS}
+                _wait(lambda: all(_port_open(p) for p in ports.values()), 120, "the site agents' start")
+            with _stage(report, progress, "fusion round"):
+                with open_site(network.home, "DC1", config.task) as parts:
+                    rounds = {r["round_id"] for r in parts.ledger.rounds()}
+                    if config.round_id not in rounds:
+                        _open_round(parts.ledger, config.round_id)
+
+                    def closed() -> bool:
+                        for org, agent in agents.items():
+                            if agent.poll() is not None:
+                                raise JobFailed(f"the {org} agent exited ({agent.returncode}); see "
+                                                f"{_agent_log(network.home, org)}")
+                        state = parts.ledger.round(config.round_id)["state"]
+                        if state == "aborted":
+                            raise JobFailed(f"round {config.round_id} was aborted")
+                        return state == "closed"
+
+                    _wait(closed, config.round_timeout_s, f"round {config.round_id} closing", poll=2.0)
+            with _stage(report, progress, "report"):
+                _collect(report, network, config)
+                _baselines(report, pipeline, config.out / "views")
+                from swarmfuse.client.site.report import write_report
+
+                write_report(report, config.out)
+    finally:
+        for org, agent in agents.items():
+            report.agent_logs[org] = str(_agent_log(network.home, org))
+            if not config.keep_running:
+                _stop(agent)
+        if not config.keep_running and network.state() is not None and network.running():
+            network.down()
+    return report
+
+
+def _agent_log(home: Path, org: str) -> Path:
+    return home / "logs" / f"site-{org}.log"
+
+
+def _start_agent(home: Path, org: str, task: str) -> subprocess.Popen[bytes]:
+    log = _agent_log(home, org)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "swarmfuse", "site", "serve", "--org", org, "--task", task, "--home", str(home)],
+            stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+
+
+def _stop(agent: subprocess.Popen[bytes]) -> None:
+    if agent.poll() is None:
+        os.killpg(agent.pid, signal.SIGTERM)
+        try:
+            agent.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(agent.pid, signal.SIGKILL)
+            agent.wait()
+
+
+def _open_round(ledger: Any, round_id: str) -> None:
+    import hashlib
+    from datetime import UTC, datetime, timedelta
+
+    roles = {f"{org}MSP": [modality] for org, modality in ORGS.items()}
+    spec = {"participants": sorted(roles), "roles": roles, "label_holder": "DC1MSP", "method": "intermediate",
+            "model_spec_sha256": hashlib.sha256(b"swarmfuse fusion head v1").hexdigest(),
+            "deadline": (datetime.now(UTC) + timedelta(hours=2)).isoformat()}
+    ledger.open_round(round_id, spec)
+
+
+def _collect(report: JobReport, network: Any, config: JobConfig) -> None:
+    """The round's record, history and exchanges, and what went on-chain (blocks) against off-chain (bytes)."""
+    from swarmfuse.client.site.service import open_site
+
+    with open_site(network.home, "DC1", config.task) as parts:
+        report.round = parts.ledger.round(config.round_id)
+        report.history = parts.ledger.evaluate("Audit:RoundHistory", config.round_id, "100", "")["items"]
+        report.exchanges = [asdict(e) for e in parts.ledger.exchanges(config.round_id)]
+        blocks = blocks_of(parts.gateway, config.task)
+    leader = report.round["leader"].removesuffix("MSP")
+    model = network.home / "sites" / leader / "rounds" / config.round_id / "model.npz"
+    downloads = len(report.round["participants"]) - 1  # every other participant fetched the model
+    report.off_chain_bytes = sum(e["bytes"] for e in report.exchanges) + downloads * model.stat().st_size
+    report.on_chain = {"blocks": len(blocks), "transactions": sum(len(b.data.data) for b in blocks),
+                       "bytes": sum(b.ByteSize() for b in blocks)}
+
+
+def blocks_of(gateway: Any, task: str) -> list[Any]:
+    """Every block of the channel, through Deliver."""
+    network = gateway.network(task)
+    height = network.newest_block().header.number + 1
+    found = []
+    with network.block_events(start_block=0) as events:
+        for block in events:
+            found.append(block)
+            if block.header.number >= height - 1:
+                break
+    return found
+
+
+def _baselines(report: JobReport, pipeline: Any, views: Path) -> None:
+    """Reference scores of every method on the same data, computed centrally (what fusion is compared with)."""
+    from swarmfuse.extractors.fusion import run_methods, score
+    from swarmfuse.extractors.pipeline import build_features
+
+    features = build_features(pipeline).features
+    for method, s in score(features, [run_methods(features, seed=0)]).items():
+        report.baselines[method] = {"accuracy": round(s.accuracy_mean, 4), "macro_f1": round(s.f1_mean, 4)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m swarmfuse.client.site.localjob", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", type=Path, help="folder for the report and the data views")
+    parser.add_argument("--home", type=Path, required=True, help="network home")
+    parser.add_argument("--engine", default="auto", help="auto, embedded or fabric")
+    parser.add_argument("--port-base", type=int, default=27000)
+    parser.add_argument("--image-backbone", default="efficientnet_lite0", help="efficientnet_lite0 or resnet50")
+    parser.add_argument("--keep-running", action="store_true", help="leave the network and the agents running")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    config = JobConfig(out=args.out, home=args.home, engine=args.engine, port_base=args.port_base,
+                       image_backbone=args.image_backbone, keep_running=args.keep_running)
+    try:
+        report = run_job(config)
+    except JobFailed as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 1
+    from swarmfuse.client.site.report import print_summary
+
+    print_summary(report, console)
+    console.print(f"report: {config.out / 'report.html'}", highlight=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,107 @@
+"""The main job's report: the fused model against the single-modality and other fusion baselines, the
+time of every stage, what went on-chain against what went off-chain, and the round's ledger history.
+Written as ``report.json``, ``report.html`` (self-contained, no network access) and ``methods.png``."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from swarmfuse.client.site.localjob import JobReport
+
+BASELINES = ("text_only", "image_only", "early", "late", "intermediate")
+
+
+def fused_scores(report: JobReport) -> dict[str, float]:
+    metrics = report.round.get("metrics") or {}
+    return {"accuracy": float(metrics.get("test_accuracy", 0.0)), "macro_f1": float(metrics.get("test_macro_f1", 0.0))}
+
+
+def _chart(report: JobReport, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ["fused round (on the ledger)", *[m for m in BASELINES if m in report.baselines]]
+    values = [fused_scores(report)["accuracy"], *[report.baselines[m]["accuracy"] for m in names[1:]]]
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    bars = ax.bar(range(len(names)), values, color=["#2b6cb0"] + ["#a0aec0"] * (len(names) - 1))
+    ax.set_xticks(range(len(names)), [n.replace("_", " ") for n in names], rotation=20, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("test accuracy")
+    ax.bar_label(bars, fmt="%.3f")
+    ax.set_title(f"emoji groups, test split (image backbone: {report.backbone})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(report: JobReport, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(asdict(report), indent=1, default=str) + "\n")
+    _chart(report, out / "methods.png")
+    fused = fused_scores(report)
+    rows = [("fused round (on the ledger)", fused["accuracy"], fused["macro_f1"])]
+    rows += [(m.replace("_", " "), report.baselines[m]["accuracy"], report.baselines[m]["macro_f1"])
+             for m in BASELINES if m in report.baselines]
+    e = html.escape
+    methods = "".join(f"<tr><td>{e(n)}</td><td>{a:.3f}</td><td>{f:.3f}</td></tr>" for n, a, f in rows)
+    stages = "".join(f"<tr><td>{e(n)}</td><td>{s:.1f} s</td></tr>" for n, s in report.stages.items())
+    exchanges = "".join(
+        f"<tr><td>{e(x['sender'])}</td><td>{e(x['receiver'])}</td><td>{e(x['kind'])}</td><td>{x['bytes']}</td>"
+        f"<td>{x['entity_count']}</td><td><code>{e(x['sha256'])}</code></td></tr>" for x in report.exchanges)
+    history = "".join(
+        f"<tr><td>{e(str(h.get('timestamp', '')))}</td><td><code>{e(str(h.get('tx_id', ''))[:16])}</code></td>"
+        f"<td>{e(str((h.get('value') or {}).get('state', 'deleted')))}</td></tr>" for h in report.history)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>swarmfuse round report</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:70em;color:#1a202c}}
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #cbd5e0;padding:.3em .6em;text-align:left}}
+th{{background:#edf2f7}}code{{font-size:.85em}}</style></head><body>
+<h1>Round {e(report.round.get('round_id', ''))}: {e(report.round.get('state', ''))}</h1>
+<p>Engine: {e(report.engine)}. Leader: {e(report.round.get('leader', ''))}. Participants:
+{e(', '.join(report.round.get('participants', [])))}. Image backbone: {e(report.backbone)}.
+Model SHA-256: <code>{e(str(report.round.get('model_sha256')))}</code>, acknowledged by
+{e(', '.join(sorted(report.round.get('acknowledgements', {}))))}.</p>
+<h2>Accuracy on the test split</h2><img src="methods.png" alt="accuracy by method">
+<table><tr><th>method</th><th>accuracy</th><th>macro-F1</th></tr>{methods}</table>
+<p>Baselines are computed centrally on the same split for reference; the fused round's model was trained by
+the leader on features the other sites sent, never on their raw data.</p>
+<h2>On-chain and off-chain</h2><table><tr><th></th><th>on-chain</th><th>off-chain</th></tr>
+<tr><td>bytes</td><td>{report.on_chain.get('bytes', 0)}</td><td>{report.off_chain_bytes}</td></tr>
+<tr><td>blocks / transactions</td><td>{report.on_chain.get('blocks', 0)} / {report.on_chain.get('transactions', 0)}</td>
+<td>{len(report.exchanges)} exchanges + model downloads</td></tr></table>
+<h2>Exchanges</h2><table><tr><th>sender</th><th>receiver</th><th>kind</th><th>bytes</th><th>entities</th>
+<th>SHA-256</th></tr>{exchanges}</table>
+<h2>Stages</h2><table>{stages}</table>
+<h2>Ledger history of the round</h2><table><tr><th>time</th><th>transaction</th><th>state</th></tr>{history}</table>
+</body></html>"""
+    (out / "report.html").write_text(page)
+
+
+def print_summary(report: JobReport, console: Console) -> None:
+    table = Table(title=f"round {report.round.get('round_id')} ({report.round.get('state')}, engine {report.engine})")
+    for column in ("method", "accuracy", "macro-F1"):
+        table.add_column(column)
+    fused = fused_scores(report)
+    table.add_row("fused round (on the ledger)", f"{fused['accuracy']:.3f}", f"{fused['macro_f1']:.3f}")
+    for method in BASELINES:
+        if method in report.baselines:
+            b = report.baselines[method]
+            table.add_row(method.replace("_", " "), f"{b['accuracy']:.3f}", f"{b['macro_f1']:.3f}")
+    console.print(table)
+    stages = Table(title="stages")
+    stages.add_column("stage")
+    stages.add_column("seconds", justify="right")
+    for name, seconds in report.stages.items():
+        stages.add_row(name, f"{seconds:.1f}")
+    console.print(stages)
+    console.print(f"on-chain: {report.on_chain.get('bytes', 0)} bytes in {report.on_chain.get('blocks', 0)} blocks; "
+                  f"off-chain: {report.off_chain_bytes} bytes", highlight=False)

@@ -1,0 +1,132 @@
+"""The files a round moves between sites, and the leader's fusion step.
+
+- features: ``.npy`` float32 ``[n, d]``, one row per aligned entity in ID order, from the site's
+  ONNX extractor;
+- labels: ``.npz`` with ``labels`` (int64 ``[n]``), ``classes`` and ``split`` (train/val/test of
+  each row, from the label holder's manifest);
+- model: the fusion head's ``.npz`` (:meth:`swarmfuse.extractors.fusion.head.FusionHead.save`) with
+  the layout of its input (which participant's features, in which order, how wide).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from swarmfuse.client.site.manifest import Manifest
+
+if TYPE_CHECKING:
+    from swarmfuse.client.site.agent import Holding, SiteAgent
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+def _save(path: Path, write: Callable[[io.BytesIO], None]) -> None:
+    from swarmfuse.client.site.agent import write_atomic
+
+    buffer = io.BytesIO()
+    write(buffer)
+    write_atomic(path, buffer.getvalue())
+
+
+def write_features(path: Path, holding: Holding, ids: Sequence[str]) -> None:
+    """Features of ``ids`` (in that order) from the site's extractor."""
+    assert holding.source is not None
+    manifest = holding.manifest
+    values = [manifest.row(entity).value for entity in ids]
+    features = np.asarray(holding.source.extract(values, manifest.path.parent), dtype=np.float32)
+    if features.shape != (len(ids), holding.source.feature_dim):
+        raise ValueError(f"extractor returned {features.shape}, expected ({len(ids)}, {holding.source.feature_dim})")
+    _save(path, lambda buffer: np.save(buffer, features, allow_pickle=False))
+
+
+def write_labels(path: Path, manifest: Manifest, ids: Sequence[str]) -> None:
+    """Labels of ``ids`` as class indices, the class names, and each row's split (``train`` when not given)."""
+    classes = sorted({row.value for row in manifest.rows})
+    index = {name: i for i, name in enumerate(classes)}
+    rows = [manifest.row(entity) for entity in ids]
+    labels = np.array([index[row.value] for row in rows], dtype=np.int64)
+    split = np.array([row.extra.get("split") or "train" for row in rows])
+    _save(path, lambda buffer: np.savez(buffer, labels=labels, classes=np.array(classes), split=split))
+
+
+def load_labels(path: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return data["labels"], [str(c) for c in data["classes"]], data["split"]
+
+
+def _scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
+    accuracy = float((y_true == y_pred).mean()) if len(y_true) else 0.0
+    f1s = []
+    for c in range(n_classes):
+        tp = int(((y_pred == c) & (y_true == c)).sum())
+        fp = int(((y_pred == c) & (y_true != c)).sum())
+        fn = int(((y_pred != c) & (y_true == c)).sum())
+        if tp + fp + fn:
+            f1s.append(2 * tp / (2 * tp + fp + fn))
+    return {"accuracy": accuracy, "macro_f1": float(np.mean(f1s)) if f1s else 0.0}
+
+
+def fuse_round(agent: SiteAgent, rnd: dict[str, Any], inbound: dict[tuple[str, str], Path],
+               trainer: Callable[..., tuple[bytes, dict[str, Any]]] | None = None) -> tuple[bytes, dict[str, Any]]:
+    """Train the intermediate-fusion head on every participant's features (the leader's own included)."""
+    from swarmfuse.client.site.agent import FEATURES_KIND, LABELS, LABELS_KIND
+
+    blocks: list[tuple[str, np.ndarray]] = []
+    for mspid in sorted(rnd["participants"]):
+        if rnd["roles"][mspid][0] == LABELS:
+            continue
+        path = agent.shard(rnd, FEATURES_KIND) if mspid == agent.mspid else inbound[(mspid, FEATURES_KIND)]
+        blocks.append((mspid, np.load(path, allow_pickle=False)))
+    labels_path = agent.shard(rnd, LABELS_KIND) if rnd["label_holder"] == agent.mspid \
+        else inbound[(rnd["label_holder"], LABELS_KIND)]
+    y, classes, split = load_labels(labels_path)
+    n = len(y)
+    for mspid, block in blocks:
+        if block.shape[0] != n:
+            raise ValueError(f"{mspid}'s features have {block.shape[0]} rows for {n} aligned entities")
+    x = np.concatenate([block for _, block in blocks], axis=1)
+    layout = [{"org": mspid, "modality": rnd["roles"][mspid][0], "dim": int(block.shape[1])} for mspid, block in blocks]
+    return (trainer or train_fusion_head)(x, y, split, classes, layout, rnd["round_id"])
+
+
+def train_fusion_head(x: np.ndarray, y: np.ndarray, split: np.ndarray, classes: list[str],
+                      layout: list[dict[str, Any]], round_id: str, seed: int = 0) -> tuple[bytes, dict[str, Any]]:
+    """The intermediate-fusion head (an MLP over the concatenated features); its ``.npz`` and metrics."""
+    from swarmfuse.extractors.fusion.head import train_head
+
+    train, val, test = (split == "train"), (split == "val"), (split == "test")
+    if not train.any():
+        raise ValueError("no aligned entity is in the training split")
+    if not val.any():  # early stopping needs a validation split: hold out a tenth of the training rows
+        rng = np.random.default_rng(seed)
+        picked = rng.choice(np.flatnonzero(train), size=max(1, int(train.sum()) // 10), replace=False)
+        train[picked], val[picked] = False, True
+    start = time.perf_counter()
+    head = train_head(x[train], y[train], x[val], y[val], len(classes), seed)
+    seconds = time.perf_counter() - start
+    metrics: dict[str, Any] = {"n_train": int(train.sum()), "n_val": int(val.sum()), "n_test": int(test.sum()),
+                               "train_seconds": round(seconds, 3), "method": "intermediate"}
+    if test.any():
+        predicted = head.predict_proba(x[test]).argmax(1)
+        metrics |= {f"test_{k}": round(v, 4) for k, v in _scores(y[test], predicted, len(classes)).items()}
+    with tempfile.TemporaryDirectory(prefix="swarmfuse-head-") as scratch:
+        head.save(Path(scratch) / "head.npz")
+        data = (Path(scratch) / "head.npz").read_bytes()
+    meta = {"layout": layout, "classes": classes}
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        merged = {name: arrays[name] for name in arrays.files}
+    buffer = io.BytesIO()
+    np.savez(buffer, __layout__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **merged)
+    logger.info("round %s: fused head trained on %d rows in %.1fs: %s", round_id, metrics["n_train"], seconds, metrics)
+    return buffer.getvalue(), metrics

@@ -1,0 +1,70 @@
+"""The embedded engine's Deliver TLS binding, as Fabric's peer does it (``common/deliver/binding.go``): only
+on an endpoint that requires client certificates, each request must claim the SHA-256 of its connection's
+client certificate, else BAD_REQUEST; without mutual TLS the claimed hash is not looked at."""
+
+from __future__ import annotations
+
+import pytest
+from tls_pki import Pki, seek_request, serve
+
+from swarmfuse.client.gateway import DeliverError, Gateway, Timeouts, TlsClientCert
+from swarmfuse.network.embedded.deliver import DeliverService, _Refused, check_tls_binding
+
+
+@pytest.fixture(scope="module")
+def pki() -> Pki:
+    return Pki.new()
+
+
+def _outcome(gateway: Gateway, request: bytes | None = None) -> str:
+    """The status that ends a block stream on channel ``ch`` (no channel is joined: NOT_FOUND once admitted)."""
+    network = gateway.network("ch")
+    events = network.load_block_events_request(request).events() if request else network.block_events(start_block=0)
+    with events, pytest.raises(DeliverError) as ended:
+        next(iter(events))
+    return str(ended.value).rsplit(": ", 1)[1]
+
+
+def _gateway(pki: Pki, port: int, tls_client: TlsClientCert | None) -> Gateway:
+    identity, signer, _ = pki.identity()
+    return Gateway.connect(f"127.0.0.1:{port}", pki.ca_pem, identity, signer, Timeouts(connect=2.0), tls_client=tls_client)
+
+
+def test_mutual_tls_endpoint_checks_the_claimed_certificate_hash(pki: Pki) -> None:
+    server, port = serve(pki, DeliverService({}, "DC1MSP", mutual_tls=True), require_client_auth=True)
+    tls_client = pki.client()
+    identity, signer, _ = pki.identity()
+    try:
+        with _gateway(pki, port, tls_client) as gateway:
+            assert _outcome(gateway) == "NOT_FOUND"  # the client's own hash: admitted, then the channel is unknown
+            assert _outcome(gateway, seek_request(identity, signer, "ch", tls_client.cert_hash)) == "NOT_FOUND"
+            other = pki.client("someone-else").cert_hash
+            assert _outcome(gateway, seek_request(identity, signer, "ch", other)) == "BAD_REQUEST"
+            assert _outcome(gateway, seek_request(identity, signer, "ch", b"")) == "BAD_REQUEST"
+    finally:
+        server.stop(0)
+
+
+def test_without_mutual_tls_the_claimed_hash_is_not_checked(pki: Pki) -> None:
+    server, port = serve(pki, DeliverService({}, "DC1MSP"), require_client_auth=False)
+    identity, signer, _ = pki.identity()
+    try:
+        with _gateway(pki, port, pki.client()) as gateway:
+            assert _outcome(gateway) == "NOT_FOUND"
+            assert _outcome(gateway, seek_request(identity, signer, "ch", b"\x07" * 32)) == "NOT_FOUND"
+            assert _outcome(gateway, seek_request(identity, signer, "ch", b"")) == "NOT_FOUND"
+    finally:
+        server.stop(0)
+
+
+@pytest.mark.parametrize(("claimed", "actual", "reason"), [
+    (b"", b"", "client didn't include its TLS cert hash"),
+    (b"", b"a" * 32, "client didn't include its TLS cert hash"),
+    (b"a" * 32, b"", "client didn't send a TLS certificate"),
+    (b"a" * 32, b"b" * 32, f"claimed TLS cert hash is {(b'a' * 32).hex()} but actual TLS cert hash is {(b'b' * 32).hex()}"),
+])
+def test_binding_failures_are_bad_requests_with_fabrics_reasons(claimed: bytes, actual: bytes, reason: str) -> None:
+    with pytest.raises(_Refused) as refused:
+        check_tls_binding(claimed, actual)
+    assert refused.value.status == 400 and str(refused.value) == reason
+    check_tls_binding(b"c" * 32, b"c" * 32)
