@@ -4,9 +4,10 @@ The round's leader L holds IDs Y and a secret scalar a; each participant P holds
 IDs map to the group with H(id) = ristretto255_from_hash(SHA-512(domain ‖ task ‖ round ‖ id)).
 
 1. P sends [H(x)^b] in a random order it remembers;
-2. L answers with those points raised to a (same order) and its own [H(y)^a] in a random order;
+2. L keeps those points raised to a (never sent back: P could otherwise test its IDs against L's set)
+   and answers with its own [H(y)^a] in a random order;
 3. P sends back [(H(y)^a)^b] in L's order. L now knows which of its IDs P also holds, and where each
-   sits in P's list (H(y)^ab = H(x)^ba exactly when y = x); P learns nothing L did not send it;
+   sits in P's list (H(y)^ab = H(x)^ba exactly when y = x); P learns nothing about L's set;
 4. once every participant answered, L intersects, picks a random salt and records on-chain the size
    of the aligned set and SHA-256(salt ‖ sorted IDs joined by newlines); it tells each participant the
    positions of the aligned entities in that participant's own list, and the salt. The participant
@@ -146,14 +147,14 @@ class LeaderSession:
         return bytes.fromhex(str(self._doc["secret"]))
 
     def respond(self, participant: str, points: Sequence[str]) -> dict[str, list[str]]:
-        """Step 2: the participant's points raised to a, and the leader's own blinded IDs."""
+        """Step 2: keep the participant's points raised to a; answer with the leader's own blinded IDs."""
         reblinded = [_raise(point, self._secret).hex() for point in _points(points)]
         own = [_raise(hash_to_group(str(self._doc["context"]), i), self._secret).hex() for i in self._doc["ids"]]
         with self._lock:
             self._doc["reblinded"][participant] = reblinded  # type: ignore[index]
             self._doc["matches"].pop(participant, None)  # type: ignore[union-attr]
             _save(self.path, self._doc)
-        return {"reblinded": reblinded, "leader": own}
+        return {"leader": own}
 
     def confirm(self, participant: str, points: Sequence[str]) -> int:
         """Step 3 received: match the participant's answer; returns how many IDs the two share."""

@@ -46,8 +46,12 @@ def test_only_blinded_points_leave_a_party(tmp_path: Path) -> None:
     ids = [f"patient-{i}" for i in range(20)]
     participant = ParticipantSession.load_or_create(tmp_path / "p.json", CONTEXT, ids)
     leader = LeaderSession.load_or_create(tmp_path / "l.json", CONTEXT, ids[:10])
-    sent = json.dumps(participant.blinded()) + json.dumps(leader.respond("P", participant.blinded()))
+    reply = leader.respond("P", participant.blinded())
+    sent = json.dumps(participant.blinded()) + json.dumps(reply)
     assert not any(entity in sent for entity in ids)
+    # The participant never gets its own points back under the leader's key, so it cannot test which of
+    # its IDs the leader holds: the reply carries only the leader's blinded IDs.
+    assert set(reply) == {"leader"}
     assert all(len(bytes.fromhex(point)) == 32 for point in participant.blinded())
     # Another round blinds the same IDs to unrelated points (the round is part of the hash).
     other = ParticipantSession.load_or_create(tmp_path / "q.json", "task1/r2", ids)
