@@ -4,7 +4,9 @@ Configured by ``CHAINCODE_ID``, ``CHAINCODE_SERVER_ADDRESS``, ``CHAINCODE_TLS_CE
 ``CHAINCODE_TLS_KEY_FILE``, ``CHAINCODE_CLIENT_CA_CERT_FILE`` and ``CHAINCODE_TLS_DISABLED``;
 ``CHAINCODE_MAX_CLOCK_SKEW_S`` (default 300) is how far, in seconds, a proposal's timestamp may be
 from this server's clock before the transaction is refused with ``ClockSkew``;
-``CHAINCODE_LOG_LEVEL`` (default INFO) sets the log level. Logs go to stderr.
+``CHAINCODE_LOG_LEVEL`` (default INFO) sets the log level; ``CHAINCODE_APP`` names another contract
+application module to serve (one with a ``create_chaincode()``; tests use it for their sample contract).
+Logs go to stderr.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from swarmfuse.chaincode.stub import Chaincode
 
 logger = logging.getLogger("swarmfuse.chaincode")
 
-APP_MODULE = "swarmfuse.chaincode.app"
+APP_MODULE = "swarmfuse.chaincode.app"  # the production contracts
 
 
 class AppMissingError(RuntimeError):
@@ -35,21 +37,23 @@ class AppMissingError(RuntimeError):
 def load_chaincode(env: Mapping[str, str] | None = None) -> Chaincode:
     """Import the contract application lazily and build the chaincode object it serves.
 
-    A contract router gets its allowed clock skew from ``CHAINCODE_MAX_CLOCK_SKEW_S`` in ``env``
-    (default: this process's environment).
+    The application is ``CHAINCODE_APP`` in ``env`` (default: this process's environment), else the
+    production contracts; a contract router gets its allowed clock skew from ``CHAINCODE_MAX_CLOCK_SKEW_S``.
     """
+    env = os.environ if env is None else env
+    module = env.get("CHAINCODE_APP") or APP_MODULE
     try:
-        app = importlib.import_module(APP_MODULE)
+        app = importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        if exc.name != APP_MODULE:
+        if exc.name != module:
             raise
-        raise AppMissingError(f"{APP_MODULE} is missing: the contract application is not installed") from exc
+        raise AppMissingError(f"{module} is missing: the contract application is not installed") from exc
     factory = getattr(app, "create_chaincode", None)
     if not callable(factory):
-        raise AppMissingError(f"{APP_MODULE} has no create_chaincode() function")
+        raise AppMissingError(f"{module} has no create_chaincode() function")
     chaincode = factory()
     if isinstance(chaincode, ContractRouter):
-        chaincode.max_clock_skew = max_skew_from_env(os.environ if env is None else env)
+        chaincode.max_clock_skew = max_skew_from_env(env)
     return chaincode
 
 

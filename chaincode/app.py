@@ -1,16 +1,17 @@
-"""The contract application the chaincode server serves."""
+"""The contract application the chaincode server serves (``python -m swarmfuse.chaincode``)."""
 
 from __future__ import annotations
 
-from swarmfuse.chaincode.contract import ContractRouter
+from swarmfuse.chaincode.contract import Contract, ContractRouter
 from swarmfuse.chaincode.contracts.audit import Audit
 from swarmfuse.chaincode.contracts.membership import Membership
 from swarmfuse.chaincode.contracts.rounds import Rounds
-from swarmfuse.chaincode.contracts.sample import Sample
 from swarmfuse.chaincode.contracts.summaries import Summaries
 from swarmfuse.chaincode.contracts.task import Task
+
+CONTRACTS: tuple[type[Contract], ...] = (Task, Membership, Summaries, Rounds, Audit)
 
 
 def create_chaincode() -> ContractRouter:
     """Every contract of the swarmfuse chaincode behind one router."""
-    return ContractRouter([Sample(), Task(), Membership(), Summaries(), Rounds(), Audit()])
+    return ContractRouter([contract() for contract in CONTRACTS])

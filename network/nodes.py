@@ -118,10 +118,15 @@ def peer_spec(fabric: Fabric, topology: Topology, layout: Layout, org: Org) -> P
     )
 
 
+# Operator settings of the chaincode servers, passed on from the environment of `network up` when set.
+CHAINCODE_SETTINGS = ("CHAINCODE_APP", "CHAINCODE_MAX_CLOCK_SKEW_S", "CHAINCODE_LOG_LEVEL")
+
+
 def chaincode_spec(topology: Topology, layout: Layout, org: Org, package_id: str) -> ProcessSpec:
     ports = topology.peer_ports(org)
     tls = chaincode_tls(layout, org)
-    keep = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH") if key in os.environ}
+    passed = ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH", *CHAINCODE_SETTINGS)
+    keep = {key: os.environ[key] for key in passed if key in os.environ}
     env = keep | {
         "CHAINCODE_ID": package_id,
         "CHAINCODE_SERVER_ADDRESS": f"{HOST}:{ports.ccaas}",

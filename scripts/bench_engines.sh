@@ -10,6 +10,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# The load uses the test-only Sample contract: chaincode servers serve tests/chaincode/sample_app.py.
+export CHAINCODE_APP=sample_app PYTHONPATH="$root/tests/chaincode${PYTHONPATH:+:$PYTHONPATH}"
 die() { printf '\033[1;31m[bench] error:\033[0m %s\n' "$*" >&2; exit 1; }
 say() { printf '\033[1;34m[bench]\033[0m %s\n' "$*" >&2; }
 

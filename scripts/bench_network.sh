@@ -10,6 +10,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# The load uses the test-only Sample contract: chaincode servers serve tests/chaincode/sample_app.py.
+export CHAINCODE_APP=sample_app PYTHONPATH="$root/tests/chaincode${PYTHONPATH:+:$PYTHONPATH}"
 die() { printf '\033[1;31m[bench] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
 n_seq=20 n_conc=40 clients=8 port_base=28000 engine=auto

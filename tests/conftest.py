@@ -34,6 +34,12 @@ TASK = "task1"
 TASK_ORGS = "DC1,DC2,DC3,Auditor"
 CHAINCODE = "swarmfuse"
 
+# The networks of the test session serve the production contracts plus the test-only ``Sample`` contract
+# (tests/chaincode/sample_app.py): chaincode servers inherit these settings from ``network up``.
+SAMPLE_APP_DIR = Path(__file__).resolve().parent / "chaincode"
+os.environ["CHAINCODE_APP"] = "sample_app"
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SAMPLE_APP_DIR), os.environ.get("PYTHONPATH")]))
+
 
 def fabric_release() -> Fabric | None:
     """The configured Fabric release, ``None`` when there is none (a failure under ``SWARMFUSE_REQUIRE_FABRIC=1``)."""

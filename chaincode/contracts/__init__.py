@@ -1,1 +1,1 @@
-"""The swarmfuse consortium contracts (membership, summaries, fusion rounds, audit) and ``Sample``."""
+"""The swarmfuse consortium contracts: task, membership, summaries, fusion rounds, audit."""

@@ -1,4 +1,4 @@
-"""``Sample`` through ``create_chaincode()`` on the in-memory ledger (``Task``: test_consortium_task.py)."""
+"""The test-only ``Sample`` contract on the in-memory ledger, and the production chaincode without it."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import json
 
 import pytest
 from cc_identities import DC1, DC2
-
-from swarmfuse.chaincode.app import create_chaincode
+from sample_app import create_chaincode
 from swarmfuse.chaincode.contract import ContractRouter
 from swarmfuse.chaincode.memstub import MemoryLedger
 
@@ -41,6 +40,13 @@ def test_sample_get_absent_is_404(cc: ContractRouter) -> None:
 def test_the_server_entry_point_serves_this_application() -> None:
     from swarmfuse.chaincode.__main__ import load_chaincode
 
-    served = load_chaincode()
+    served = load_chaincode({})
     assert isinstance(served, ContractRouter)
-    assert sorted(served.metadata["contracts"]) == ["Audit", "Membership", "Rounds", "Sample", "Summaries", "Task"]
+    assert sorted(served.metadata["contracts"]) == ["Audit", "Membership", "Rounds", "Summaries", "Task"]
+
+
+def test_sample_is_served_only_when_asked_for() -> None:
+    from swarmfuse.chaincode.__main__ import load_chaincode
+
+    served = load_chaincode({"CHAINCODE_APP": "sample_app"})
+    assert "Sample" in served.metadata["contracts"]  # type: ignore[attr-defined]

@@ -1,8 +1,11 @@
-"""``Sample``: a plain key/value contract the network smoke tests use."""
+"""A test chaincode application: the production contracts plus ``Sample``, a plain key/value contract with
+no roles that the network, gateway and benchmark runs use. Never in the production chaincode: chaincode
+servers serve it only when started with ``CHAINCODE_APP=sample_app`` (and this folder on PYTHONPATH)."""
 
 from __future__ import annotations
 
-from swarmfuse.chaincode.contract import BadRequest, Context, Contract, NotFound, transaction
+from swarmfuse.chaincode.app import CONTRACTS
+from swarmfuse.chaincode.contract import BadRequest, Context, Contract, ContractRouter, NotFound, transaction
 
 
 def _check_key(key: str) -> None:
@@ -30,3 +33,8 @@ class Sample(Contract):
         if value is None:
             raise NotFound(f"no value under key {key!r}")
         return value
+
+
+def create_chaincode() -> ContractRouter:
+    """The production contracts and ``Sample``."""
+    return ContractRouter([Sample(), *(contract() for contract in CONTRACTS)])
