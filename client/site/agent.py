@@ -29,6 +29,7 @@ import os
 import queue
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,9 +213,24 @@ class SiteAgent:
 
     def advance(self, round_id: str) -> None:
         """Do whatever this site still owes the round in its current on-chain state (idempotent)."""
+        start, ledger_before = time.perf_counter(), self.ledger.seconds
         rnd = self.ledger.round(round_id)
         if self.mspid not in rnd["participants"]:
             return
+        try:
+            self._advance(rnd)
+        finally:
+            self._account(round_id, time.perf_counter() - start, self.ledger.seconds - ledger_before)
+
+    def _account(self, round_id: str, busy: float, ledger: float) -> None:
+        """Add this step's busy time and ledger time to the round's ``timing.json`` (site-local)."""
+        path = self.site.round_dir(round_id) / "timing.json"
+        timing = json.loads(path.read_text()) if path.exists() else {"busy_s": 0.0, "ledger_s": 0.0}
+        timing = {"busy_s": timing["busy_s"] + busy, "ledger_s": timing["ledger_s"] + ledger}
+        write_atomic(path, json.dumps(timing).encode())
+
+    def _advance(self, rnd: dict[str, Any]) -> None:
+        round_id = rnd["round_id"]
         leader = rnd["leader"] == self.mspid
         self.store.save_round(round_id, state=rnd["state"], role="leader" if leader else "participant",
                               leader=rnd["leader"])

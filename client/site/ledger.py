@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +60,18 @@ class TaskLedger:
         self.task = task
         self._network = gateway.network(task)
         self._contract: Contract = self._network.contract(CHAINCODE)
+        self._timing_lock = threading.Lock()
+        self.seconds = 0.0  # wall time spent waiting for the ledger (submits to commit, and queries)
+        self.calls = 0
+
+    def _timed(self, call: Callable[[], bytes]) -> bytes:
+        start = time.perf_counter()
+        try:
+            return call()
+        finally:
+            with self._timing_lock:
+                self.seconds += time.perf_counter() - start
+                self.calls += 1
 
     @property
     def mspid(self) -> str:
@@ -65,14 +79,14 @@ class TaskLedger:
 
     def submit(self, function: str, *args: str) -> Any:
         try:
-            payload = self._contract.submit_transaction(function, *args)
+            payload = self._timed(lambda: self._contract.submit_transaction(function, *args))
         except GatewayError as exc:
             raise LedgerRefused(function, _message(exc)) from exc
         return json.loads(payload) if payload else None
 
     def evaluate(self, function: str, *args: str) -> Any:
         try:
-            payload = self._contract.evaluate_transaction(function, *args)
+            payload = self._timed(lambda: self._contract.evaluate_transaction(function, *args))
         except GatewayError as exc:
             raise LedgerRefused(function, _message(exc)) from exc
         return json.loads(payload) if payload else None

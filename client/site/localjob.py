@@ -12,6 +12,7 @@ to ``closed``; then a report (HTML, JSON, PNG) and, unless asked to keep them, a
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -61,6 +62,13 @@ class JobReport:
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)
     backbone: str = ""
     agent_logs: dict[str, str] = field(default_factory=dict)
+    ledger_time: dict[str, dict[str, float]] = field(default_factory=dict)  # per site: busy_s, ledger_s
+
+    @property
+    def ledger_share(self) -> float:
+        """The largest share of the round's wall time any site spent waiting for the ledger."""
+        wall = self.stages.get("fusion round") or 0.0
+        return max((t["ledger_s"] / wall for t in self.ledger_time.values()), default=0.0) if wall else 0.0
 
 
 class JobFailed(RuntimeError):
@@ -217,6 +225,10 @@ def _collect(report: JobReport, network: Any, config: JobConfig) -> None:
         report.history = parts.ledger.evaluate("Audit:RoundHistory", config.round_id, "100", "")["items"]
         report.exchanges = [asdict(e) for e in parts.ledger.exchanges(config.round_id)]
         blocks = blocks_of(parts.gateway, config.task)
+    for org in ORGS:
+        timing = network.home / "sites" / org / "rounds" / config.round_id / "timing.json"
+        if timing.exists():
+            report.ledger_time[org] = json.loads(timing.read_text())
     leader = report.round["leader"].removesuffix("MSP")
     model = network.home / "sites" / leader / "rounds" / config.round_id / "model.npz"
     downloads = len(report.round["participants"]) - 1  # every other participant fetched the model

@@ -46,7 +46,8 @@ def _chart(report: JobReport, path: Path) -> None:
 
 def write_report(report: JobReport, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(asdict(report), indent=1, default=str) + "\n")
+    (out / "report.json").write_text(json.dumps({**asdict(report), "ledger_share": report.ledger_share}, indent=1,
+                                                default=str) + "\n")
     _chart(report, out / "methods.png")
     fused = fused_scores(report)
     rows = [("fused round (on the ledger)", fused["accuracy"], fused["macro_f1"])]
@@ -61,6 +62,8 @@ def write_report(report: JobReport, out: Path) -> None:
     history = "".join(
         f"<tr><td>{e(str(h.get('timestamp', '')))}</td><td><code>{e(str(h.get('tx_id', ''))[:16])}</code></td>"
         f"<td>{e(str((h.get('value') or {}).get('state', 'deleted')))}</td></tr>" for h in report.history)
+    ledger_sites = ", ".join(f"{org}: {t['ledger_s']:.2f} s of {t['busy_s']:.2f} s busy"
+                             for org, t in sorted(report.ledger_time.items()))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>swarmfuse round report</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:70em;color:#1a202c}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #cbd5e0;padding:.3em .6em;text-align:left}}
@@ -81,6 +84,8 @@ the leader on features the other sites sent, never on their raw data.</p>
 <h2>Exchanges</h2><table><tr><th>sender</th><th>receiver</th><th>kind</th><th>bytes</th><th>entities</th>
 <th>SHA-256</th></tr>{exchanges}</table>
 <h2>Stages</h2><table>{stages}</table>
+<p>Ledger operations took at most {report.ledger_share:.1%} of the round's wall time at any site
+({e(ledger_sites)}).</p>
 <h2>Ledger history of the round</h2><table><tr><th>time</th><th>transaction</th><th>state</th></tr>{history}</table>
 </body></html>"""
     (out / "report.html").write_text(page)
@@ -105,3 +110,6 @@ def print_summary(report: JobReport, console: Console) -> None:
     console.print(stages)
     console.print(f"on-chain: {report.on_chain.get('bytes', 0)} bytes in {report.on_chain.get('blocks', 0)} blocks; "
                   f"off-chain: {report.off_chain_bytes} bytes", highlight=False)
+    per_site = ", ".join(f"{org} {t['ledger_s']:.2f} s" for org, t in sorted(report.ledger_time.items()))
+    console.print(f"ledger operations: at most {report.ledger_share:.1%} of the round's wall time at any site "
+                  f"({per_site})", highlight=False)
