@@ -19,6 +19,10 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
 EXTRA_SUBCOMMANDS: list[tuple[str, str, str, str]] = [
     ("round", "swarmfuse.client.site.cli", "rounds", "Fusion rounds of a task: open, status, list, abort."),
 ]
+# Single commands that live in another command's module: (command name, module, function).
+EXTRA_COMMANDS: list[tuple[str, str, str]] = [
+    ("predict", "swarmfuse.client.site.cli", "predict_command"),
+]
 
 app = typer.Typer(no_args_is_help=True, help="Multimodal data fusion on a permissioned Fabric network.")
 
@@ -51,6 +55,8 @@ for _name, _module, _help in SUBCOMMANDS:
 
 for _name, _module, _attribute, _help in EXTRA_SUBCOMMANDS:
     app.add_typer(getattr(importlib.import_module(_module), _attribute), name=_name, help=_help)
+for _name, _module, _function in EXTRA_COMMANDS:
+    app.command(_name)(getattr(importlib.import_module(_module), _function))
 
 
 def main() -> None:

@@ -450,6 +450,20 @@ class SiteAgent:
 
     # --- peers ------------------------------------------------------------------------------------
 
+    def features_for(self, round_id: str, modality: str, ids: list[str]) -> Any:
+        """Features of ``ids`` from this site's extractor, for scoring with the round's model."""
+        holding = self.holdings.get(modality)
+        if holding is None or holding.source is None:
+            raise SiteError(f"{self.mspid} holds no {modality} data with an extractor")
+        missing = [entity for entity in ids if entity not in set(holding.manifest.ids)]
+        if missing:
+            raise SiteError(f"{self.mspid} holds no {modality} for {len(missing)} of the entities, e.g. {missing[0]!r}")
+        values = [holding.manifest.row(entity).value for entity in ids]
+        return holding.source.extract(values, holding.manifest.path.parent)
+
+    def endpoint(self, mspid: str) -> str:
+        return self._endpoint(mspid)
+
     def _endpoint(self, mspid: str) -> str:
         member = self.ledger.member(mspid)
         if member is None:

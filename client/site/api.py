@@ -10,12 +10,14 @@ answer the site's own org only. OpenAPI docs are at ``/docs``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import numpy as np
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse
@@ -25,15 +27,21 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from swarmfuse.client.site.agent import MODEL_KIND, SiteAgent
 from swarmfuse.client.site.alignment import AlignmentError, LeaderSession
 from swarmfuse.client.site.identity import OrgResolver, SiteTls
+from swarmfuse.client.site.site import SiteError
 
 logger = logging.getLogger(__name__)
 
 MAX_ARTEFACT_BYTES = 4 << 30
+MAX_SCORED = 10_000
 KINDS = ("features", "labels")
 
 
 class Points(BaseModel):
     points: list[str]
+
+
+class EntityIds(BaseModel):
+    ids: list[str]
 
 
 class _PeerCertProtocol(H11Protocol):
@@ -117,6 +125,20 @@ def create_app(agent: SiteAgent, resolver: OrgResolver) -> FastAPI:
             return {"salt": session.salt.hex(), "positions": session.positions_for(org, aligned)}
         except AlignmentError as exc:
             raise HTTPException(409, str(exc)) from exc
+
+    @app.post("/rounds/{round_id}/features", summary="Features of given entities, to score them with the round's model")
+    def features(round_id: str, body: EntityIds, request: Request) -> dict[str, Any]:
+        _, rnd = participant_round(request, round_id)
+        if rnd.get("model_sha256") is None:
+            raise HTTPException(409, f"round {round_id} has no published model to score with")
+        if not 0 < len(body.ids) <= MAX_SCORED:
+            raise HTTPException(422, f"give 1 to {MAX_SCORED} entity IDs")
+        modality = rnd["roles"][agent.mspid][0]
+        try:
+            values = np.asarray(agent.features_for(round_id, modality, body.ids), dtype=np.float32)
+        except SiteError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        return {"shape": list(values.shape), "float32": base64.b64encode(values.tobytes()).decode()}
 
     @app.put("/rounds/{round_id}/artefacts/{kind}", summary="Receive a participant's features or labels")
     async def receive(round_id: str, kind: str, request: Request) -> dict[str, Any]:

@@ -178,3 +178,32 @@ def round_abort(round_id: str, reason: str = typer.Option(..., "--reason"), org:
         rnd = parts.ledger.abort(round_id, reason)
     console.print(f"round {round_id}: {rnd['state']} (abort votes: {', '.join(rnd.get('abort_votes', []))})",
                   highlight=False)
+
+
+def predict_command(round_id: str = typer.Argument(..., help="The round whose fused model scores the entities."),
+                    entities: Path = typer.Argument(..., help="A file of entity IDs, one per line."),
+                    out: Path | None = typer.Option(None, "--out", help="Write the predictions as CSV here."),
+                    org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
+    """Score entities with a round's fused model: each site whose features it takes extracts them locally."""
+    import csv
+
+    from swarmfuse.client.site.predict import predict
+    from swarmfuse.client.site.service import make_agent
+
+    ids = [line.strip() for line in entities.read_text().splitlines() if line.strip()] if entities.exists() else []
+    if not ids:
+        errors.print(f"[red]error:[/red] {entities} holds no entity IDs (one per line)", highlight=False)
+        raise typer.Exit(1)
+    with _clean(), open_site(home, org, task) as parts:
+        rows = predict(make_agent(parts), round_id, ids)
+    if out is not None:
+        with out.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["entity_id", "class", "probability"])
+            writer.writeheader()
+            writer.writerows(rows)
+    table = Table(title=f"predictions of round {round_id}'s model")
+    for column in ("entity", "class", "probability"):
+        table.add_column(column)
+    for row in rows[:50]:
+        table.add_row(row["entity_id"], row["class"], f"{row['probability']:.3f}")
+    console.print(table)

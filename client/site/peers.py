@@ -6,6 +6,7 @@ partial file is never used; an interrupted transfer is retried from the start (b
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import ssl
@@ -61,6 +62,13 @@ class HttpPeerLink:
 
     def alignment(self, endpoint: str, round_id: str) -> dict[str, Any]:
         return self._call("GET", f"{endpoint}/rounds/{round_id}/alignment").json()
+
+    def features(self, endpoint: str, round_id: str, ids: list[str]) -> Any:
+        """Another participant's features of ``ids`` (float32 ``[n, d]``), for scoring with the round's model."""
+        import numpy as np
+
+        reply = self._call("POST", f"{endpoint}/rounds/{round_id}/features", json={"ids": ids}).json()
+        return np.frombuffer(base64.b64decode(reply["float32"]), dtype=np.float32).reshape(reply["shape"])
 
     def status(self, endpoint: str) -> dict[str, Any]:
         return self._call("GET", f"{endpoint}/status").json()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,3 +189,28 @@ def test_report_files(job) -> None:  # type: ignore[no-untyped-def]
     assert (config.out / "methods.png").stat().st_size > 5000
     page = (config.out / "report.html").read_text()
     assert "fused round" in page and report.round["model_sha256"] in page
+
+
+def test_predict_scores_entities_with_features_from_every_site(job, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from swarmfuse.client.site.manifest import load_manifest
+    from swarmfuse.client.site.predict import predict
+    from swarmfuse.client.site.service import make_agent
+
+    config, report = job
+    views = config.out / "views"
+    labels = {row.entity_id: row for row in load_manifest(views / "dc1/labels.jsonl", "label").rows}
+    held = set(load_manifest(views / "dc2/texts.jsonl", "text").ids) & set(
+        load_manifest(views / "dc3/images.jsonl", "image", verify_images=False).ids)
+    test_ids = sorted(i for i, row in labels.items() if row.extra.get("split") == "test" and i in held)[:120]
+    with open_site(config.home, "DC1", TASK) as parts:  # DC1 holds labels only: both feature blocks come from peers
+        rows = predict(make_agent(parts), config.round_id, test_ids)
+    assert [r["entity_id"] for r in rows] == test_ids
+    accuracy = sum(r["class"] == labels[r["entity_id"]].value for r in rows) / len(rows)
+    assert accuracy >= report.round["metrics"]["test_accuracy"] - 0.1, accuracy
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("\n".join(test_ids[:5]) + "\n")
+    done = subprocess.run([sys.executable, "-m", "swarmfuse", "predict", config.round_id, str(ids_file), "--org",
+                           "DC2", "--task", TASK, "--home", str(config.home), "--out", str(tmp_path / "p.csv")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "p.csv").read_text().count("\n") == 6
