@@ -18,7 +18,6 @@ from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2, chaincode_shim_pb2_grpc, proposal_response_pb2
 from memory_state import MemoryState
 
-from swarmfuse.chaincode.app import create_chaincode
 from swarmfuse.chaincode.shim import ChaincodeServer, ServerConfig
 from swarmfuse.chaincode.shim.config import TlsMaterial
 from swarmfuse.chaincode.stub import ChaincodeStub, Response, create_composite_key
@@ -33,6 +32,7 @@ from swarmfuse.network.embedded.model import Version
 from swarmfuse.network.embedded.simulator import TxSimulator, set_range_query_reads
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "chaincode"))
+from sample_app import create_chaincode  # noqa: E402  (production contracts + the test-only Sample)
 from shim_peer import DEFAULT_CERT, KeyPair, ShimTestChaincode, make_cert, signed_proposal  # noqa: E402
 
 pytestmark = pytest.mark.timeout(60)
