@@ -101,15 +101,18 @@ def issue_chaincode_tls(layout: Layout, org: Org) -> ChaincodeTls:
     """Server pair (for 127.0.0.1/localhost) and client pair for ``org``'s chaincode link."""
     files = chaincode_tls(layout, org)
     files.server_cert.parent.mkdir(parents=True, exist_ok=True)
-    ca_dir = layout.org_tls_ca(org).parent
-    ca_cert = x509.load_pem_x509_certificate(files.ca_cert.read_bytes())
-    ca_key = serialization.load_pem_private_key((ca_dir / "priv_sk").read_bytes(), password=None)
-    _issue(ca_cert, ca_key, f"chaincode.{org.domain}", ExtendedKeyUsageOID.SERVER_AUTH, files.server_cert, files.server_key)
-    _issue(ca_cert, ca_key, f"peer0-client.{org.domain}", ExtendedKeyUsageOID.CLIENT_AUTH, files.client_cert, files.client_key)
+    issue_tls_pair(layout, org, f"chaincode.{org.domain}", ExtendedKeyUsageOID.SERVER_AUTH, files.server_cert,
+                   files.server_key)
+    issue_tls_pair(layout, org, f"peer0-client.{org.domain}", ExtendedKeyUsageOID.CLIENT_AUTH, files.client_cert,
+                   files.client_key)
     return files
 
 
-def _issue(ca_cert: x509.Certificate, ca_key: object, name: str, usage: x509.ObjectIdentifier, cert_path: Path, key_path: Path) -> None:
+def issue_tls_pair(layout: Layout, org: Org, name: str, usage: x509.ObjectIdentifier, cert_path: Path,
+                   key_path: Path, days: int = CERT_DAYS) -> None:
+    """A P-256 key and a certificate for ``name`` (+ localhost, 127.0.0.1) signed by ``org``'s TLS CA."""
+    ca_cert = x509.load_pem_x509_certificate(layout.org_tls_ca(org).read_bytes())
+    ca_key = serialization.load_pem_private_key((layout.org_tls_ca(org).parent / "priv_sk").read_bytes(), password=None)
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     sans = [x509.DNSName(name), x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
@@ -120,7 +123,7 @@ def _issue(ca_cert: x509.Certificate, ca_key: object, name: str, usage: x509.Obj
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
+        .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

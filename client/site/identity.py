@@ -3,9 +3,7 @@ org a peer's client certificate belongs to (by the TLS CA that signed it)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +11,9 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from swarmfuse.network.crypto import issue_tls_pair
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.topology import Org
 
@@ -47,37 +46,12 @@ def issue_site_tls(layout: Layout, org: Org, task_orgs: list[Org], folder: Path)
     files = site_tls(folder)
     files.server_cert.parent.mkdir(parents=True, exist_ok=True)
     if not files.server_cert.exists() or not files.client_cert.exists():
-        ca_cert = x509.load_pem_x509_certificate(layout.org_tls_ca(org).read_bytes())
-        ca_key = serialization.load_pem_private_key((layout.org_tls_ca(org).parent / "priv_sk").read_bytes(), None)
-        _issue(ca_cert, ca_key, f"site.{org.domain}", ExtendedKeyUsageOID.SERVER_AUTH, files.server_cert, files.server_key)
-        _issue(ca_cert, ca_key, f"site-client.{org.domain}", ExtendedKeyUsageOID.CLIENT_AUTH, files.client_cert,
-               files.client_key)
+        issue_tls_pair(layout, org, f"site.{org.domain}", ExtendedKeyUsageOID.SERVER_AUTH, files.server_cert,
+                       files.server_key, CERT_DAYS)
+        issue_tls_pair(layout, org, f"site-client.{org.domain}", ExtendedKeyUsageOID.CLIENT_AUTH, files.client_cert,
+                       files.client_key, CERT_DAYS)
     files.trust.write_bytes(b"".join(layout.org_tls_ca(o).read_bytes() for o in task_orgs))
     return files
-
-
-def _issue(ca_cert: x509.Certificate, ca_key: object, name: str, usage: x509.ObjectIdentifier, cert_path: Path,
-           key_path: Path) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    sans = [x509.DNSName(name), x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=CERT_DAYS))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    key_path.chmod(0o600)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
 class OrgResolver:
