@@ -10,6 +10,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,10 +288,16 @@ class Network:
         return stopped
 
     def status(self) -> list[NodeStatus]:
+        """Every node with its pid and health (the nodes are probed concurrently)."""
         current = self.require_state()
-        rows = []
-        for spec in self.specs(current):
-            pid = self.supervisor.pid(spec.name)
-            health = "down" if pid is None else ("ok" if healthy(spec) else "unhealthy")
-            rows.append(NodeStatus(spec.name, spec.kind, pid, spec.port, health))
-        return rows
+        specs = self.specs(current)
+        pids = [self.supervisor.pid(spec.name) for spec in specs]
+
+        def health(item: tuple[ProcessSpec, int | None]) -> str:
+            spec, pid = item
+            return "down" if pid is None else ("ok" if healthy(spec) else "unhealthy")
+
+        with ThreadPoolExecutor(max_workers=max(len(specs), 1)) as pool:
+            states = list(pool.map(health, zip(specs, pids, strict=True)))
+        return [NodeStatus(spec.name, spec.kind, pid, spec.port, state)
+                for spec, pid, state in zip(specs, pids, states, strict=True)]

@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -243,7 +244,7 @@ class Supervisor:
             if healthy(spec):
                 return
             time.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+            delay = min(delay * 1.5, 0.25)
         raise NetworkError(f"{spec.name} not ready after {timeout:.0f}s; see {self.log_file(spec.name)}")
 
     def stop(self, names: list[str], grace: float | None = None) -> list[str]:
@@ -317,7 +318,10 @@ def healthy(spec: ProcessSpec) -> bool:
         return not port_free(spec.port)
     if spec.health_url is not None and not _health_ok(spec.health_url):
         return False
-    return all(probe() for probe in spec.probes)
+    if len(spec.probes) <= 1:
+        return all(probe() for probe in spec.probes)
+    with ThreadPoolExecutor(max_workers=len(spec.probes)) as pool:  # e.g. the engine's endpoint of every org
+        return all(pool.map(lambda probe: probe(), spec.probes))
 
 
 def _health_ok(url: str) -> bool:

@@ -15,14 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from swarmfuse.client.site.ledger import LedgerRefused
-from swarmfuse.client.site.manifest import ManifestError
-from swarmfuse.client.site.peers import PeerError
-from swarmfuse.client.site.service import add_data, install_extractor, open_site, serve_site
-from swarmfuse.client.site.site import SiteError
-from swarmfuse.client.site.store import StoreError
 from swarmfuse.network.cli_common import HomeOption
-from swarmfuse.network.errors import NetworkError
 
 app = typer.Typer(no_args_is_help=True, help="A data centre's site agent: data, extractors, the agent service.")
 data_app = typer.Typer(no_args_is_help=True, help="The site's data (manifests) and their on-chain summaries.")
@@ -40,7 +33,14 @@ StoreOption = typer.Option(None, "--store", help="SQLAlchemy URL of the site's s
 
 @contextmanager
 def _clean() -> Iterator[None]:
-    """Every anticipated failure becomes one red line and exit status 1."""
+    """Every anticipated failure becomes one red line and exit status 1 (the site modules load on first use)."""
+    from swarmfuse.client.site.ledger import LedgerRefused
+    from swarmfuse.client.site.manifest import ManifestError
+    from swarmfuse.client.site.peers import PeerError
+    from swarmfuse.client.site.site import SiteError
+    from swarmfuse.client.site.store import StoreError
+    from swarmfuse.network.errors import NetworkError
+
     try:
         yield
     except (SiteError, ManifestError, LedgerRefused, PeerError, StoreError, NetworkError, OSError) as exc:
@@ -55,6 +55,8 @@ def serve(org: str = OrgOption, task: str = TaskOption, store: str | None = Stor
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, _frame: stop.set())
+    from swarmfuse.client.site.service import open_site, serve_site
+
     with _clean(), open_site(home, org, task, store) as parts:
         console.print(f"site {org} of task {task} serving on {parts.site.url} (store: {parts.store.url})")
         serve_site(parts, stop)
@@ -64,7 +66,7 @@ def serve(org: str = OrgOption, task: str = TaskOption, store: str | None = Stor
 def status(org: str = OrgOption, task: str = TaskOption, store: str | None = StoreOption, home: Path = HomeOption,
            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """What the site holds (datasets) and is doing (rounds and their steps), from its store."""
-    from swarmfuse.client.site.service import make_agent
+    from swarmfuse.client.site.service import make_agent, open_site
 
     with _clean(), open_site(home, org, task, store) as parts:
         state = make_agent(parts).status()
@@ -91,6 +93,8 @@ def data_add(manifest: Path = typer.Argument(..., help="CSV or JSON Lines: entit
              org: str = OrgOption, task: str = TaskOption, store: str | None = StoreOption,
              home: Path = HomeOption) -> None:
     """Check a manifest (every bad row named) and publish its summary on-chain (never the data)."""
+    from swarmfuse.client.site.service import add_data, open_site
+
     with _clean(), open_site(home, org, task, store) as parts:
         summary = add_data(parts, manifest, modality)
     console.print(f"published {modality} summary v{summary.get('version', 1)}: {summary['entity_count']} entities, "
@@ -102,6 +106,7 @@ def extractor_install(bundle: Path = typer.Argument(..., help="An extractor bund
                       modality: str = typer.Option(..., "--modality", help="text or image."),
                       org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
     """Install an ONNX extractor bundle into the site."""
+    from swarmfuse.client.site.service import install_extractor
     from swarmfuse.client.site.site import Site
 
     with _clean():
@@ -135,6 +140,8 @@ def round_open(round_id: str = typer.Argument(..., help="A new round ID."),
     spec = {"participants": sorted(spec_roles), "roles": spec_roles, "label_holder": f"{label_holder}MSP",
             "method": "intermediate", "model_spec_sha256": hashlib.sha256(b"swarmfuse fusion head v1").hexdigest(),
             "deadline": (datetime.now(UTC) + timedelta(hours=hours)).isoformat()}
+    from swarmfuse.client.site.service import open_site
+
     with _clean(), open_site(home, org, task) as parts:
         opened = parts.ledger.open_round(round_id, spec)
     console.print(f"round {round_id} open; leader {opened['leader']}", highlight=False)
@@ -143,6 +150,8 @@ def round_open(round_id: str = typer.Argument(..., help="A new round ID."),
 @rounds.command("status")
 def round_status(round_id: str, org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
     """One round's on-chain record, with its exchanges."""
+    from swarmfuse.client.site.service import open_site
+
     with _clean(), open_site(home, org, task) as parts:
         rnd = parts.ledger.round(round_id)
         exchanges = parts.ledger.exchanges(round_id)
@@ -159,6 +168,8 @@ def round_status(round_id: str, org: str = OrgOption, task: str = TaskOption, ho
 @rounds.command("list")
 def round_list(org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
     """Every round of the task."""
+    from swarmfuse.client.site.service import open_site
+
     with _clean(), open_site(home, org, task) as parts:
         found = parts.ledger.rounds()
     table = Table(title=f"rounds of {task}")
@@ -174,6 +185,8 @@ def round_list(org: str = OrgOption, task: str = TaskOption, home: Path = HomeOp
 def round_abort(round_id: str, reason: str = typer.Option(..., "--reason"), org: str = OrgOption,
                 task: str = TaskOption, home: Path = HomeOption) -> None:
     """Vote to abort a round (a majority of its active participants aborts it)."""
+    from swarmfuse.client.site.service import open_site
+
     with _clean(), open_site(home, org, task) as parts:
         rnd = parts.ledger.abort(round_id, reason)
     console.print(f"round {round_id}: {rnd['state']} (abort votes: {', '.join(rnd.get('abort_votes', []))})",
@@ -188,7 +201,7 @@ def predict_command(round_id: str = typer.Argument(..., help="The round whose fu
     import csv
 
     from swarmfuse.client.site.predict import predict
-    from swarmfuse.client.site.service import make_agent
+    from swarmfuse.client.site.service import make_agent, open_site
 
     ids = [line.strip() for line in entities.read_text().splitlines() if line.strip()] if entities.exists() else []
     if not ids:
