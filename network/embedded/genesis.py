@@ -15,9 +15,9 @@ from swarmfuse.network.layout import Layout
 from swarmfuse.network.topology import HOST, ORDERER_MSP, Org, Topology
 
 
-# The single built-in orderer has no consensus round trip to amortise, so a block is cut after 20 ms
+# The single built-in orderer has no consensus round trip to amortise, so a block is cut after 10 ms
 # (Fabric's Raft channels here wait up to 250 ms: network/configtx.py's BATCH_TIMEOUT).
-BATCH_TIMEOUT_S = 0.02
+BATCH_TIMEOUT_S = 0.01
 
 
 def _pems(folder: Path) -> tuple[bytes, ...]:
