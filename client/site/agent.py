@@ -116,6 +116,7 @@ class SiteAgent:
         self._trainer = trainer
         self._work: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._psi_lock = threading.Lock()
+        self._endpoints: dict[str, str] = {}
 
     @property
     def mspid(self) -> str:
@@ -465,7 +466,11 @@ class SiteAgent:
         return self._endpoint(mspid)
 
     def _endpoint(self, mspid: str) -> str:
-        member = self.ledger.member(mspid)
-        if member is None:
-            raise SiteError(f"{mspid} is not registered: its endpoint is unknown")
-        return f"https://{member['endpoint'].removeprefix('https://')}"
+        """Where ``mspid``'s site listens, from its member record (read once per org)."""
+        found = self._endpoints.get(mspid)
+        if found is None:
+            member = self.ledger.member(mspid)
+            if member is None:
+                raise SiteError(f"{mspid} is not registered: its endpoint is unknown")
+            found = self._endpoints[mspid] = f"https://{member['endpoint'].removeprefix('https://')}"
+        return found

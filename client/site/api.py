@@ -14,6 +14,7 @@ import base64
 import hashlib
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ARTEFACT_BYTES = 4 << 30
 MAX_SCORED = 10_000
+ROUND_CACHE_S = 1.0
 KINDS = ("features", "labels")
 
 
@@ -74,9 +76,20 @@ def create_app(agent: SiteAgent, resolver: OrgResolver) -> FastAPI:
             raise HTTPException(403, "the client certificate is not from a TLS CA of this task's orgs")
         return org
 
-    def participant_round(request: Request, round_id: str) -> tuple[str, dict[str, Any]]:
+    rounds_seen: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def current_round(round_id: str, need_model: bool = False) -> dict[str, Any]:
+        """The round's record, re-read from the ledger at most once a second (a burst of requests shares it),
+        or at once when the caller needs the published model and the kept record has none yet."""
+        seen = rounds_seen.get(round_id)
+        stale = seen is None or time.monotonic() - seen[0] > ROUND_CACHE_S
+        if stale or (need_model and seen[1].get("model_sha256") is None):  # type: ignore[index]
+            seen = rounds_seen[round_id] = (time.monotonic(), agent.ledger.round(round_id))
+        return seen[1]
+
+    def participant_round(request: Request, round_id: str, need_model: bool = False) -> tuple[str, dict[str, Any]]:
         org = caller(request)
-        rnd = agent.ledger.round(round_id)
+        rnd = current_round(round_id, need_model)
         if org not in rnd["participants"]:
             raise HTTPException(403, f"{org} is not a participant of round {round_id}")
         return org, rnd
@@ -128,7 +141,7 @@ def create_app(agent: SiteAgent, resolver: OrgResolver) -> FastAPI:
 
     @app.post("/rounds/{round_id}/features", summary="Features of given entities, to score them with the round's model")
     def features(round_id: str, body: EntityIds, request: Request) -> dict[str, Any]:
-        _, rnd = participant_round(request, round_id)
+        _, rnd = participant_round(request, round_id, need_model=True)
         if rnd.get("model_sha256") is None:
             raise HTTPException(409, f"round {round_id} has no published model to score with")
         if not 0 < len(body.ids) <= MAX_SCORED:
@@ -178,7 +191,7 @@ def create_app(agent: SiteAgent, resolver: OrgResolver) -> FastAPI:
 
     @app.get("/rounds/{round_id}/artefacts/model", summary="The fused model of a round (participants only)")
     def model(round_id: str, request: Request) -> FileResponse:
-        _, rnd = participant_round(request, round_id)
+        _, rnd = participant_round(request, round_id, need_model=True)
         path = agent.model_path(round_id)
         if rnd["leader"] != agent.mspid or rnd.get("model_sha256") is None or not path.exists():
             raise HTTPException(404, f"this site has no published model of round {round_id}")
