@@ -13,7 +13,7 @@ A round, as each agent sees it:
    trains the intermediate-fusion head on the concatenated features and records the model's hash
    (``Rounds:MarkFused``).
 4. ``ModelFused``: every participant downloads the model, checks its hash against the ledger and
-   acknowledges it; the leader closes the round once every participant has acknowledged.
+   acknowledges it; the participant that acknowledges last closes the round.
 
 Every step is an idempotent action in the store (and checked against the ledger before a submit), and
 the event stream's checkpoint is in the store, so an agent killed at any point resumes with nothing
@@ -191,10 +191,16 @@ class SiteAgent:
     def _on_event(self, event: ChaincodeEvent) -> None:
         payload = json.loads(event.payload or b"{}")
         round_id = payload.get("round")
-        if not round_id:
+        if not round_id or not self._concerns(event.event_name, round_id, payload):
             return
         logger.info("event %s for round %s", event.event_name, round_id)
         self._work.put((event.event_name, round_id))
+
+    def _concerns(self, name: str, round_id: str, payload: dict[str, Any]) -> bool:
+        """Whether an event can change what this site owes the round (the others are not worth a ledger read):
+        a recorded exchange matters only to its receiver, who learns of the file itself when it arrives, and
+        an acknowledgement to nobody (the site that acknowledges last closes the round)."""
+        return name not in ("ExchangeRecorded", "Acknowledged")
 
     def poke(self, round_id: str) -> None:
         """Ask the worker to look at a round again (e.g. after a file arrived)."""
@@ -243,9 +249,10 @@ class SiteAgent:
                 self._join_alignment(rnd)
                 self._send_shards(rnd)
         elif rnd["state"] == "fused":
-            self._take_model(rnd)
-            if leader:
-                self._try_close(rnd)
+            if self._take_model(rnd):
+                rnd = self.ledger.round(round_id)
+            self._try_close(rnd)  # whoever sees every acknowledgement first closes (the last to acknowledge, or
+            # a site resuming after a crash between its acknowledgement and the close)
 
     # step 1: alignment ---------------------------------------------------------------------------
 
@@ -403,10 +410,11 @@ class SiteAgent:
     def model_path(self, round_id: str) -> Path:
         return self.site.round_dir(round_id) / "model.npz"
 
-    def _take_model(self, rnd: dict[str, Any]) -> None:
+    def _take_model(self, rnd: dict[str, Any]) -> bool:
+        """Fetch, verify and acknowledge the model (once); True when this call acknowledged it."""
         round_id = rnd["round_id"]
         if self.store.action_done(round_id, "acknowledge"):
-            return
+            return False
         path = self.model_path(round_id)
         if rnd["leader"] != self.mspid and not self.store.verified_artefact(
                 round_id, kind=MODEL_KIND, direction="in", peer_org=rnd["leader"]):
@@ -426,6 +434,7 @@ class SiteAgent:
                 if not exc.conflict:
                     raise
         self.store.finish_action(round_id, "acknowledge", f"model sha256 {digest}")
+        return True
 
     def _try_close(self, rnd: dict[str, Any]) -> None:
         if set(rnd.get("acknowledgements", {})) >= set(rnd["participants"]):
