@@ -33,7 +33,7 @@ def transactions(block: common_pb2.Block) -> list[TxSummary]:
         header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
         if header.type != common_pb2.HeaderType.ENDORSER_TRANSACTION:
             continue
-        event = _event(transaction_pb2.Transaction.FromString(payload.data))
+        event = chaincode_event(transaction_pb2.Transaction.FromString(payload.data))
         found.append(TxSummary(
             tx_id=header.tx_id,
             event_name=event.event_name if event else None,
@@ -43,7 +43,8 @@ def transactions(block: common_pb2.Block) -> list[TxSummary]:
     return found
 
 
-def _event(tx: transaction_pb2.Transaction) -> chaincode_event_pb2.ChaincodeEvent | None:
+def chaincode_event(tx: transaction_pb2.Transaction) -> chaincode_event_pb2.ChaincodeEvent | None:
+    """The chaincode event an endorser transaction set (the first action's that has one), if any."""
     for action in tx.actions:
         cap = transaction_pb2.ChaincodeActionPayload.FromString(action.payload)
         prp = proposal_response_pb2.ProposalResponsePayload.FromString(cap.action.proposal_response_payload)

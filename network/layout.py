@@ -75,3 +75,8 @@ class Layout:
     @property
     def orderer_admin_dir(self) -> Path:
         return self.orderer_org_dir / "users" / f"Admin@{ORDERER_DOMAIN}"
+
+
+def msp_key_pair(msp: Path) -> tuple[Path, Path]:
+    """The signing certificate and private key of an MSP folder, as cryptogen lays it out."""
+    return next((msp / "signcerts").glob("*.pem")), next((msp / "keystore").iterdir())

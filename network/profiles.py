@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from swarmfuse.network.layout import Layout
+from swarmfuse.network.layout import Layout, msp_key_pair
 from swarmfuse.network.topology import HOST, Org, Topology
 
 
@@ -52,9 +52,8 @@ class Profile(BaseModel):
 
 def _identity(user_dir: Path) -> KeyPair:
     """The identity under ``user_dir`` (``msp/`` and, as cryptogen writes it, ``tls/client.crt|key``)."""
-    msp, tls = user_dir / "msp", user_dir / "tls"
-    cert = next((msp / "signcerts").glob("*.pem"))
-    key = next((msp / "keystore").iterdir())
+    tls = user_dir / "tls"
+    cert, key = msp_key_pair(user_dir / "msp")
     has_tls = (tls / "client.crt").is_file() and (tls / "client.key").is_file()
     tls_client = TlsPair(cert=str(tls / "client.crt"), key=str(tls / "client.key")) if has_tls else None
     return KeyPair(cert=str(cert), key=str(key), tls_client=tls_client)

@@ -15,7 +15,7 @@ from fabric_protos.common import common_pb2
 from fabric_protos.gateway.gateway_pb2_grpc import add_GatewayServicer_to_server
 from fabric_protos.peer.events_pb2_grpc import add_DeliverServicer_to_server
 
-from swarmfuse.client.gateway.identity import ECDSASigner, Identity, digest
+from swarmfuse.client.gateway.identity import digest
 from swarmfuse.network import ccaas
 from swarmfuse.network import state as state_file
 from swarmfuse.network.embedded import admin, blockfmt
@@ -25,6 +25,7 @@ from swarmfuse.network.embedded.chaincode import ChaincodeClient
 from swarmfuse.network.embedded.deliver import DeliverService
 from swarmfuse.network.embedded.endorser import Endorser, PeerIdentity
 from swarmfuse.network.embedded.gateway import GatewayService, Peers
+from swarmfuse.network.embedded.genesis import signing_identity
 from swarmfuse.network.embedded.model import ChaincodeDefinition
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.topology import HOST, Org, Topology
@@ -50,12 +51,6 @@ def ledger_dir(layout: Layout) -> Path:
     return layout.home / "data" / "engine"
 
 
-def _msp_identity(msp: Path, mspid: str) -> tuple[bytes, ECDSASigner]:
-    cert = next((msp / "signcerts").glob("*.pem"))
-    key = next((msp / "keystore").iterdir())
-    return Identity.from_pem_file(mspid, cert).serialize(), ECDSASigner.from_pem_file(key)
-
-
 class Engine:
     """Everything the engine serves for one home; ``start`` binds every endpoint, ``stop`` ends them."""
 
@@ -67,7 +62,7 @@ class Engine:
         self.state = current
         self.topology: Topology = current.topology()
         orderer_msp = self.layout.orderer_dir(self.topology, self.topology.orderers[0]) / "msp"
-        self._orderer_identity, self._orderer_signer = _msp_identity(orderer_msp, "OrdererMSP")
+        self._orderer_identity, self._orderer_signer = signing_identity(orderer_msp, "OrdererMSP")
         self.channels: dict[str, Channel] = {}
         self._join_lock = threading.Lock()
         self.peers = Peers({org.mspid: self._endorser(org) for org in self.topology.orgs}, self.channels)
@@ -76,7 +71,7 @@ class Engine:
         self._serving = threading.Event()
 
     def _endorser(self, org: Org) -> Endorser:
-        serialized, signer = _msp_identity(self.layout.peer_dir(org) / "msp", org.mspid)
+        serialized, signer = signing_identity(self.layout.peer_dir(org) / "msp", org.mspid)
         connection = ccaas.connection(self.topology, self.layout, org)
         client = ChaincodeClient(
             str(connection["address"]), str(connection["root_cert"]).encode(), str(connection["client_cert"]).encode(),

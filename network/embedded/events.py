@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from fabric_protos.common import common_pb2
 from fabric_protos.orderer import ab_pb2
-from fabric_protos.peer import chaincode_event_pb2, events_pb2, proposal_pb2, proposal_response_pb2, transaction_pb2
+from fabric_protos.peer import chaincode_event_pb2, events_pb2, transaction_pb2
 
+from swarmfuse.network.blocks import chaincode_event
 from swarmfuse.network.embedded import blockfmt
 
 VALID = transaction_pb2.TxValidationCode.VALID
@@ -30,24 +31,16 @@ def _header(envelope: bytes) -> tuple[common_pb2.ChannelHeader, common_pb2.Paylo
 
 
 def _event(payload: common_pb2.Payload) -> chaincode_event_pb2.ChaincodeEvent | None:
-    transaction = transaction_pb2.Transaction.FromString(payload.data)
-    for action in transaction.actions:
-        action_payload = transaction_pb2.ChaincodeActionPayload.FromString(action.payload)
-        response_payload = proposal_response_pb2.ProposalResponsePayload.FromString(
-            action_payload.action.proposal_response_payload)
-        chaincode_action = proposal_pb2.ChaincodeAction.FromString(response_payload.extension)
-        event = chaincode_event_pb2.ChaincodeEvent.FromString(chaincode_action.events)
-        if event.event_name:
-            return event
-    return None
+    return chaincode_event(transaction_pb2.Transaction.FromString(payload.data))
 
 
-def chaincode_events(block: common_pb2.Block, chaincode: str) -> list[chaincode_event_pb2.ChaincodeEvent]:
-    """Events of ``chaincode`` set by the block's valid transactions, in block order."""
+def chaincode_events(block: common_pb2.Block, chaincode: str, after_index: int = -1
+                     ) -> list[chaincode_event_pb2.ChaincodeEvent]:
+    """Events of ``chaincode`` set by the block's valid transactions after ``after_index``, in block order."""
     codes = blockfmt.transactions_filter(block)
     found = []
     for index, envelope in enumerate(block.data.data):
-        if index >= len(codes) or codes[index] != VALID:
+        if index <= after_index or index >= len(codes) or codes[index] != VALID:
             continue
         header, payload = _header(envelope)
         if header.type != common_pb2.ENDORSER_TRANSACTION:

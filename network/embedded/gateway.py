@@ -283,23 +283,13 @@ class GatewayService(GatewayServicer):
             if block is None:
                 channel.ledger.wait_for_height(number + 1, POLL_S)
                 continue
-            events = chaincode_events(block, inner.chaincode_id)
-            if after is not None and number == after.block:  # resume after that transaction
-                events = [event for event in events if _index_of(block, event.tx_id) > after.index]
+            resume_after = after.index if after is not None and number == after.block else -1
+            events = chaincode_events(block, inner.chaincode_id, resume_after)
             if events:
                 yield gw.ChaincodeEventsResponse(events=events, block_number=number)
             number += 1
 
 
-
 def _orderer_refusal(status: str, info: str) -> RpcFailure:
     """What the gateway answers when the orderer refuses a Broadcast (Fabric attaches no details)."""
     return RpcFailure(grpc.StatusCode.ABORTED, f"received unsuccessful response from orderer: status={status}, info={info}")
-
-
-def _index_of(block: common_pb2.Block, tx_id: str) -> int:
-    for index, envelope in enumerate(block.data.data):
-        payload = common_pb2.Payload.FromString(common_pb2.Envelope.FromString(envelope).payload)
-        if common_pb2.ChannelHeader.FromString(payload.header.channel_header).tx_id == tx_id:
-            return index
-    return -1

@@ -11,7 +11,7 @@ from fabric_protos.common import common_pb2
 from swarmfuse.client.gateway.identity import ECDSASigner, Identity, digest
 from swarmfuse.network.embedded import blockfmt
 from swarmfuse.network.embedded.model import ChaincodeDefinition, ChannelDefinition, OrgDefinition
-from swarmfuse.network.layout import Layout
+from swarmfuse.network.layout import Layout, msp_key_pair
 from swarmfuse.network.topology import HOST, ORDERER_MSP, Org, Topology
 
 
@@ -48,7 +48,11 @@ def channel_definition(topology: Topology, layout: Layout, name: str, orgs: Sequ
 
 def genesis_block(layout: Layout, definition: ChannelDefinition) -> common_pb2.Block:
     """Block 0 of the channel, its CONFIG envelope signed by the orderer org's admin."""
-    msp = layout.orderer_admin_dir / "msp"
-    creator = Identity.from_pem_file(ORDERER_MSP, next((msp / "signcerts").glob("*.pem"))).serialize()
-    signer = ECDSASigner.from_pem_file(next((msp / "keystore").iterdir()))
+    creator, signer = signing_identity(layout.orderer_admin_dir / "msp", ORDERER_MSP)
     return blockfmt.config_block(definition, lambda message: signer.sign(digest(message)), creator)
+
+
+def signing_identity(msp: Path, mspid: str) -> tuple[bytes, ECDSASigner]:
+    """The serialized identity and signer of an MSP folder (a node's or an admin's)."""
+    cert, key = msp_key_pair(msp)
+    return Identity.from_pem_file(mspid, cert).serialize(), ECDSASigner.from_pem_file(key)
