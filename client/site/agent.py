@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import queue
 import secrets
 import threading
@@ -38,9 +37,10 @@ from typing import Any, Protocol
 from swarmfuse.client.gateway import ChaincodeEvent
 from swarmfuse.client.site.alignment import LeaderSession, ParticipantSession, commitment_of
 from swarmfuse.client.site.ledger import LedgerRefused, TaskLedger
-from swarmfuse.client.site.manifest import Manifest, load_manifest
-from swarmfuse.client.site.site import Site, SiteError
+from swarmfuse.client.site.manifest import Manifest
+from swarmfuse.client.site.site import Site, SiteError, write_atomic
 from swarmfuse.client.site.store import SqlCheckpointer, Store
+from swarmfuse.extractors.data.cache import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -81,25 +81,6 @@ class Holding:
     modality: str
     manifest: Manifest
     source: FeatureSource | None
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a ``.part`` file, fsync, then rename: a reader never sees a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    with part.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    part.replace(path)
 
 
 class SiteAgent:
@@ -161,8 +142,7 @@ class SiteAgent:
         """A per-site secret salt (kept in the site folder) for the published entity commitment."""
         path = self.site.folder / "commitment.salt"
         if not path.exists():
-            write_atomic(path, secrets.token_bytes(32))
-            path.chmod(0o600)
+            write_atomic(path, secrets.token_bytes(32), mode=0o600)
         return path.read_bytes()
 
     # --- the event loop -------------------------------------------------------------------------

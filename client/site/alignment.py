@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import rbcl
+
+from swarmfuse.client.site.site import write_atomic
 
 DOMAIN = b"swarmfuse/psi/v1\x00"
 POINT_BYTES = rbcl.crypto_core_ristretto255_BYTES
@@ -62,14 +63,7 @@ def _points(values: Sequence[str]) -> list[bytes]:
 
 
 def _save(path: Path, document: dict[str, object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(document, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    part.replace(path)
+    write_atomic(path, json.dumps(document).encode(), mode=0o600)  # it holds the session's secret scalar
 
 
 class ParticipantSession:

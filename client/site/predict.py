@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from swarmfuse.client.site.site import SiteError
+from swarmfuse.extractors.data.cache import sha256_file
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,6 @@ def predict(agent: Any, round_id: str, ids: list[str]) -> list[dict[str, Any]]:
     if rnd.get("model_sha256") is None:
         raise SiteError(f"round {round_id} has no published model")
     path = agent.model_path(round_id)
-    from swarmfuse.client.site.agent import sha256_file
-
     if not path.exists() or sha256_file(path) != rnd["model_sha256"]:
         raise SiteError(f"this site holds no verified model of round {round_id} (its agent fetches it on ModelFused)")
     model = FusedModel.load(path)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from swarmfuse.client.site.manifest import Manifest
+from swarmfuse.client.site.site import write_atomic
 
 if TYPE_CHECKING:
     from swarmfuse.client.site.agent import Holding, SiteAgent
@@ -32,8 +33,6 @@ SPLITS = ("train", "val", "test")
 
 
 def _save(path: Path, write: Callable[[io.BytesIO], None]) -> None:
-    from swarmfuse.client.site.agent import write_atomic
-
     buffer = io.BytesIO()
     write(buffer)
     write_atomic(path, buffer.getvalue())
@@ -63,18 +62,6 @@ def write_labels(path: Path, manifest: Manifest, ids: Sequence[str]) -> None:
 def load_labels(path: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
     with np.load(path, allow_pickle=False) as data:
         return data["labels"], [str(c) for c in data["classes"]], data["split"]
-
-
-def _scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
-    accuracy = float((y_true == y_pred).mean()) if len(y_true) else 0.0
-    f1s = []
-    for c in range(n_classes):
-        tp = int(((y_pred == c) & (y_true == c)).sum())
-        fp = int(((y_pred == c) & (y_true != c)).sum())
-        fn = int(((y_pred != c) & (y_true == c)).sum())
-        if tp + fp + fn:
-            f1s.append(2 * tp / (2 * tp + fp + fn))
-    return {"accuracy": accuracy, "macro_f1": float(np.mean(f1s)) if f1s else 0.0}
 
 
 def fuse_round(agent: SiteAgent, rnd: dict[str, Any], inbound: dict[tuple[str, str], Path],
@@ -117,9 +104,12 @@ def train_fusion_head(x: np.ndarray, y: np.ndarray, split: np.ndarray, classes: 
     seconds = time.perf_counter() - start
     metrics: dict[str, Any] = {"n_train": int(train.sum()), "n_val": int(val.sum()), "n_test": int(test.sum()),
                                "train_seconds": round(seconds, 3), "method": "intermediate"}
-    if test.any():
+    if test.any():  # scored as the central baselines are (swarmfuse.extractors.fusion.report)
+        from sklearn.metrics import accuracy_score, f1_score
+
         predicted = head.predict_proba(x[test]).argmax(1)
-        metrics |= {f"test_{k}": round(v, 4) for k, v in _scores(y[test], predicted, len(classes)).items()}
+        metrics["test_accuracy"] = round(float(accuracy_score(y[test], predicted)), 4)
+        metrics["test_macro_f1"] = round(float(f1_score(y[test], predicted, average="macro", zero_division=0)), 4)
     with tempfile.TemporaryDirectory(prefix="swarmfuse-head-") as scratch:
         head.save(Path(scratch) / "head.npz")
         data = (Path(scratch) / "head.npz").read_bytes()

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from cc_world import ORGS, World, founded, profile
+from cc_world import ORGS, founded, profile
 
 from swarmfuse.chaincode.__main__ import load_chaincode
 from swarmfuse.chaincode.app import create_chaincode

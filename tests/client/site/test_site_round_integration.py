@@ -17,12 +17,12 @@ import pytest
 from conftest import ENGINES, free_port_base, new_network
 
 from swarmfuse.client.site import localjob
-from swarmfuse.client.site.agent import sha256_file
 from swarmfuse.client.site.localjob import JobConfig
 from swarmfuse.client.site.manifest import ManifestError
 from swarmfuse.client.site.peers import PeerError
 from swarmfuse.client.site.service import add_data, open_site
 from swarmfuse.client.site.site import Site
+from swarmfuse.extractors.data.cache import sha256_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 
