@@ -53,6 +53,9 @@ def fabric_release() -> Fabric | None:
 
 ENGINES = ["embedded"] + (["fabric"] if fabric_release() is not None else [])
 
+# The site store's databases (fixture ``db_url``: SQLite and PostgreSQL) live in tests/store_databases.py.
+pytest_plugins = ["store_databases"]
+
 
 def require_fabric() -> Fabric:
     """The Fabric release, for tests of Fabric-only behaviour (they are collected only where it exists)."""

@@ -1,8 +1,14 @@
 """The site store: one SQLAlchemy database per site, migrated to the newest schema whenever it is opened.
 
-SQLite (the default, a file per site) and PostgreSQL are both supported. On SQLite every transaction
-starts with ``BEGIN IMMEDIATE`` (the store takes the write lock up front, so a check-then-write is atomic
-and concurrent writers wait instead of failing), in WAL mode with a busy timeout.
+SQLite (the default, a file per site) and PostgreSQL are both supported, with the same guarantee: the store's
+transactions run one at a time, so a check-then-write (is this action done? then do it and record it) is
+atomic, and concurrent writers wait instead of failing or slipping in between. On SQLite every transaction
+starts with ``BEGIN IMMEDIATE`` (the write lock up front), in WAL mode with a busy timeout; on PostgreSQL
+every transaction starts by taking a transaction-scoped advisory lock of the database (released at commit or
+rollback), with a lock timeout of the same length. Either way a thread that opens a second transaction
+while its first is still open waits for itself until that timeout: inside a session pass it on (``session=``).
+Strings longer than their column and NUL characters are refused (:class:`StoreError`) on every database,
+not only on PostgreSQL, which enforces both.
 """
 
 from __future__ import annotations
@@ -19,15 +25,15 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, select, text
+from sqlalchemy import URL, Connection, Engine, String, create_engine, event, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Mapper, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from swarmfuse.client.site.store.models import (
-    Action, ActionRecord, ActionStatus, Artefact, ArtefactRecord, ArtefactStatus, Dataset, DatasetRecord, Direction,
-    Modality, Round, RoundRecord, utcnow,
+    Action, ActionRecord, ActionStatus, Artefact, ArtefactRecord, ArtefactStatus, Base, Dataset, DatasetRecord,
+    Direction, Modality, Round, RoundRecord, utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -37,6 +43,8 @@ SQLITE_FILE = "site.sqlite"
 _ORG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _BUSY_TIMEOUT_MS = 30_000
 _PG_MIGRATION_LOCK = 0x5377_6172_6D53  # any constant: serialises concurrent migrations of one PostgreSQL database
+_PG_STORE_LOCK = 0x5377_6172_6D54  # held by every store transaction on PostgreSQL: one at a time, as on SQLite
+_CONNECT_TIMEOUT_S = 10  # a PostgreSQL server that does not answer (unless the URL sets connect_timeout)
 
 
 class StoreError(RuntimeError):
@@ -110,14 +118,50 @@ def _sqlite_engine(url: URL, echo: bool) -> Engine:
     return engine
 
 
+def _postgresql_engine(url: URL, echo: bool) -> Engine:
+    connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": _CONNECT_TIMEOUT_S}
+    engine = create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # READ COMMITTED alone would let another connection write between this transaction's check and its
+        # write; the lock makes store transactions take turns, as BEGIN IMMEDIATE does on SQLite.
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {_BUSY_TIMEOUT_MS}")
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_STORE_LOCK})")
+
+    return engine
+
+
 def _create_engine(url: str | URL, echo: bool) -> Engine:
     try:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(parsed, echo)
+        if parsed.get_backend_name() == "postgresql":
+            return _postgresql_engine(parsed, echo)
         return create_engine(parsed, echo=echo, pool_pre_ping=True)
-    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+    except ImportError as exc:
+        raise StoreError(f"cannot use database URL {_masked(url)}: its driver is not installed ({exc}); for "
+                         "postgresql+psycopg:// URLs: pip install 'swarmfuse[postgres]'") from exc
+    except (ArgumentError, NoSuchModuleError) as exc:
         raise StoreError(f"cannot use database URL {_masked(url)}: {exc}") from exc
+
+
+@event.listens_for(Base, "before_insert", propagate=True)
+@event.listens_for(Base, "before_update", propagate=True)
+def _check_strings(_mapper: Mapper[Any], _connection: Connection, target: Base) -> None:
+    """Refuse what PostgreSQL refuses, on SQLite too: a string longer than its column, a NUL character."""
+    for column in target.__table__.columns:
+        if not isinstance(column.type, String):
+            continue
+        value = getattr(target, column.key, None)
+        if not isinstance(value, str):
+            continue
+        if column.type.length is not None and len(value) > column.type.length:
+            raise StoreError(f"{target.__tablename__}.{column.name} holds at most {column.type.length} characters, "
+                             f"got {len(value)} ({value[:40]!r}...)")
+        if "\x00" in value:
+            raise StoreError(f"{target.__tablename__}.{column.name} cannot hold a NUL character ({value[:40]!r})")
 
 
 def _masked(url: str | URL) -> str:
@@ -158,7 +202,7 @@ class Store:
 
     Every method runs in its own transaction, or in the caller's when given ``session=`` (see :meth:`session`),
     so that several writes (an action and an event checkpoint, say) commit together. Inside a session pass it
-    on: on SQLite a second transaction opened by the same thread would wait for the first (busy timeout).
+    on: a second transaction opened by the same thread would wait for the first (busy or lock timeout).
     """
 
     def __init__(self, engine: Engine) -> None:

@@ -1,8 +1,8 @@
 """Site store: migrations on open, the tables' helpers, the SQL checkpointer. Fast; no network.
 
-Every database test runs on each URL of ``DATABASE_URLS`` (``{tmp}`` is the test's tmp dir). SQLite always;
-``SWARMFUSE_TEST_POSTGRES_URL`` adds a PostgreSQL database. A non-SQLite database must be a throwaway one:
-each test starts by dropping every table in it.
+Every database test runs on each database of the ``db_url`` fixture (tests/store_databases.py): SQLite
+always; ``SWARMFUSE_TEST_POSTGRES_URL`` adds a PostgreSQL database (scripts/test.sh starts a throwaway server
+and sets it). A non-SQLite database must be a throwaway one: each test starts by dropping every table in it.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import MetaData, create_engine, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from swarmfuse.client.gateway.checkpoint import Checkpointer, Position
@@ -29,34 +28,8 @@ from swarmfuse.client.site.store import (
     alembic_config, head_revision, site_dir,
 )
 
-DATABASE_URLS: list[str] = ["sqlite:///{tmp}/site.sqlite"]
-if os.environ.get("SWARMFUSE_TEST_POSTGRES_URL"):
-    DATABASE_URLS.append(os.environ["SWARMFUSE_TEST_POSTGRES_URL"])
-
 TABLES = {"datasets", "events_checkpoint", "rounds", "artefacts", "actions"}
 SHA_A, SHA_B, SHA_C = "a" * 64, "b" * 64, "c" * 64
-
-
-def _url_id(url: str) -> str:
-    parsed = make_url(url.replace("{tmp}", "/tmp"))
-    return parsed.get_backend_name() + (f"-{parsed.host}" if parsed.host else "")
-
-
-def _drop_everything(url: str) -> None:
-    engine = create_engine(url)
-    try:
-        metadata = MetaData()
-        metadata.reflect(engine)
-        metadata.drop_all(engine)
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture(params=DATABASE_URLS, ids=_url_id)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    url = request.param.replace("{tmp}", str(tmp_path))
-    _drop_everything(url)
-    return url
 
 
 @pytest.fixture
@@ -100,6 +73,32 @@ def test_a_database_from_a_newer_schema_is_refused(store: Store, db_url: str) ->
         connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     with pytest.raises(StoreError, match="newer swarmfuse"):
         Store.open(db_url)
+
+
+def test_two_agents_opening_one_new_database_at_once_both_get_it_migrated(db_url: str) -> None:
+    opened: list[str | None] = []
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            with Store.open(db_url) as store:
+                opened.append(store.revision())
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == [] and opened == [head_revision()] * 3
+
+
+def test_an_unreachable_server_is_named_without_its_password() -> None:
+    masked = r"postgresql\+psycopg://swarmfuse:\*\*\*@127\.0\.0\.1:1/x"
+    with pytest.raises(StoreError, match=f"cannot open the store at {masked}") as raised:
+        Store.open("postgresql+psycopg://swarmfuse:s3cret@127.0.0.1:1/x")
+    assert "s3cret" not in str(raised.value)
 
 
 def test_a_bad_url_is_named() -> None:
@@ -231,6 +230,19 @@ def test_a_session_commits_several_writes_together_or_none(store: Store) -> None
     assert store.action_done("r1", "acknowledge") and checkpointer.position == Position(7, "tx7")
 
 
+def test_what_postgresql_refuses_is_refused_on_every_database(store: Store) -> None:
+    store.save_round("r" * 64, state="open")
+    with pytest.raises(StoreError, match="rounds.round_id holds at most 64 characters, got 65"):
+        store.save_round("r" * 65, state="open")
+    with pytest.raises(StoreError, match="actions.action holds at most 128"):
+        store.finish_action("r1", "x" * 129)
+    with pytest.raises(StoreError, match="rounds.leader holds at most 64"):  # on update too
+        store.save_round("r" * 64, leader="D" * 65)
+    with pytest.raises(StoreError, match="NUL"):
+        store.finish_action("r1", "train", failed=True, detail="bad\x00byte")
+    assert [r.round_id for r in store.rounds()] == ["r" * 64] and store.actions() == []
+
+
 def test_timestamps_are_timezone_aware_utc(store: Store) -> None:
     before = dt.datetime.now(dt.UTC)
     record = store.save_round("r1", state="open")
@@ -258,8 +270,42 @@ def test_a_second_writer_waits_instead_of_failing(store: Store, db_url: str) -> 
         other.finish_action("r1", "second")
         holder.join(5)
         assert store.action_done("r1", "first") and store.action_done("r1", "second")
-        if store.engine.dialect.name == "sqlite":  # one writer at a time: the second waited for the first
-            assert time.monotonic() - started >= 0.2
+        assert time.monotonic() - started >= 0.2  # one writer at a time: the second waited for the first
+
+
+def test_a_check_then_write_is_atomic_across_connections(store: Store, db_url: str) -> None:
+    # The agent checks an action, does the work, then records it, in one transaction: another connection
+    # writing the same action meanwhile must wait for that transaction (on PostgreSQL too), not slip in
+    # between the check and the write and make it fail on the unique constraint.
+    errors: list[BaseException] = []
+    with Store.open(db_url) as other:
+        checked, release = threading.Event(), threading.Event()
+
+        def first() -> None:
+            try:
+                with store.session() as session:
+                    assert not store.action_done("r1", "fuse", session=session)
+                    assert store.get_round("r1", session=session) is None
+                    checked.set()
+                    release.wait(5)
+                    store.finish_action("r1", "fuse", detail="first", session=session)
+                    store.save_round("r1", state="open", leader="DC1", session=session)
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                errors.append(exc)
+                checked.set()
+
+        holder = threading.Thread(target=first)
+        holder.start()
+        assert checked.wait(5)
+        threading.Timer(0.3, release.set).start()
+        started = time.monotonic()
+        other.finish_action("r1", "fuse", detail="second")
+        other.save_round("r1", state="fused")
+        holder.join(5)
+        assert errors == []
+        assert time.monotonic() - started >= 0.2
+        assert store.action("r1", "fuse").detail == "second"  # written after the first transaction committed
+        assert (store.get_round("r1").state, store.get_round("r1").leader) == ("fused", "DC1")
 
 
 # --- checkpointer ---
