@@ -14,7 +14,7 @@ NT-ASGD lives in :mod:`swarmfuse.extractors.text.ntasgd`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,10 @@ class AWDConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def unregularised(self) -> "AWDConfig":
+        """The same network with weight drop, embedding dropout and locked dropout off: a plain LSTM."""
+        return replace(self, dropoute=0.0, dropouti=0.0, dropouth=0.0, dropout=0.0, wdrop=0.0)
 
 
 class LockedDropout(nn.Module):

@@ -83,7 +83,7 @@ class TextExtractor:
         try:
             config = TextConfig.from_dict(json.loads((out_dir / "config.json").read_text()))
             vocab = Vocab.load(out_dir / "vocab.json")
-            model = TextClassifier(AWDLSTMEncoder(_awd_config(config, len(vocab))), n_classes)
+            model = TextClassifier(AWDLSTMEncoder(awd_config(config, len(vocab))), n_classes)
             model.load_state_dict(torch.load(out_dir / "classifier.pt", weights_only=True))
             report = json.loads((out_dir / "report.json").read_text())
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
@@ -92,11 +92,11 @@ class TextExtractor:
         return cls(config, vocab, model, report)
 
 
-def _awd_config(config: TextConfig, vocab_size: int) -> AWDConfig:
+def awd_config(config: TextConfig, vocab_size: int) -> AWDConfig:
     return AWDConfig(vocab_size=vocab_size, emb_size=config.emb_size, hidden_size=config.hidden_size, layers=config.layers)
 
 
-def _lm_streams(corpus: Corpus, extra_texts: list[str], config: TextConfig, vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+def lm_streams(corpus: Corpus, extra_texts: list[str], config: TextConfig, vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
     """Shuffled corpus documents (capped) plus ``extra_texts`` as one token stream; the tail is validation."""
     rng = np.random.default_rng(config.seed)
     docs = corpus.lines()
@@ -125,8 +125,8 @@ def train_text_extractor(manifest: Manifest, corpus: Corpus, config: TextConfig)
     torch.manual_seed(config.seed)
     train, val, test = (manifest.split(s) for s in ("train", "val", "test"))
     vocab = build_vocab(corpus, [e.text for e in train], config)
-    lm_train, lm_valid = _lm_streams(corpus, [e.text for e in train], config, vocab)
-    encoder, lm_report = pretrain(_awd_config(config, len(vocab)), config.lm, lm_train, lm_valid, config.seed)
+    lm_train, lm_valid = lm_streams(corpus, [e.text for e in train], config, vocab)
+    encoder, lm_report = pretrain(awd_config(config, len(vocab)), config.lm, lm_train, lm_valid, config.seed)
     log.info("LM pre-training: %s", lm_report)
 
     def xy(entities):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -31,6 +31,10 @@ class LMConfig:
     beta: float = 1.0
     eval_every: int = 40
     nonmono: int = 3
+
+    def unregularised(self) -> "LMConfig":
+        """The same schedule (NT-ASGD, learning rate, clipping, weight decay) without AR and TAR."""
+        return replace(self, alpha=0.0, beta=0.0)
 
 
 @dataclass(frozen=True)
