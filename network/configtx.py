@@ -118,6 +118,10 @@ def channel_config(topology: Topology, layout: Layout, orgs: Sequence[Org]) -> d
 
 def endorsement_policy(orgs: Sequence[Org]) -> str:
     """MAJORITY of the task's DC orgs (the auditor is never an endorser): ``OutOf(k, 'DC1MSP.peer', ...)``."""
-    members = [org for org in orgs if not org.auditor]
-    k = len(members) // 2 + 1
-    return f"OutOf({k}, " + ", ".join(f"'{org.mspid}.peer'" for org in members) + ")"
+    return majority_endorsement_policy([org.mspid for org in orgs if not org.auditor])
+
+
+def majority_endorsement_policy(member_mspids: Sequence[str]) -> str:
+    """The task's chaincode endorsement policy over its DC orgs' MSP IDs: a majority of their peers."""
+    k = len(member_mspids) // 2 + 1
+    return f"OutOf({k}, " + ", ".join(f"'{mspid}.peer'" for mspid in member_mspids) + ")"

@@ -1,12 +1,19 @@
 """One channel inside the engine: its definition (from the genesis config block), ledger, MSPs,
-access policies (Readers, Writers as in ``network/configtx.py``), chaincode policy and orderer."""
+access policies (Readers, Writers as in ``network/configtx.py``), chaincode policy and orderer.
+
+The chaincode is defined on the channel as on Fabric: by a ``_lifecycle`` ``CommitChaincodeDefinition``
+transaction in block 1 (:meth:`Channel.define_chaincode`, :mod:`.lifecycle`), and blocks are validated with the
+rules the ledger defines (``_lifecycle`` by LifecycleEndorsement, the chaincode by its committed definition).
+The definition the channel was joined with is kept beside the ledger only until then, and to check that the
+committed one is the same when the channel is reopened."""
 
 from __future__ import annotations
 
 import json
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -15,6 +22,13 @@ from fabric_protos.peer import transaction_pb2
 
 from swarmfuse.network.embedded import blockfmt
 from swarmfuse.network.embedded.ledger import Ledger, TxResult
+from swarmfuse.network.embedded.lifecycle import (
+    CommittedDefinition,
+    LifecycleRules,
+    SigningIdentity,
+    commit_transaction,
+    committed_definition,
+)
 from swarmfuse.network.embedded.model import ChaincodeDefinition, ChannelDefinition, OrgDefinition
 from swarmfuse.network.embedded.msp import ChannelMSPs, IdentityRejected, Principal
 from swarmfuse.network.embedded.orderer import BatchConfig, Orderer
@@ -44,7 +58,12 @@ class Channel:
         self.msps = ChannelMSPs((*definition.orgs, definition.orderer_org))
         self.endorsement_policy = parse(definition.chaincode.endorsement_policy)
         self._access: dict[str, OrgPolicies] = {org.mspid: org_policies(org) for org in (*definition.orgs, definition.orderer_org)}
-        self._validator = BlockValidator(definition, self.msps, ledger)
+        genesis = ledger.block(0)
+        if genesis is None:
+            raise ValueError(f"channel {definition.name} has no genesis block")
+        _, self.config = blockfmt.config_of_block(genesis)
+        self.rules = LifecycleRules(self.config, definition.orgs, ledger)
+        self._validator = BlockValidator(definition, self.msps, ledger, self.rules)
         self._listeners: list[Callable[[common_pb2.Block, list[TxResult]], None]] = []
         self._listeners_lock = threading.Lock()
         batch = BatchConfig(definition.batch_max_count, definition.batch_absolute_max_bytes, definition.batch_timeout_s)
@@ -103,6 +122,48 @@ class Channel:
     def start(self) -> None:
         self.orderer.start()
 
+    def committed_chaincode(self) -> CommittedDefinition | None:
+        """The chaincode's definition as committed on the ledger (``None`` before block 1 defines it)."""
+        return committed_definition(self.ledger, self.chaincode.name, self.config)
+
+    def define_chaincode(self, creator: SigningIdentity, endorsers: Sequence[SigningIdentity],
+                         timeout: float = 30.0) -> None:
+        """Commit the chaincode's definition through ``_lifecycle`` unless the ledger holds it: one
+        ``CommitChaincodeDefinition`` transaction by ``creator`` (an org admin) endorsed by ``endorsers`` (the
+        orgs' peers), ordered and validated as any other; ``ValueError`` when it is not committed VALID or the
+        ledger holds another definition."""
+        committed = self.committed_chaincode()
+        if committed is None:
+            envelope = commit_transaction(self.name, self.chaincode, creator, endorsers)
+            tx_id = common_pb2.ChannelHeader.FromString(common_pb2.Payload.FromString(
+                common_pb2.Envelope.FromString(envelope).payload).header.channel_header).tx_id
+            self.orderer.broadcast(envelope)
+            deadline = time.monotonic() + timeout
+            while True:
+                height = self.ledger.height  # before the lookup: a block committed after it ends the wait below
+                location = self.ledger.tx_location(tx_id)
+                if location is not None:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.ledger.wait_for_height(height + 1, left):
+                    raise ValueError(f"channel {self.name}: the chaincode definition was not committed within "
+                                     f"{timeout:.0f} s")
+            if location.code != VALID:
+                raise ValueError(f"channel {self.name}: the chaincode definition transaction {tx_id} was committed "
+                                 f"{transaction_pb2.TxValidationCode.Name(location.code)}")
+            committed = self.committed_chaincode()
+        self._check_definition(committed)
+
+    def _check_definition(self, committed: CommittedDefinition | None) -> None:
+        wanted = self.chaincode
+        if committed is None or (committed.sequence, committed.version, committed.policy) != (
+                wanted.sequence, wanted.version, self.endorsement_policy):
+            found = "none" if committed is None else (f"sequence {committed.sequence}, version {committed.version}, "
+                                                      f"policy {committed.policy}")
+            raise ValueError(f"channel {self.name}: the ledger's definition of chaincode {wanted.name} ({found}) is "
+                             f"not the one the channel was joined with (sequence {wanted.sequence}, version "
+                             f"{wanted.version}, policy {self.endorsement_policy})")
+
     def stop(self) -> None:
         self.orderer.stop()
         self.ledger.close()
@@ -137,4 +198,12 @@ def open_channel(path: Path, sign: Callable[[bytes], bytes], orderer_identity: b
         raise ValueError(f"{path} holds no complete channel (genesis block or chaincode definition missing)")
     definition = blockfmt.channel_from_config_block(genesis)
     chaincode = ChaincodeDefinition(**json.loads(meta))
-    return Channel(replace(definition, chaincode=chaincode), ledger, sign, orderer_identity)
+    try:
+        channel = Channel(replace(definition, chaincode=chaincode), ledger, sign, orderer_identity)
+        committed = channel.committed_chaincode()
+        if committed is not None:
+            channel._check_definition(committed)
+    except BaseException:
+        ledger.close()
+        raise
+    return channel

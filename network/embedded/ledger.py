@@ -136,27 +136,39 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
-def update_batch_bytes(updates: dict[tuple[str, str], tuple[bytes | None, Version]]) -> bytes:
-    """Fabric's ``deterministicBytesForPubAndHashUpdates`` for public writes: ``txmgr.Updates`` bytes,
-    namespaces and keys sorted, the namespace only on its first KVWrite, namespace ``""`` skipped."""
+def _kv_write(key: bytes, value: bytes | None, version: Version) -> bytes:
+    """A ``txmgr.KVWrite`` without namespace and collection: key, isDelete (Go: Value == nil) or value, version."""
+    write = _field(3, key) if key else b""
+    write += b"\x20\x01" if not value else _field(5, value)
+    return write + _field(6, version_bytes(version))
+
+
+HashedUpdates = dict[tuple[str, str, bytes], tuple[bytes | None, Version]]
+"""Private data updates: (namespace, collection, key hash) -> (value hash, ``None`` for a delete; version)."""
+
+
+def update_batch_bytes(updates: dict[tuple[str, str], tuple[bytes | None, Version]],
+                       hashed: HashedUpdates | None = None) -> bytes:
+    """Fabric's ``deterministicBytesForPubAndHashUpdates``: ``txmgr.Updates`` bytes. Per namespace (sorted,
+    ``""`` skipped), its public writes by key, then each collection's (sorted) hashed writes by key hash; the
+    namespace only on the namespace's first KVWrite, the collection only on the collection's first."""
+    hashed = hashed or {}
+    public: dict[str, list[tuple[bytes, bytes | None, Version]]] = {}
+    for (ns, key), (value, version) in updates.items():
+        public.setdefault(ns, []).append((key.encode(), value, version))
+    private: dict[str, dict[str, list[tuple[bytes, bytes | None, Version]]]] = {}
+    for (ns, collection, key_hash), (value_hash, version) in hashed.items():
+        private.setdefault(ns, {}).setdefault(collection, []).append((key_hash, value_hash, version))
     out = bytearray()
-    previous_ns = None
-    for ns, key in sorted(updates, key=lambda nk: (nk[0].encode(), nk[1].encode())):
+    for ns in sorted(public.keys() | private.keys(), key=str.encode):
         if ns == "":
             continue
-        value, version = updates[(ns, key)]
-        write = bytearray()
-        if ns != previous_ns:
-            write += _field(1, ns.encode())
-            previous_ns = ns
-        if key:
-            write += _field(3, key.encode())
-        if not value:
-            write += b"\x20\x01"  # isDelete = true (Go: Value == nil)
-        else:
-            write += _field(5, value)
-        write += _field(6, version_bytes(version))
-        out += _field(1, bytes(write))
+        writes = [_kv_write(*kv) for kv in sorted(public.get(ns, []), key=lambda kv: kv[0])]
+        for collection in sorted(private.get(ns, {}), key=str.encode):
+            first, *rest = [_kv_write(*kv) for kv in sorted(private[ns][collection], key=lambda kv: kv[0])]
+            writes += [_field(2, collection.encode()) + first, *rest]
+        writes[0] = _field(1, ns.encode()) + writes[0]
+        out += b"".join(_field(1, write) for write in writes)
     return bytes(out)
 
 
@@ -165,7 +177,8 @@ def commit_hash(tx_filter: bytes, batch_bytes: bytes, previous: bytes) -> bytes:
     return hashlib.sha256(_varint(len(tx_filter)) + tx_filter + batch_bytes + previous).digest()
 
 
-def _stored_commit_hash(block: common_pb2.Block) -> bytes:
+def stored_commit_hash(block: common_pb2.Block) -> bytes:
+    """The COMMIT_HASH a block's metadata holds (empty when it has none)."""
     if len(block.metadata.metadata) <= blockfmt.COMMIT_HASH or not block.metadata.metadata[blockfmt.COMMIT_HASH]:
         return b""
     return common_pb2.Metadata.FromString(block.metadata.metadata[blockfmt.COMMIT_HASH]).value
@@ -269,7 +282,7 @@ class Ledger:
                     commit = self._check_commit_hash(conn, last, commit)
             if full:
                 self._check_state(conn)
-            self._commit_hash = _stored_commit_hash(last) if last is not None else b""
+            self._commit_hash = stored_commit_hash(last) if last is not None else b""
             self._last_hash = rows[-1][1] if rows else None
         with self._height_changed:
             self._height = len(rows)
@@ -296,7 +309,7 @@ class Ledger:
 
     def _check_commit_hash(self, conn: sqlite3.Connection, block: common_pb2.Block, previous: bytes) -> bytes:
         number = block.header.number
-        stored = _stored_commit_hash(block)
+        stored = stored_commit_hash(block)
         if number == 0:
             return stored
         updates: dict[tuple[str, str], tuple[bytes | None, Version]] = {}
@@ -487,6 +500,10 @@ class Ledger:
                 "SELECT key, value, block, tx FROM state WHERE ns = ? AND key >= ? ORDER BY key",
                 (namespace, start.encode())).fetchall()
         return iter([(key.decode(), VersionedValue(value, Version(block, tx))) for key, value, block, tx in rows])
+
+    def get_hashed_version(self, namespace: str, collection: str, key_hash: bytes) -> Version | None:
+        """No private data: the engine defines no collection, so no private key exists."""
+        return None
 
     def get_history(self, namespace: str, key: str) -> list[HistoryEntry]:
         """Every committed change of ``key``, newest first."""

@@ -12,13 +12,18 @@ Block validation runs Fabric's three stages in order:
 
 Also checked here, where Fabric's orderer checks it on Broadcast: the creator must satisfy the channel's
 Writers policy (BAD_CREATOR_SIGNATURE otherwise), and its certificate must not have expired.
+
+Which namespaces and collections are defined, and their endorsement policies, come from
+:class:`NamespaceRules`: the engine's channel has one chaincode and no collections
+(:class:`ChaincodeRules`); ``audit verify`` replays a Fabric ledger with Fabric's lifecycle rules. Besides the
+codes, :meth:`BlockValidator.verdicts` tells what each check found (creator, each endorsement, each policy).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -46,6 +51,42 @@ class LedgerView(StateReader, Protocol):
 
     def tx_location(self, tx_id: str) -> object | None:
         """Where the transaction ``tx_id`` was committed (valid or not), ``None`` when never."""
+
+    def get_hashed_version(self, namespace: str, collection: str, key_hash: bytes) -> Version | None:
+        """The version of a private data key (by its hash) in a collection, ``None`` when it does not exist."""
+
+
+class NamespaceRules(Protocol):
+    """The endorsement policies validation applies; ``None`` means not defined on the channel."""
+
+    def policy(self, namespace: str) -> Policy | None:
+        """The endorsement policy of a namespace (a chaincode, or ``_lifecycle`` on Fabric)."""
+
+    def collection_policy(self, namespace: str, collection: str) -> Policy | None:
+        """The endorsement policy of writes to a collection of the namespace."""
+
+
+@dataclass(frozen=True)
+class ChaincodeRules:
+    """The engine's channel: one chaincode with its endorsement policy, no private data collections."""
+
+    name: str | None
+    endorsement: Policy | None
+
+    @classmethod
+    def of(cls, channel: ChannelDefinition) -> ChaincodeRules:
+        if channel.chaincode is None:
+            return cls(None, None)
+        try:
+            return cls(channel.chaincode.name, parse(channel.chaincode.endorsement_policy))
+        except PolicyError as exc:
+            raise ValueError(f"chaincode {channel.chaincode.name} of channel {channel.name}: {exc}") from exc
+
+    def policy(self, namespace: str) -> Policy | None:
+        return self.endorsement if namespace == self.name else None
+
+    def collection_policy(self, namespace: str, collection: str) -> Policy | None:
+        return None
 
 
 def transaction_id(nonce: bytes, creator: bytes) -> str:
@@ -269,16 +310,55 @@ class _Invalid(Exception):
         self.code = code
 
 
+NsRWSet = tuple[str, kv_rwset_pb2.KVRWSet, list[tuple[str, kv_rwset_pb2.HashedRWSet]]]
+
+
+@dataclass(frozen=True)
+class EndorsementCheck:
+    """One endorsement of a transaction: who signed it (when identified) and whether it counted."""
+
+    index: int
+    mspid: str | None
+    role: str | None
+    counted: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PolicyCheck:
+    """One endorsement policy evaluated over a transaction's counted endorsers."""
+
+    scope: str
+    policy: str
+    satisfied: bool
+
+
 @dataclass
-class _Tx:
-    """One envelope of the block as far as it was understood."""
+class TxVerdict:
+    """One envelope of a block as validation understood it: its code, why it is invalid (``reason``), and
+    what each check found. ``creator`` is set once the creator passed its checks; ``rwset`` once the
+    read-write set parsed (kept for invalid transactions too)."""
 
     index: int
     code: int = VALID
+    reason: str = ""
     tx_id: str = ""
+    header_type: int | None = None
     timestamp_s: int = 0
     timestamp_nanos: int = 0
-    rwset: list[tuple[str, kv_rwset_pb2.KVRWSet]] = field(default_factory=list)
+    creator: Principal | None = None
+    endorsements: list[EndorsementCheck] = field(default_factory=list)
+    policies: list[PolicyCheck] = field(default_factory=list)
+    rwset: list[NsRWSet] = field(default_factory=list)
+
+    def writes(self) -> list[tuple[str, str, bytes | None]]:
+        """(namespace, key, value) per public write of the read-write set, ``None`` for a delete."""
+        return _writes(self.rwset)
+
+    def hashed_writes(self) -> list[tuple[str, str, bytes, bytes | None]]:
+        """(namespace, collection, key hash, value hash) per private data write, ``None`` for a delete."""
+        return [(ns, coll, w.key_hash, None if w.is_delete or not w.value_hash else w.value_hash)
+                for ns, _, collections in self.rwset for coll, hashed in collections for w in hashed.hashed_writes]
 
 
 def _parse(message_type: type, data: bytes, code: int, what: str):  # type: ignore[no-untyped-def]
@@ -291,16 +371,15 @@ def _parse(message_type: type, data: bytes, code: int, what: str):  # type: igno
 class BlockValidator:
     """Validates the envelopes of a channel's blocks as a Fabric peer of the channel does."""
 
-    def __init__(self, channel: ChannelDefinition, msps: ChannelMSPs, ledger: LedgerView) -> None:
+    def __init__(self, channel: ChannelDefinition, msps: ChannelMSPs, ledger: LedgerView,
+                 rules: NamespaceRules | None = None, writers: Callable[[Principal], bool] | None = None) -> None:
+        """``rules`` default to the channel's one chaincode; ``writers`` (who may create a transaction, the
+        channel's ``/Channel/Writers``) to the org policies ``network/configtx.py`` writes."""
         self._channel = channel
         self._msps = msps
         self._ledger = ledger
-        self._policy: Policy | None = None
-        if channel.chaincode is not None:
-            try:
-                self._policy = parse(channel.chaincode.endorsement_policy)
-            except PolicyError as exc:
-                raise ValueError(f"chaincode {channel.chaincode.name} of channel {channel.name}: {exc}") from exc
+        self._rules: NamespaceRules = rules if rules is not None else ChaincodeRules.of(channel)
+        self._writers = writers if writers is not None else (lambda principal: channel_writers(channel, principal))
 
     def validate_block(self, envelopes: Sequence[bytes], number: int) -> list[TxResult]:
         """The result of every envelope of block ``number``, in block order (writes for VALID ones)."""
@@ -308,6 +387,18 @@ class BlockValidator:
 
     def validate(self, envelopes: Sequence[bytes], number: int | None = None) -> list[TxResult]:
         """The result of every envelope of the next block (``number`` defaults to the ledger height)."""
+        return [
+            TxResult(
+                tx_id=tx.tx_id, index=tx.index, code=tx.code,
+                writes=tx.writes() if tx.code == VALID else (),
+                timestamp_s=tx.timestamp_s, timestamp_nanos=tx.timestamp_nanos,
+            )
+            for tx in self.verdicts(envelopes, number)
+        ]
+
+    def verdicts(self, envelopes: Sequence[bytes], number: int | None = None) -> list[TxVerdict]:
+        """What validation found for every envelope of the next block (``number`` defaults to the ledger
+        height): its code and each check's outcome."""
         if number is None:
             number = int(getattr(self._ledger, "height", 0))
         txs = [self._check(index, data, number) for index, data in enumerate(envelopes)]
@@ -318,37 +409,32 @@ class BlockValidator:
             if tx.tx_id in seen:
                 logger.warning("block %d tx %d: duplicate tx ID %s in the block", number, tx.index, tx.tx_id)
                 tx.code = transaction_pb2.DUPLICATE_TXID
+                tx.reason = f"tx ID {tx.tx_id} is used by an earlier valid transaction of the block"
             seen.add(tx.tx_id)
         _StateCheck(self._ledger, number).run(txs)
-        return [
-            TxResult(
-                tx_id=tx.tx_id, index=tx.index, code=tx.code,
-                writes=_writes(tx.rwset) if tx.code == VALID else (),
-                timestamp_s=tx.timestamp_s, timestamp_nanos=tx.timestamp_nanos,
-            )
-            for tx in txs
-        ]
+        return txs
 
     # --- stage 1: one transaction ----------------------------------------------------------------
 
-    def _check(self, index: int, data: bytes, number: int) -> _Tx:
-        tx = _Tx(index)
+    def _check(self, index: int, data: bytes, number: int) -> TxVerdict:
+        tx = TxVerdict(index)
         try:
             self._check_envelope(tx, data, number)
         except _Invalid as exc:
             tx.code = exc.code
-            tx.rwset = []
+            tx.reason = str(exc)
             logger.warning("block %d tx %d (%s) invalid: %s: %s", number, index, tx.tx_id[:8] or "-",
                            Code.Name(exc.code), exc)
         return tx
 
-    def _check_envelope(self, tx: _Tx, data: bytes, number: int) -> None:
+    def _check_envelope(self, tx: TxVerdict, data: bytes, number: int) -> None:
         if not data:
             raise _Invalid(transaction_pb2.NIL_ENVELOPE, "empty envelope")
         envelope = _parse(common_pb2.Envelope, data, transaction_pb2.INVALID_OTHER_REASON, "Envelope")
         payload = _parse(common_pb2.Payload, envelope.payload, transaction_pb2.BAD_PAYLOAD, "Payload")
         chdr, shdr = self._common_header(payload)
         tx.tx_id = chdr.tx_id
+        tx.header_type = chdr.type
         tx.timestamp_s, tx.timestamp_nanos = chdr.timestamp.seconds, chdr.timestamp.nanos
         if chdr.type == common_pb2.CONFIG:
             if number != 0:  # the engine has no channel config updates: only the genesis block holds config
@@ -356,7 +442,7 @@ class BlockValidator:
             if not payload.data:
                 raise _Invalid(transaction_pb2.INVALID_CONFIG_TRANSACTION, "config transaction without data")
             return
-        self._check_creator(envelope, chdr, shdr)
+        tx.creator = self._check_creator(envelope, chdr, shdr)
         if chdr.type != common_pb2.ENDORSER_TRANSACTION:
             raise _Invalid(transaction_pb2.UNSUPPORTED_TX_PAYLOAD, f"unsupported type {_header_type(chdr.type)}")
         if chdr.tx_id != transaction_id(shdr.nonce, shdr.creator):
@@ -367,7 +453,7 @@ class BlockValidator:
             raise _Invalid(transaction_pb2.TARGET_CHAIN_NOT_FOUND, f"transaction for channel {chdr.channel_id!r}")
         if self._ledger.tx_location(chdr.tx_id) is not None:
             raise _Invalid(transaction_pb2.DUPLICATE_TXID, f"tx ID {chdr.tx_id} is already committed")
-        tx.rwset = self._dispatch(chdr, endorsed)
+        self._dispatch(tx, chdr, endorsed)
 
     @staticmethod
     def _common_header(payload: common_pb2.Payload) -> tuple[common_pb2.ChannelHeader, common_pb2.SignatureHeader]:
@@ -387,7 +473,7 @@ class BlockValidator:
         return chdr, shdr
 
     def _check_creator(self, envelope: common_pb2.Envelope, chdr: common_pb2.ChannelHeader,
-                       shdr: common_pb2.SignatureHeader) -> None:
+                       shdr: common_pb2.SignatureHeader) -> Principal:
         bad = transaction_pb2.BAD_CREATOR_SIGNATURE
         if not envelope.signature:
             raise _Invalid(bad, "the envelope has no signature")
@@ -397,9 +483,10 @@ class BlockValidator:
             raise _Invalid(bad, f"creator is not valid: {exc}") from exc
         if not self._msps.check_signature(principal, envelope.payload, envelope.signature):
             raise _Invalid(bad, "the creator's signature over the envelope payload is not valid")
-        if not channel_writers(self._channel, principal):
+        if not self._writers(principal):
             raise _Invalid(bad, f"the creator ({principal.mspid} {principal.role}) does not satisfy the channel's "
                                 "Writers policy")
+        return principal
 
     @staticmethod
     def _endorser_transaction(payload: common_pb2.Payload) -> transaction_pb2.ChaincodeEndorsedAction:
@@ -421,9 +508,9 @@ class BlockValidator:
             raise _Invalid(bad, "proposal hash does not match")
         return action_payload.action
 
-    def _dispatch(self, chdr: common_pb2.ChannelHeader,
-                  endorsed: transaction_pb2.ChaincodeEndorsedAction) -> list[tuple[str, kv_rwset_pb2.KVRWSet]]:
-        """Fabric's plugin dispatcher and default VSCC: chaincode identity, namespaces written, policy."""
+    def _dispatch(self, tx: TxVerdict, chdr: common_pb2.ChannelHeader,
+                  endorsed: transaction_pb2.ChaincodeEndorsedAction) -> None:
+        """Fabric's plugin dispatcher and default VSCC: chaincode identity, namespaces written, policies."""
         extension = _parse(proposal_pb2.ChaincodeHeaderExtension, chdr.extension,
                            transaction_pb2.BAD_HEADER_EXTENSION, "ChaincodeHeaderExtension")
         bad_response = transaction_pb2.BAD_RESPONSE_PAYLOAD
@@ -434,7 +521,7 @@ class BlockValidator:
             raise _Invalid(bad_response, "response payload is missing extension")
         chaincode_action = _parse(proposal_pb2.ChaincodeAction, response_payload.extension, bad_response,
                                   "ChaincodeAction")
-        rwset = _read_write_set(chaincode_action.results)
+        rwset = tx.rwset = _read_write_set(chaincode_action.results)
         if not extension.HasField("chaincode_id"):
             raise _Invalid(transaction_pb2.INVALID_OTHER_REASON, "nil ChaincodeId in header extension")
         if not chaincode_action.HasField("chaincode_id"):
@@ -462,49 +549,73 @@ class BlockValidator:
             writes_collection = any(c.hashed_writes or c.metadata_writes for _, c in collections)
             if (kv.writes or kv.metadata_writes or writes_collection) and ns not in written:
                 written.append(ns)
-        defined = self._channel.chaincode.name if self._channel.chaincode is not None else None
         for ns in written:
-            if ns != defined:
+            if self._rules.policy(ns) is None:
                 raise _Invalid(bad_chaincode, f"no chaincode definition for namespace '{ns}' on channel "
                                               f"{self._channel.name}")
-        self._check_endorsements(endorsed)
-        for ns, kv, collections in rwset:
-            if collections:  # the engine defines no private data collection
-                raise _Invalid(transaction_pb2.ENDORSEMENT_POLICY_FAILURE,
-                               f"collection {collections[0][0]} of chaincode {ns} is not defined")
+        for ns, _, collections in rwset:
+            for collection, _ in collections:
+                if self._rules.collection_policy(ns, collection) is None:
+                    raise _Invalid(transaction_pb2.ENDORSEMENT_POLICY_FAILURE,
+                                   f"collection {collection} of chaincode {ns} is not defined")
+        signers = self._endorsers(tx, endorsed)
+        for ns in written:
+            self._check_policies(tx, ns, next((entry for entry in rwset if entry[0] == ns), None), signers)
+        for ns, kv, _ in rwset:
             if kv.metadata_writes:
                 raise _Invalid(transaction_pb2.INVALID_OTHER_REASON,
                                "key metadata (state-based endorsement) is not supported by the embedded engine")
-        return [(ns, kv) for ns, kv, _ in rwset]
 
-    def _check_endorsements(self, endorsed: transaction_pb2.ChaincodeEndorsedAction) -> None:
-        """The chaincode's endorsement policy over the endorsers whose signature over the proposal
-        response payload ‖ endorser is valid (Fabric's ``SignatureSetToValidIdentities``)."""
-        assert self._policy is not None  # a namespace was defined, so the chaincode is
+    def _endorsers(self, tx: TxVerdict, endorsed: transaction_pb2.ChaincodeEndorsedAction) -> list[Principal]:
+        """The endorsers whose signature over the proposal response payload ‖ endorser is valid (Fabric's
+        ``SignatureSetToValidIdentities``), each once; every endorsement's outcome goes to ``tx``."""
         signers: list[Principal] = []
-        for endorsement in endorsed.endorsements:
+        for index, endorsement in enumerate(endorsed.endorsements):
             try:
                 principal = self._msps.identify(endorsement.endorser)
             except IdentityRejected as exc:
                 logger.warning("endorsement ignored, invalid endorser: %s", exc)
+                tx.endorsements.append(EndorsementCheck(index, exc.mspid, None, False, f"invalid endorser: {exc}"))
                 continue
             if principal.key in {s.key for s in signers}:
+                tx.endorsements.append(EndorsementCheck(index, principal.mspid, principal.role, False,
+                                                        "the same endorser twice"))
                 continue
             message = endorsed.proposal_response_payload + endorsement.endorser
             if not self._msps.check_signature(principal, message, endorsement.signature):
                 logger.warning("endorsement of %s ignored: its signature is not valid", principal.mspid)
+                tx.endorsements.append(EndorsementCheck(index, principal.mspid, principal.role, False,
+                                                        "the signature over the proposal response is not valid"))
                 continue
+            tx.endorsements.append(EndorsementCheck(index, principal.mspid, principal.role, True))
             signers.append(principal)
-        if not self._policy.satisfied_by(signers):
-            endorsers = ", ".join(f"{p.mspid}.{p.role}" for p in signers) or "none"
-            raise _Invalid(transaction_pb2.ENDORSEMENT_POLICY_FAILURE,
-                           f"signature set did not satisfy policy {self._policy} (valid endorsers: {endorsers})")
+        return signers
+
+    def _check_policies(self, tx: TxVerdict, ns: str, entry: NsRWSet | None, signers: list[Principal]) -> None:
+        """Fabric's v20 policy evaluator for namespace ``ns``: its policy when it has public writes, each
+        written collection's policy, and the namespace's policy when nothing else was checked."""
+        policy = self._rules.policy(ns)
+        assert policy is not None  # checked by the dispatcher
+        scopes: list[tuple[str, Policy]] = []
+        if entry is not None:
+            _, kv, collections = entry
+            if kv.writes or kv.metadata_writes:
+                scopes.append((f"chaincode {ns}", policy))
+            for collection, hashed in collections:
+                if hashed.hashed_writes or hashed.metadata_writes:
+                    collection_policy = self._rules.collection_policy(ns, collection)
+                    assert collection_policy is not None  # checked by the dispatcher
+                    scopes.append((f"collection {collection} of {ns}", collection_policy))
+        for scope, rule in scopes or [(f"chaincode {ns}", policy)]:
+            satisfied = rule.satisfied_by(signers)
+            tx.policies.append(PolicyCheck(scope, str(rule), satisfied))
+            if not satisfied:
+                endorsers = ", ".join(f"{p.mspid}.{p.role}" for p in signers) or "none"
+                raise _Invalid(transaction_pb2.ENDORSEMENT_POLICY_FAILURE,
+                               f"signature set did not satisfy policy {rule} of {scope} (valid endorsers: {endorsers})")
 
 
-_NsRWSet = tuple[str, kv_rwset_pb2.KVRWSet, list[tuple[str, kv_rwset_pb2.HashedRWSet]]]
-
-
-def _read_write_set(results: bytes) -> list[_NsRWSet]:
+def _read_write_set(results: bytes) -> list[NsRWSet]:
     """Fabric's ``TxRwSet.FromProtoBytes``: every namespace's KV set and collection hashed sets parsed."""
     bad = transaction_pb2.BAD_RWSET
     tx_rwset = _parse(rwset_pb2.TxReadWriteSet, results, bad, "TxReadWriteSet")
@@ -518,9 +629,22 @@ def _read_write_set(results: bytes) -> list[_NsRWSet]:
     return parsed
 
 
-def _writes(rwset: list[tuple[str, kv_rwset_pb2.KVRWSet]]) -> list[tuple[str, str, bytes | None]]:
+def transaction_rwset(envelope: bytes) -> list[NsRWSet]:
+    """The read-write set an endorser transaction carries (its first action's), valid or not; empty when the
+    envelope does not parse that far."""
+    try:
+        payload = common_pb2.Payload.FromString(common_pb2.Envelope.FromString(envelope).payload)
+        action = transaction_pb2.Transaction.FromString(payload.data).actions[0]
+        endorsed = transaction_pb2.ChaincodeActionPayload.FromString(action.payload).action
+        response = proposal_response_pb2.ProposalResponsePayload.FromString(endorsed.proposal_response_payload)
+        return _read_write_set(proposal_pb2.ChaincodeAction.FromString(response.extension).results)
+    except (DecodeError, IndexError, _Invalid):
+        return []
+
+
+def _writes(rwset: list[NsRWSet]) -> list[tuple[str, str, bytes | None]]:
     """(namespace, key, value) per write, ``None`` for a delete (Fabric: is_delete or an empty value)."""
-    return [(ns, w.key, None if w.is_delete or not w.value else w.value) for ns, kv in rwset for w in kv.writes]
+    return [(ns, w.key, None if w.is_delete or not w.value else w.value) for ns, kv, _ in rwset for w in kv.writes]
 
 
 # --- stage 3: MVCC and phantom reads -------------------------------------------------------------
@@ -531,36 +655,52 @@ _Update = tuple[bytes | None, Version]
 class _StateCheck:
     """Committed state plus the writes of the block's earlier valid transactions."""
 
-    def __init__(self, ledger: StateReader, number: int) -> None:
+    def __init__(self, ledger: LedgerView, number: int) -> None:
         self._ledger = ledger
         self._number = number
         self._updates: dict[str, dict[str, _Update]] = {}
+        self._hashed_updates: set[tuple[str, str, bytes]] = set()
 
-    def run(self, txs: Sequence[_Tx]) -> None:
+    def run(self, txs: Sequence[TxVerdict]) -> None:
         for tx in txs:
             if tx.code != VALID or not tx.rwset:
                 continue
-            code = self._conflict(tx.rwset)
-            if code != VALID:
-                logger.warning("block %d tx %d (%s) invalid: %s", self._number, tx.index, tx.tx_id[:8], Code.Name(code))
-                tx.code = code
+            conflict = self._conflict(tx.rwset)
+            if conflict is not None:
+                tx.code, tx.reason = conflict
+                logger.warning("block %d tx %d (%s) invalid: %s: %s", self._number, tx.index, tx.tx_id[:8],
+                               Code.Name(tx.code), tx.reason)
                 continue
-            for ns, key, value in _writes(tx.rwset):
+            for ns, key, value in tx.writes():
                 self._updates.setdefault(ns, {})[key] = (value, Version(self._number, tx.index))
+            self._hashed_updates.update((ns, coll, key_hash) for ns, coll, key_hash, _ in tx.hashed_writes())
 
-    def _conflict(self, rwset: list[tuple[str, kv_rwset_pb2.KVRWSet]]) -> int:
-        for ns, kv in rwset:
+    def _conflict(self, rwset: list[NsRWSet]) -> tuple[int, str] | None:
+        """The code and reason of the first read that is no longer current, ``None`` when all are."""
+        mvcc = transaction_pb2.MVCC_READ_CONFLICT
+        for ns, kv, collections in rwset:
             updates = self._updates.get(ns, {})
             for read in kv.reads:
                 if read.key in updates:
-                    return transaction_pb2.MVCC_READ_CONFLICT
+                    return mvcc, f"key {read.key!r} of {ns} was written by an earlier transaction of the block"
                 committed = self._ledger.get_state(ns, read.key)
-                if (committed.version if committed else None) != _version(read):
-                    return transaction_pb2.MVCC_READ_CONFLICT
+                current = committed.version if committed else None
+                if current != _version(read):
+                    return mvcc, f"key {read.key!r} of {ns} was read at version {_version(read)}, it is at {current}"
             for query in kv.range_queries_info:
                 if not self._range_unchanged(ns, query):
-                    return transaction_pb2.PHANTOM_READ_CONFLICT
-        return VALID
+                    return (transaction_pb2.PHANTOM_READ_CONFLICT,
+                            f"range [{query.start_key!r}, {query.end_key!r}) of {ns} changed since it was read")
+            for coll, hashed in collections:
+                for hashed_read in hashed.hashed_reads:
+                    if (ns, coll, hashed_read.key_hash) in self._hashed_updates:
+                        return mvcc, (f"private key {hashed_read.key_hash.hex()} of {ns}/{coll} was written by an "
+                                      "earlier transaction of the block")
+                    current = self._ledger.get_hashed_version(ns, coll, hashed_read.key_hash)
+                    if current != _version(hashed_read):
+                        return mvcc, (f"private key {hashed_read.key_hash.hex()} of {ns}/{coll} was read at version "
+                                      f"{_version(hashed_read)}, it is at {current}")
+        return None
 
     def _range_unchanged(self, ns: str, query: kv_rwset_pb2.RangeQueryInfo) -> bool:
         """Fabric's phantom check: the range re-run now gives the same keys and versions."""
@@ -609,7 +749,7 @@ class _StateCheck:
                     yield end, stored.version
 
 
-def _version(read: kv_rwset_pb2.KVRead) -> Version | None:
+def _version(read: kv_rwset_pb2.KVRead | kv_rwset_pb2.KVReadHash) -> Version | None:
     return Version(read.version.block_num, read.version.tx_num) if read.HasField("version") else None
 
 

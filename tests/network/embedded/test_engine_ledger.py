@@ -300,6 +300,28 @@ def test_update_batch_bytes_match_protobuf_encoding() -> None:
     assert update_batch_bytes(updates) == expected.SerializeToString()
 
 
+def test_update_batch_bytes_with_private_data_hashes_match_fabric_order() -> None:
+    """Per namespace: public writes by key, then each collection's hashed writes by key hash (Fabric's
+    ``deterministicBytesForPubAndHashUpdates``); the namespace and the collection on their first write only."""
+    updates = {("_lifecycle", "namespaces/fields/cc/Sequence"): (b"seq", Version(3, 0))}
+    hashed = {("_lifecycle", "_implicit_org_B", b"\x02"): (b"vb", Version(3, 1)),
+              ("_lifecycle", "_implicit_org_A", b"\x09"): (None, Version(3, 0)),
+              ("_lifecycle", "_implicit_org_A", b"\x01"): (b"va", Version(3, 0)),
+              ("other", "coll", b"\x05"): (b"vo", Version(3, 2))}
+    Updates = _updates_message_class()
+    expected = Updates()
+    expected.kvwrites.add(namespace="_lifecycle", key=b"namespaces/fields/cc/Sequence", value=b"seq",
+                          version_bytes=version_bytes(Version(3, 0)))
+    expected.kvwrites.add(collection="_implicit_org_A", key=b"\x01", value=b"va",
+                          version_bytes=version_bytes(Version(3, 0)))
+    expected.kvwrites.add(key=b"\x09", isDelete=True, version_bytes=version_bytes(Version(3, 0)))
+    expected.kvwrites.add(collection="_implicit_org_B", key=b"\x02", value=b"vb",
+                          version_bytes=version_bytes(Version(3, 1)))
+    expected.kvwrites.add(namespace="other", collection="coll", key=b"\x05", value=b"vo",
+                          version_bytes=version_bytes(Version(3, 2)))
+    assert update_batch_bytes(updates, hashed) == expected.SerializeToString()
+
+
 def test_commit_hash_chain_in_block_metadata(ledger: Ledger) -> None:
     genesis = ledger.block(0)
     assert genesis is not None and genesis.metadata.metadata[blockfmt.COMMIT_HASH] == b""
@@ -442,3 +464,52 @@ def test_close_wakes_waiters(tmp_path: Path) -> None:
 def test_reserved_meta_names(ledger: Ledger) -> None:
     with pytest.raises(ValueError, match="reserved"):
         ledger.meta_put("_ledger.savepoint", b"9")
+
+
+# --- the chaincode definition, committed through _lifecycle in block 1 ---------------------------
+
+
+def test_a_channel_defines_its_chaincode_in_block_1_and_reopens_only_with_that_definition(tmp_path: Path) -> None:
+    """As on Fabric: the chaincode exists on the channel once a ``_lifecycle`` ``CommitChaincodeDefinition``
+    transaction (admin creator, peers' endorsements per LifecycleEndorsement) is committed VALID in a block. A
+    channel stopped between its genesis block and that block defines it when reopened; one whose ledger holds
+    another definition than the channel was joined with does not open."""
+    from engine_pki import member, pki
+
+    from swarmfuse.network.embedded.channel import CHAINCODE_META, create_ledger, open_channel
+    from swarmfuse.network.embedded.lifecycle import LIFECYCLE, field_key, metadata_key
+    from swarmfuse.network.embedded.validator import transaction_rwset
+
+    orderer = member("orderer", "orderer")
+    definition = pki().channel()
+    assert definition.chaincode is not None
+    path = tmp_path / "task1.sqlite"
+    create_ledger(path, blockfmt.config_block(definition, orderer.sign, orderer.serialized), definition.chaincode).close()
+    channel = open_channel(path, orderer.sign, orderer.serialized)  # stopped before block 1: no definition yet
+    assert channel.ledger.height == 1 and channel.committed_chaincode() is None
+    channel.start()
+    peers = [member(org, "peer") for org in ("dc1", "dc2", "dc3", "auditor")]
+    with pytest.raises(ValueError, match="committed ENDORSEMENT_POLICY_FAILURE"):  # 2 of 4 orgs: not a majority
+        channel.define_chaincode(member("dc1", "admin"), peers[:2])
+    channel.define_chaincode(member("dc1", "admin"), peers[:3])
+    committed = channel.committed_chaincode()
+    assert committed is not None and (committed.sequence, committed.version, committed.written_at.block) == (
+        1, definition.chaincode.version, 2)
+    block = channel.ledger.block(2)
+    assert block is not None and blockfmt.transactions_filter(block) == [0]
+    [(namespace, kv, collections), (legacy, legacy_kv, _)] = transaction_rwset(block.data.data[0])
+    assert (namespace, collections, legacy, [r.key for r in legacy_kv.reads]) == (LIFECYCLE, [], "lscc",
+                                                                                 [definition.chaincode.name])
+    name = definition.chaincode.name
+    assert [w.key for w in kv.writes] == sorted([metadata_key(name), *(field_key(name, f) for f in (
+        "Collections", "EndorsementInfo", "Sequence", "ValidationInfo"))])
+    channel.define_chaincode(member("dc1", "admin"), peers)  # defined: nothing more is submitted
+    assert channel.ledger.height == 3
+    channel.stop()
+    open_channel(path, orderer.sign, orderer.serialized).ledger.close()  # reopens: the same definition
+    with sqlite3.connect(path) as conn:
+        meta = conn.execute("SELECT value FROM meta WHERE name = ?", (CHAINCODE_META,)).fetchone()[0]
+        conn.execute("UPDATE meta SET value = ? WHERE name = ?", (meta.replace(b'"sequence": 1', b'"sequence": 2'),
+                                                                   CHAINCODE_META))
+    with pytest.raises(ValueError, match="not the one the channel was joined with"):
+        open_channel(path, orderer.sign, orderer.serialized)

@@ -1,5 +1,6 @@
-"""Test helper: org CAs issuing NodeOU certificates (as cryptogen does), an outsider CA, signers
-(low S, and a high-S variant), the channel definition of the engine tests and an in-memory ledger."""
+"""Test helper shared by the engine and audit tests: org CAs issuing NodeOU certificates (as cryptogen
+does), an outsider CA, signers (low S, and a high-S variant), the channel definition of the engine tests and
+an in-memory ledger."""
 
 from __future__ import annotations
 
