@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from typing import Any
 
@@ -26,6 +27,13 @@ class Page(BaseModel):
 
     items: list[Any]
     bookmark: str
+
+
+class StateEntry(BaseModel):
+    """One key of the namespace and the SHA-256 (hex) of the value stored under it."""
+
+    key: str
+    sha256: str
 
 
 class HistoryEntry(BaseModel):
@@ -78,6 +86,37 @@ def _history_page(ctx: Context, key: str, page_size: int, bookmark: str) -> Page
     return Page(items=items, bookmark=_encode_bookmark(str(following)) if following < len(entries) else "")
 
 
+def _digest_position(bookmark: str) -> tuple[int, str]:
+    """(scan phase, start key) of a :meth:`Audit.state_digest` bookmark: phase 0 is the plain keys, phase
+    i ≥ 1 the composite keys of ``keys.OBJECT_TYPES[i - 1]``."""
+    raw = _decode_bookmark(bookmark)
+    if not raw:
+        return 0, ""
+    phase, sep, start = raw.partition(":")
+    if not sep or not phase.isdigit() or int(phase) > len(keys.OBJECT_TYPES):
+        raise BadRequest(f"malformed bookmark {bookmark!r}")
+    return int(phase), start
+
+
+def _state_digest_page(ctx: Context, page_size: int, bookmark: str) -> Page:
+    phase, start = _digest_position(bookmark)
+    items: list[Any] = []
+    while phase <= len(keys.OBJECT_TYPES) and len(items) < page_size:
+        wanted = page_size - len(items)
+        if phase == 0:
+            page = ctx.stub.get_state_by_range_with_pagination("", "", wanted, start)
+        else:
+            page = ctx.stub.get_state_by_partial_composite_key_with_pagination(
+                keys.OBJECT_TYPES[phase - 1], [], wanted, start)
+        items += [StateEntry(key=kv.key, sha256=hashlib.sha256(kv.value).hexdigest()).model_dump() for kv in page.items]
+        if page.bookmark and page.items:
+            start = page.bookmark
+        else:
+            phase, start = phase + 1, ""
+    following = f"{phase}:{start}" if phase <= len(keys.OBJECT_TYPES) else ""
+    return Page(items=items, bookmark=_encode_bookmark(following))
+
+
 class Audit(ConsortiumContract):
     """Read-only queries for members, auditors and the audit page."""
 
@@ -117,6 +156,13 @@ class Audit(ConsortiumContract):
     def exchanges(self, ctx: Context, round_id: Identifier, page_size: PageSize, bookmark: str) -> Page:
         """The off-chain exchanges recorded in one round."""
         return _scan_page(ctx, keys.EXCHANGE, [round_id], Exchange, page_size, bookmark)
+
+    @transaction(evaluate=True, allow=READERS, errors=(FORBIDDEN, BAD_PAGE))
+    def state_digest(self, ctx: Context, page_size: PageSize, bookmark: str) -> Page:
+        """Every key of the chaincode's namespace with the SHA-256 of its stored value (plain keys, then the
+        composite keys of each object type), for ``swarmfuse audit verify`` to compare with the values the
+        ledger's valid transactions wrote. Items are ``{"key", "sha256"}``; composite keys keep their U+0000."""
+        return _state_digest_page(ctx, page_size, bookmark)
 
     @transaction(evaluate=True, allow=READERS, errors=(FORBIDDEN, BAD_PAGE))
     def activity(self, ctx: Context, org: MspId, page_size: PageSize, bookmark: str) -> Page:

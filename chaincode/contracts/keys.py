@@ -44,6 +44,10 @@ EXCHANGE = "exchange"
 ALIGNMENT = "alignment"
 ACTIVITY = "activity"
 
+OBJECT_TYPES = (TASK, TASK_PROPOSAL, MEMBER, ROSTER, VOTE, SUMMARY, ROTATION, ROUND, ACK, ABORT_VOTE, EXCHANGE,
+                ALIGNMENT, ACTIVITY)
+"""Every object type of the schema, in the order a scan of the whole namespace visits them."""
+
 
 def task_key() -> str:
     return create_composite_key(TASK, ["config"])
