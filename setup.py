@@ -30,5 +30,6 @@ if __name__ == "__main__":
     setup(
         package_dir=ROOTS,
         packages=_packages(),
-        package_data={"": ["*.sh", "*.yaml", "*.json", "*.html", "*.js", "*.css", "*.env", "bin/*"]},
+        package_data={"": ["*.sh", "*.yaml", "*.json", "*.html", "*.js", "*.css", "*.env", "bin/*",
+                          "templates/*.html", "static/*.css", "static/*.js"]},
     )

@@ -14,6 +14,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("data", "swarmfuse.extractors.data.cli", "Fetch the paired emoji data and the text corpus; partition them."),
     ("site", "swarmfuse.client.site.cli", "A data centre's site agent: its data, extractors and round work."),
     ("fuse", "swarmfuse.extractors.fusion.cli", "Evaluate intermediate fusion of text and image features against baselines."),
+    ("audit", "swarmfuse.client.audit.cli", "Read a task's ledger as an auditor: members, summaries, rounds, exchanges."),
 ]
 # Typer apps that live beside another command's module: (command name, module, attribute, help).
 EXTRA_SUBCOMMANDS: list[tuple[str, str, str, str]] = [

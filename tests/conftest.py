@@ -53,8 +53,9 @@ def fabric_release() -> Fabric | None:
 
 ENGINES = ["embedded"] + (["fabric"] if fabric_release() is not None else [])
 
-# The site store's databases (fixture ``db_url``: SQLite and PostgreSQL) live in tests/store_databases.py.
-pytest_plugins = ["store_databases"]
+# The session fixture ``job`` (the main job's round, once per engine) lives in tests/round_job.py; the site
+# store's databases (fixture ``db_url``: SQLite and PostgreSQL) in tests/store_databases.py.
+pytest_plugins = ["round_job", "store_databases"]
 
 
 def require_fabric() -> Fabric:

@@ -116,7 +116,7 @@ class TaskLedger:
         return self.evaluate("Rounds:Get", round_id)
 
     def rounds(self, page_size: int = 100) -> list[dict[str, Any]]:
-        return self._pages("Audit:Rounds", page_size)
+        return self.pages("Audit:Rounds", page_size=page_size)
 
     def record_alignment(self, round_id: str, entity_count: int, commitment: str) -> dict[str, Any]:
         return self.submit("Rounds:RecordAlignment", round_id,
@@ -138,7 +138,7 @@ class TaskLedger:
     def exchanges(self, round_id: str) -> list[ExchangeRecord]:
         return [ExchangeRecord(round_id=e["round_id"], sender=e["sender"], receiver=e["receiver"], kind=e["kind"],
                                sha256=e["sha256"], bytes=e["bytes"], entity_count=e["entity_count"], tx_id=e["tx_id"])
-                for e in self._pages("Audit:Exchanges", 100, round_id)]
+                for e in self.pages("Audit:Exchanges", round_id)]
 
     def exchange(self, round_id: str, sender: str, receiver: str, kind: str) -> ExchangeRecord | None:
         for record in self.exchanges(round_id):
@@ -164,8 +164,9 @@ class TaskLedger:
         """The chaincode's events from the checkpoint (else ``start_block``); close the iterator to stop."""
         return self._network.chaincode_events(CHAINCODE, start_block=start_block, checkpointer=checkpointer)
 
-    def _pages(self, function: str, page_size: int, *args: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
+    def pages(self, function: str, *args: str, page_size: int = 100) -> list[Any]:
+        """Every item of a paginated query (``Audit:*``), following the bookmarks to the last page."""
+        items: list[Any] = []
         bookmark = ""
         while True:
             page = self.evaluate(function, *args, str(page_size), bookmark)

@@ -1,10 +1,12 @@
 """The main job on one machine: three data centres run one MDFF-SL fusion round over a local network.
 
 DC1 holds the labels, DC2 the texts, DC3 the images (the emoji views of ``swarmfuse data partition``,
-written as site manifests). Steps, each timed: network up (default engine), task created, extractors
-exported to ONNX bundles (trained or loaded from the cache) and installed at the sites that need them,
-data checked and summarised on-chain, one agent process per site started, a round opened and followed
-to ``closed``; then a report (HTML, JSON, PNG) and, unless asked to keep them, agents and network stopped.
+written as site manifests). The read-only Auditor org is on the network and in the task (it runs no site
+agent), so the job can be audited from the ledger with ``swarmfuse audit``. Steps, each timed: network up
+(default engine), task created, extractors exported to ONNX bundles (trained or loaded from the cache) and
+installed at the sites that need them, data checked and summarised on-chain, one agent process per site
+started, a round opened and followed to ``closed``; then a report (HTML, JSON, PNG) and, unless asked to
+keep them, agents and network stopped.
 
 ``python -m swarmfuse.client.site.localjob OUT [--home H] [--engine E] [--profile full|small]``
 """
@@ -109,7 +111,7 @@ def run_job(config: JobConfig) -> JobReport:
     from swarmfuse.extractors.pipeline import ImageConfig, PipelineConfig
     from swarmfuse.network import tasks
     from swarmfuse.network.control import Network
-    from swarmfuse.network.topology import Topology
+    from swarmfuse.network.topology import AUDITOR, Topology
 
     report = JobReport(backbone=config.image_backbone)
     config.out.mkdir(parents=True, exist_ok=True)
@@ -120,13 +122,13 @@ def run_job(config: JobConfig) -> JobReport:
         with progress:
             with _stage(report, progress, "network up"):
                 if network.state() is None:
-                    network.up(Topology(n_orgs=3, port_base=config.port_base), config.engine)
+                    network.up(Topology(n_orgs=len(ORGS), auditor=True, port_base=config.port_base), config.engine)
                 else:
                     network.up()
                 report.engine = network.require_state().engine
             with _stage(report, progress, "task create"):
                 if config.task not in network.require_state().tasks:
-                    tasks.create(network, config.task, ",".join(ORGS))
+                    tasks.create(network, config.task, ",".join([*ORGS, AUDITOR]))
             with _stage(report, progress, "data views"):
                 views = config.out / "views"
                 partition(fetch_emoji(), views, PartitionConfig(text_coverage=config.coverage,

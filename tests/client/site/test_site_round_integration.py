@@ -1,20 +1,19 @@
-"""The main job on a real network of each engine: three site agents as separate processes run a fusion
-round to ``closed``; the ledger's history matches what the agents did; faults (an agent killed and
-restarted mid-round, a tampered file, an outsider, a bad manifest) leave ledger and stores in step."""
+"""The main job on a real network of each engine (the session's ``job`` fixture, tests/round_job.py): three
+site agents as separate processes run a fusion round to ``closed``; the ledger's history matches what the
+agents did; faults (an agent killed and restarted mid-round, a tampered file, an outsider, a bad manifest)
+leave ledger and stores in step."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ENGINES, free_port_base, new_network
+from round_job import kill_agent
 
 from swarmfuse.client.site import localjob
 from swarmfuse.client.site.localjob import JobConfig
@@ -27,44 +26,6 @@ from swarmfuse.extractors.data.cache import sha256_file
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 TASK = "emoji"
-
-
-@pytest.fixture(scope="module", params=ENGINES)
-def job(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[JobConfig, object]]:
-    """One complete round on its own network (kept running for the checks that follow)."""
-    root = tmp_path_factory.mktemp(f"job-{request.param}")
-    config = JobConfig(out=root / "out", home=root / "home", engine=request.param, port_base=free_port_base(),
-                       keep_running=True)
-    try:
-        report = localjob.run_job(config)
-        yield config, report
-    finally:
-        for org in localjob.ORGS:
-            _kill_agent(config.home, org)
-        network = new_network(config.home, request.param)
-        if network.state() is not None and network.running():
-            network.down()
-
-
-def _agent_pids(home: Path, org: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"serve" in cmd and org.encode() in cmd and str(home).encode() in cmd:
-                found.append(int(entry.name))
-    return found
-
-
-def _kill_agent(home: Path, org: str, signum: int = signal.SIGTERM) -> None:
-    for pid in _agent_pids(home, org):
-        try:
-            os.killpg(pid, signum)
-        except ProcessLookupError:
-            pass
 
 
 def test_round_closes_with_every_site_holding_the_acknowledged_model(job) -> None:  # type: ignore[no-untyped-def]
@@ -156,7 +117,7 @@ def test_an_agent_killed_mid_round_resumes_and_the_round_closes(job) -> None:  #
     while not _action_done(config, victim, round_id, f"send-{kind}"):
         assert time.monotonic() < deadline, f"{victim} never sent its {kind}"
         time.sleep(0.5)
-    _kill_agent(config.home, victim, signal.SIGKILL)
+    kill_agent(config.home, victim, signal.SIGKILL)
     time.sleep(3.0)  # the round goes on without it: the leader fuses and waits for the acknowledgement
     restarted = localjob._start_agent(config.home, victim, TASK)
     try:

@@ -1,0 +1,119 @@
+"""A site's artefacts checked against the ledger: each file's SHA-256 and size against the on-chain record
+it stands for, an exchange record (``Audit:Exchanges`` of its round) or the round's model hash (its
+``Rounds`` record, set by ``Rounds:MarkFused``).
+
+A site folder (``<home>/sites/<Org>``, as ``client/site`` lays it out) holds per round ``rounds/<round>/``:
+
+- ``features.npy`` / ``labels.npz``: the site's own shard of that kind, recorded as the exchange from the site
+  to the round's leader (the leader's own shard is never sent, so it has no record);
+- ``in/<sender MSP ID>-<kind>-<first 16 hex digits of the recorded SHA-256>``: a shard the leader received;
+- ``model.npz``: the fused model (the leader's, or the copy a participant downloaded).
+
+Other files (alignment state, metrics, timings, unfinished ``.part`` uploads) are not recorded on-chain and
+are not checked. Without the folder's org (``owner``) an own shard that matches no record fails, since the
+leader's own unsent shard cannot be told from a changed one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from swarmfuse.client.audit.queries import ExchangeRecord, RoundAudit
+from swarmfuse.client.audit.report import Category, Check, Status
+from swarmfuse.extractors.data.cache import sha256_file
+
+SHARD_FILES = {"features.npy": "features", "labels.npz": "labels"}
+MODEL_FILE = "model.npz"
+INBOX = "in"
+
+
+def exchange_name(record: ExchangeRecord) -> str:
+    """How a report names an exchange record: ``exchange <round> <sender>-><receiver> <kind>``."""
+    return f"exchange {record.round_id} {record.sender}->{record.receiver} {record.kind}"
+
+
+def model_name(round_id: str) -> str:
+    return f"model {round_id}"
+
+
+def artefact_checks(folder: Path, rounds: Mapping[str, RoundAudit], owner: str | None = None) -> list[Check]:
+    """One check per artefact of the site folder ``folder`` against ``rounds`` (every round on the ledger,
+    by ID); ``owner`` is the MSP ID of the folder's org when known."""
+    checks: list[Check] = []
+    round_dirs = sorted(p for p in (folder / "rounds").glob("*") if p.is_dir())
+    if not round_dirs:
+        return [Check(category=Category.ARTEFACTS, name="artefacts", subject=f"folder {folder}", status=Status.SKIP,
+                      detail="no rounds/<round> folders: nothing to check (is it a site folder?)")]
+    for round_dir in round_dirs:
+        audit = rounds.get(round_dir.name)
+        for path in _artefacts(round_dir):
+            subject = f"file {path.relative_to(folder)}"
+            if audit is None:
+                checks.append(Check(category=Category.ARTEFACTS, name="artefact", subject=subject, status=Status.FAIL,
+                                    detail=f"round {round_dir.name} is not on the ledger"))
+            elif path.name == MODEL_FILE and path.parent == round_dir:
+                checks.append(_model_check(path, subject, audit))
+            else:
+                checks.append(_exchange_check(path, subject, round_dir, audit, owner))
+    return checks
+
+
+def _artefacts(round_dir: Path) -> list[Path]:
+    found = [round_dir / name for name in (*SHARD_FILES, MODEL_FILE) if (round_dir / name).is_file()]
+    inbox = round_dir / INBOX
+    if inbox.is_dir():
+        found += sorted(p for p in inbox.iterdir() if p.is_file() and not p.name.endswith(".part"))
+    return found
+
+
+def _model_check(path: Path, subject: str, audit: RoundAudit) -> Check:
+    record = audit.record
+    name = model_name(record.round_id)
+    digest = sha256_file(path)
+    if record.model_sha256 is None:
+        return Check(category=Category.ARTEFACTS, name="model", subject=subject, status=Status.FAIL, record=name,
+                     detail=f"round {record.round_id} ({record.state}) has no model recorded; the file has SHA-256 "
+                            f"{digest}")
+    fused = next((h.tx_id for h in audit.history
+                  if h.value is not None and h.value.model_sha256 == record.model_sha256), None)
+    ok = digest == record.model_sha256
+    detail = (f"SHA-256 {digest} as recorded for round {record.round_id} by its leader {record.leader}" if ok else
+              f"round {record.round_id}: its leader {record.leader} recorded model SHA-256 {record.model_sha256}; "
+              f"the file has SHA-256 {digest}")
+    return Check(category=Category.ARTEFACTS, name="model", subject=subject, status=Status.PASS if ok else Status.FAIL,
+                 detail=detail + (f" (tx {fused})" if fused else ""), record=name, tx_id=fused)
+
+
+def _exchange_check(path: Path, subject: str, round_dir: Path, audit: RoundAudit, owner: str | None) -> Check:
+    digest, size = sha256_file(path), path.stat().st_size
+    if path.parent == round_dir:  # the site's own shard
+        kind = SHARD_FILES[path.name]
+        candidates = [e for e in audit.exchanges if e.kind == kind and (owner is None or e.sender == owner)]
+        unrecorded = (f"the leader's own {kind} ({owner}): never sent, so never recorded"
+                      if owner == audit.record.leader else f"no {kind} exchange from {owner} is recorded")
+    else:  # received by the leader: <sender>-<kind>-<sha prefix>
+        sender, kind, prefix = (path.name.rsplit("-", 2) + ["", ""])[:3]
+        candidates = sorted((e for e in audit.exchanges if (e.sender, e.kind) == (sender, kind)),
+                            key=lambda e: not e.sha256.startswith(prefix))
+        unrecorded = f"no {kind} exchange from {sender} is recorded"
+    matching = [e for e in candidates if (e.sha256, e.bytes) == (digest, size)]
+    if matching:
+        record = matching[0]
+        return Check(category=Category.ARTEFACTS, name="exchange", subject=subject, status=Status.PASS,
+                     detail=f"SHA-256 {digest} and {size} bytes as recorded by tx {record.tx_id}",
+                     record=exchange_name(record), tx_id=record.tx_id)
+    if not candidates:  # only a site's own shard may lack a record (it was never sent)
+        own = path.parent == round_dir and owner is not None
+        if path.parent == round_dir and owner is None:
+            unrecorded = f"matches no recorded {kind} exchange (SHA-256 {digest}, {size} bytes)"
+        return Check(category=Category.ARTEFACTS, name="exchange", subject=subject,
+                     status=Status.INFO if own else Status.FAIL, detail=f"round {audit.record.round_id}: {unrecorded}")
+    record = candidates[0]
+    others = "" if len(candidates) == 1 else " (nor any other: " + ", ".join(
+        exchange_name(e) for e in candidates[1:]) + ")"
+    return Check(category=Category.ARTEFACTS, name="exchange", subject=subject, status=Status.FAIL,
+                 detail=f"round {record.round_id}, {record.sender} -> {record.receiver}, {record.kind}: recorded "
+                        f"SHA-256 {record.sha256}, {record.bytes} bytes (tx {record.tx_id}); the file has SHA-256 "
+                        f"{digest}, {size} bytes{others}",
+                 record=exchange_name(record), tx_id=record.tx_id)

@@ -1,0 +1,357 @@
+"""What an auditor reads from a task's ledger alone: members, summaries, rounds, exchanges, acknowledgements.
+
+:class:`AuditView` connects through the Gateway client as one org's identity (by default the read-only
+``Auditor`` org) to a task channel and runs the chaincode's queries (``Audit:*``, ``Rounds:Get``,
+``Rounds:GetAlignment``, ``Membership:Get``), following every page. Results are pydantic models; their
+``model_dump(mode="json")`` is what ``swarmfuse audit ... --json`` prints.
+
+    with AuditView.open(Path("~/.swarmfuse").expanduser(), "emoji") as view:
+        for member in view.members():
+            print(member.org, member.status, member.registered_at, member.registered_tx)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from swarmfuse.client.gateway import Gateway
+from swarmfuse.client.site.ledger import LedgerRefused, TaskLedger
+from swarmfuse.client.site.site import Site
+from swarmfuse.network.topology import AUDITOR, Topology
+
+logger = logging.getLogger(__name__)
+
+REGISTER = "Membership:Register"
+
+
+class AuditError(Exception):
+    """A query cannot be answered (refused by the ledger, or a malformed record); the message says why."""
+
+
+class UnknownRecord(AuditError):
+    """The ledger holds no such round, org or summary."""
+
+
+class Record(BaseModel):
+    """A ledger record as the chaincode wrote it; fields a newer chaincode adds are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class MemberRecord(Record):
+    """One org's membership: who it is, its status, and when (and in which transaction) it registered."""
+
+    org: str
+    name: str
+    status: str = Field(description="pending, active, suspended or left")
+    modalities: list[str]
+    endpoint: str
+    tls_fingerprint: str = Field(description="SHA-256 of the site agent's TLS server certificate")
+    epoch: int = 0
+    left_from: str | None = None
+    registered_at: datetime
+    updated_at: datetime
+    registered_tx: str | None = Field(default=None, description="the Membership:Register transaction of registered_at")
+
+
+class SummaryRecord(Record):
+    """One version of what a DC declared about its data for one modality (never the data)."""
+
+    org: str
+    modality: str
+    version: int
+    entity_count: int
+    feature_dim: int
+    manifest_sha256: str = Field(description="fingerprint of the DC's dataset manifest")
+    entity_commitment: str = Field(description="SHA-256 of the DC's salted, sorted entity IDs")
+    extractor: str
+    extractor_onnx_sha256: str
+    labels: list[str] | None = None
+    published_at: datetime
+    tx_id: str
+
+
+T = TypeVar("T", bound=Record)
+
+
+class KeyVersion(Record, Generic[T]):
+    """One committed write of a ledger key (from its history): the transaction, its time and the value."""
+
+    tx_id: str
+    timestamp: datetime
+    is_delete: bool = False
+    value: T | None = None
+
+
+class PublishedSummary(BaseModel):
+    """The latest summary of one (org, modality) and every version the key history holds, oldest first."""
+
+    model_config = ConfigDict(frozen=True)
+    latest: SummaryRecord
+    history: list[KeyVersion[SummaryRecord]]
+
+
+class RoundRecord(Record):
+    """A round's record: its spec, state, leader, fused model and the acknowledgements so far."""
+
+    round_id: str
+    state: str = Field(description="open, fused, closed or aborted")
+    participants: list[str]
+    roles: dict[str, list[str]]
+    label_holder: str
+    method: str
+    model_spec_sha256: str
+    deadline: datetime
+    opened_by: str
+    opened_at: datetime
+    open_tx: str
+    turn: int
+    leader: str
+    past_leaders: list[str] = Field(default_factory=list)
+    model_sha256: str | None = None
+    metrics: dict[str, Any] | None = None
+    acknowledgements: dict[str, str] = Field(default_factory=dict, description="participant -> model hash")
+    abort_votes: list[str] = Field(default_factory=list)
+    abort_reason: str | None = None
+    updated_at: datetime
+
+
+class AlignmentRecord(Record):
+    """The leader's record of the aligned entity set: its size and a salted commitment to it."""
+
+    round_id: str
+    leader: str
+    entity_count: int
+    commitment_sha256: str
+    recorded_at: datetime
+    tx_id: str
+
+
+class ExchangeRecord(Record):
+    """One off-chain transfer, as its sender recorded it: who to whom, what, its SHA-256 and size."""
+
+    round_id: str
+    sender: str
+    receiver: str
+    kind: str
+    sha256: str
+    bytes: int
+    entity_count: int
+    recorded_at: datetime
+    tx_id: str
+
+
+class AcknowledgementRecord(Record):
+    """A participant's statement that it verified the fused model's hash."""
+
+    round_id: str
+    org: str
+    model_sha256: str
+    acknowledged_at: datetime
+    tx_id: str
+
+
+class ActivityRecord(Record):
+    """One write transaction of one org: the function and the keys it wrote."""
+
+    org: str
+    tx_id: str
+    timestamp: datetime
+    function: str
+    keys: list[str]
+
+
+class RoundAudit(BaseModel):
+    """Everything the ledger holds about one round."""
+
+    model_config = ConfigDict(frozen=True)
+    record: RoundRecord
+    history: list[KeyVersion[RoundRecord]] = Field(description="every state the round record went through, oldest first")
+    alignment: AlignmentRecord | None
+    exchanges: list[ExchangeRecord]
+    acknowledgements: list[AcknowledgementRecord]
+
+
+class OrgAudit(BaseModel):
+    """One org as the ledger knows it: its membership, its summaries and every write it made."""
+
+    model_config = ConfigDict(frozen=True)
+    member: MemberRecord
+    summaries: list[PublishedSummary]
+    activity: list[ActivityRecord]
+
+
+class LedgerReader(Protocol):
+    """The queries :class:`AuditView` needs (``swarmfuse.client.site.ledger.TaskLedger`` provides them)."""
+
+    @property
+    def task(self) -> str: ...
+
+    def evaluate(self, function: str, *args: str) -> Any: ...
+
+    def pages(self, function: str, *args: str) -> list[Any]: ...
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class AuditView:
+    """Read-only queries of one task's ledger, as one org's identity; a context manager closing its gateway."""
+
+    def __init__(self, ledger: LedgerReader, topology: Topology | None = None,
+                 close: Callable[[], None] | None = None) -> None:
+        """``topology`` lets :meth:`org` take an org name (``DC1``) as well as an MSP ID; ``close`` is
+        called by :meth:`close` (the gateway's, when opened with :meth:`open`)."""
+        self._ledger = ledger
+        self._topology = topology
+        self._close = close
+
+    @classmethod
+    def open(cls, home: Path, task: str, org: str = AUDITOR, user: str = "user") -> AuditView:
+        """Connect to ``task`` as ``user`` of ``org`` with the connection profile of the network under ``home``.
+
+        Raises ``SiteError`` when there is no network, no such task or the org is not one of its orgs, and a
+        ``GatewayError`` when the org's peer cannot be reached."""
+        site = Site(home, org, task)
+        topology = site.topology  # checks the network, the task and that the org is one of its orgs
+        gateway = Gateway.from_profile(site.profile, user=user)
+        logger.debug("auditing task %s as %s (%s)", task, gateway.identity.msp_id, user)
+        return cls(TaskLedger(gateway, task), topology, gateway.close)
+
+    @property
+    def task(self) -> str:
+        return self._ledger.task
+
+    # --- members and summaries ------------------------------------------------------------------
+
+    def members(self) -> list[MemberRecord]:
+        """Every org that registered in the task, with its status and its registration transaction."""
+        return [self._with_join_tx(item) for item in self._pages("Audit:Members")]
+
+    def summaries(self, org: str | None = None) -> list[PublishedSummary]:
+        """The latest summary of every (org, modality), or of one org's modalities, each with its history."""
+        latest = _parse_list(SummaryRecord, self._pages("Audit:Summaries"), "Audit:Summaries")
+        chosen = [s for s in latest if org is None or s.org == self.mspid(org)]
+        return [PublishedSummary(latest=s, history=self.summary_history(s.org, s.modality)) for s in chosen]
+
+    def summary_history(self, org: str, modality: str) -> list[KeyVersion[SummaryRecord]]:
+        """Every version of one org's summary of one modality, oldest first."""
+        items = self._pages("Audit:SummaryHistory", self.mspid(org), modality)
+        return _parse_list(KeyVersion[SummaryRecord], items, "Audit:SummaryHistory")
+
+    def activity(self, org: str) -> list[ActivityRecord]:
+        """Every write transaction of one org, in time order."""
+        return _parse_list(ActivityRecord, self._pages("Audit:Activity", self.mspid(org)), "Audit:Activity")
+
+    def org(self, org: str) -> OrgAudit:
+        """One org (MSP ID, or an org name of the network): membership, summaries and activity."""
+        mspid = self.mspid(org)
+        try:
+            member = self._evaluate("Membership:Get", mspid)
+        except UnknownRecord:
+            raise UnknownRecord(f"{mspid} has not registered in task {self.task}") from None
+        return OrgAudit(member=self._with_join_tx(member), summaries=self.summaries(mspid),
+                        activity=self.activity(mspid))
+
+    def mspid(self, org: str) -> str:
+        """The MSP ID of an org named by its network name (``DC1``); anything else is taken as an MSP ID."""
+        if self._topology is not None:
+            for known in self._topology.orgs:
+                if org == known.name:
+                    return known.mspid
+        return org
+
+    # --- rounds ---------------------------------------------------------------------------------
+
+    def rounds(self) -> list[RoundRecord]:
+        """Every round's current record (live rounds with the acknowledgements so far)."""
+        return _parse_list(RoundRecord, self._pages("Audit:Rounds"), "Audit:Rounds")
+
+    def round(self, round_id: str) -> RoundAudit:
+        """One round: its record, its history, the alignment, every exchange and acknowledgement."""
+        record = self._round(round_id)
+        alignment = self._alignment(round_id)
+        history = _parse_list(KeyVersion[RoundRecord], self._pages("Audit:RoundHistory", round_id),
+                              "Audit:RoundHistory")
+        return RoundAudit(record=record, history=history, alignment=alignment,
+                          exchanges=self._exchanges(round_id), acknowledgements=self._acknowledgements(round_id))
+
+    def exchanges(self, round_id: str) -> list[ExchangeRecord]:
+        """The off-chain exchanges recorded in one round (an unknown round is an error, not an empty list)."""
+        self._round(round_id)
+        return self._exchanges(round_id)
+
+    def acknowledgements(self, round_id: str) -> list[AcknowledgementRecord]:
+        """The acknowledgements of one round's model, one per participant that verified it."""
+        self._round(round_id)
+        return self._acknowledgements(round_id)
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    def _round(self, round_id: str) -> RoundRecord:
+        try:
+            return _parse(RoundRecord, self._evaluate("Rounds:Get", round_id), "Rounds:Get")
+        except UnknownRecord:
+            raise UnknownRecord(f"no round {round_id!r} in task {self.task}") from None
+
+    def _alignment(self, round_id: str) -> AlignmentRecord | None:
+        try:
+            return _parse(AlignmentRecord, self._evaluate("Rounds:GetAlignment", round_id), "Rounds:GetAlignment")
+        except UnknownRecord:
+            return None
+
+    def _exchanges(self, round_id: str) -> list[ExchangeRecord]:
+        return _parse_list(ExchangeRecord, self._pages("Audit:Exchanges", round_id), "Audit:Exchanges")
+
+    def _acknowledgements(self, round_id: str) -> list[AcknowledgementRecord]:
+        items = self._pages("Audit:Acknowledgements", round_id)
+        return _parse_list(AcknowledgementRecord, items, "Audit:Acknowledgements")
+
+    def _with_join_tx(self, item: dict[str, Any]) -> MemberRecord:
+        member = _parse(MemberRecord, item, "member record")
+        joined = [a for a in self.activity(member.org) if a.function == REGISTER and a.timestamp == member.registered_at]
+        return member.model_copy(update={"registered_tx": joined[0].tx_id if joined else None})
+
+    def _evaluate(self, function: str, *args: str) -> Any:
+        try:
+            return self._ledger.evaluate(function, *args)
+        except LedgerRefused as exc:
+            raise (UnknownRecord if exc.not_found else AuditError)(f"{function}: {exc.message}") from exc
+
+    def _pages(self, function: str, *args: str) -> list[Any]:
+        try:
+            return self._ledger.pages(function, *args)
+        except LedgerRefused as exc:
+            raise AuditError(f"{function}: {exc.message}") from exc
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+
+    def __enter__(self) -> AuditView:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+
+def _parse(model: type[M], item: Any, what: str) -> M:
+    try:
+        return model.model_validate(item)
+    except ValidationError as exc:
+        raise AuditError(f"{what} returned a record this client cannot read: {exc}") from exc
+
+
+def _parse_list(model: type[M], items: list[Any], what: str) -> list[M]:
+    try:
+        return TypeAdapter(list[model]).validate_python(items)  # type: ignore[valid-type]
+    except ValidationError as exc:
+        raise AuditError(f"{what} returned a record this client cannot read: {exc}") from exc
