@@ -163,15 +163,17 @@ def test_events_resume_after_listener_is_killed(ledger_network, dc1: Gateway, tm
     first = contract.new_proposal("Sample:Put", "gw-ev-1", "a")
     start = first.endorse().submit().status().block_number
     second = contract.new_proposal("Sample:Put", "gw-ev-2", "b")
-    second.endorse().submit().status()
+    last = second.endorse().submit().status().block_number
     checkpoint, output = tmp_path / "cp.json", tmp_path / "seen.txt"
     args = [sys.executable, str(LISTENER), str(_profile(ledger_network, "DC1")), ledger_network.task, str(start),
             str(checkpoint), str(output)]
     listener = subprocess.Popen(args)
     try:
+        # Killed once the second event's block is checkpointed: an event handed to the listener but not yet
+        # checkpointed is delivered again after a restart (at least once), which is not what this test is about.
         _wait_for(lambda: output.exists() and len(output.read_text().split()) == 2 and
                   FileCheckpointer(checkpoint).position.block_number is not None and
-                  FileCheckpointer(checkpoint).position.block_number > start)
+                  FileCheckpointer(checkpoint).position.block_number > last)
     finally:
         listener.kill()
         listener.wait()
