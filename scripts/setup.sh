@@ -8,6 +8,8 @@
 #     already has a Fabric release laid out as bin/ + config/.
 #  3. The pinned data sets (emoji images and texts, 20 Newsgroups), fetched and verified by
 #     scripts/fetch_data.sh into the same cache.
+# The Debian packages only the tests need (PostgreSQL, Chromium) are not installed here but by
+# scripts/test_deps.sh, which scripts/test.sh runs after this: the demo needs none of them.
 # Exit status: 0 when the Python environment is ready. A missing Fabric is reported and recorded in
 # .swarmfuse-fabric (read by the tests), not turned into a failure: networks then run on the embedded
 # engine, and the integration tests run on it alone.
