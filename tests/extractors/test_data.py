@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from swarmfuse.extractors.data import SPLITS, DataError, PartitionConfig, fetch_corpus, fetch_emoji, load_manifest, partition
+from swarmfuse.extractors.data.artists import fetch_artist_images
 from swarmfuse.extractors.data.cache import CACHE_ENV, data_dir
 from swarmfuse.extractors.data.emoji import MANIFEST, emoji_dir
-from swarmfuse.extractors.data.sources import EMOJI_IMAGES, EMOJI_TEXTS, NpmPackage, fetch_npm
+from swarmfuse.extractors.data.sources import EMOJI_ARTIST_IMAGES, EMOJI_IMAGES, EMOJI_TEXTS, NpmPackage, fetch_npm
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +144,22 @@ def test_partition_views_are_site_manifests(manifest, tmp_path):
     assert len(texts.rows) and len(images.rows) and len(labels.rows)
     assert {row.extra["split"] for row in labels.rows} == {"train", "val", "test"}
     assert set(labels.classes) == set(manifest.groups)
+
+
+def test_other_artists_draw_the_same_entities_verified_and_repaired(manifest, private_cache):
+    downloads = manifest.root.parent / "downloads"
+    for pkg in EMOJI_ARTIST_IMAGES:
+        shutil.copyfile(downloads / pkg.filename, data_dir() / "downloads" / pkg.filename)
+    built = fetch_emoji()
+    artists = fetch_artist_images(built)
+    ids = {e.id for e in built.entities}
+    by_artist = Counter(a.artist for a in artists.images)
+    assert set(by_artist) == {"apple", "twitter", "facebook"}
+    assert all(0.95 * len(ids) <= n <= len(ids) for n in by_artist.values())
+    assert {a.entity_id for a in artists.images} <= ids
+    assert set(artists.sources) == {p.name for p in EMOJI_ARTIST_IMAGES}
+    victim = artists.path(artists.images[0])
+    original = victim.read_bytes()
+    victim.write_bytes(b"not a png")
+    repaired = fetch_artist_images(built)  # detected by its digest, rebuilt from the verified tarballs
+    assert repaired.fingerprint() == artists.fingerprint() and victim.read_bytes() == original
