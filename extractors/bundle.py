@@ -40,6 +40,7 @@ import numpy as np
 from swarmfuse.extractors.data.cache import atomic_dir, cache_root, sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
+    from swarmfuse.extractors.image.train import ProgressCallback
     from swarmfuse.extractors.onnx.runtime import FeatureExtractor
     from swarmfuse.extractors.pipeline import PipelineConfig
 
@@ -445,8 +446,10 @@ def _intact(folder: Path) -> ExtractorBundle | None:
     return bundle
 
 
-def export_bundles(out: Path, config: "PipelineConfig | None" = None) -> dict[str, Path]:
-    """Bundles of both extractors of ``config`` in ``out/text`` and ``out/image``; cached (see the module doc)."""
+def export_bundles(out: Path, config: "PipelineConfig | None" = None,
+                   progress: "ProgressCallback | None" = None) -> dict[str, Path]:
+    """Bundles of both extractors of ``config`` in ``out/text`` and ``out/image``; cached (see the module doc).
+    ``progress`` hears about each step of an image-extractor training (a cold ResNet50)."""
     from swarmfuse.extractors.data import fetch_emoji
     from swarmfuse.extractors.pipeline import PipelineConfig, image_extractor_dir
     from swarmfuse.extractors.text.extractor import text_extractor_dir
@@ -462,7 +465,7 @@ def export_bundles(out: Path, config: "PipelineConfig | None" = None) -> dict[st
         if bundle is None:
             start = time.perf_counter()
             with atomic_dir(cached) as scratch:
-                _export(modality, manifest, config, sources[modality], scratch)
+                _export(modality, manifest, config, sources[modality], scratch, progress)
             bundle = ExtractorBundle.read(cached)
             log.info("exported the %s bundle to %s in %.1f s", modality, cached, time.perf_counter() - start)
         result[modality] = _install(cached, bundle, Path(out) / modality)
@@ -480,7 +483,8 @@ def _install(cached: Path, bundle: ExtractorBundle, target: Path) -> Path:
     return target
 
 
-def _export(modality: str, manifest: Any, config: "PipelineConfig", source: str, scratch: Path) -> None:
+def _export(modality: str, manifest: Any, config: "PipelineConfig", source: str, scratch: Path,
+            progress: "ProgressCallback | None" = None) -> None:
     """Obtain the extractor as build_features does, export it, check ORT against torch, write the bundle."""
     import torch
 
@@ -505,7 +509,7 @@ def _export(modality: str, manifest: Any, config: "PipelineConfig", source: str,
                                           pad_id=v.pad_id, unk_id=v.unk_id, eos_id=v.eos_id)
         expected_dim = text.features.dim
     else:
-        module, _, _ = image_extractor(manifest, config.image)
+        module, _, _ = image_extractor(manifest, config.image, progress)
         inputs = preprocess_images([manifest.image_path(e) for e in examples], config.image.resolution)
         onnx_name, input_name, backbone = "image.onnx", "pixels", config.image.backbone
         sha = export_image_onnx(module, inputs, scratch / onnx_name)

@@ -3,13 +3,14 @@
 Stages (each in its own cache folder under ``<cache root>/pipeline``, written atomically):
 
 1. ``text-<hash>``: the AWD-LSTM text extractor (:func:`swarmfuse.extractors.text.cached_text_extractor`);
-2. ``image-<hash>``: the image extractor (see :mod:`swarmfuse.extractors.image`): ResNet50 trained here
-   (from a standard weight file when one is given), or the ImageNet-pretrained EfficientNet-Lite0, frozen;
+2. ``image-<hash>``: the image extractor (see :mod:`swarmfuse.extractors.image`): ResNet50 trained here by
+   its recipe (from a standard weight file when one is given), or the ImageNet-pretrained EfficientNet-Lite0, frozen;
 3. ``features-<hash>``: both exported to ONNX, features of every entity computed with ONNX Runtime,
    plus the raw inputs early fusion needs; ``summary.json`` records the ONNX files' SHA-256, the
    execution provider and the timings.
 
-A hash covers the stage's configuration, the pinned data sources and the hashes of the stages it uses.
+A hash covers the stage's configuration, the pinned data sources (with the other artists' image packages
+when the recipe uses them) and the hashes of the stages it uses.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ import torch
 
 from swarmfuse.extractors.data import DataError, Manifest, cache_root, fetch_emoji
 from swarmfuse.extractors.data.cache import atomic_dir, config_hash, sha256_file
+from swarmfuse.extractors.data.sources import EMOJI_ARTIST_IMAGES
 from swarmfuse.extractors.fusion.methods import FeatureSet
 from swarmfuse.extractors.image import build_resnet50_features, preprocess_images, train_image_backbone
 from swarmfuse.extractors.image.backbone import BACKBONES, build_backbone
+from swarmfuse.extractors.image.train import ImageRecipe, ProgressCallback
 from swarmfuse.extractors.onnx import FeatureExtractor, export_onnx
 from swarmfuse.extractors.text import TextConfig, TextExtractor, cached_text_extractor
 
@@ -38,14 +41,13 @@ RAW_IMAGE_SIZE = 16  # early fusion sees the images down-sampled to 16x16 pixels
 
 @dataclass(frozen=True)
 class ImageConfig:
-    """How the image extractor is obtained: ``resnet50`` is trained at ``resolution`` for ``epochs`` from
+    """How the image extractor is obtained: ``resnet50`` is trained at ``resolution`` by ``recipe`` from
     ``weights`` (or from scratch); ``efficientnet_lite0`` is used pretrained and frozen (no training)."""
 
     resolution: int = 64
-    epochs: int = 4
-    seed: int = 0
     weights: str | None = None
     backbone: str = "resnet50"
+    recipe: ImageRecipe = field(default_factory=ImageRecipe)
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -70,7 +72,8 @@ class PipelineResult:
 def _image_key(config: ImageConfig, manifest: Manifest) -> str:
     weights_sha = sha256_file(Path(config.weights)) if config.weights else None
     training = {k: v for k, v in asdict(config).items() if k != "backbone"}  # the key of a trained ResNet50
-    return config_hash("image", training, weights_sha, manifest.fingerprint())
+    artists = [asdict(p) for p in EMOJI_ARTIST_IMAGES] if config.recipe.artists else None
+    return config_hash("image", training, weights_sha, manifest.fingerprint(), artists)
 
 
 def image_extractor_dir(manifest: Manifest, config: ImageConfig) -> Path:
@@ -81,8 +84,10 @@ def image_extractor_dir(manifest: Manifest, config: ImageConfig) -> Path:
     return cache_root() / "pipeline" / f"image-{_image_key(config, manifest)}"
 
 
-def image_extractor(manifest: Manifest, config: ImageConfig) -> tuple[torch.nn.Module, Path, dict]:
-    """The cached image feature module for ``config`` (ResNet50: 2048-d, trained on first use)."""
+def image_extractor(manifest: Manifest, config: ImageConfig,
+                    progress: ProgressCallback | None = None) -> tuple[torch.nn.Module, Path, dict]:
+    """The cached image feature module for ``config`` (ResNet50: 2048-d, trained on first use, reporting each
+    training step to ``progress``)."""
     if config.backbone != "resnet50":
         return build_backbone(config.backbone).eval(), _pretrained_dir(config), {"backbone": config.backbone,
                                                                                   "weights": "pretrained, frozen"}
@@ -94,7 +99,7 @@ def image_extractor(manifest: Manifest, config: ImageConfig) -> tuple[torch.nn.M
         return module.eval(), folder, json.loads((folder / "report.json").read_text())
     start = time.perf_counter()
     with atomic_dir(folder) as scratch:
-        module = train_image_backbone(manifest, scratch, config.resolution, config.epochs, config.seed, weights=weights)
+        module = train_image_backbone(manifest, scratch, config.resolution, config.recipe, weights, progress)
         report = {"train_seconds": time.perf_counter() - start, **asdict(config),
                   "training": json.loads((scratch / "image_train.json").read_text())}
         torch.save(module.state_dict(), scratch / "backbone.pt")
@@ -116,11 +121,13 @@ def _raw_text(vocab_ids: np.ndarray, vocab_size: int, train: np.ndarray) -> np.n
     return words[:, words[train].any(axis=0)]
 
 
-def build_features(config: PipelineConfig = PipelineConfig(), batch_size: int = 64) -> PipelineResult:
-    """Features of every entity from ONNX Runtime sessions of both extractors (cached)."""
+def build_features(config: PipelineConfig = PipelineConfig(), batch_size: int = 64,
+                   progress: ProgressCallback | None = None) -> PipelineResult:
+    """Features of every entity from ONNX Runtime sessions of both extractors (cached); ``progress`` hears
+    about each step of an image-extractor training."""
     manifest = fetch_emoji()
     text, text_dir = cached_text_extractor(manifest, config.text)
-    image_module, image_dir, image_report = image_extractor(manifest, config.image)
+    image_module, image_dir, image_report = image_extractor(manifest, config.image, progress)
     folder = cache_root() / "pipeline" / f"features-{config_hash(text_dir.name, image_dir.name, RAW_IMAGE_SIZE)}"
     if not (folder / "summary.json").exists():
         with atomic_dir(folder) as scratch:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from swarmfuse.extractors.data.cache import DataError
@@ -29,8 +31,9 @@ def evaluate(
     out: Path = typer.Argument(..., help="Folder for report.md/json, methods.png, confusion matrix, fusion head."),
     seeds: str = typer.Option("0,1,2", help="Seeds of the fusion heads (comma-separated)."),
     weights: Path | None = typer.Option(None, help="A standard ResNet50 weight file to start the image extractor from."),
-    image_resolution: int = typer.Option(64, help="Image side length in pixels used to train the image extractor."),
-    image_epochs: int = typer.Option(4, help="Epochs of image-extractor training."),
+    image_resolution: int | None = typer.Option(
+        None, help="Image side length in pixels of the image extractor (default: the pipeline's)."),
+    image_epochs: int | None = typer.Option(None, help="Epochs of image-extractor training (default: the recipe's)."),
     image_backbone: str = typer.Option(
         "resnet50", help="resnet50 (trained here, or from --weights) or efficientnet_lite0 (pretrained, frozen)."
     ),
@@ -43,6 +46,8 @@ def evaluate(
     # Imported here so that `swarmfuse --help` does not pay for importing torch.
     try:
         from swarmfuse.extractors.fusion.evaluate import evaluate_fusion
+        from swarmfuse.extractors.image.progress import columns, training_bar
+        from swarmfuse.extractors.image.train import ImageRecipe
         from swarmfuse.extractors.onnx.export import OnnxError
         from swarmfuse.extractors.pipeline import ImageConfig, PipelineConfig
     except ModuleNotFoundError as exc:  # a light install without the ML extras
@@ -51,11 +56,13 @@ def evaluate(
         raise typer.Exit(1) from None
 
     try:
-        config = PipelineConfig(image=ImageConfig(resolution=image_resolution, epochs=image_epochs,
-                                                  weights=str(weights.resolve()) if weights else None,
-                                                  backbone=image_backbone))
-        with console.status("training or loading extractors, extracting features, fitting heads"):
-            scores = evaluate_fusion(out, seed_list, config)
+        recipe = ImageRecipe() if image_epochs is None else replace(ImageRecipe(), epochs=image_epochs)
+        image = ImageConfig(recipe=recipe, weights=str(weights.resolve()) if weights else None, backbone=image_backbone)
+        config = PipelineConfig(image=image if image_resolution is None else replace(image, resolution=image_resolution))
+        with Progress(*columns(), console=console) as progress:
+            task = progress.add_task("extractors (trained once per machine), features, fusion heads", total=None)
+            scores = evaluate_fusion(out, seed_list, config, progress=training_bar(progress))
+            progress.update(task, total=1, completed=1)
     except (DataError, OnnxError, ValueError, OSError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
@@ -65,4 +72,19 @@ def evaluate(
     for method, s in scores.items():
         table.add_row(method, f"{s.accuracy_mean:.3f} ± {s.accuracy_std:.3f}", f"{s.f1_mean:.3f} ± {s.f1_std:.3f}")
     console.print(table)
+    _print_steps(out)
     console.print(f"report written to {out}")
+
+
+def _print_steps(out: Path) -> None:
+    """The image extractor's step table from the report just written, or why there is none."""
+    import json
+
+    from swarmfuse.extractors.image.steps import rich_table
+
+    doc = json.loads((out / "report.json").read_text())
+    steps = doc.get("image_steps")
+    if steps is None:
+        console.print(f"image extractor training steps: {doc.get('image_steps_note') or 'not measured'}", highlight=False)
+        return
+    console.print(rich_table(steps, "ResNet50 training steps (measured by scripts/bench_image_extractor.sh)"))

@@ -7,19 +7,35 @@ from pathlib import Path
 
 from swarmfuse.extractors.fusion.methods import run_methods
 from swarmfuse.extractors.fusion.report import Score, write_report
+from swarmfuse.extractors.image.steps import measured_steps
+from swarmfuse.extractors.image.train import ProgressCallback
 from swarmfuse.extractors.pipeline import PipelineConfig, build_features
 
 
-def evaluate_fusion(out_dir: Path, seeds: tuple[int, ...] = (0, 1, 2),
-                    config: PipelineConfig = PipelineConfig()) -> dict[str, Score]:
-    """Features from the (cached) pipeline, all methods per seed, report into ``out_dir``."""
+def _image_steps(config: PipelineConfig) -> tuple[dict | None, str]:
+    """The measured step table when its last step is the image extractor evaluated here, else why not."""
+    image = config.image
+    if image.backbone != "resnet50":
+        return None, (f"Not applicable: the image extractor here is the pretrained {image.backbone}; the table "
+                      "measures the training of the ResNet50 extractor.")
+    if image.weights:
+        return None, ("Not applicable: the ResNet50 here starts from a user-supplied weight file; the table "
+                      "measures training from scratch.")
+    return measured_steps(image.resolution, image.recipe)
+
+
+def evaluate_fusion(out_dir: Path, seeds: tuple[int, ...] = (0, 1, 2), config: PipelineConfig = PipelineConfig(),
+                    progress: ProgressCallback | None = None) -> dict[str, Score]:
+    """Features from the (cached) pipeline, all methods per seed, report into ``out_dir``; ``progress`` hears
+    about each step of an image-extractor training."""
     if not seeds:
         raise ValueError("at least one seed is needed")
     start = time.perf_counter()
-    result = build_features(config)
+    result = build_features(config, progress=progress)
     features_seconds = time.perf_counter() - start
     start = time.perf_counter()
     runs = [run_methods(result.features, seed) for seed in seeds]
     context = {"pipeline": result.summary, "features_folder": str(result.folder),
                "features_seconds_this_run": features_seconds, "heads_seconds": time.perf_counter() - start}
-    return write_report(result.features, runs, out_dir, context)
+    steps, steps_note = _image_steps(config)
+    return write_report(result.features, runs, out_dir, context, steps, steps_note)

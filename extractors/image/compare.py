@@ -47,7 +47,7 @@ def main() -> None:
     table = Table(title=f"image-only linear probe, test split, {config.resolution} px")
     for column in ("backbone", "weights", "dim", "test accuracy", "ORT extract s"):
         table.add_column(column)
-    for name, module, weights in (("resnet50", resnet, f"trained here ({config.epochs} epochs)"),
+    for name, module, weights in (("resnet50", resnet, f"trained here ({config.recipe.epochs} epochs)"),
                                   ("efficientnet_lite0", build_backbone("efficientnet_lite0"), "ImageNet, frozen")):
         with tempfile.TemporaryDirectory() as tmp:
             features, seconds = _ort_features(module, pixels, Path(tmp))

@@ -65,6 +65,10 @@ def test_report_has_scores_over_seeds_and_figures(tmp_path):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
     assert doc["fusion_head"]["sha256"] == hashlib.sha256((tmp_path / "fusion_head.npz").read_bytes()).hexdigest()
     assert "| intermediate |" in (tmp_path / "report.md").read_text()
+    margin = doc["over_best_single_modality"]["intermediate"]
+    best = np.maximum(scores["text_only"].per_seed_accuracy, scores["image_only"].per_seed_accuracy)
+    assert margin["per_seed"] == pytest.approx(list(np.array(inter.per_seed_accuracy) - best))
+    assert margin["wins"] and margin["min"] == pytest.approx(min(margin["per_seed"]))
 
 
 def test_feature_set_rejects_misaligned_arrays():

@@ -1,4 +1,4 @@
-"""Fusion on the real emoji data: intermediate fusion beats each single modality; the CLI report."""
+"""Fusion on the real emoji data: what the fusion report claims holds by a stated margin; the CLI report."""
 
 from __future__ import annotations
 
@@ -10,15 +10,27 @@ from typer.testing import CliRunner
 
 from swarmfuse.cli import app
 from swarmfuse.extractors.fusion import run_methods
+from swarmfuse.extractors.fusion.evaluate import evaluate_fusion
 from swarmfuse.extractors.pipeline import ImageConfig, PipelineConfig, build_features
 
 pytestmark = pytest.mark.slow
-# Measured with seed 0 on this data (test split, 285 entities): text_only 0.789, image_only 0.572,
-# early 0.839, late 0.793, intermediate 0.793, hybrid 0.796; on a fresh machine whose CPU training of the
-# from-scratch ResNet50 came out differently: text_only 0.758, image_only 0.614, early 0.839, late 0.761
-# (late over image: 0.147 to 0.221). The margins below sit inside those gaps.
-EARLY_OVER_TEXT = 0.03
-FUSION_OVER_IMAGE = 0.12
+SEEDS = (0, 1, 2)
+# Measured over fusion-head seeds 0, 1, 2 with the default ResNet50 recipe (10 epochs on four artists' images with
+# augmentation and distillation, then 2 epochs of fine-tuning with quantisation noise; test split, 285
+# entities), per seed:
+#   text_only 0.789/0.786/0.800, image_only 0.716/0.730/0.726 (mean 0.724), early 0.839/0.835/0.839,
+#   late 0.828/0.846/0.828, intermediate 0.804/0.821/0.818, hybrid 0.818/0.832/0.814;
+#   margins over the better single modality (text on every seed): early +4.9/+4.9/+3.9, late +3.9/+6.0/+2.8,
+#   intermediate +1.4/+3.5/+1.8, hybrid +2.8/+4.6/+1.4 points.
+# Every fusion method wins on every seed. The smallest margin is +1.4 points (4 of the 285 test entities); two
+# trainings of the recipe that differ only in their fine-tuning moved a method's per-seed margin by up to 1.1
+# points, so the margin asserted is one test entity (0.35 points): a retrained extractor passes, a fusion that
+# only ties fails. Issue 13's goal of intermediate fusion 5 points above the best single modality is not met
+# (+2.2 mean): the intermediate head leans on the text features, which are fitted to the training entities.
+WINNERS = {"early", "late", "intermediate", "hybrid"}
+FUSION_MARGIN = 1 / 285  # every method the report marks as winning, on every seed, over the better single modality
+IMAGE_ONLY_MEAN = 0.72  # issue 13's bar for the ResNet50 image-only accuracy over the three seeds (measured 0.724)
+IMAGE_ONLY_FLOOR = 0.70  # and on each seed (measured 0.716 at the lowest)
 # With the pretrained EfficientNet-Lite0 image extractor (seed 0): text_only 0.789, image_only 0.758,
 # intermediate 0.856, hybrid 0.860: the seed scheme's intermediate fusion beats each modality.
 PRETRAINED_INTERMEDIATE_OVER_TEXT = 0.04
@@ -30,14 +42,32 @@ def features():
     return build_features(PipelineConfig()).features
 
 
-def test_fusion_beats_each_single_modality(features):
-    run = run_methods(features, seed=0)
-    y = features.labels[features.mask("test")]
-    acc = {m: float((p.argmax(1) == y).mean()) for m, p in run.probabilities.items()}
-    assert acc["early"] >= acc["text_only"] + EARLY_OVER_TEXT, acc
-    for fused in ("early", "late", "intermediate", "hybrid"):
-        assert acc[fused] >= acc["image_only"] + FUSION_OVER_IMAGE, (fused, acc)
-        assert acc[fused] >= acc["text_only"] - 0.01, (fused, acc)  # measured +0.4 to +0.7 points: not worse
+@pytest.fixture(scope="module")
+def report(features, tmp_path_factory):
+    """The fusion report of the default pipeline over three seeds (report.json)."""
+    out = tmp_path_factory.mktemp("fusion-report")
+    evaluate_fusion(out, SEEDS, PipelineConfig())
+    return json.loads((out / "report.json").read_text())
+
+
+def test_resnet50_image_only_accuracy_on_every_seed(report):
+    image = report["methods"]["image_only"]
+    assert len(image["per_seed_accuracy"]) == len(SEEDS)
+    assert min(image["per_seed_accuracy"]) >= IMAGE_ONLY_FLOOR, image
+    assert image["accuracy_mean"] >= IMAGE_ONLY_MEAN, image
+
+
+def test_fusion_beats_each_single_modality(report):
+    claims = report["over_best_single_modality"]
+    methods = report["methods"]
+    best = np.maximum(methods["text_only"]["per_seed_accuracy"], methods["image_only"]["per_seed_accuracy"])
+    for method, claim in claims.items():  # the report's margins are what the accuracies say
+        assert claim["per_seed"] == pytest.approx(list(np.array(methods[method]["per_seed_accuracy"]) - best))
+        assert claim["wins"] == (min(claim["per_seed"]) > 0)
+    won = {m for m, claim in claims.items() if claim["wins"]}
+    assert won == WINNERS, claims
+    for method in won:
+        assert min(claims[method]["per_seed"]) >= FUSION_MARGIN, (method, claims[method])
 
 
 def test_intermediate_fusion_beats_each_modality_with_a_pretrained_image_extractor():
@@ -57,6 +87,13 @@ def test_fuse_evaluate_cli_writes_the_report(features, tmp_path):
     doc = json.loads((out / "report.json").read_text())
     assert doc["seeds"] == [0]
     assert doc["context"]["pipeline"]["feature_dims"]["image"] == 2048
+    assert doc["context"]["pipeline"]["image"]["recipe"]["distill"] is True  # the default recipe
+    assert set(doc["over_best_single_modality"]) == {"early", "late", "intermediate", "hybrid"}
+    text = (out / "report.md").read_text()
+    assert "Fusion over the best single modality" in text
+    # The image extractor's step table, or a sentence saying why it is not there.
+    assert "## Image extractor: what each training step adds" in text
+    assert (doc["image_steps"] is not None) != bool(doc["image_steps_note"]), doc["image_steps_note"]
     for png in ("methods.png", "confusion_intermediate.png"):
         assert (out / png).stat().st_size > 1000
     assert np.isfinite([m["accuracy_mean"] for m in doc["methods"].values()]).all()

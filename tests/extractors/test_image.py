@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from PIL import Image
 from torchvision.models import resnet18, resnet50
 
 from swarmfuse.extractors.data import fetch_emoji
-from swarmfuse.extractors.image import (ImageError, WeightsError, build_backbone, build_resnet50_features,
-                                        preprocess_images, train_image_backbone)
+from swarmfuse.extractors.image import (ImageError, ImageRecipe, WeightsError, build_backbone,
+                                        build_resnet50_features, preprocess_images, train_image_backbone)
+from swarmfuse.extractors.image.quant_noise import LEVELS, quantisation_noise
+from swarmfuse.extractors.image.train import TrainProgress
 from swarmfuse.extractors.image.preprocess import MEAN, STD
 
 
@@ -97,15 +101,56 @@ def test_efficientnet_lite0_is_pretrained_with_1280_d_features(emoji_paths):
     assert torch.softmax(logits, 1).max(1).values.mean() > 0.2
 
 
-def test_training_updates_the_backbone_and_logs_each_epoch(tmp_path):
+def test_training_updates_the_backbone_logs_each_epoch_and_never_uses_the_test_split(tmp_path):
     manifest = fetch_emoji()
+    small = dataclasses.replace(manifest, entities=manifest.entities[::10])
     torch.manual_seed(3)
     initial = build_resnet50_features(None).state_dict()
-    model = train_image_backbone(manifest, tmp_path, resolution=16, epochs=1, seed=3, batch_size=64)
+    # Every step: artists, augmentation, distillation, then an epoch of fine-tuning with quantisation noise.
+    recipe = ImageRecipe(epochs=1, seed=3, batch_size=32, teacher_resolution=32, quant_noise_epochs=1)
+    seen: list[TrainProgress] = []
+    model = train_image_backbone(small, tmp_path, resolution=16, recipe=recipe, progress=seen.append)
     assert not model.training
     assert not torch.equal(model.state_dict()["conv1.weight"], initial["conv1.weight"])
     log = json.loads((tmp_path / "image_train.json").read_text())
-    assert log["resolution"] == 16 and [e["epoch"] for e in log["epochs"]] == [1]
-    assert 0.0 <= log["best_val_accuracy"] <= 1.0 and log["epochs"][0]["train_loss"] > 0
+    assert log["resolution"] == 16 and [e["epoch"] for e in log["epochs"]] == [1, 2]
+    assert [e["quant_noise"] for e in log["epochs"]] == [False, True]
+    assert 0.0 <= log["best_val_accuracy"] <= 1.0
+    assert log["epochs"][0]["ce_loss"] > 0 and log["epochs"][0]["distill_loss"] > 0
+    assert seen and seen[-1].step == seen[-1].steps and seen[-1].epoch == seen[-1].epochs == 2
+    # The pool: labels only for training entities, validation entities unlabelled, nothing of the test split.
+    pool, n = log["pool"], {split: len(small.split(split)) for split in ("train", "val")}
+    artists = {key.split("/")[0] for key in pool}
+    assert artists == {"google", "apple", "twitter", "facebook"}
+    assert pool["google/labelled"] == n["train"] and pool["google/unlabelled"] == n["val"]
+    for artist in artists:  # another artist may lack a few entities, never has more
+        assert pool[f"{artist}/labelled"] <= n["train"] and pool[f"{artist}/unlabelled"] <= n["val"]
+    assert sum(pool.values()) > 3 * (n["train"] + n["val"])
+
+
+def test_a_recipe_needs_an_epoch_a_batch_of_two_and_no_negative_noise_epochs():
     with pytest.raises(ValueError, match="epochs must be at least 1"):
-        train_image_backbone(manifest, tmp_path, epochs=0)
+        ImageRecipe(epochs=0)
+    with pytest.raises(ValueError, match="batch size must be at least 2"):
+        ImageRecipe(batch_size=1)
+    with pytest.raises(ValueError, match="quant_noise_epochs must be 0 or more, got -1"):
+        ImageRecipe(quant_noise_epochs=-1)
+
+
+def test_quantisation_noise_is_half_a_step_of_each_tensors_range_in_training_only():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU()).train()
+    x = torch.randn(4, 3, 8, 8)
+    clean_norm = net[1](net[0](x)).detach()
+    clean = net(x).detach()
+    with quantisation_noise(net):
+        noisy = net(x)
+        assert torch.equal(net.eval()(x), net(x))  # no noise outside training
+        net.train()
+    # The norm's output and the ReLU's each get uniform noise of one step of their own range.
+    bound = ((clean_norm.max() - clean_norm.min()) + (clean.max() - clean.min())) / LEVELS / 2
+    error = (noisy.detach() - clean).abs().max()
+    assert 0 < error <= bound * 1.001
+    noisy.sum().backward()  # additive: gradients flow unchanged
+    assert net[0].weight.grad.abs().sum() > 0
+    assert torch.equal(net(x).detach(), clean)  # hooks removed on exit

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from torch import nn
@@ -72,6 +73,13 @@ def test_static_int8_is_smaller_and_close_to_fp32(resnet_onnx, real_pixels, tmp_
     int8 = FeatureExtractor.from_onnx(tmp_path / "int8.onnx").run(real_pixels)
     corr = np.corrcoef(fp32.ravel(), int8.ravel())[0, 1]
     assert corr > 0.9
+    # Convolutions run in INT8; the pooled features are not rounded to 8 bits.
+    graph = onnx.load(str(tmp_path / "int8.onnx")).graph
+    quantised_inputs = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert convs and all(n.input[0] in quantised_inputs and n.input[1] in quantised_inputs for n in convs)
+    (pool,) = [n for n in graph.node if n.op_type == "GlobalAveragePool"]
+    assert not [n for n in graph.node if n.op_type == "QuantizeLinear" and pool.output[0] in n.input]
 
 
 def test_dynamic_int8_keeps_an_lstm_close_to_fp32(tmp_path):

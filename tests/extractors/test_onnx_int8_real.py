@@ -8,8 +8,9 @@ from swarmfuse.extractors.int8_cost import measure
 
 pytestmark = pytest.mark.slow
 
-# Documented bound (accuracy points lost by a linear probe fed INT8 instead of FP32 features).
-MAX_COST = 0.03
+# Documented bound (accuracy lost by a linear probe fed INT8 instead of FP32 features): one point. Measured with
+# the default extractors: image 0.70 (0.740 -> 0.733), text 0.35, concatenated -1.05 points.
+MAX_COST = 0.01
 
 
 @pytest.fixture(scope="module")
