@@ -2,24 +2,24 @@
 # The main job, end to end, on a fresh machine: set-up, then three data centres run one multimodal fusion
 # round on a local network of the default ledger engine (Fabric when a release is configured, the
 # embedded engine otherwise): DC1 holds the labels, DC2 the texts, DC3 the images (the emoji data);
-# extractors trained or loaded from the cache (AWD-LSTM for texts; EfficientNet-Lite0 or ResNet50 for
+# extractors trained or loaded from the cache (AWD-LSTM for texts; ResNet50, or EfficientNet-Lite0, for
 # images) and run with ONNX Runtime; a report (HTML + PNG) of the fused model against its baselines.
 # Usage: scripts/demo.sh [--out DIR] [--home DIR] [--port-base N] [--engine auto|embedded|fabric]
-#                        [--image-backbone efficientnet_lite0|resnet50] [--keep-running]
+#                        [--image-backbone resnet50|efficientnet_lite0] [--keep-running]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 say() { printf '\033[1m[demo]\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31m[demo] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
-out=$root/demo-report home="" port_base=27000 engine=auto backbone=efficientnet_lite0 keep=()
+out=$root/demo-report home="" port_base=27000 engine=auto backbone=resnet50 keep=()
 while (($#)); do
   case $1 in
     --out) out=${2:?--out needs a folder}; shift ;;
     --home) home=${2:?--home needs a folder}; shift ;;
     --port-base) port_base=${2:?--port-base needs a number}; shift ;;
     --engine) engine=${2:?--engine needs auto, embedded or fabric}; shift ;;
-    --image-backbone) backbone=${2:?--image-backbone needs efficientnet_lite0 or resnet50}; shift ;;
+    --image-backbone) backbone=${2:?--image-backbone needs resnet50 or efficientnet_lite0}; shift ;;
     --keep-running) keep=(--keep-running) ;;
     *) die "unknown argument: $1 (see the usage at the top of scripts/demo.sh)" ;;
   esac

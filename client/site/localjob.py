@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 logger = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -45,7 +45,7 @@ class JobConfig:
     task: str = "emoji"
     engine: str = "auto"
     port_base: int = 27000
-    image_backbone: str = "efficientnet_lite0"
+    image_backbone: str = "resnet50"
     coverage: float = 0.9
     round_id: str = "round-1"
     round_timeout_s: float = 1800.0
@@ -108,6 +108,7 @@ def run_job(config: JobConfig) -> JobReport:
     from swarmfuse.client.site.site import Site
     from swarmfuse.extractors.bundle import export_bundles
     from swarmfuse.extractors.data import PartitionConfig, fetch_emoji, partition
+    from swarmfuse.extractors.image.progress import columns, training_bar
     from swarmfuse.extractors.pipeline import ImageConfig, PipelineConfig
     from swarmfuse.network import tasks
     from swarmfuse.network.control import Network
@@ -117,7 +118,7 @@ def run_job(config: JobConfig) -> JobReport:
     config.out.mkdir(parents=True, exist_ok=True)
     network = Network(config.home)
     agents: dict[str, subprocess.Popen[bytes]] = {}
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
+    progress = Progress(*columns(), console=console)
     try:
         with progress:
             with _stage(report, progress, "network up"):
@@ -136,7 +137,7 @@ def run_job(config: JobConfig) -> JobReport:
                                                                 label_coverage=config.coverage))
             with _stage(report, progress, "extractors (train or load, ONNX export)"):
                 pipeline = PipelineConfig(image=ImageConfig(backbone=config.image_backbone))
-                bundles = export_bundles(config.out / "bundles", pipeline)
+                bundles = export_bundles(config.out / "bundles", pipeline, training_bar(progress))
                 for org, modality in ORGS.items():
                     if modality in bundles:
                         install_extractor(Site(network.home, org, config.task), modality, bundles[modality])
@@ -269,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, required=True, help="network home")
     parser.add_argument("--engine", default="auto", help="auto, embedded or fabric")
     parser.add_argument("--port-base", type=int, default=27000)
-    parser.add_argument("--image-backbone", default="efficientnet_lite0", help="efficientnet_lite0 or resnet50")
+    parser.add_argument("--image-backbone", default="resnet50",
+                        help="resnet50 (trained here once per machine) or efficientnet_lite0 (pretrained)")
     parser.add_argument("--keep-running", action="store_true", help="leave the network and the agents running")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
