@@ -52,9 +52,10 @@ def int8_features(result: PipelineResult, config: PipelineConfig) -> tuple[np.nd
             _batched(FeatureExtractor.from_onnx(text_int8), ids))
 
 
-def measure(config: PipelineConfig = PipelineConfig()) -> dict[str, AccuracyCost]:
-    """Probe accuracy on FP32 and INT8 features for ``image``, ``text`` and ``concat``."""
-    result = build_features(config)
+def measure(config: PipelineConfig = PipelineConfig(), result: PipelineResult | None = None) -> dict[str, AccuracyCost]:
+    """Probe accuracy on FP32 and INT8 features for ``image``, ``text`` and ``concat``; ``result`` is the
+    pipeline's result for ``config`` when the caller has it already."""
+    result = result or build_features(config)
     fs = result.features
     image8, text8 = int8_features(result, config)
     train, test = fs.mask("train"), fs.mask("test")

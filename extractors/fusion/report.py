@@ -121,6 +121,7 @@ def write_report(fs: FeatureSet, runs: list[MethodRun], out_dir: Path, context: 
     out_dir.mkdir(parents=True, exist_ok=True)
     scores = score(fs, runs)
     head_sha = runs[0].fusion_head.save(out_dir / "fusion_head.npz")
+    over_best = margins(scores)
     _bar_chart(scores, out_dir / "methods.png")
     _confusion(fs, runs[0].probabilities["intermediate"], out_dir / "confusion_intermediate.png",
                f"intermediate fusion, test split, seed {runs[0].seed}")
@@ -128,7 +129,7 @@ def write_report(fs: FeatureSet, runs: list[MethodRun], out_dir: Path, context: 
            "fusion_head": {"file": "fusion_head.npz", "sha256": head_sha}, "context": context,
            "methods": {m: asdict(s) for m, s in scores.items()},
            "over_best_single_modality": {m: {"per_seed": g.per_seed, "mean": g.mean, "min": g.minimum, "wins": g.wins}
-                                         for m, g in margins(scores).items()},
+                                         for m, g in over_best.items()},
            "image_steps": image_steps, "image_steps_note": image_steps_note if image_steps is None else ""}
     (out_dir / "report.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
     lines = ["# Fusion evaluation", "", f"Seeds {doc['seeds']}, {doc['test_entities']} test entities.", "",
@@ -138,7 +139,7 @@ def write_report(fs: FeatureSet, runs: list[MethodRun], out_dir: Path, context: 
     lines += ["", "Fusion over the best single modality (per seed, the better of text-only and image-only):", "",
               "| method | margin mean | margin min | wins on every seed |", "|---|---|---|---|"]
     lines += [f"| {m} | {g.mean:+.3f} | {g.minimum:+.3f} | {'yes' if g.wins else 'no'} |"
-              for m, g in margins(scores).items()]
+              for m, g in over_best.items()]
     image = context.get("pipeline", {}).get("image", {})
     if "train_seconds" in image:
         lines += ["", f"Image extractor: {image.get('backbone')} at {image.get('resolution')} px, trained in "

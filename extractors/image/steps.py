@@ -168,7 +168,7 @@ def measure_steps(out: Path, seeds: tuple[int, ...] = (0, 1, 2), resolution: int
             result = build_features(config, progress=report)
             scores = score(result.features, [run_methods(result.features, s) for s in seeds])
             image = scores["image_only"].accuracy_mean
-            int8 = measure(config)["image"]
+            int8 = measure(config, result)["image"]
             seconds = float(result.summary["image"]["train_seconds"])
             ci = seconds - (previous["train_seconds"] if previous else seconds)
             if step.recipe.artists and not (previous and previous["recipe"]["artists"]):
