@@ -64,9 +64,12 @@ class PipelineConfig:
 
 @dataclass(frozen=True)
 class PipelineResult:
+    """The features, their ``summary.json`` and cache folder, and the text extractor's cache folder name."""
+
     features: FeatureSet
     summary: dict
     folder: Path
+    text_extractor: str
 
 
 def _image_key(config: ImageConfig, manifest: Manifest) -> str:
@@ -134,7 +137,7 @@ def build_features(config: PipelineConfig = PipelineConfig(), batch_size: int = 
             _extract(manifest, text, image_module, config.image, scratch, batch_size, text.report, image_report)
     try:
         return PipelineResult(FeatureSet.load(folder / "features.npz"), json.loads((folder / "summary.json").read_text()),
-                              folder)
+                              folder, text_dir.name)
     except (OSError, ValueError, KeyError) as exc:
         raise DataError(f"cached features in {folder} are unreadable ({exc}); delete the folder to rebuild") from exc
 

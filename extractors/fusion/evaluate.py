@@ -12,8 +12,9 @@ from swarmfuse.extractors.image.train import ProgressCallback
 from swarmfuse.extractors.pipeline import PipelineConfig, build_features
 
 
-def _image_steps(config: PipelineConfig) -> tuple[dict | None, str]:
-    """The measured step table when its last step is the image extractor evaluated here, else why not."""
+def _image_steps(config: PipelineConfig, text_extractor: str) -> tuple[dict | None, str]:
+    """The measured step table when its last step is the image extractor evaluated here and it was measured with
+    the text extractor ``text_extractor`` (a cache folder name), else why not."""
     image = config.image
     if image.backbone != "resnet50":
         return None, (f"Not applicable: the image extractor here is the pretrained {image.backbone}; the table "
@@ -21,7 +22,7 @@ def _image_steps(config: PipelineConfig) -> tuple[dict | None, str]:
     if image.weights:
         return None, ("Not applicable: the ResNet50 here starts from a user-supplied weight file; the table "
                       "measures training from scratch.")
-    return measured_steps(image.resolution, image.recipe)
+    return measured_steps(image.resolution, image.recipe, text_extractor)
 
 
 def evaluate_fusion(out_dir: Path, seeds: tuple[int, ...] = (0, 1, 2), config: PipelineConfig = PipelineConfig(),
@@ -37,5 +38,5 @@ def evaluate_fusion(out_dir: Path, seeds: tuple[int, ...] = (0, 1, 2), config: P
     runs = [run_methods(result.features, seed) for seed in seeds]
     context = {"pipeline": result.summary, "features_folder": str(result.folder),
                "features_seconds_this_run": features_seconds, "heads_seconds": time.perf_counter() - start}
-    steps, steps_note = _image_steps(config)
+    steps, steps_note = _image_steps(config, result.text_extractor)
     return write_report(result.features, runs, out_dir, context, steps, steps_note)

@@ -63,7 +63,8 @@ def table_lines(doc: dict) -> list[str]:
     load = doc["load_average"]
     lines = [f"Measured {doc['measured_at']} on {doc['cpu_count']} CPU cores, {doc['torch_threads']} torch threads "
              f"(load average {load[0]:.1f} at the start, {load[1]:.1f} at the end: other work on the machine "
-             f"slows training), {doc['resolution']} px, fusion-head seeds {doc['seeds']}, test split. Training "
+             f"slows training), {doc['resolution']} px, fusion-head seeds {doc['seeds']}, text extractor "
+             f"`{doc.get('text_extractor', 'not recorded')}`, test split. Training "
              "seconds are cold (recorded when the step was first trained and cached). A fresh machine's CI trains "
              "only the last step's recipe: a step's CI seconds are its training seconds minus the previous "
              "step's, plus the cold download of the images it adds. INT8 cost: test accuracy lost by a linear probe "
@@ -98,9 +99,10 @@ def rich_table(doc: dict, title: str) -> Table:
     return table
 
 
-def measured_steps(resolution: int, recipe: ImageRecipe) -> tuple[dict | None, str]:
-    """The measured step table whose last step is the extractor trained at ``resolution`` by ``recipe`` and
-    ``""``; or ``None`` and a sentence for the report saying why there is none."""
+def measured_steps(resolution: int, recipe: ImageRecipe, text_extractor: str) -> tuple[dict | None, str]:
+    """The measured step table whose last step is the extractor trained at ``resolution`` by ``recipe``, measured
+    with the text extractor cached as ``text_extractor`` (its fusion column depends on it), and ``""``; or
+    ``None`` and a sentence for the report saying why there is none."""
     path = steps_cache_file()
     how = f"run `scripts/bench_image_extractor.sh` to measure it (it trains each of the {len(recipe_steps())} steps once)"
     if not path.exists():
@@ -114,6 +116,9 @@ def measured_steps(resolution: int, recipe: ImageRecipe) -> tuple[dict | None, s
     if not same:
         return None, (f"The measured table {path} ends with another recipe ({last['resolution']} px, "
                       f"`{last['recipe']}`) than this extractor's: {how}.")
+    if doc.get("text_extractor") != text_extractor:
+        return None, (f"The measured table {path} was measured with another text extractor "
+                      f"({doc.get('text_extractor', 'not recorded')}, here {text_extractor}): {how}.")
     return doc, ""
 
 
@@ -187,6 +192,7 @@ def measure_steps(out: Path, seeds: tuple[int, ...] = (0, 1, 2), resolution: int
             doc = {"measured_at": time.strftime("%Y-%m-%d %H:%M %Z"), "cpu_count": os.cpu_count(),
                    "torch_threads": torch.get_num_threads(), "load_average": [load_start, os.getloadavg()[0]],
                    "resolution": resolution, "seeds": list(seeds), "artists_fetch_seconds": fetch_seconds,
+                   "text_extractor": result.text_extractor,
                    "complete": len(rows) == len(steps), "steps": rows}
             _write(doc, out)  # after every step, so a long run leaves its finished steps behind
     return doc

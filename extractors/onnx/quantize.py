@@ -1,9 +1,11 @@
 """INT8 quantisation of an ONNX model with ``onnxruntime.quantization``.
 
 With calibration data: static QDQ quantisation, per-channel INT8 weights and UINT8 activations whose
-ranges come from the calibration batches (suits convolutional networks). Global average pooling stays in
-FP32: it costs next to nothing, and rounding the pooled features to one 8-bit range for all channels would
-erase the channels far smaller than the largest. Without: dynamic quantisation
+ranges come from the calibration batches (suits convolutional networks). Global average pooling and every
+node after it (flattening, any arithmetic on the pooled features) stay in FP32: they cost next to nothing, and
+rounding the pooled features to one 8-bit range for all channels would erase the channels far smaller than
+the largest.
+Without: dynamic quantisation
 of the weights (MatMul/Gemm/LSTM), activations quantised at run time (suits recurrent networks).
 """
 
@@ -53,11 +55,10 @@ def quantize_int8(src: Path, dst: Path, calibration: Iterable[np.ndarray] | None
                 quantize_dynamic(prepared, out, weight_type=QuantType.QInt8)
             else:
                 graph = onnx.load(str(prepared), load_external_data=False).graph
-                pooling = [n.name for n in graph.node if n.op_type == "GlobalAveragePool"]
                 quantize_static(prepared, out, _Batches(graph.input[0].name, calibration),
                                 quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
                                 activation_type=QuantType.QUInt8, calibrate_method=CalibrationMethod.MinMax,
-                                nodes_to_exclude=pooling)
+                                nodes_to_exclude=_pooling_and_after(graph))
         except Exception as exc:
             raise OnnxError(f"cannot quantise {src}: {exc}") from exc
         os.replace(out, dst)
@@ -65,3 +66,14 @@ def quantize_int8(src: Path, dst: Path, calibration: Iterable[np.ndarray] | None
     log.info("quantised %s to %s (%s, sha256 %s)", src.name, dst, "static QDQ" if calibration is not None
              else "dynamic", sha)
     return sha
+
+
+def _pooling_and_after(graph: onnx.GraphProto) -> list[str]:
+    """Names of the global average pooling nodes and of every node that uses their outputs, transitively."""
+    excluded: list[str] = []
+    tainted: set[str] = set()
+    for node in graph.node:  # ONNX graphs are stored in topological order
+        if node.op_type == "GlobalAveragePool" or tainted.intersection(node.input):
+            excluded.append(node.name)
+            tainted.update(node.output)
+    return excluded

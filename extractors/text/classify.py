@@ -19,7 +19,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """Classifier fine-tuning: Adam with a smaller rate for the pre-trained encoder; best epoch on val."""
+    """Classifier fine-tuning: Adam with a smaller rate for the pre-trained encoder; best epoch on val.
+
+    ``label_smoothing``: the fusion head learns from the training entities' features, which plain cross-entropy
+    fits to certainty, so the head trusts the text and gains little from the images; smoothing the labels raises
+    intermediate fusion (``scripts/bench_text_finetune.sh`` measures by how much).
+    """
 
     epochs: int = 25
     batch_size: int = 32
@@ -27,10 +32,13 @@ class FinetuneConfig:
     lr_encoder: float = 2e-3
     weight_decay: float = 1e-5
     dropout_scale: float = 0.5
+    label_smoothing: float = 0.2
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("fine-tuning needs at least one epoch and a positive batch size")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,8 @@ def finetune(encoder: AWDLSTMEncoder, n_classes: int, train: tuple[np.ndarray, n
         order = rng.permutation(len(x))
         for i in range(0, len(x), cfg.batch_size):
             batch = order[i : i + cfg.batch_size]
-            loss = F.cross_entropy(model(torch.from_numpy(x[batch])), torch.from_numpy(y[batch]))
+            loss = F.cross_entropy(model(torch.from_numpy(x[batch])), torch.from_numpy(y[batch]),
+                                   label_smoothing=cfg.label_smoothing)
             opt.zero_grad()
             loss.backward()
             opt.step()

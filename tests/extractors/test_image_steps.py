@@ -17,6 +17,9 @@ from swarmfuse.extractors.pipeline import ImageConfig, PipelineConfig
 from test_fusion_head import FAST, synthetic
 
 
+TEXT = "text-0123456789abcdef"  # the text extractor's cache folder the table was measured with
+
+
 def _row(step, accuracy: float, seconds: float, ci: float) -> dict:
     return {"step": step.name, "recipe": dataclasses.asdict(step.recipe), "resolution": 64, "train_seconds": seconds,
             "ci_seconds_added": ci, "image_only_mean": accuracy, "image_only_std": 0.01, "added": 0.0,
@@ -25,7 +28,8 @@ def _row(step, accuracy: float, seconds: float, ci: float) -> dict:
 
 def _doc(rows: list[dict], complete: bool = True) -> dict:
     return {"measured_at": "2026-12-05 07:00 UTC", "cpu_count": 2, "torch_threads": 2, "load_average": [0.5, 0.7],
-            "resolution": 64, "seeds": [0, 1, 2], "artists_fetch_seconds": 12.0, "complete": complete, "steps": rows}
+            "resolution": 64, "seeds": [0, 1, 2], "artists_fetch_seconds": 12.0, "text_extractor": TEXT,
+            "complete": complete, "steps": rows}
 
 
 @pytest.fixture
@@ -46,19 +50,21 @@ def test_steps_add_one_thing_each_and_end_at_the_default_recipe():
 
 
 def test_the_measured_table_is_found_only_for_the_extractor_it_ends_with(cache, tmp_path):
-    doc, note = measured_steps(64, ImageRecipe())
+    doc, note = measured_steps(64, ImageRecipe(), TEXT)
     assert doc is None and "Not measured on this machine yet" in note and "bench_image_extractor.sh" in note
     steps = recipe_steps()
     measured = _doc([_row(s, 0.5 + 0.05 * i, 100.0 * (i + 1), 100.0) for i, s in enumerate(steps)])
     _write(measured, tmp_path / "bench")
     assert steps_cache_file().is_relative_to(cache) and json.loads(steps_cache_file().read_text()) == measured
     assert "| + augmentation" in (tmp_path / "bench" / "image_steps.md").read_text()
-    assert measured_steps(64, ImageRecipe()) == (measured, "")
+    assert measured_steps(64, ImageRecipe(), TEXT) == (measured, "")
     for resolution, recipe in ((48, ImageRecipe()), (64, dataclasses.replace(ImageRecipe(), epochs=99))):
-        doc, note = measured_steps(resolution, recipe)
+        doc, note = measured_steps(resolution, recipe, TEXT)
         assert doc is None and "ends with another recipe" in note
+    doc, note = measured_steps(64, ImageRecipe(), "text-fedcba9876543210")  # its fusion column is another's
+    assert doc is None and f"another text extractor ({TEXT}, here text-fedcba9876543210)" in note
     for config in (ImageConfig(backbone="efficientnet_lite0"), ImageConfig(weights="/some/resnet50.pth")):
-        doc, note = _image_steps(PipelineConfig(image=config))
+        doc, note = _image_steps(PipelineConfig(image=config), TEXT)
         assert doc is None and note.startswith("Not applicable")
 
 

@@ -82,6 +82,32 @@ def test_static_int8_is_smaller_and_close_to_fp32(resnet_onnx, real_pixels, tmp_
     assert not [n for n in graph.node if n.op_type == "QuantizeLinear" and pool.output[0] in n.input]
 
 
+class _TwoViews(nn.Module):
+    """Pooled features of an image and of its mirror image, averaged: computation after the pooling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.trunk(x) + self.trunk(torch.flip(x, dims=(3,)))) / 2
+
+
+def test_static_int8_keeps_everything_after_the_pooling_in_fp32(real_pixels, tmp_path):
+    torch.manual_seed(0)
+    model = _TwoViews().eval()
+    export_onnx(model, (torch.from_numpy(real_pixels[:2]),), tmp_path / "two.onnx", ["x"], ["y"], AXES)
+    quantize_int8(tmp_path / "two.onnx", tmp_path / "two8.onnx", [real_pixels[i : i + 8] for i in range(0, 32, 8)])
+    graph = onnx.load(str(tmp_path / "two8.onnx")).graph
+    assert any(n.op_type == "QuantizeLinear" for n in graph.node)  # the convolutions are quantised
+    pooled: set[str] = set()
+    for node in graph.node:  # the pooled features, their flattening and the average of the two views
+        if node.op_type == "GlobalAveragePool" or pooled.intersection(node.input):
+            assert node.op_type != "QuantizeLinear", node
+            pooled.update(node.output)
+    assert graph.output[0].name in pooled
+
+
 def test_dynamic_int8_keeps_an_lstm_close_to_fp32(tmp_path):
     torch.manual_seed(0)
     model = TextFeatures(AWDLSTMEncoder(AWDConfig(vocab_size=500, emb_size=32, hidden_size=64, layers=2))).eval()

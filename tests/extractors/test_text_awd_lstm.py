@@ -129,6 +129,12 @@ def test_vocab_tokenises_pads_and_truncates():
     assert vocab.itos == ("<pad>", "<unk>", "<eos>", "zebra", "c", "a")
     ids = vocab.encode_batch(["c a b", "a " * 10], max_len=4)
     assert ids.dtype == np.int64 and ids.tolist() == [[4, 5, 1, 2], [5, 5, 5, 5]]
-    with pytest.raises(ValueError):
-        from swarmfuse.extractors.text.classify import FinetuneConfig
+
+
+def test_finetune_config_rejects_bad_values():
+    from swarmfuse.extractors.text.classify import FinetuneConfig
+    with pytest.raises(ValueError, match="epoch"):
         FinetuneConfig(epochs=0)
+    for smoothing in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="label_smoothing"):
+            FinetuneConfig(label_smoothing=smoothing)
