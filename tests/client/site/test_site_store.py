@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sqlite3
 import sys
 import threading
 import time
@@ -27,6 +28,7 @@ from swarmfuse.client.site.store import (
     MIGRATIONS, Action, ActionStatus, ArtefactStatus, Base, Direction, Modality, SqlCheckpointer, Store, StoreError,
     alembic_config, head_revision, site_dir,
 )
+from swarmfuse.client.site.store.db import _enable_wal
 
 TABLES = {"datasets", "events_checkpoint", "rounds", "artefacts", "actions"}
 SHA_A, SHA_B, SHA_C = "a" * 64, "b" * 64, "c" * 64
@@ -325,3 +327,29 @@ def test_sql_checkpointer_resumes_where_it_left_off(db_url: str) -> None:
         assert SqlCheckpointer(reopened, "task1", "other").position == Position()
         with reopened.session() as session:
             assert session.scalar(select(text("count(*)")).select_from(text("events_checkpoint"))) == 2
+
+
+class _BusyCursor:
+    """Answers ``database is locked`` to its first ``busy`` statements, then ``error`` (or nothing)."""
+
+    def __init__(self, busy: int, error: str | None = None) -> None:
+        self.busy, self.error, self.calls = busy, error, 0
+
+    def execute(self, sql: str) -> None:
+        self.calls += 1
+        if self.calls <= self.busy:
+            raise sqlite3.OperationalError("database is locked")
+        if self.error:
+            raise sqlite3.OperationalError(self.error)
+
+
+def test_switching_a_new_sqlite_database_to_wal_waits_for_the_other_connections() -> None:
+    # SQLite answers at once, without its busy handler, when another connection is switching the same new
+    # database to WAL mode; the store retries instead of failing to open.
+    cursor = _BusyCursor(busy=3)
+    _enable_wal(cursor)  # type: ignore[arg-type]
+    assert cursor.calls == 4
+    broken = _BusyCursor(busy=1, error="disk I/O error")
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        _enable_wal(broken)  # type: ignore[arg-type]
+    assert broken.calls == 2
