@@ -21,12 +21,18 @@ from torch import nn
 
 @dataclass(frozen=True)
 class HeadConfig:
-    """MLP width, regularisation and schedule."""
+    """MLP width, regularisation and schedule.
+
+    ``weight_decay`` (L2 in Adam) was chosen on the validation split: over three text-extractor trainings, the
+    intermediate head's mean validation accuracy was 0.793 / 0.810 / 0.817 / 0.822 / 0.819 at 1e-4 / 1e-3 /
+    1e-2 / 3e-2 / 1e-1. The extractors' features fit the training entities closely, and a head that matches
+    them exactly leans on whichever modality fits them best.
+    """
 
     hidden: int = 256
     dropout: float = 0.3
     lr: float = 1e-3
-    weight_decay: float = 1e-4
+    weight_decay: float = 3e-2
     epochs: int = 60
     batch_size: int = 64
     patience: int = 10

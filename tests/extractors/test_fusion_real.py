@@ -15,24 +15,24 @@ from swarmfuse.extractors.pipeline import ImageConfig, PipelineConfig, build_fea
 
 pytestmark = pytest.mark.slow
 SEEDS = (0, 1, 2)
-# Measured over fusion-head seeds 0, 1, 2 with the default ResNet50 recipe (10 epochs on four artists' images with
-# augmentation and distillation, then 2 epochs of fine-tuning with quantisation noise; test split, 285
-# entities), per seed:
-#   text_only 0.789/0.786/0.800, image_only 0.716/0.730/0.726 (mean 0.724), early 0.839/0.835/0.839,
-#   late 0.828/0.846/0.828, intermediate 0.804/0.821/0.818, hybrid 0.818/0.832/0.814;
-#   margins over the better single modality (text on every seed): early +4.9/+4.9/+3.9, late +3.9/+6.0/+2.8,
-#   intermediate +1.4/+3.5/+1.8, hybrid +2.8/+4.6/+1.4 points.
-# Every fusion method wins on every seed. The smallest margin is +1.4 points (4 of the 285 test entities); two
-# trainings of the recipe that differ only in their fine-tuning moved a method's per-seed margin by up to 1.1
-# points, so the margin asserted is one test entity (0.35 points): a retrained extractor passes, a fusion that
-# only ties fails. Issue 13's goal of intermediate fusion 5 points above the best single modality is not met
-# (+2.2 mean): the intermediate head leans on the text features, which are fitted to the training entities.
+# Measured over fusion-head seeds 0, 1, 2 with the default extractors (ResNet50: 10 epochs on four artists' images
+# with augmentation and distillation, then 2 epochs of fine-tuning with quantisation noise; AWD-LSTM fine-tuned
+# with label smoothing 0.2) and the default head (weight decay 3e-2); test split, 285 entities; per seed:
+#   text_only 0.789/0.793/0.793, image_only 0.719/0.726/0.737 (mean 0.727), early 0.839/0.842/0.849,
+#   late 0.846/0.856/0.846, intermediate 0.853/0.839/0.849, hybrid 0.846/0.849/0.846;
+#   margins over the better single modality (text on every seed): early +4.9/+4.9/+5.6, late +5.6/+6.3/+5.3,
+#   intermediate +6.3/+4.6/+5.6 (mean +5.5), hybrid +5.6/+5.6/+5.3 points.
+# The spread: over three trainings of the text extractor (seeds 0, 1, 2; scripts/bench_text_finetune.sh) the
+# smallest per-seed margin of a method was +3.9 points (late) and intermediate fusion's mean margin was
+# +5.5/+5.4/+5.7. So every method must win on every seed by 3 points, and intermediate fusion by 4.5 on average
+# (issue 13's goal is 5): a retrained extractor passes, a fusion that gains little over text fails.
 WINNERS = {"early", "late", "intermediate", "hybrid"}
-FUSION_MARGIN = 1 / 285  # every method the report marks as winning, on every seed, over the better single modality
-IMAGE_ONLY_MEAN = 0.72  # issue 13's bar for the ResNet50 image-only accuracy over the three seeds (measured 0.724)
-IMAGE_ONLY_FLOOR = 0.70  # and on each seed (measured 0.716 at the lowest)
-# With the pretrained EfficientNet-Lite0 image extractor (seed 0): text_only 0.789, image_only 0.758,
-# intermediate 0.856, hybrid 0.860: the seed scheme's intermediate fusion beats each modality.
+FUSION_MARGIN = 0.03  # every method the report marks as winning, on every seed, over the better single modality
+INTERMEDIATE_MEAN_MARGIN = 0.045  # intermediate fusion (the published model) over it, averaged over the seeds
+IMAGE_ONLY_MEAN = 0.72  # issue 13's bar for the ResNet50 image-only accuracy over the three seeds (measured 0.727)
+IMAGE_ONLY_FLOOR = 0.70  # and on each seed (measured 0.719 at the lowest)
+# With the pretrained EfficientNet-Lite0 image extractor (seed 0): text_only 0.789, image_only 0.761,
+# intermediate 0.839, late 0.863: the seed scheme's intermediate fusion beats each modality.
 PRETRAINED_INTERMEDIATE_OVER_TEXT = 0.04
 PRETRAINED_INTERMEDIATE_OVER_IMAGE = 0.06
 
@@ -68,6 +68,7 @@ def test_fusion_beats_each_single_modality(report):
     assert won == WINNERS, claims
     for method in won:
         assert min(claims[method]["per_seed"]) >= FUSION_MARGIN, (method, claims[method])
+    assert np.mean(claims["intermediate"]["per_seed"]) >= INTERMEDIATE_MEAN_MARGIN, claims["intermediate"]
 
 
 def test_intermediate_fusion_beats_each_modality_with_a_pretrained_image_extractor():
