@@ -56,7 +56,10 @@ def int8_features(result: PipelineResult, config: PipelineConfig) -> tuple[np.nd
             _batched(FeatureExtractor.from_onnx(text_int8), ids))
 
 
-def _pairs(config: PipelineConfig, result: PipelineResult | None) -> tuple[FeatureSet, dict[str, tuple[np.ndarray, np.ndarray]]]:
+Pairs = dict[str, tuple[np.ndarray, np.ndarray]]  # features name -> (FP32, INT8) features of every entity
+
+
+def _pairs(config: PipelineConfig, result: PipelineResult | None) -> tuple[FeatureSet, Pairs]:
     """The FP32 features and (FP32, INT8) feature pairs for ``image``, ``text`` and ``concat``."""
     result = result or build_features(config)
     fs = result.features
@@ -68,16 +71,22 @@ def _pairs(config: PipelineConfig, result: PipelineResult | None) -> tuple[Featu
 def measure(config: PipelineConfig = PipelineConfig(), result: PipelineResult | None = None) -> dict[str, AccuracyCost]:
     """Linear-probe accuracy on FP32 and INT8 features for ``image``, ``text`` and ``concat``; ``result`` is the
     pipeline's result for ``config`` when the caller has it already."""
-    fs, pairs = _pairs(config, result)
-    train, test = fs.mask("train"), fs.mask("test")
-    return {name: probe_accuracy_cost(a, b, fs.labels, train, test) for name, (a, b) in pairs.items()}
+    return _probe_costs(*_pairs(config, result))
 
 
 def measure_heads(config: PipelineConfig = PipelineConfig(), result: PipelineResult | None = None,
                   seeds: tuple[int, ...] = (0, 1, 2)) -> dict[str, AccuracyCost]:
     """The fusion heads' test accuracy (mean over ``seeds``; trained on FP32 features as the methods train them)
     on FP32 and INT8 features for ``image`` (image-only head), ``text`` and ``concat`` (intermediate fusion)."""
-    fs, pairs = _pairs(config, result)
+    return _head_costs(*_pairs(config, result), seeds)
+
+
+def _probe_costs(fs: FeatureSet, pairs: Pairs) -> dict[str, AccuracyCost]:
+    train, test = fs.mask("train"), fs.mask("test")
+    return {name: probe_accuracy_cost(a, b, fs.labels, train, test) for name, (a, b) in pairs.items()}
+
+
+def _head_costs(fs: FeatureSet, pairs: Pairs, seeds: tuple[int, ...]) -> dict[str, AccuracyCost]:
     train, val, test = fs.mask("train"), fs.mask("val"), fs.mask("test")
     y = fs.labels
     costs = {}
@@ -90,8 +99,8 @@ def measure_heads(config: PipelineConfig = PipelineConfig(), result: PipelineRes
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
-    result = build_features(PipelineConfig())
-    measured = {"fusion heads (seeds 0, 1, 2)": measure_heads(result=result), "linear probe": measure(result=result)}
+    fs, pairs = _pairs(PipelineConfig(), None)
+    measured = {"fusion heads (seeds 0, 1, 2)": _head_costs(fs, pairs, (0, 1, 2)), "linear probe": _probe_costs(fs, pairs)}
     table = Table("features", "model", "FP32 accuracy", "INT8 accuracy", "cost (points)",
                   title="INT8 accuracy cost (test split, 9 groups)")
     for model, costs in measured.items():
