@@ -13,8 +13,9 @@ Two halves, in one module:
   ``export_bundles(out, PipelineConfig()) -> {"text": out/"text", "image": out/"image"}`` gets the extractors
   exactly as :func:`swarmfuse.extractors.pipeline.build_features` does (the pipeline's cached modules; nothing
   cached is retrained), exports each to ONNX, checks ONNX Runtime against torch on two real inputs, and writes
-  the bundle. Bundles are cached under ``<cache>/pipeline/bundle-<stage key>`` (the pipeline stage's own
-  config hash, e.g. ``bundle-text-9cd36bcded21c5cb``) and copied into ``out/<modality>/`` in one atomic
+  the bundle. Bundles are cached under ``<cache>/pipeline/bundle-<stage>-<weights>`` (the pipeline stage's
+  folder name and the first 16 hex digits of its trained weights' SHA-256, none for a pretrained backbone,
+  as ``bundle-text-<hash>-<16 hex digits>``) and copied into ``out/<modality>/`` in one atomic
   folder rename; a folder already holding the same, intact bundle is left untouched.
 * **run time** (needs only NumPy, Pillow and onnxruntime, the ``extract`` extra):
   ``load_bundle(folder).extract(values, base) -> float32 [n, feature_dim]``, values being texts or image paths
@@ -428,9 +429,10 @@ def load_bundle(folder: Path, providers: str | Sequence[str] = "auto", threads: 
 # Export (torch imported lazily)
 
 
-def bundle_cache_dir(source: str) -> Path:
-    """The cache folder of the bundle made from the pipeline stage ``source`` (e.g. ``text-<hash>``)."""
-    return cache_root() / "pipeline" / f"bundle-{source}"
+def bundle_cache_dir(source: str, weights_sha256: str | None) -> Path:
+    """The cache folder of the bundle made from the pipeline stage ``source`` (e.g. ``text-<hash>``) whose trained
+    weights have ``weights_sha256`` (``None``: a pretrained backbone)."""
+    return cache_root() / "pipeline" / f"bundle-{source}{f'-{weights_sha256[:16]}' if weights_sha256 else ''}"
 
 
 def _intact(folder: Path) -> ExtractorBundle | None:
@@ -451,21 +453,28 @@ def export_bundles(out: Path, config: "PipelineConfig | None" = None,
     """Bundles of both extractors of ``config`` in ``out/text`` and ``out/image``; cached (see the module doc).
     ``progress`` hears about each step of an image-extractor training (a cold ResNet50)."""
     from swarmfuse.extractors.data import fetch_emoji
-    from swarmfuse.extractors.pipeline import PipelineConfig, image_extractor_dir
-    from swarmfuse.extractors.text.extractor import text_extractor_dir
+    from swarmfuse.extractors.pipeline import PipelineConfig, image_extractor, image_extractor_dir, weights_sha256
+    from swarmfuse.extractors.text.extractor import cached_text_extractor, text_extractor_dir
 
     config = config or PipelineConfig()
     manifest = fetch_emoji()
-    sources = {"text": text_extractor_dir(manifest, config.text).name,
-               "image": image_extractor_dir(manifest, config.image).name}
+    stages = {"text": text_extractor_dir(manifest, config.text), "image": image_extractor_dir(manifest, config.image)}
     result = {}
     for modality in MODALITIES:
-        cached = bundle_cache_dir(sources[modality])
+        stage = stages[modality]
+        weights = weights_sha256(stage)
+        if weights is None:  # not trained yet (or pretrained): obtain it first, so the key has its weights
+            if modality == "text":
+                cached_text_extractor(manifest, config.text)
+            else:
+                image_extractor(manifest, config.image, progress)
+            weights = weights_sha256(stage)
+        cached = bundle_cache_dir(stage.name, weights)
         bundle = _intact(cached)
         if bundle is None:
             start = time.perf_counter()
             with atomic_dir(cached) as scratch:
-                _export(modality, manifest, config, sources[modality], scratch, progress)
+                _export(modality, manifest, config, stage.name, scratch, progress)
             bundle = ExtractorBundle.read(cached)
             log.info("exported the %s bundle to %s in %.1f s", modality, cached, time.perf_counter() - start)
         result[modality] = _install(cached, bundle, Path(out) / modality)

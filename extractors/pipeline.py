@@ -10,7 +10,9 @@ Stages (each in its own cache folder under ``<cache root>/pipeline``, written at
    execution provider and the timings.
 
 A hash covers the stage's configuration, the pinned data sources (with the other artists' image packages
-when the recipe uses them) and the hashes of the stages it uses.
+when the recipe uses them) and the stages it uses: their folder names and, for ``features-<hash>``, the SHA-256
+of the trained weights in them, so features are never served for weights they were not computed with (a stage
+trained again, by newer training code, keeps its name).
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ def build_features(config: PipelineConfig = PipelineConfig(), batch_size: int = 
     manifest = fetch_emoji()
     text, text_dir = cached_text_extractor(manifest, config.text)
     image_module, image_dir, image_report = image_extractor(manifest, config.image, progress)
-    folder = cache_root() / "pipeline" / f"features-{config_hash(text_dir.name, image_dir.name, RAW_IMAGE_SIZE)}"
+    folder = features_dir(text_dir, image_dir)
     if not (folder / "summary.json").exists():
         with atomic_dir(folder) as scratch:
             _extract(manifest, text, image_module, config.image, scratch, batch_size, text.report, image_report)
@@ -140,6 +142,25 @@ def build_features(config: PipelineConfig = PipelineConfig(), batch_size: int = 
                               folder, text_dir.name)
     except (OSError, ValueError, KeyError) as exc:
         raise DataError(f"cached features in {folder} are unreadable ({exc}); delete the folder to rebuild") from exc
+
+
+WEIGHT_FILES = ("classifier.pt", "backbone.pt")  # the trained weights in a text-<hash> / image-<hash> stage
+
+
+def weights_sha256(stage_dir: Path) -> str | None:
+    """SHA-256 of the trained weights cached in an extractor's stage folder; ``None`` when there are none (a
+    pretrained backbone, or a stage not trained yet)."""
+    for name in WEIGHT_FILES:
+        if (stage_dir / name).is_file():
+            return sha256_file(stage_dir / name)
+    return None
+
+
+def features_dir(text_dir: Path, image_dir: Path) -> Path:
+    """The cache folder of the features computed by the extractors cached in ``text_dir`` and ``image_dir``:
+    keyed by their names and by the SHA-256 of their trained weights."""
+    weights = [weights_sha256(text_dir), weights_sha256(image_dir)]
+    return cache_root() / "pipeline" / f"features-{config_hash(text_dir.name, image_dir.name, weights, RAW_IMAGE_SIZE)}"
 
 
 def export_text_onnx(text: TextExtractor, example_ids: np.ndarray, path: Path) -> str:
