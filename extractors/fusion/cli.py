@@ -11,6 +11,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from swarmfuse.extractors.data.cache import DataError
+from swarmfuse.extractors.seeds import parse_seeds
 
 app = typer.Typer(no_args_is_help=True, help="Fuse text and image features; compare with the baselines.")
 console = Console()
@@ -18,12 +19,9 @@ console = Console()
 
 def _seeds(text: str) -> tuple[int, ...]:
     try:
-        seeds = tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise typer.BadParameter(f"seeds must be comma-separated integers, got {text!r}") from None
-    if not seeds:
-        raise typer.BadParameter("give at least one seed")
-    return seeds
+        return parse_seeds(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command()

@@ -26,6 +26,7 @@ from rich.table import Table
 
 from swarmfuse.extractors.data import cache_root
 from swarmfuse.extractors.image.train import ImageRecipe, TrainProgress
+from swarmfuse.extractors.seeds import seeds_argument
 
 log = logging.getLogger(__name__)
 
@@ -212,12 +213,12 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("image-steps"), help="folder for image_steps.json/.md")
-    parser.add_argument("--seeds", default="0,1,2", help="fusion-head seeds, comma-separated")
+    parser.add_argument("--seeds", type=seeds_argument, default=(0, 1, 2), help="fusion-head seeds, comma-separated")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
-    doc = measure_steps(args.out, tuple(int(s) for s in args.seeds.split(",")))
+    doc = measure_steps(args.out, args.seeds)
     Console().print(rich_table(doc, "ResNet50 training steps (test split)"))
     print(f"steps written to {args.out / STEPS_FILE} and {steps_cache_file()}")
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from swarmfuse.extractors.seeds import seeds_argument
 from swarmfuse.extractors.text.classify import FinetuneConfig
 from swarmfuse.extractors.text.extractor import TextConfig
 
@@ -88,14 +89,14 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("text-smoothing"), help="folder for text_smoothing.json/.md")
-    parser.add_argument("--text-seeds", default="0,1,2", help="text-extractor training seeds, comma-separated")
-    parser.add_argument("--head-seeds", default="0,1,2", help="fusion-head seeds, comma-separated")
+    parser.add_argument("--text-seeds", type=seeds_argument, default=(0, 1, 2),
+                        help="text-extractor training seeds, comma-separated")
+    parser.add_argument("--head-seeds", type=seeds_argument, default=(0, 1, 2), help="fusion-head seeds, comma-separated")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
-    seeds = tuple(int(s) for s in args.text_seeds.split(","))
-    doc = measure(seeds, tuple(int(s) for s in args.head_seeds.split(",")), (0.0, FinetuneConfig().label_smoothing))
+    doc = measure(args.text_seeds, args.head_seeds, (0.0, FinetuneConfig().label_smoothing))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / OUT_FILE).write_text(json.dumps(doc, indent=1) + "\n")
     (args.out / "text_smoothing.md").write_text("\n".join(["# Label smoothing in the text fine-tuning", "",
