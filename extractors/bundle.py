@@ -463,7 +463,8 @@ def export_bundles(out: Path, config: "PipelineConfig | None" = None,
     for modality in MODALITIES:
         stage = stages[modality]
         weights = weights_sha256(stage)
-        if weights is None:  # not trained yet (or pretrained): obtain it first, so the key has its weights
+        trained_here = modality == "text" or config.image.backbone == "resnet50"  # else pretrained: no weights
+        if weights is None and trained_here:  # not trained yet: train it first, so the key has its weights
             if modality == "text":
                 cached_text_extractor(manifest, config.text)
             else:

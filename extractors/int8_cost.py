@@ -19,8 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from swarmfuse.extractors.data import fetch_emoji
-from swarmfuse.extractors.fusion.head import train_head
-from swarmfuse.extractors.fusion.methods import FeatureSet
+from swarmfuse.extractors.fusion.methods import FeatureSet, fit_head
 from swarmfuse.extractors.image import preprocess_images
 from swarmfuse.extractors.onnx import FeatureExtractor, quantize_int8
 from swarmfuse.extractors.onnx.accuracy import AccuracyCost, probe_accuracy_cost
@@ -87,13 +86,12 @@ def _probe_costs(fs: FeatureSet, pairs: Pairs) -> dict[str, AccuracyCost]:
 
 
 def _head_costs(fs: FeatureSet, pairs: Pairs, seeds: tuple[int, ...]) -> dict[str, AccuracyCost]:
-    train, val, test = fs.mask("train"), fs.mask("val"), fs.mask("test")
-    y = fs.labels
+    test = fs.mask("test")
     costs = {}
     for name, (fp32, int8) in pairs.items():
-        heads = [train_head(fp32[train], y[train], fp32[val], y[val], len(fs.classes), seed) for seed in seeds]
-        costs[name] = AccuracyCost(*(float(np.mean([(h.predict_proba(x[test]).argmax(1) == y[test]).mean() for h in heads]))
-                                     for x in (fp32, int8)))
+        heads = [fit_head(fs, fp32, seed) for seed in seeds]
+        costs[name] = AccuracyCost(*(float(np.mean([(h.predict_proba(x[test]).argmax(1) == fs.labels[test]).mean()
+                                                    for h in heads])) for x in (fp32, int8)))
     return costs
 
 

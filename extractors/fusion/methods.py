@@ -63,7 +63,9 @@ class MethodRun:
     fusion_head: FusionHead
 
 
-def _head(fs: FeatureSet, x: np.ndarray, seed: int, config: HeadConfig) -> FusionHead:
+def fit_head(fs: FeatureSet, x: np.ndarray, seed: int, config: HeadConfig = HeadConfig()) -> FusionHead:
+    """A head on the rows of ``x`` (one per entity of ``fs``), trained as every method's head is: on the
+    training split, early-stopped on the validation split."""
     tr, va = fs.mask("train"), fs.mask("val")
     return train_head(x[tr], fs.labels[tr], x[va], fs.labels[va], len(fs.classes), seed, config)
 
@@ -77,7 +79,7 @@ def run_methods(fs: FeatureSet, seed: int, config: HeadConfig = HeadConfig()) ->
         "intermediate": np.concatenate([fs.text, fs.image], axis=1),
     }
     te = fs.mask("test")
-    heads = {name: _head(fs, x, seed, config) for name, x in inputs.items()}
+    heads = {name: fit_head(fs, x, seed, config) for name, x in inputs.items()}
     probs = {name: heads[name].predict_proba(x[te]) for name, x in inputs.items()}
     probs["late"] = (probs["text_only"] + probs["image_only"]) / 2
     probs["hybrid"] = (probs["intermediate"] + probs["late"]) / 2
