@@ -55,7 +55,7 @@ def _task_orgs(network: Network, task: str, org: str) -> tuple[Org, list[Org]]:
 @app.command()
 def invoke(
     name: str = typer.Argument(..., help="Task (channel) name."),
-    function: str = typer.Argument(..., help="Transaction, e.g. Sample:Put."),
+    function: str = typer.Argument(..., help="Transaction, e.g. Membership:Register."),
     args: list[str] = typer.Argument(None, help="Arguments, one string each."),
     org: str = typer.Option("DC1", "--org", help="Submit as this org's admin."),
     home: Path = HomeOption,
@@ -73,7 +73,7 @@ def invoke(
 @app.command()
 def query(
     name: str = typer.Argument(..., help="Task (channel) name."),
-    function: str = typer.Argument(..., help="Transaction, e.g. Sample:Get."),
+    function: str = typer.Argument(..., help="Transaction, e.g. Rounds:Get."),
     args: list[str] = typer.Argument(None, help="Arguments, one string each."),
     org: str = typer.Option("DC1", "--org", help="Evaluate on this org's peer, as its admin."),
     home: Path = HomeOption,

@@ -61,7 +61,7 @@ class FeatureSource(Protocol):
 
 
 class PeerLink(Protocol):
-    """How an agent talks to other sites off-chain (mutual TLS); see :mod:`swarmfuse.client.site.transport`."""
+    """How an agent talks to other sites off-chain (mutual TLS); see :mod:`swarmfuse.client.site.peers`."""
 
     def psi(self, endpoint: str, round_id: str, blinded: list[str]) -> dict[str, Any]: ...
 

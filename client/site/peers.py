@@ -10,6 +10,7 @@ import base64
 import logging
 import os
 import ssl
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,12 @@ class PeerError(RuntimeError):
 class HttpPeerLink:
     """The off-chain calls of :class:`~swarmfuse.client.site.agent.SiteAgent` over mutual TLS."""
 
-    def __init__(self, tls: SiteTls, timeout: float = 60.0, attempts: int = 4) -> None:
+    def __init__(self, tls: SiteTls, timeout: float = 60.0, attempts: int = 4,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        """``attempts`` per call on transport errors; ``transport`` replaces httpx's own (a proxy, a test double)."""
         context = ssl.create_default_context(cafile=str(tls.trust))
         context.load_cert_chain(str(tls.client_cert), str(tls.client_key))
-        self._client = httpx.Client(verify=context, timeout=timeout)
+        self._client = httpx.Client(verify=context, timeout=timeout, transport=transport)
         self._attempts = attempts
 
     def close(self) -> None:
@@ -43,10 +46,15 @@ class HttpPeerLink:
         return Retrying(retry=retry_if_exception_type(httpx.TransportError), stop=stop_after_attempt(self._attempts),
                         wait=wait_exponential(multiplier=0.5, max=5.0), reraise=True)
 
-    def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    def _call(self, method: str, url: str, body: Callable[[], Iterator[bytes]] | None = None,
+              **kwargs: Any) -> httpx.Response:
+        """One request, retried on transport errors; ``body`` makes the streamed content anew for each attempt
+        (a stream half-sent by a failed attempt cannot be sent again)."""
         try:
             for attempt in self._retrying():
                 with attempt:
+                    if body is not None:
+                        kwargs["content"] = body()
                     response = self._client.request(method, url, **kwargs)
         except httpx.TransportError as exc:
             raise PeerError(f"{method} {url}: {exc}") from exc
@@ -74,15 +82,16 @@ class HttpPeerLink:
         return self._call("GET", f"{endpoint}/status").json()
 
     def upload(self, endpoint: str, round_id: str, kind: str, path: Path) -> None:
-        """Stream ``path`` to the receiver, which keeps it only if it matches the on-chain record."""
+        """Stream ``path`` to the receiver, which keeps it only if it matches the on-chain record (a retry sends
+        the file again from its first byte)."""
         size = path.stat().st_size
 
-        def chunks() -> Any:
+        def chunks() -> Iterator[bytes]:
             with path.open("rb") as handle:
                 while chunk := handle.read(CHUNK):
                     yield chunk
 
-        self._call("PUT", f"{endpoint}/rounds/{round_id}/artefacts/{kind}", content=chunks(),
+        self._call("PUT", f"{endpoint}/rounds/{round_id}/artefacts/{kind}", body=chunks,
                    headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"})
         logger.info("round %s: sent %s (%d bytes) to %s", round_id, kind, size, endpoint)
 

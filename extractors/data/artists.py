@@ -4,7 +4,7 @@ The ``emoji-datasource-<artist>`` packages share the layout of ``emoji-datasourc
 plus ``img/<artist>/64/*.png``). For every manifest entity an artist draws, its 64x64 PNG is extracted into
 ``<data>/emoji-artists-<hash>/images/<artist>/<ID>.png`` and listed in ``artists.json`` with its SHA-256.
 Images of every split are kept; whoever trains on them decides which splits to use (the image extractor
-never uses test entities, see :mod:`swarmfuse.extractors.image.distill`).
+never uses test entities, see :mod:`swarmfuse.extractors.image.train`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,60 @@
+"""The off-chain link between sites: an upload interrupted mid-stream is sent again whole (fast, no network)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from swarmfuse.client.site.identity import SiteTls
+from swarmfuse.client.site.peers import CHUNK, HttpPeerLink, PeerError
+
+
+def _tls(folder: Path) -> SiteTls:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "site")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    return SiteTls(folder / "cert.pem", folder / "key.pem", folder / "cert.pem", folder / "key.pem", folder / "cert.pem")
+
+
+def test_an_upload_cut_off_mid_stream_is_sent_again_from_its_first_byte(tmp_path: Path) -> None:
+    data = bytes(range(256)) * (3 * CHUNK // 256 + 7)  # several chunks
+    path = tmp_path / "features.npy"
+    path.write_bytes(data)
+    received: list[bytes] = []
+
+    def peer(request: httpx.Request) -> httpx.Response:
+        if not received:  # the first attempt: the body is read, then the connection drops
+            received.append(request.read())
+            raise httpx.RemoteProtocolError("connection reset", request=request)
+        received.append(request.read())
+        return httpx.Response(200, json={})
+
+    link = HttpPeerLink(_tls(tmp_path), attempts=3, transport=httpx.MockTransport(peer))
+    link.upload("https://leader.example", "r1", "features", path)
+    assert len(received) == 2
+    assert received[1] == data  # the whole file, not what was left of a spent stream
+
+
+def test_an_upload_the_peer_never_takes_fails_with_a_peer_error(tmp_path: Path) -> None:
+    path = tmp_path / "labels.npz"
+    path.write_bytes(b"x" * 10)
+
+    def peer(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    link = HttpPeerLink(_tls(tmp_path), attempts=2, transport=httpx.MockTransport(peer))
+    with pytest.raises(PeerError, match="PUT https://leader.example/rounds/r1/artefacts/labels: refused"):
+        link.upload("https://leader.example", "r1", "labels", path)
