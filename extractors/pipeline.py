@@ -10,9 +10,9 @@ Stages (each in its own cache folder under ``<cache root>/pipeline``, written at
    execution provider and the timings.
 
 A hash covers the stage's configuration, the pinned data sources (with the other artists' image packages
-when the recipe uses them) and the stages it uses: their folder names and, for ``features-<hash>``, the SHA-256
-of the trained weights in them, so features are never served for weights they were not computed with (a stage
-trained again, by newer training code, keeps its name).
+when the recipe uses them), the code that trains it (:func:`~swarmfuse.extractors.reproducible.code_fingerprint`:
+newer training code trains anew) and the stages it uses: their folder names and, for ``features-<hash>``, the
+SHA-256 of the trained weights in them, so features are never served for weights they were not computed with.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from swarmfuse.extractors.data.sources import EMOJI_ARTIST_IMAGES
 from swarmfuse.extractors.fusion.methods import FeatureSet
 from swarmfuse.extractors.image import build_resnet50_features, preprocess_images, train_image_backbone
 from swarmfuse.extractors.image.backbone import BACKBONES, build_backbone
-from swarmfuse.extractors.image.train import ImageRecipe, ProgressCallback
+from swarmfuse.extractors.image.train import ImageRecipe, ProgressCallback, training_code
 from swarmfuse.extractors.onnx import FeatureExtractor, export_onnx
 from swarmfuse.extractors.text import TextConfig, TextExtractor, cached_text_extractor
 
@@ -78,7 +78,7 @@ def _image_key(config: ImageConfig, manifest: Manifest) -> str:
     weights_sha = sha256_file(Path(config.weights)) if config.weights else None
     training = {k: v for k, v in asdict(config).items() if k != "backbone"}  # the key of a trained ResNet50
     artists = [asdict(p) for p in EMOJI_ARTIST_IMAGES] if config.recipe.artists else None
-    return config_hash("image", training, weights_sha, manifest.fingerprint(), artists)
+    return config_hash("image", training, weights_sha, manifest.fingerprint(), artists, training_code())
 
 
 def image_extractor_dir(manifest: Manifest, config: ImageConfig) -> Path:
@@ -144,7 +144,7 @@ def build_features(config: PipelineConfig = PipelineConfig(), batch_size: int = 
         raise DataError(f"cached features in {folder} are unreadable ({exc}); delete the folder to rebuild") from exc
 
 
-WEIGHT_FILES = ("classifier.pt", "backbone.pt")  # the trained weights in a text-<hash> / image-<hash> stage
+WEIGHT_FILES = ("classifier.pt", "features.pt", "backbone.pt")  # the trained weights in a text- / image-<hash> stage
 
 
 def weights_sha256(stage_dir: Path) -> str | None:

@@ -35,6 +35,10 @@ def evaluate(
     image_backbone: str = typer.Option(
         "resnet50", help="resnet50 (trained here, or from --weights) or efficientnet_lite0 (pretrained, frozen)."
     ),
+    label_free: bool = typer.Option(
+        False, "--label-free", help="Extractors trained without labels, as sites that hold none train them (the text "
+        "extractor: its language model alone; ResNet50: distillation alone). Without it: trained with the labels, a "
+        "reference the vertical setting forbids."),
 ) -> None:
     """Train or load the cached extractors, extract features with ONNX Runtime, score every method."""
     seed_list = _seeds(seeds)
@@ -48,15 +52,18 @@ def evaluate(
         from swarmfuse.extractors.image.train import ImageRecipe
         from swarmfuse.extractors.onnx.export import OnnxError
         from swarmfuse.extractors.pipeline import ImageConfig, PipelineConfig
+        from swarmfuse.extractors.text import TextConfig
     except ModuleNotFoundError as exc:  # a light install without the ML extras
         typer.echo(f"error: 'swarmfuse fuse' needs {exc.name}, which is not installed: pip install 'swarmfuse[ml]'",
                    err=True)
         raise typer.Exit(1) from None
 
     try:
-        recipe = ImageRecipe() if image_epochs is None else replace(ImageRecipe(), epochs=image_epochs)
+        recipe = ImageRecipe(labels=not label_free)
+        recipe = recipe if image_epochs is None else replace(recipe, epochs=image_epochs)
         image = ImageConfig(recipe=recipe, weights=str(weights.resolve()) if weights else None, backbone=image_backbone)
-        config = PipelineConfig(image=image if image_resolution is None else replace(image, resolution=image_resolution))
+        image = image if image_resolution is None else replace(image, resolution=image_resolution)
+        config = PipelineConfig(text=TextConfig(labels=not label_free), image=image)
         with Progress(*columns(), console=console) as progress:
             task = progress.add_task("extractors (trained once per machine), features, fusion heads", total=None)
             scores = evaluate_fusion(out, seed_list, config, progress=training_bar(progress))
@@ -72,6 +79,35 @@ def evaluate(
     console.print(table)
     _print_steps(out)
     console.print(f"report written to {out}")
+
+
+@app.command()
+def train() -> None:
+    """Train (or load from the cache) the default extractors, extract every entity's features and export the ONNX
+    bundles: what the main job, `fuse evaluate` and the tests use. A new machine trains them once."""
+    import tempfile
+
+    try:
+        from swarmfuse.extractors.bundle import BundleError, export_bundles
+        from swarmfuse.extractors.image.progress import columns, training_bar
+        from swarmfuse.extractors.onnx.export import OnnxError
+        from swarmfuse.extractors.pipeline import PipelineConfig, build_features
+    except ModuleNotFoundError as exc:
+        typer.echo(f"error: 'swarmfuse fuse' needs {exc.name}, which is not installed: pip install 'swarmfuse[ml]'",
+                   err=True)
+        raise typer.Exit(1) from None
+    config = PipelineConfig()
+    try:
+        with Progress(*columns(), console=console) as progress:
+            task = progress.add_task("extractors (trained once per machine), features, bundles", total=None)
+            result = build_features(config, progress=training_bar(progress))
+            with tempfile.TemporaryDirectory(prefix="swarmfuse-bundles-") as scratch:
+                export_bundles(Path(scratch), config)
+            progress.update(task, total=1, completed=1)
+    except (DataError, OnnxError, BundleError, ValueError, OSError) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"extractors and features cached in {result.folder.parent}", highlight=False)
 
 
 def _print_steps(out: Path) -> None:

@@ -25,6 +25,14 @@ def _image_steps(config: PipelineConfig, text_extractor: str) -> tuple[dict | No
     return measured_steps(image.resolution, image.recipe, text_extractor)
 
 
+def regime(config: PipelineConfig) -> str:
+    """Who trained the extractors with what: the label-free sites' own, or the reference with the labels."""
+    if not config.text.labels and not config.image.recipe.labels:
+        return "label-free: each extractor trained on its modality alone, no label read"
+    return ("extractors trained centrally with the label holder's labels: a reference the vertical setting forbids "
+            "(the sites holding texts and images hold no labels)")
+
+
 def evaluate_fusion(out_dir: Path, seeds: tuple[int, ...] = (0, 1, 2), config: PipelineConfig = PipelineConfig(),
                     progress: ProgressCallback | None = None) -> dict[str, Score]:
     """Features from the (cached) pipeline, all methods per seed, report into ``out_dir``; ``progress`` hears
@@ -36,7 +44,7 @@ def evaluate_fusion(out_dir: Path, seeds: tuple[int, ...] = (0, 1, 2), config: P
     features_seconds = time.perf_counter() - start
     start = time.perf_counter()
     runs = [run_methods(result.features, seed) for seed in seeds]
-    context = {"pipeline": result.summary, "features_folder": str(result.folder),
+    context = {"regime": regime(config), "pipeline": result.summary, "features_folder": str(result.folder),
                "features_seconds_this_run": features_seconds, "heads_seconds": time.perf_counter() - start}
     steps, steps_note = _image_steps(config, result.text_extractor)
     return write_report(result.features, runs, out_dir, context, steps, steps_note)

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from swarmfuse.extractors.reproducible import reproducible
+
 
 @dataclass(frozen=True)
 class HeadConfig:
@@ -76,10 +78,16 @@ class FusionHead(nn.Module):
 
 def train_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, n_classes: int,
                seed: int, config: HeadConfig = HeadConfig()) -> FusionHead:
-    """Train a head with Adam; keep the epoch with the lowest validation loss (early stopping)."""
+    """Train a head with Adam (:func:`~swarmfuse.extractors.reproducible.reproducible`); keep the epoch with the
+    lowest validation loss (early stopping)."""
     if len(x_train) != len(y_train) or len(x_val) != len(y_val):
         raise ValueError("features and labels differ in length")
-    torch.manual_seed(seed)
+    with reproducible(seed):
+        return _train(x_train, y_train, x_val, y_val, n_classes, seed, config)
+
+
+def _train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, n_classes: int,
+           seed: int, config: HeadConfig) -> FusionHead:
     rng = np.random.default_rng(seed)
     x = torch.from_numpy(np.asarray(x_train, dtype=np.float32))
     y = torch.from_numpy(np.asarray(y_train, dtype=np.int64))

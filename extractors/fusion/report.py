@@ -133,6 +133,7 @@ def write_report(fs: FeatureSet, runs: list[MethodRun], out_dir: Path, context: 
            "image_steps": image_steps, "image_steps_note": image_steps_note if image_steps is None else ""}
     (out_dir / "report.json").write_text(json.dumps(doc, indent=1, default=str) + "\n")
     lines = ["# Fusion evaluation", "", f"Seeds {doc['seeds']}, {doc['test_entities']} test entities.", "",
+             f"Extractors: {context.get('regime', 'unknown')}.", "",
              "| method | accuracy | macro-F1 |", "|---|---|---|"]
     lines += [f"| {m} | {s.accuracy_mean:.3f} ± {s.accuracy_std:.3f} | {s.f1_mean:.3f} ± {s.f1_std:.3f} |"
               for m, s in scores.items()]

@@ -214,7 +214,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("image-steps"), help="folder for image_steps.json/.md")
     parser.add_argument("--seeds", type=seeds_argument, default=(0, 1, 2), help="fusion-head seeds, comma-separated")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads outside training (trainings run on reproducible.TRAIN_THREADS)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)

@@ -16,8 +16,12 @@ steps on top of that (:class:`ImageRecipe`):
   rate, cosine-annealed to zero, so that the INT8 model keeps the FP32 model's accuracy; the kept epoch is
   then the best of those.
 
-Test entities are never used, by any artist, with or without labels. The per-epoch log is written to
-``<out_dir>/image_train.json``.
+A recipe with labels never uses test entities, by any artist, with or without labels. The per-epoch log is written
+to ``<out_dir>/image_train.json``.
+
+``labels=False`` is the label-free recipe of a site that holds images but no labels: distillation alone, without the
+classifier, on every entity's images (the site's own, the test entities' included: no label is read, so nothing of
+the label holder's split reaches the extractor); the last epoch is kept.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -37,9 +42,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from swarmfuse.extractors.data import Manifest
+from swarmfuse.extractors.data import artists as artist_data
+from swarmfuse.extractors.image import backbone, preprocess, quant_noise
 from swarmfuse.extractors.image.backbone import FEATURE_DIMS, build_backbone
 from swarmfuse.extractors.image.preprocess import MEAN, STD, load_rgb, preprocess_images
 from swarmfuse.extractors.image.quant_noise import quantisation_noise
+from swarmfuse.extractors.reproducible import code_fingerprint, reproducible
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +69,11 @@ class ImageRecipe:
     batch_size: int = 64
     lr: float = 2e-3
     quant_noise_epochs: int = 2
+    labels: bool = True
 
     def __post_init__(self) -> None:
+        if not self.labels and not self.distill:
+            raise ValueError("a label-free recipe learns from the teacher alone: it needs distill")
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
         if self.quant_noise_epochs < 0:
@@ -91,7 +102,7 @@ class EpochLog:
     train_loss: float
     ce_loss: float
     distill_loss: float
-    val_accuracy: float
+    val_accuracy: float | None  # None: a label-free recipe (no classifier to score)
     seconds: float
     quant_noise: bool
 
@@ -106,7 +117,10 @@ class _Pool:
 
 
 def _pool(manifest: Manifest, recipe: ImageRecipe, resolution: int) -> _Pool:
-    splits = ("train", "val") if recipe.distill else ("train",)
+    if not recipe.labels:  # the site's own images, every one, none labelled
+        splits: tuple[str, ...] = ("train", "val", "test")
+    else:
+        splits = ("train", "val") if recipe.distill else ("train",)
     paths: list[Path] = []
     labels: list[int] = []
     counts: dict[str, int] = {}
@@ -114,9 +128,7 @@ def _pool(manifest: Manifest, recipe: ImageRecipe, resolution: int) -> _Pool:
     sources: list[tuple[str, list[tuple[str, Path]]]] = [
         ("google", [(e.id, manifest.image_path(e)) for e in manifest.entities])]
     if recipe.artists:
-        from swarmfuse.extractors.data.artists import fetch_artist_images
-
-        artists = fetch_artist_images(manifest)
+        artists = artist_data.fetch_artist_images(manifest)
         for name in sorted({a.artist for a in artists.images}):
             sources.append((name, [(a.entity_id, artists.path(a)) for a in artists.images if a.artist == name]))
     for artist, items in sources:
@@ -125,8 +137,9 @@ def _pool(manifest: Manifest, recipe: ImageRecipe, resolution: int) -> _Pool:
             if entity is None or entity.split not in splits:
                 continue
             paths.append(path)
-            labels.append(manifest.label(entity) if entity.split == "train" else -1)
-            key = f"{artist}/{'labelled' if entity.split == 'train' else 'unlabelled'}"
+            labelled = recipe.labels and entity.split == "train"
+            labels.append(manifest.label(entity) if labelled else -1)
+            key = f"{artist}/{'labelled' if labelled else 'unlabelled'}"
             counts[key] = counts.get(key, 0) + 1
     images = np.stack([load_rgb(p, resolution) for p in paths])
     return _Pool(images, np.array(labels, dtype=np.int64), counts)
@@ -201,23 +214,36 @@ class _Teacher:
         return (self.raw(x) - self.mean) / self.std
 
 
+def training_code() -> str:
+    """The fingerprint of the code that trains the ResNet50 extractor (part of its cache key)."""
+    return code_fingerprint(artist_data, backbone, preprocess, quant_noise, sys.modules[__name__])
+
+
 def train_image_backbone(manifest: Manifest, out_dir: Path, resolution: int = 64,
                          recipe: ImageRecipe = ImageRecipe(), weights: Path | None = None,
                          progress: ProgressCallback | None = None) -> nn.Module:
-    """Train ResNet50 (from ``weights`` if given) by ``recipe``; return the 2048-d feature module in eval mode."""
-    torch.manual_seed(recipe.seed)
+    """Train ResNet50 (from ``weights`` if given) by ``recipe``
+    (:func:`~swarmfuse.extractors.reproducible.reproducible`); return the 2048-d feature module in eval mode."""
+    with reproducible(recipe.seed):
+        return _train(manifest, out_dir, resolution, recipe, weights, progress)
+
+
+def _train(manifest: Manifest, out_dir: Path, resolution: int, recipe: ImageRecipe, weights: Path | None,
+           progress: ProgressCallback | None) -> nn.Module:
     gen = torch.Generator().manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
     pool = _pool(manifest, recipe, resolution)
     images, labels = torch.from_numpy(pool.images), torch.from_numpy(pool.labels)
-    val = manifest.split("val")
-    x_val = torch.from_numpy(preprocess_images([manifest.image_path(e) for e in val], resolution))
-    y_val = torch.tensor([manifest.label(e) for e in val], dtype=torch.int64)
     log.info("image training pool at %d px: %s", resolution, pool.counts)
-
     features = build_backbone("resnet50", weights).to(memory_format=torch.channels_last)
-    classifier = nn.Linear(FEATURE_DIMS["resnet50"], len(manifest.groups))
-    trained = [features, classifier]
+    trained: list[nn.Module] = [features]
+    classifier = None
+    if recipe.labels:
+        val = manifest.split("val")
+        x_val = torch.from_numpy(preprocess_images([manifest.image_path(e) for e in val], resolution))
+        y_val = torch.tensor([manifest.label(e) for e in val], dtype=torch.int64)
+        classifier = nn.Linear(FEATURE_DIMS["resnet50"], len(manifest.groups))
+        trained.append(classifier)
     teacher = projection = None
     if recipe.distill:
         teacher = _Teacher(recipe.teacher_resolution)
@@ -255,7 +281,8 @@ def train_image_backbone(manifest: Manifest, out_dir: Path, resolution: int = 64
                 y = labels[idx]
                 h = features(x)
                 labelled = y >= 0
-                ce = F.cross_entropy(classifier(h[labelled]), y[labelled]) if labelled.any() else h.new_zeros(())
+                ce = (F.cross_entropy(classifier(h[labelled]), y[labelled]) if classifier is not None and labelled.any()
+                      else h.new_zeros(()))
                 distill = F.mse_loss(projection(h), teacher(x)) if teacher is not None else h.new_zeros(())
                 loss = ce + recipe.distill_weight * distill
                 optimiser.zero_grad()
@@ -267,19 +294,23 @@ def train_image_backbone(manifest: Manifest, out_dir: Path, resolution: int = 64
                 if progress is not None:
                     progress(TrainProgress(epoch, epochs, step + 1, steps_per_epoch, float(loss.item())))
         means = totals / max(steps_per_epoch, 1)
-        entry = EpochLog(epoch, float(means[0]), float(means[1]), float(means[2]),
-                         _accuracy(features, classifier, x_val, y_val, 128), time.perf_counter() - start, noisy)
+        accuracy = _accuracy(features, classifier, x_val, y_val, 128) if classifier is not None else None
+        entry = EpochLog(epoch, float(means[0]), float(means[1]), float(means[2]), accuracy,
+                         time.perf_counter() - start, noisy)
         history.append(entry)
-        log.info("image epoch %d/%d%s: loss %.3f (ce %.3f, distill %.3f), val accuracy %.3f (%.0f s)", epoch,
-                 epochs, " (quantisation noise)" if noisy else "", entry.train_loss, entry.ce_loss, entry.distill_loss, entry.val_accuracy,
-                 entry.seconds)
-        if (noisy or not recipe.quant_noise_epochs) and entry.val_accuracy > best_acc:
-            best_acc = entry.val_accuracy
+        log.info("image epoch %d/%d%s: loss %.3f (ce %.3f, distill %.3f), val accuracy %s (%.0f s)", epoch,
+                 epochs, " (quantisation noise)" if noisy else "", entry.train_loss, entry.ce_loss, entry.distill_loss,
+                 "-" if accuracy is None else f"{accuracy:.3f}", entry.seconds)
+        if accuracy is None:  # label-free: nothing to select by; the schedule ends at its lowest rate
+            best_state = {k: v.detach().clone() for k, v in features.state_dict().items()}
+        elif (noisy or not recipe.quant_noise_epochs) and accuracy > best_acc:
+            best_acc = accuracy
             best_state = {k: v.detach().clone() for k, v in features.state_dict().items()}
     features.load_state_dict(best_state)
     features = features.to(memory_format=torch.contiguous_format)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "image_train.json").write_text(json.dumps(
         {"backbone": "resnet50", "resolution": resolution, "recipe": asdict(recipe), "pool": pool.counts,
-         "best_val_accuracy": best_acc, "epochs": [asdict(h) for h in history]}, indent=1) + "\n")
+         "best_val_accuracy": best_acc if recipe.labels else None, "epochs": [asdict(h) for h in history]},
+        indent=1) + "\n")
     return features.eval()

@@ -21,6 +21,7 @@ import numpy as np
 
 from swarmfuse.extractors.data import DataError, Manifest, fetch_corpus
 from swarmfuse.extractors.data.cache import atomic_dir
+from swarmfuse.extractors.reproducible import reproducible
 from swarmfuse.extractors.text.extractor import TextConfig, awd_config, cached_text_extractor, lm_streams
 from swarmfuse.extractors.text.lm import LMConfig, LMReport, pretrain
 
@@ -83,7 +84,8 @@ def cached_lm_comparison(manifest: Manifest, config: TextConfig) -> tuple[LMComp
         raise DataError(f"the LM token stream has {len(train)} tokens but the cached extractor in {text_dir} was "
                         f"pre-trained on {extractor.report['lm_tokens']}; delete that folder to retrain it")
     awd = awd_config(config, len(extractor.vocab))
-    _, plain = pretrain(awd.unregularised(), config.lm.unregularised(), train, valid, config.seed)
+    with reproducible(config.seed):
+        _, plain = pretrain(awd.unregularised(), config.lm.unregularised(), train, valid, config.seed)
     comparison = LMComparison(
         awd=LMReport(**extractor.report["lm"]), plain=plain,
         unigram_perplexity=unigram_perplexity(train, valid, awd.vocab_size), schedule=config.lm,

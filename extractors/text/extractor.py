@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ import torch
 
 from swarmfuse.extractors.data import Corpus, DataError, Manifest, cache_root, fetch_corpus
 from swarmfuse.extractors.data.cache import atomic_dir, config_hash
+from swarmfuse.extractors.reproducible import code_fingerprint, reproducible
+from swarmfuse.extractors.text import awd_lstm, classify, lm, ntasgd, vocab
 from swarmfuse.extractors.text.awd_lstm import AWDConfig, AWDLSTMEncoder, TextClassifier, TextFeatures
 from swarmfuse.extractors.text.classify import FinetuneConfig, Metrics, evaluate, finetune
 from swarmfuse.extractors.text.lm import LMConfig, pretrain
@@ -33,9 +36,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TextConfig:
-    """Everything that determines a trained text extractor (its hash keys the pipeline cache)."""
+    """Everything that determines a trained text extractor (its hash keys the pipeline cache).
+
+    ``labels``: fine-tune a classifier on the entities' group labels, a reference the vertical setting forbids (the
+    site holding the texts holds no labels); ``False``: label-free, the language model's encoder, pre-trained on the
+    corpus and the texts alone, is the extractor (:func:`train_label_free_text_extractor`).
+    """
 
     seed: int = 0
+    labels: bool = True
     max_corpus_tokens: int = 200_000
     valid_fraction: float = 0.05
     vocab_size: int = 10_000
@@ -57,16 +66,14 @@ class TextConfig:
 
 @dataclass
 class TextExtractor:
-    """A fine-tuned classifier with its vocabulary; ``features`` is the module exported to ONNX."""
+    """The feature module exported to ONNX (``features``) with its vocabulary; ``classifier`` is the fine-tuned
+    classifier around it when the extractor was trained with labels, ``None`` for a label-free one."""
 
     config: TextConfig
     vocab: Vocab
-    classifier: TextClassifier
+    features: TextFeatures
     report: dict
-
-    @property
-    def features(self) -> TextFeatures:
-        return self.classifier.features
+    classifier: TextClassifier | None = None
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return self.vocab.encode_batch(texts, self.config.max_len)
@@ -75,7 +82,10 @@ class TextExtractor:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
         self.vocab.save(out_dir / "vocab.json")
-        torch.save(self.classifier.state_dict(), out_dir / "classifier.pt")
+        if self.classifier is not None:
+            torch.save(self.classifier.state_dict(), out_dir / "classifier.pt")
+        else:
+            torch.save(self.features.state_dict(), out_dir / "features.pt")
         (out_dir / "report.json").write_text(json.dumps(self.report, indent=1))
 
     @classmethod
@@ -83,13 +93,16 @@ class TextExtractor:
         try:
             config = TextConfig.from_dict(json.loads((out_dir / "config.json").read_text()))
             vocab = Vocab.load(out_dir / "vocab.json")
-            model = TextClassifier(AWDLSTMEncoder(awd_config(config, len(vocab))), n_classes)
-            model.load_state_dict(torch.load(out_dir / "classifier.pt", weights_only=True))
+            encoder = AWDLSTMEncoder(awd_config(config, len(vocab)))
+            classifier = TextClassifier(encoder, n_classes) if config.labels else None
+            features = classifier.features if classifier is not None else TextFeatures(encoder)
+            (classifier or features).load_state_dict(
+                torch.load(out_dir / ("classifier.pt" if classifier is not None else "features.pt"), weights_only=True))
             report = json.loads((out_dir / "report.json").read_text())
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise DataError(f"text extractor in {out_dir} cannot be loaded: {exc}") from exc
-        model.eval()
-        return cls(config, vocab, model, report)
+        (classifier or features).eval()
+        return cls(config, vocab, features, report, classifier)
 
 
 def awd_config(config: TextConfig, vocab_size: int) -> AWDConfig:
@@ -121,8 +134,30 @@ def build_vocab(corpus: Corpus, texts: list[str], config: TextConfig) -> Vocab:
 
 
 def train_text_extractor(manifest: Manifest, corpus: Corpus, config: TextConfig) -> TextExtractor:
-    """Run the six steps on the emoji group labels; the report has timings and all metrics."""
-    torch.manual_seed(config.seed)
+    """Run the six steps on the emoji group labels (:func:`~swarmfuse.extractors.reproducible.reproducible`);
+    the report has timings and all metrics. With ``config.labels`` off, the label-free extractor of every
+    entity's text instead (:func:`train_label_free_text_extractor`)."""
+    if not config.labels:
+        return train_label_free_text_extractor([e.text for e in manifest.entities], corpus, config)
+    with reproducible(config.seed):
+        return _train(manifest, corpus, config)
+
+
+def train_label_free_text_extractor(texts: list[str], corpus: Corpus, config: TextConfig) -> TextExtractor:
+    """A text extractor from ``texts`` and the public corpus alone: the vocabulary, then the AWD-LSTM language
+    model pre-trained on the corpus with ``texts`` inserted; its encoder's pooled states are the features. No
+    label is read or needed."""
+    with reproducible(config.seed):
+        vocab = build_vocab(corpus, texts, config)
+        lm_train, lm_valid = lm_streams(corpus, texts, config, vocab)
+        encoder, lm_report = pretrain(awd_config(config, len(vocab)), config.lm, lm_train, lm_valid, config.seed)
+    report = {"vocab_size": len(vocab), "lm_tokens": int(len(lm_train)), "lm": asdict(lm_report), "texts": len(texts),
+              "labels": "none (label-free)"}
+    log.info("label-free text extractor: %s", report)
+    return TextExtractor(config, vocab, TextFeatures(encoder).eval(), report)
+
+
+def _train(manifest: Manifest, corpus: Corpus, config: TextConfig) -> TextExtractor:
     train, val, test = (manifest.split(s) for s in ("train", "val", "test"))
     vocab = build_vocab(corpus, [e.text for e in train], config)
     lm_train, lm_valid = lm_streams(corpus, [e.text for e in train], config, vocab)
@@ -137,12 +172,19 @@ def train_text_extractor(manifest: Manifest, corpus: Corpus, config: TextConfig)
     report = {"vocab_size": len(vocab), "lm_tokens": int(len(lm_train)), "lm": asdict(lm_report),
               "finetune": asdict(ft_report), "test": asdict(test_metrics)}
     log.info("text extractor: %s", report)
-    return TextExtractor(config, vocab, classifier, report)
+    return TextExtractor(config, vocab, classifier.features, report, classifier)
+
+
+def training_code() -> str:
+    """The fingerprint of the code that trains the text extractor (part of its cache key)."""
+    return code_fingerprint(vocab, awd_lstm, ntasgd, lm, classify, sys.modules[__name__])
 
 
 def text_extractor_dir(manifest: Manifest, config: TextConfig) -> Path:
-    """The cache folder ``<cache>/pipeline/text-<hash>`` of the text extractor for ``config`` and this data."""
-    return cache_root() / "pipeline" / f"text-{config_hash('text', config.to_dict(), manifest.fingerprint())}"
+    """The cache folder ``<cache>/pipeline/text-<hash>`` of the text extractor for ``config``, this data and
+    this training code."""
+    key = config_hash("text", config.to_dict(), manifest.fingerprint(), training_code())
+    return cache_root() / "pipeline" / f"text-{key}"
 
 
 def cached_text_extractor(manifest: Manifest, config: TextConfig) -> tuple[TextExtractor, Path]:

@@ -90,7 +90,8 @@ def main() -> None:
     parser.add_argument("--text-seeds", type=seeds_argument, default=(0, 1, 2),
                         help="text-extractor training seeds, comma-separated")
     parser.add_argument("--head-seeds", type=seeds_argument, default=(0, 1, 2), help="fusion-head seeds, comma-separated")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads outside training (trainings run on reproducible.TRAIN_THREADS)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)

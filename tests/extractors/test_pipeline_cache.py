@@ -36,3 +36,20 @@ def test_bundles_are_keyed_by_the_stage_and_its_weights(tmp_path, monkeypatch):
     assert weights_sha256(stage) == digest
     assert bundle_cache_dir(stage.name, digest).name == f"bundle-image-4567-{digest[:16]}"
     assert bundle_cache_dir("image-efficientnet_lite0-64px", None).name == "bundle-image-efficientnet_lite0-64px"
+
+
+def test_trained_stages_are_keyed_by_their_training_code(tmp_path, monkeypatch):
+    from swarmfuse.extractors import pipeline
+    from swarmfuse.extractors.data import Manifest
+    from swarmfuse.extractors.pipeline import ImageConfig, image_extractor_dir
+    from swarmfuse.extractors.text import extractor
+    from swarmfuse.extractors.text.extractor import TextConfig, text_extractor_dir
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    (tmp_path / "manifest.json").write_text("{}")
+    manifest = Manifest(root=tmp_path, entities=(), groups=("objects",), sources={})
+    text, image = text_extractor_dir(manifest, TextConfig()), image_extractor_dir(manifest, ImageConfig())
+    monkeypatch.setattr(extractor, "training_code", lambda: "newer text training code")
+    monkeypatch.setattr(pipeline, "training_code", lambda: "newer image training code")
+    assert text_extractor_dir(manifest, TextConfig()) != text
+    assert image_extractor_dir(manifest, ImageConfig()) != image
