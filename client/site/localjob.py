@@ -8,7 +8,8 @@ installed at the sites that need them, data checked and summarised on-chain, one
 started, a round opened and followed to ``closed``; then a report (HTML, JSON, PNG) and, unless asked to
 keep them, agents and network stopped.
 
-``python -m swarmfuse.client.site.localjob OUT [--home H] [--engine E] [--profile full|small]``
+``python -m swarmfuse.client.site.localjob OUT --home H [--engine E] [--port-base P] [--image-backbone B]
+[--keep-running]``
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class JobReport:
     on_chain: dict[str, int] = field(default_factory=dict)
     off_chain_bytes: int = 0
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    baseline_entities: dict[str, int] = field(default_factory=dict)  # per split: the aligned entities scored
     backbone: str = ""
     agent_logs: dict[str, str] = field(default_factory=dict)
     ledger_time: dict[str, dict[str, float]] = field(default_factory=dict)  # per site: busy_s, ledger_s
@@ -170,7 +172,8 @@ def run_job(config: JobConfig) -> JobReport:
                     _wait(closed, config.round_timeout_s, f"round {config.round_id} closing", poll=2.0)
             with _stage(report, progress, "report"):
                 _collect(report, network, config)
-                _baselines(report, pipeline, config.out / "views")
+                leader = report.round["leader"].removesuffix("MSP")
+                _baselines(report, pipeline, network.home / "sites" / leader / "rounds" / config.round_id)
                 from swarmfuse.client.site.report import write_report
 
                 write_report(report, config.out)
@@ -253,12 +256,16 @@ def blocks_of(gateway: Any, task: str) -> list[Any]:
     return found
 
 
-def _baselines(report: JobReport, pipeline: Any, views: Path) -> None:
-    """Reference scores of every method on the same data, computed centrally (what fusion is compared with)."""
+def _baselines(report: JobReport, pipeline: Any, leader_round: Path) -> None:
+    """Reference scores of every method, computed centrally on the round's aligned entities (the IDs the leader
+    aligned, read from its round folder): trained on their training rows and scored on their test rows, as
+    the round's fused model is, so every row of the report is measured on the same entities."""
     from swarmfuse.extractors.fusion import run_methods, score
     from swarmfuse.extractors.pipeline import build_features
 
-    features = build_features(pipeline).features
+    aligned = json.loads((leader_round / "aligned.json").read_text())["ids"]
+    features = build_features(pipeline).features.subset(aligned)
+    report.baseline_entities = {split: int(features.mask(split).sum()) for split in ("train", "val", "test")}
     for method, s in score(features, [run_methods(features, seed=0)]).items():
         report.baselines[method] = {"accuracy": round(s.accuracy_mean, 4), "macro_f1": round(s.f1_mean, 4)}
 

@@ -24,6 +24,18 @@ def fused_scores(report: JobReport) -> dict[str, float]:
     return {"accuracy": float(metrics.get("test_accuracy", 0.0)), "macro_f1": float(metrics.get("test_macro_f1", 0.0))}
 
 
+def scored_on(report: JobReport) -> str:
+    """Which entities every row of the report is measured on."""
+    n = report.baseline_entities
+    return (f"every method is scored on the round's {n.get('test', 0)} aligned test entities; the baselines are "
+            f"trained centrally on its {n.get('train', 0)} aligned training and {n.get('val', 0)} validation entities, "
+            f"as the round's model is")
+
+
+LABELLED_EXTRACTORS = ("the extractors were trained centrally with the label holder's labels before the round: a "
+                       "reference the vertical setting forbids (the sites holding texts and images hold no labels)")
+
+
 def _chart(report: JobReport, path: Path) -> None:
     import matplotlib
 
@@ -75,8 +87,8 @@ Model SHA-256: <code>{e(str(report.round.get('model_sha256')))}</code>, acknowle
 {e(', '.join(sorted(report.round.get('acknowledgements', {}))))}.</p>
 <h2>Accuracy on the test split</h2><img src="methods.png" alt="accuracy by method">
 <table><tr><th>method</th><th>accuracy</th><th>macro-F1</th></tr>{methods}</table>
-<p>Baselines are computed centrally on the same split for reference; the fused round's model was trained by
-the leader on features the other sites sent, never on their raw data.</p>
+<p>Baselines are computed centrally for reference: {e(scored_on(report))}. The fused round's model was
+trained by the leader on features the other sites sent, never on their raw data. Caution: {e(LABELLED_EXTRACTORS)}.</p>
 <h2>On-chain and off-chain</h2><table><tr><th></th><th>on-chain</th><th>off-chain</th></tr>
 <tr><td>bytes</td><td>{report.on_chain.get('bytes', 0)}</td><td>{report.off_chain_bytes}</td></tr>
 <tr><td>blocks / transactions</td><td>{report.on_chain.get('blocks', 0)} / {report.on_chain.get('transactions', 0)}</td>
@@ -102,6 +114,7 @@ def print_summary(report: JobReport, console: Console) -> None:
             b = report.baselines[method]
             table.add_row(method.replace("_", " "), f"{b['accuracy']:.3f}", f"{b['macro_f1']:.3f}")
     console.print(table)
+    console.print(f"{scored_on(report)}.\n[yellow]caution:[/yellow] {LABELLED_EXTRACTORS}.", highlight=False)
     stages = Table(title="stages")
     stages.add_column("stage")
     stages.add_column("seconds", justify="right")

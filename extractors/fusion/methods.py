@@ -43,6 +43,16 @@ class FeatureSet:
     def mask(self, split: str) -> np.ndarray:
         return self.splits == split
 
+    def subset(self, ids: list[str] | np.ndarray) -> "FeatureSet":
+        """The rows of ``ids`` (every one must be here), in this set's order."""
+        wanted = set(str(i) for i in ids)
+        missing = wanted - set(str(i) for i in self.ids)
+        if missing:
+            raise ValueError(f"feature set: {len(missing)} entities are not in it, e.g. {sorted(missing)[0]!r}")
+        rows = np.array([str(i) in wanted for i in self.ids])
+        return FeatureSet(self.ids[rows], self.labels[rows], self.splits[rows], self.text[rows], self.image[rows],
+                          self.raw_text[rows], self.raw_image[rows], self.classes)
+
     def save(self, path: Path) -> None:
         np.savez(path, ids=self.ids, labels=self.labels, splits=self.splits, text=self.text, image=self.image,
                  raw_text=self.raw_text, raw_image=self.raw_image, classes=np.array(self.classes))

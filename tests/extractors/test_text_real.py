@@ -25,7 +25,8 @@ def test_fine_tuned_classifier_scores_on_the_held_out_test_split(trained):
     test = manifest.split("test")
     metrics = evaluate(extractor.classifier, extractor.encode([e.text for e in test]),
                        np.array([manifest.label(e) for e in test]))
-    assert metrics.accuracy > 0.72 and metrics.f1 > 0.65  # measured 0.79 / 0.77 (seed 0), 0.75 / 0.71 (seed 2)
+    assert metrics.accuracy > 0.72 and metrics.f1 > 0.65  # measured 0.79 / 0.77 (seed 0), 0.75 / 0.71 (seed 2) on an AMD
+    # EPYC (AVX2); accuracy 0.737 / 0.775 / 0.782 (seeds 0 / 1 / 2) on an Intel Xeon (AVX-512)
     assert metrics.accuracy == pytest.approx(extractor.report["test"]["accuracy"])
 
 

@@ -26,6 +26,12 @@ from swarmfuse.extractors.data.cache import sha256_file
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 TASK = "emoji"
+# The fused round over the better single modality, on the round's aligned test entities (206 of 285; the baselines
+# trained on its 988 aligned training rows), extractors trained with the labels (the reference regime). Measured on
+# an Intel Xeon (AVX-512) after fresh trainings of the text extractor with seeds 0/1/2: +3.9/+5.8/+5.3 points (seed 0,
+# the default: fused 0.820 = the central intermediate head, text-only 0.782, image-only 0.772). The bound sits two
+# entities (0.97 points) below the worst.
+FUSED_MARGIN = 0.03
 
 
 def test_round_closes_with_every_site_holding_the_acknowledged_model(job) -> None:  # type: ignore[no-untyped-def]
@@ -56,11 +62,15 @@ def test_round_closes_with_every_site_holding_the_acknowledged_model(job) -> Non
 
 def test_fused_model_beats_each_single_modality(job) -> None:  # type: ignore[no-untyped-def]
     _, report = job
-    fused = report.round["metrics"]["test_accuracy"]
+    metrics = report.round["metrics"]
+    # The baselines are measured on the entities the round's model was: its aligned training and test rows.
+    assert report.baseline_entities["test"] == metrics["n_test"] > 0
+    assert report.baseline_entities["train"] == metrics["n_train"]
+    fused = metrics["test_accuracy"]
+    # The round's model is the central intermediate head on the same rows: the exchange changed no feature.
+    assert abs(fused - report.baselines["intermediate"]["accuracy"]) <= 1 / metrics["n_test"] + 1e-9
     single = max(report.baselines["text_only"]["accuracy"], report.baselines["image_only"]["accuracy"])
-    # Measured with the pretrained EfficientNet-Lite0 image extractor: fused 0.820 on the aligned entities
-    # against text 0.758 and image 0.758 (central baselines on every entity): +6 points.
-    assert fused >= single + 0.03, (fused, report.baselines)
+    assert fused >= single + FUSED_MARGIN, (fused, report.baselines)
     assert report.on_chain["bytes"] < report.off_chain_bytes
 
 
