@@ -29,7 +29,6 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -87,14 +86,12 @@ class SiteAgent:
     """One org's agent: registration, data summaries, and its part in every round it takes part in."""
 
     def __init__(self, site: Site, ledger: TaskLedger, store: Store, link: PeerLink,
-                 holdings: dict[str, Holding], trainer: Callable[..., tuple[bytes, dict[str, Any]]] | None = None
-                 ) -> None:
+                 holdings: dict[str, Holding]) -> None:
         self.site = site
         self.ledger = ledger
         self.store = store
         self.link = link
         self.holdings = holdings
-        self._trainer = trainer
         self._work: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._psi_lock = threading.Lock()
         self._endpoints: dict[str, str] = {}
@@ -373,7 +370,7 @@ class SiteAgent:
             inbound[(sender, kind)] = Path(record.path)
         model_path = self.site.round_dir(round_id) / "model.npz"
         if not model_path.exists():
-            model, metrics = fuse_round(self, rnd, inbound, self._trainer)
+            model, metrics = fuse_round(self, rnd, inbound)
             write_atomic(model_path, model)
             write_atomic(self.site.round_dir(round_id) / "metrics.json", json.dumps(metrics).encode())
         metrics = json.loads((self.site.round_dir(round_id) / "metrics.json").read_text())

@@ -64,8 +64,8 @@ def load_labels(path: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
         return data["labels"], [str(c) for c in data["classes"]], data["split"]
 
 
-def fuse_round(agent: SiteAgent, rnd: dict[str, Any], inbound: dict[tuple[str, str], Path],
-               trainer: Callable[..., tuple[bytes, dict[str, Any]]] | None = None) -> tuple[bytes, dict[str, Any]]:
+def fuse_round(agent: SiteAgent, rnd: dict[str, Any],
+               inbound: dict[tuple[str, str], Path]) -> tuple[bytes, dict[str, Any]]:
     """Train the intermediate-fusion head on every participant's features (the leader's own included)."""
     from swarmfuse.client.site.agent import FEATURES_KIND, LABELS, LABELS_KIND
 
@@ -84,7 +84,7 @@ def fuse_round(agent: SiteAgent, rnd: dict[str, Any], inbound: dict[tuple[str, s
             raise ValueError(f"{mspid}'s features have {block.shape[0]} rows for {n} aligned entities")
     x = np.concatenate([block for _, block in blocks], axis=1)
     layout = [{"org": mspid, "modality": rnd["roles"][mspid][0], "dim": int(block.shape[1])} for mspid, block in blocks]
-    return (trainer or train_fusion_head)(x, y, split, classes, layout, rnd["round_id"])
+    return train_fusion_head(x, y, split, classes, layout, rnd["round_id"])
 
 
 def train_fusion_head(x: np.ndarray, y: np.ndarray, split: np.ndarray, classes: list[str],
