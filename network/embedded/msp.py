@@ -228,7 +228,18 @@ class ChannelMSPs:
         if msp is None:
             raise IdentityRejected(f"MSP {sid.mspid!r} is not defined on channel")
         try:
-            cert = x509.load_pem_x509_certificate(sid.id_bytes)
+            return self._judge(msp, sid.id_bytes)
+        except IdentityRejected:
+            raise
+        except Exception as exc:  # noqa: BLE001  a crafted certificate can make its parser raise anything
+            # (cryptography's UnsupportedAlgorithm for an unknown key algorithm, errors reading its extensions):
+            # whatever it is, this identity is rejected, never the block that carries it
+            raise IdentityRejected(f"the identity's certificate cannot be read: {exc.__class__.__name__}: {exc}",
+                                   msp.mspid) from exc
+
+    def _judge(self, msp: _OrgMSP, id_bytes: bytes) -> tuple[Principal, x509.Certificate]:
+        try:
+            cert = x509.load_pem_x509_certificate(id_bytes)
         except ValueError as exc:
             raise IdentityRejected(f"could not parse the PEM certificate of the identity: {exc}") from exc
         public_key = cert.public_key()

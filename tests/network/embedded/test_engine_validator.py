@@ -6,6 +6,7 @@ endorsements from ``endorse_response``, the payload from ``assemble_transaction`
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -739,3 +740,44 @@ def test_the_peers_time_window_filter() -> None:
     assert "incorrect timestamp 2026-11-24T10:00:00Z" in (time_window_violation(_stamped(at - 86_400), now=now) or "")
     assert "incorrect timestamp 1970-01-01T00:00:00Z" in (time_window_violation(_stamped(0), now=now) or "")
     assert time_window_violation(proposal_pb2.SignedProposal(proposal_bytes=b"\xff\xff"), now=now) is None
+
+
+def _unreadable_key_algorithm(identity: bytes) -> bytes:
+    """``identity`` with its certificate's public-key algorithm OID altered (ecPublicKey 1.2.840.10045.2.1 ->
+    .2.9): the certificate still parses, but reading its key raises cryptography's UnsupportedAlgorithm."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from fabric_protos.msp import identities_pb2
+
+    sid = identities_pb2.SerializedIdentity.FromString(identity)
+    der = x509.load_pem_x509_certificate(sid.id_bytes).public_bytes(Encoding.DER)
+    oid = bytes.fromhex("06072a8648ce3d0201")
+    assert der.count(oid) == 1
+    altered = der.replace(oid, oid[:-1] + b"\x09")
+    pem = b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(altered) + b"-----END CERTIFICATE-----\n"
+    return identities_pb2.SerializedIdentity(mspid=sid.mspid, id_bytes=pem).SerializeToString()
+
+
+def test_an_endorser_certificate_that_cannot_be_read_invalidates_only_its_transaction(
+        validator: BlockValidator) -> None:
+    creator, dc2 = who(CLIENT), member("dc2", "peer")
+    bad = proposal_response_pb2.Endorsement(endorser=_unreadable_key_algorithm(dc2.serialized),
+                                            signature=dc2.sign(b"anything"))
+    spoiled = rebuild(transaction(creator), _replace_endorsement(1, bad), creator)
+    # Judged like any invalid endorser: the endorsement is ignored, the policy is not met; the block's other
+    # transaction is unaffected.
+    assert codes(validator, spoiled, transaction(creator).envelope) == [C.ENDORSEMENT_POLICY_FAILURE, C.VALID]
+
+
+def test_a_creator_certificate_that_cannot_be_read_invalidates_only_its_transaction(
+        validator: BlockValidator) -> None:
+    creator = who(CLIENT)
+    unreadable = _unreadable_key_algorithm(creator.serialized)
+
+    def swap_creator(payload: common_pb2.Payload) -> None:
+        shdr = common_pb2.SignatureHeader.FromString(payload.header.signature_header)
+        shdr.creator = unreadable
+        payload.header.signature_header = shdr.SerializeToString()
+
+    spoiled = rebuild(transaction(creator), swap_creator, creator)
+    assert codes(validator, spoiled, transaction(creator).envelope) == [C.BAD_CREATOR_SIGNATURE, C.VALID]
