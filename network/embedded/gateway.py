@@ -31,6 +31,8 @@ from swarmfuse.network.embedded.validator import (
 logger = logging.getLogger(__name__)
 
 POLL_S = 0.5
+# Envelopes that Fabric's orderer classifies as configuration (msgprocessor.ClassifyMsg): config updates
+CONFIG_TYPES = (common_pb2.CONFIG_UPDATE, common_pb2.CONFIG, common_pb2.ORDERER_TRANSACTION)
 ENDORSE_FAILED = "failed to endorse transaction, see attached details for more info"
 COLLECT_FAILED = "failed to collect enough transaction endorsements, see attached details for more info"
 EVALUATE_FAILED = "failed to evaluate transaction, see attached details for more info"
@@ -225,6 +227,11 @@ class GatewayService(GatewayServicer):
             raise _orderer_refusal("BAD_REQUEST", f"bad header: {exc}") from exc
         if channel_header.channel_id != channel.name:
             raise _orderer_refusal("BAD_REQUEST", "channel does not exist")
+        if channel_header.type in CONFIG_TYPES:  # Fabric's orderer applies an authorised config update; this
+            # engine applies none (its channels keep their genesis config), so it refuses them all before ordering
+            raise _orderer_refusal("BAD_REQUEST", f"error applying config update to existing channel "
+                                                  f"'{channel.name}': the embedded engine applies no channel "
+                                                  "configuration updates")
         try:
             channel.check_writer(signature_header.creator, envelope.payload, envelope.signature)
         except AccessDenied as exc:

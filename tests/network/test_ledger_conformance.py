@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
-from fabric_protos.common import common_pb2
+from fabric_protos.common import common_pb2, configtx_pb2
 from fabric_protos.gateway import gateway_pb2 as gw
 from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
@@ -299,6 +299,35 @@ def test_new_proposal_reusing_nonce_and_creator_is_a_duplicate(ledger_network: L
     assert [(d.msp_id, d.message) for d in refused.value.details] == [
         ("DC1MSP", f"duplicate transaction found [{original.transaction_id}]. Creator [{creator.hex()}]")]
     assert _value(ledger_network, key) == "first"
+
+
+# --- 5b. configuration through Submit --------------------------------------------------------------
+
+def test_a_config_update_that_nobody_authorised_is_refused_at_submit(ledger_network: LedgerNetwork,
+                                                                     dc1: Network) -> None:
+    """A member wraps a channel configuration update (here one with nothing in it and no admin's signature) in an
+    envelope it signs and sends it through the Gateway's Submit: Fabric's orderer applies only an update the
+    config's policies authorise and answers BAD_REQUEST; the embedded engine applies none. Nothing is ordered."""
+    credentials = load_profile(ledger_network.profile_path("DC1"))
+    creator, nonce = credentials.identity.serialize(), uuid.uuid4().bytes + uuid.uuid4().bytes[:8]
+    tx_id = hashlib.sha256(nonce + creator).hexdigest()
+    update = configtx_pb2.ConfigUpdate(channel_id=ledger_network.task).SerializeToString()
+    header = common_pb2.ChannelHeader(type=common_pb2.CONFIG_UPDATE, channel_id=ledger_network.task, tx_id=tx_id)
+    header.timestamp.GetCurrentTime()
+    payload = common_pb2.Payload(
+        header=common_pb2.Header(channel_header=header.SerializeToString(),
+                                 signature_header=common_pb2.SignatureHeader(creator=creator, nonce=nonce)
+                                 .SerializeToString()),
+        data=configtx_pb2.ConfigUpdateEnvelope(config_update=update).SerializeToString()).SerializeToString()
+    envelope = common_pb2.Envelope(payload=payload,
+                                   signature=credentials.signer.sign(hashlib.sha256(payload).digest()))
+    before = ledger_network.height("DC1")
+    prepared = gw.PreparedTransaction(transaction_id=tx_id, envelope=envelope)
+    with pytest.raises(SubmitError) as refused:
+        dc1.load_transaction(prepared.SerializeToString()).submit()
+    assert refused.value.code == grpc.StatusCode.ABORTED
+    assert "status=BAD_REQUEST" in refused.value.message and "config update" in refused.value.message
+    assert ledger_network.height("DC1") == before, "a refused Broadcast is never ordered"
 
 
 # --- 6, 7: consortium transactions on a channel of their own ---------------------------------------
