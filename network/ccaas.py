@@ -9,6 +9,7 @@ import json
 import tarfile
 from pathlib import Path
 
+from swarmfuse.files import PRIVATE, write_private
 from swarmfuse.network.crypto import chaincode_tls
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.topology import HOST, Org, Topology
@@ -32,12 +33,13 @@ def connection(topology: Topology, layout: Layout, org: Org) -> dict[str, object
 
 
 def _tar(members: dict[str, bytes]) -> bytes:
-    """A gzip tar of ``members`` with fixed file modes and times."""
+    """A gzip tar of ``members`` with fixed times, each member readable by its owner alone (the connection file
+    holds the chaincode client's TLS key)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            info.size, info.mode, info.mtime = len(data), PRIVATE, 0
             tar.addfile(info, io.BytesIO(data))
     return raw.getvalue()
 
@@ -50,7 +52,7 @@ def build_package(topology: Topology, layout: Layout, org: Org) -> Path:
     code = _tar({"connection.json": json.dumps(connection(topology, layout, org), indent=2).encode()})
     metadata = json.dumps({"type": "ccaas", "label": LABEL}).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(_tar({"metadata.json": metadata, "code.tar.gz": code}))
+    write_private(path, _tar({"metadata.json": metadata, "code.tar.gz": code}))
     return path
 
 

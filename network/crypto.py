@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from swarmfuse.files import write_private
 from swarmfuse.network.binaries import Fabric
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.procs import run_checked
@@ -130,7 +131,5 @@ def issue_tls_pair(layout: Layout, org: Org, name: str, usage: x509.ObjectIdenti
         .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     )
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    key_path.chmod(0o600)
+    write_private(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()))

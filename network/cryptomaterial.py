@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
-import os
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from swarmfuse.files import write_private
 from swarmfuse.network.crypto import CERT_DAYS, cryptogen_config
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.topology import Topology
@@ -293,9 +293,7 @@ def _new_key(path: Path) -> ec.EllipticCurvePrivateKey:
     """A P-256 key written as PKCS#8 PEM with mode 0600 (csp.go GeneratePrivateKey)."""
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
+    write_private(path, pem)
     return key
 
 

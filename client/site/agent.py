@@ -139,7 +139,7 @@ class SiteAgent:
         """A per-site secret salt (kept in the site folder) for the published entity commitment."""
         path = self.site.folder / "commitment.salt"
         if not path.exists():
-            write_atomic(path, secrets.token_bytes(32), mode=0o600)
+            write_atomic(path, secrets.token_bytes(32))
         return path.read_bytes()
 
     # --- the event loop -------------------------------------------------------------------------

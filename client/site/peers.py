@@ -18,6 +18,7 @@ import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from swarmfuse.client.site.identity import SiteTls
+from swarmfuse.files import open_private
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class HttpPeerLink:
                     if response.status_code >= 400:
                         response.read()
                         raise PeerError(f"GET {url} refused ({response.status_code}): {_detail(response)}")
-                    with part.open("wb") as handle:
+                    with open_private(part) as handle:
                         for chunk in response.iter_bytes(CHUNK):
                             handle.write(chunk)
                         handle.flush()

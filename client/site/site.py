@@ -7,17 +7,18 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from swarmfuse.files import open_private
 from swarmfuse.network import state as state_file
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.topology import HOST, Org, Topology
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write via a ``.part`` file (created with ``mode``), fsync, then rename: a reader never sees a partial file."""
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a private ``.part`` file (mode 0600: a site's files are its own), fsync, then rename: a reader never
+    sees a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
+    with open_private(part) as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

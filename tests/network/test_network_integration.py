@@ -210,3 +210,28 @@ def test_connection_profiles_and_logs_of_every_org(ledger_network: LedgerNetwork
         node_log = f"peer-{org}.log" if ledger_network.engine == "fabric" else "engine.log"
         assert (ledger_network.home / "logs" / node_log).stat().st_size > 0
         assert (ledger_network.home / "logs" / f"chaincode-{org}.log").is_file()
+
+
+def test_no_file_readable_by_others_holds_a_private_key(ledger_network: LedgerNetwork) -> None:
+    """Every file of the network home that holds a private key, and every chaincode package (its connection file
+    carries the chaincode client's TLS key), is readable by its owner alone, inside a package too."""
+    import io
+    import stat
+    import tarfile
+
+    keys, packages = [], []
+    for path in ledger_network.home.rglob("*"):
+        if not path.is_file() or path.is_symlink():
+            continue
+        data = path.read_bytes()
+        if b"PRIVATE KEY-----" in data:
+            keys.append(path)
+        if path.name.endswith(".tar.gz") and path.parent.parent.name == "chaincode":
+            packages.append(path)
+            with tarfile.open(fileobj=io.BytesIO(data)) as outer:
+                code = outer.extractfile("code.tar.gz").read()  # type: ignore[union-attr]
+                members = [*outer.getmembers(), *tarfile.open(fileobj=io.BytesIO(code)).getmembers()]
+            assert all(m.mode & 0o077 == 0 for m in members), (path, [(m.name, oct(m.mode)) for m in members])
+    assert keys and packages
+    exposed = [(str(p), oct(stat.S_IMODE(p.stat().st_mode))) for p in [*keys, *packages] if p.stat().st_mode & 0o077]
+    assert not exposed

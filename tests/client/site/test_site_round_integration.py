@@ -74,6 +74,15 @@ def test_fused_model_beats_each_single_modality(job) -> None:  # type: ignore[no
     assert report.on_chain["bytes"] < report.off_chain_bytes
 
 
+def test_a_sites_round_files_are_readable_by_itself_alone(job) -> None:  # type: ignore[no-untyped-def]
+    """Aligned IDs, PSI sessions, features, labels, received files and the model: private from their first byte."""
+    config, _ = job
+    files = [path for org in localjob.ORGS
+             for path in (config.home / "sites" / org / "rounds").rglob("*") if path.is_file()]
+    assert {"aligned.json", "model.npz", "features.npy"} <= {path.name for path in files}
+    assert not [(str(path), oct(path.stat().st_mode & 0o777)) for path in files if path.stat().st_mode & 0o077]
+
+
 def test_a_tampered_file_is_refused_and_recorded(job) -> None:  # type: ignore[no-untyped-def]
     config, report = job
     leader = report.round["leader"].removesuffix("MSP")

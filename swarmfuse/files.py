@@ -1,0 +1,32 @@
+"""Private files: created readable by their owner alone from the first byte (mode 0600 at open, no chmod after).
+
+Keys, key-bearing packages and a site's round artefacts (aligned IDs, features, labels, models) are private; every
+layer writes them through this module.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+PRIVATE = 0o600
+
+
+def open_private(path: Path) -> BinaryIO:
+    """``path`` opened for binary writing (created or truncated) with mode 0600; an existing file keeps its mode
+    unless it was readable by others, in which case it is made private before anything is written."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, PRIVATE)
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600 (see :func:`open_private`)."""
+    with open_private(path) as out:
+        out.write(data)
