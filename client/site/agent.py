@@ -236,6 +236,15 @@ class SiteAgent:
     def _modality_of(self, rnd: dict[str, Any], mspid: str) -> str:
         return rnd["roles"][mspid][0]
 
+    def declared(self, rnd: dict[str, Any], mspid: str) -> int:
+        """How many entities ``mspid`` declares on-chain for its role in the round (its summary's entity count):
+        the most IDs it may align on."""
+        modality = self._modality_of(rnd, mspid)
+        summary = self.ledger.summary(mspid, modality)
+        if summary is None:
+            raise SiteError(f"round {rnd['round_id']}: {mspid} has published no {modality} summary")
+        return int(summary["entity_count"])
+
     def _own_ids(self, rnd: dict[str, Any]) -> list[str]:
         """The IDs this site aligns on: its role's modality (plus labels for the label holder)."""
         modality = self._modality_of(rnd, self.mspid)
@@ -281,7 +290,8 @@ class SiteAgent:
                                                     self._context(round_id), self._own_ids(rnd))
         if not session.answered:
             reply = self.link.psi(endpoint, round_id, session.blinded())
-            self.link.psi_confirm(endpoint, round_id, session.answer(reply["leader"]))
+            answer = session.answer(reply["leader"], self.declared(rnd, rnd["leader"]))
+            self.link.psi_confirm(endpoint, round_id, answer)
             session.save()
         recorded = self.ledger.alignment(round_id)
         if recorded is None:

@@ -16,6 +16,12 @@ IDs map to the group with H(id) = ristretto255_from_hash(SHA-512(domain ‖ task
 Nobody sees another party's IDs outside the intersection: only blinded points cross, and a point is
 only ever raised by its owner's secret. Each session is kept in a file (mode 0600) so a restarted
 agent carries on with the same secrets.
+
+Each side bounds the other: a list of more points than the sender's on-chain summary declares entities is
+refused (a peer that sent the blinded hashes of many candidate IDs would learn which of them this site holds),
+and the leader reblinds one list per participant and round (the same list again gets the same answer, after a
+restart; another list is refused). What the leader still learns beyond the recorded intersection: with each
+participant, how many IDs the two share.
 """
 
 from __future__ import annotations
@@ -95,8 +101,12 @@ class ParticipantSession:
         """Step 1: H(x)^b of every own ID, in this session's order."""
         return [_raise(hash_to_group(self.context, i), self._secret).hex() for i in self.ids]
 
-    def answer(self, leader_points: Sequence[str]) -> list[str]:
-        """Step 3: the leader's points raised to b, in the leader's order."""
+    def answer(self, leader_points: Sequence[str], declared: int) -> list[str]:
+        """Step 3: the leader's points raised to b, in the leader's order; refused when the leader sent more points
+        than the ``declared`` entities of its on-chain summary."""
+        if len(leader_points) > declared:
+            raise AlignmentError(f"the leader sent {len(leader_points)} blinded IDs, more than the {declared} "
+                                 "entities its on-chain summary declares")
         answer = [_raise(point, self._secret).hex() for point in _points(leader_points)]
         self.answered = True
         return answer
@@ -140,11 +150,19 @@ class LeaderSession:
     def _secret(self) -> bytes:
         return bytes.fromhex(str(self._doc["secret"]))
 
-    def respond(self, participant: str, points: Sequence[str]) -> dict[str, list[str]]:
-        """Step 2: keep the participant's points raised to a; answer with the leader's own blinded IDs."""
+    def respond(self, participant: str, points: Sequence[str], declared: int) -> dict[str, list[str]]:
+        """Step 2: keep the participant's points raised to a; answer with the leader's own blinded IDs. Refused when
+        the participant sent more points than the ``declared`` entities of its on-chain summary, or another list
+        than the one it sent before in this round."""
+        if len(points) > declared:
+            raise AlignmentError(f"{participant} sent {len(points)} blinded IDs, more than the {declared} entities "
+                                 "its on-chain summary declares")
         reblinded = [_raise(point, self._secret).hex() for point in _points(points)]
         own = [_raise(hash_to_group(str(self._doc["context"]), i), self._secret).hex() for i in self._doc["ids"]]
         with self._lock:
+            before = self._doc["reblinded"].get(participant)  # type: ignore[union-attr]
+            if before is not None and before != reblinded:
+                raise AlignmentError(f"{participant} already sent its blinded IDs for this round")
             self._doc["reblinded"][participant] = reblinded  # type: ignore[index]
             self._doc["matches"].pop(participant, None)  # type: ignore[union-attr]
             _save(self.path, self._doc)

@@ -114,7 +114,7 @@ def create_app(agent: SiteAgent, resolver: OrgResolver) -> FastAPI:
     def psi(round_id: str, body: Points, request: Request) -> dict[str, list[str]]:
         org, rnd = participant_round(request, round_id)
         try:
-            return leader_session(rnd).respond(org, body.points)
+            return leader_session(rnd).respond(org, body.points, agent.declared(rnd, org))
         except AlignmentError as exc:
             raise HTTPException(422, str(exc)) from exc
 

@@ -93,13 +93,21 @@ class TaskLedger:
 
     # --- membership and summaries ---------------------------------------------------------------
 
-    def member(self, mspid: str) -> dict[str, Any] | None:
+    def _found(self, function: str, *args: str) -> Any:
+        """``evaluate``, with ``None`` for a record the chaincode does not have."""
         try:
-            return self.evaluate("Membership:Get", mspid)
+            return self.evaluate(function, *args)
         except LedgerRefused as exc:
             if exc.not_found:
                 return None
             raise
+
+    def member(self, mspid: str) -> dict[str, Any] | None:
+        return self._found("Membership:Get", mspid)
+
+    def summary(self, mspid: str, modality: str) -> dict[str, Any] | None:
+        """The latest data summary ``mspid`` published for ``modality``."""
+        return self._found("Summaries:Get", mspid, modality)
 
     def register(self, profile: dict[str, Any]) -> dict[str, Any]:
         return self.submit("Membership:Register", _json(profile))
@@ -123,12 +131,7 @@ class TaskLedger:
                            _json({"entity_count": entity_count, "commitment_sha256": commitment}))
 
     def alignment(self, round_id: str) -> dict[str, Any] | None:
-        try:
-            return self.evaluate("Rounds:GetAlignment", round_id)
-        except LedgerRefused as exc:
-            if exc.not_found:
-                return None
-            raise
+        return self._found("Rounds:GetAlignment", round_id)
 
     def record_exchange(self, round_id: str, receiver: str, kind: str, sha256: str, size: int,
                         entity_count: int) -> dict[str, Any]:

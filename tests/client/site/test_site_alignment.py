@@ -23,9 +23,10 @@ def _align(tmp_path: Path, leader_ids: set[str], others: dict[str, set[str]]) ->
     leader = LeaderSession.load_or_create(tmp_path / "leader.json", CONTEXT, sorted(leader_ids))
     sessions = {name: ParticipantSession.load_or_create(tmp_path / f"{name}.json", CONTEXT, sorted(ids))
                 for name, ids in others.items()}
+    ids_of = others
     for name, session in sessions.items():
-        reply = leader.respond(name, session.blinded())
-        leader.confirm(name, session.answer(reply["leader"]))
+        reply = leader.respond(name, session.blinded(), declared=len(ids_of[name]))
+        leader.confirm(name, session.answer(reply["leader"], declared=len(leader_ids)))
     assert leader.complete(list(others))
     aligned = leader.aligned_ids(list(others))
     views = {name: session.aligned_ids(leader.positions_for(name, aligned)) for name, session in sessions.items()}
@@ -46,7 +47,7 @@ def test_only_blinded_points_leave_a_party(tmp_path: Path) -> None:
     ids = [f"patient-{i}" for i in range(20)]
     participant = ParticipantSession.load_or_create(tmp_path / "p.json", CONTEXT, ids)
     leader = LeaderSession.load_or_create(tmp_path / "l.json", CONTEXT, ids[:10])
-    reply = leader.respond("P", participant.blinded())
+    reply = leader.respond("P", participant.blinded(), declared=20)
     sent = json.dumps(participant.blinded()) + json.dumps(reply)
     assert not any(entity in sent for entity in ids)
     # The participant never gets its own points back under the leader's key, so it cannot test which of
@@ -75,14 +76,39 @@ def test_commitment_matches_the_manifest_commitment(tmp_path: Path) -> None:
 def test_malformed_or_out_of_turn_messages_are_refused(tmp_path: Path) -> None:
     leader = LeaderSession.load_or_create(tmp_path / "l.json", CONTEXT, ["a", "b"])
     with pytest.raises(AlignmentError, match="not a valid ristretto255 point"):
-        leader.respond("P", ["00" * 31 + "01"])
+        leader.respond("P", ["00" * 31 + "01"], declared=1)
     with pytest.raises(AlignmentError, match="hex"):
-        leader.respond("P", ["zz"])
+        leader.respond("P", ["zz"], declared=1)
     with pytest.raises(AlignmentError, match="before sending"):
         leader.confirm("P", [])
     participant = ParticipantSession.load_or_create(tmp_path / "p.json", CONTEXT, ["a"])
-    reply = leader.respond("P", participant.blinded())
+    reply = leader.respond("P", participant.blinded(), declared=1)
     with pytest.raises(AlignmentError, match="answered 1 points for 2"):
-        leader.confirm("P", participant.answer(reply["leader"])[:1])
+        leader.confirm("P", participant.answer(reply["leader"], declared=2)[:1])
     with pytest.raises(AlignmentError, match="outside"):
         participant.aligned_ids([5])
+
+
+def test_each_side_refuses_more_points_than_the_other_declared_on_chain(tmp_path: Path) -> None:
+    """A leader or participant that sends the blinded hashes of many candidate IDs (to learn which of them the
+    other holds) is refused once it sends more than the entity count of its on-chain summary."""
+    candidates = [f"candidate-{i}" for i in range(50)]
+    leader = LeaderSession.load_or_create(tmp_path / "l.json", CONTEXT, candidates)
+    probing = ParticipantSession.load_or_create(tmp_path / "probe.json", CONTEXT, candidates)
+    with pytest.raises(AlignmentError, match="P sent 50 blinded IDs, more than the 10 entities its on-chain"):
+        leader.respond("P", probing.blinded(), declared=10)
+    honest = ParticipantSession.load_or_create(tmp_path / "p.json", CONTEXT, candidates[:10])
+    reply = leader.respond("P", honest.blinded(), declared=10)
+    with pytest.raises(AlignmentError, match="the leader sent 50 blinded IDs, more than the 30 entities"):
+        honest.answer(reply["leader"], declared=30)
+    assert not honest.answered
+
+
+def test_the_leader_reblinds_one_list_per_participant_and_round(tmp_path: Path) -> None:
+    leader = LeaderSession.load_or_create(tmp_path / "l.json", CONTEXT, ["a", "b", "c"])
+    first = ParticipantSession.load_or_create(tmp_path / "p.json", CONTEXT, ["a", "b"])
+    reply = leader.respond("P", first.blinded(), declared=2)
+    assert leader.respond("P", first.blinded(), declared=2) == reply  # the same list again: a restarted agent
+    other = ParticipantSession.load_or_create(tmp_path / "q.json", CONTEXT, ["c", "d"])
+    with pytest.raises(AlignmentError, match="P already sent its blinded IDs for this round"):
+        leader.respond("P", other.blinded(), declared=2)
