@@ -114,7 +114,11 @@ def create_app(agent: SiteAgent, resolver: OrgResolver) -> FastAPI:
     def psi(round_id: str, body: Points, request: Request) -> dict[str, list[str]]:
         org, rnd = participant_round(request, round_id)
         try:
-            return leader_session(rnd).respond(org, body.points, agent.declared(rnd, org))
+            declared = agent.declared(rnd, org)
+        except SiteError as exc:  # no summary on-chain: nothing to bound the list by
+            raise HTTPException(409, str(exc)) from exc
+        try:
+            return leader_session(rnd).respond(org, body.points, declared)
         except AlignmentError as exc:
             raise HTTPException(422, str(exc)) from exc
 
