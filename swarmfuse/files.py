@@ -1,7 +1,7 @@
 """Private files: created readable by their owner alone from the first byte (mode 0600 at open, no chmod after).
 
-Keys, key-bearing packages and a site's round artefacts (aligned IDs, features, labels, models) are private; every
-layer writes them through this module.
+Keys, key-bearing packages, a site's round artefacts (aligned IDs, features, labels, models) and an orderer's
+unordered transactions are private; every layer writes them through this module.
 """
 
 from __future__ import annotations
@@ -24,6 +24,18 @@ def open_private(path: Path) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a private ``.part`` file (mode 0600), fsync, then rename: a reader (or a
+    restart after a crash) sees the old file or the whole new one, never part of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    with open_private(part) as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    part.replace(path)
 
 
 def write_private(path: Path, data: bytes) -> None:

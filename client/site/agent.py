@@ -37,9 +37,10 @@ from swarmfuse.client.gateway import ChaincodeEvent
 from swarmfuse.client.site.alignment import LeaderSession, ParticipantSession, commitment_of
 from swarmfuse.client.site.ledger import LedgerRefused, TaskLedger
 from swarmfuse.client.site.manifest import Manifest
-from swarmfuse.client.site.site import Site, SiteError, write_atomic
+from swarmfuse.client.site.site import Site, SiteError
 from swarmfuse.client.site.store import SqlCheckpointer, Store
 from swarmfuse.extractors.data.cache import sha256_file
+from swarmfuse.files import write_atomic
 
 logger = logging.getLogger(__name__)
 

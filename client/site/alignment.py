@@ -35,7 +35,7 @@ from pathlib import Path
 
 import rbcl
 
-from swarmfuse.client.site.site import write_atomic
+from swarmfuse.files import write_atomic
 
 DOMAIN = b"swarmfuse/psi/v1\x00"
 POINT_BYTES = rbcl.crypto_core_ristretto255_BYTES

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from swarmfuse.client.site.manifest import Manifest
-from swarmfuse.client.site.site import write_atomic
+from swarmfuse.files import write_atomic
 
 if TYPE_CHECKING:
     from swarmfuse.client.site.agent import Holding, SiteAgent

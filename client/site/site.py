@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from swarmfuse.files import open_private
 from swarmfuse.network import state as state_file
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.topology import HOST, Org, Topology
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a private ``.part`` file (mode 0600: a site's files are its own), fsync, then rename: a reader never
-    sees a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    with open_private(part) as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    part.replace(path)
 
 
 class SiteError(RuntimeError):
