@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
-
+from swarmfuse.chaincode.contracts.records import DEFAULT_DEADLINE_WINDOW_S
 from swarmfuse.network import tasks
 from swarmfuse.network.cli_common import HomeOption, clean_errors, console
 from swarmfuse.network.control import Network
@@ -20,11 +20,15 @@ app = typer.Typer(no_args_is_help=True, help="Collaboration tasks: one channel e
 def create(
     name: str = typer.Argument(..., help="Task name, used as the channel name (lower case, digits, '.', '-')."),
     orgs: str = typer.Option(..., "--orgs", help="Comma-separated member orgs, e.g. DC1,DC2,DC3 (Auditor allowed)."),
+    deadline_window: int = typer.Option(
+        DEFAULT_DEADLINE_WINDOW_S, "--deadline-window",
+        help="Seconds every deadline a transaction sets (round deadline, new leader's, acknowledgements') must "
+             "leave after the endorsing peer's clock."),
     home: Path = HomeOption,
 ) -> None:
     """Create the task's channel, join its orgs, deploy the chaincode and initialise the task."""
     with clean_errors():
-        record = tasks.create(Network(home), name, orgs)
+        record = tasks.create(Network(home), name, orgs, deadline_window)
     console.print(f"Task {record.name} created for {', '.join(record.orgs)}; endorsement policy {record.policy}.")
 
 

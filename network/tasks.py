@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import json
 import logging
 import ssl
@@ -24,6 +23,12 @@ from dataclasses import dataclass
 
 import yaml
 
+from swarmfuse.chaincode.contracts.records import (
+    DEFAULT_DEADLINE_WINDOW_S,
+    MAX_DEADLINE_WINDOW_S,
+    MIN_DEADLINE_WINDOW_S,
+    TaskConfig,
+)
 from swarmfuse.client.gateway import EndorseError, Gateway, GatewayError
 from swarmfuse.client.gateway.commit import raise_unless_valid
 from swarmfuse.network.ccaas import CHAINCODE_NAME, CHAINCODE_VERSION
@@ -58,15 +63,21 @@ class InvokeResult:
     payload: bytes
 
 
-def create(network: Network, name: str, org_list: str) -> TaskRecord:
-    """Create task channel ``name`` for the orgs in ``org_list`` (``DC1,DC2,...``) and deploy the chaincode."""
+def create(
+    network: Network, name: str, org_list: str, deadline_window_s: int = DEFAULT_DEADLINE_WINDOW_S
+) -> TaskRecord:
+    """Create task channel ``name`` for the orgs in ``org_list`` (``DC1,DC2,...``) and deploy the chaincode;
+    every deadline a transaction of the task sets must leave ``deadline_window_s`` after the endorser's clock."""
     validate_channel_name(name)
     network.require_state()
+    if not MIN_DEADLINE_WINDOW_S <= deadline_window_s <= MAX_DEADLINE_WINDOW_S:
+        raise InvalidInput(f"the deadline window must be {MIN_DEADLINE_WINDOW_S} to {MAX_DEADLINE_WINDOW_S} seconds, "
+                           f"not {deadline_window_s}")
     with network.locked():
-        return _create(network, name, org_list)
+        return _create(network, name, org_list, deadline_window_s)
 
 
-def _create(network: Network, name: str, org_list: str) -> TaskRecord:
+def _create(network: Network, name: str, org_list: str, deadline_window_s: int) -> TaskRecord:
     current = network.require_state()
     topology = current.topology()
     orgs = parse_org_list(org_list, topology)
@@ -81,8 +92,8 @@ def _create(network: Network, name: str, org_list: str) -> TaskRecord:
     else:
         _create_on_engine(network, name, orgs, policy)
     members = [org for org in orgs if not org.auditor]
-    config: dict[str, object] = {"task": name, "founders": [o.mspid for o in members],
-                                 "auditors": [o.mspid for o in orgs if o.auditor]}
+    config = TaskConfig(task=name, founders=[o.mspid for o in members],
+                        auditors=[o.mspid for o in orgs if o.auditor], deadline_window_s=deadline_window_s)
     _initialise(network, name, members, config)
     _wait_until_endorsable(network, name, orgs)
     record = TaskRecord(name=name, orgs=[o.name for o in orgs], policy=policy, created=dt.datetime.now(dt.UTC).isoformat())
@@ -137,19 +148,12 @@ def _participation(network: Network, method: str, body: dict[str, object] | None
         raise NotRunning(f"the engine's participation endpoint is unreachable: {exc}") from exc
 
 
-def config_sha256(config: dict[str, object]) -> str:
-    """The hash every founder confirms: canonical JSON of the task name, sorted founders and sorted auditors."""
-    canonical = {"auditors": sorted(config["auditors"]), "founders": sorted(config["founders"]),  # type: ignore[arg-type]
-                 "task": config["task"]}
-    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def _initialise(network: Network, name: str, members: Sequence[Org], config: dict[str, object]) -> None:
+def _initialise(network: Network, name: str, members: Sequence[Org], config: TaskConfig) -> None:
     """``Task:Init`` by the first founder, ``Task:Confirm`` by each other founder (one after another: each
     confirmation may be the deciding one), then a check that the active task is the one proposed."""
     endorsers = [org.mspid for org in members]
-    document = json.dumps(config, separators=(",", ":"))
-    digest = config_sha256(config)
+    document = config.model_dump_json()
+    digest = config.sha256()
     deadline = time.monotonic() + READY_S
 
     def once_gossip_is_ready(org: Org, function: str, *args: str) -> None:
@@ -170,9 +174,9 @@ def _initialise(network: Network, name: str, members: Sequence[Org], config: dic
     for founder in members[1:]:
         once_gossip_is_ready(founder, "Task:Confirm", digest)
     active = json.loads(query(network, name, members[0], "Task:Get"))
-    if sorted(active["founders"]) != sorted(config["founders"]) or sorted(active["auditors"]) != sorted(config["auditors"]):  # type: ignore[arg-type]
+    if active["config_sha256"] != digest:
         raise TransactionFailed(f"task {name} became active with founders {active['founders']} and auditors "
-                                f"{active['auditors']}, not the ones proposed")
+                                f"{active['auditors']}, not the configuration proposed")
 
 
 def _wait_until_endorsable(network: Network, name: str, orgs: Sequence[Org], timeout: float = READY_S) -> None:

@@ -10,7 +10,6 @@ import hashlib
 from enum import StrEnum
 
 from pydantic import BaseModel, Field, field_validator, model_validator
-
 from swarmfuse.chaincode.contract.canonical import canonical_json
 from swarmfuse.chaincode.contracts.fields import (
     STRICT,
@@ -34,13 +33,23 @@ def _unique_sorted(values: list[str], what: str) -> list[str]:
     return sorted(values)
 
 
+DEFAULT_DEADLINE_WINDOW_S = 600
+"""Least time a deadline must leave after the endorser's clock when a task does not set it: 10 minutes."""
+MIN_DEADLINE_WINDOW_S = 60
+MAX_DEADLINE_WINDOW_S = 7 * 86_400
+
+
 class TaskConfig(BaseModel):
-    """``Task:Init`` argument: the channel's task, its founding member orgs (two or more) and auditor orgs."""
+    """``Task:Init`` argument: the channel's task, its founding member orgs (two or more) and auditor orgs,
+    and the least time (seconds) any deadline a transaction sets must leave after the endorser's clock."""
 
     model_config = STRICT
     task: Identifier
     founders: list[MspId] = Field(min_length=2, max_length=64)
     auditors: list[MspId] = Field(default_factory=list, max_length=16)
+    deadline_window_s: int = Field(
+        default=DEFAULT_DEADLINE_WINDOW_S, ge=MIN_DEADLINE_WINDOW_S, le=MAX_DEADLINE_WINDOW_S
+    )
 
     @field_validator("founders", "auditors")
     @classmethod
@@ -55,10 +64,13 @@ class TaskConfig(BaseModel):
         return self
 
     def config_only(self) -> TaskConfig:
-        return TaskConfig(task=self.task, founders=self.founders, auditors=self.auditors)
+        return TaskConfig(
+            task=self.task, founders=self.founders, auditors=self.auditors, deadline_window_s=self.deadline_window_s
+        )
 
     def sha256(self) -> str:
-        """SHA-256 (hex) of the canonical JSON of ``{"auditors", "founders", "task"}``, lists sorted."""
+        """SHA-256 (hex) of the canonical JSON of ``{"auditors", "deadline_window_s", "founders", "task"}``,
+        lists sorted."""
         return hashlib.sha256(canonical_json(self.config_only())).hexdigest()
 
 

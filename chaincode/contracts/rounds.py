@@ -8,9 +8,11 @@ same key; ``Rounds:Close`` reads every acknowledgement once they are all in.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from swarmfuse.chaincode.contract import BadRequest, Conflict, Context, Forbidden, NotFound, transaction
 from swarmfuse.chaincode.contracts import keys
-from swarmfuse.chaincode.contracts.consortium import MEMBER, READERS, ConsortiumContract, abort_threshold
+from swarmfuse.chaincode.contracts.consortium import MEMBER, READERS, ConsortiumContract, abort_threshold, load_task
 from swarmfuse.chaincode.contracts.fields import Identifier, Reason, Sha256, UtcDateTime
 from swarmfuse.chaincode.contracts.leader import leader_for, next_leader
 from swarmfuse.chaincode.contracts.records import (
@@ -51,6 +53,22 @@ def _in_state(rnd: Round, *states: RoundState) -> None:
     if rnd.state not in states:
         allowed = " or ".join(s.value for s in states)
         raise Conflict(f"round {rnd.round_id} is {rnd.state.value}; this needs it {allowed}")
+
+
+def _check_deadline(ctx: Context, deadline: datetime, what: str) -> None:
+    """Refuse a deadline that leaves less than the task's window after this endorser's own clock.
+
+    The proposal time cannot be the reference: a client may stamp it up to the allowed skew in the past,
+    and a deadline set from there could already have passed for every endorser (a participant would
+    then elect itself leader at once).
+    """
+    window = timedelta(seconds=load_task(ctx).deadline_window_s)
+    earliest = max(ctx.endorser_time + window, ctx.now)
+    if deadline <= earliest:
+        raise BadRequest(
+            f"{what} {deadline.isoformat()} must be after {earliest.isoformat()}: at least the task's deadline "
+            f"window ({window.total_seconds():g} s) after this endorser's clock ({ctx.endorser_time.isoformat()})"
+        )
 
 
 def _save(ctx: Context, rnd: Round, **event: object) -> Round:
@@ -96,9 +114,11 @@ def round_view(ctx: Context, rnd: Round) -> Round:
 class Rounds(ConsortiumContract):
     """Open a round, record off-chain exchanges, publish the fused model, acknowledge it, close it.
 
-    Time: deadlines compare with the transaction time (the proposal timestamp, within the allowed
-    skew of the endorser's clock); "after the deadline" also needs the endorser's own clock past it,
-    so a proposal stamped ahead cannot act early.
+    Time: every deadline a transaction sets (the round's, a new leader's, the acknowledgement window of
+    a fused round) must be at least the task's deadline window after the endorser's own clock, so a
+    proposal stamped in the past cannot set one that has already passed. "After the deadline" needs
+    both the transaction time and the endorser's clock past it, so a proposal stamped ahead cannot act
+    early. Only participants act on a round, before or after its deadline.
     """
 
     @transaction(
@@ -107,7 +127,8 @@ class Rounds(ConsortiumContract):
         errors=(
             NOT_ACTIVE,
             "Forbidden: caller is not a participant",
-            "BadRequest: malformed spec, participant not an active member, modality not registered, deadline passed",
+            "BadRequest: malformed spec, participant not an active member, modality not registered, "
+            "deadline within the task's window",
             "Conflict: round ID taken",
         ),
     )
@@ -125,10 +146,7 @@ class Rounds(ConsortiumContract):
             missing = set(spec.roles[org]) - set(member.modalities)
             if missing:
                 raise BadRequest(f"{org} did not register modality {', '.join(sorted(missing))}")
-        if spec.deadline <= ctx.now:
-            raise BadRequest(
-                f"deadline {spec.deadline.isoformat()} is not after the transaction time {ctx.now.isoformat()}"
-            )
+        _check_deadline(ctx, spec.deadline, "deadline")
         rotation = ctx.get(keys.rotation_key(spec.participants), Rotation) or Rotation(
             participants=spec.participants, opened=0
         )
@@ -218,20 +236,22 @@ class Rounds(ConsortiumContract):
             NOT_ACTIVE,
             "NotFound: no such round",
             "Forbidden: caller is not the leader",
-            "BadRequest: malformed hash or metrics",
+            "BadRequest: malformed hash or metrics, deadline within the task's window",
             "Conflict: round not open",
         ),
     )
-    def mark_fused(self, ctx: Context, round_id: Identifier, model_sha256: Sha256, metrics: Metrics) -> Round:
-        """The leader publishes the fused model's SHA-256 and its metrics."""
+    def mark_fused(
+        self, ctx: Context, round_id: Identifier, model_sha256: Sha256, metrics: Metrics, deadline: UtcDateTime
+    ) -> Round:
+        """The leader publishes the fused model's hash and metrics, and a fresh deadline to acknowledge it."""
         rnd = load_round(ctx, round_id)
         if ctx.client.mspid != rnd.leader:
             raise Forbidden(f"only the leader {rnd.leader} may publish the model of round {round_id}")
         _in_state(rnd, RoundState.OPEN)
-        rnd = rnd.model_copy(
-            update={"state": RoundState.FUSED, "model_sha256": model_sha256, "metrics": metrics, "updated_at": ctx.now}
-        )
-        return _save(ctx, rnd, model_sha256=model_sha256)
+        _check_deadline(ctx, deadline, "acknowledgement deadline")
+        update = {"state": RoundState.FUSED, "model_sha256": model_sha256, "metrics": metrics, "deadline": deadline,
+                  "updated_at": ctx.now}
+        return _save(ctx, rnd.model_copy(update=update), model_sha256=model_sha256, deadline=deadline)
 
     @transaction(
         allow=(MEMBER,),
@@ -289,21 +309,20 @@ class Rounds(ConsortiumContract):
         errors=(
             NOT_ACTIVE,
             "NotFound: no such round",
-            "Forbidden: before the deadline, caller is not a participant",
+            "Forbidden: caller is not a participant",
             "Conflict: round closed or aborted, caller already voted",
         ),
     )
     def abort(self, ctx: Context, round_id: Identifier, reason: Reason) -> Round:
-        """Vote to abort: a majority of the participants active now aborts; after the deadline any member aborts."""
+        """Vote to abort: a majority of the participants active now aborts; after the deadline one participant does."""
         rnd = load_round(ctx, round_id)
+        org = _participant(ctx, rnd)
         _in_state(rnd, *LIVE)
-        org = ctx.client.mspid
         counted = _active_participants(ctx, rnd)
         if ctx.has_passed(rnd.deadline):
             votes = sorted({*_counted_abort_votes(ctx, rnd, counted), org})
             aborted, needed = True, 1
         else:
-            _participant(ctx, rnd)
             key = keys.abort_vote_key(round_id, org)
             earlier = ctx.get(key, AbortVote)
             if earlier is not None and earlier.voter_epoch == counted[org]:
@@ -333,7 +352,7 @@ class Rounds(ConsortiumContract):
             NOT_ACTIVE,
             "NotFound: no such round",
             "Forbidden: caller is not a participant",
-            "BadRequest: new deadline not after the transaction time",
+            "BadRequest: new deadline within the task's window",
             "Conflict: round not open, leader's deadline not passed, no participant left to lead",
         ),
     )
@@ -344,8 +363,7 @@ class Rounds(ConsortiumContract):
         _in_state(rnd, RoundState.OPEN)
         if not ctx.has_passed(rnd.deadline):
             raise Conflict(f"leader {rnd.leader} has until {rnd.deadline.isoformat()}")
-        if deadline <= ctx.now:
-            raise BadRequest("the new deadline must be after the transaction time")
+        _check_deadline(ctx, deadline, "the new deadline")
         past = sorted({*rnd.past_leaders, rnd.leader})
         inactive = set(rnd.participants) - set(_active_participants(ctx, rnd))
         leader = next_leader(rnd.participants, rnd.leader, [*past, *inactive])

@@ -30,6 +30,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -387,11 +388,18 @@ class SiteAgent:
         metrics = json.loads((self.site.round_dir(round_id) / "metrics.json").read_text())
         digest = sha256_file(model_path)
         try:
-            self.ledger.mark_fused(round_id, digest, metrics)
+            self.ledger.mark_fused(round_id, digest, metrics, self.acknowledgement_deadline(rnd))
         except LedgerRefused as exc:
             if not (exc.conflict and self.ledger.round(round_id).get("model_sha256") == digest):
                 raise
         self.store.finish_action(round_id, "fuse", f"model sha256 {digest}")
+
+    def acknowledgement_deadline(self, rnd: dict[str, Any]) -> datetime:
+        """The participants' fresh window to acknowledge the model: as long as the round was given when it
+        opened, and at least the task's deadline window plus a minute for the transaction to reach the
+        endorsers."""
+        span = datetime.fromisoformat(rnd["deadline"]) - datetime.fromisoformat(rnd["opened_at"])
+        return datetime.now(UTC) + max(span, self.ledger.deadline_window() + timedelta(minutes=1))
 
     # step 4: the model -----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from swarmfuse.client.gateway import ChaincodeEvent, Checkpointer, Contract, Gateway, GatewayError
@@ -91,7 +92,11 @@ class TaskLedger:
             raise LedgerRefused(function, _message(exc)) from exc
         return json.loads(payload) if payload else None
 
-    # --- membership and summaries ---------------------------------------------------------------
+    # --- the task, membership and summaries -----------------------------------------------------
+
+    def deadline_window(self) -> timedelta:
+        """The least time the task lets a deadline leave after an endorser's clock."""
+        return timedelta(seconds=self.evaluate("Task:Get")["deadline_window_s"])
 
     def _found(self, function: str, *args: str) -> Any:
         """``evaluate``, with ``None`` for a record the chaincode does not have."""
@@ -149,8 +154,10 @@ class TaskLedger:
                 return record
         return None
 
-    def mark_fused(self, round_id: str, model_sha256: str, metrics: dict[str, Any]) -> dict[str, Any]:
-        return self.submit("Rounds:MarkFused", round_id, model_sha256, _json(metrics))
+    def mark_fused(self, round_id: str, model_sha256: str, metrics: dict[str, Any],
+                   deadline: datetime) -> dict[str, Any]:
+        """Publish the fused model; ``deadline`` ends the participants' window to acknowledge it."""
+        return self.submit("Rounds:MarkFused", round_id, model_sha256, _json(metrics), json.dumps(deadline.isoformat()))
 
     def acknowledge(self, round_id: str, model_sha256: str) -> dict[str, Any]:
         return self.submit("Rounds:Acknowledge", round_id, model_sha256)

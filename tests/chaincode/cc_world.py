@@ -135,23 +135,29 @@ class World:
         return json.dumps(spec)
 
 
-def task_config(founders: list[str] | None = None, auditors: tuple[str, ...] = ("AuditorMSP",)) -> str:
-    return json.dumps({"task": "task1", "founders": founders or FOUNDERS, "auditors": list(auditors)})
+def task_config(
+    founders: list[str] | None = None, auditors: tuple[str, ...] = ("AuditorMSP",), deadline_window_s: int | None = None
+) -> str:
+    config: dict[str, Any] = {"task": "task1", "founders": founders or FOUNDERS, "auditors": list(auditors)}
+    if deadline_window_s is not None:
+        config["deadline_window_s"] = deadline_window_s
+    return json.dumps(config)
 
 
 def config_sha256(config: str) -> str:
     """What a founder computes to confirm ``config``: SHA-256 of its canonical JSON (lists sorted)."""
     plain = json.loads(config)
     canonical = {
-        "auditors": sorted(plain.get("auditors", [])), "founders": sorted(plain["founders"]), "task": plain["task"]
+        "auditors": sorted(plain.get("auditors", [])), "deadline_window_s": plain.get("deadline_window_s", 600),
+        "founders": sorted(plain["founders"]), "task": plain["task"]
     }
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def initialised(founders: list[str] | None = None) -> World:
+def initialised(founders: list[str] | None = None, deadline_window_s: int | None = None) -> World:
     """A task proposed by the first founder and confirmed by every other one (active)."""
     world = World()
-    config = task_config(founders)
+    config = task_config(founders, deadline_window_s=deadline_window_s)
     names = sorted(json.loads(config)["founders"])
     world.ok(names[0].removesuffix("MSP"), "Task:Init", config)
     for org in names[1:]:
@@ -159,9 +165,9 @@ def initialised(founders: list[str] | None = None) -> World:
     return world
 
 
-def founded(members: tuple[str, ...] = ("DC1", "DC2", "DC3")) -> World:
+def founded(members: tuple[str, ...] = ("DC1", "DC2", "DC3"), deadline_window_s: int | None = None) -> World:
     """Task of founders DC1-DC3 and the auditor org, active; ``members`` registered."""
-    world = initialised()
+    world = initialised(deadline_window_s=deadline_window_s)
     for org in members:
         world.ok(org, "Membership:Register", profile(org))
     return world

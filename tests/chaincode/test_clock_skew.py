@@ -1,5 +1,6 @@
 """Time chosen by the client: proposals outside the allowed skew of the endorser's clock are refused,
-and "after the deadline" needs the endorser's own clock past it."""
+every deadline a transaction sets leaves the task's window after the endorser's own clock, and "after
+the deadline" needs the endorser's own clock past it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from cc_world import ORGS, founded, profile
+from cc_world import ORGS, World, founded, profile, task_config
 
 from swarmfuse.chaincode.__main__ import load_chaincode
 from swarmfuse.chaincode.app import create_chaincode
@@ -86,24 +87,32 @@ def test_the_endorser_clock_is_the_system_clock_unless_a_simulation_sets_it() ->
     assert endorser_now() >= before
 
 
-def test_an_outsider_cannot_abort_a_round_early_by_stamping_its_proposal_ahead() -> None:
+def test_nobody_acts_after_the_deadline_early_by_stamping_its_proposal_ahead() -> None:
     world = founded()
     rnd = world.ok("DC1", "Rounds:Open", "r1", world.round_spec(("DC1", "DC2"), hours=1))
     deadline = datetime.fromisoformat(rnd["deadline"])
-    # DC3 is an active member but no participant: before the deadline it has no vote.
-    world.refused("DC3", "Rounds:Abort", "r1", "mine", status=403, fragment="not a participant")
     # Stamped past the deadline, an hour ahead: every endorser's clock check refuses it.
     far = deadline + timedelta(seconds=1)
-    world.refused("DC3", "Rounds:Abort", "r1", "mine", status=400, error="ClockSkew", at=far)
+    world.refused("DC2", "Rounds:Abort", "r1", "mine", status=400, error="ClockSkew", at=far)
     # Four minutes before the deadline, stamped 30 s past it: within the skew and past the deadline by
-    # its own stamp, but not by the endorser's clock.
+    # its own stamp, but not by the endorser's clock: DC2's abort is one vote of the two it takes, and
+    # no new leader may be elected.
     world.ledger.clock = deadline - timedelta(minutes=4)
     stamped = deadline + timedelta(seconds=30)
-    world.refused("DC3", "Rounds:Abort", "r1", "mine", status=403, fragment="not a participant", at=stamped)
-    world.refused("DC2", "Rounds:ElectLeader", "r1", world.deadline(2), status=409, fragment="has until", at=stamped)
-    # Once the endorser's clock is past the deadline too, any member may abort.
+    voted = world.ok("DC2", "Rounds:Abort", "r1", "mine", at=stamped)
+    assert (voted["state"], voted["abort_votes"]) == ("open", ["DC2MSP"])
+    world.refused("DC1", "Rounds:ElectLeader", "r1", world.deadline(2), status=409, fragment="has until", at=stamped)
+    # Once the endorser's clock is past the deadline too, one participant aborts alone.
     world.ledger.clock = deadline
-    assert world.ok("DC3", "Rounds:Abort", "r1", "late")["state"] == "aborted"
+    assert world.ok("DC1", "Rounds:Abort", "r1", "late")["state"] == "aborted"
+
+
+def test_after_the_deadline_an_outsider_still_cannot_abort() -> None:
+    world = founded()
+    rnd = world.ok("DC1", "Rounds:Open", "r1", world.round_spec(("DC1", "DC2"), hours=1))
+    world.refused("DC3", "Rounds:Abort", "r1", "mine", status=403, fragment="not a participant")
+    world.ledger.clock = datetime.fromisoformat(rnd["deadline"]) + timedelta(hours=1)
+    world.refused("DC3", "Rounds:Abort", "r1", "mine", status=403, fragment="not a participant")
 
 
 def test_a_proposal_stamped_behind_the_deadline_is_treated_as_before_it() -> None:
@@ -111,8 +120,65 @@ def test_a_proposal_stamped_behind_the_deadline_is_treated_as_before_it() -> Non
     rnd = world.ok("DC1", "Rounds:Open", "r1", world.round_spec(("DC1", "DC2"), hours=1))
     deadline = datetime.fromisoformat(rnd["deadline"])
     world.ledger.clock = deadline + timedelta(minutes=1)
-    behind = deadline - timedelta(minutes=1)
-    world.refused("DC3", "Rounds:Abort", "r1", "x", status=403, fragment="not a participant", at=behind)
+    voted = world.ok("DC2", "Rounds:Abort", "r1", "x", at=deadline - timedelta(minutes=1))
+    assert (voted["state"], voted["abort_votes"]) == ("open", ["DC2MSP"])
+
+
+def test_a_backdated_proposal_cannot_set_a_deadline_that_has_passed_for_the_endorsers() -> None:
+    """The leader-steering attack: stamped 4.5 minutes back (within the skew) with a deadline 4 minutes
+    back, a round would be past its deadline for every endorser at once, and its participants could
+    elect leaders one block after another. Every deadline must leave the task's window after the
+    endorser's clock, whatever the proposal's stamp."""
+    world = founded()
+    clock = world.next_time
+    backdated = clock - timedelta(minutes=4, seconds=30)
+    spec = json.loads(world.round_spec(("DC1", "DC2")))
+    early = dict(spec, deadline=(clock - timedelta(minutes=4)).isoformat())
+    world.refused("DC2", "Rounds:Open", "r1", json.dumps(early), status=400, fragment="deadline window", at=backdated)
+    for short in (timedelta(minutes=9), timedelta(minutes=10)):  # within the default window of 10 minutes
+        near = dict(spec, deadline=(world.next_time + short).isoformat())
+        world.refused("DC2", "Rounds:Open", "r1", json.dumps(near), status=400, fragment="600 s")
+    fair = dict(spec, deadline=(world.next_time + timedelta(minutes=11)).isoformat())
+    rnd = world.ok("DC2", "Rounds:Open", "r1", json.dumps(fair), at=world.next_time - timedelta(minutes=4))
+    # The new leader's deadline follows the same rule, by the endorser's clock.
+    world.ledger.clock = datetime.fromisoformat(rnd["deadline"]) + timedelta(seconds=1)
+    soon = json.dumps((world.next_time + timedelta(minutes=5)).isoformat())
+    world.refused("DC1", "Rounds:ElectLeader", "r1", soon, status=400, fragment="deadline window")
+    elected = world.ok("DC1", "Rounds:ElectLeader", "r1", world.deadline(1))
+    assert elected["leader"] != rnd["leader"]
+
+
+def test_the_window_is_the_tasks() -> None:
+    world = founded(deadline_window_s=3600)
+    assert world.read("DC1", "Task:Get")["deadline_window_s"] == 3600
+    spec = json.loads(world.round_spec(("DC1", "DC2")))
+    short = dict(spec, deadline=(world.next_time + timedelta(minutes=59)).isoformat())
+    world.refused("DC1", "Rounds:Open", "r1", json.dumps(short), status=400, fragment="3600 s")
+    world.ok("DC1", "Rounds:Open", "r1", world.round_spec(("DC1", "DC2"), hours=1.1))
+    for bad in (59, 7 * 86_400 + 1):
+        response = World().submit("DC1", "Task:Init", task_config(deadline_window_s=bad))
+        assert (response.status, response.message.split(":")[0]) == (400, "BadRequest"), response.message
+
+
+def test_a_fused_round_gives_a_fresh_window_to_acknowledge() -> None:
+    """Fused just before its deadline, a round is not abortable by one participant the moment after: the
+    leader sets a fresh acknowledgement deadline, at least the task's window after the endorser's clock."""
+    world = founded()
+    rnd = world.ok("DC1", "Rounds:Open", "r1", world.round_spec(("DC1", "DC2"), hours=1))
+    leader = rnd["leader"].removesuffix("MSP")
+    other = "DC2" if leader == "DC1" else "DC1"
+    deadline = datetime.fromisoformat(rnd["deadline"])
+    world.ledger.clock = deadline - timedelta(seconds=30)
+    model = "ab" * 32
+    world.refused(leader, "Rounds:MarkFused", "r1", model, "{}", json.dumps(deadline.isoformat()), status=400,
+                  fragment="acknowledgement deadline")  # fmt: skip
+    fused = world.ok(leader, "Rounds:MarkFused", "r1", model, "{}", world.deadline(1))
+    assert datetime.fromisoformat(fused["deadline"]) >= world.now + timedelta(minutes=10)
+    world.ledger.clock = deadline + timedelta(minutes=1)  # the round's first deadline has passed
+    voted = world.ok(leader, "Rounds:Abort", "r1", "impatient")
+    assert (voted["state"], voted["abort_votes"]) == ("fused", [rnd["leader"]])
+    acked = world.ok(other, "Rounds:Acknowledge", "r1", model)
+    assert acked["model_sha256"] == model
 
 
 def test_deadlines_with_any_offset_are_stored_in_utc() -> None:

@@ -213,7 +213,8 @@ def not_the_leader(world: World, draw: st.DrawFn) -> Attack | None:
     if rnd is None or rnd["state"] != "open":
         return None
     impostor = draw(st.sampled_from([p.removesuffix("MSP") for p in rnd["participants"] if p != rnd["leader"]]))
-    return Attack("fuse as non-leader", impostor, "Rounds:MarkFused", (rnd["round_id"], MODEL, "{}"), "Forbidden")
+    return Attack("fuse as non-leader", impostor, "Rounds:MarkFused", (rnd["round_id"], MODEL, "{}", world.deadline()),
+                  "Forbidden")
 
 
 def late_init(world: World, draw: st.DrawFn) -> Attack:
@@ -290,7 +291,7 @@ def honest_step(world: World, draw: st.DrawFn, tally: Counter[str]) -> None:
             shard = {"receiver": rnd["leader"], "kind": "features", "sha256": sha(org), "bytes": 8, "entity_count": 2}
             response = world.submit(org, "Rounds:RecordExchange", rid, json.dumps(shard))
         elif rnd["state"] == "open":
-            response = world.submit(leader, "Rounds:MarkFused", rid, MODEL, '{"acc": 0.9}')
+            response = world.submit(leader, "Rounds:MarkFused", rid, MODEL, '{"acc": 0.9}', world.deadline())
         else:
             acked = [o for o in [leader, *others] if f"\x00ack\x00{rid}\x00{o}MSP\x00" in world.ledger.state]
             missing = [o for o in [leader, *others] if o not in acked]

@@ -38,7 +38,7 @@ from typing import Any
 
 import grpc
 import pytest
-from cc_world import MODALITIES, profile, sha, summary
+from cc_world import MODALITIES, config_sha256, profile, sha, summary
 from conftest import LedgerNetwork
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -232,7 +232,7 @@ HONEST = {"task": GRAB, "founders": ["DC1MSP", "DC2MSP", "DC3MSP"], "auditors": 
 @pytest.fixture(scope="module")
 def grab_task(grab: LedgerNetwork) -> LedgerNetwork:
     """``grab`` with the honest task active (whatever the first-caller test did first); DC1-DC3 registered."""
-    digest = tasks.config_sha256(HONEST)
+    digest = config_sha256(json.dumps(HONEST))
     try:
         grab.query("DC1", "Task:Get")
     except TransactionFailed as exc:
@@ -350,27 +350,36 @@ def test_a_timestamp_beyond_the_peers_time_window_is_refused_before_the_chaincod
     assert height(net) == before_height
 
 
-def test_a_non_participant_cannot_act_after_the_deadline_by_stamping_its_proposal_ahead(
+def test_a_proposal_stamped_ahead_or_behind_cannot_bend_a_deadline(
         crowd: LedgerNetwork, gateways: dict[str, Gateway]) -> None:
-    """The issue's first attack: DC3, an active member outside round R, aborts R "after its deadline" by
-    stamping its proposal past it. Stamped beyond the skew (10 min ahead): ClockSkew. Stamped past the
-    deadline but within the skew: the endorsers' clocks are not past it, so DC3 is still a non-participant
-    (Forbidden), and a participant cannot elect a new leader either (Conflict). R stays open, same leader."""
+    """Issue 20's leader steering: DC2 stamps its proposal 4.5 minutes back (within the skew) and sets a
+    deadline 4 minutes back, or 5 minutes ahead: either would have passed, for every endorser, long before
+    anyone could act, and the participants could then elect leaders one block after another. Every deadline
+    must leave the task's window (10 minutes) after the endorser's own clock: BadRequest, nothing ordered.
+    Stamped past an honest deadline, the proposal is beyond the skew (ClockSkew); stamped as far ahead as the
+    skew allows, it is still before the deadline (no new leader: Conflict); and DC3, outside the round, never
+    acts on it (Forbidden)."""
     round_id = fresh("early")
-    deadline = now() + timedelta(seconds=120)
+    before_height = height(crowd)
+    for deadline in (now() - timedelta(minutes=4), now() + timedelta(minutes=5)):
+        backdated = crafted(gateways["DC2"], CROWD, "Rounds:Open", round_id, round_spec(("DC1", "DC2"), deadline),
+                            at=now() - timedelta(minutes=4, seconds=30))
+        refused_endorsement(backdated, 400, "BadRequest", "the task's deadline window (600 s)")
+    assert height(crowd) == before_height
+
+    deadline = now() + timedelta(minutes=11)
     opened = submit_ok(gateways["DC1"], CROWD, "Rounds:Open", round_id, round_spec(("DC1", "DC2"), deadline))
     before_height = height(crowd)
-
-    far = crafted(gateways["DC3"], CROWD, "Rounds:Abort", round_id, "deadline passed",
-                  at=datetime.fromisoformat(opened["deadline"]) + timedelta(minutes=8))  # ~10 min ahead
+    far = crafted(gateways["DC2"], CROWD, "Rounds:ElectLeader", round_id,
+                  json.dumps((deadline + timedelta(hours=1)).isoformat()),
+                  at=datetime.fromisoformat(opened["deadline"]) + timedelta(seconds=30))  # ~11 min ahead
     refused_endorsement(far, 400, "ClockSkew", "ahead of this endorser's clock")
-    near = crafted(gateways["DC3"], CROWD, "Rounds:Abort", round_id, "deadline passed",
-                   at=datetime.fromisoformat(opened["deadline"]) + timedelta(seconds=30))
-    refused_endorsement(near, 403, "Forbidden", f"DC3MSP is not a participant of round {round_id}")
-    elect = crafted(gateways["DC2"], CROWD, "Rounds:ElectLeader", round_id,
-                    json.dumps((deadline + timedelta(hours=1)).isoformat()),
-                    at=datetime.fromisoformat(opened["deadline"]) + timedelta(seconds=30))
-    refused_endorsement(elect, 409, "Conflict", f"leader {opened['leader']} has until")
+    near = crafted(gateways["DC2"], CROWD, "Rounds:ElectLeader", round_id,
+                   json.dumps((deadline + timedelta(hours=1)).isoformat()), at=now() + timedelta(minutes=4))
+    refused_endorsement(near, 409, "Conflict", f"leader {opened['leader']} has until")
+    outsider = crafted(gateways["DC3"], CROWD, "Rounds:Abort", round_id, "deadline passed",
+                       at=now() + timedelta(minutes=4))
+    refused_endorsement(outsider, 403, "Forbidden", f"DC3MSP is not a participant of round {round_id}")
 
     assert height(crowd) == before_height
     current = evaluate(gateways["DC1"], CROWD, "Rounds:Get", round_id)
@@ -439,7 +448,7 @@ def test_the_first_caller_cannot_define_the_task(grab: LedgerNetwork, gateways: 
         assert "Conflict: the task is not initialised" in str(exc)
     contract = {org: gateways[org].network(GRAB).contract(CHAINCODE) for org in (*DCS, "Auditor")}
     mine = {"task": GRAB, "founders": ["DC4MSP", "DC1MSP"], "auditors": []}
-    mine_sha = tasks.config_sha256(mine)
+    mine_sha = config_sha256(json.dumps(mine))
 
     proposed = submit_ok(gateways["DC4"], GRAB, "Task:Init", json.dumps(mine))
     assert (proposed["status"], proposed["awaiting"], proposed["config_sha256"]) == ("pending", ["DC1MSP"], mine_sha)
@@ -463,7 +472,7 @@ def test_the_first_caller_cannot_define_the_task(grab: LedgerNetwork, gateways: 
     assert height(grab) == before_height
     assert json.loads(contract["DC2"].evaluate_transaction("Task:Proposal", mine_sha))["status"] == "pending"
 
-    honest_sha = tasks.config_sha256(HONEST)
+    honest_sha = config_sha256(json.dumps(HONEST))
     assert submit_ok(gateways["DC1"], GRAB, "Task:Init", json.dumps(HONEST))["awaiting"] == ["DC2MSP", "DC3MSP"]
     assert submit_ok(gateways["DC2"], GRAB, "Task:Confirm", honest_sha)["status"] == "pending"
     refused_evaluation(contract["DC1"].new_proposal("Task:Get"), 409, "Conflict", "the task is not initialised")
@@ -668,7 +677,8 @@ def test_concurrent_exchanges_and_acknowledgements_of_every_participant_all_comm
     assert [s.code_name for s in statuses] == ["VALID"] * 3, statuses
     independent(endorsed)
 
-    submit_ok(gateways[leader], CROWD, "Rounds:MarkFused", round_id, MODEL, json.dumps({"accuracy": 0.9}))
+    submit_ok(gateways[leader], CROWD, "Rounds:MarkFused", round_id, MODEL, json.dumps({"accuracy": 0.9}),
+              json.dumps((now() + timedelta(hours=1)).isoformat()))
     batch = [(gateways[org], "Rounds:Acknowledge", (round_id, MODEL)) for org in DCS]
     batch += [(gateways[leader], "Rounds:RecordExchange", (round_id, shard(org, "model", MODEL))) for org in others]
     endorsed, statuses = concurrently(batch)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from swarmfuse.chaincode.contract.canonical import canonical_json
 from swarmfuse.chaincode.contracts.keys import ABORT_VOTE, ACK, EXCHANGE, ROUND
-from swarmfuse.chaincode.contracts.records import AbortVote, Acknowledgement, Exchange, Round
+from swarmfuse.chaincode.contracts.records import DEFAULT_DEADLINE_WINDOW_S, AbortVote, Acknowledgement, Exchange, Round
 
 ORGS = ["DC1", "DC2", "DC3", "DC4", "Auditor"]
 MSPS = ["DC1MSP", "DC2MSP", "DC3MSP", "DC4MSP", "DC9MSP"]
@@ -70,7 +70,7 @@ def call(world: World) -> st.SearchStrategy[tuple[str, str, tuple[str, ...]]]:
     per_function = {
         "Rounds:Open": st.tuples(rid, round_spec(world)),
         "Rounds:RecordExchange": st.tuples(rid, exchange()),
-        "Rounds:MarkFused": st.tuples(rid, digest, metrics),
+        "Rounds:MarkFused": st.tuples(rid, digest, metrics, deadline),
         "Rounds:Acknowledge": st.tuples(rid, digest),
         "Rounds:Close": st.tuples(rid),
         "Rounds:Abort": st.tuples(rid, st.sampled_from(["why", "x" * 600])),
@@ -109,7 +109,7 @@ def next_step(world: World) -> st.SearchStrategy[tuple[str, str, tuple[str, ...]
         fuse_call = st.tuples(
             st.sampled_from([leader, leader, *ORGS]),
             st.just("Rounds:MarkFused"),
-            st.just(("r1", MODEL, '{"acc": 0.9}')),
+            st.just(("r1", MODEL, '{"acc": 0.9}', world.deadline(2))),
         )
         abort_call = st.tuples(st.sampled_from(orgs), st.just("Rounds:Abort"), st.just(("r1", "stop")))
         return exchange_call | fuse_call | fuse_call | abort_call
@@ -154,6 +154,8 @@ def check_invariants(world: World, before: dict[str, Round]) -> None:
             assert rid not in recorded
         if rid in before:
             assert (before[rid].state.value, rnd.state.value) in TRANSITIONS or before[rid] == rnd
+        if rid not in before or before[rid].deadline != rnd.deadline:  # set now: the window after the clock
+            assert rnd.deadline >= world.now + timedelta(seconds=DEFAULT_DEADLINE_WINDOW_S)
     for key, value in world.ledger.state.items():
         assert value == canonical_json(json.loads(value)), f"{key!r} is not stored as canonical JSON"
         if key.startswith(f"\x00{EXCHANGE}\x00"):

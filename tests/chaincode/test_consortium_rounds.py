@@ -84,7 +84,8 @@ def test_full_round_closes_once_every_participant_acknowledged(opened: tuple[Wor
     for org in others:
         world.ok(org, "Rounds:RecordExchange", "r1", exchange(rnd["leader"]))
     assert world.ledger.events[-1].name == "ExchangeRecorded"
-    fused = world.ok(leader, "Rounds:MarkFused", "r1", MODEL, json.dumps({"accuracy": 0.88, "f1": 0.8, "seeds": 3}))
+    metrics = json.dumps({"accuracy": 0.88, "f1": 0.8, "seeds": 3})
+    fused = world.ok(leader, "Rounds:MarkFused", "r1", MODEL, metrics, world.deadline())
     assert fused["state"] == "fused" and world.ledger.events[-1].name == "ModelFused"
     for i, org in enumerate([leader, *others]):
         if i:
@@ -135,7 +136,7 @@ def test_open_rejections() -> None:
     )
     world.refused("DC1", "Rounds:Open", "r1", world.round_spec(("DC1",)), status=400, fragment="participants")
     world.refused(
-        "DC1", "Rounds:Open", "r1", world.round_spec(hours=-1), status=400, fragment="not after the transaction time"
+        "DC1", "Rounds:Open", "r1", world.round_spec(hours=-1), status=400, fragment="deadline window"
     )
     world.refused(
         "DC1", "Rounds:Open", "r1", world.round_spec(label_holder="DC9MSP"), status=400, fragment="label holder"
@@ -184,12 +185,15 @@ def test_fuse_and_acknowledge_rejections(opened: tuple[World, dict]) -> None:
     world, rnd = opened
     leader = org_of(rnd["leader"])
     other = org_of(next(p for p in PARTICIPANTS if p != rnd["leader"]))
-    world.refused(other, "Rounds:MarkFused", "r1", MODEL, "{}", status=403, fragment=f"only the leader {rnd['leader']}")
+    world.refused(other, "Rounds:MarkFused", "r1", MODEL, "{}", world.deadline(), status=403,
+                  fragment=f"only the leader {rnd['leader']}")
     world.refused(leader, "Rounds:Acknowledge", "r1", MODEL, status=409, fragment="is open; this needs it fused")
-    world.refused(leader, "Rounds:MarkFused", "r1", "nothex", "{}", status=400, fragment="model_sha256")
-    world.refused(leader, "Rounds:MarkFused", "r1", MODEL, '{"acc": [1]}', status=400, fragment="metrics")
-    world.ok(leader, "Rounds:MarkFused", "r1", MODEL, '{"acc": 0.9}')
-    world.refused(leader, "Rounds:MarkFused", "r1", MODEL, "{}", status=409, fragment="is fused")
+    world.refused(leader, "Rounds:MarkFused", "r1", "nothex", "{}", world.deadline(), status=400,
+                  fragment="model_sha256")
+    world.refused(leader, "Rounds:MarkFused", "r1", MODEL, '{"acc": [1]}', world.deadline(), status=400,
+                  fragment="metrics")
+    world.ok(leader, "Rounds:MarkFused", "r1", MODEL, '{"acc": 0.9}', world.deadline())
+    world.refused(leader, "Rounds:MarkFused", "r1", MODEL, "{}", world.deadline(), status=409, fragment="is fused")
     world.refused(other, "Rounds:Acknowledge", "r1", sha("other"), status=409, fragment="published")
     world.refused("DC4", "Rounds:Acknowledge", "r1", MODEL, status=403)
     world.ok(other, "Rounds:Acknowledge", "r1", MODEL)
@@ -207,7 +211,7 @@ def test_abort_by_majority_of_participants(opened: tuple[World, dict]) -> None:
     world.refused("DC3", "Rounds:Abort", "r1", "x", status=409, fragment="is aborted")
 
 
-def test_after_the_deadline_anyone_aborts_and_a_new_leader_can_be_elected() -> None:
+def test_after_the_deadline_one_participant_aborts_and_a_new_leader_can_be_elected() -> None:
     world = founded(("DC1", "DC2", "DC3", "DC4"))
     world.ok("DC1", "Membership:Approve", "DC4MSP")
     world.ok("DC2", "Membership:Approve", "DC4MSP")
@@ -216,7 +220,7 @@ def test_after_the_deadline_anyone_aborts_and_a_new_leader_can_be_elected() -> N
     world.refused("DC1", "Rounds:ElectLeader", "r1", world.deadline(2), status=409, fragment="has until")
     world.ledger.clock += timedelta(hours=2)
     world.refused("DC4", "Rounds:ElectLeader", "r1", world.deadline(1), status=403, fragment="not a participant")
-    world.refused("DC1", "Rounds:ElectLeader", "r1", world.deadline(-1), status=400, fragment="new deadline")
+    world.refused("DC1", "Rounds:ElectLeader", "r1", world.deadline(-1), status=400, fragment="the new deadline")
     naive = json.dumps((world.now + timedelta(hours=1)).replace(tzinfo=None).isoformat())
     world.refused("DC1", "Rounds:ElectLeader", "r1", naive, status=400, fragment="time zone")
     elected = world.ok("DC1", "Rounds:ElectLeader", "r1", world.deadline(1))
@@ -224,13 +228,15 @@ def test_after_the_deadline_anyone_aborts_and_a_new_leader_can_be_elected() -> N
     assert elected["leader"] == order[(order.index(rnd["leader"]) + 1) % 3]
     assert elected["past_leaders"] == [rnd["leader"]]
     assert world.ledger.events[-1].name == "LeaderElected"
-    world.refused(org_of(rnd["leader"]), "Rounds:MarkFused", "r1", MODEL, "{}", status=403, fragment="only the leader")
+    world.refused(org_of(rnd["leader"]), "Rounds:MarkFused", "r1", MODEL, "{}", world.deadline(), status=403,
+                  fragment="only the leader")
     world.ledger.clock += timedelta(hours=2)
     second = world.ok("DC2", "Rounds:ElectLeader", "r1", world.deadline(1))
     assert second["leader"] not in {rnd["leader"], elected["leader"]}
     world.ledger.clock += timedelta(hours=2)
     world.refused("DC2", "Rounds:ElectLeader", "r1", world.deadline(1), status=409, fragment="has led it already")
-    assert world.ok("DC4", "Rounds:Abort", "r1", "nobody fused")["state"] == "aborted"
+    world.refused("DC4", "Rounds:Abort", "r1", "nobody fused", status=403, fragment="not a participant")
+    assert world.ok("DC2", "Rounds:Abort", "r1", "nobody fused")["state"] == "aborted"
 
 
 def test_audit_pagination_and_bad_bookmarks(opened: tuple[World, dict]) -> None:
@@ -268,7 +274,7 @@ def test_the_leader_records_the_alignment_once_and_only_while_open(opened: tuple
     assert event.name == "AlignmentRecorded" and json.loads(event.payload)["entity_count"] == 1500
     world.refused(leader, "Rounds:RecordAlignment", "r1", alignment, status=409, fragment="already recorded")
     assert world.read("Auditor", "Rounds:GetAlignment", "r1")["commitment_sha256"] == sha("salt+ids")
-    world.ok(leader, "Rounds:MarkFused", "r1", MODEL, json.dumps({"accuracy": 0.9}))
+    world.ok(leader, "Rounds:MarkFused", "r1", MODEL, json.dumps({"accuracy": 0.9}), world.deadline())
     assert world.query("DC1", "Rounds:GetAlignment", "nope").status == 404
 
 
