@@ -8,6 +8,7 @@ import ipaddress
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Literal
 
 import grpc
 from cryptography import x509
@@ -150,9 +151,20 @@ def serve(pki: Pki, servicer: object, require_client_auth: bool, deliver: bool =
     return server, port
 
 
-def seek_request(identity: Identity, signer: ECDSASigner, channel: str, tls_cert_hash: bytes, start: int = 0) -> bytes:
-    """A signed Deliver envelope from block ``start`` on, claiming ``tls_cert_hash`` (for crafted requests)."""
+def seek_request(identity: Identity, signer: ECDSASigner, channel: str, tls_cert_hash: bytes, start: int = 0,
+                 stamped: dt.datetime | Literal["unstamped"] | None = None) -> bytes:
+    """A signed Deliver envelope from block ``start`` on, claiming ``tls_cert_hash`` (for crafted requests),
+    stamped now, at ``stamped``, or with no timestamp at all (``"unstamped"``)."""
     _, header = new_header(common_pb2.DELIVER_SEEK_INFO, channel, identity.serialize(), tls_cert_hash=tls_cert_hash)
+    if stamped is not None:
+        parsed = common_pb2.Header.FromString(header)
+        channel_header = common_pb2.ChannelHeader.FromString(parsed.channel_header)
+        if stamped == "unstamped":
+            channel_header.ClearField("timestamp")
+        else:
+            channel_header.timestamp.FromDatetime(stamped)
+        parsed.channel_header = channel_header.SerializeToString()
+        header = parsed.SerializeToString()
     seek = ab_pb2.SeekInfo(start=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=start)),
                            stop=ab_pb2.SeekPosition(specified=ab_pb2.SeekSpecified(number=2**64 - 1)))
     payload = common_pb2.Payload(header=common_pb2.Header.FromString(header), data=seek.SerializeToString())

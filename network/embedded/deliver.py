@@ -1,12 +1,15 @@
 """Peer ``Deliver`` of one org's endpoint: committed blocks (full or filtered) from a signed seek
-request, with Fabric's status replies (BAD_REQUEST, NOT_FOUND, FORBIDDEN, SUCCESS) and, when the endpoint
-requires client certificates, Fabric's TLS binding check."""
+request, with Fabric's status replies (BAD_REQUEST, NOT_FOUND, FORBIDDEN, SUCCESS), Fabric's time window
+(a request stamped more than ``peer.authentication.timewindow`` from the peer's clock is a BAD_REQUEST, so a
+recorded request cannot be replayed later) and, when the endpoint requires client certificates, Fabric's
+TLS binding check."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import grpc
 from cryptography import x509
@@ -18,6 +21,7 @@ from fabric_protos.peer.events_pb2_grpc import DeliverServicer
 
 from swarmfuse.network.embedded.channel import AccessDenied, Channel
 from swarmfuse.network.embedded.events import filtered_block, start_block
+from swarmfuse.network.embedded.validator import PEER_TIME_WINDOW
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +82,7 @@ class DeliverService(DeliverServicer):
             seek = ab_pb2.SeekInfo.FromString(payload.data)
         except Exception as exc:  # malformed client bytes
             raise _Refused(Status.BAD_REQUEST, f"malformed deliver request: {exc}") from exc
+        check_timestamp(header, datetime.now(UTC))
         if self._mutual_tls:
             check_tls_binding(header.tls_cert_hash, client_cert_hash(context))
         channel = self._channels.get(header.channel_id)
@@ -124,6 +129,18 @@ def client_cert_hash(context: grpc.ServicerContext) -> bytes:
     if not pems:
         return b""
     return hashlib.sha256(x509.load_pem_x509_certificate(pems[0]).public_bytes(serialization.Encoding.DER)).digest()
+
+
+def check_timestamp(header: common_pb2.ChannelHeader, now: datetime, window: timedelta = PEER_TIME_WINDOW) -> None:
+    """Fabric's check of a Deliver request's stamp (``common/deliver``): present, and within ``window`` of
+    the peer's clock (``now``) either way; BAD_REQUEST otherwise."""
+    if not header.HasField("timestamp"):
+        raise _Refused(Status.BAD_REQUEST, "channel header in envelope must contain timestamp")
+    stamp = header.timestamp.ToDatetime(tzinfo=UTC)
+    if abs(now - stamp) > window:
+        raise _Refused(Status.BAD_REQUEST, f"envelope timestamp {stamp.isoformat()} is more than "
+                                           f"{window.total_seconds() / 60:g} minutes apart from current server time "
+                                           f"{now.isoformat()}")
 
 
 def check_tls_binding(claimed: bytes, actual: bytes) -> None:

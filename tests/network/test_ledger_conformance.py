@@ -31,8 +31,18 @@ from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from fabric_protos.peer import proposal_pb2, proposal_response_pb2, transaction_pb2
 from fabric_protos.peer.transaction_pb2 import TxValidationCode
+from tls_pki import seek_request
 
-from swarmfuse.client.gateway import ECDSASigner, EndorseError, Gateway, Identity, Network, SubmitError, load_profile
+from swarmfuse.client.gateway import (
+    DeliverError,
+    ECDSASigner,
+    EndorseError,
+    Gateway,
+    Identity,
+    Network,
+    SubmitError,
+    load_profile,
+)
 from swarmfuse.client.gateway.transaction import Transaction
 from swarmfuse.network import tasks
 from swarmfuse.network.blocks import transactions
@@ -328,6 +338,26 @@ def test_a_config_update_that_nobody_authorised_is_refused_at_submit(ledger_netw
     assert refused.value.code == grpc.StatusCode.ABORTED
     assert "status=BAD_REQUEST" in refused.value.message and "config update" in refused.value.message
     assert ledger_network.height("DC1") == before, "a refused Broadcast is never ordered"
+
+
+# --- 5c. Deliver's time window ---------------------------------------------------------------------
+
+def test_a_deliver_request_stamped_outside_fifteen_minutes_is_a_bad_request(ledger_network: LedgerNetwork) -> None:
+    """A signed Deliver request recorded earlier (or stamped ahead) cannot be replayed: every engine's peer
+    answers BAD_REQUEST outside its 15-minute window, and serves the same request stamped now."""
+    credentials = load_profile(ledger_network.profile_path("DC1"))
+    now = dt.datetime.now(dt.UTC)
+    with ledger_network.gateway("DC1") as gateway:
+        network = gateway.network(ledger_network.task)
+        for stamped, outcome in ((now - dt.timedelta(minutes=20), "BAD_REQUEST"),
+                                 (now + dt.timedelta(minutes=20), "BAD_REQUEST"), (now, "block 0")):
+            request = seek_request(credentials.identity, credentials.signer, ledger_network.task, b"", stamped=stamped)
+            with network.load_block_events_request(request).events() as blocks:
+                try:
+                    got = f"block {next(iter(blocks)).header.number}"
+                except DeliverError as ended:
+                    got = str(ended).rsplit(": ", 1)[1]
+            assert got == outcome, stamped
 
 
 # --- 6, 7: consortium transactions on a channel of their own ---------------------------------------

@@ -1,14 +1,19 @@
-"""The embedded engine's Deliver TLS binding, as Fabric's peer does it (``common/deliver/binding.go``): only
-on an endpoint that requires client certificates, each request must claim the SHA-256 of its connection's
-client certificate, else BAD_REQUEST; without mutual TLS the claimed hash is not looked at."""
+"""The embedded engine's Deliver request checks, as Fabric's peer does them (``common/deliver``): the TLS
+binding (only on an endpoint that requires client certificates, each request must claim the SHA-256 of its
+connection's client certificate, else BAD_REQUEST; without mutual TLS the claimed hash is not looked at) and
+the time window (a request without a timestamp, or stamped more than 15 minutes from the peer's clock either
+way, is a BAD_REQUEST, so a recorded request cannot be replayed later)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+from fabric_protos.common import common_pb2
 from tls_pki import Pki, seek_request, serve
 
 from swarmfuse.client.gateway import DeliverError, Gateway, Timeouts, TlsClientCert
-from swarmfuse.network.embedded.deliver import DeliverService, _Refused, check_tls_binding
+from swarmfuse.network.embedded.deliver import DeliverService, _Refused, check_timestamp, check_tls_binding
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +73,32 @@ def test_binding_failures_are_bad_requests_with_fabrics_reasons(claimed: bytes, 
         check_tls_binding(claimed, actual)
     assert refused.value.status == 400 and str(refused.value) == reason
     check_tls_binding(b"c" * 32, b"c" * 32)
+
+
+def test_a_deliver_request_outside_the_time_window_is_a_bad_request(pki: Pki) -> None:
+    server, port = serve(pki, DeliverService({}, "DC1MSP"), require_client_auth=False)
+    identity, signer, _ = pki.identity()
+    now = datetime.now(UTC)
+    try:
+        with _gateway(pki, port, None) as gateway:
+            for stamped in (now - timedelta(minutes=16), now + timedelta(minutes=16), "unstamped"):
+                assert _outcome(gateway, seek_request(identity, signer, "ch", b"", stamped=stamped)) == "BAD_REQUEST"
+            for stamped in (now - timedelta(minutes=14), now + timedelta(minutes=14)):  # admitted: unknown channel
+                assert _outcome(gateway, seek_request(identity, signer, "ch", b"", stamped=stamped)) == "NOT_FOUND"
+    finally:
+        server.stop(0)
+
+
+def test_the_window_is_fifteen_minutes_either_way() -> None:
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    header = common_pb2.ChannelHeader()
+    for offset in (timedelta(minutes=15), -timedelta(minutes=15), timedelta(0)):
+        header.timestamp.FromDatetime(now + offset)
+        check_timestamp(header, now)
+    for offset in (timedelta(minutes=15, seconds=1), -timedelta(minutes=15, seconds=1)):
+        header.timestamp.FromDatetime(now + offset)
+        with pytest.raises(_Refused, match="apart from current server time") as refused:
+            check_timestamp(header, now)
+        assert refused.value.status == common_pb2.BAD_REQUEST
+    with pytest.raises(_Refused, match="must contain timestamp"):
+        check_timestamp(common_pb2.ChannelHeader(), now)
