@@ -203,6 +203,11 @@ class Ledger:
         self._commit_hash = b""
         self._closed = False
 
+    @property
+    def path(self) -> Path:
+        """The ledger's SQLite file."""
+        return self._path
+
     # ------------------------------------------------------------------------------------- lifecycle
 
     @classmethod

@@ -1,16 +1,27 @@
 """The ordering service of one channel: cuts submitted envelopes into blocks (Fabric's BatchSize and
-BatchTimeout), has each block validated, signs it as the orderer and commits it atomically."""
+BatchTimeout), has each block validated, signs it as the orderer and commits it atomically.
+
+A batch is never dropped. When a block cannot be made or committed (the validator or the ledger fails), the
+orderer halts: it writes every envelope it accepted and has not committed to the channel's unordered file
+(``<ledger>.unordered``, atomically), logs the failure as critical and refuses every later Broadcast with
+SERVICE_UNAVAILABLE. The next start commits those envelopes first, in the order accepted, or refuses to start
+the channel, naming the file, until the fault is fixed (or the operator deletes it: the transactions are then
+refused as a whole, and their clients never see them commit).
+"""
 
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from fabric_protos.common import common_pb2
 
+from swarmfuse.files import write_atomic
 from swarmfuse.network.embedded import blockfmt
 from swarmfuse.network.embedded.ledger import Ledger, TxResult
 
@@ -24,6 +35,35 @@ class BatchConfig:
     max_count: int
     absolute_max_bytes: int
     timeout_s: float
+
+
+class OrdererHalted(RuntimeError):
+    """The channel's orderer stopped after a block could not be committed; it orders nothing until a restart."""
+
+
+class UnorderedBatchesError(RuntimeError):
+    """The envelopes a halted orderer left could not be committed at start; the channel does not start."""
+
+
+def save_batches(path: Path, batches: Sequence[Sequence[bytes]]) -> None:
+    """Write ``batches`` (each a ``common.BlockData`` of envelopes) to ``path``, length-prefixed, atomically."""
+    records = [common_pb2.BlockData(data=list(batch)).SerializeToString() for batch in batches]
+    write_atomic(path, b"".join(struct.pack(">Q", len(record)) + record for record in records))
+
+
+def load_batches(path: Path) -> list[list[bytes]]:
+    """The batches :func:`save_batches` wrote to ``path``; ``ValueError`` naming the file when it is damaged."""
+    data, batches, offset = path.read_bytes(), [], 0
+    while offset < len(data):
+        if offset + 8 > len(data):
+            raise ValueError(f"{path} is truncated at byte {offset}")
+        (size,) = struct.unpack_from(">Q", data, offset)
+        record = data[offset + 8:offset + 8 + size]
+        if len(record) != size:
+            raise ValueError(f"{path} is truncated at byte {offset}")
+        batches.append(list(common_pb2.BlockData.FromString(record).data))
+        offset += 8 + size
+    return batches
 
 
 class Orderer:
@@ -45,9 +85,37 @@ class Orderer:
         self._first_at: float | None = None
         self._cond = threading.Condition()
         self._stopping = False
+        self._halted: str | None = None
         self._thread = threading.Thread(target=self._run, name=f"orderer-{channel}", daemon=True)
 
+    @property
+    def unordered_path(self) -> Path:
+        """Where a halted orderer keeps the envelopes it accepted and could not commit."""
+        return self._ledger.path.with_name(self._ledger.path.name + ".unordered")
+
+    @property
+    def halted(self) -> str | None:
+        """Why the orderer halted, ``None`` while it runs."""
+        return self._halted
+
     def start(self) -> None:
+        """Commit what a halted run left (see the module), then start ordering."""
+        path = self.unordered_path
+        if path.exists():
+            try:
+                batches = load_batches(path)
+                while batches:  # one block per batch; the file keeps what is not committed yet
+                    block, results = self._commit(batches[0])
+                    batches.pop(0)
+                    save_batches(path, batches)
+                    logger.warning("[%s] committed block %d: %d transactions a halted orderer had left in %s",
+                                   self.channel, block.header.number, len(results), path)
+                    self._on_commit(block, results)
+            except Exception as exc:
+                raise UnorderedBatchesError(
+                    f"channel {self.channel}: the transactions a halted orderer left in {path} cannot be committed "
+                    f"({exc!r}); fix the fault and restart, or delete the file to refuse them") from exc
+            path.unlink()
         self._thread.start()
 
     def stop(self) -> None:
@@ -62,6 +130,9 @@ class Orderer:
         if len(envelope) > self._batch.absolute_max_bytes:
             raise ValueError(f"envelope of {len(envelope)} bytes exceeds the channel's AbsoluteMaxBytes")
         with self._cond:
+            if self._halted is not None:
+                raise OrdererHalted(f"the orderer of {self.channel} halted ({self._halted}); it orders nothing "
+                                    "until the engine restarts")
             if self._stopping:
                 raise RuntimeError(f"the orderer of {self.channel} is stopping")
             if self._pending_bytes + len(envelope) > self._batch.absolute_max_bytes:
@@ -97,11 +168,32 @@ class Orderer:
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
             try:
-                self._commit(batch)
-            except Exception:  # a failed commit must not kill ordering; the envelopes are reported lost
-                logger.exception("[%s] could not commit a block of %d transactions", self.channel, len(batch))
+                block, results = self._commit(batch)
+            except Exception as exc:
+                self._halt(batch, exc)
+                return
+            try:
+                self._on_commit(block, results)
+            except Exception:  # the block is committed; a listener's failure is its own
+                logger.exception("[%s] a commit listener failed on block %d", self.channel, block.header.number)
 
-    def _commit(self, envelopes: list[bytes]) -> None:
+    def _halt(self, batch: list[bytes], exc: Exception) -> None:
+        """Stop ordering, keeping ``batch`` and every envelope accepted after it in the unordered file."""
+        with self._cond:
+            self._halted = f"block {self._ledger.height} could not be committed: {exc!r}"
+            batches = [batch, *self._ready, *([self._pending] if self._pending else [])]
+            self._ready, self._pending, self._pending_bytes, self._first_at = [], [], 0, None
+            self._cond.notify_all()
+        count = sum(map(len, batches))
+        try:
+            save_batches(self.unordered_path, batches)
+            kept = f"its {count} accepted transactions are kept in {self.unordered_path} for the next start"
+        except Exception:
+            logger.exception("[%s] could not keep the unordered transactions", self.channel)
+            kept = f"its {count} accepted transactions could NOT be kept and are lost"
+        logger.critical("[%s] ORDERER HALTED: %s; %s", self.channel, self._halted, kept, exc_info=exc)
+
+    def _commit(self, envelopes: list[bytes]) -> tuple[common_pb2.Block, list[TxResult]]:
         number = self._ledger.height
         previous = self._ledger.block(number - 1)
         assert previous is not None, "a channel always has its genesis block"
@@ -111,4 +203,4 @@ class Orderer:
         blockfmt.set_transactions_filter(block, [result.code for result in results])
         self._ledger.commit(block, results)
         logger.info("[%s] committed block %d with %d transactions", self.channel, number, len(envelopes))
-        self._on_commit(block, results)
+        return block, results

@@ -425,6 +425,10 @@ class BlockValidator:
             tx.reason = str(exc)
             logger.warning("block %d tx %d (%s) invalid: %s: %s", number, index, tx.tx_id[:8] or "-",
                            Code.Name(exc.code), exc)
+        except Exception as exc:  # whatever one transaction holds, judging it fails that transaction, not the block
+            tx.code = transaction_pb2.INVALID_OTHER_REASON
+            tx.reason = f"the transaction could not be judged: {exc!r}"
+            logger.exception("block %d tx %d (%s) invalid: could not be judged", number, index, tx.tx_id[:8] or "-")
         return tx
 
     def _check_envelope(self, tx: TxVerdict, data: bytes, number: int) -> None:

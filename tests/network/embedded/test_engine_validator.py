@@ -781,3 +781,21 @@ def test_a_creator_certificate_that_cannot_be_read_invalidates_only_its_transact
 
     spoiled = rebuild(transaction(creator), swap_creator, creator)
     assert codes(validator, spoiled, transaction(creator).envelope) == [C.BAD_CREATOR_SIGNATURE, C.VALID]
+
+
+def test_a_failure_while_judging_one_transaction_invalidates_only_that_transaction(
+        validator: BlockValidator, msps: ChannelMSPs, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever goes wrong inside the judgement of one transaction (here the MSP raising something no check
+    expects, as a future ``cryptography`` might for a certificate it cannot read), that transaction is
+    INVALID_OTHER_REASON and the block's other transactions are judged as usual: a block is never lost to it."""
+    creator, odd = who(CLIENT), member("dc2", "client", "odd")
+    real = msps.identify
+
+    def identify(identity: bytes):  # type: ignore[no-untyped-def]
+        if identity == odd.serialized:
+            raise KeyError("an error no check expects")
+        return real(identity)
+
+    monkeypatch.setattr(msps, "identify", identify)
+    assert codes(validator, transaction(odd).envelope, transaction(creator).envelope) == [
+        C.INVALID_OTHER_REASON, C.VALID]
