@@ -49,6 +49,8 @@ LABELS = "label"
 FEATURES_KIND = "features"
 LABELS_KIND = "labels"
 MODEL_KIND = "model"
+MAX_MODEL_BYTES = 1 << 30
+"""A fused model downloaded from a leader (a head over a few thousand feature columns weighs megabytes)."""
 
 
 class FeatureSource(Protocol):
@@ -72,7 +74,7 @@ class PeerLink(Protocol):
 
     def upload(self, endpoint: str, round_id: str, kind: str, path: Path) -> None: ...
 
-    def download(self, endpoint: str, round_id: str, kind: str, dest: Path) -> Path: ...
+    def download(self, endpoint: str, round_id: str, kind: str, dest: Path, max_bytes: int) -> Path: ...
 
 
 @dataclass(frozen=True)
@@ -380,6 +382,9 @@ class SiteAgent:
             if record is None:
                 return  # not all in yet; each verified arrival pokes the worker
             inbound[(sender, kind)] = Path(record.path)
+            if sha256_file(inbound[(sender, kind)]) != record.sha256:  # changed on disk since it was verified
+                raise SiteError(f"round {round_id}: the {kind} file of {sender} no longer has the SHA-256 the "
+                                f"ledger records ({record.sha256}); it is not fused")
         model_path = self.site.round_dir(round_id) / "model.npz"
         if not model_path.exists():
             model, metrics = fuse_round(self, rnd, inbound)
@@ -414,7 +419,7 @@ class SiteAgent:
         path = self.model_path(round_id)
         if rnd["leader"] != self.mspid and not self.store.verified_artefact(
                 round_id, kind=MODEL_KIND, direction="in", peer_org=rnd["leader"]):
-            self.link.download(self._endpoint(rnd["leader"]), round_id, MODEL_KIND, path)
+            self.link.download(self._endpoint(rnd["leader"]), round_id, MODEL_KIND, path, MAX_MODEL_BYTES)
         digest = sha256_file(path)
         if digest != rnd["model_sha256"]:
             path.unlink(missing_ok=True)
@@ -461,7 +466,7 @@ class SiteAgent:
         holding = self.holdings.get(modality)
         if holding is None or holding.source is None:
             raise SiteError(f"{self.mspid} holds no {modality} data with an extractor")
-        missing = [entity for entity in ids if entity not in set(holding.manifest.ids)]
+        missing = [entity for entity in ids if entity not in holding.manifest]
         if missing:
             raise SiteError(f"{self.mspid} holds no {modality} for {len(missing)} of the entities, e.g. {missing[0]!r}")
         values = [holding.manifest.row(entity).value for entity in ids]

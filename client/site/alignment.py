@@ -127,6 +127,7 @@ class LeaderSession:
         self.path = path
         self._doc = document
         self._lock = threading.Lock()
+        self._own: list[str] | None = None
 
     @classmethod
     def load_or_create(cls, path: Path, context: str, ids: Sequence[str]) -> LeaderSession:
@@ -158,8 +159,11 @@ class LeaderSession:
             raise AlignmentError(f"{participant} sent {len(points)} blinded IDs, more than the {declared} entities "
                                  "its on-chain summary declares")
         reblinded = [_raise(point, self._secret).hex() for point in _points(points)]
-        own = [_raise(hash_to_group(str(self._doc["context"]), i), self._secret).hex() for i in self._doc["ids"]]
         with self._lock:
+            if self._own is None:  # the leader's own blinded IDs: hashed to the curve once per round, not per call
+                self._own = [_raise(hash_to_group(str(self._doc["context"]), i), self._secret).hex()
+                             for i in self._doc["ids"]]  # type: ignore[union-attr]
+            own = self._own
             before = self._doc["reblinded"].get(participant)  # type: ignore[union-attr]
             if before is not None and before != reblinded:
                 raise AlignmentError(f"{participant} already sent its blinded IDs for this round")

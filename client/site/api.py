@@ -1,10 +1,12 @@
 """The site agent's HTTPS service (FastAPI, mutual TLS with the task orgs' TLS CAs).
 
-Every caller is identified by its client certificate: the org whose TLS CA signed it. Off-chain round
-traffic (alignment messages, feature and label files, the model) is accepted only from that round's
-participants; a file is kept only when its SHA-256 and size match the sender's on-chain exchange
-record (streamed to a ``.part`` file, renamed only once verified). Operator endpoints (``/status``)
-answer the site's own org only. OpenAPI docs are at ``/docs``.
+Every caller is identified by its client certificate: the org whose TLS CA signed it; before any handler
+runs, each org's request rate and every request body are bounded (:mod:`swarmfuse.client.site.limits`), and
+uvicorn serves at most ``MAX_CONCURRENT`` requests at once (503 beyond). Off-chain round traffic (alignment
+messages, feature and label files, the model) is accepted only from that round's participants; a file is kept
+only when its SHA-256 and size match the sender's on-chain exchange record (each upload streams to a private
+temp file of its own, one upload of a (round, sender, kind) at a time, renamed only once verified). Operator
+endpoints (``/status``) answer the site's own org only. OpenAPI docs are at ``/docs``.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import asyncio
 import base64
 import hashlib
 import logging
+import re
+import secrets
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,15 +33,23 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from swarmfuse.client.site.agent import MODEL_KIND, SiteAgent
 from swarmfuse.client.site.alignment import AlignmentError, LeaderSession
 from swarmfuse.client.site.identity import OrgResolver, SiteTls
+from swarmfuse.client.site.ledger import ExchangeRecord
+from swarmfuse.client.site.limits import RequestBounds, TokenBucket, caller_org
 from swarmfuse.client.site.site import SiteError
 from swarmfuse.files import open_private
 
 logger = logging.getLogger(__name__)
 
 MAX_ARTEFACT_BYTES = 4 << 30
+MAX_BODY_BYTES = 64 << 20
+"""A JSON request body (a PSI list of up to about a million blinded IDs); uploads are bounded by their record."""
+REQUESTS_PER_S = 20.0
+REQUEST_BURST = 200
+MAX_CONCURRENT = 64
 MAX_SCORED = 10_000
 ROUND_CACHE_S = 1.0
 KINDS = ("features", "labels")
+_UPLOAD = re.compile(r"/rounds/[^/]+/artefacts/[^/]+")
 
 
 class Points(BaseModel):
@@ -65,15 +78,19 @@ class _PeerCertProtocol(H11Protocol):
         self.app = with_peer  # type: ignore[assignment]
 
 
-def create_app(agent: SiteAgent, resolver: OrgResolver) -> FastAPI:
+def create_app(agent: SiteAgent, resolver: OrgResolver, bucket: TokenBucket | None = None) -> FastAPI:
+    """The agent's API; ``bucket`` bounds each org's request rate (default ``REQUESTS_PER_S``, ``REQUEST_BURST``)."""
     app = FastAPI(title=f"swarmfuse site agent {agent.site.org_name}", version="1",
                   description="Off-chain exchange of one data centre (mutual TLS), and its operator API.")
+    app.add_middleware(RequestBounds, org_of=resolver.org_of, max_body=MAX_BODY_BYTES,
+                       bucket=bucket or TokenBucket(REQUESTS_PER_S, REQUEST_BURST),
+                       streamed=lambda method, path: method == "PUT" and _UPLOAD.fullmatch(path) is not None)
     leader_sessions: dict[str, LeaderSession] = {}
+    upload_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
 
     def caller(request: Request) -> str:
-        der = request.scope.get("extensions", {}).get("tls", {}).get("client_cert_der")
-        org = resolver.org_of(der)
-        if org is None:
+        org = caller_org(request.scope)
+        if org is None:  # RequestBounds identified every request it let through
             raise HTTPException(403, "the client certificate is not from a TLS CA of this task's orgs")
         return org
 
@@ -169,16 +186,26 @@ def create_app(agent: SiteAgent, resolver: OrgResolver) -> FastAPI:
         if expected is None:
             raise HTTPException(409, f"no {kind} exchange from {org} to {agent.mspid} is recorded on-chain")
         target = agent.site.round_dir(round_id) / "in" / f"{org}-{kind}-{expected.sha256[:16]}"
+        async with upload_locks.setdefault((round_id, org, kind), asyncio.Lock()):
+            return await _store(round_id, org, kind, expected, target, request)
+
+    async def _store(round_id: str, org: str, kind: str, expected: ExchangeRecord, target: Path,
+                     request: Request) -> dict[str, Any]:
+        """Stream one upload into a private temp file of its own; keep it only if it matches the record."""
         digest, size = hashlib.sha256(), 0
-        part = target.with_name(target.name + ".part")
+        part = target.with_name(f"{target.name}.{secrets.token_hex(8)}.part")
         part.parent.mkdir(parents=True, exist_ok=True)
-        with open_private(part) as handle:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > min(expected.bytes, MAX_ARTEFACT_BYTES):
-                    break
-                digest.update(chunk)
-                handle.write(chunk)
+        try:
+            with open_private(part) as handle:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > min(expected.bytes, MAX_ARTEFACT_BYTES):
+                        break
+                    digest.update(chunk)
+                    handle.write(chunk)
+        except BaseException:  # the sender went away mid-stream: nothing of it stays
+            part.unlink(missing_ok=True)
+            raise
         ok = size == expected.bytes and digest.hexdigest() == expected.sha256
         if not ok:
             part.unlink(missing_ok=True)
@@ -210,5 +237,6 @@ def serve(app: FastAPI, host: str, port: int, tls: SiteTls) -> uvicorn.Server:
     config = uvicorn.Config(
         app, host=host, port=port, ssl_certfile=str(tls.server_cert), ssl_keyfile=str(tls.server_key),
         ssl_ca_certs=str(tls.trust), ssl_cert_reqs=ssl.CERT_REQUIRED, http=_PeerCertProtocol, log_level="warning",
+        limit_concurrency=MAX_CONCURRENT,
     )
     return uvicorn.Server(config)

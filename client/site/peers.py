@@ -96,8 +96,9 @@ class HttpPeerLink:
                    headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"})
         logger.info("round %s: sent %s (%d bytes) to %s", round_id, kind, size, endpoint)
 
-    def download(self, endpoint: str, round_id: str, kind: str, dest: Path) -> Path:
-        """Fetch a round's file into ``dest`` (via ``dest.part``, renamed only once complete)."""
+    def download(self, endpoint: str, round_id: str, kind: str, dest: Path, max_bytes: int) -> Path:
+        """Fetch a round's file into ``dest`` (via ``dest.part``, renamed only once complete); a file growing past
+        ``max_bytes`` is abandoned as it arrives, never written beyond that."""
         url = f"{endpoint}/rounds/{round_id}/artefacts/{kind}"
         part = dest.with_name(dest.name + ".part")
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -107,13 +108,19 @@ class HttpPeerLink:
                     if response.status_code >= 400:
                         response.read()
                         raise PeerError(f"GET {url} refused ({response.status_code}): {_detail(response)}")
+                    size = 0
                     with open_private(part) as handle:
                         for chunk in response.iter_bytes(CHUNK):
+                            size += len(chunk)
+                            if size > max_bytes:
+                                raise PeerError(f"GET {url}: the file passes {max_bytes} bytes; abandoned")
                             handle.write(chunk)
                         handle.flush()
                         os.fsync(handle.fileno())
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, PeerError) as exc:
             part.unlink(missing_ok=True)
+            if isinstance(exc, PeerError):
+                raise
             raise PeerError(f"GET {url}: {exc}") from exc
         part.replace(dest)
         return dest

@@ -1,8 +1,10 @@
-"""The off-chain link between sites: an upload interrupted mid-stream is sent again whole (fast, no network)."""
+"""The off-chain link between sites: an upload interrupted mid-stream is sent again whole, a download is bounded
+as it arrives (fast, no network)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -58,3 +60,23 @@ def test_an_upload_the_peer_never_takes_fails_with_a_peer_error(tmp_path: Path) 
     link = HttpPeerLink(_tls(tmp_path), attempts=2, transport=httpx.MockTransport(peer))
     with pytest.raises(PeerError, match="PUT https://leader.example/rounds/r1/artefacts/labels: refused"):
         link.upload("https://leader.example", "r1", "labels", path)
+
+
+def test_a_download_growing_past_its_bound_is_abandoned_as_it_arrives(tmp_path: Path) -> None:
+    served: list[int] = []
+
+    def endless() -> Iterator[bytes]:
+        for _ in range(1000):  # a leader that never stops sending
+            served.append(CHUNK)
+            yield b"m" * CHUNK
+
+    def peer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=endless())
+
+    link = HttpPeerLink(_tls(tmp_path), attempts=1, transport=httpx.MockTransport(peer))
+    dest = tmp_path / "model.npz"
+    with pytest.raises(PeerError, match=f"passes {3 * CHUNK} bytes; abandoned"):
+        link.download("https://leader.example", "r1", "model", dest, max_bytes=3 * CHUNK)
+    assert len(served) <= 5 and not dest.exists() and not dest.with_name("model.npz.part").exists()
+    small = HttpPeerLink(_tls(tmp_path), transport=httpx.MockTransport(lambda r: httpx.Response(200, content=b"ok")))
+    assert small.download("https://leader.example", "r1", "model", dest, max_bytes=2).read_bytes() == b"ok"

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,62 @@ def test_a_tampered_file_is_refused_and_recorded(job) -> None:  # type: ignore[n
     with open_site(config.home, leader, TASK) as parts:
         rejected = [a for a in parts.store.artefacts(config.round_id, kind="features") if a.status.value == "rejected"]
         assert rejected and "the ledger records" in (rejected[-1].reason or "")
+
+
+def test_a_tampered_upload_beside_the_genuine_one_never_mixes_with_it(job) -> None:  # type: ignore[no-untyped-def]
+    """Two uploads of one artefact at once, one of them tampered: each streams into a temp file of its own, one
+    at a time, so the genuine one is kept whole and the tampered one refused (they once shared one .part file,
+    and a mixed file could be stored as verified)."""
+    config, report = job
+    leader = report.round["leader"].removesuffix("MSP")
+    sender = next(org for org in ("DC2", "DC3") if org != leader)
+    with open_site(config.home, sender, TASK) as parts:
+        original = parts.site.round_dir(config.round_id) / "features.npy"
+        tampered = original.with_name("tampered-concurrent.npy")
+        data = bytearray(original.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        tampered.write_bytes(bytes(data))
+        endpoint = f"https://127.0.0.1:{Site(config.home, leader, TASK).port}"
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            genuine = pool.submit(parts.link.upload, endpoint, config.round_id, "features", original)
+            forged = pool.submit(parts.link.upload, endpoint, config.round_id, "features", tampered)
+            genuine.result()
+            with pytest.raises(PeerError, match="rejected"):
+                forged.result()
+        recorded = parts.ledger.exchange(config.round_id, f"{sender}MSP", f"{leader}MSP", "features")
+    with open_site(config.home, leader, TASK) as parts:
+        kept = parts.store.verified_artefact(config.round_id, kind="features", direction="in",
+                                             peer_org=f"{sender}MSP")
+        assert kept is not None and sha256_file(Path(kept.path)) == recorded.sha256
+        assert not list(Path(kept.path).parent.glob("*.part"))
+
+
+def test_an_oversized_request_body_is_refused_before_it_is_read(job) -> None:  # type: ignore[no-untyped-def]
+    """A participant announces a PSI body over the limit: the leader's agent answers 413 on the headers alone,
+    without waiting for (or reading) a byte of it."""
+    import socket
+    import ssl
+
+    from swarmfuse.client.site.api import MAX_BODY_BYTES
+
+    config, report = job
+    leader = report.round["leader"].removesuffix("MSP")
+    sender = next(org for org in ("DC2", "DC3") if org != leader)
+    with open_site(config.home, sender, TASK) as parts:
+        context = ssl.create_default_context(cafile=str(parts.tls.trust))
+        context.load_cert_chain(str(parts.tls.client_cert), str(parts.tls.client_key))
+    port = Site(config.home, leader, TASK).port
+    request = (f"POST /rounds/{config.round_id}/psi HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as raw, \
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        tls.sendall(request)
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            chunk = tls.recv(4096)
+            assert chunk, f"the agent closed the connection without an answer: {reply!r}"
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
 
 
 def test_an_outsider_is_refused_by_the_sites(job, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
