@@ -14,6 +14,7 @@ its activity) sits under a key that names the org, and no write transaction scan
 | ``summary`` | org, modality | :class:`Summary` (latest version; older ones in the key history) |
 | ``rotation`` | SHA-256 of the participant set | :class:`Rotation` |
 | ``round`` | round ID | :class:`Round` |
+| ``join`` | round ID, org | :class:`Join` (a participant's consent to the round) |
 | ``ack`` | round ID, org | :class:`Acknowledgement` |
 | ``abortvote`` | round ID, org | :class:`AbortVote` |
 | ``alignment`` | round ID | :class:`Alignment` (the leader's record of the aligned entity set) |
@@ -38,14 +39,15 @@ VOTE = "vote"
 SUMMARY = "summary"
 ROTATION = "rotation"
 ROUND = "round"
+JOIN = "join"
 ACK = "ack"
 ABORT_VOTE = "abortvote"
 EXCHANGE = "exchange"
 ALIGNMENT = "alignment"
 ACTIVITY = "activity"
 
-OBJECT_TYPES = (TASK, TASK_PROPOSAL, MEMBER, ROSTER, VOTE, SUMMARY, ROTATION, ROUND, ACK, ABORT_VOTE, EXCHANGE,
-                ALIGNMENT, ACTIVITY)
+OBJECT_TYPES = (TASK, TASK_PROPOSAL, MEMBER, ROSTER, VOTE, SUMMARY, ROTATION, ROUND, JOIN, ACK, ABORT_VOTE,
+                EXCHANGE, ALIGNMENT, ACTIVITY)
 """Every object type of the schema, in the order a scan of the whole namespace visits them."""
 
 
@@ -87,6 +89,10 @@ def round_key(round_id: str) -> str:
 
 def alignment_key(round_id: str) -> str:
     return create_composite_key(ALIGNMENT, [round_id])
+
+
+def join_key(round_id: str, org: str) -> str:
+    return create_composite_key(JOIN, [round_id, org])
 
 
 def ack_key(round_id: str, org: str) -> str:

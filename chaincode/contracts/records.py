@@ -248,7 +248,7 @@ class Rotation(BaseModel):
 
 
 class Round(RoundSpec):
-    """A round. While it is live, acknowledgements and abort votes live in their own keys (one per
+    """A round. While it is live, joins, acknowledgements and abort votes live in their own keys (one per
     org) and ``Rounds:Get`` shows them; ``Rounds:Close`` and ``Rounds:Abort`` copy them in here."""
 
     round_id: Identifier
@@ -261,10 +261,21 @@ class Round(RoundSpec):
     past_leaders: list[MspId] = Field(default_factory=list)
     model_sha256: Sha256 | None = None
     metrics: Metrics | None = None
+    joined: list[MspId] = Field(default_factory=list, description="participants that consented (Rounds:Join)")
     acknowledgements: dict[MspId, Sha256] = Field(default_factory=dict)
     abort_votes: list[MspId] = Field(default_factory=list)
     abort_reason: str | None = None
     updated_at: UtcDateTime
+
+
+class Join(BaseModel):
+    """A participant's consent to take part in a round (the opener's is its ``Rounds:Open``)."""
+
+    model_config = STRICT
+    round_id: Identifier
+    org: MspId
+    joined_at: UtcDateTime
+    tx_id: str
 
 
 class Acknowledgement(BaseModel):

@@ -1,8 +1,12 @@
 """``Rounds``: the fusion round state machine, open → fused → closed (or aborted).
 
+Consent: naming an org as a participant commits it to nothing. Each participant takes part only by its
+own ``Rounds:Join`` (the opener's ``Rounds:Open`` is its join); the alignment cannot be recorded, nor the
+model published, until every participant has joined, so a round proceeds with all of them or not at all.
+
 Key layout for concurrency: the round key is written only by the transitions (open, fused, a new
-leader, closed, aborted); each participant's acknowledgement and abort vote, and each exchange,
-has a key of its own. Acknowledgements and exchanges of different orgs therefore never touch the
+leader, closed, aborted); each participant's join, acknowledgement and abort vote, and each exchange,
+has a key of its own. Joins, acknowledgements and exchanges of different orgs therefore never touch the
 same key; ``Rounds:Close`` reads every acknowledgement once they are all in.
 """
 
@@ -22,6 +26,7 @@ from swarmfuse.chaincode.contracts.records import (
     AlignmentInput,
     Exchange,
     ExchangeInput,
+    Join,
     Member,
     MemberStatus,
     Metrics,
@@ -87,6 +92,23 @@ def _active_participants(ctx: Context, rnd: Round) -> dict[str, int]:
     }
 
 
+def _joined(ctx: Context, rnd: Round) -> list[str]:
+    joins = ctx.get_many([keys.join_key(rnd.round_id, p) for p in rnd.participants], Join)
+    return [p for p, j in zip(rnd.participants, joins, strict=True) if j is not None]
+
+
+def _all_joined(ctx: Context, rnd: Round, step: str) -> None:
+    missing = sorted(set(rnd.participants) - set(_joined(ctx, rnd)))
+    if missing:
+        raise Conflict(f"round {rnd.round_id} cannot {step}: {', '.join(missing)} has not joined it")
+
+
+def _record_join(ctx: Context, round_id: str, org: str) -> Join:
+    join = Join(round_id=round_id, org=org, joined_at=ctx.now, tx_id=ctx.tx_id)
+    ctx.put(keys.join_key(round_id, org), join)
+    return join
+
+
 def _acknowledgements(ctx: Context, rnd: Round) -> dict[str, str]:
     acks = ctx.get_many([keys.ack_key(rnd.round_id, p) for p in rnd.participants], Acknowledgement)
     return {p: a.model_sha256 for p, a in zip(rnd.participants, acks, strict=True) if a is not None}
@@ -100,11 +122,12 @@ def _counted_abort_votes(ctx: Context, rnd: Round, counted: dict[str, int]) -> l
 
 
 def round_view(ctx: Context, rnd: Round) -> Round:
-    """A live round with the acknowledgements and abort votes recorded in their own keys so far."""
+    """A live round with the joins, acknowledgements and abort votes recorded in their own keys so far."""
     if rnd.state not in LIVE:
         return rnd
     return rnd.model_copy(
         update={
+            "joined": _joined(ctx, rnd),
             "acknowledgements": _acknowledgements(ctx, rnd),
             "abort_votes": _counted_abort_votes(ctx, rnd, _active_participants(ctx, rnd)),
         }
@@ -133,7 +156,8 @@ class Rounds(ConsortiumContract):
         ),
     )
     def open(self, ctx: Context, round_id: Identifier, spec: RoundSpec) -> Round:
-        """Open a round among active members including the caller; the leader comes from the set's rotation."""
+        """Open a round among active members including the caller (its join); the leader comes from the set's
+        rotation; every other participant takes part only once it joins."""
         opener = ctx.client.mspid
         if opener not in spec.participants:
             raise Forbidden(f"{opener} is not a participant of the round it opens; the opener must take part")
@@ -162,7 +186,30 @@ class Rounds(ConsortiumContract):
             leader=leader_for(spec.participants, rotation.opened),
             updated_at=ctx.now,
         )
+        _record_join(ctx, round_id, opener)
         return _save(ctx, rnd, participants=rnd.participants, deadline=rnd.deadline, turn=rnd.turn)
+
+    @transaction(
+        allow=(MEMBER,),
+        event="RoundJoined",
+        errors=(
+            NOT_ACTIVE,
+            "NotFound: no such round",
+            "Forbidden: caller is not a participant",
+            "Conflict: round not open, caller already joined",
+        ),
+    )
+    def join(self, ctx: Context, round_id: Identifier) -> Join:
+        """A participant consents to take part in an open round (its own act, once; it reads no other org's
+        join, so participants join concurrently without conflicts)."""
+        rnd = load_round(ctx, round_id)
+        org = _participant(ctx, rnd)
+        _in_state(rnd, RoundState.OPEN)
+        if ctx.read(keys.join_key(round_id, org)) is not None:
+            raise Conflict(f"{org} has already joined round {round_id}")
+        join = _record_join(ctx, round_id, org)
+        ctx.emit({"round": round_id, "org": org})
+        return join
 
     @transaction(
         allow=(MEMBER,),
@@ -172,7 +219,7 @@ class Rounds(ConsortiumContract):
             "NotFound: no such round",
             "Forbidden: caller is not the leader",
             "BadRequest: malformed alignment",
-            "Conflict: round not open, alignment already recorded",
+            "Conflict: round not open, a participant has not joined, alignment already recorded",
         ),
     )
     def record_alignment(self, ctx: Context, round_id: Identifier, alignment: AlignmentInput) -> Alignment:
@@ -181,6 +228,7 @@ class Rounds(ConsortiumContract):
         if ctx.client.mspid != rnd.leader:
             raise Forbidden(f"only the leader {rnd.leader} may record the alignment of round {round_id}")
         _in_state(rnd, RoundState.OPEN)
+        _all_joined(ctx, rnd, "record its alignment")
         key = keys.alignment_key(round_id)
         if ctx.read(key) is not None:
             raise Conflict(f"the alignment of round {round_id} is already recorded")
@@ -237,7 +285,7 @@ class Rounds(ConsortiumContract):
             "NotFound: no such round",
             "Forbidden: caller is not the leader",
             "BadRequest: malformed hash or metrics, deadline within the task's window",
-            "Conflict: round not open",
+            "Conflict: round not open, a participant has not joined",
         ),
     )
     def mark_fused(
@@ -248,6 +296,7 @@ class Rounds(ConsortiumContract):
         if ctx.client.mspid != rnd.leader:
             raise Forbidden(f"only the leader {rnd.leader} may publish the model of round {round_id}")
         _in_state(rnd, RoundState.OPEN)
+        _all_joined(ctx, rnd, "publish a model")
         _check_deadline(ctx, deadline, "acknowledgement deadline")
         update = {"state": RoundState.FUSED, "model_sha256": model_sha256, "metrics": metrics, "deadline": deadline,
                   "updated_at": ctx.now}
@@ -300,7 +349,9 @@ class Rounds(ConsortiumContract):
         missing = [p for p in rnd.participants if p not in acks]
         if missing:
             raise Conflict(f"round {round_id} still waits for the acknowledgements of {', '.join(missing)}")
-        rnd = rnd.model_copy(update={"state": RoundState.CLOSED, "acknowledgements": acks, "updated_at": ctx.now})
+        update = {"state": RoundState.CLOSED, "joined": list(rnd.participants), "acknowledgements": acks,
+                  "updated_at": ctx.now}
+        rnd = rnd.model_copy(update=update)
         return _save(ctx, rnd, acknowledged=len(acks))
 
     @transaction(
@@ -336,7 +387,8 @@ class Rounds(ConsortiumContract):
             )
             ctx.put(key, vote)
         if aborted:
-            update = {"state": RoundState.ABORTED, "abort_votes": votes, "abort_reason": reason, "updated_at": ctx.now}
+            update = {"state": RoundState.ABORTED, "joined": _joined(ctx, rnd), "abort_votes": votes,
+                      "abort_reason": reason, "updated_at": ctx.now}
             rnd = rnd.model_copy(update=update)
             return _save(ctx, rnd, by=org, votes=len(votes), needed=needed, reason=reason)
         ctx.emit(

@@ -3,7 +3,9 @@ fusion round (MDFF-SL), acting only on its own data.
 
 A round, as each agent sees it:
 
-1. ``RoundOpened``: participants run private set intersection with the leader (each learns which of
+0. ``RoundOpened``: each participant joins the round (``Rounds:Join``) if its site policy allows it
+   (:mod:`swarmfuse.client.site.policy`), else votes to abort it and does nothing more.
+1. Participants run private set intersection with the leader (each learns which of
    its entities are in the aligned set, nothing about the others); the leader records the size of
    the aligned set and a commitment to it (``Rounds:RecordAlignment``).
 2. ``AlignmentRecorded``: each participant checks the commitment against its own aligned IDs, extracts
@@ -38,6 +40,7 @@ from swarmfuse.client.gateway import ChaincodeEvent
 from swarmfuse.client.site.alignment import LeaderSession, ParticipantSession, commitment_of
 from swarmfuse.client.site.ledger import LedgerRefused, TaskLedger
 from swarmfuse.client.site.manifest import Manifest
+from swarmfuse.client.site.policy import SitePolicy, load_policy
 from swarmfuse.client.site.site import Site, SiteError
 from swarmfuse.client.site.store import SqlCheckpointer, Store
 from swarmfuse.extractors.data.cache import sha256_file
@@ -179,9 +182,10 @@ class SiteAgent:
 
     def _concerns(self, name: str, round_id: str, payload: dict[str, Any]) -> bool:
         """Whether an event can change what this site owes the round (the others are not worth a ledger read):
-        a recorded exchange matters only to its receiver, who learns of the file itself when it arrives, and
-        an acknowledgement to nobody (the site that acknowledges last closes the round)."""
-        return name not in ("ExchangeRecorded", "Acknowledged")
+        a recorded exchange matters only to its receiver, who learns of the file itself when it arrives, another
+        site's join to nobody (each participant joins before it aligns), and an acknowledgement to nobody (the
+        site that acknowledges last closes the round)."""
+        return name not in ("ExchangeRecorded", "RoundJoined", "Acknowledged")
 
     def poke(self, round_id: str) -> None:
         """Ask the worker to look at a round again (e.g. after a file arrived)."""
@@ -223,6 +227,8 @@ class SiteAgent:
         self.store.save_round(round_id, state=rnd["state"], role="leader" if leader else "participant",
                               leader=rnd["leader"])
         if rnd["state"] == "open":
+            if not self._consent(rnd):
+                return
             if leader:
                 self._lead_alignment(rnd)
                 self._try_fuse(rnd)
@@ -234,6 +240,43 @@ class SiteAgent:
                 rnd = self.ledger.round(round_id)
             self._try_close(rnd)  # whoever sees every acknowledgement first closes (the last to acknowledge, or
             # a site resuming after a crash between its acknowledgement and the close)
+
+    # step 0: consent -----------------------------------------------------------------------------
+
+    @property
+    def policy(self) -> SitePolicy:
+        """The site's consent policy as its file says now (``swarmfuse site policy`` changes it while serving)."""
+        return load_policy(self.site.folder)
+
+    def _consent(self, rnd: dict[str, Any]) -> bool:
+        """Join the round if the site's policy allows it (once); otherwise vote to abort it, saying why."""
+        round_id = rnd["round_id"]
+        if self.store.action_done(round_id, "join"):
+            return True
+        if self.store.action_done(round_id, "decline"):
+            return False
+        reason = self.policy.refusal(rnd, self.mspid)
+        if reason is not None:
+            self._decline(round_id, reason)
+            return False
+        if self.mspid not in rnd.get("joined", []):
+            try:
+                self.ledger.join(round_id)
+            except LedgerRefused as exc:
+                if not (exc.conflict and "already joined" in exc.message):
+                    raise
+        self.store.finish_action(round_id, "join", "the site's policy allows the round")
+        return True
+
+    def _decline(self, round_id: str, reason: str) -> None:
+        """Take no (further) part in the round: vote to abort it with ``reason`` (once)."""
+        logger.warning("round %s: %s declines: %s", round_id, self.mspid, reason)
+        try:
+            self.ledger.abort(round_id, f"{self.site.org_name} declines: {reason}"[:512])
+        except LedgerRefused as exc:
+            if not exc.conflict:
+                raise
+        self.store.finish_action(round_id, "decline", reason)
 
     # step 1: alignment ---------------------------------------------------------------------------
 
@@ -326,7 +369,11 @@ class SiteAgent:
 
     def _send_shards(self, rnd: dict[str, Any]) -> None:
         round_id = rnd["round_id"]
-        if not self.store.action_done(round_id, "alignment"):
+        if not self.store.action_done(round_id, "alignment") or self.store.action_done(round_id, "decline"):
+            return
+        too_many = self.policy.too_many_rows(len(self.aligned(round_id)))
+        if too_many is not None:
+            self._decline(round_id, too_many)
             return
         for kind in self._shards_to_send(rnd):
             action = f"send-{kind}"

@@ -1,4 +1,4 @@
-"""``swarmfuse site serve|status|data add|extractor install`` and ``swarmfuse round open|status|list|abort``."""
+"""``swarmfuse site serve|status|policy|data add|extractor install`` and ``swarmfuse round open|status|list|abort``."""
 
 from __future__ import annotations
 
@@ -37,13 +37,14 @@ def _clean() -> Iterator[None]:
     from swarmfuse.client.site.ledger import LedgerRefused
     from swarmfuse.client.site.manifest import ManifestError
     from swarmfuse.client.site.peers import PeerError
+    from swarmfuse.client.site.policy import PolicyError
     from swarmfuse.client.site.site import SiteError
     from swarmfuse.client.site.store import StoreError
     from swarmfuse.network.errors import NetworkError
 
     try:
         yield
-    except (SiteError, ManifestError, LedgerRefused, PeerError, StoreError, NetworkError, OSError) as exc:
+    except (SiteError, ManifestError, LedgerRefused, PeerError, PolicyError, StoreError, NetworkError, OSError) as exc:
         errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
@@ -85,6 +86,51 @@ def status(org: str = OrgOption, task: str = TaskOption, store: str | None = Sto
     for a in state["actions"]:
         steps.add_row(a["round"], a["action"], a["status"], a["detail"] or "")
     console.print(steps)
+
+
+def _listed(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+@app.command()
+def policy(org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption,
+           leaders: str | None = typer.Option(None, "--leaders", help="Orgs this site lets lead, e.g. DC1,DC2."),
+           any_leader: bool = typer.Option(False, "--any-leader", help="Let any participant lead."),
+           offer: str | None = typer.Option(None, "--offer", help="Modalities offered, e.g. text,label."),
+           any_modality: bool = typer.Option(False, "--any-modality", help="Offer every modality the site holds."),
+           max_rows: int | None = typer.Option(None, "--max-rows", min=1, help="Most aligned entities sent a round."),
+           no_row_limit: bool = typer.Option(False, "--no-row-limit", help="Send shards of any size.")) -> None:
+    """Show or change which rounds the site joins: its agent joins a round only when the policy allows it, and
+    otherwise votes to abort it, saying why."""
+    from swarmfuse.client.site.policy import PolicyError, load_policy, save_policy
+    from swarmfuse.client.site.site import Site
+
+    pairs = (("--leaders", leaders, "--any-leader", any_leader), ("--offer", offer, "--any-modality", any_modality),
+             ("--max-rows", max_rows, "--no-row-limit", no_row_limit))
+    for limit, given, reset, resetting in pairs:
+        if given is not None and resetting:
+            raise typer.BadParameter(f"give {limit} or {reset}, not both")
+    changes: dict[str, object] = {}
+    if leaders is not None or any_leader:
+        changes["leaders"] = None if any_leader else [f"{name}MSP" for name in _listed(leaders or "")]
+    if offer is not None or any_modality:
+        changes["modalities"] = None if any_modality else _listed(offer or "")
+    if max_rows is not None or no_row_limit:
+        changes["max_rows"] = None if no_row_limit else max_rows
+    with _clean():
+        site = Site(home, org, task)
+        current = load_policy(site.folder)
+        if changes:
+            try:
+                current = current.model_validate({**current.model_dump(), **changes})
+            except ValueError as exc:
+                raise PolicyError(f"not a site policy: {exc}") from exc
+            save_policy(site.folder, current)
+    led = ", ".join(current.leaders) if current.leaders is not None else "any participant"
+    offered = ", ".join(current.modalities) if current.modalities is not None else "every modality it holds"
+    rows = f"at most {current.max_rows} aligned entities a round" if current.max_rows else "shards of any size"
+    console.print(f"site {org} joins rounds led by {led} (or by itself), offering {offered}, and sends {rows}",
+                  highlight=False)
 
 
 @data_app.command("add")

@@ -125,6 +125,10 @@ class TaskLedger:
     def open_round(self, round_id: str, spec: dict[str, Any]) -> dict[str, Any]:
         return self.submit("Rounds:Open", round_id, _json(spec))
 
+    def join(self, round_id: str) -> dict[str, Any]:
+        """Consent to take part in the round (this org's own act)."""
+        return self.submit("Rounds:Join", round_id)
+
     def round(self, round_id: str) -> dict[str, Any]:
         return self.evaluate("Rounds:Get", round_id)
 

@@ -117,6 +117,14 @@ class World:
         assert self.ledger.snapshot() == before
         return response.message
 
+    def join_all(self, round_id: str) -> dict[str, Any]:
+        """Every participant that has not joined ``round_id`` joins it; the round as it then stands."""
+        rnd = self.read("DC1", "Rounds:Get", round_id)
+        for participant in rnd["participants"]:
+            if participant not in rnd["joined"]:
+                self.ok(participant.removesuffix("MSP"), "Rounds:Join", round_id)
+        return self.read("DC1", "Rounds:Get", round_id)
+
     def deadline(self, hours: float = 1) -> str:
         return json.dumps((self.now + timedelta(hours=hours)).isoformat())
 

@@ -56,6 +56,8 @@ def scenario() -> list[dict[str, Any]]:
         "deadline": deadline,
     }
     call("DC1", "Rounds:Open", "r1", json.dumps(spec))
+    for org in ("DC4", "DC2"):
+        call(org, "Rounds:Join", "r1")
     leader_org = leader_for(spec["participants"], 0).removesuffix("MSP")
     for org in ("DC1", "DC2", "DC4"):
         if org != leader_org:

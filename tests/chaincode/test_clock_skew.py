@@ -164,7 +164,8 @@ def test_a_fused_round_gives_a_fresh_window_to_acknowledge() -> None:
     """Fused just before its deadline, a round is not abortable by one participant the moment after: the
     leader sets a fresh acknowledgement deadline, at least the task's window after the endorser's clock."""
     world = founded()
-    rnd = world.ok("DC1", "Rounds:Open", "r1", world.round_spec(("DC1", "DC2"), hours=1))
+    world.ok("DC1", "Rounds:Open", "r1", world.round_spec(("DC1", "DC2"), hours=1))
+    rnd = world.join_all("r1")
     leader = rnd["leader"].removesuffix("MSP")
     other = "DC2" if leader == "DC1" else "DC1"
     deadline = datetime.fromisoformat(rnd["deadline"])

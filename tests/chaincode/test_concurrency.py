@@ -31,7 +31,8 @@ def one_block(world: World, calls: list[tuple[str, str, tuple[str, ...]]]) -> li
 
 
 def fused_round(world: World) -> dict:
-    rnd = world.ok("DC1", "Rounds:Open", "r1", world.round_spec(tuple(ALL)))
+    world.ok("DC1", "Rounds:Open", "r1", world.round_spec(tuple(ALL)))
+    rnd = world.join_all("r1")
     world.ok(rnd["leader"].removesuffix("MSP"), "Rounds:MarkFused", "r1", MODEL, "{}", world.deadline())
     return rnd
 
@@ -45,10 +46,17 @@ def test_eight_acknowledgements_in_one_block_are_all_valid_and_the_round_closes(
     assert world.read("DC1", "Rounds:Get", "r1")["state"] == "closed"
 
 
+def test_joins_of_every_participant_in_one_block_are_all_valid() -> None:
+    world = consortium(8)
+    world.ok("DC1", "Rounds:Open", "r1", world.round_spec(tuple(ALL)))
+    assert one_block(world, [(org, "Rounds:Join", ("r1",)) for org in ALL[1:]]) == [Validation.VALID] * 7
+    assert world.read("DC1", "Rounds:Get", "r1")["joined"] == sorted(f"{org}MSP" for org in ALL)
+
+
 def test_exchanges_of_every_sender_in_one_block_are_all_valid() -> None:
     world = consortium(8)
-    rnd = world.ok("DC1", "Rounds:Open", "r1", world.round_spec(tuple(ALL)))
-    leader = rnd["leader"]
+    world.ok("DC1", "Rounds:Open", "r1", world.round_spec(tuple(ALL)))
+    leader = world.join_all("r1")["leader"]
 
     def shard(org: str) -> str:
         return json.dumps({"receiver": leader, "kind": "features", "sha256": sha(org), "bytes": 9, "entity_count": 3})
@@ -126,7 +134,8 @@ def _exchange_step(world: World) -> tuple[str, str, tuple[str, ...]]:
 
 
 def _ack_step(world: World) -> tuple[str, str, tuple[str, ...]]:
-    rnd = world.ok("DC1", "Rounds:Open", "a1", world.round_spec())
+    world.ok("DC1", "Rounds:Open", "a1", world.round_spec())
+    rnd = world.join_all("a1")
     world.ok(rnd["leader"].removesuffix("MSP"), "Rounds:MarkFused", "a1", MODEL, "{}", world.deadline())
     return "DC2", "Rounds:Acknowledge", ("a1", MODEL)
 

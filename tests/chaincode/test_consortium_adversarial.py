@@ -52,7 +52,7 @@ class Attack:
 
 
 def stage() -> World:
-    """Founders DC1-DC3, DC4 admitted, DC5 suspended, DC6 pending; round r1 of DC1-DC3 open."""
+    """Founders DC1-DC3, DC4 admitted, DC5 suspended, DC6 pending; round r1 of DC1-DC3 open, not joined by DC3."""
     world = founded(("DC1", "DC2", "DC3", "DC4", "DC5", "DC6"))
     for org, approvers in (("DC4", ("DC1", "DC2")), ("DC5", ("DC1", "DC2", "DC3"))):
         for approver in approvers:
@@ -61,6 +61,7 @@ def stage() -> World:
         world.ok(voter, "Membership:Suspend", "DC5MSP")
     assert world.read("DC1", "Membership:Get", "DC5MSP")["status"] == "suspended"
     world.ok("DC1", "Rounds:Open", "r1", world.round_spec(ROUND_PARTICIPANTS, hours=2))
+    world.ok("DC2", "Rounds:Join", "r1")  # DC3 joins in an honest step
     return world
 
 
@@ -81,9 +82,14 @@ def rounds(world: World) -> list[dict]:
 
 
 def live_round(world: World) -> dict | None:
-    """The most recently opened round that is still open or fused."""
+    """The most recently opened round that is still open or fused, with its joins (read from the state: a query
+    would move the ledger's clock)."""
     live = [r for r in rounds(world) if r["state"] in ("open", "fused")]
-    return max(live, key=lambda r: r["opened_at"]) if live else None
+    if not live:
+        return None
+    rnd = max(live, key=lambda r: r["opened_at"])
+    joined = [p for p in rnd["participants"] if f"\x00join\x00{rnd['round_id']}\x00{p}\x00" in world.ledger.state]
+    return {**rnd, "joined": joined}
 
 
 def live_id(world: World) -> str:
@@ -217,6 +223,34 @@ def not_the_leader(world: World, draw: st.DrawFn) -> Attack | None:
                   "Forbidden")
 
 
+def backdated_deadline(world: World, draw: st.DrawFn) -> Attack:
+    """A participant stamps its proposal back (within the skew) to set a deadline that has passed, or will
+    within the task's window, for every endorser: the leader-steering attack."""
+    opener = draw(st.sampled_from(ROUND_PARTICIPANTS))
+    back = timedelta(seconds=draw(st.integers(0, int(DEFAULT_MAX_CLOCK_SKEW.total_seconds()) - 2)))
+    at = world.next_time - back
+    deadline = world.next_time + timedelta(seconds=draw(st.integers(-300, 599)))
+    spec = world.round_spec(ROUND_PARTICIPANTS, deadline=deadline.isoformat())
+    return Attack("backdated deadline", opener, "Rounds:Open", (f"b{draw(st.integers(0, 99))}", spec), "BadRequest",
+                  at=at)
+
+
+def outsider_joins(world: World, draw: st.DrawFn) -> Attack | None:
+    rnd = live_round(world)
+    if rnd is None:
+        return None
+    return Attack("join by an outsider", draw(st.sampled_from(["DC4", "DC6"])), "Rounds:Join", (rnd["round_id"],),
+                  "Forbidden")
+
+
+def fuse_before_every_join(world: World, draw: st.DrawFn) -> Attack | None:
+    rnd = live_round(world)
+    if rnd is None or rnd["state"] != "open" or set(rnd["joined"]) == set(rnd["participants"]):
+        return None
+    return Attack("fuse before every participant joined", rnd["leader"].removesuffix("MSP"), "Rounds:MarkFused",
+                  (rnd["round_id"], MODEL, "{}", world.deadline()), "Conflict")
+
+
 def late_init(world: World, draw: st.DrawFn) -> Attack:
     org = draw(st.sampled_from(["DC4", "DC1", "DC6"]))
     config = task_config([f"{org}MSP", "DC2MSP"], auditors=())
@@ -236,6 +270,9 @@ ATTACKS: list[Callable[[World, st.DrawFn], Attack | None]] = [
     non_participant_open,
     not_the_leader,
     late_init,
+    backdated_deadline,
+    outsider_joins,
+    fuse_before_every_join,
 ]
 
 
@@ -286,7 +323,10 @@ def honest_step(world: World, draw: st.DrawFn, tally: Counter[str]) -> None:
     else:
         rid, leader = rnd["round_id"], rnd["leader"].removesuffix("MSP")
         others = [p.removesuffix("MSP") for p in rnd["participants"] if p != rnd["leader"]]
-        if rnd["state"] == "open" and choice < 6:
+        unjoined = [p.removesuffix("MSP") for p in rnd["participants"] if p not in rnd["joined"]]
+        if rnd["state"] == "open" and unjoined:
+            response = world.submit(draw(st.sampled_from(unjoined)), "Rounds:Join", rid)
+        elif rnd["state"] == "open" and choice < 6:
             org = draw(st.sampled_from(others))
             shard = {"receiver": rnd["leader"], "kind": "features", "sha256": sha(org), "bytes": 8, "entity_count": 2}
             response = world.submit(org, "Rounds:RecordExchange", rid, json.dumps(shard))
@@ -363,7 +403,8 @@ def test_attacker_moves_are_refused_with_their_typed_error_and_change_nothing() 
     assert tally["refused"] >= 200, tally
     moves = {"forged timestamp", "self-issued auditor certificate", "leave and return while suspended",
              "non-participant open", "vote of a suspended org", "act on a task that is not active",
-             "first-caller init alone", "early abort by an outsider"}  # fmt: skip
+             "first-caller init alone", "early abort by an outsider", "backdated deadline", "join by an outsider",
+             "fuse before every participant joined"}  # fmt: skip
     assert moves <= set(tally), tally
     assert tally["grinding attempts"] >= 100, tally
     assert tally["rounds closed"] > 0 and tally["honest accepted"] >= 100, tally

@@ -656,7 +656,8 @@ def independent(endorsed: Sequence[Transaction]) -> None:
 
 def test_concurrent_exchanges_and_acknowledgements_of_every_participant_all_commit_valid(
         crowd: LedgerNetwork, gateways: dict[str, Gateway]) -> None:
-    """A round of DC1-DC4. The three non-leaders record their exchange to the leader at once; then every
+    """A round of DC1-DC4. The three participants other than the opener join at once; the three non-leaders
+    record their exchange to the leader at once; then every
     participant acknowledges the model while the leader records the model's transfer to each of the three,
     seven transactions at once. Every transaction of a batch was endorsed before any of them was submitted,
     so any key one writes and another reads would fail MVCC validation: all commit VALID (each CommitStatus
@@ -666,6 +667,9 @@ def test_concurrent_exchanges_and_acknowledgements_of_every_participant_all_comm
     opened = submit_ok(gateways["DC1"], CROWD, "Rounds:Open", round_id, round_spec(DCS, now() + timedelta(hours=1)))
     leader = opened["leader"].removesuffix("MSP")
     others = [org for org in DCS if org != leader]
+    endorsed, statuses = concurrently([(gateways[org], "Rounds:Join", (round_id,)) for org in DCS if org != "DC1"])
+    assert [s.code_name for s in statuses] == ["VALID"] * 3, statuses
+    independent(endorsed)
 
     def shard(receiver: str, kind: str, digest: str) -> str:
         return json.dumps({"receiver": f"{receiver}MSP", "kind": kind, "sha256": digest, "bytes": 4096,

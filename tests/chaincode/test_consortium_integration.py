@@ -60,6 +60,8 @@ def test_full_round_by_three_orgs_with_an_event_per_transition(ledger_network: A
         "deadline": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
     }
     step("DC1", "Rounds:Open", "it1", json.dumps(spec), event="RoundOpened")
+    for org in ("DC2", "DC3"):
+        step(org, "Rounds:Join", "it1", event="RoundJoined")
     opened = current()
     assert opened["state"] == "open" and opened["leader"] in spec["participants"]
     leader = opened["leader"].removesuffix("MSP")

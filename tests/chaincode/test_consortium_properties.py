@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from swarmfuse.chaincode.contract.canonical import canonical_json
-from swarmfuse.chaincode.contracts.keys import ABORT_VOTE, ACK, EXCHANGE, ROUND
+from swarmfuse.chaincode.contracts.keys import ABORT_VOTE, ACK, EXCHANGE, JOIN, ROUND
 from swarmfuse.chaincode.contracts.records import DEFAULT_DEADLINE_WINDOW_S, AbortVote, Acknowledgement, Exchange, Round
 
 ORGS = ["DC1", "DC2", "DC3", "DC4", "Auditor"]
@@ -72,6 +72,7 @@ def call(world: World) -> st.SearchStrategy[tuple[str, str, tuple[str, ...]]]:
         "Rounds:RecordExchange": st.tuples(rid, exchange()),
         "Rounds:MarkFused": st.tuples(rid, digest, metrics, deadline),
         "Rounds:Acknowledge": st.tuples(rid, digest),
+        "Rounds:Join": st.tuples(rid),
         "Rounds:Close": st.tuples(rid),
         "Rounds:Abort": st.tuples(rid, st.sampled_from(["why", "x" * 600])),
         "Rounds:ElectLeader": st.tuples(rid, deadline),
@@ -95,6 +96,10 @@ def next_step(world: World) -> st.SearchStrategy[tuple[str, str, tuple[str, ...]
         return st.tuples(st.sampled_from(["DC1", "DC2", "DC3", "DC4"]), st.just("Rounds:Open"), st.just((rid, spec)))
     orgs = [p.removesuffix("MSP") for p in rnd.participants]
     leader = rnd.leader.removesuffix("MSP")
+    unjoined = [p.removesuffix("MSP") for p in rnd.participants
+                if f"\x00{JOIN}\x00{rnd.round_id}\x00{p}\x00" not in world.ledger.state]
+    if rnd.state.value == "open" and unjoined:
+        return st.tuples(st.sampled_from([*unjoined, "DC4"]), st.just("Rounds:Join"), st.just((rnd.round_id,)))
     if rnd.state.value == "open":
         exchange_call = st.tuples(
             st.sampled_from(orgs),
@@ -152,6 +157,9 @@ def check_invariants(world: World, before: dict[str, Round]) -> None:
             assert rnd.acknowledgements == {}
         if rnd.state.value == "open":
             assert rid not in recorded
+        else:  # fused, closed, or aborted after fusing: nobody was taken along without its own join
+            assert rnd.state.value == "aborted" or all(
+                f"\x00{JOIN}\x00{rid}\x00{p}\x00" in world.ledger.state for p in rnd.participants)
         if rid in before:
             assert (before[rid].state.value, rnd.state.value) in TRANSITIONS or before[rid] == rnd
         if rid not in before or before[rid].deadline != rnd.deadline:  # set now: the window after the clock
@@ -175,6 +183,8 @@ def test_random_calls_are_refused_cleanly_or_keep_the_invariants() -> None:
         world = founded()
         world.ok("DC4", "Membership:Register", profile("DC4"))
         world.ok("DC1", "Rounds:Open", "r1", world.round_spec())
+        if data.draw(st.booleans()):  # else the random steps join it (or fail to fuse it before they do)
+            world.join_all("r1")
         for _ in range(data.draw(st.integers(8, 25))):
             if data.draw(st.integers(0, 9)) == 0:
                 world.ledger.clock += timedelta(hours=2)

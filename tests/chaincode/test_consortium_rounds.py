@@ -33,17 +33,54 @@ def org_of(msp: str) -> str:
 
 @pytest.fixture
 def opened() -> tuple[World, dict]:
+    """Round r1 of DC1-DC3, opened by DC1 and joined by the two others."""
     world = founded()
+    world.ok("DC1", "Rounds:Open", "r1", world.round_spec())
+    return world, world.join_all("r1")
+
+
+def test_a_round_proceeds_only_once_every_participant_joined() -> None:
+    world = founded(("DC1", "DC2", "DC3", "DC4"))
+    world.ok("DC1", "Membership:Approve", "DC4MSP")
+    world.ok("DC2", "Membership:Approve", "DC4MSP")
     rnd = world.ok("DC1", "Rounds:Open", "r1", world.round_spec())
-    return world, rnd
+    assert world.read("DC2", "Rounds:Get", "r1")["joined"] == ["DC1MSP"]  # opening is the opener's join
+    leader = org_of(rnd["leader"])
+    alignment = json.dumps({"entity_count": 10, "commitment_sha256": sha("c")})
+    world.refused(leader, "Rounds:RecordAlignment", "r1", alignment, status=409, fragment="has not joined")
+    world.refused(leader, "Rounds:MarkFused", "r1", MODEL, "{}", world.deadline(), status=409,
+                  fragment="has not joined")
+    world.refused("DC4", "Rounds:Join", "r1", status=403, fragment="not a participant")
+    world.refused("DC1", "Rounds:Join", "r1", status=409, fragment="already joined")
+    joined = world.ok("DC2", "Rounds:Join", "r1")
+    assert (joined["org"], joined["round_id"]) == ("DC2MSP", "r1")
+    event = world.ledger.events[-1]
+    assert event.name == "RoundJoined" and json.loads(event.payload) == {"round": "r1", "org": "DC2MSP"}
+    world.refused("DC2", "Rounds:Join", "r1", status=409, fragment="already joined")
+    world.refused(leader, "Rounds:RecordAlignment", "r1", alignment, status=409, fragment="DC3MSP has not joined")
+    world.ok("DC3", "Rounds:Join", "r1")
+    assert world.read("DC2", "Rounds:Get", "r1")["joined"] == PARTICIPANTS
+    world.ok(leader, "Rounds:RecordAlignment", "r1", alignment)
+    world.ok(leader, "Rounds:MarkFused", "r1", MODEL, "{}", world.deadline())
+    world.refused("DC3", "Rounds:Join", "r1", status=409, fragment="is fused")
+    world.refused("DC1", "Rounds:Join", "nope", status=404)
+
+
+def test_an_aborted_round_keeps_who_had_joined() -> None:
+    world = founded()
+    world.ok("DC1", "Rounds:Open", "r1", world.round_spec())
+    world.ok("DC2", "Rounds:Join", "r1")
+    world.ok("DC1", "Rounds:Abort", "r1", "DC3 never joined")
+    aborted = world.ok("DC2", "Rounds:Abort", "r1", "DC3 never joined")
+    assert (aborted["state"], aborted["joined"]) == ("aborted", ["DC1MSP", "DC2MSP"])
 
 
 def test_open_takes_the_leader_from_the_rotation_of_the_participant_set(opened: tuple[World, dict]) -> None:
     world, rnd = opened
     assert rnd["state"] == "open" and rnd["participants"] == PARTICIPANTS
     assert (rnd["turn"], rnd["leader"]) == (0, leader_for(PARTICIPANTS, 0))
-    event = world.ledger.events[-1]
-    assert event.name == "RoundOpened" and json.loads(event.payload)["leader"] == rnd["leader"]
+    event = next(e for e in reversed(world.ledger.events) if e.name == "RoundOpened")
+    assert json.loads(event.payload)["leader"] == rnd["leader"]
 
 
 def test_consecutive_rounds_of_one_set_rotate_the_lead_through_every_participant() -> None:

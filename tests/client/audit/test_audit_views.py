@@ -75,7 +75,8 @@ def world() -> World:
     world.ok("DC2", "Summaries:Publish", summary("DC2", "image"))
     world.ok("DC3", "Summaries:Publish", summary("DC3", "image", entities=90))
     world.ok("DC3", "Summaries:Publish", summary("DC3", "image", entities=120))  # version 2
-    rnd = world.ok("DC1", "Rounds:Open", ROUND, world.round_spec())
+    world.ok("DC1", "Rounds:Open", ROUND, world.round_spec())
+    rnd = world.join_all(ROUND)
     leader = rnd["leader"].removesuffix("MSP")
     world.ok(leader, "Rounds:RecordAlignment", ROUND, json.dumps({"entity_count": 80, "commitment_sha256": sha("a")}))
     for org in ("DC1", "DC2", "DC3"):

@@ -17,6 +17,7 @@ import pytest
 from round_job import kill_agent
 
 from swarmfuse.client.site import localjob
+from swarmfuse.client.site.ledger import LedgerRefused
 from swarmfuse.client.site.localjob import JobConfig
 from swarmfuse.client.site.manifest import ManifestError
 from swarmfuse.client.site.peers import PeerError
@@ -205,7 +206,7 @@ def test_an_agent_killed_mid_round_resumes_and_the_round_closes(job) -> None:  #
             rnd = parts.ledger.round(round_id)
         with open_site(config.home, victim, TASK) as parts:
             done = [a.action for a in parts.store.actions(round_id) if a.done]
-            assert sorted(done) == sorted({"alignment", f"send-{kind}", "acknowledge"})
+            assert sorted(done) == sorted({"join", "alignment", f"send-{kind}", "acknowledge"})
             exchanges = [e for e in parts.ledger.exchanges(round_id) if e.sender == f"{victim}MSP"]
             assert [e.kind for e in exchanges] == [kind], "the restarted agent recorded its file twice"
         assert rnd["acknowledgements"][f"{victim}MSP"] == rnd["model_sha256"]
@@ -217,6 +218,43 @@ def test_an_agent_killed_mid_round_resumes_and_the_round_closes(job) -> None:  #
 def _action_done(config: JobConfig, org: str, round_id: str, action: str) -> bool:
     with open_site(config.home, org, TASK) as parts:
         return parts.store.action_done(round_id, action)
+
+
+def test_a_site_whose_policy_refuses_the_round_never_joins_and_the_round_cannot_align(job) -> None:  # type: ignore[no-untyped-def]
+    """Consent: DC2 (texts) offers only labels now; named in a round that asks it for text, its agent does not
+    join, votes to abort saying why, and sends nothing; the leader can record no alignment without DC2's join.
+    The others' abort votes then end the round."""
+    config, _ = job
+    round_id = "consent"
+
+    def site_policy(*options: str) -> None:
+        done = subprocess.run([sys.executable, "-m", "swarmfuse", "site", "policy", "--org", "DC2", "--task", TASK,
+                               "--home", str(config.home), *options], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+
+    site_policy("--offer", "label")
+    try:
+        with open_site(config.home, "DC1", TASK) as parts:
+            localjob._open_round(parts.ledger, round_id)
+            deadline = time.monotonic() + 120
+            while "DC2MSP" not in (rnd := parts.ledger.round(round_id))["abort_votes"]:
+                assert time.monotonic() < deadline, "DC2 neither joined nor declined"
+                time.sleep(0.5)
+            assert "DC2MSP" not in rnd["joined"] and parts.ledger.alignment(round_id) is None
+            leader = rnd["leader"]
+        with open_site(config.home, "DC2", TASK) as parts:
+            declined = parts.store.action(round_id, "decline")
+            assert declined is not None and "this site offers label" in (declined.detail or "")
+            assert not parts.store.action_done(round_id, "join")
+            assert not [e for e in parts.ledger.exchanges(round_id) if e.sender == "DC2MSP"]
+        with open_site(config.home, leader.removesuffix("MSP"), TASK) as parts:  # what the leader would be told
+            with pytest.raises(LedgerRefused, match="DC2MSP has not joined"):
+                parts.ledger.evaluate("Rounds:RecordAlignment", round_id,
+                                      json.dumps({"entity_count": 1, "commitment_sha256": "0" * 64}))
+    finally:
+        site_policy("--any-modality")
+    with open_site(config.home, "DC3", TASK) as parts:  # DC2's vote and DC3's: a majority of the three
+        assert parts.ledger.abort(round_id, "DC2 declined")["state"] == "aborted"
 
 
 def test_report_files(job) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,46 @@
+"""A site's consent policy: which rounds it joins (leader, modality asked of it) and how many rows it sends; kept
+in the site's folder, with a clear error for a file that is not a policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from swarmfuse.client.site.policy import POLICY_FILE, PolicyError, SitePolicy, load_policy, save_policy
+
+ROUND = {"round_id": "r1", "leader": "DC1MSP", "roles": {"DC1MSP": ["label"], "DC2MSP": ["text"], "DC3MSP": ["image"]}}
+
+
+def test_no_policy_consents_to_every_round() -> None:
+    assert SitePolicy().refusal(ROUND, "DC2MSP") is None
+    assert SitePolicy().too_many_rows(10**9) is None
+
+
+def test_the_leader_and_the_modality_asked_decide() -> None:
+    picky = SitePolicy(leaders=["DC3MSP"], modalities=["text"])
+    assert "leader DC1MSP is not one this site lets lead (DC3MSP)" in (picky.refusal(ROUND, "DC2MSP") or "")
+    assert picky.refusal({**ROUND, "leader": "DC3MSP"}, "DC2MSP") is None
+    assert picky.refusal(ROUND, "DC1MSP") is not None  # DC1 leads, but is asked for labels it does not offer
+    assert SitePolicy(leaders=[]).refusal(ROUND, "DC1MSP") is None  # a site may always lead itself
+    offers = SitePolicy(modalities=["label"]).refusal(ROUND, "DC2MSP")
+    assert offers == "the round asks for text; this site offers label"
+
+
+def test_a_row_limit_bounds_what_is_sent() -> None:
+    limited = SitePolicy(max_rows=100)
+    assert limited.too_many_rows(100) is None
+    assert limited.too_many_rows(101) == "101 aligned entities exceed this site's limit of 100 a round"
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        SitePolicy(max_rows=0)
+
+
+def test_the_policy_lives_in_the_site_folder(tmp_path: Path) -> None:
+    assert load_policy(tmp_path) == SitePolicy()
+    saved = SitePolicy(leaders=["DC2MSP", "DC1MSP", "DC1MSP"], max_rows=5)
+    path = save_policy(tmp_path, saved)
+    assert path == tmp_path / POLICY_FILE and path.stat().st_mode & 0o077 == 0
+    assert load_policy(tmp_path) == saved and load_policy(tmp_path).leaders == ["DC1MSP", "DC2MSP"]
+    path.write_text('{"leaders": ["DC1MSP"], "max_row": 3}')
+    with pytest.raises(PolicyError, match=f"(?s){POLICY_FILE} is not a site policy.*max_row"):
+        load_policy(tmp_path)
