@@ -40,6 +40,7 @@ from swarmfuse.client.gateway import ChaincodeEvent
 from swarmfuse.client.site.alignment import LeaderSession, ParticipantSession, commitment_of
 from swarmfuse.client.site.ledger import LedgerRefused, TaskLedger
 from swarmfuse.client.site.manifest import Manifest
+from swarmfuse.client.site.peers import Peer
 from swarmfuse.client.site.policy import SitePolicy, load_policy
 from swarmfuse.client.site.site import Site, SiteError
 from swarmfuse.client.site.store import SqlCheckpointer, Store
@@ -69,15 +70,15 @@ class FeatureSource(Protocol):
 class PeerLink(Protocol):
     """How an agent talks to other sites off-chain (mutual TLS); see :mod:`swarmfuse.client.site.peers`."""
 
-    def psi(self, endpoint: str, round_id: str, blinded: list[str]) -> dict[str, Any]: ...
+    def psi(self, peer: Peer, round_id: str, blinded: list[str]) -> dict[str, Any]: ...
 
-    def psi_confirm(self, endpoint: str, round_id: str, answer: list[str]) -> None: ...
+    def psi_confirm(self, peer: Peer, round_id: str, answer: list[str]) -> None: ...
 
-    def alignment(self, endpoint: str, round_id: str) -> dict[str, Any]: ...
+    def alignment(self, peer: Peer, round_id: str) -> dict[str, Any]: ...
 
-    def upload(self, endpoint: str, round_id: str, kind: str, path: Path) -> None: ...
+    def upload(self, peer: Peer, round_id: str, kind: str, path: Path) -> None: ...
 
-    def download(self, endpoint: str, round_id: str, kind: str, dest: Path, max_bytes: int) -> Path: ...
+    def download(self, peer: Peer, round_id: str, kind: str, dest: Path, max_bytes: int) -> Path: ...
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,6 @@ class SiteAgent:
         self.holdings = holdings
         self._work: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._psi_lock = threading.Lock()
-        self._endpoints: dict[str, str] = {}
 
     @property
     def mspid(self) -> str:
@@ -332,18 +332,18 @@ class SiteAgent:
         round_id = rnd["round_id"]
         if self.store.action_done(round_id, "alignment"):
             return
-        endpoint = self._endpoint(rnd["leader"])
+        leader = self.peer(rnd["leader"])
         session = ParticipantSession.load_or_create(self.site.round_dir(round_id) / "psi.json",
                                                     self._context(round_id), self._own_ids(rnd))
         if not session.answered:
-            reply = self.link.psi(endpoint, round_id, session.blinded())
+            reply = self.link.psi(leader, round_id, session.blinded())
             answer = session.answer(reply["leader"], self.declared(rnd, rnd["leader"]))
-            self.link.psi_confirm(endpoint, round_id, answer)
+            self.link.psi_confirm(leader, round_id, answer)
             session.save()
         recorded = self.ledger.alignment(round_id)
         if recorded is None:
             return  # the leader has not finished; AlignmentRecorded will bring the worker back
-        result = self.link.alignment(endpoint, round_id)
+        result = self.link.alignment(leader, round_id)
         aligned = session.aligned_ids(result["positions"])
         salt = bytes.fromhex(result["salt"])
         if commitment_of(salt, aligned) != recorded["commitment_sha256"] or len(aligned) != recorded["entity_count"]:
@@ -386,7 +386,7 @@ class SiteAgent:
                 self.ledger.record_exchange(round_id, rnd["leader"], kind, digest, size, len(self.aligned(round_id)))
             elif (recorded.sha256, recorded.bytes) != (digest, size):
                 raise SiteError(f"round {round_id}: the {kind} recorded on-chain differ from the local file")
-            self.link.upload(self._endpoint(rnd["leader"]), round_id, kind, path)
+            self.link.upload(self.peer(rnd["leader"]), round_id, kind, path)
             self.store.finish_action(round_id, action, f"{size} bytes, sha256 {digest}")
 
     def shard(self, rnd: dict[str, Any], kind: str) -> Path:
@@ -466,7 +466,7 @@ class SiteAgent:
         path = self.model_path(round_id)
         if rnd["leader"] != self.mspid and not self.store.verified_artefact(
                 round_id, kind=MODEL_KIND, direction="in", peer_org=rnd["leader"]):
-            self.link.download(self._endpoint(rnd["leader"]), round_id, MODEL_KIND, path, MAX_MODEL_BYTES)
+            self.link.download(self.peer(rnd["leader"]), round_id, MODEL_KIND, path, MAX_MODEL_BYTES)
         digest = sha256_file(path)
         if digest != rnd["model_sha256"]:
             path.unlink(missing_ok=True)
@@ -519,15 +519,10 @@ class SiteAgent:
         values = [holding.manifest.row(entity).value for entity in ids]
         return holding.source.extract(values, holding.manifest.path.parent)
 
-    def endpoint(self, mspid: str) -> str:
-        return self._endpoint(mspid)
-
-    def _endpoint(self, mspid: str) -> str:
-        """Where ``mspid``'s site listens, from its member record (read once per org)."""
-        found = self._endpoints.get(mspid)
-        if found is None:
-            member = self.ledger.member(mspid)
-            if member is None:
-                raise SiteError(f"{mspid} is not registered: its endpoint is unknown")
-            found = self._endpoints[mspid] = f"https://{member['endpoint'].removeprefix('https://')}"
-        return found
+    def peer(self, mspid: str) -> Peer:
+        """``mspid``'s site as its member record describes it: where it listens and its TLS certificate's hash
+        (read again whenever the record changes: each lookup costs one ledger query)."""
+        member = self.ledger.member(mspid)
+        if member is None:
+            raise SiteError(f"{mspid} is not registered: its endpoint is unknown")
+        return Peer(mspid, f"https://{member['endpoint'].removeprefix('https://')}", member["tls_fingerprint"])

@@ -4,6 +4,7 @@ org a peer's client certificate belongs to (by the TLS CA that signed it)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,10 +56,15 @@ def issue_site_tls(layout: Layout, org: Org, task_orgs: list[Org], folder: Path)
 
 
 class OrgResolver:
-    """Maps a client certificate to the task org whose TLS CA signed it."""
+    """Maps a certificate to the task org whose TLS CA signed it."""
 
-    def __init__(self, layout: Layout, orgs: list[Org]) -> None:
-        self._cas = {org.mspid: x509.load_pem_x509_certificate(layout.org_tls_ca(org).read_bytes()) for org in orgs}
+    def __init__(self, cas: Mapping[str, x509.Certificate]) -> None:
+        self._cas = dict(cas)
+
+    @classmethod
+    def of_task(cls, layout: Layout, orgs: list[Org]) -> OrgResolver:
+        """The TLS CAs of ``orgs`` as the network home keeps them."""
+        return cls({org.mspid: x509.load_pem_x509_certificate(layout.org_tls_ca(org).read_bytes()) for org in orgs})
 
     def org_of(self, der: bytes | None) -> str | None:
         if not der:

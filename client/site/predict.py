@@ -53,7 +53,7 @@ def predict(agent: Any, round_id: str, ids: list[str]) -> list[dict[str, Any]]:
         if part["org"] == agent.mspid:
             features = agent.features_for(round_id, part["modality"], ids)
         else:
-            features = agent.link.features(agent.endpoint(part["org"]), round_id, ids)
+            features = agent.link.features(agent.peer(part["org"]), round_id, ids)
         if features.shape != (len(ids), part["dim"]):
             raise SiteError(f"{part['org']} sent features of shape {features.shape}, expected ({len(ids)}, {part['dim']})")
         blocks.append(features)

@@ -33,6 +33,7 @@ class SiteParts:
     gateway: Gateway
     ledger: TaskLedger
     tls: SiteTls
+    resolver: OrgResolver
     link: HttpPeerLink
 
     def close(self) -> None:
@@ -54,7 +55,8 @@ def open_site(home: Path, org: str, task: str, store_url: str | None = None) -> 
     except BaseException:
         store.close()
         raise
-    parts = SiteParts(site, store, gateway, TaskLedger(gateway, task), tls, HttpPeerLink(tls))
+    resolver = OrgResolver.of_task(site.layout, task_orgs)
+    parts = SiteParts(site, store, gateway, TaskLedger(gateway, task), tls, resolver, HttpPeerLink(tls, resolver))
     try:
         yield parts
     finally:
@@ -156,8 +158,7 @@ def serve_site(parts: SiteParts, stop: threading.Event) -> None:
     from swarmfuse.client.site.api import create_app, serve
 
     agent = make_agent(parts)
-    task_orgs = [parts.site.topology.org(name) for name in _task_orgs(parts.site)]
-    server = serve(create_app(agent, OrgResolver(parts.site.layout, task_orgs)), HOST, parts.site.port, parts.tls)
+    server = serve(create_app(agent, parts.resolver), HOST, parts.site.port, parts.tls)
     thread = threading.Thread(target=server.run, name="site-https", daemon=True)
     thread.start()
     try:

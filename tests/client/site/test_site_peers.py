@@ -14,8 +14,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from swarmfuse.client.site.identity import SiteTls
-from swarmfuse.client.site.peers import CHUNK, HttpPeerLink, PeerError
+from swarmfuse.client.site.identity import OrgResolver, SiteTls
+from swarmfuse.client.site.peers import CHUNK, HttpPeerLink, Peer, PeerError
+
+LEADER = Peer("DC1MSP", "https://leader.example", "ab" * 32)
+NOBODY = OrgResolver({})  # a test transport has no TLS, so nothing is pinned
 
 
 def _tls(folder: Path) -> SiteTls:
@@ -44,8 +47,8 @@ def test_an_upload_cut_off_mid_stream_is_sent_again_from_its_first_byte(tmp_path
         received.append(request.read())
         return httpx.Response(200, json={})
 
-    link = HttpPeerLink(_tls(tmp_path), attempts=3, transport=httpx.MockTransport(peer))
-    link.upload("https://leader.example", "r1", "features", path)
+    link = HttpPeerLink(_tls(tmp_path), NOBODY, attempts=3, transport=httpx.MockTransport(peer))
+    link.upload(LEADER, "r1", "features", path)
     assert len(received) == 2
     assert received[1] == data  # the whole file, not what was left of a spent stream
 
@@ -57,9 +60,9 @@ def test_an_upload_the_peer_never_takes_fails_with_a_peer_error(tmp_path: Path) 
     def peer(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
 
-    link = HttpPeerLink(_tls(tmp_path), attempts=2, transport=httpx.MockTransport(peer))
+    link = HttpPeerLink(_tls(tmp_path), NOBODY, attempts=2, transport=httpx.MockTransport(peer))
     with pytest.raises(PeerError, match="PUT https://leader.example/rounds/r1/artefacts/labels: refused"):
-        link.upload("https://leader.example", "r1", "labels", path)
+        link.upload(LEADER, "r1", "labels", path)
 
 
 def test_a_download_growing_past_its_bound_is_abandoned_as_it_arrives(tmp_path: Path) -> None:
@@ -73,10 +76,10 @@ def test_a_download_growing_past_its_bound_is_abandoned_as_it_arrives(tmp_path: 
     def peer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=endless())
 
-    link = HttpPeerLink(_tls(tmp_path), attempts=1, transport=httpx.MockTransport(peer))
+    link = HttpPeerLink(_tls(tmp_path), NOBODY, attempts=1, transport=httpx.MockTransport(peer))
     dest = tmp_path / "model.npz"
     with pytest.raises(PeerError, match=f"passes {3 * CHUNK} bytes; abandoned"):
-        link.download("https://leader.example", "r1", "model", dest, max_bytes=3 * CHUNK)
+        link.download(LEADER, "r1", "model", dest, max_bytes=3 * CHUNK)
     assert len(served) <= 5 and not dest.exists() and not dest.with_name("model.npz.part").exists()
-    small = HttpPeerLink(_tls(tmp_path), transport=httpx.MockTransport(lambda r: httpx.Response(200, content=b"ok")))
-    assert small.download("https://leader.example", "r1", "model", dest, max_bytes=2).read_bytes() == b"ok"
+    small = HttpPeerLink(_tls(tmp_path), NOBODY, transport=httpx.MockTransport(lambda r: httpx.Response(200, content=b"ok")))
+    assert small.download(LEADER, "r1", "model", dest, max_bytes=2).read_bytes() == b"ok"

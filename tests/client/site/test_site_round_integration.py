@@ -21,7 +21,7 @@ from swarmfuse.client.site.ledger import LedgerRefused
 from swarmfuse.client.site.localjob import JobConfig
 from swarmfuse.client.site.manifest import ManifestError
 from swarmfuse.client.site.peers import PeerError
-from swarmfuse.client.site.service import add_data, open_site
+from swarmfuse.client.site.service import add_data, make_agent, open_site
 from swarmfuse.client.site.site import Site
 from swarmfuse.extractors.data.cache import sha256_file
 
@@ -95,9 +95,8 @@ def test_a_tampered_file_is_refused_and_recorded(job) -> None:  # type: ignore[n
         data = bytearray(original.read_bytes())
         data[-1] ^= 0xFF
         tampered.write_bytes(bytes(data))
-        endpoint = f"https://127.0.0.1:{Site(config.home, leader, TASK).port}"
         with pytest.raises(PeerError, match="rejected: got .* the ledger records"):
-            parts.link.upload(endpoint, config.round_id, "features", tampered)
+            parts.link.upload(make_agent(parts).peer(f"{leader}MSP"), config.round_id, "features", tampered)
     with open_site(config.home, leader, TASK) as parts:
         rejected = [a for a in parts.store.artefacts(config.round_id, kind="features") if a.status.value == "rejected"]
         assert rejected and "the ledger records" in (rejected[-1].reason or "")
@@ -116,10 +115,10 @@ def test_a_tampered_upload_beside_the_genuine_one_never_mixes_with_it(job) -> No
         data = bytearray(original.read_bytes())
         data[len(data) // 2] ^= 0xFF
         tampered.write_bytes(bytes(data))
-        endpoint = f"https://127.0.0.1:{Site(config.home, leader, TASK).port}"
+        to_leader = make_agent(parts).peer(f"{leader}MSP")
         with ThreadPoolExecutor(max_workers=2) as pool:
-            genuine = pool.submit(parts.link.upload, endpoint, config.round_id, "features", original)
-            forged = pool.submit(parts.link.upload, endpoint, config.round_id, "features", tampered)
+            genuine = pool.submit(parts.link.upload, to_leader, config.round_id, "features", original)
+            forged = pool.submit(parts.link.upload, to_leader, config.round_id, "features", tampered)
             genuine.result()
             with pytest.raises(PeerError, match="rejected"):
                 forged.result()
@@ -269,7 +268,6 @@ def test_report_files(job) -> None:  # type: ignore[no-untyped-def]
 def test_predict_scores_entities_with_features_from_every_site(job, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from swarmfuse.client.site.manifest import load_manifest
     from swarmfuse.client.site.predict import predict
-    from swarmfuse.client.site.service import make_agent
 
     config, report = job
     views = config.out / "views"
