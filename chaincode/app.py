@@ -6,10 +6,11 @@ from swarmfuse.chaincode.contract import Contract, ContractRouter
 from swarmfuse.chaincode.contracts.audit import Audit
 from swarmfuse.chaincode.contracts.membership import Membership
 from swarmfuse.chaincode.contracts.rounds import Rounds
+from swarmfuse.chaincode.contracts.scoring import Scoring
 from swarmfuse.chaincode.contracts.summaries import Summaries
 from swarmfuse.chaincode.contracts.task import Task
 
-CONTRACTS: tuple[type[Contract], ...] = (Task, Membership, Summaries, Rounds, Audit)
+CONTRACTS: tuple[type[Contract], ...] = (Task, Membership, Summaries, Rounds, Scoring, Audit)
 
 
 def create_chaincode() -> ContractRouter:

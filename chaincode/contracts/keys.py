@@ -19,6 +19,8 @@ its activity) sits under a key that names the org, and no write transaction scan
 | ``abortvote`` | round ID, org | :class:`AbortVote` |
 | ``alignment`` | round ID | :class:`Alignment` (the leader's record of the aligned entity set) |
 | ``exchange`` | round ID, sender, receiver, artefact kind | :class:`Exchange` |
+| ``scoring`` | round ID, request ID | :class:`ScoringRequest` |
+| ``scoringreply`` | round ID, request ID, sender | :class:`ScoringReply` |
 | ``activity`` | org, transaction timestamp (UTC), tx ID | :class:`Activity` |
 """
 
@@ -44,10 +46,12 @@ ACK = "ack"
 ABORT_VOTE = "abortvote"
 EXCHANGE = "exchange"
 ALIGNMENT = "alignment"
+SCORING = "scoring"
+SCORING_REPLY = "scoringreply"
 ACTIVITY = "activity"
 
 OBJECT_TYPES = (TASK, TASK_PROPOSAL, MEMBER, ROSTER, VOTE, SUMMARY, ROTATION, ROUND, JOIN, ACK, ABORT_VOTE,
-                EXCHANGE, ALIGNMENT, ACTIVITY)
+                EXCHANGE, ALIGNMENT, SCORING, SCORING_REPLY, ACTIVITY)
 """Every object type of the schema, in the order a scan of the whole namespace visits them."""
 
 
@@ -105,6 +109,14 @@ def abort_vote_key(round_id: str, org: str) -> str:
 
 def exchange_key(round_id: str, sender: str, receiver: str, kind: str) -> str:
     return create_composite_key(EXCHANGE, [round_id, sender, receiver, kind])
+
+
+def scoring_key(round_id: str, request_id: str) -> str:
+    return create_composite_key(SCORING, [round_id, request_id])
+
+
+def scoring_reply_key(round_id: str, request_id: str, sender: str) -> str:
+    return create_composite_key(SCORING_REPLY, [round_id, request_id, sender])
 
 
 def timestamp_text(moment: datetime) -> str:

@@ -335,6 +335,58 @@ class Alignment(AlignmentInput):
     tx_id: str
 
 
+MAX_SCORED = 10_000
+"""Most entities one scoring request may name."""
+
+
+class ScoringRequestInput(BaseModel):
+    """``Scoring:Request`` argument: entities a participant wants scored with a round's model, by commitment
+    (the IDs and the salt go only to the sites asked, off-chain)."""
+
+    model_config = STRICT
+    request_id: Identifier
+    ids_sha256: Sha256 = Field(description="SHA-256 of the salt and the sorted entity IDs (see the client)")
+    entity_count: int = Field(ge=1, le=MAX_SCORED)
+    targets: list[MspId] = Field(min_length=1, max_length=32, description="participants asked for features")
+
+    @field_validator("targets")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        return _unique_sorted(v, "targets")
+
+
+class ScoringRequest(ScoringRequestInput):
+    round_id: Identifier
+    requester: MspId
+    requested_at: UtcDateTime
+    tx_id: str
+
+
+class ScoringReplyInput(BaseModel):
+    """``Scoring:Reply`` argument: the features a site sends for a recorded request, by hash and size."""
+
+    model_config = STRICT
+    sha256: Sha256
+    bytes: int = Field(ge=1, le=1 << 34)
+    entity_count: int = Field(ge=1, le=MAX_SCORED)
+
+
+class ScoringReply(ScoringReplyInput):
+    round_id: Identifier
+    request_id: Identifier
+    sender: MspId
+    receiver: MspId
+    recorded_at: UtcDateTime
+    tx_id: str
+
+
+class ScoringView(BaseModel):
+    """A scoring request with the replies recorded so far (one per target at most)."""
+
+    request: ScoringRequest
+    replies: list[ScoringReply]
+
+
 class Activity(BaseModel):
     """Index entry: one write transaction of one org."""
 

@@ -34,6 +34,7 @@ from swarmfuse.client.site.agent import MODEL_KIND, SiteAgent
 from swarmfuse.client.site.alignment import AlignmentError, LeaderSession
 from swarmfuse.client.site.identity import OrgResolver, SiteTls
 from swarmfuse.client.site.ledger import ExchangeRecord
+from swarmfuse.client.site.predict import reply_sha256, scoring_commitment
 from swarmfuse.client.site.limits import RequestBounds, TokenBucket, caller_org
 from swarmfuse.client.site.site import SiteError
 from swarmfuse.files import open_private
@@ -46,7 +47,6 @@ MAX_BODY_BYTES = 64 << 20
 REQUESTS_PER_S = 20.0
 REQUEST_BURST = 200
 MAX_CONCURRENT = 64
-MAX_SCORED = 10_000
 ROUND_CACHE_S = 1.0
 KINDS = ("features", "labels")
 _UPLOAD = re.compile(r"/rounds/[^/]+/artefacts/[^/]+")
@@ -56,7 +56,11 @@ class Points(BaseModel):
     points: list[str]
 
 
-class EntityIds(BaseModel):
+class ScoringCall(BaseModel):
+    """Features asked for a recorded scoring request: its ID, the salt that opens its commitment, the IDs."""
+
+    request_id: str
+    salt: str
     ids: list[str]
 
 
@@ -161,18 +165,34 @@ def create_app(agent: SiteAgent, resolver: OrgResolver, bucket: TokenBucket | No
         except AlignmentError as exc:
             raise HTTPException(409, str(exc)) from exc
 
-    @app.post("/rounds/{round_id}/features", summary="Features of given entities, to score them with the round's model")
-    def features(round_id: str, body: EntityIds, request: Request) -> dict[str, Any]:
-        _, rnd = participant_round(request, round_id, need_model=True)
-        if rnd.get("model_sha256") is None:
-            raise HTTPException(409, f"round {round_id} has no published model to score with")
-        if not 0 < len(body.ids) <= MAX_SCORED:
-            raise HTTPException(422, f"give 1 to {MAX_SCORED} entity IDs")
+    @app.post("/rounds/{round_id}/features",
+              summary="Features of the entities of a recorded scoring request, to score them with the round's model")
+    def features(round_id: str, body: ScoringCall, request: Request) -> dict[str, Any]:
+        org, rnd = participant_round(request, round_id, need_model=True)
+        scoring = agent.ledger.scoring(round_id, body.request_id)
+        if scoring is None:
+            raise HTTPException(409, f"no scoring request {body.request_id!r} of round {round_id} is on the ledger")
+        recorded = scoring["request"]
+        if recorded["requester"] != org or agent.mspid not in recorded["targets"]:
+            raise HTTPException(403, f"scoring request {body.request_id!r} is not {org}'s to {agent.mspid}")
+        try:
+            salt = bytes.fromhex(body.salt)
+        except ValueError:
+            raise HTTPException(422, "the salt is not hexadecimal") from None
+        if len(set(body.ids)) != len(body.ids) or len(body.ids) != recorded["entity_count"] or \
+                scoring_commitment(salt, body.ids) != recorded["ids_sha256"]:
+            raise HTTPException(422, f"the IDs are not the {recorded['entity_count']} the request committed to")
         modality = rnd["roles"][agent.mspid][0]
         try:
             values = np.asarray(agent.features_for(round_id, modality, body.ids), dtype=np.float32)
         except SiteError as exc:
             raise HTTPException(404, str(exc)) from exc
+        digest = reply_sha256(values)
+        mine = [r for r in scoring["replies"] if r["sender"] == agent.mspid]
+        if not mine:
+            agent.ledger.reply_scoring(round_id, body.request_id, digest, values.nbytes, len(body.ids))
+        elif mine[0]["sha256"] != digest:
+            raise HTTPException(409, f"this site already replied to {body.request_id!r} with other features")
         return {"shape": list(values.shape), "float32": base64.b64encode(values.tobytes()).decode()}
 
     @app.put("/rounds/{round_id}/artefacts/{kind}", summary="Receive a participant's features or labels")

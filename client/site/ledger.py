@@ -172,6 +172,21 @@ class TaskLedger:
     def abort(self, round_id: str, reason: str) -> dict[str, Any]:
         return self.submit("Rounds:Abort", round_id, reason)
 
+    # --- scoring --------------------------------------------------------------------------------
+
+    def request_scoring(self, round_id: str, request_id: str, ids_sha256: str, count: int,
+                        targets: Sequence[str]) -> dict[str, Any]:
+        return self.submit("Scoring:Request", round_id, _json(
+            {"request_id": request_id, "ids_sha256": ids_sha256, "entity_count": count, "targets": list(targets)}))
+
+    def reply_scoring(self, round_id: str, request_id: str, sha256: str, size: int, count: int) -> dict[str, Any]:
+        return self.submit("Scoring:Reply", round_id, request_id,
+                           _json({"sha256": sha256, "bytes": size, "entity_count": count}))
+
+    def scoring(self, round_id: str, request_id: str) -> dict[str, Any] | None:
+        """A scoring request with the replies recorded so far."""
+        return self._found("Scoring:Get", round_id, request_id)
+
     # --- events ---------------------------------------------------------------------------------
 
     def events(self, checkpointer: Checkpointer, start_block: int | None = None) -> Iterator[ChaincodeEvent]:

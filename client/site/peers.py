@@ -147,11 +147,13 @@ class HttpPeerLink:
     def alignment(self, peer: Peer, round_id: str) -> dict[str, Any]:
         return self._call("GET", peer, f"/rounds/{round_id}/alignment").json()
 
-    def features(self, peer: Peer, round_id: str, ids: list[str]) -> Any:
-        """Another participant's features of ``ids`` (float32 ``[n, d]``), for scoring with the round's model."""
+    def features(self, peer: Peer, round_id: str, request_id: str, salt: bytes, ids: list[str]) -> Any:
+        """Another participant's features of ``ids`` (float32 ``[n, d]``) for recorded scoring request
+        ``request_id`` (``salt`` opens its commitment)."""
         import numpy as np
 
-        reply = self._call("POST", peer, f"/rounds/{round_id}/features", json={"ids": ids}).json()
+        body = {"request_id": request_id, "salt": salt.hex(), "ids": ids}
+        reply = self._call("POST", peer, f"/rounds/{round_id}/features", json=body).json()
         return np.frombuffer(base64.b64decode(reply["float32"]), dtype=np.float32).reshape(reply["shape"])
 
     def status(self, peer: Peer) -> dict[str, Any]:

@@ -1,10 +1,14 @@
-"""Scoring new entities with a round's fused model: every participant whose features the model takes
-extracts them for the requested entities at its own site (with its ONNX extractor) and sends them over
-mutual TLS; the requesting site runs the head (standardise, Linear-ReLU-Linear, softmax) in NumPy."""
+"""Scoring new entities with a round's fused model, on the record: the requesting site records the request
+(``Scoring:Request``: a commitment to the IDs, their count, the sites asked); every participant whose
+features the model takes extracts them for exactly those entities at its own site (with its ONNX extractor),
+records its reply (``Scoring:Reply``) and sends it over mutual TLS; the requester keeps a reply only if it
+matches that record, then runs the head (standardise, Linear-ReLU-Linear, softmax) in NumPy."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,8 +43,20 @@ class FusedModel:
         return exp / exp.sum(axis=1, keepdims=True)
 
 
+def scoring_commitment(salt: bytes, ids: list[str]) -> str:
+    """What a scoring request commits to on-chain: SHA-256 of the salt and the sorted IDs, one per line."""
+    return hashlib.sha256(salt + "\n".join(sorted(ids)).encode()).hexdigest()
+
+
+def reply_sha256(features: np.ndarray) -> str:
+    """What a scoring reply records on-chain: SHA-256 of the features as float32 bytes (rows in request order)."""
+    return hashlib.sha256(np.ascontiguousarray(features, dtype=np.float32).tobytes()).hexdigest()
+
+
 def predict(agent: Any, round_id: str, ids: list[str]) -> list[dict[str, Any]]:
     """Class and probability of each entity in ``ids``, with features from every site the model needs."""
+    if len(set(ids)) != len(ids) or not ids:
+        raise SiteError("give one or more distinct entity IDs to score")
     rnd = agent.ledger.round(round_id)
     if rnd.get("model_sha256") is None:
         raise SiteError(f"round {round_id} has no published model")
@@ -48,12 +64,21 @@ def predict(agent: Any, round_id: str, ids: list[str]) -> list[dict[str, Any]]:
     if not path.exists() or sha256_file(path) != rnd["model_sha256"]:
         raise SiteError(f"this site holds no verified model of round {round_id} (its agent fetches it on ModelFused)")
     model = FusedModel.load(path)
+    targets = sorted({part["org"] for part in model.layout} - {agent.mspid})
+    request_id, salt = secrets.token_hex(16), secrets.token_bytes(32)
+    if targets:
+        agent.ledger.request_scoring(round_id, request_id, scoring_commitment(salt, ids), len(ids), targets)
     blocks = []
     for part in model.layout:
         if part["org"] == agent.mspid:
             features = agent.features_for(round_id, part["modality"], ids)
         else:
-            features = agent.link.features(agent.peer(part["org"]), round_id, ids)
+            features = agent.link.features(agent.peer(part["org"]), round_id, request_id, salt, ids)
+            view = agent.ledger.scoring(round_id, request_id) or {"replies": []}
+            recorded = {r["sender"]: r for r in view["replies"]}
+            if part["org"] not in recorded or reply_sha256(features) != recorded[part["org"]]["sha256"]:
+                raise SiteError(f"{part['org']} sent features that do not match its on-chain reply to scoring "
+                                f"request {request_id}")
         if features.shape != (len(ids), part["dim"]):
             raise SiteError(f"{part['org']} sent features of shape {features.shape}, expected ({len(ids)}, {part['dim']})")
         blocks.append(features)

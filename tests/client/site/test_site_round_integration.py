@@ -287,3 +287,27 @@ def test_predict_scores_entities_with_features_from_every_site(job, tmp_path: Pa
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "p.csv").read_text().count("\n") == 6
+
+
+def test_features_leave_a_site_only_for_a_recorded_scoring_request(job) -> None:  # type: ignore[no-untyped-def]
+    """DC1 asks DC2 for features: refused without a request on the ledger, refused for other IDs than the
+    request committed to, served (and the reply recorded) for exactly them; DC3 cannot use DC1's request."""
+    from swarmfuse.client.site.manifest import load_manifest
+    from swarmfuse.client.site.predict import reply_sha256, scoring_commitment
+
+    config, _ = job
+    ids = list(load_manifest(config.out / "views" / "dc2" / "texts.jsonl", "text").ids[:3])
+    salt = b"\x07" * 32
+    with open_site(config.home, "DC1", TASK) as parts:
+        dc2 = make_agent(parts).peer("DC2MSP")
+        with pytest.raises(PeerError, match="\\(409\\).*no scoring request 'unrecorded'"):
+            parts.link.features(dc2, config.round_id, "unrecorded", salt, ids)
+        parts.ledger.request_scoring(config.round_id, "scoring-test", scoring_commitment(salt, ids), 3, ["DC2MSP"])
+        with pytest.raises(PeerError, match="\\(422\\).*not the 3 the request committed to"):
+            parts.link.features(dc2, config.round_id, "scoring-test", salt, [*ids[:2], "someone-else"])
+        features = parts.link.features(dc2, config.round_id, "scoring-test", salt, ids)
+        replies = parts.ledger.scoring(config.round_id, "scoring-test")["replies"]
+        assert [(r["sender"], r["sha256"]) for r in replies] == [("DC2MSP", reply_sha256(features))]
+    with open_site(config.home, "DC3", TASK) as parts:
+        with pytest.raises(PeerError, match="\\(403\\).*not DC3MSP's"):
+            parts.link.features(make_agent(parts).peer("DC2MSP"), config.round_id, "scoring-test", salt, ids)
