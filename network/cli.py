@@ -22,7 +22,7 @@ def up(
     consensus: str | None = typer.Option(None, "--consensus", help="raft (3 orderers, default) or bft (4)."),
     port_base: int | None = typer.Option(None, "--port-base", help="First port of the network's range (default 17000)."),
     mutual_tls: bool | None = typer.Option(None, "--mutual-tls/--no-mutual-tls", help="Peers require a client TLS "
-                                           "certificate (mutual TLS) and bind Deliver requests to it (default off)."),
+                                           "certificate (mutual TLS) and bind Deliver requests to it (default on for a new network)."),
     engine: str = typer.Option("auto", "--engine", help="embedded, fabric, or auto: Fabric when a release is "
                                "configured or cached, the embedded engine otherwise. Recorded in the home."),
     home: Path = HomeOption,

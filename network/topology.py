@@ -81,7 +81,7 @@ class Topology:
     port_base: int = 17000
     # Peers (Fabric's, or the embedded engine's org endpoints) require a client TLS certificate from one of
     # the orgs' TLS CAs, and Deliver then checks the request's TLS certificate hash (Fabric's TLS binding).
-    mutual_tls: bool = False
+    mutual_tls: bool = True
     orgs: tuple[Org, ...] = field(init=False)
 
     def __post_init__(self) -> None:

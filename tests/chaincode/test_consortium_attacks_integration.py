@@ -532,9 +532,11 @@ def self_issued_auditor(home: Path, *, ou: bool, attribute: bool) -> tuple[Ident
     return Identity("DC4MSP", cert.public_bytes(serialization.Encoding.PEM)), ECDSASigner(key)
 
 
-def connect_as(net: LedgerNetwork, org: str, identity: Identity, signer: ECDSASigner) -> Gateway:
+def connect_as(net: LedgerNetwork, org: str, identity: Identity, signer: ECDSASigner, tls_org: str = "DC4") -> Gateway:
+    """``org``'s gateway peer, reached as ``identity`` over a TLS client pair of ``tls_org`` (mutual TLS)."""
     peer = load_profile(net.profile_path(org)).peer
-    return Gateway.connect(peer.endpoint, peer.tls_root_cert, identity, signer, host_override=peer.host_override)
+    return Gateway.connect(peer.endpoint, peer.tls_root_cert, identity, signer, host_override=peer.host_override,
+                           tls_client=load_profile(net.profile_path(tls_org)).tls_client)
 
 
 @pytest.mark.parametrize(("ou", "attribute"), [(True, False), (False, True), (True, True)],

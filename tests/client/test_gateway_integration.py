@@ -80,7 +80,7 @@ class _OfflineOnly:
 def test_offline_signing_path(ledger_network, dc1: Gateway) -> None:  # type: ignore[no-untyped-def]
     creds = load_profile(_profile(ledger_network, "DC1"))
     with Gateway.connect(creds.peer.endpoint, creds.peer.tls_root_cert, creds.identity, _OfflineOnly(),
-                         host_override=creds.peer.host_override) as gateway:
+                         host_override=creds.peer.host_override, tls_client=creds.tls_client) as gateway:
         network = gateway.network(ledger_network.task)
         unsigned = network.contract(CHAINCODE).new_proposal("Sample:Put", "gw-offline", "signed elsewhere")
         proposal = network.load_proposal(unsigned.to_bytes())  # e.g. shipped to the signing host and back
@@ -214,7 +214,7 @@ def test_in_process_stream_resumes_after_close(ledger_network, dc1: Gateway) -> 
 def test_identity_of_org_outside_channel_is_refused(ledger_network) -> None:  # type: ignore[no-untyped-def]
     dc1, dc4 = load_profile(_profile(ledger_network, "DC1")), load_profile(_profile(ledger_network, "DC4"))
     with Gateway.connect(dc1.peer.endpoint, dc1.peer.tls_root_cert, dc4.identity, dc4.signer,
-                         host_override=dc1.peer.host_override) as gateway:
+                         host_override=dc1.peer.host_override, tls_client=dc4.tls_client) as gateway:
         contract = gateway.network(ledger_network.task).contract(CHAINCODE)
         with pytest.raises(EvaluateError, match="access denied: channel \\[task1\\] creator org unknown"):
             contract.evaluate_transaction("Sample:Get", "gw-round")
@@ -236,7 +236,7 @@ def test_certificate_from_unknown_ca_is_refused(ledger_network) -> None:  # type
     )
     rogue = Identity("DC1MSP", cert.public_bytes(Encoding.PEM))
     with Gateway.connect(dc1.peer.endpoint, dc1.peer.tls_root_cert, rogue, ECDSASigner(key),
-                         host_override=dc1.peer.host_override) as gateway:
+                         host_override=dc1.peer.host_override, tls_client=dc1.tls_client) as gateway:
         with pytest.raises(EvaluateError, match="access denied") as refused:
             gateway.network(ledger_network.task).contract(CHAINCODE).evaluate_transaction("Sample:Get", "gw-round")
     assert refused.value.details and refused.value.details[0].msp_id == "DC1MSP"

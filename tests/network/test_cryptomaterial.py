@@ -166,9 +166,10 @@ def _strings(value: object) -> Iterator[str]:
 
 
 def _home_paths(value: object, layout: Layout) -> set[Path]:
-    """Crypto material paths (MSPs, TLS, chaincode TLS) in a document or environment (``[a]`` lists included)."""
+    """Crypto material paths (MSPs, TLS, chaincode TLS) in a document or environment (``[a]`` lists and Fabric's
+    space-separated ``*_FILES`` lists included)."""
     roots = (str(layout.crypto), str(layout.home / "chaincode"))
-    return {Path(s.strip("[]")) for s in _strings(value) if s.strip("[]").startswith(roots)}
+    return {Path(part) for s in _strings(value) for part in s.strip("[]").split() if part.startswith(roots)}
 
 
 def test_peer_org_tree_is_cryptogens(network: tuple[Topology, Layout]) -> None:

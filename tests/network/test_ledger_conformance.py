@@ -225,7 +225,7 @@ def test_creator_from_an_unknown_ca_is_refused_at_endorsement(ledger_network: Le
     dc1 = load_profile(ledger_network.profile_path("DC1"))
     identity, signer = _rogue_identity()
     with Gateway.connect(dc1.peer.endpoint, dc1.peer.tls_root_cert, identity, signer,
-                         host_override=dc1.peer.host_override) as gateway:
+                         host_override=dc1.peer.host_override, tls_client=dc1.tls_client) as gateway:
         contract = gateway.network(ledger_network.task).contract(CHAINCODE, "Sample")
         with pytest.raises(EndorseError) as refused:
             contract.new_proposal("Put", key, "rogue").endorse()
@@ -351,7 +351,9 @@ def test_a_deliver_request_stamped_outside_fifteen_minutes_is_a_bad_request(ledg
         network = gateway.network(ledger_network.task)
         for stamped, outcome in ((now - dt.timedelta(minutes=20), "BAD_REQUEST"),
                                  (now + dt.timedelta(minutes=20), "BAD_REQUEST"), (now, "block 0")):
-            request = seek_request(credentials.identity, credentials.signer, ledger_network.task, b"", stamped=stamped)
+            claimed = credentials.tls_client.cert_hash if credentials.tls_client else b""  # the TLS binding, if on
+            request = seek_request(credentials.identity, credentials.signer, ledger_network.task, claimed,
+                                   stamped=stamped)
             with network.load_block_events_request(request).events() as blocks:
                 try:
                     got = f"block {next(iter(blocks)).header.number}"

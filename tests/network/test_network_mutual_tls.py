@@ -93,7 +93,8 @@ def test_mutual_tls_is_recorded_and_configures_fabric_peers_and_the_peer_cli(tmp
 
 def test_up_will_not_switch_mutual_tls_on_an_existing_home(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    state_file.save(home / "state.json", NetworkState.for_topology(Topology(n_orgs=2, port_base=30000), "embedded"))
+    plain = Topology(n_orgs=2, port_base=30000, mutual_tls=False)
+    state_file.save(home / "state.json", NetworkState.for_topology(plain, "embedded"))
     result = CliRunner().invoke(app, ["network", "up", "--mutual-tls", "--home", str(home)])
     assert result.exit_code == 1
     assert "already holds a network with 2 orgs" in result.output and "mutual TLS off" in result.output
@@ -143,39 +144,36 @@ def _deliver_outcome(gateway: Gateway, channel: str, request: bytes) -> str:
 
 
 @pytest.mark.integration
-def test_without_mutual_tls_no_engine_checks_the_claimed_hash(ledger_network: LedgerNetwork) -> None:
-    creds = load_profile(ledger_network.profile_path("DC1"))
-    with ledger_network.gateway("DC1") as gateway:
-        for claimed in (b"\x07" * 32, b""):
-            request = seek_request(creds.identity, creds.signer, ledger_network.task, claimed, start=0)
-            assert _deliver_outcome(gateway, ledger_network.task, request) == "block 0"
-
-
-@pytest.mark.integration
-def test_mutual_tls_network_binds_deliver_requests_to_the_client_certificate(tmp_path: Path, engine: str) -> None:
-    network = new_network(tmp_path / "mtls", engine)
-    network.up(Topology(n_orgs=2, port_base=free_port_base(), mutual_tls=True), engine)
+def test_without_mutual_tls_no_engine_checks_the_claimed_hash(tmp_path: Path, engine: str) -> None:
+    network = new_network(tmp_path / "plain", engine)
+    network.up(Topology(n_orgs=2, port_base=free_port_base(), mutual_tls=False), engine)
     try:
-        tasks.create(network, "mtls", "DC1,DC2")  # on Fabric: the peer CLI with its client certificate
-        topology = network.require_state().topology()
-        dc1, dc2 = topology.orgs
-        result = tasks.invoke(network, "mtls", dc1, "Sample:Put", "k", "over mutual TLS")
-        assert tasks.query(network, "mtls", dc2, "Sample:Get", "k") == b"over mutual TLS"
-        assert all(row.health == "ok" for row in network.status()), network.status()
+        tasks.create(network, "plain", "DC1,DC2")
+        dc1 = network.require_state().topology().orgs[0]
         creds = load_profile(network.layout.profile(dc1))
-        assert creds.tls_client is not None
         with Gateway.from_profile(network.layout.profile(dc1)) as gateway:
-            with gateway.network("mtls").block_events(start_block=result.block_number) as blocks:
-                assert next(iter(blocks)).header.number == result.block_number  # the client's own hash: served
-            outcomes = {
-                name: _deliver_outcome(gateway, "mtls", seek_request(creds.identity, creds.signer, "mtls", claimed))
-                for name, claimed in (("right", creds.tls_client.cert_hash), ("other", b"\x07" * 32), ("none", b""))
-            }
-        assert outcomes == {"right": "block 0", "other": "BAD_REQUEST", "none": "BAD_REQUEST"}
-        endpoint = f"127.0.0.1:{topology.peer_ports(dc1).listen}"
-        with pytest.raises(ConnectError, match="requires a client TLS certificate"):
-            Gateway.connect(endpoint, creds.peer.tls_root_cert, creds.identity, creds.signer,
-                            Timeouts(connect=2.0), creds.peer.host_override)
+            for claimed in (b"\x07" * 32, b""):
+                request = seek_request(creds.identity, creds.signer, "plain", claimed, start=0)
+                assert _deliver_outcome(gateway, "plain", request) == "block 0"
     finally:
         network.down()
     assert network.running() == []
+
+
+@pytest.mark.integration
+def test_a_new_network_runs_mutual_tls_and_binds_deliver_requests(ledger_network: LedgerNetwork) -> None:
+    """The session's network, made with the defaults: every peer requires a client certificate and binds each
+    Deliver request to it."""
+    assert ledger_network.network.require_state().mutual_tls
+    creds = load_profile(ledger_network.profile_path("DC1"))
+    assert creds.tls_client is not None
+    channel = ledger_network.task
+    with ledger_network.gateway("DC1") as gateway:
+        outcomes = {
+            name: _deliver_outcome(gateway, channel, seek_request(creds.identity, creds.signer, channel, claimed))
+            for name, claimed in (("right", creds.tls_client.cert_hash), ("other", b"\x07" * 32), ("none", b""))
+        }
+    assert outcomes == {"right": "block 0", "other": "BAD_REQUEST", "none": "BAD_REQUEST"}
+    with pytest.raises(ConnectError, match="requires a client TLS certificate"):
+        Gateway.connect(creds.peer.endpoint, creds.peer.tls_root_cert, creds.identity, creds.signer,
+                        Timeouts(connect=2.0), creds.peer.host_override)
