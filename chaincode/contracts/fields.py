@@ -35,4 +35,6 @@ Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"
 Reason = Annotated[str, StringConstraints(max_length=512, pattern=r"^[^\x00-\x1f\x7f]*$")]
 MetricName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")]
 Count = Annotated[int, Field(ge=0, le=1_000_000_000)]
+FileSize = Annotated[int, Field(ge=1, le=1 << 40)]
+"""A file's size in bytes, as sent off-chain (at most 1 TiB)."""
 PageSize = Annotated[int, Field(ge=1, le=100)]

@@ -260,6 +260,7 @@ class Round(RoundSpec):
     leader: MspId
     past_leaders: list[MspId] = Field(default_factory=list)
     model_sha256: Sha256 | None = None
+    model_bytes: int | None = Field(default=None, description="size of the published model file")
     metrics: Metrics | None = None
     joined: list[MspId] = Field(default_factory=list, description="participants that consented (Rounds:Join)")
     acknowledgements: dict[MspId, Sha256] = Field(default_factory=dict)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from swarmfuse.chaincode.contract import BadRequest, Conflict, Context, Forbidden, NotFound, transaction
 from swarmfuse.chaincode.contracts import keys
 from swarmfuse.chaincode.contracts.consortium import MEMBER, READERS, ConsortiumContract, abort_threshold, load_task
-from swarmfuse.chaincode.contracts.fields import Identifier, Reason, Sha256, UtcDateTime
+from swarmfuse.chaincode.contracts.fields import FileSize, Identifier, Reason, Sha256, UtcDateTime
 from swarmfuse.chaincode.contracts.leader import leader_for, next_leader
 from swarmfuse.chaincode.contracts.records import (
     AbortVote,
@@ -284,23 +284,25 @@ class Rounds(ConsortiumContract):
             NOT_ACTIVE,
             "NotFound: no such round",
             "Forbidden: caller is not the leader",
-            "BadRequest: malformed hash or metrics, deadline within the task's window",
+            "BadRequest: malformed hash, size or metrics, deadline within the task's window",
             "Conflict: round not open, a participant has not joined",
         ),
     )
     def mark_fused(
-        self, ctx: Context, round_id: Identifier, model_sha256: Sha256, metrics: Metrics, deadline: UtcDateTime
+        self, ctx: Context, round_id: Identifier, model_sha256: Sha256, model_bytes: FileSize, metrics: Metrics,
+        deadline: UtcDateTime,
     ) -> Round:
-        """The leader publishes the fused model's hash and metrics, and a fresh deadline to acknowledge it."""
+        """The leader publishes the fused model's hash, size and metrics, and a fresh deadline to acknowledge it."""
         rnd = load_round(ctx, round_id)
         if ctx.client.mspid != rnd.leader:
             raise Forbidden(f"only the leader {rnd.leader} may publish the model of round {round_id}")
         _in_state(rnd, RoundState.OPEN)
         _all_joined(ctx, rnd, "publish a model")
         _check_deadline(ctx, deadline, "acknowledgement deadline")
-        update = {"state": RoundState.FUSED, "model_sha256": model_sha256, "metrics": metrics, "deadline": deadline,
-                  "updated_at": ctx.now}
-        return _save(ctx, rnd.model_copy(update=update), model_sha256=model_sha256, deadline=deadline)
+        update = {"state": RoundState.FUSED, "model_sha256": model_sha256, "model_bytes": model_bytes,
+                  "metrics": metrics, "deadline": deadline, "updated_at": ctx.now}
+        return _save(ctx, rnd.model_copy(update=update), model_sha256=model_sha256, model_bytes=model_bytes,
+                     deadline=deadline)
 
     @transaction(
         allow=(MEMBER,),

@@ -77,10 +77,11 @@ def _model_check(path: Path, subject: str, audit: RoundAudit) -> Check:
                             f"{digest}")
     fused = next((h.tx_id for h in audit.history
                   if h.value is not None and h.value.model_sha256 == record.model_sha256), None)
-    ok = digest == record.model_sha256
+    size = path.stat().st_size
+    ok = digest == record.model_sha256 and record.model_bytes in (None, size)  # rounds fused before sizes were kept
     detail = (f"SHA-256 {digest} as recorded for round {record.round_id} by its leader {record.leader}" if ok else
-              f"round {record.round_id}: its leader {record.leader} recorded model SHA-256 {record.model_sha256}; "
-              f"the file has SHA-256 {digest}")
+              f"round {record.round_id}: its leader {record.leader} recorded model SHA-256 {record.model_sha256} "
+              f"({record.model_bytes} bytes); the file has SHA-256 {digest} ({size} bytes)")
     return Check(category=Category.ARTEFACTS, name="model", subject=subject, status=Status.PASS if ok else Status.FAIL,
                  detail=detail + (f" (tx {fused})" if fused else ""), record=name, tx_id=fused)
 

@@ -99,7 +99,7 @@ class PublishedSummary(BaseModel):
 
 
 class RoundRecord(Record):
-    """A round's record: its spec, state, leader, fused model and the acknowledgements so far."""
+    """A round's record: its spec, state, leader, joins, fused model and the acknowledgements so far."""
 
     round_id: str
     state: str = Field(description="open, fused, closed or aborted")
@@ -115,7 +115,9 @@ class RoundRecord(Record):
     turn: int
     leader: str
     past_leaders: list[str] = Field(default_factory=list)
+    joined: list[str] = Field(default_factory=list, description="participants that joined the round")
     model_sha256: str | None = None
+    model_bytes: int | None = None
     metrics: dict[str, Any] | None = None
     acknowledgements: dict[str, str] = Field(default_factory=dict, description="participant -> model hash")
     abort_votes: list[str] = Field(default_factory=list)

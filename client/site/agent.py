@@ -53,8 +53,6 @@ LABELS = "label"
 FEATURES_KIND = "features"
 LABELS_KIND = "labels"
 MODEL_KIND = "model"
-MAX_MODEL_BYTES = 1 << 30
-"""A fused model downloaded from a leader (a head over a few thousand feature columns weighs megabytes)."""
 
 
 class FeatureSource(Protocol):
@@ -440,7 +438,8 @@ class SiteAgent:
         metrics = json.loads((self.site.round_dir(round_id) / "metrics.json").read_text())
         digest = sha256_file(model_path)
         try:
-            self.ledger.mark_fused(round_id, digest, metrics, self.acknowledgement_deadline(rnd))
+            self.ledger.mark_fused(round_id, digest, model_path.stat().st_size, metrics,
+                                   self.acknowledgement_deadline(rnd))
         except LedgerRefused as exc:
             if not (exc.conflict and self.ledger.round(round_id).get("model_sha256") == digest):
                 raise
@@ -466,7 +465,7 @@ class SiteAgent:
         path = self.model_path(round_id)
         if rnd["leader"] != self.mspid and not self.store.verified_artefact(
                 round_id, kind=MODEL_KIND, direction="in", peer_org=rnd["leader"]):
-            self.link.download(self.peer(rnd["leader"]), round_id, MODEL_KIND, path, MAX_MODEL_BYTES)
+            self.link.download(self.peer(rnd["leader"]), round_id, MODEL_KIND, path, rnd["model_bytes"])
         digest = sha256_file(path)
         if digest != rnd["model_sha256"]:
             path.unlink(missing_ok=True)

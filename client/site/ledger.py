@@ -158,10 +158,11 @@ class TaskLedger:
                 return record
         return None
 
-    def mark_fused(self, round_id: str, model_sha256: str, metrics: dict[str, Any],
+    def mark_fused(self, round_id: str, model_sha256: str, model_bytes: int, metrics: dict[str, Any],
                    deadline: datetime) -> dict[str, Any]:
         """Publish the fused model; ``deadline`` ends the participants' window to acknowledge it."""
-        return self.submit("Rounds:MarkFused", round_id, model_sha256, _json(metrics), json.dumps(deadline.isoformat()))
+        return self.submit("Rounds:MarkFused", round_id, model_sha256, str(model_bytes), _json(metrics),
+                           json.dumps(deadline.isoformat()))
 
     def acknowledge(self, round_id: str, model_sha256: str) -> dict[str, Any]:
         return self.submit("Rounds:Acknowledge", round_id, model_sha256)

@@ -65,7 +65,7 @@ def scenario() -> list[dict[str, Any]]:
                      "entity_count": 3}  # fmt: skip
             call(org, "Rounds:RecordExchange", "r1", json.dumps(shard))
     acknowledge_by = json.dumps((DEFAULT_START + timedelta(hours=3)).astimezone(NEWFOUNDLAND).isoformat())
-    call(leader_org, "Rounds:MarkFused", "r1", sha("model"), json.dumps({"acc": 0.1 + 0.2, "f1": 1e-7, "n": 3}),
+    call(leader_org, "Rounds:MarkFused", "r1", sha("model"), "4096", json.dumps({"acc": 0.1 + 0.2, "f1": 1e-7, "n": 3}),
          acknowledge_by)
     for org in ("DC4", "DC2", "DC1"):
         call(org, "Rounds:Acknowledge", "r1", sha("model"))

@@ -33,7 +33,7 @@ def one_block(world: World, calls: list[tuple[str, str, tuple[str, ...]]]) -> li
 def fused_round(world: World) -> dict:
     world.ok("DC1", "Rounds:Open", "r1", world.round_spec(tuple(ALL)))
     rnd = world.join_all("r1")
-    world.ok(rnd["leader"].removesuffix("MSP"), "Rounds:MarkFused", "r1", MODEL, "{}", world.deadline())
+    world.ok(rnd["leader"].removesuffix("MSP"), "Rounds:MarkFused", "r1", MODEL, "4096", "{}", world.deadline())
     return rnd
 
 
@@ -66,7 +66,7 @@ def test_exchanges_of_every_sender_in_one_block_are_all_valid() -> None:
         Validation.VALID
     ] * 7
     # The leader sends the model back to everyone while they acknowledge it: still no conflict.
-    world.ok(leader.removesuffix("MSP"), "Rounds:MarkFused", "r1", MODEL, "{}", world.deadline())
+    world.ok(leader.removesuffix("MSP"), "Rounds:MarkFused", "r1", MODEL, "4096", "{}", world.deadline())
     back = [
         (leader.removesuffix("MSP"), "Rounds:RecordExchange",
          ("r1", json.dumps({"receiver": f"{org}MSP", "kind": "model", "sha256": MODEL, "bytes": 9, "entity_count": 0})))
@@ -136,7 +136,7 @@ def _exchange_step(world: World) -> tuple[str, str, tuple[str, ...]]:
 def _ack_step(world: World) -> tuple[str, str, tuple[str, ...]]:
     world.ok("DC1", "Rounds:Open", "a1", world.round_spec())
     rnd = world.join_all("a1")
-    world.ok(rnd["leader"].removesuffix("MSP"), "Rounds:MarkFused", "a1", MODEL, "{}", world.deadline())
+    world.ok(rnd["leader"].removesuffix("MSP"), "Rounds:MarkFused", "a1", MODEL, "4096", "{}", world.deadline())
     return "DC2", "Rounds:Acknowledge", ("a1", MODEL)
 
 

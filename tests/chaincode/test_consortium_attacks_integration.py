@@ -683,7 +683,7 @@ def test_concurrent_exchanges_and_acknowledgements_of_every_participant_all_comm
     assert [s.code_name for s in statuses] == ["VALID"] * 3, statuses
     independent(endorsed)
 
-    submit_ok(gateways[leader], CROWD, "Rounds:MarkFused", round_id, MODEL, json.dumps({"accuracy": 0.9}),
+    submit_ok(gateways[leader], CROWD, "Rounds:MarkFused", round_id, MODEL, "4096", json.dumps({"accuracy": 0.9}),
               json.dumps((now() + timedelta(hours=1)).isoformat()))
     batch = [(gateways[org], "Rounds:Acknowledge", (round_id, MODEL)) for org in DCS]
     batch += [(gateways[leader], "Rounds:RecordExchange", (round_id, shard(org, "model", MODEL))) for org in others]

@@ -77,9 +77,9 @@ def test_full_round_by_three_orgs_with_an_event_per_transition(ledger_network: A
         step(org, "Rounds:RecordExchange", "it1", json.dumps(shard), event="ExchangeRecorded")
     model = sha("fused-model")
     acknowledge_by = json.dumps((datetime.now(UTC) + timedelta(hours=1)).isoformat())
-    message = refused(lambda: net.submit(others[0], "Rounds:MarkFused", "it1", model, "{}", acknowledge_by))
+    message = refused(lambda: net.submit(others[0], "Rounds:MarkFused", "it1", model, "4096", "{}", acknowledge_by))
     assert f"Forbidden: only the leader {opened['leader']}" in message
-    step(leader, "Rounds:MarkFused", "it1", model, json.dumps({"accuracy": 0.9}), acknowledge_by, event="ModelFused")
+    step(leader, "Rounds:MarkFused", "it1", model, "4096", json.dumps({"accuracy": 0.9}), acknowledge_by, event="ModelFused")
     assert current()["state"] == "fused"
     acknowledged = []
     for org in (leader, *others):

@@ -202,6 +202,7 @@ def _plausible(function: str, parameters: list[str], config: JobConfig, record: 
                             "label_holder": "DC1MSP", "method": "intermediate", "model_spec_sha256": sha("spec"),
                             "deadline": deadline}),
         "reason": "auditor probe",
+        "model_bytes": "4096",
         "request_id": "audit-probe",
         "request": json.dumps({"request_id": "audit-probe", "ids_sha256": sha("ids"), "entity_count": 3,
                                "targets": ["DC2MSP"]}),

@@ -84,7 +84,7 @@ def world() -> World:
             world.ok(org, "Rounds:RecordExchange", ROUND, json.dumps(
                 {"receiver": rnd["leader"], "kind": "features", "sha256": sha(org), "bytes": 4096,
                  "entity_count": 80}))
-    world.ok(leader, "Rounds:MarkFused", ROUND, MODEL, json.dumps({"test_accuracy": 0.8}), world.deadline())
+    world.ok(leader, "Rounds:MarkFused", ROUND, MODEL, "4096", json.dumps({"test_accuracy": 0.8}), world.deadline())
     for org in ("DC1", "DC2", "DC3"):
         world.ok(org, "Rounds:Acknowledge", ROUND, MODEL)
     world.ok(leader, "Rounds:Close", ROUND)
