@@ -85,16 +85,21 @@ def test_a_sites_round_files_are_readable_by_itself_alone(job) -> None:  # type:
     assert not [(str(path), oct(path.stat().st_mode & 0o777)) for path in files if path.stat().st_mode & 0o077]
 
 
+def _tampered(original: Path, name: str, position: int) -> Path:
+    """A copy of ``original`` with the byte at ``position`` flipped."""
+    data = bytearray(original.read_bytes())
+    data[position] ^= 0xFF
+    tampered = original.with_name(name)
+    tampered.write_bytes(bytes(data))
+    return tampered
+
+
 def test_a_tampered_file_is_refused_and_recorded(job) -> None:  # type: ignore[no-untyped-def]
     config, report = job
     leader = report.round["leader"].removesuffix("MSP")
     sender = next(org for org in ("DC2", "DC3") if org != leader)
     with open_site(config.home, sender, TASK) as parts:
-        original = parts.site.round_dir(config.round_id) / "features.npy"
-        tampered = original.with_name("tampered.npy")
-        data = bytearray(original.read_bytes())
-        data[-1] ^= 0xFF
-        tampered.write_bytes(bytes(data))
+        tampered = _tampered(parts.site.round_dir(config.round_id) / "features.npy", "tampered.npy", -1)
         with pytest.raises(PeerError, match="rejected: got .* the ledger records"):
             parts.link.upload(make_agent(parts).peer(f"{leader}MSP"), config.round_id, "features", tampered)
     with open_site(config.home, leader, TASK) as parts:
@@ -111,10 +116,7 @@ def test_a_tampered_upload_beside_the_genuine_one_never_mixes_with_it(job) -> No
     sender = next(org for org in ("DC2", "DC3") if org != leader)
     with open_site(config.home, sender, TASK) as parts:
         original = parts.site.round_dir(config.round_id) / "features.npy"
-        tampered = original.with_name("tampered-concurrent.npy")
-        data = bytearray(original.read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        tampered.write_bytes(bytes(data))
+        tampered = _tampered(original, "tampered-concurrent.npy", original.stat().st_size // 2)
         to_leader = make_agent(parts).peer(f"{leader}MSP")
         with ThreadPoolExecutor(max_workers=2) as pool:
             genuine = pool.submit(parts.link.upload, to_leader, config.round_id, "features", original)
