@@ -65,7 +65,6 @@ CONSENSUS = "etcdraft"
 CHANNEL_CAPABILITY = "V3_0"
 ORDERER_CAPABILITY = "V2_0"
 APPLICATION_CAPABILITY = "V2_5"
-PREFERRED_MAX_BYTES = 2 * 1024 * 1024  # configtx.py "2 MB" (configtxgen reads MB as MiB)
 NONCE_SIZE = 24
 CONFIG_MSG_VERSION = 1  # common/genesis: the genesis block's channel header version
 FABRIC_MSP_TYPE = 0
@@ -419,10 +418,9 @@ def _orderer_group(channel: ChannelDefinition) -> configtx_pb2.ConfigGroup:
     group = configtx_pb2.ConfigGroup(mod_policy=ADMINS)
     for name, rule in {**_STANDARD_META, "BlockValidation": "ANY Writers"}.items():
         group.policies[name].CopyFrom(_implicit_meta(rule))
-    absolute = channel.batch_absolute_max_bytes
     _value(group, BATCH_SIZE, orderer_config_pb2.BatchSize(
-        max_message_count=channel.batch_max_count, absolute_max_bytes=absolute,
-        preferred_max_bytes=min(PREFERRED_MAX_BYTES, absolute)))
+        max_message_count=channel.batch_max_count, absolute_max_bytes=channel.batch_absolute_max_bytes,
+        preferred_max_bytes=channel.batch_preferred_max_bytes))
     timeout_ns = round(channel.batch_timeout_s * 10**9)
     if timeout_ns <= 0:
         raise ConfigBlockError(
@@ -464,6 +462,9 @@ def _check_definition(channel: ChannelDefinition) -> None:
             raise ConfigBlockError(f"channel {channel.name}: application org {org.name} has kind {org.kind!r}")
     if not 0 < channel.batch_max_count < 2**32 or not 0 < channel.batch_absolute_max_bytes < 2**32:
         raise ConfigBlockError(f"channel {channel.name}: batch sizes must be positive 32-bit numbers")
+    if not 0 < channel.batch_preferred_max_bytes <= channel.batch_absolute_max_bytes:
+        raise ConfigBlockError(f"channel {channel.name}: the preferred batch size must be positive and at most the "
+                               "absolute one")
 
 
 def channel_group(channel: ChannelDefinition) -> configtx_pb2.ConfigGroup:
@@ -586,5 +587,6 @@ def channel_from_config_block(block: common_pb2.Block) -> ChannelDefinition:
         orderer_org=_read_org(orderer_name, orderer_org, orderer=True),
         batch_max_count=batch.max_message_count,
         batch_absolute_max_bytes=batch.absolute_max_bytes,
+        batch_preferred_max_bytes=batch.preferred_max_bytes,
         batch_timeout_s=timeout_ns / 10**9,
     ))

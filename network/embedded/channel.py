@@ -66,7 +66,8 @@ class Channel:
         self._validator = BlockValidator(definition, self.msps, ledger, self.rules)
         self._listeners: list[Callable[[common_pb2.Block, list[TxResult]], None]] = []
         self._listeners_lock = threading.Lock()
-        batch = BatchConfig(definition.batch_max_count, definition.batch_absolute_max_bytes, definition.batch_timeout_s)
+        batch = BatchConfig(definition.batch_max_count, definition.batch_absolute_max_bytes,
+                            definition.batch_preferred_max_bytes, definition.batch_timeout_s)
         self.orderer = Orderer(definition.name, ledger, batch, self._validator.validate_block, sign, orderer_identity,
                                self._committed)
 

@@ -79,6 +79,7 @@ class ChannelDefinition:
     orderer_org: OrgDefinition
     batch_max_count: int = 100
     batch_absolute_max_bytes: int = 10 * 1024 * 1024
+    batch_preferred_max_bytes: int = 2 * 1024 * 1024  # configtx.py "2 MB" (configtxgen reads MB as MiB)
     batch_timeout_s: float = 0.25
     chaincode: ChaincodeDefinition | None = None
 

@@ -1,5 +1,6 @@
 """The ordering service of one channel: cuts submitted envelopes into blocks (Fabric's BatchSize and
-BatchTimeout), has each block validated, signs it as the orderer and commits it atomically.
+BatchTimeout, cut as Fabric's blockcutter does), has each block validated, signs it as the orderer and commits
+it atomically.
 
 A batch is never dropped. When a block cannot be made or committed (the validator or the ledger fails), the
 orderer halts: it writes every envelope it accepted and has not committed to the channel's unordered file
@@ -32,9 +33,18 @@ Validate = Callable[[Sequence[bytes], int], list[TxResult]]
 
 @dataclass(frozen=True)
 class BatchConfig:
+    """The channel's BatchSize and BatchTimeout."""
+
     max_count: int
     absolute_max_bytes: int
+    preferred_max_bytes: int
     timeout_s: float
+
+
+def message_size(envelope: bytes) -> int:
+    """What Fabric's blockcutter counts of an envelope: its payload and signature bytes."""
+    parsed = common_pb2.Envelope.FromString(envelope)
+    return len(parsed.payload) + len(parsed.signature)
 
 
 class OrdererHalted(RuntimeError):
@@ -129,16 +139,25 @@ class Orderer:
         """Accept one envelope for ordering (the caller has checked it as Fabric's Broadcast does)."""
         if len(envelope) > self._batch.absolute_max_bytes:
             raise ValueError(f"envelope of {len(envelope)} bytes exceeds the channel's AbsoluteMaxBytes")
+        size = message_size(envelope)
         with self._cond:
             if self._halted is not None:
                 raise OrdererHalted(f"the orderer of {self.channel} halted ({self._halted}); it orders nothing "
                                     "until the engine restarts")
             if self._stopping:
                 raise RuntimeError(f"the orderer of {self.channel} is stopping")
-            if self._pending_bytes + len(envelope) > self._batch.absolute_max_bytes:
+            # Fabric's blockcutter: a message above PreferredMaxBytes gets a block of its own (after the pending
+            # batch); one that would take the pending batch above it cuts the pending batch first.
+            if size > self._batch.preferred_max_bytes:
+                if self._pending:
+                    self._ready.append(self._cut_locked())
+                self._ready.append([envelope])
+                self._cond.notify_all()
+                return
+            if self._pending and self._pending_bytes + size > self._batch.preferred_max_bytes:
                 self._ready.append(self._cut_locked())
             self._pending.append(envelope)
-            self._pending_bytes += len(envelope)
+            self._pending_bytes += size
             if self._first_at is None:
                 self._first_at = time.monotonic()
             if len(self._pending) >= self._batch.max_count:
