@@ -12,6 +12,7 @@ from fabric_protos.peer import chaincode_pb2, proposal_pb2, proposal_response_pb
 
 from swarmfuse.client.gateway.identity import ECDSASigner, digest
 from swarmfuse.network.embedded.chaincode import ChaincodeClient, ChaincodeError
+from swarmfuse.network.embedded.model import StateReader
 from swarmfuse.network.embedded.simulator import TxSimulator
 from swarmfuse.network.embedded.txassembly import endorse_response
 from swarmfuse.network.embedded.validator import CheckedProposal
@@ -53,10 +54,11 @@ class Endorser:
             if not self._chaincode.connected:
                 self._chaincode.connect(timeout=10.0)
 
-    def process(self, checked: CheckedProposal, reader: object, chaincode_name: str, chaincode_version: str
+    def process(self, checked: CheckedProposal, reader: StateReader, chaincode_name: str, chaincode_version: str
                 ) -> proposal_response_pb2.ProposalResponse:
-        """Run the checked proposal; an endorsed response, or one carrying the chaincode's error only."""
-        simulator = TxSimulator(reader, chaincode_name, checked.tx_id)  # type: ignore[arg-type]
+        """Run the checked proposal over ``reader`` (one height); an endorsed response, or one carrying the
+        chaincode's error only."""
+        simulator = TxSimulator(reader, chaincode_name, checked.tx_id)
         try:
             self._ensure_connected()
             result = self._chaincode.execute(

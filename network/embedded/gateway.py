@@ -86,7 +86,8 @@ class GatewayService(GatewayServicer):
 
     def _simulate(self, channel: Channel, checked: CheckedProposal, endorser: Endorser
                   ) -> proposal_response_pb2.ProposalResponse:
-        return endorser.process(checked, channel.ledger, channel.chaincode.name, channel.chaincode.version)
+        with channel.ledger.snapshot() as state:  # every read of the simulation at one height
+            return endorser.process(checked, state, channel.chaincode.name, channel.chaincode.version)
 
     def _filtered(self, signed: proposal_pb2.SignedProposal, endorsers: Sequence[Endorser]) -> list[ErrorDetail] | None:
         """The peers' auth filters (``TimeWindowCheck``) run before the endorser: each peer asked refuses a

@@ -8,7 +8,9 @@ history of valid writes) are checked; the first inconsistency raises :class:`Led
 
 Keys are stored as BLOBs of their UTF-8 bytes, so composite keys (U+0000) work and ranges compare
 as bytes, as in Fabric's state database. Commits come from one thread; any thread may read: each
-reading thread has its own connection and every read is one SQL statement (one snapshot).
+reading thread has its own connection and every read is one SQL statement (one snapshot). A transaction
+simulation reads through :meth:`Ledger.snapshot` instead: one read transaction for all its reads, so it sees
+one height even while blocks commit (Fabric holds a read lock on the state for the whole simulation).
 
 COMMIT_HASH as Fabric's kvledger computes it (``core/ledger/kvledger/kv_ledger.go``
 ``addBlockCommitHash`` and ``txmgr/update_batch_bytes.go``): for blocks from 1 on,
@@ -24,6 +26,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,6 +199,7 @@ class Ledger:
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        self._idle_snapshots: list[sqlite3.Connection] = []  # connections for snapshots, kept for reuse
         self._readers_lock = threading.Lock()
         self._height_changed = threading.Condition()
         self._height = 0
@@ -236,6 +240,7 @@ class Ledger:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
+            self._idle_snapshots.clear()
             self._writer.close()
         with self._height_changed:
             self._height_changed.notify_all()
@@ -246,17 +251,36 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _new_reader(self) -> sqlite3.Connection:
+        """A read-only connection, closed with the ledger (the caller holds ``_readers_lock``)."""
+        if self._closed:
+            raise sqlite3.ProgrammingError(f"ledger {self._path} is closed")
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA query_only=ON")
+        self._readers.append(conn)
+        return conn
+
     def _reader(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             with self._readers_lock:
-                if self._closed:
-                    raise sqlite3.ProgrammingError(f"ledger {self._path} is closed")
-                conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False, timeout=30)
-                conn.execute("PRAGMA query_only=ON")
-                self._readers.append(conn)
+                conn = self._new_reader()
             self._local.conn = conn
         return conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[StateReads]:
+        """Committed state at one height for every read made through it, whichever thread reads (one at a time)."""
+        with self._readers_lock:
+            conn = self._idle_snapshots.pop() if self._idle_snapshots else self._new_reader()
+        conn.execute("BEGIN")
+        try:
+            yield StateReads(conn)
+        finally:
+            conn.execute("ROLLBACK")
+            with self._readers_lock:
+                if not self._closed:
+                    self._idle_snapshots.append(conn)
 
     # ---------------------------------------------------------------------------------------- checks
 
@@ -490,33 +514,16 @@ class Ledger:
     # ---------------------------------------------------------------------------------------- state
 
     def get_state(self, namespace: str, key: str) -> VersionedValue | None:
-        row = self._reader().execute(
-            "SELECT value, block, tx FROM state WHERE ns = ? AND key = ?", (namespace, key.encode())).fetchone()
-        return VersionedValue(row[0], Version(row[1], row[2])) if row else None
+        return StateReads(self._reader()).get_state(namespace, key)
 
     def get_state_range(self, namespace: str, start: str, end: str) -> Iterator[tuple[str, VersionedValue]]:
-        """Keys in ``[start, end)`` by UTF-8 bytes (``end == ""``: no upper bound), one snapshot."""
-        if end:
-            rows = self._reader().execute(
-                "SELECT key, value, block, tx FROM state WHERE ns = ? AND key >= ? AND key < ? ORDER BY key",
-                (namespace, start.encode(), end.encode())).fetchall()
-        else:
-            rows = self._reader().execute(
-                "SELECT key, value, block, tx FROM state WHERE ns = ? AND key >= ? ORDER BY key",
-                (namespace, start.encode())).fetchall()
-        return iter([(key.decode(), VersionedValue(value, Version(block, tx))) for key, value, block, tx in rows])
+        return StateReads(self._reader()).get_state_range(namespace, start, end)
 
     def get_hashed_version(self, namespace: str, collection: str, key_hash: bytes) -> Version | None:
-        """No private data: the engine defines no collection, so no private key exists."""
-        return None
+        return StateReads(self._reader()).get_hashed_version(namespace, collection, key_hash)
 
     def get_history(self, namespace: str, key: str) -> list[HistoryEntry]:
-        """Every committed change of ``key``, newest first."""
-        rows = self._reader().execute(
-            "SELECT tx_id, value, is_delete, ts_s, ts_nanos, block, tx FROM history WHERE ns = ? AND key = ? "
-            "ORDER BY block DESC, tx DESC", (namespace, key.encode())).fetchall()
-        return [HistoryEntry(tx_id, value, bool(deleted), ts_s, ts_nanos, Version(block, tx))
-                for tx_id, value, deleted, ts_s, ts_nanos, block, tx in rows]
+        return StateReads(self._reader()).get_history(namespace, key)
 
     # ----------------------------------------------------------------------------------------- meta
 
@@ -529,6 +536,43 @@ class Ledger:
             raise ValueError(f"meta name {name!r} is reserved for the ledger")
         with self._write_lock:
             self._writer.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+
+class StateReads:
+    """The committed state as one connection sees it (a :class:`~swarmfuse.network.embedded.model.StateReader`):
+    each read one statement, all of them one height when the connection is in a read transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def get_state(self, namespace: str, key: str) -> VersionedValue | None:
+        row = self._conn.execute(
+            "SELECT value, block, tx FROM state WHERE ns = ? AND key = ?", (namespace, key.encode())).fetchone()
+        return VersionedValue(row[0], Version(row[1], row[2])) if row else None
+
+    def get_state_range(self, namespace: str, start: str, end: str) -> Iterator[tuple[str, VersionedValue]]:
+        """Keys in ``[start, end)`` by UTF-8 bytes (``end == ""``: no upper bound), one snapshot."""
+        if end:
+            rows = self._conn.execute(
+                "SELECT key, value, block, tx FROM state WHERE ns = ? AND key >= ? AND key < ? ORDER BY key",
+                (namespace, start.encode(), end.encode())).fetchall()
+        else:
+            rows = self._conn.execute(
+                "SELECT key, value, block, tx FROM state WHERE ns = ? AND key >= ? ORDER BY key",
+                (namespace, start.encode())).fetchall()
+        return iter([(key.decode(), VersionedValue(value, Version(block, tx))) for key, value, block, tx in rows])
+
+    def get_hashed_version(self, namespace: str, collection: str, key_hash: bytes) -> Version | None:
+        """No private data: the engine defines no collection, so no private key exists."""
+        return None
+
+    def get_history(self, namespace: str, key: str) -> list[HistoryEntry]:
+        """Every committed change of ``key``, newest first."""
+        rows = self._conn.execute(
+            "SELECT tx_id, value, is_delete, ts_s, ts_nanos, block, tx FROM history WHERE ns = ? AND key = ? "
+            "ORDER BY block DESC, tx DESC", (namespace, key.encode())).fetchall()
+        return [HistoryEntry(tx_id, value, bool(deleted), ts_s, ts_nanos, Version(block, tx))
+                for tx_id, value, deleted, ts_s, ts_nanos, block, tx in rows]
 
 
 def _last_live_writes(rows: Iterator[tuple[str, bytes, int, int, bytes, int]]

@@ -513,3 +513,22 @@ def test_a_channel_defines_its_chaincode_in_block_1_and_reopens_only_with_that_d
                                                                    CHAINCODE_META))
     with pytest.raises(ValueError, match="not the one the channel was joined with"):
         open_channel(path, orderer.sign, orderer.serialized)
+
+
+def test_a_snapshot_reads_one_height_while_blocks_commit(ledger: Ledger) -> None:
+    """A simulation's reads all see the height at its first read, however many blocks commit meanwhile, and
+    any thread may make them; the next snapshot sees the new height."""
+    _commit(ledger, [_tx("t1", 0, (NS, "a", b"1"), (NS, "b", b"1"))])
+    with ledger.snapshot() as state:
+        assert state.get_state(NS, "a") == VersionedValue(b"1", Version(1, 0))
+        _commit(ledger, [_tx("t2", 0, (NS, "a", b"2"), (NS, "b", b"2"), (NS, "c", b"2"))])
+        seen: list[object] = []
+        reader = threading.Thread(target=lambda: seen.extend([state.get_state(NS, "b"),
+                                                              [k for k, _ in state.get_state_range(NS, "", "")],
+                                                              len(state.get_history(NS, "a"))]))
+        reader.start()
+        reader.join()
+        assert seen == [VersionedValue(b"1", Version(1, 0)), ["a", "b"], 1]
+        assert ledger.get_state(NS, "b") == VersionedValue(b"2", Version(2, 0))  # outside it: the newest height
+    with ledger.snapshot() as state:
+        assert state.get_state(NS, "c") == VersionedValue(b"2", Version(2, 0))
