@@ -551,16 +551,18 @@ class StateReads:
         return VersionedValue(row[0], Version(row[1], row[2])) if row else None
 
     def get_state_range(self, namespace: str, start: str, end: str) -> Iterator[tuple[str, VersionedValue]]:
-        """Keys in ``[start, end)`` by UTF-8 bytes (``end == ""``: no upper bound), one snapshot."""
+        """Keys in ``[start, end)`` by UTF-8 bytes (``end == ""``: no upper bound), one snapshot (one statement),
+        fetched as the caller pulls them: a page, or a phantom check that stops at the first difference, reads
+        only what it takes, not the rest of the range."""
         if end:
-            rows = self._conn.execute(
+            cursor = self._conn.execute(
                 "SELECT key, value, block, tx FROM state WHERE ns = ? AND key >= ? AND key < ? ORDER BY key",
-                (namespace, start.encode(), end.encode())).fetchall()
+                (namespace, start.encode(), end.encode()))
         else:
-            rows = self._conn.execute(
+            cursor = self._conn.execute(
                 "SELECT key, value, block, tx FROM state WHERE ns = ? AND key >= ? ORDER BY key",
-                (namespace, start.encode())).fetchall()
-        return iter([(key.decode(), VersionedValue(value, Version(block, tx))) for key, value, block, tx in rows])
+                (namespace, start.encode()))
+        return ((key.decode(), VersionedValue(value, Version(block, tx))) for key, value, block, tx in cursor)
 
     def get_hashed_version(self, namespace: str, collection: str, key_hash: bytes) -> Version | None:
         """No private data: the engine defines no collection, so no private key exists."""
