@@ -2,9 +2,10 @@
 
 Each block commits in ONE SQLite transaction (WAL, ``synchronous=FULL``): the block bytes, the state
 writes of its valid transactions with ``Version(block, tx index)``, their history, the tx index and
-the savepoint. A kill at any instant leaves the whole block or nothing. On open the hash chain
-(``previous_hash`` links, data hashes), the savepoint, the commit hashes and the state (against the
-history of valid writes) are checked; the first inconsistency raises :class:`LedgerCorrupt`.
+the savepoint. A kill at any instant leaves the whole block or nothing. On open the block numbering, the
+savepoint and the last block are checked; with ``full_check`` (the default) also the hash chain
+(``previous_hash`` links, data hashes), the commit hashes and the state (against the history of valid
+writes), which costs time in proportion to the ledger. The first inconsistency raises :class:`LedgerCorrupt`.
 
 Keys are stored as BLOBs of their UTF-8 bytes, so composite keys (U+0000) work and ranges compare
 as bytes, as in Fabric's state database. Commits come from one thread; any thread may read: each
