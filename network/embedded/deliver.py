@@ -20,7 +20,9 @@ from fabric_protos.peer import events_pb2
 from fabric_protos.peer.events_pb2_grpc import DeliverServicer
 
 from swarmfuse.network.embedded.channel import AccessDenied, Channel
+from swarmfuse.network.embedded import rpc
 from swarmfuse.network.embedded.events import filtered_block, start_block
+from swarmfuse.network.embedded.rpc import RpcFailure, StreamSlots
 from swarmfuse.network.embedded.validator import PEER_TIME_WINDOW
 
 logger = logging.getLogger(__name__)
@@ -43,9 +45,10 @@ class DeliverService(DeliverServicer):
     of the client certificate of its connection (Fabric's TLS binding); without it no hash is checked, as in
     Fabric."""
 
-    def __init__(self, channels: dict[str, Channel], mspid: str, mutual_tls: bool = False) -> None:
+    def __init__(self, channels: dict[str, Channel], mspid: str, slots: StreamSlots, mutual_tls: bool = False) -> None:
         self._channels = channels
         self._mspid = mspid
+        self._slots = slots
         self._mutual_tls = mutual_tls
 
     def Deliver(self, request_iterator: Iterator[common_pb2.Envelope], context: grpc.ServicerContext
@@ -62,6 +65,17 @@ class DeliverService(DeliverServicer):
 
     def _serve(self, requests: Iterator[common_pb2.Envelope], context: grpc.ServicerContext, filtered: bool
                ) -> Iterator[events_pb2.DeliverResponse]:
+        try:
+            self._slots.take()
+        except RpcFailure as failure:
+            rpc.abort(context, failure)
+        try:
+            yield from self._answer(requests, context, filtered)
+        finally:
+            self._slots.release()
+
+    def _answer(self, requests: Iterator[common_pb2.Envelope], context: grpc.ServicerContext, filtered: bool
+                ) -> Iterator[events_pb2.DeliverResponse]:
         for envelope in requests:  # after SUCCESS the client may send another seek; any other status ends the call
             try:
                 channel, seek = self._open(envelope, context)

@@ -27,13 +27,16 @@ from swarmfuse.network.embedded.endorser import Endorser, PeerIdentity
 from swarmfuse.network.embedded.gateway import GatewayService, Peers
 from swarmfuse.network.embedded.genesis import signing_identity
 from swarmfuse.network.embedded.model import ChaincodeDefinition
+from swarmfuse.network.embedded.rpc import StreamSlots
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.topology import HOST, Org, Topology
 
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE = 100 * 1024 * 1024
-GRPC_WORKERS = 64
+GRPC_WORKERS = 256
+STREAM_LIMIT = 192
+"""Long-lived calls an org endpoint serves at once; the other threads stay free for unary calls."""
 _CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9.-]{0,248}$")
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -153,9 +156,10 @@ class Engine:
     def _org_server(self, org: Org) -> grpc.Server:
         server = grpc.server(ThreadPoolExecutor(max_workers=GRPC_WORKERS, thread_name_prefix=f"grpc-{org.name}"),
                              options=SERVER_OPTIONS)
-        add_GatewayServicer_to_server(GatewayService(self.peers, org.mspid), server)
+        slots = StreamSlots(STREAM_LIMIT)
+        add_GatewayServicer_to_server(GatewayService(self.peers, org.mspid, slots), server)
         mutual_tls = self.topology.mutual_tls
-        add_DeliverServicer_to_server(DeliverService(self.channels, org.mspid, mutual_tls=mutual_tls), server)
+        add_DeliverServicer_to_server(DeliverService(self.channels, org.mspid, slots, mutual_tls=mutual_tls), server)
         tls = self.layout.peer_dir(org) / "tls"
         pair = ((tls / "server.key").read_bytes(), (tls / "server.crt").read_bytes())
         if mutual_tls:  # as a Fabric peer with clientAuthRequired: a client certificate from one of the orgs' TLS CAs

@@ -19,7 +19,7 @@ from swarmfuse.network.embedded.channel import AccessDenied, Channel
 from swarmfuse.network.embedded.endorser import Endorser
 from swarmfuse.network.embedded.events import chaincode_events, start_block
 from swarmfuse.network.embedded.msp import Principal
-from swarmfuse.network.embedded.rpc import RpcFailure, detail
+from swarmfuse.network.embedded.rpc import RpcFailure, StreamSlots, detail
 from swarmfuse.network.embedded.txassembly import assemble_transaction
 from swarmfuse.network.embedded.validator import (
     CheckedProposal,
@@ -53,9 +53,10 @@ class Peers:
 class GatewayService(GatewayServicer):
     """The gateway of one org's peer."""
 
-    def __init__(self, peers: Peers, mspid: str) -> None:
+    def __init__(self, peers: Peers, mspid: str, slots: StreamSlots) -> None:
         self._peers = peers
         self._mspid = mspid
+        self._slots = slots
 
     @property
     def _local(self) -> Endorser:
@@ -252,11 +253,12 @@ class GatewayService(GatewayServicer):
             inner = gw.CommitStatusRequest.FromString(request.request)
             channel = self._channel(inner.channel_id, grpc.StatusCode.PERMISSION_DENIED)
             self._authorise(channel, inner.identity, request.request, request.signature)
-            while context.is_active():
-                location = channel.ledger.tx_location(inner.transaction_id)
-                if location is not None:
-                    return gw.CommitStatusResponse(result=location.code, block_number=location.block)
-                channel.ledger.wait_for_height(channel.ledger.height + 1, POLL_S)
+            with self._slots.held():
+                while context.is_active():
+                    location = channel.ledger.tx_location(inner.transaction_id)
+                    if location is not None:
+                        return gw.CommitStatusResponse(result=location.code, block_number=location.block)
+                    channel.ledger.wait_for_height(channel.ledger.height + 1, POLL_S)
             raise RpcFailure(grpc.StatusCode.CANCELLED, "the client went away")
         except RpcFailure as failure:
             rpc.abort(context, failure)
@@ -283,19 +285,23 @@ class GatewayService(GatewayServicer):
                                  f"invalid start position type: *orderer.SeekPosition_{kind.capitalize()}")
             after = channel.ledger.tx_location(inner.after_transaction_id) if inner.after_transaction_id else None
             first = after.block if after is not None else start_block(inner.start_position, channel.ledger.height)
+            self._slots.take()
         except RpcFailure as failure:
             rpc.abort(context, failure)
-        number = first
-        while context.is_active():
-            block = channel.ledger.block(number)
-            if block is None:
-                channel.ledger.wait_for_height(number + 1, POLL_S)
-                continue
-            resume_after = after.index if after is not None and number == after.block else -1
-            events = chaincode_events(block, inner.chaincode_id, resume_after)
-            if events:
-                yield gw.ChaincodeEventsResponse(events=events, block_number=number)
-            number += 1
+        try:
+            number = first
+            while context.is_active():
+                block = channel.ledger.block(number)
+                if block is None:
+                    channel.ledger.wait_for_height(number + 1, POLL_S)
+                    continue
+                resume_after = after.index if after is not None and number == after.block else -1
+                events = chaincode_events(block, inner.chaincode_id, resume_after)
+                if events:
+                    yield gw.ChaincodeEventsResponse(events=events, block_number=number)
+                number += 1
+        finally:
+            self._slots.release()
 
 
 def _orderer_refusal(status: str, info: str) -> RpcFailure:

@@ -3,7 +3,9 @@ entries (address, MSP ID, message of each peer) in the ``grpc-status-details-bin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import NoReturn
 
 import grpc
@@ -38,3 +40,36 @@ def abort(context: grpc.ServicerContext, failure: RpcFailure) -> NoReturn:
         status.details.append(packed)
     context.set_trailing_metadata(((_DETAILS_KEY, status.SerializeToString()),))
     context.abort(failure.code, failure.message)
+
+
+class StreamSlots:
+    """How many long-lived calls (Deliver, ChaincodeEvents, CommitStatus) one org endpoint serves at once.
+
+    Each holds one of the endpoint's server threads while it waits for blocks, so they are bounded below the
+    thread count: Endorse, Submit and Evaluate always find a thread. A call beyond the bound is refused with
+    RESOURCE_EXHAUSTED at once instead of queueing without bound.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("a stream limit must be at least 1")
+        self.limit = limit
+        self._free = threading.BoundedSemaphore(limit)
+
+    def take(self) -> None:
+        """Take a slot for a call that starts, or refuse it with RESOURCE_EXHAUSTED; :meth:`release` when it ends."""
+        if not self._free.acquire(blocking=False):
+            raise RpcFailure(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                             f"this peer serves at most {self.limit} open Deliver, ChaincodeEvents and CommitStatus "
+                             "calls at once; retry later")
+
+    def release(self) -> None:
+        self._free.release()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self.take()
+        try:
+            yield
+        finally:
+            self.release()

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import grpc
 import pytest
 from fabric_protos.common import common_pb2
 from tls_pki import Pki, seek_request, serve
 
-from swarmfuse.client.gateway import DeliverError, Gateway, Timeouts, TlsClientCert
+from swarmfuse.client.gateway import DeliverError, EventsError, Gateway, Timeouts, TlsClientCert
 from swarmfuse.network.embedded.deliver import DeliverService, _Refused, check_timestamp, check_tls_binding
+from swarmfuse.network.embedded.rpc import StreamSlots
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,7 @@ def _gateway(pki: Pki, port: int, tls_client: TlsClientCert | None) -> Gateway:
 
 
 def test_mutual_tls_endpoint_checks_the_claimed_certificate_hash(pki: Pki) -> None:
-    server, port = serve(pki, DeliverService({}, "DC1MSP", mutual_tls=True), require_client_auth=True)
+    server, port = serve(pki, DeliverService({}, "DC1MSP", StreamSlots(8), mutual_tls=True), require_client_auth=True)
     tls_client = pki.client()
     identity, signer, _ = pki.identity()
     try:
@@ -51,7 +53,7 @@ def test_mutual_tls_endpoint_checks_the_claimed_certificate_hash(pki: Pki) -> No
 
 
 def test_without_mutual_tls_the_claimed_hash_is_not_checked(pki: Pki) -> None:
-    server, port = serve(pki, DeliverService({}, "DC1MSP"), require_client_auth=False)
+    server, port = serve(pki, DeliverService({}, "DC1MSP", StreamSlots(8)), require_client_auth=False)
     identity, signer, _ = pki.identity()
     try:
         with _gateway(pki, port, pki.client()) as gateway:
@@ -76,7 +78,7 @@ def test_binding_failures_are_bad_requests_with_fabrics_reasons(claimed: bytes, 
 
 
 def test_a_deliver_request_outside_the_time_window_is_a_bad_request(pki: Pki) -> None:
-    server, port = serve(pki, DeliverService({}, "DC1MSP"), require_client_auth=False)
+    server, port = serve(pki, DeliverService({}, "DC1MSP", StreamSlots(8)), require_client_auth=False)
     identity, signer, _ = pki.identity()
     now = datetime.now(UTC)
     try:
@@ -102,3 +104,25 @@ def test_the_window_is_fifteen_minutes_either_way() -> None:
         assert refused.value.status == common_pb2.BAD_REQUEST
     with pytest.raises(_Refused, match="must contain timestamp"):
         check_timestamp(common_pb2.ChannelHeader(), now)
+
+
+def test_open_streams_are_bounded_so_unary_calls_keep_their_threads(pki: Pki) -> None:
+    """With every stream slot taken (here by the test, as by long-lived Deliver, ChaincodeEvents and CommitStatus
+    calls), one more Deliver call is refused at once with RESOURCE_EXHAUSTED; with a slot free it is served."""
+    slots = StreamSlots(2)
+    server, port = serve(pki, DeliverService({}, "DC1MSP", slots), require_client_auth=False)
+    try:
+        with _gateway(pki, port, None) as gateway:
+            slots.take()
+            slots.take()
+            events = gateway.network("ch").block_events(start_block=0)
+            with events, pytest.raises(EventsError, match="at most 2 open") as refused:
+                next(iter(events))
+            assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            slots.release()
+            assert _outcome(gateway) == "NOT_FOUND"  # admitted; the unknown channel ends it (and frees the slot)
+            assert _outcome(gateway) == "NOT_FOUND"
+    finally:
+        server.stop(0)
+    with pytest.raises(ValueError, match="at least 1"):
+        StreamSlots(0)
