@@ -251,6 +251,35 @@ def fuse_before_every_join(world: World, draw: st.DrawFn) -> Attack | None:
                   (rnd["round_id"], MODEL, "4096", "{}", world.deadline()), "Conflict")
 
 
+def late_outsider_abort(world: World, draw: st.DrawFn) -> Attack | None:
+    """Past a live round's deadline by every clock, a member outside the round still has no say in it."""
+    rnd = live_round(world)
+    if rnd is None:
+        return None
+    deadline = datetime.fromisoformat(rnd["deadline"])
+    if world.next_time <= deadline:
+        world.ledger.clock = deadline + timedelta(seconds=1)
+    return Attack("late abort by an outsider", "DC4", "Rounds:Abort", (rnd["round_id"], "mine now"), "Forbidden")
+
+
+def unasked_scoring(world: World, draw: st.DrawFn) -> Attack | None:
+    """Scoring off the record: an outsider asks, or a participant asks of itself or of an outsider."""
+    rnd = live_round(world)
+    if rnd is None:
+        return None
+    participants = [p.removesuffix("MSP") for p in rnd["participants"]]
+    request = {"request_id": f"s{draw(st.integers(0, 99))}", "ids_sha256": sha("ids"), "entity_count": 3}
+    if draw(st.booleans()):
+        asked = dict(request, targets=[rnd["participants"][0]])
+        return Attack("scoring asked by an outsider", "DC4", "Scoring:Request", (rnd["round_id"], json.dumps(asked)),
+                      "Forbidden")
+    asker = draw(st.sampled_from(participants))
+    target = draw(st.sampled_from([f"{asker}MSP", "DC4MSP"]))
+    return Attack("scoring asked of a non-participant", asker, "Scoring:Request",
+                  (rnd["round_id"], json.dumps(dict(request, targets=[target]))),
+                  "Conflict" if rnd["state"] == "open" else "BadRequest")
+
+
 def late_init(world: World, draw: st.DrawFn) -> Attack:
     org = draw(st.sampled_from(["DC4", "DC1", "DC6"]))
     config = task_config([f"{org}MSP", "DC2MSP"], auditors=())
@@ -273,6 +302,8 @@ ATTACKS: list[Callable[[World, st.DrawFn], Attack | None]] = [
     backdated_deadline,
     outsider_joins,
     fuse_before_every_join,
+    late_outsider_abort,
+    unasked_scoring,
 ]
 
 
@@ -404,7 +435,8 @@ def test_attacker_moves_are_refused_with_their_typed_error_and_change_nothing() 
     moves = {"forged timestamp", "self-issued auditor certificate", "leave and return while suspended",
              "non-participant open", "vote of a suspended org", "act on a task that is not active",
              "first-caller init alone", "early abort by an outsider", "backdated deadline", "join by an outsider",
-             "fuse before every participant joined"}  # fmt: skip
+             "fuse before every participant joined", "late abort by an outsider", "scoring asked by an outsider",
+             "scoring asked of a non-participant"}  # fmt: skip
     assert moves <= set(tally), tally
     assert tally["grinding attempts"] >= 100, tally
     assert tally["rounds closed"] > 0 and tally["honest accepted"] >= 100, tally
