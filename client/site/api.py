@@ -119,6 +119,8 @@ def create_app(agent: SiteAgent, resolver: OrgResolver, bucket: TokenBucket | No
     def leader_session(rnd: dict[str, Any]) -> LeaderSession:
         if rnd["leader"] != agent.mspid:
             raise HTTPException(409, f"this site is not the leader of round {rnd['round_id']}")
+        if not agent.store.action_done(rnd["round_id"], "join"):  # declined, or its agent has not joined yet
+            raise HTTPException(409, f"this site has not joined round {rnd['round_id']}")
         found = leader_sessions.get(rnd["round_id"])
         if found is None:
             found = agent.leader_session(rnd)
