@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from swarmfuse.extractors.image.train import ProgressCallback
     from swarmfuse.extractors.onnx.runtime import FeatureExtractor
     from swarmfuse.extractors.pipeline import PipelineConfig
+    from swarmfuse.extractors.text import TextExtractor
 
 log = logging.getLogger(__name__)
 
@@ -496,35 +497,49 @@ def _install(cached: Path, bundle: ExtractorBundle, target: Path) -> Path:
 def _export(modality: str, manifest: Any, config: "PipelineConfig", source: str, scratch: Path,
             progress: "ProgressCallback | None" = None) -> None:
     """Obtain the extractor as build_features does, export it, check ORT against torch, write the bundle."""
-    import torch
-
     from swarmfuse.extractors.image import FEATURE_DIMS, preprocess_images
     from swarmfuse.extractors.image.preprocess import MEAN, STD
-    from swarmfuse.extractors.onnx.runtime import FeatureExtractor
-    from swarmfuse.extractors.pipeline import export_image_onnx, export_text_onnx, image_extractor
+    from swarmfuse.extractors.pipeline import export_image_onnx, image_extractor
     from swarmfuse.extractors.text import cached_text_extractor
-    from swarmfuse.extractors.text.vocab import _TOKEN
 
     examples = manifest.entities[:2]  # the pipeline exports with its first two entities as example inputs
     if modality == "text":
         text, _ = cached_text_extractor(manifest, config.text)
-        inputs = text.encode([e.text for e in examples])
-        module, onnx_name, input_name, backbone = text.features, "text.onnx", "token_ids", "awd-lstm"
-        sha = export_text_onnx(text, inputs, scratch / onnx_name)
-        vocab_bytes = json.dumps(list(text.vocab.itos), ensure_ascii=False).encode("utf-8")
-        (scratch / VOCAB_JSON).write_bytes(vocab_bytes)
-        v = text.vocab
-        spec: Preprocess = TextPreprocess(vocab_file=VOCAB_JSON, vocab_sha256=sha256_file(scratch / VOCAB_JSON),
-                                          vocab_size=len(v), max_len=config.text.max_len, token_pattern=_TOKEN.pattern,
-                                          pad_id=v.pad_id, unk_id=v.unk_id, eos_id=v.eos_id)
-        expected_dim = text.features.dim
-    else:
-        module, _, _ = image_extractor(manifest, config.image, progress)
-        inputs = preprocess_images([manifest.image_path(e) for e in examples], config.image.resolution)
-        onnx_name, input_name, backbone = "image.onnx", "pixels", config.image.backbone
-        sha = export_image_onnx(module, inputs, scratch / onnx_name)
-        spec = ImagePreprocess(resolution=config.image.resolution, mean=_float32s(MEAN), std=_float32s(STD))
-        expected_dim = FEATURE_DIMS[backbone]
+        export_text_bundle(text, [e.text for e in examples], source, scratch)
+        return
+    module, _, _ = image_extractor(manifest, config.image, progress)
+    inputs = preprocess_images([manifest.image_path(e) for e in examples], config.image.resolution)
+    onnx_name, backbone = "image.onnx", config.image.backbone
+    sha = export_image_onnx(module, inputs, scratch / onnx_name)
+    spec = ImagePreprocess(resolution=config.image.resolution, mean=_float32s(MEAN), std=_float32s(STD))
+    _checked_bundle("image", module, inputs, scratch, onnx_name, sha, "pixels", backbone, FEATURE_DIMS[backbone],
+                    spec, source)
+
+
+def export_text_bundle(text: "TextExtractor", examples: Sequence[str], source: str, scratch: Path) -> None:
+    """Write ``text``'s bundle into ``scratch``: its ONNX feature module (checked against torch on ``examples``),
+    the vocabulary and the preprocessing, with ``source`` naming where the extractor came from."""
+    from swarmfuse.extractors.pipeline import export_text_onnx
+    from swarmfuse.extractors.text.vocab import _TOKEN
+
+    inputs = text.encode(list(examples))
+    sha = export_text_onnx(text, inputs, scratch / "text.onnx")
+    (scratch / VOCAB_JSON).write_bytes(json.dumps(list(text.vocab.itos), ensure_ascii=False).encode("utf-8"))
+    v = text.vocab
+    spec = TextPreprocess(vocab_file=VOCAB_JSON, vocab_sha256=sha256_file(scratch / VOCAB_JSON), vocab_size=len(v),
+                          max_len=text.config.max_len, token_pattern=_TOKEN.pattern, pad_id=v.pad_id, unk_id=v.unk_id,
+                          eos_id=v.eos_id)
+    _checked_bundle("text", text.features, inputs, scratch, "text.onnx", sha, "token_ids", "awd-lstm",
+                    text.features.dim, spec, source)
+
+
+def _checked_bundle(modality: str, module: Any, inputs: np.ndarray, scratch: Path, onnx_name: str, sha: str,
+                    input_name: str, backbone: str, expected_dim: int, spec: Preprocess, source: str) -> None:
+    """Check ONNX Runtime against torch on ``inputs``, then write ``bundle.json``."""
+    import torch
+
+    from swarmfuse.extractors.onnx.runtime import FeatureExtractor
+
     with torch.no_grad():
         reference = module.eval()(torch.from_numpy(inputs)).numpy()
     features = FeatureExtractor.from_onnx(scratch / onnx_name, providers="CPUExecutionProvider").run(inputs)

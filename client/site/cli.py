@@ -160,6 +160,31 @@ def extractor_install(bundle: Path = typer.Argument(..., help="An extractor bund
     console.print(f"installed the {modality} extractor in {target}")
 
 
+@extractor_app.command("train")
+def extractor_train(manifest: Path = typer.Argument(..., help="The site's text manifest (entity_id, text)."),
+                    modality: str = typer.Option("text", "--modality", help="text (images: install a bundle)."),
+                    seed: int = typer.Option(0, "--seed", help="Seed of the training."),
+                    org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
+    """Train the site's own extractor on its manifest and public data only (no label is read), and install it.
+    Cached: the same manifest, seed and training code give the same bundle without training again."""
+    from swarmfuse.client.site.manifest import load_manifest
+    from swarmfuse.client.site.service import install_extractor
+    from swarmfuse.client.site.site import Site, SiteError
+    from swarmfuse.client.site.training import label_free_text_bundle
+
+    with _clean():
+        if modality != "text":
+            raise SiteError(f"only text extractors are trained by the site for now; install a {modality} bundle "
+                            f"with 'swarmfuse site extractor install'")
+        site = Site(home, org, task)
+        checked = load_manifest(manifest, "text")
+        with console.status(f"training the label-free text extractor on {len(checked)} texts and the public corpus"):
+            bundle = label_free_text_bundle(checked, seed)
+        target = install_extractor(site, "text", bundle)
+    console.print(f"installed the text extractor trained on {len(checked)} site texts (no labels) in {target}",
+                  highlight=False)
+
+
 # --- rounds -------------------------------------------------------------------------------------
 
 
