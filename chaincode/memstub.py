@@ -14,7 +14,10 @@ It also models what the tests of the trust rules need:
 - the round trips a transaction makes to the peer, counted per message type in ``MemoryStub.calls``
   (``GET_STATE``, ``GET_STATE_MULTIPLE``, ``GET_STATE_BY_RANGE``, ``GET_HISTORY_FOR_KEY``);
 - read sets (key versions, range results) and Fabric's validation of a block of transactions
-  endorsed against the same state (:meth:`MemoryLedger.commit_block`: MVCC and phantom reads).
+  endorsed against the same state (:meth:`MemoryLedger.commit_block`: MVCC and phantom reads);
+- key-level endorsement policies, stored and kept as a peer keeps them (a value write keeps the key's
+  policy, a delete removes it, a policy on a key that does not exist is dropped); nothing here has
+  endorsers, so no policy is evaluated: the engine's tests do that.
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ class MemoryStub:
         self._creator = creator
         self._invocation = invocation
         self.writes: dict[str, bytes | None] = {}
+        self.policies: dict[str, bytes] = {}
         self.event: ChaincodeEvent | None = None
         self.calls: Counter[str] = Counter()
         self.reads: dict[str, Version] = {}
@@ -143,6 +147,18 @@ class MemoryStub:
     def del_state(self, key: str) -> None:
         _check_key(key)
         self.writes[key] = None
+
+    def get_state_validation_parameter(self, key: str) -> bytes | None:
+        _check_key(key)
+        self.calls["GET_STATE_METADATA"] += 1
+        self.reads.setdefault(key, self._ledger.version(key))
+        return self._ledger.policies.get(key)
+
+    def set_state_validation_parameter(self, key: str, policy: bytes) -> None:
+        _check_key(key)
+        if not isinstance(policy, bytes):
+            raise TypeError(f"endorsement policies are bytes, got {type(policy).__name__}")
+        self.policies[key] = policy
 
     def get_state_by_range(self, start: str, end: str) -> Iterator[KV]:
         return iter(self._range(start, end, composite=False))
@@ -230,6 +246,8 @@ class MemoryLedger:
     multiple_states: bool = False
     """Offer ``GET_STATE_MULTIPLE`` to the chaincode (off: one ``GET_STATE`` per key, as today's shim)."""
     state: dict[str, bytes] = field(default_factory=dict)
+    policies: dict[str, bytes] = field(default_factory=dict)
+    """Each key's own endorsement policy (``VALIDATION_PARAMETER``), when it has one."""
     history: dict[str, list[KeyModification]] = field(default_factory=dict)
     events: list[CommittedEvent] = field(default_factory=list)
     last: MemoryStub | None = None
@@ -339,9 +357,13 @@ class MemoryLedger:
         return Validation.VALID
 
     def _commit(self, stub: MemoryStub) -> None:
+        for key, policy in stub.policies.items():
+            if key in self.state or stub.writes.get(key) is not None:
+                self.policies[key] = policy
         for key, value in stub.writes.items():
             if value is None:
                 self.state.pop(key, None)
+                self.policies.pop(key, None)
             else:
                 self.state[key] = value
             self.history.setdefault(key, []).append(

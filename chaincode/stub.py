@@ -108,6 +108,17 @@ class ChaincodeStub(Protocol):
     ) -> QueryPage: ...
     def get_history_for_key(self, key: str) -> Iterator[KeyModification]: ...
 
+    def get_state_validation_parameter(self, key: str) -> bytes | None:
+        """The key's own endorsement policy (a serialized ``SignaturePolicyEnvelope``) as committed; ``None``
+        when it has none (the chaincode's policy applies). The read is recorded like a ``get_state``."""
+        ...
+
+    def set_state_validation_parameter(self, key: str, policy: bytes) -> None:
+        """Give the key its own endorsement policy (Fabric's state-based endorsement): once committed, every
+        later write of the key, value or policy, must satisfy it instead of the chaincode's policy. A new
+        key's policy is judged by the chaincode's policy; a delete removes it."""
+        ...
+
     def set_event(self, name: str, payload: bytes) -> None: ...
 
 

@@ -172,8 +172,8 @@ class MemoryLedger:
         self.tx_ids: set[str] = set()
         self.height = 1
 
-    def put(self, namespace: str, key: str, value: bytes, version: Version) -> None:
-        self.values[(namespace, key)] = VersionedValue(value, version)
+    def put(self, namespace: str, key: str, value: bytes, version: Version, metadata: bytes = b"") -> None:
+        self.values[(namespace, key)] = VersionedValue(value, version, metadata)
 
     def get_state(self, namespace: str, key: str) -> VersionedValue | None:
         return self.values.get((namespace, key))

@@ -1,8 +1,9 @@
 """The :class:`~swarmfuse.chaincode.stub.ChaincodeStub` of one transaction, backed by the peer.
 
 Reads go to the peer at once (Fabric has no read-your-writes: a read sees the committed state).
-Writes are buffered and sent only when the chaincode's response is OK, so a failed transaction
-writes nothing; when the peer offers it, they go as ``WRITE_BATCH_STATE`` messages.
+Writes (values and key-level endorsement policies) are buffered and sent only when the chaincode's
+response is OK, so a failed transaction writes nothing; when the peer offers it, they go as
+``WRITE_BATCH_STATE`` messages.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ def _check_simple_key(key: str, role: str) -> None:
         raise ValueError(f"{role} key {key!r} starts with U+0000, which is reserved for composite keys")
 
 
+VALIDATION_PARAMETER = "VALIDATION_PARAMETER"
+"""The metadata entry that holds a key's endorsement policy (Fabric's ``MetaDataKeys_VALIDATION_PARAMETER``)."""
+
+
+def _policy_entry(policy: bytes) -> shim_pb2.StateMetadata:
+    return shim_pb2.StateMetadata(metakey=VALIDATION_PARAMETER, value=policy)
+
+
 def _check_write(key: str) -> None:
     if not isinstance(key, str) or not key:
         raise ValueError("a state key must be a non-empty string")
@@ -56,6 +65,7 @@ class PeerStub:
         self._invocation = invocation
         self._write_batch_size = write_batch_size
         self._writes: dict[str, bytes | None] = {}  # None marks a delete
+        self._policies: dict[str, bytes] = {}  # key -> its endorsement policy (VALIDATION_PARAMETER)
         self._open_queries: list[QueryIterator] = []
         self.event: ChaincodeEvent | None = None
 
@@ -96,6 +106,19 @@ class PeerStub:
     def del_state(self, key: str) -> None:
         _check_write(key)
         self._writes[key] = None
+
+    # --- key-level endorsement policies --------------------------------------------------------
+
+    def get_state_validation_parameter(self, key: str) -> bytes | None:
+        reply = self._tx.call(ChaincodeMessage.GET_STATE_METADATA, shim_pb2.GetStateMetadata(key=key))
+        entries = shim_pb2.StateMetadataResult.FromString(reply).entries
+        return next((e.value for e in entries if e.metakey == VALIDATION_PARAMETER and e.value), None)
+
+    def set_state_validation_parameter(self, key: str, policy: bytes) -> None:
+        _check_write(key)
+        if not isinstance(policy, (bytes, bytearray)):
+            raise TypeError(f"endorsement policy for {key!r} must be bytes, not {type(policy).__name__}")
+        self._policies[key] = bytes(policy)
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -145,10 +168,13 @@ class PeerStub:
 
     def flush_writes(self) -> None:
         """Send the buffered writes to the peer (only for a transaction that succeeded)."""
-        if not self._writes:
+        if not self._writes and not self._policies:
             return
         if self._write_batch_size:
             records = [self._record(key, value) for key, value in self._writes.items()]
+            records += [shim_pb2.WriteRecord(key=key, metadata=_policy_entry(policy),
+                                             type=shim_pb2.WriteRecord.PUT_STATE_METADATA)
+                        for key, policy in self._policies.items()]
             for first in range(0, len(records), self._write_batch_size):
                 chunk = records[first : first + self._write_batch_size]
                 self._tx.call(ChaincodeMessage.WRITE_BATCH_STATE, shim_pb2.WriteBatchState(rec=chunk))
@@ -158,6 +184,9 @@ class PeerStub:
                 self._tx.call(ChaincodeMessage.DEL_STATE, shim_pb2.DelState(key=key))
             else:
                 self._tx.call(ChaincodeMessage.PUT_STATE, shim_pb2.PutState(key=key, value=value))
+        for key, policy in self._policies.items():
+            self._tx.call(ChaincodeMessage.PUT_STATE_METADATA,
+                          shim_pb2.PutStateMetadata(key=key, metadata=_policy_entry(policy)))
 
     @staticmethod
     def _record(key: str, value: bytes | None) -> shim_pb2.WriteRecord:

@@ -11,7 +11,9 @@ mutual TLS and drives it as a Fabric peer does (core/chaincode/handler.go, chain
   ``RESPONSE`` or by ``ERROR`` with the peer's message ``"<TYPE> failed: transaction ID: <txid>: <reason>"``;
   query results come at most 100 per ``QueryResponse`` (the rest through ``QUERY_STATE_NEXT``), a
   paginated range query comes in one response with its bookmark;
-- chaincode-to-chaincode calls, rich queries, private data and key metadata are refused.
+- key metadata (``GET_STATE_METADATA``, ``PUT_STATE_METADATA``, also as a write-batch record) is served from
+  the simulator: that is how a chaincode reads and sets a key's endorsement policy;
+- chaincode-to-chaincode calls, rich queries and private data are refused.
 
 Outcomes use the texts of Fabric's ``ChaincodeSupport.Execute``; Fabric's endorser prefixes them with
 ``"error in simulation: "`` when it turns them into a proposal response.
@@ -375,6 +377,18 @@ class _Connection:
             _refuse_collection(request.collection)
             sim.del_state(request.key)
             return b""
+        if kind == Msg.GET_STATE_METADATA:
+            request = _parse(chaincode_shim_pb2.GetStateMetadata, message.payload)
+            _refuse_collection(request.collection)
+            entries = sim.get_state_metadata(request.key)
+            return chaincode_shim_pb2.StateMetadataResult(entries=[
+                chaincode_shim_pb2.StateMetadata(metakey=name, value=entries[name]) for name in sorted(entries)
+            ]).SerializeToString()
+        if kind == Msg.PUT_STATE_METADATA:
+            request = _parse(chaincode_shim_pb2.PutStateMetadata, message.payload)
+            _refuse_collection(request.collection)
+            sim.set_state_metadata(request.key, {request.metadata.metakey: request.metadata.value})
+            return b""
         if kind == Msg.WRITE_BATCH_STATE:
             self._write_batch(_parse(chaincode_shim_pb2.WriteBatchState, message.payload), sim)
             return b""
@@ -410,11 +424,11 @@ class _Connection:
                     sim.put_state(record.key, record.value)
                 else:
                     sim.del_state(record.key)
-            elif record.type in (
-                chaincode_shim_pb2.WriteRecord.PUT_STATE_METADATA,
-                chaincode_shim_pb2.WriteRecord.PURGE_PRIVATE_DATA,
-            ):
-                raise _RequestError(f"{chaincode_shim_pb2.WriteRecord.Type.Name(record.type)} is {NOT_SUPPORTED}")
+            elif record.type == chaincode_shim_pb2.WriteRecord.PUT_STATE_METADATA:
+                _refuse_collection(record.collection)
+                sim.set_state_metadata(record.key, {record.metadata.metakey: record.metadata.value})
+            elif record.type == chaincode_shim_pb2.WriteRecord.PURGE_PRIVATE_DATA:
+                raise _RequestError(f"PURGE_PRIVATE_DATA is {NOT_SUPPORTED}")
             else:
                 raise _RequestError("unknown operation type")
 

@@ -26,7 +26,7 @@ import hashlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,7 @@ from google.protobuf.message import DecodeError
 
 from swarmfuse.network.embedded import blockfmt
 from swarmfuse.network.embedded.model import HistoryEntry, Version, VersionedValue
+from swarmfuse.network.embedded.txops import BlockChanges, KeyChange
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ CREATE TABLE IF NOT EXISTS state (
     value BLOB NOT NULL,
     block INTEGER NOT NULL,
     tx INTEGER NOT NULL,
+    metadata BLOB NOT NULL DEFAULT x'',
     PRIMARY KEY (ns, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history (
@@ -65,6 +67,8 @@ CREATE TABLE IF NOT EXISTS history (
     is_delete INTEGER NOT NULL,
     ts_s INTEGER NOT NULL,
     ts_nanos INTEGER NOT NULL,
+    metadata BLOB NOT NULL DEFAULT x'',
+    value_write INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (ns, key, block, tx)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS history_by_block ON history (block);
@@ -79,6 +83,12 @@ CREATE TABLE IF NOT EXISTS meta (
     value BLOB NOT NULL
 ) WITHOUT ROWID;
 """
+
+_ADDED_COLUMNS = (  # columns later versions added: (table, column, declaration), added on open when missing
+    ("state", "metadata", "BLOB NOT NULL DEFAULT x''"),
+    ("history", "metadata", "BLOB NOT NULL DEFAULT x''"),
+    ("history", "value_write", "INTEGER NOT NULL DEFAULT 1"),
+)
 
 _SAVEPOINT = "_ledger.savepoint"  # meta row: the last committed block number (same transaction)
 
@@ -100,7 +110,9 @@ class TxLocation:
 
 @dataclass(frozen=True)
 class TxResult:
-    """The validation outcome of one envelope; ``writes`` (``None`` value = delete) apply only when VALID."""
+    """The validation outcome of one envelope; ``writes`` (``None`` value = delete) and ``metadata_writes``
+    (namespace, key, encoded metadata, ``b""`` = none; see :mod:`~swarmfuse.network.embedded.txops`) apply
+    only when VALID."""
 
     tx_id: str
     index: int
@@ -108,6 +120,7 @@ class TxResult:
     writes: Sequence[tuple[str, str, bytes | None]] = ()
     timestamp_s: int = 0
     timestamp_nanos: int = 0
+    metadata_writes: Sequence[tuple[str, str, bytes]] = ()
 
 
 # --------------------------------------------------------------------------------------- commit hash
@@ -225,6 +238,7 @@ class Ledger:
             writer.execute("PRAGMA journal_mode=WAL")
             writer.execute("PRAGMA synchronous=FULL")
             writer.executescript(_SCHEMA)
+            _add_missing_columns(writer)
             ledger = cls(path, writer)
             ledger.verify(full=full_check)
         except BaseException:
@@ -356,8 +370,8 @@ class Ledger:
     def _check_state(conn: sqlite3.Connection) -> None:
         """The state must equal the last history entry of every key (deleted keys absent): one scan of each."""
         history = conn.execute(
-            "SELECT ns, key, block, tx, value, is_delete FROM history ORDER BY ns, key, block, tx")
-        state = conn.execute("SELECT ns, key, block, tx, value FROM state ORDER BY ns, key")
+            "SELECT ns, key, block, tx, value, metadata, is_delete FROM history ORDER BY ns, key, block, tx")
+        state = conn.execute("SELECT ns, key, block, tx, value, metadata FROM state ORDER BY ns, key")
         live = _last_live_writes(history)
         expected = next(live, None)
         for row in state:
@@ -429,7 +443,10 @@ class Ledger:
                 raise sqlite3.ProgrammingError(f"ledger {self._path} is closed")
             number = block.header.number
             self._check_commit(block, results)
-            updates = _update_batch(number, results)
+            changes = BlockChanges(number, StateReads(self._writer))
+            applied = [(result, changes.apply(result.index, result.writes, result.metadata_writes))
+                       for result in sorted(results, key=lambda r: r.index) if result.code == VALID]
+            updates = changes.update_batch()
             tx_filter = bytes(blockfmt.transactions_filter(block))
             new_commit_hash = b""
             if number >= 1:
@@ -443,8 +460,8 @@ class Ledger:
                 conn.execute("INSERT INTO blocks (number, header_hash, data) VALUES (?, ?, ?)",
                              (number, block_hash, block.SerializeToString()))
                 self._index_txs(conn, number, results)
-                self._apply_state(conn, updates)
-                self._append_history(conn, number, results)
+                self._apply_state(conn, changes.latest.values())
+                self._append_history(conn, applied)
                 conn.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
                              (_SAVEPOINT, str(number).encode()))
                 conn.execute("COMMIT")
@@ -489,28 +506,28 @@ class Ledger:
                          [(r.tx_id, number, r.index, r.code) for r in results if r.tx_id])
 
     @staticmethod
-    def _apply_state(conn: sqlite3.Connection, updates: dict[tuple[str, str], tuple[bytes | None, Version]]) -> None:
+    def _apply_state(conn: sqlite3.Connection, changes: Iterable[KeyChange]) -> None:
         puts, deletes = [], []
-        for (ns, key), (value, version) in updates.items():
-            if value:
-                puts.append((ns, key.encode(), value, version.block, version.tx))
+        for change in changes:
+            if change.value:
+                puts.append((change.namespace, change.key.encode(), change.value, change.version.block,
+                             change.version.tx, change.metadata))
             else:
-                deletes.append((ns, key.encode()))
+                deletes.append((change.namespace, change.key.encode()))
         conn.executemany("DELETE FROM state WHERE ns = ? AND key = ?", deletes)
-        conn.executemany("INSERT OR REPLACE INTO state (ns, key, value, block, tx) VALUES (?, ?, ?, ?, ?)", puts)
+        conn.executemany(
+            "INSERT OR REPLACE INTO state (ns, key, value, block, tx, metadata) VALUES (?, ?, ?, ?, ?, ?)", puts)
 
     @staticmethod
-    def _append_history(conn: sqlite3.Connection, number: int, results: Sequence[TxResult]) -> None:
-        rows = []
-        for result in results:
-            if result.code != VALID:
-                continue
-            for (ns, key), value in _tx_writes(result).items():
-                rows.append((ns, key.encode(), number, result.index, result.tx_id, value or b"", int(not value),
-                             result.timestamp_s, result.timestamp_nanos))
+    def _append_history(conn: sqlite3.Connection, applied: Sequence[tuple[TxResult, list[KeyChange]]]) -> None:
+        """Every change of every valid transaction; a metadata-only change is kept for the state checks but
+        is not part of the key history the chaincode reads."""
+        rows = [(c.namespace, c.key.encode(), c.version.block, c.version.tx, result.tx_id, c.value or b"",
+                 int(c.value is None), result.timestamp_s, result.timestamp_nanos, c.metadata, int(c.value_write))
+                for result, changes in applied for c in changes]
         conn.executemany(
-            "INSERT INTO history (ns, key, block, tx, tx_id, value, is_delete, ts_s, ts_nanos) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            "INSERT INTO history (ns, key, block, tx, tx_id, value, is_delete, ts_s, ts_nanos, metadata, value_write) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     # ---------------------------------------------------------------------------------------- state
 
@@ -548,8 +565,9 @@ class StateReads:
 
     def get_state(self, namespace: str, key: str) -> VersionedValue | None:
         row = self._conn.execute(
-            "SELECT value, block, tx FROM state WHERE ns = ? AND key = ?", (namespace, key.encode())).fetchone()
-        return VersionedValue(row[0], Version(row[1], row[2])) if row else None
+            "SELECT value, block, tx, metadata FROM state WHERE ns = ? AND key = ?", (namespace, key.encode())
+        ).fetchone()
+        return VersionedValue(row[0], Version(row[1], row[2]), row[3]) if row else None
 
     def get_state_range(self, namespace: str, start: str, end: str) -> Iterator[tuple[str, VersionedValue]]:
         """Keys in ``[start, end)`` by UTF-8 bytes (``end == ""``: no upper bound), one snapshot (one statement),
@@ -557,52 +575,43 @@ class StateReads:
         only what it takes, not the rest of the range."""
         if end:
             cursor = self._conn.execute(
-                "SELECT key, value, block, tx FROM state WHERE ns = ? AND key >= ? AND key < ? ORDER BY key",
+                "SELECT key, value, block, tx, metadata FROM state WHERE ns = ? AND key >= ? AND key < ? ORDER BY key",
                 (namespace, start.encode(), end.encode()))
         else:
             cursor = self._conn.execute(
-                "SELECT key, value, block, tx FROM state WHERE ns = ? AND key >= ? ORDER BY key",
+                "SELECT key, value, block, tx, metadata FROM state WHERE ns = ? AND key >= ? ORDER BY key",
                 (namespace, start.encode()))
-        return ((key.decode(), VersionedValue(value, Version(block, tx))) for key, value, block, tx in cursor)
+        return ((key.decode(), VersionedValue(value, Version(block, tx), metadata))
+                for key, value, block, tx, metadata in cursor)
 
     def get_hashed_version(self, namespace: str, collection: str, key_hash: bytes) -> Version | None:
         """No private data: the engine defines no collection, so no private key exists."""
         return None
 
     def get_history(self, namespace: str, key: str) -> list[HistoryEntry]:
-        """Every committed change of ``key``, newest first."""
+        """Every committed value change of ``key``, newest first (metadata-only changes are not history)."""
         rows = self._conn.execute(
             "SELECT tx_id, value, is_delete, ts_s, ts_nanos, block, tx FROM history WHERE ns = ? AND key = ? "
-            "ORDER BY block DESC, tx DESC", (namespace, key.encode())).fetchall()
+            "AND value_write = 1 ORDER BY block DESC, tx DESC", (namespace, key.encode())).fetchall()
         return [HistoryEntry(tx_id, value, bool(deleted), ts_s, ts_nanos, Version(block, tx))
                 for tx_id, value, deleted, ts_s, ts_nanos, block, tx in rows]
 
 
-def _last_live_writes(rows: Iterator[tuple[str, bytes, int, int, bytes, int]]
-                      ) -> Iterator[tuple[str, bytes, int, int, bytes]]:
-    """From history rows sorted by (ns, key, block, tx): each key's last write, unless it is a delete."""
+def _last_live_writes(rows: Iterator[tuple[str, bytes, int, int, bytes, bytes, int]]
+                      ) -> Iterator[tuple[str, bytes, int, int, bytes, bytes]]:
+    """From history rows sorted by (ns, key, block, tx): each key's last change, unless it is a delete."""
     last = None
     for row in rows:
-        if last is not None and row[:2] != last[:2] and not last[5]:
-            yield last[:5]
+        if last is not None and row[:2] != last[:2] and not last[6]:
+            yield last[:6]
         last = row
-    if last is not None and not last[5]:
-        yield last[:5]
+    if last is not None and not last[6]:
+        yield last[:6]
 
 
-def _tx_writes(result: TxResult) -> dict[tuple[str, str], bytes | None]:
-    """The tx's writes, the last one per key winning (an empty value is a delete, as in Fabric)."""
-    writes: dict[tuple[str, str], bytes | None] = {}
-    for ns, key, value in result.writes:
-        writes[(ns, key)] = value if value else None
-    return writes
-
-
-def _update_batch(number: int, results: Sequence[TxResult]) -> dict[tuple[str, str], tuple[bytes | None, Version]]:
-    """The block's state updates: per key, the last VALID tx's write and its version."""
-    updates: dict[tuple[str, str], tuple[bytes | None, Version]] = {}
-    for result in sorted(results, key=lambda r: r.index):
-        if result.code == VALID:
-            for nk, value in _tx_writes(result).items():
-                updates[nk] = (value, Version(number, result.index))
-    return updates
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a ledger written by an earlier version to the current schema (no row changes)."""
+    for table, column, declaration in _ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")

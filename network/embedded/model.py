@@ -19,8 +19,11 @@ class Version:
 
 @dataclass(frozen=True)
 class VersionedValue:
+    """A committed value, its version and its metadata (a serialized ``KVMetadataWrite``, ``b""``: none)."""
+
     value: bytes
     version: Version
+    metadata: bytes = b""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ Behaves as Fabric's ``txmgr`` simulator (core/ledger/kvledger/txmgmt/txmgr, rwse
   up to 50 results are kept as raw reads, more are folded into a merkle summary (SHA-256, degree 50);
 - after a paginated range query writes are refused, and a paginated query after a write is refused;
 - history queries are not recorded;
+- a key's metadata is read as its value is (the read is recorded with the key's version); a metadata write
+  replaces the key's whole metadata map, a later one for the same key replacing the earlier;
 - the read-write set has one ``NsReadWriteSet`` for the namespace once anything was read, written or
   queried, with reads and writes sorted by key and range queries in the order they were opened.
 
@@ -25,6 +27,7 @@ from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 
 from swarmfuse.network.embedded.model import HistoryEntry, StateReader, VersionedValue
+from swarmfuse.network.embedded.txops import decode_metadata
 
 # Results of a range query kept as raw reads; beyond this they are hashed (Fabric's maxDegreeQueryReadsHashing).
 MAX_DEGREE_QUERY_READS_HASHING = 50
@@ -171,6 +174,7 @@ class TxSimulator:
         self._history = history
         self._reads: dict[str, kv_rwset_pb2.KVRead] = {}
         self._writes: dict[str, bytes] = {}
+        self._metadata_writes: dict[str, dict[str, bytes]] = {}
         self._ranges: list[_RangeRecord] = []
         self._iterators: list[RangeIterator] = []
         self._touched = False
@@ -187,6 +191,14 @@ class TxSimulator:
         self._touched = True
         self._reads[key] = _kv_read(key, value)
         return value.value if value is not None else b""
+
+    def get_state_metadata(self, key: str) -> dict[str, bytes]:
+        """The committed metadata of ``key`` (empty when it has none or does not exist); the read is recorded."""
+        self._check_done()
+        value = self.reader.get_state(self.namespace, key)
+        self._touched = True
+        self._reads[key] = _kv_read(key, value)
+        return decode_metadata(value.metadata) if value is not None else {}
 
     def get_state_multiple(self, keys: Sequence[str]) -> list[bytes]:
         return [self.get_state(key) for key in keys]
@@ -225,6 +237,12 @@ class TxSimulator:
     def del_state(self, key: str) -> None:
         self.put_state(key, b"")
 
+    def set_state_metadata(self, key: str, entries: dict[str, bytes]) -> None:
+        """Buffer a metadata write: ``entries`` become the key's whole metadata map."""
+        self._check_write()
+        self._touched = True
+        self._metadata_writes[key] = dict(entries)
+
     # --- results -----------------------------------------------------------------------------
 
     def done(self) -> None:
@@ -238,6 +256,10 @@ class TxSimulator:
         """``(namespace, key, value)`` sorted by key; ``None`` marks a delete."""
         return [(self.namespace, key, value or None) for key, value in sorted(self._writes.items())]
 
+    def metadata_writes(self) -> list[tuple[str, str, dict[str, bytes]]]:
+        """``(namespace, key, entries)`` sorted by key."""
+        return [(self.namespace, key, dict(entries)) for key, entries in sorted(self._metadata_writes.items())]
+
     def read_write_set(self) -> rwset_pb2.TxReadWriteSet:
         result = rwset_pb2.TxReadWriteSet(data_model=rwset_pb2.TxReadWriteSet.KV)
         if not self._touched:
@@ -248,6 +270,11 @@ class TxSimulator:
             writes=[
                 kv_rwset_pb2.KVWrite(key=key, is_delete=not value, value=value)
                 for key, value in sorted(self._writes.items())
+            ],
+            metadata_writes=[
+                kv_rwset_pb2.KVMetadataWrite(key=key, entries=[
+                    kv_rwset_pb2.KVMetadataEntry(name=name, value=entries[name]) for name in sorted(entries)])
+                for key, entries in sorted(self._metadata_writes.items())
             ],
         )
         result.ns_rwset.append(rwset_pb2.NsReadWriteSet(namespace=self.namespace, rwset=kv.SerializeToString()))

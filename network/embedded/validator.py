@@ -39,6 +39,7 @@ from swarmfuse.network.embedded.ledger import TxResult
 from swarmfuse.network.embedded.model import ChannelDefinition, StateReader, Version, VersionedValue
 from swarmfuse.network.embedded.msp import ChannelMSPs, IdentityRejected, Principal
 from swarmfuse.network.embedded.policy import Policy, PolicyError, org_policies, parse
+from swarmfuse.network.embedded.txops import VALIDATION_PARAMETER, BlockChanges, decode_metadata, encode_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -355,6 +356,11 @@ class TxVerdict:
         """(namespace, key, value) per public write of the read-write set, ``None`` for a delete."""
         return _writes(self.rwset)
 
+    def metadata_writes(self) -> list[tuple[str, str, bytes]]:
+        """(namespace, key, encoded metadata) per public metadata write (``b""``: the metadata is removed)."""
+        return [(ns, w.key, encode_metadata({e.name: e.value for e in w.entries}))
+                for ns, kv, _ in self.rwset for w in kv.metadata_writes]
+
     def hashed_writes(self) -> list[tuple[str, str, bytes, bytes | None]]:
         """(namespace, collection, key hash, value hash) per private data write, ``None`` for a delete."""
         return [(ns, coll, w.key_hash, None if w.is_delete or not w.value_hash else w.value_hash)
@@ -391,6 +397,7 @@ class BlockValidator:
             TxResult(
                 tx_id=tx.tx_id, index=tx.index, code=tx.code,
                 writes=tx.writes() if tx.code == VALID else (),
+                metadata_writes=tx.metadata_writes() if tx.code == VALID else (),
                 timestamp_s=tx.timestamp_s, timestamp_nanos=tx.timestamp_nanos,
             )
             for tx in self.verdicts(envelopes, number)
@@ -401,7 +408,8 @@ class BlockValidator:
         height): its code and each check's outcome."""
         if number is None:
             number = int(getattr(self._ledger, "height", 0))
-        txs = [self._check(index, data, number) for index, data in enumerate(envelopes)]
+        changed_policies: dict[tuple[str, str], int] = {}
+        txs = [self._check(index, data, number, changed_policies) for index, data in enumerate(envelopes)]
         seen: set[str] = set()
         for tx in txs:  # Fabric's markTXIdDuplicates: among the txs still VALID, the first one keeps its tx ID
             if tx.code != VALID or not tx.tx_id:
@@ -416,10 +424,13 @@ class BlockValidator:
 
     # --- stage 1: one transaction ----------------------------------------------------------------
 
-    def _check(self, index: int, data: bytes, number: int) -> TxVerdict:
+    def _check(self, index: int, data: bytes, number: int, changed_policies: dict[tuple[str, str], int]) -> TxVerdict:
+        """Judge one envelope. ``changed_policies`` maps each key whose metadata an earlier transaction of the
+        block wrote, having passed its endorsement policies, to that transaction's index (this one's metadata
+        writes are added when it passes)."""
         tx = TxVerdict(index)
         try:
-            self._check_envelope(tx, data, number)
+            self._check_envelope(tx, data, number, changed_policies)
         except _Invalid as exc:
             tx.code = exc.code
             tx.reason = str(exc)
@@ -431,7 +442,8 @@ class BlockValidator:
             logger.exception("block %d tx %d (%s) invalid: could not be judged", number, index, tx.tx_id[:8] or "-")
         return tx
 
-    def _check_envelope(self, tx: TxVerdict, data: bytes, number: int) -> None:
+    def _check_envelope(self, tx: TxVerdict, data: bytes, number: int,
+                        changed_policies: dict[tuple[str, str], int]) -> None:
         if not data:
             raise _Invalid(transaction_pb2.NIL_ENVELOPE, "empty envelope")
         envelope = _parse(common_pb2.Envelope, data, transaction_pb2.INVALID_OTHER_REASON, "Envelope")
@@ -457,7 +469,7 @@ class BlockValidator:
             raise _Invalid(transaction_pb2.TARGET_CHAIN_NOT_FOUND, f"transaction for channel {chdr.channel_id!r}")
         if self._ledger.tx_location(chdr.tx_id) is not None:
             raise _Invalid(transaction_pb2.DUPLICATE_TXID, f"tx ID {chdr.tx_id} is already committed")
-        self._dispatch(tx, chdr, endorsed)
+        self._dispatch(tx, chdr, endorsed, number, changed_policies)
 
     @staticmethod
     def _common_header(payload: common_pb2.Payload) -> tuple[common_pb2.ChannelHeader, common_pb2.SignatureHeader]:
@@ -512,8 +524,8 @@ class BlockValidator:
             raise _Invalid(bad, "proposal hash does not match")
         return action_payload.action
 
-    def _dispatch(self, tx: TxVerdict, chdr: common_pb2.ChannelHeader,
-                  endorsed: transaction_pb2.ChaincodeEndorsedAction) -> None:
+    def _dispatch(self, tx: TxVerdict, chdr: common_pb2.ChannelHeader, endorsed: transaction_pb2.ChaincodeEndorsedAction,
+                  number: int, changed_policies: dict[tuple[str, str], int]) -> None:
         """Fabric's plugin dispatcher and default VSCC: chaincode identity, namespaces written, policies."""
         extension = _parse(proposal_pb2.ChaincodeHeaderExtension, chdr.extension,
                            transaction_pb2.BAD_HEADER_EXTENSION, "ChaincodeHeaderExtension")
@@ -564,11 +576,11 @@ class BlockValidator:
                                    f"collection {collection} of chaincode {ns} is not defined")
         signers = self._endorsers(tx, endorsed)
         for ns in written:
-            self._check_policies(tx, ns, next((entry for entry in rwset if entry[0] == ns), None), signers)
+            entry = next((entry for entry in rwset if entry[0] == ns), None)
+            _KeyLevelCheck(self._rules, self._ledger, tx, ns, signers, number, changed_policies).run(entry)
         for ns, kv, _ in rwset:
-            if kv.metadata_writes:
-                raise _Invalid(transaction_pb2.INVALID_OTHER_REASON,
-                               "key metadata (state-based endorsement) is not supported by the embedded engine")
+            for write in kv.metadata_writes:
+                changed_policies.setdefault((ns, write.key), tx.index)
 
     def _endorsers(self, tx: TxVerdict, endorsed: transaction_pb2.ChaincodeEndorsedAction) -> list[Principal]:
         """The endorsers whose signature over the proposal response payload ‖ endorser is valid (Fabric's
@@ -595,28 +607,83 @@ class BlockValidator:
             signers.append(principal)
         return signers
 
-    def _check_policies(self, tx: TxVerdict, ns: str, entry: NsRWSet | None, signers: list[Principal]) -> None:
-        """Fabric's v20 policy evaluator for namespace ``ns``: its policy when it has public writes, each
-        written collection's policy, and the namespace's policy when nothing else was checked."""
-        policy = self._rules.policy(ns)
-        assert policy is not None  # checked by the dispatcher
-        scopes: list[tuple[str, Policy]] = []
+
+class _KeyLevelCheck:
+    """Fabric's v20 key-level endorsement evaluator (core/common/validation/statebased) for one namespace of
+    one transaction: every written key (value or metadata) is judged by its own endorsement policy (the
+    ``VALIDATION_PARAMETER`` of its committed metadata) when it has one, else by the chaincode's, checked
+    once; each written collection by its policy; the chaincode's policy when nothing else was checked.
+
+    A key whose policy an earlier transaction of the same block changed (and that passed its policies)
+    fails the transaction (Fabric's ``ValidationParameterUpdatedError``). A policy that does not parse
+    fails it too, where Fabric's peer would stop processing the channel."""
+
+    def __init__(self, rules: NamespaceRules, ledger: LedgerView, tx: TxVerdict, ns: str, signers: list[Principal],
+                 number: int, changed_policies: dict[tuple[str, str], int]) -> None:
+        self._rules = rules
+        self._ledger = ledger
+        self._tx = tx
+        self._ns = ns
+        self._signers = signers
+        self._number = number
+        self._changed = changed_policies
+        self._chaincode_checked = False
+        self._other_checked = False
+
+    def run(self, entry: NsRWSet | None) -> None:
         if entry is not None:
             _, kv, collections = entry
-            if kv.writes or kv.metadata_writes:
-                scopes.append((f"chaincode {ns}", policy))
+            for key in [w.key for w in kv.writes] + [w.key for w in kv.metadata_writes]:
+                policy = self._key_policy(key)
+                if policy is None:
+                    self._chaincode_policy()
+                else:
+                    self._require(f"key {_readable(key)} of {self._ns}", policy)
+                    self._other_checked = True
             for collection, hashed in collections:
                 if hashed.hashed_writes or hashed.metadata_writes:
-                    collection_policy = self._rules.collection_policy(ns, collection)
+                    collection_policy = self._rules.collection_policy(self._ns, collection)
                     assert collection_policy is not None  # checked by the dispatcher
-                    scopes.append((f"collection {collection} of {ns}", collection_policy))
-        for scope, rule in scopes or [(f"chaincode {ns}", policy)]:
-            satisfied = rule.satisfied_by(signers)
-            tx.policies.append(PolicyCheck(scope, str(rule), satisfied))
-            if not satisfied:
-                endorsers = ", ".join(f"{p.mspid}.{p.role}" for p in signers) or "none"
-                raise _Invalid(transaction_pb2.ENDORSEMENT_POLICY_FAILURE,
-                               f"signature set did not satisfy policy {rule} of {scope} (valid endorsers: {endorsers})")
+                    self._require(f"collection {collection} of {self._ns}", collection_policy)
+                    self._other_checked = True
+        if not self._other_checked:
+            self._chaincode_policy()
+
+    def _chaincode_policy(self) -> None:
+        if not self._chaincode_checked:
+            policy = self._rules.policy(self._ns)
+            assert policy is not None  # checked by the dispatcher
+            self._require(f"chaincode {self._ns}", policy)
+            self._chaincode_checked = True
+
+    def _key_policy(self, key: str) -> Policy | None:
+        changed_by = self._changed.get((self._ns, key))
+        if changed_by is not None:
+            raise _Invalid(transaction_pb2.ENDORSEMENT_POLICY_FAILURE,
+                           f"validation parameter for key [{self._ns}:{_readable(key)}] has been changed by "
+                           f"transaction {changed_by} of block {self._number}")
+        current = self._ledger.get_state(self._ns, key)
+        parameter = decode_metadata(current.metadata).get(VALIDATION_PARAMETER) if current is not None else None
+        if not parameter:
+            return None
+        try:
+            return Policy.from_envelope(parameter)
+        except PolicyError as exc:
+            raise _Invalid(transaction_pb2.ENDORSEMENT_POLICY_FAILURE,
+                           f"could not translate policy for {self._ns}:{_readable(key)}: {exc}") from exc
+
+    def _require(self, scope: str, rule: Policy) -> None:
+        satisfied = rule.satisfied_by(self._signers)
+        self._tx.policies.append(PolicyCheck(scope, str(rule), satisfied))
+        if not satisfied:
+            endorsers = ", ".join(f"{p.mspid}.{p.role}" for p in self._signers) or "none"
+            raise _Invalid(transaction_pb2.ENDORSEMENT_POLICY_FAILURE,
+                           f"signature set did not satisfy policy {rule} of {scope} (valid endorsers: {endorsers})")
+
+
+def _readable(key: str) -> str:
+    """A state key for messages: composite keys' U+0000 separators shown as ``/``."""
+    return key.strip("\x00").replace("\x00", "/") if key.startswith("\x00") else key
 
 
 def _read_write_set(results: bytes) -> list[NsRWSet]:
@@ -653,16 +720,13 @@ def _writes(rwset: list[NsRWSet]) -> list[tuple[str, str, bytes | None]]:
 
 # --- stage 3: MVCC and phantom reads -------------------------------------------------------------
 
-_Update = tuple[bytes | None, Version]
-
-
 class _StateCheck:
     """Committed state plus the writes of the block's earlier valid transactions."""
 
     def __init__(self, ledger: LedgerView, number: int) -> None:
         self._ledger = ledger
         self._number = number
-        self._updates: dict[str, dict[str, _Update]] = {}
+        self._changes = BlockChanges(number, ledger)
         self._hashed_updates: set[tuple[str, str, bytes]] = set()
 
     def run(self, txs: Sequence[TxVerdict]) -> None:
@@ -675,17 +739,15 @@ class _StateCheck:
                 logger.warning("block %d tx %d (%s) invalid: %s: %s", self._number, tx.index, tx.tx_id[:8],
                                Code.Name(tx.code), tx.reason)
                 continue
-            for ns, key, value in tx.writes():
-                self._updates.setdefault(ns, {})[key] = (value, Version(self._number, tx.index))
+            self._changes.apply(tx.index, tx.writes(), tx.metadata_writes())
             self._hashed_updates.update((ns, coll, key_hash) for ns, coll, key_hash, _ in tx.hashed_writes())
 
     def _conflict(self, rwset: list[NsRWSet]) -> tuple[int, str] | None:
         """The code and reason of the first read that is no longer current, ``None`` when all are."""
         mvcc = transaction_pb2.MVCC_READ_CONFLICT
         for ns, kv, collections in rwset:
-            updates = self._updates.get(ns, {})
             for read in kv.reads:
-                if read.key in updates:
+                if (ns, read.key) in self._changes.latest:
                     return mvcc, f"key {read.key!r} of {ns} was written by an earlier transaction of the block"
                 committed = self._ledger.get_state(ns, read.key)
                 current = committed.version if committed else None
@@ -724,7 +786,8 @@ class _StateCheck:
     def _range(self, ns: str, start: str, end: str, include_end: bool) -> Iterator[tuple[str, Version]]:
         """Keys in [start, end) of committed state merged with the block's updates (deletes hidden), then
         ``end`` itself when the simulation stopped there (Fabric's combined iterator)."""
-        updates = self._updates.get(ns, {})
+        updates = {key: (change.value, change.version)
+                   for (namespace, key), change in self._changes.latest.items() if namespace == ns}
         pending = sorted(k for k in updates if k >= start and (not end or k < end))
         committed = self._ledger.get_state_range(ns, start, end)
         db_item = next(committed, None)

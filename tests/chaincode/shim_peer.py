@@ -155,6 +155,7 @@ class PeerSim:
     target: str
     credentials: grpc.ChannelCredentials | None = None
     state: dict[str, bytes] = field(default_factory=dict)
+    policies: dict[str, bytes] = field(default_factory=dict)  # key -> VALIDATION_PARAMETER
     history: dict[str, list[HistoryEntry]] = field(default_factory=dict)  # per key, oldest first
     batch_size: int = 2
     requests: list[Msg] = field(default_factory=list)
@@ -240,9 +241,20 @@ class PeerSim:
             for record in chaincode_shim_pb2.WriteBatchState.FromString(request.payload).rec:
                 if record.type == chaincode_shim_pb2.WriteRecord.PUT_STATE:
                     self.state[record.key] = record.value
+                elif record.type == chaincode_shim_pb2.WriteRecord.PUT_STATE_METADATA:
+                    self.policies[record.key] = record.metadata.value
                 else:
                     self.state.pop(record.key, None)
             return b""
+        if kind == Msg.PUT_STATE_METADATA:
+            put_metadata = chaincode_shim_pb2.PutStateMetadata.FromString(request.payload)
+            self.policies[put_metadata.key] = put_metadata.metadata.value
+            return b""
+        if kind == Msg.GET_STATE_METADATA:
+            key = chaincode_shim_pb2.GetStateMetadata.FromString(request.payload).key
+            entries = [chaincode_shim_pb2.StateMetadata(metakey="VALIDATION_PARAMETER", value=self.policies[key])
+                       ] if key in self.policies else []
+            return chaincode_shim_pb2.StateMetadataResult(entries=entries).SerializeToString()
         if kind == Msg.GET_STATE_BY_RANGE:
             return self._range(chaincode_shim_pb2.GetStateByRange.FromString(request.payload))
         if kind == Msg.QUERY_STATE_NEXT:
@@ -336,6 +348,13 @@ class ShimTestChaincode:
         stub.put_state(key, value.encode())
         stub.set_event("Put", json.dumps({"key": key, "value": value}).encode())
         return Response(200, payload=b"ok")
+
+    def cc_protect(self, stub: ChaincodeStub, key: str, value: str, policy: str) -> Response:
+        """Write ``key`` with ``policy`` as its endorsement policy; answer the policy it had before."""
+        before = stub.get_state_validation_parameter(key) or b""
+        stub.put_state(key, value.encode())
+        stub.set_state_validation_parameter(key, policy.encode())
+        return Response(200, payload=before)
 
     def cc_get(self, stub: ChaincodeStub, key: str) -> Response:
         value = stub.get_state(key)

@@ -254,3 +254,22 @@ def test_drain_lets_running_transaction_finish_and_refuses_new_ones(server: Chai
         late.recv()
     assert refused_stream.value.code() == grpc.StatusCode.UNAVAILABLE
     late.close()
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_key_endorsement_policy_is_read_and_written(server: ChaincodeServer, batch: bool) -> None:
+    """``get_state_validation_parameter`` asks GET_STATE_METADATA at once; ``set_state_validation_parameter``
+    is buffered with the writes and sent after the value, as PUT_STATE_METADATA or a write-batch record."""
+    sim = PeerSim(f"127.0.0.1:{server.port}")
+    try:
+        ready = chaincode_pb2.ChaincodeAdditionalParams(use_write_batch=True, max_size_write_batch=100) if batch else None
+        sim.handshake(ready)
+        sim.policies["k"] = b"old-policy"
+        done = response_of(sim.run(transaction("tx1", "protect", "k", "v", "new-policy")))
+        assert (done.status, done.payload) == (200, b"old-policy")
+        kinds = [Msg.Type.Name(r.type) for r in sim.requests]
+        assert kinds == ["GET_STATE_METADATA", "WRITE_BATCH_STATE"] if batch else \
+            ["GET_STATE_METADATA", "PUT_STATE", "PUT_STATE_METADATA"]
+        assert (sim.state, sim.policies) == ({"k": b"v"}, {"k": b"new-policy"})
+    finally:
+        sim.close()

@@ -28,8 +28,9 @@ from swarmfuse.network.embedded.chaincode import (
     ChaincodeUnavailable,
     ExecuteResult,
 )
-from swarmfuse.network.embedded.model import Version
+from swarmfuse.network.embedded.model import Version, VersionedValue
 from swarmfuse.network.embedded.simulator import TxSimulator, set_range_query_reads
+from swarmfuse.network.embedded.txops import encode_metadata
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "chaincode"))
 from sample_app import create_chaincode  # noqa: E402  (production contracts + the test-only Sample)
@@ -439,3 +440,43 @@ def test_protocol_corners(pki: dict[str, KeyPair]) -> None:
     assert ghost.txid == "ghost"
     assert ghost.payload.decode() == "GET_STATE failed: transaction ID: ghost: no ledger context"
     assert garbage.type == Msg.ERROR and garbage.payload.decode().startswith(f"PUT_STATE {prefix}: unmarshal failed")
+
+
+def test_key_metadata_messages(pki: dict[str, KeyPair]) -> None:
+    """GET_STATE_METADATA answers the committed entries (and records a read); PUT_STATE_METADATA, alone or
+    as a write-batch record, becomes a metadata write of the read-write set; collections are refused."""
+    shim = chaincode_shim_pb2
+    policy = shim.StateMetadata(metakey="VALIDATION_PARAMETER", value=b"policy-bytes")
+    script: list[Step] = [
+        (Msg.GET_STATE_METADATA, shim.GetStateMetadata(key="a").SerializeToString(), None),
+        (Msg.GET_STATE_METADATA, shim.GetStateMetadata(key="none").SerializeToString(), None),
+        (Msg.PUT_STATE_METADATA, shim.PutStateMetadata(key="b", metadata=policy).SerializeToString(), None),
+        (Msg.WRITE_BATCH_STATE, shim.WriteBatchState(rec=[
+            shim.WriteRecord(key="c", value=b"C", type=shim.WriteRecord.PUT_STATE),
+            shim.WriteRecord(key="c", metadata=policy, type=shim.WriteRecord.PUT_STATE_METADATA),
+        ]).SerializeToString(), None),
+        (Msg.PUT_STATE_METADATA, shim.PutStateMetadata(key="d", collection="secret",
+                                                       metadata=policy).SerializeToString(), None),
+    ]
+    servicer, server, port = _scripted(pki, script)
+    client = new_client(pki, port)
+    try:
+        client.connect(timeout=10)
+        state = MemoryState()
+        state.values[(NS, "a")] = VersionedValue(b"A", Version(2, 3), encode_metadata({"VALIDATION_PARAMETER": b"p"}))
+        result, sim = run(client, state, "anything")
+        assert result.response.status == 200
+    finally:
+        client.close()
+        server.stop(None)
+    got, empty, put, batch, private = servicer.replies
+    assert [(e.metakey, e.value) for e in shim.StateMetadataResult.FromString(got.payload).entries] == [
+        ("VALIDATION_PARAMETER", b"p")]
+    assert empty.type == Msg.RESPONSE and not shim.StateMetadataResult.FromString(empty.payload).entries
+    assert put.type == Msg.RESPONSE and batch.type == Msg.RESPONSE
+    assert private.type == Msg.ERROR and "private data (collection 'secret')" in private.payload.decode()
+    kv = kv_set(sim)
+    assert [r.key for r in kv.reads] == ["a", "none"]
+    assert [(w.key, [(e.name, e.value) for e in w.entries]) for w in kv.metadata_writes] == [
+        ("b", [("VALIDATION_PARAMETER", b"policy-bytes")]), ("c", [("VALIDATION_PARAMETER", b"policy-bytes")])]
+    assert sim.writes() == [(NS, "c", b"C")]

@@ -31,6 +31,7 @@ from swarmfuse.network.embedded.ledger import (
     version_bytes,
 )
 from swarmfuse.network.embedded.model import Version, VersionedValue
+from swarmfuse.network.embedded.txops import encode_metadata
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -229,8 +230,8 @@ def test_broken_chain_and_tampered_state_are_detected(tmp_path: Path) -> None:
     _tamper(path, "DELETE FROM state WHERE key = ?", b"k2")
     with pytest.raises(LedgerCorrupt, match="state key swarmfuse/b'k2' written at 2:0 is missing"):
         Ledger.open(path)
-    _tamper(path, "INSERT INTO state VALUES (?, ?, ?, 2, 0)", NS, b"k2", b"v")
-    _tamper(path, "INSERT INTO state VALUES (?, ?, ?, 2, 0)", NS, b"k20", b"v")
+    _tamper(path, "INSERT INTO state (ns, key, value, block, tx) VALUES (?, ?, ?, 2, 0)", NS, b"k2", b"v")
+    _tamper(path, "INSERT INTO state (ns, key, value, block, tx) VALUES (?, ?, ?, 2, 0)", NS, b"k20", b"v")
     with pytest.raises(LedgerCorrupt, match="state key swarmfuse/b'k20' .* has no live write"):
         Ledger.open(path)
     _tamper(path, "DELETE FROM state WHERE key = ?", b"k20")
@@ -532,3 +533,60 @@ def test_a_snapshot_reads_one_height_while_blocks_commit(ledger: Ledger) -> None
         assert ledger.get_state(NS, "b") == VersionedValue(b"2", Version(2, 0))  # outside it: the newest height
     with ledger.snapshot() as state:
         assert state.get_state(NS, "c") == VersionedValue(b"2", Version(2, 0))
+
+
+# --- key metadata (state-based endorsement policies) -----------------------------------------------
+
+def _meta(tx_id: str, index: int, writes: Sequence[Write], metadata: Sequence[tuple[str, str, bytes]]) -> TxResult:
+    return TxResult(tx_id, index, 0, writes, timestamp_s=1, timestamp_nanos=7, metadata_writes=metadata)
+
+
+def test_key_metadata_follows_fabric_merge_rules(tmp_path: Path) -> None:
+    """A value write keeps the key's metadata, a metadata write alone keeps the value (new version, no history
+    entry), a delete drops both, metadata of a key that does not exist is dropped; a full check passes."""
+    policy, other = encode_metadata({"VALIDATION_PARAMETER": b"p1"}), encode_metadata({"VALIDATION_PARAMETER": b"p2"})
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger:
+        _commit(ledger, [TxResult("config", 0, 0)])
+        _commit(ledger, [_meta("t1", 0, [(NS, "k", b"v1"), (NS, "gone", b"x")], [(NS, "k", policy)]),
+                         _meta("t2", 1, [], [(NS, "never", policy)])])
+        assert ledger.get_state(NS, "k") == VersionedValue(b"v1", Version(1, 0), policy)
+        assert ledger.get_state(NS, "never") is None
+        _commit(ledger, [_meta("t3", 0, [(NS, "k", b"v2")], []), _meta("t4", 1, [(NS, "gone", None)], [])])
+        assert ledger.get_state(NS, "k") == VersionedValue(b"v2", Version(2, 0), policy)
+        _commit(ledger, [_meta("t5", 0, [], [(NS, "k", other)])])
+        assert ledger.get_state(NS, "k") == VersionedValue(b"v2", Version(3, 0), other)
+        assert [h.tx_id for h in ledger.get_history(NS, "k")] == ["t3", "t1"]
+        _commit(ledger, [_meta("t6", 0, [(NS, "k", None)], [(NS, "k", policy)])])
+        assert ledger.get_state(NS, "k") is None
+        _commit(ledger, [_meta("t7", 0, [(NS, "k", b"v3")], [])])
+        assert ledger.get_state(NS, "k") == VersionedValue(b"v3", Version(5, 0))
+    with Ledger.open(path, full_check=True) as reopened:
+        assert reopened.get_state(NS, "k") == VersionedValue(b"v3", Version(5, 0))
+
+
+def test_a_metadata_only_change_enters_the_commit_hash_with_the_kept_value(ledger: Ledger) -> None:
+    """Fabric's update batch holds the key with its value and the new version; the metadata bytes are not hashed."""
+    _commit(ledger, [_tx("t1", 0, (NS, "k", b"v"))])
+    block = _commit(ledger, [_meta("t2", 0, [], [(NS, "k", encode_metadata({"VALIDATION_PARAMETER": b"p"}))])])
+    previous = common_pb2.Metadata.FromString(ledger.block(1).metadata.metadata[blockfmt.COMMIT_HASH]).value
+    expected = commit_hash(bytes(blockfmt.transactions_filter(block)),
+                           update_batch_bytes({(NS, "k"): (b"v", Version(2, 0))}), previous)
+    assert common_pb2.Metadata.FromString(block.metadata.metadata[blockfmt.COMMIT_HASH]).value == expected
+
+
+def test_a_ledger_written_before_key_metadata_opens_and_keeps_its_state(tmp_path: Path) -> None:
+    """The columns key metadata added are created on open; what was committed stays as it was."""
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger:
+        _commit(ledger, [TxResult("config", 0, 0)])
+        _commit(ledger, [_tx("t1", 0, (NS, "k", b"v"))])
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("ALTER TABLE state DROP COLUMN metadata")
+        conn.execute("ALTER TABLE history DROP COLUMN metadata")
+        conn.execute("ALTER TABLE history DROP COLUMN value_write")
+    conn.close()
+    with Ledger.open(path) as reopened:
+        assert reopened.get_state(NS, "k") == VersionedValue(b"v", Version(1, 0))
+        assert [h.tx_id for h in reopened.get_history(NS, "k")] == ["t1"]

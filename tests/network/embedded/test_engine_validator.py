@@ -27,9 +27,11 @@ from fabric_protos.peer import (
 )
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from swarmfuse.chaincode.contract.endorsement import owner_and_majority
 from swarmfuse.client.gateway.proposal import ProposalBuilder
 from swarmfuse.network.embedded.model import Version
 from swarmfuse.network.embedded.msp import ChannelMSPs
+from swarmfuse.network.embedded.txops import VALIDATION_PARAMETER, encode_metadata
 from swarmfuse.network.embedded.txassembly import AssemblyError, assemble_transaction, endorse_response
 from swarmfuse.network.embedded.validator import (
     BlockValidator,
@@ -799,3 +801,100 @@ def test_a_failure_while_judging_one_transaction_invalidates_only_that_transacti
     monkeypatch.setattr(msps, "identify", identify)
     assert codes(validator, transaction(odd).envelope, transaction(creator).envelope) == [
         C.INVALID_OTHER_REASON, C.VALID]
+
+
+# --- key-level endorsement policies (state-based endorsement) -------------------------------------
+
+def owned_by(owner: str) -> bytes:
+    """Committed metadata naming ``owner``'s peer and a majority of the three DCs (as the contracts set it)."""
+    return encode_metadata({VALIDATION_PARAMETER: owner_and_majority(owner, ["DC1MSP", "DC2MSP", "DC3MSP"])})
+
+
+def metadata_write(key: str, policy: bytes | None) -> kv_rwset_pb2.KVMetadataWrite:
+    entries = [kv_rwset_pb2.KVMetadataEntry(name=VALIDATION_PARAMETER, value=policy)] if policy is not None else []
+    return kv_rwset_pb2.KVMetadataWrite(key=key, entries=entries)
+
+
+def with_metadata(kv_set: kv_rwset_pb2.KVRWSet, *writes: kv_rwset_pb2.KVMetadataWrite) -> bytes:
+    kv_set.metadata_writes.extend(writes)
+    return results({CHAINCODE: kv_set})
+
+
+def test_a_key_policy_replaces_the_chaincode_policy_for_writes_and_deletes(
+        validator: BlockValidator, ledger: MemoryLedger) -> None:
+    """DC3's key: DC1 + DC2 meet the chaincode's OutOf(2) but not AND(DC3, one other); DC3 + DC1 do."""
+    ledger.put(CHAINCODE, "ack", b"dc3's", Version(1, 0), owned_by("DC3MSP"))
+    colluders = transaction(rwset=results(writes=[("ack", b"forged")]), endorsers=peers("dc1", "dc2"))
+    deleting = transaction(rwset=results(writes=[("ack", None)]), endorsers=peers("dc1", "dc2"))
+    owner = transaction(rwset=results(writes=[("ack", b"dc3's own")]), endorsers=peers("dc3", "dc1"))
+    [forged, deleted, own] = validator.verdicts([colluders.envelope, deleting.envelope, owner.envelope], 2)
+    assert (forged.code, deleted.code, own.code) == (C.ENDORSEMENT_POLICY_FAILURE,) * 2 + (C.VALID,)
+    assert "key ack of swarmfuse" in forged.reason
+    assert [p.scope for p in own.policies] == ["key ack of swarmfuse"]
+
+
+def test_keys_without_a_policy_still_need_the_chaincode_policy(validator: BlockValidator,
+                                                                 ledger: MemoryLedger) -> None:
+    ledger.put(CHAINCODE, "ack", b"dc3's", Version(1, 0), owned_by("DC3MSP"))
+    one_endorser = transaction(rwset=results(writes=[("ack", b"x"), ("plain", b"y")]), endorsers=peers("dc3"))
+    both = transaction(rwset=results(writes=[("ack", b"x"), ("plain", b"y")]), endorsers=peers("dc3", "dc2"))
+    [short, ok] = validator.verdicts([one_endorser.envelope, both.envelope], 2)
+    assert short.code == C.ENDORSEMENT_POLICY_FAILURE and ok.code == C.VALID
+    assert [p.scope for p in ok.policies] == ["key ack of swarmfuse", "chaincode swarmfuse"]
+
+
+def test_a_policy_on_a_new_key_is_judged_by_the_chaincode_policy(validator: BlockValidator) -> None:
+    """Fabric protects a key only once its policy is committed: creating it with one is a chaincode-policy write."""
+    policy = owner_and_majority("DC3MSP", ["DC1MSP", "DC2MSP", "DC3MSP"])
+    create = transaction(rwset=with_metadata(kv(writes=[("new", b"v")]), metadata_write("new", policy)),
+                         endorsers=peers("dc1", "dc2"))
+    [result] = validator.validate([create.envelope], 2)
+    assert result.code == C.VALID
+    assert result.metadata_writes == [(CHAINCODE, "new", encode_metadata({VALIDATION_PARAMETER: policy}))]
+
+
+def test_changing_or_removing_a_key_policy_needs_the_current_policy(validator: BlockValidator,
+                                                                     ledger: MemoryLedger) -> None:
+    ledger.put(CHAINCODE, "ack", b"dc3's", Version(1, 0), owned_by("DC3MSP"))
+    takeover = owner_and_majority("DC1MSP", ["DC1MSP", "DC2MSP"])
+    by_others = transaction(rwset=with_metadata(kv(), metadata_write("ack", takeover)), endorsers=peers("dc1", "dc2"))
+    removed = transaction(rwset=with_metadata(kv(), metadata_write("ack", None)), endorsers=peers("dc1", "dc2"))
+    assert codes(validator, by_others.envelope, removed.envelope) == [C.ENDORSEMENT_POLICY_FAILURE] * 2
+
+
+def test_a_policy_changed_earlier_in_the_block_fails_later_writes_of_the_key(validator: BlockValidator,
+                                                                             ledger: MemoryLedger) -> None:
+    """Fabric's ValidationParameterUpdatedError: a valid earlier transaction of the block set the key's policy."""
+    ledger.put(CHAINCODE, "k", b"v", Version(1, 0))
+    policy = owner_and_majority("DC1MSP", ["DC1MSP", "DC2MSP", "DC3MSP"])
+    setting = transaction(rwset=with_metadata(kv(), metadata_write("k", policy)), endorsers=peers("dc1", "dc2"))
+    writing = transaction(rwset=results(writes=[("k", b"w")]), endorsers=peers("dc1", "dc2"))
+    other_key = transaction(rwset=results(writes=[("other", b"w")]), endorsers=peers("dc1", "dc2"))
+    [first, second, third] = validator.verdicts([setting.envelope, writing.envelope, other_key.envelope], 2)
+    assert (first.code, second.code, third.code) == (C.VALID, C.ENDORSEMENT_POLICY_FAILURE, C.VALID)
+    assert "has been changed by transaction 0 of block 2" in second.reason
+
+
+def test_an_invalid_earlier_policy_change_does_not_count(validator: BlockValidator, ledger: MemoryLedger) -> None:
+    ledger.put(CHAINCODE, "k", b"v", Version(1, 0))
+    policy = owner_and_majority("DC1MSP", ["DC1MSP", "DC2MSP", "DC3MSP"])
+    unendorsed = transaction(rwset=with_metadata(kv(), metadata_write("k", policy)), endorsers=peers("dc1"))
+    writing = transaction(rwset=results(writes=[("k", b"w")]), endorsers=peers("dc1", "dc2"))
+    assert codes(validator, unendorsed.envelope, writing.envelope) == [C.ENDORSEMENT_POLICY_FAILURE, C.VALID]
+
+
+def test_a_key_policy_that_does_not_parse_fails_the_write(validator: BlockValidator, ledger: MemoryLedger) -> None:
+    """Fabric's peer stops the channel here; the engine fails the one transaction."""
+    ledger.put(CHAINCODE, "k", b"v", Version(1, 0), encode_metadata({VALIDATION_PARAMETER: b"\xff\xff"}))
+    tx = transaction(rwset=results(writes=[("k", b"w")]), endorsers=peers("dc1", "dc2", "dc3"))
+    [result] = validator.verdicts([tx.envelope], 2)
+    assert result.code == C.ENDORSEMENT_POLICY_FAILURE and "could not translate policy" in result.reason
+
+
+def test_a_metadata_only_change_makes_earlier_reads_of_the_key_stale(validator: BlockValidator,
+                                                                     ledger: MemoryLedger) -> None:
+    ledger.put(CHAINCODE, "k", b"v", Version(1, 0))
+    policy = owner_and_majority("DC1MSP", ["DC1MSP", "DC2MSP", "DC3MSP"])
+    setting = transaction(rwset=with_metadata(kv(), metadata_write("k", policy)), endorsers=peers("dc1", "dc2"))
+    reading = transaction(rwset=results(reads=[("k", Version(1, 0))], writes=[("other", b"x")]))
+    assert codes(validator, setting.envelope, reading.envelope) == [C.VALID, C.MVCC_READ_CONFLICT]
