@@ -95,11 +95,15 @@ class Context:
     def get_many(self, keys: Sequence[str], model: type[M]) -> list[M | None]:
         return [None if raw is None else model.model_validate_json(raw) for raw in self.read_many(keys)]
 
-    def put(self, key: str, value: Any) -> None:
-        """Write ``value`` as canonical JSON."""
+    def put(self, key: str, value: Any, *, policy: bytes | None = None) -> None:
+        """Write ``value`` as canonical JSON; with ``policy``, the key also gets that endorsement policy
+        (see :mod:`~swarmfuse.chaincode.contract.endorsement`) when it does not exist yet, so its later
+        writes must satisfy it. A key that exists keeps the policy it has."""
         if self.read_only:
             raise RuntimeError(f"{self.function} is an evaluate transaction and may not write {key!r}")
         self.stub.put_state(key, canonical_json(value))
+        if policy is not None and self.read(key) is None:
+            self.stub.set_state_validation_parameter(key, policy)
         self.written_keys.append(key)
 
     def emit(self, payload: Any) -> None:

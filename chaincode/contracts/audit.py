@@ -13,9 +13,17 @@ from pydantic import BaseModel
 from swarmfuse.chaincode.contract import BadRequest, Context, transaction
 from swarmfuse.chaincode.contract.canonical import to_plain
 from swarmfuse.chaincode.contracts import keys
-from swarmfuse.chaincode.contracts.consortium import READERS, ConsortiumContract
+from swarmfuse.chaincode.contracts.consortium import READERS, ConsortiumContract, load_standings
 from swarmfuse.chaincode.contracts.fields import Identifier, Modality, MspId, PageSize
-from swarmfuse.chaincode.contracts.records import Acknowledgement, Activity, Exchange, Member, Round, Summary
+from swarmfuse.chaincode.contracts.records import (
+    Acknowledgement,
+    Activity,
+    Exchange,
+    Member,
+    Registration,
+    Round,
+    Summary,
+)
 from swarmfuse.chaincode.contracts.rounds import round_view
 
 FORBIDDEN = "Forbidden: caller is not registered nor an auditor"
@@ -123,7 +131,11 @@ class Audit(ConsortiumContract):
     @transaction(evaluate=True, allow=READERS, errors=(FORBIDDEN, BAD_PAGE))
     def members(self, ctx: Context, page_size: PageSize, bookmark: str) -> Page:
         """Every registered org with its status."""
-        return _scan_page(ctx, keys.MEMBER, [], Member, page_size, bookmark)
+        page = _scan_page(ctx, keys.MEMBER, [], Registration, page_size, bookmark)
+        registrations = [Registration.model_validate(item) for item in page.items]
+        standings = load_standings(ctx, [r.org for r in registrations])
+        members = [to_plain(Member.of(r, s)) for r, s in zip(registrations, standings, strict=True) if s is not None]
+        return Page(items=members, bookmark=page.bookmark)
 
     @transaction(evaluate=True, allow=READERS, errors=(FORBIDDEN, BAD_PAGE))
     def summaries(self, ctx: Context, page_size: PageSize, bookmark: str) -> Page:

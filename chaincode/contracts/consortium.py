@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from swarmfuse.chaincode.contract import Conflict, Context, Contract, Forbidden
+from swarmfuse.chaincode.contract.endorsement import owner_and_majority
 from swarmfuse.chaincode.contract.metadata import TransactionInfo
 from swarmfuse.chaincode.contracts import keys
-from swarmfuse.chaincode.contracts.records import Activity, Member, MemberStatus, Roster, TaskRecord
+from swarmfuse.chaincode.contracts.records import (
+    Activity,
+    Member,
+    MemberStatus,
+    Registration,
+    Roster,
+    Standing,
+    TaskRecord,
+)
 from swarmfuse.chaincode.stub import split_composite_key
 
 AUDITOR = "auditor"
@@ -41,7 +51,25 @@ def load_task(ctx: Context) -> TaskRecord:
 
 
 def load_member(ctx: Context, org: str) -> Member | None:
-    return ctx.get(keys.member_key(org), Member)
+    return load_members(ctx, [org])[0]
+
+
+def load_members(ctx: Context, orgs: Sequence[str]) -> list[Member | None]:
+    """Each org's registration joined with its standing (``None``: not registered), read together."""
+    raw = ctx.read_many([*(keys.member_key(o) for o in orgs), *(keys.standing_key(o) for o in orgs)])
+    members: list[Member | None] = []
+    for registration, standing in zip(raw[: len(orgs)], raw[len(orgs) :], strict=True):
+        if registration is None or standing is None:
+            members.append(None)
+        else:
+            members.append(Member.of(Registration.model_validate_json(registration),
+                                     Standing.model_validate_json(standing)))
+    return members
+
+
+def load_standings(ctx: Context, orgs: Sequence[str]) -> list[Standing | None]:
+    """Each org's standing (status and epoch) alone (``None``: not registered)."""
+    return ctx.get_many([keys.standing_key(o) for o in orgs], Standing)
 
 
 def majority_of(voters: int) -> int:
@@ -94,13 +122,19 @@ def load_roster(ctx: Context) -> Roster:
     return ctx.get(keys.roster_key(), Roster) or Roster()
 
 
+def own_act_policy(ctx: Context, org: str) -> bytes:
+    """The endorsement policy of a key that records ``org``'s own act (its vote, join, acknowledgement, abort
+    vote, sent exchange, summary, scoring reply): ``org``'s peer and a majority of the task's orgs (founders
+    and admitted members) with it. Once the key exists, no set of other orgs can rewrite or delete it."""
+    task = load_task(ctx)
+    return owner_and_majority(org, [*task.founders, *load_roster(ctx).admitted, org])
+
+
 def electorate(ctx: Context, task: TaskRecord) -> Electorate:
     """Read the founders' records (one read each) and the roster of admitted non-founders (one read)."""
     epochs: dict[str, int] = {}
     registered: set[str] = set()
-    for org, member in zip(
-        task.founders, ctx.get_many([keys.member_key(o) for o in task.founders], Member), strict=True
-    ):
+    for org, member in zip(task.founders, load_standings(ctx, task.founders), strict=True):
         if member is None:
             epochs[org] = 0
         elif member.status is MemberStatus.ACTIVE:
@@ -135,10 +169,10 @@ class ConsortiumContract(Contract):
             held.add(AUDITOR)
         if org in task.founders:
             held.add(FOUNDER)
-        member = load_member(ctx, org)
-        if member is not None:
+        [standing] = load_standings(ctx, [org])
+        if standing is not None:
             held.add(REGISTERED)
-            if member.status is MemberStatus.ACTIVE:
+            if standing.status is MemberStatus.ACTIVE:
                 held.add(MEMBER)
         return held
 

@@ -8,7 +8,9 @@ its activity) sits under a key that names the org, and no write transaction scan
 |---|---|---|
 | ``task`` | ``config`` | :class:`TaskRecord` (the active task) |
 | ``taskproposal`` | config SHA-256 | :class:`TaskProposal` |
-| ``member`` | org MSP ID | :class:`Member` |
+| ``confirmation`` | config SHA-256, founder org | :class:`Confirmation` (that founder's own) |
+| ``member`` | org MSP ID | :class:`Registration` (the org's own profile) |
+| ``standing`` | org MSP ID | :class:`Standing` (status and epoch, decided by the consortium) |
 | ``roster`` | ``admitted`` | :class:`Roster` (active non-founders) |
 | ``vote`` | question, target org, target epoch, voter org | :class:`Vote` |
 | ``summary`` | org, modality | :class:`Summary` (latest version; older ones in the key history) |
@@ -31,11 +33,13 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from swarmfuse.chaincode.contract.canonical import utc_text
-from swarmfuse.chaincode.stub import create_composite_key
+from swarmfuse.chaincode.stub import create_composite_key, split_composite_key
 
 TASK = "task"
 TASK_PROPOSAL = "taskproposal"
+CONFIRMATION = "confirmation"
 MEMBER = "member"
+STANDING = "standing"
 ROSTER = "roster"
 VOTE = "vote"
 SUMMARY = "summary"
@@ -50,7 +54,7 @@ SCORING = "scoring"
 SCORING_REPLY = "scoringreply"
 ACTIVITY = "activity"
 
-OBJECT_TYPES = (TASK, TASK_PROPOSAL, MEMBER, ROSTER, VOTE, SUMMARY, ROTATION, ROUND, JOIN, ACK, ABORT_VOTE,
+OBJECT_TYPES = (TASK, TASK_PROPOSAL, CONFIRMATION, MEMBER, STANDING, ROSTER, VOTE, SUMMARY, ROTATION, ROUND, JOIN, ACK, ABORT_VOTE,
                 EXCHANGE, ALIGNMENT, SCORING, SCORING_REPLY, ACTIVITY)
 """Every object type of the schema, in the order a scan of the whole namespace visits them."""
 
@@ -63,8 +67,16 @@ def task_proposal_key(config_sha256: str) -> str:
     return create_composite_key(TASK_PROPOSAL, [config_sha256])
 
 
+def confirmation_key(config_sha256: str, org: str) -> str:
+    return create_composite_key(CONFIRMATION, [config_sha256, org])
+
+
 def member_key(org: str) -> str:
     return create_composite_key(MEMBER, [org])
+
+
+def standing_key(org: str) -> str:
+    return create_composite_key(STANDING, [org])
 
 
 def roster_key() -> str:
@@ -117,6 +129,23 @@ def scoring_key(round_id: str, request_id: str) -> str:
 
 def scoring_reply_key(round_id: str, request_id: str, sender: str) -> str:
     return create_composite_key(SCORING_REPLY, [round_id, request_id, sender])
+
+
+OWNER_ATTRIBUTE = {CONFIRMATION: 1, MEMBER: 0, VOTE: 3, SUMMARY: 0, JOIN: 1, ACK: 1, ABORT_VOTE: 1, EXCHANGE: 1, SCORING_REPLY: 2,
+                   ACTIVITY: 0}
+"""Object types that record one org's own act, and which attribute names that org. Only that org writes them:
+each carries its key-level endorsement policy (the org's peer and a majority), and ``audit verify`` checks
+that every valid write of one came from a creator of that org."""
+
+
+def owner_of(key: str) -> str | None:
+    """The org whose own act ``key`` records; ``None`` for shared state or a key outside the schema."""
+    try:
+        object_type, attributes = split_composite_key(key)
+    except ValueError:
+        return None
+    position = OWNER_ATTRIBUTE.get(object_type)
+    return attributes[position] if position is not None and position < len(attributes) else None
 
 
 def timestamp_text(moment: datetime) -> str:

@@ -31,6 +31,7 @@ from swarmfuse.chaincode.contracts.consortium import (
     load_member,
     load_roster,
     load_task,
+    own_act_policy,
     suspension_threshold,
 )
 from swarmfuse.chaincode.contracts.fields import MspId
@@ -77,11 +78,16 @@ def view(ctx: Context, member: Member, task: TaskRecord) -> MemberView:
     )
 
 
-def _change_status(ctx: Context, member: Member, task: TaskRecord, status: MemberStatus, **update: object) -> Member:
-    """Write the new status (epoch + 1); keep the roster of active non-founders in step."""
+def _change_status(ctx: Context, member: Member, task: TaskRecord, status: MemberStatus,
+                   profile: MemberProfile | None = None, **update: object) -> Member:
+    """Write the new standing (epoch + 1) and, from the org itself registering again, its new ``profile``;
+    keep the roster of active non-founders in step."""
     was_active = member.status is MemberStatus.ACTIVE
-    changed = member.model_copy(update={"status": status, "epoch": member.epoch + 1, "updated_at": ctx.now, **update})
-    ctx.put(keys.member_key(member.org), changed)
+    changes = {"status": status, "epoch": member.epoch + 1, "updated_at": ctx.now, **update}
+    changed = member.model_copy(update=changes | (profile.model_dump() if profile is not None else {}))
+    ctx.put(keys.standing_key(member.org), changed.standing())
+    if profile is not None:
+        ctx.put(keys.member_key(member.org), changed.registration(), policy=own_act_policy(ctx, member.org))
     now_active = status is MemberStatus.ACTIVE
     if member.org not in task.founders and was_active != now_active:
         admitted = dict(load_roster(ctx).admitted)
@@ -112,6 +118,7 @@ def _cast(ctx: Context, question: Question, target: Member, voter: str, voters: 
             cast_at=ctx.now,
             tx_id=ctx.tx_id,
         ),
+        policy=own_act_policy(ctx, voter),
     )
     return sorted([*others, voter])
 
@@ -143,10 +150,11 @@ class Membership(ConsortiumContract):
             member = Member(
                 **profile.model_dump(), org=org, status=status, registered_at=ctx.now, updated_at=ctx.now
             )
-            ctx.put(keys.member_key(org), member)
+            ctx.put(keys.member_key(org), member.registration(), policy=own_act_policy(ctx, org))
+            ctx.put(keys.standing_key(org), member.standing())
         elif existing.status is MemberStatus.LEFT:
             status = MemberStatus.SUSPENDED if existing.left_from is MemberStatus.SUSPENDED else MemberStatus.PENDING
-            member = _change_status(ctx, existing, task, status, left_from=None, **profile.model_dump())
+            member = _change_status(ctx, existing, task, status, profile, left_from=None)
         else:
             raise Conflict(f"{org} is already registered ({existing.status.value})")
         _announce(ctx, member)

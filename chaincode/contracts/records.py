@@ -92,6 +92,16 @@ class TaskProposal(TaskConfig):
     tx_id: str
 
 
+class Confirmation(BaseModel):
+    """One founder's own confirmation of a proposed task configuration (the proposer's is its ``Task:Init``)."""
+
+    model_config = STRICT
+    config_sha256: Sha256
+    org: MspId
+    confirmed_at: UtcDateTime
+    tx_id: str
+
+
 class TaskRecord(TaskConfig):
     """The active task: the configuration every one of its founders confirmed."""
 
@@ -124,9 +134,29 @@ class MemberProfile(BaseModel):
         return _unique_sorted(v, "modalities")
 
 
+class Registration(MemberProfile):
+    """What an org says of itself when it registers (its own key: only the org writes it)."""
+
+    model_config = STRICT
+    org: MspId
+    registered_at: UtcDateTime
+
+
+class Standing(BaseModel):
+    """An org's standing in the task, decided by the consortium (shared state: the majority writes it).
+    ``epoch`` goes up at every status change: votes name the epoch they were cast in, so a status change
+    makes the votes of the previous question void."""
+
+    model_config = STRICT
+    org: MspId
+    status: MemberStatus
+    epoch: int = Field(default=0, ge=0)
+    left_from: MemberStatus | None = Field(default=None, description="status the org had when it left")
+    updated_at: UtcDateTime
+
+
 class Member(MemberProfile):
-    """One org's membership. ``epoch`` goes up at every status change: votes name the epoch they
-    were cast in, so a status change makes the votes of the previous question void."""
+    """One org's membership: its registration and its standing."""
 
     org: MspId
     status: MemberStatus
@@ -134,6 +164,16 @@ class Member(MemberProfile):
     left_from: MemberStatus | None = Field(default=None, description="status the org had when it left")
     registered_at: UtcDateTime
     updated_at: UtcDateTime
+
+    @classmethod
+    def of(cls, registration: Registration, standing: Standing) -> Member:
+        return cls(**registration.model_dump(), **standing.model_dump(exclude={"org"}))
+
+    def registration(self) -> Registration:
+        return Registration(**self.model_dump(include=set(Registration.model_fields)))
+
+    def standing(self) -> Standing:
+        return Standing(**self.model_dump(include=set(Standing.model_fields)))
 
 
 class MemberView(Member):

@@ -16,7 +16,16 @@ from datetime import datetime, timedelta
 
 from swarmfuse.chaincode.contract import BadRequest, Conflict, Context, Forbidden, NotFound, transaction
 from swarmfuse.chaincode.contracts import keys
-from swarmfuse.chaincode.contracts.consortium import MEMBER, READERS, ConsortiumContract, abort_threshold, load_task
+from swarmfuse.chaincode.contracts.consortium import (
+    MEMBER,
+    READERS,
+    ConsortiumContract,
+    abort_threshold,
+    load_members,
+    load_standings,
+    load_task,
+    own_act_policy,
+)
 from swarmfuse.chaincode.contracts.fields import FileSize, Identifier, Reason, Sha256, UtcDateTime
 from swarmfuse.chaincode.contracts.leader import leader_for, next_leader
 from swarmfuse.chaincode.contracts.records import (
@@ -27,7 +36,6 @@ from swarmfuse.chaincode.contracts.records import (
     Exchange,
     ExchangeInput,
     Join,
-    Member,
     MemberStatus,
     Metrics,
     Rotation,
@@ -84,11 +92,11 @@ def _save(ctx: Context, rnd: Round, **event: object) -> Round:
 
 def _active_participants(ctx: Context, rnd: Round) -> dict[str, int]:
     """Participants that are active members now, with their membership epochs."""
-    members = ctx.get_many([keys.member_key(p) for p in rnd.participants], Member)
+    standings = load_standings(ctx, rnd.participants)
     return {
-        p: m.epoch
-        for p, m in zip(rnd.participants, members, strict=True)
-        if m is not None and m.status is MemberStatus.ACTIVE
+        p: s.epoch
+        for p, s in zip(rnd.participants, standings, strict=True)
+        if s is not None and s.status is MemberStatus.ACTIVE
     }
 
 
@@ -105,7 +113,7 @@ def _all_joined(ctx: Context, rnd: Round, step: str) -> None:
 
 def _record_join(ctx: Context, round_id: str, org: str) -> Join:
     join = Join(round_id=round_id, org=org, joined_at=ctx.now, tx_id=ctx.tx_id)
-    ctx.put(keys.join_key(round_id, org), join)
+    ctx.put(keys.join_key(round_id, org), join, policy=own_act_policy(ctx, org))
     return join
 
 
@@ -163,7 +171,7 @@ class Rounds(ConsortiumContract):
             raise Forbidden(f"{opener} is not a participant of the round it opens; the opener must take part")
         if ctx.read(keys.round_key(round_id)) is not None:
             raise Conflict(f"round {round_id!r} exists already")
-        members = ctx.get_many([keys.member_key(p) for p in spec.participants], Member)
+        members = load_members(ctx, spec.participants)
         for org, member in zip(spec.participants, members, strict=True):
             if member is None or member.status is not MemberStatus.ACTIVE:
                 raise BadRequest(f"participant {org} is not an active member")
@@ -265,7 +273,7 @@ class Rounds(ConsortiumContract):
         record = Exchange(
             **exchange.model_dump(), round_id=round_id, sender=sender, recorded_at=ctx.now, tx_id=ctx.tx_id
         )
-        ctx.put(key, record)
+        ctx.put(key, record, policy=own_act_policy(ctx, sender))
         ctx.emit(
             {
                 "round": round_id,
@@ -328,7 +336,7 @@ class Rounds(ConsortiumContract):
         ack = Acknowledgement(
             round_id=round_id, org=org, model_sha256=model_sha256, acknowledged_at=ctx.now, tx_id=ctx.tx_id
         )
-        ctx.put(key, ack)
+        ctx.put(key, ack, policy=own_act_policy(ctx, org))
         ctx.emit({"round": round_id, "org": org, "model_sha256": model_sha256})
         return ack
 
@@ -387,7 +395,7 @@ class Rounds(ConsortiumContract):
             vote = AbortVote(
                 round_id=round_id, org=org, voter_epoch=counted[org], reason=reason, cast_at=ctx.now, tx_id=ctx.tx_id
             )
-            ctx.put(key, vote)
+            ctx.put(key, vote, policy=own_act_policy(ctx, org))
         if aborted:
             update = {"state": RoundState.ABORTED, "joined": _joined(ctx, rnd), "abort_votes": votes,
                       "abort_reason": reason, "updated_at": ctx.now}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from swarmfuse.chaincode.contract import BadRequest, Conflict, Context, Forbidden, NotFound, transaction
 from swarmfuse.chaincode.contracts import keys
-from swarmfuse.chaincode.contracts.consortium import MEMBER, READERS, ConsortiumContract
+from swarmfuse.chaincode.contracts.consortium import MEMBER, READERS, ConsortiumContract, own_act_policy
 from swarmfuse.chaincode.contracts.fields import Identifier
 from swarmfuse.chaincode.contracts.records import (
     RoundState,
@@ -94,7 +94,7 @@ class Scoring(ConsortiumContract):
             raise Conflict(f"{sender} has already replied to scoring request {request_id!r} of round {round_id}")
         record = ScoringReply(**reply.model_dump(), round_id=round_id, request_id=request_id, sender=sender,
                               receiver=request.requester, recorded_at=ctx.now, tx_id=ctx.tx_id)
-        ctx.put(key, record)
+        ctx.put(key, record, policy=own_act_policy(ctx, sender))
         ctx.emit({"round": round_id, "request": request_id, "sender": sender, "receiver": record.receiver,
                   "sha256": record.sha256})
         return record

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from swarmfuse.chaincode.contract import BadRequest, Context, NotFound, transaction
 from swarmfuse.chaincode.contracts import keys
-from swarmfuse.chaincode.contracts.consortium import MEMBER, READERS, ConsortiumContract, load_member
+from swarmfuse.chaincode.contracts.consortium import (
+    MEMBER,
+    READERS,
+    ConsortiumContract,
+    load_member,
+    own_act_policy,
+)
 from swarmfuse.chaincode.contracts.fields import Modality, MspId
 from swarmfuse.chaincode.contracts.records import Summary, SummaryInput
 
@@ -46,7 +52,7 @@ class Summaries(ConsortiumContract):
             published_at=ctx.now,
             tx_id=ctx.tx_id,
         )
-        ctx.put(keys.summary_key(org, summary.modality), record)
+        ctx.put(keys.summary_key(org, summary.modality), record, policy=own_act_policy(ctx, org))
         ctx.emit({"org": org, "modality": record.modality, "version": record.version})
         return record
 

@@ -10,17 +10,25 @@ agreed proposal aside, and a proposal naming founders who do not agree simply st
 from __future__ import annotations
 
 from swarmfuse.chaincode.contract import BadRequest, Conflict, Context, Forbidden, NotFound, transaction
+from swarmfuse.chaincode.contract.endorsement import owner_and_majority
 from swarmfuse.chaincode.contract.metadata import TransactionInfo
 from swarmfuse.chaincode.contracts import keys
 from swarmfuse.chaincode.contracts.consortium import READERS, ConsortiumContract, load_task
 from swarmfuse.chaincode.contracts.fields import Sha256
-from swarmfuse.chaincode.contracts.records import ProposalStatus, TaskConfig, TaskProposal, TaskRecord
+from swarmfuse.chaincode.contracts.records import Confirmation, ProposalStatus, TaskConfig, TaskProposal, TaskRecord
 
 ALREADY = "Conflict: a task configuration is already active"
 
 
 def _active(ctx: Context) -> TaskRecord | None:
     return ctx.get(keys.task_key(), TaskRecord)
+
+
+def _confirm(ctx: Context, config_sha256: str, org: str, founders: list[str]) -> None:
+    """Record ``org``'s own confirmation, under its own key-level policy (its peer and a majority of the
+    founders): the proposal's list of confirmations is shared state, this record is the founder's act."""
+    record = Confirmation(config_sha256=config_sha256, org=org, confirmed_at=ctx.now, tx_id=ctx.tx_id)
+    ctx.put(keys.confirmation_key(config_sha256, org), record, policy=owner_and_majority(org, founders))
 
 
 class Task(ConsortiumContract):
@@ -62,6 +70,7 @@ class Task(ConsortiumContract):
             tx_id=ctx.tx_id,
         )
         ctx.put(keys.task_proposal_key(digest), proposal)
+        _confirm(ctx, digest, org, config.founders)
         ctx.emit(
             {
                 "task": proposal.task,
@@ -100,6 +109,7 @@ class Task(ConsortiumContract):
         status = ProposalStatus.ACTIVE if not awaiting else ProposalStatus.PENDING
         proposal = proposal.model_copy(update={"confirmed_by": confirmed, "awaiting": awaiting, "status": status})
         ctx.put(keys.task_proposal_key(config_sha256), proposal)
+        _confirm(ctx, config_sha256, org, proposal.founders)
         if status is ProposalStatus.ACTIVE:
             ctx.put(
                 keys.task_key(),

@@ -8,8 +8,9 @@ update (:func:`~.channel.config_update_problem`). Per transaction, through the p
 (:class:`~swarmfuse.network.embedded.validator.BlockValidator`) run over the replayed state with the
 ledger's own rules in force at that block (:mod:`.channel`: its config's MSPs and ``/Channel/Writers``, the
 ``_lifecycle`` rules and the committed chaincode definition): the creator's certificate and signature, each
-endorsement's, the endorsement policies, duplicate tx IDs, MVCC and phantom reads, and so the validation code
-to expect, which is compared with the recorded one. The writes of the transactions recorded VALID are then
+endorsement's, the endorsement policies (the chaincode's and each written key's own), duplicate tx IDs, MVCC
+and phantom reads, and so the validation code to expect, which is compared with the recorded one; and that a
+valid transaction writes no key recording another org's own act (``authorship``). The writes of the transactions recorded VALID are then
 applied, as the peer applied them, so that the chaincode's current state can be compared key by key with the
 replay.
 
@@ -29,6 +30,7 @@ from fabric_protos.common import common_pb2
 from fabric_protos.peer import transaction_pb2
 from google.protobuf.message import DecodeError
 
+from swarmfuse.chaincode.contracts.keys import owner_of
 from swarmfuse.chaincode.stub import COMPOSITE_KEY_NAMESPACE, split_composite_key
 from swarmfuse.client.audit.channel import BLOCK_VALIDATION, ChannelConfig, config_update_problem
 from swarmfuse.client.audit.report import Category, Check, Status
@@ -43,6 +45,7 @@ from swarmfuse.network.embedded.ledger import (
 from swarmfuse.network.embedded.lifecycle import LIFECYCLE, ConfigError, committed_definition, field_key
 from swarmfuse.network.embedded.model import HistoryEntry, Version, VersionedValue
 from swarmfuse.network.embedded.msp import IdentityRejected, Principal
+from swarmfuse.network.embedded.txops import BlockChanges
 from swarmfuse.network.embedded.validator import BlockValidator, TxVerdict, transaction_rwset
 
 logger = logging.getLogger(__name__)
@@ -119,23 +122,26 @@ class ReplayState:
     def apply(self, number: int, verdicts: list[TxVerdict], codes: list[int]) -> tuple[Updates, HashedUpdates]:
         """Apply the writes of the transactions recorded VALID (the last write of a key wins); the block's
         update batch, for its commit hash."""
-        updates: Updates = {}
+        changes = BlockChanges(number, self)
         hashed: HashedUpdates = {}
         for verdict, code in zip(verdicts, codes, strict=False):
             if code != VALID:
                 continue
             version = Version(number, verdict.index)
-            for ns, key, value in verdict.writes():
-                updates[(ns, key)] = (value, version)
-                self._history.setdefault((ns, key), []).append(HistoryEntry(
-                    verdict.tx_id, value or b"", value is None, verdict.timestamp_s, verdict.timestamp_nanos, version))
+            for change in changes.apply(verdict.index, verdict.writes(), verdict.metadata_writes()):
+                if change.value_write:
+                    self._history.setdefault((change.namespace, change.key), []).append(HistoryEntry(
+                        verdict.tx_id, change.value or b"", change.value is None, verdict.timestamp_s,
+                        verdict.timestamp_nanos, version))
             for ns, collection, key_hash, value_hash in verdict.hashed_writes():
                 hashed[(ns, collection, key_hash)] = (value_hash, version)
-        for (ns, key), (value, version) in updates.items():
-            if value is None:
-                self._values.get(ns, {}).pop(key, None)
+        for change in changes.latest.values():
+            if change.value is None:
+                self._values.get(change.namespace, {}).pop(change.key, None)
             else:
-                self._values.setdefault(ns, {})[key] = VersionedValue(value, version)
+                self._values.setdefault(change.namespace, {})[change.key] = VersionedValue(
+                    change.value, change.version, change.metadata)
+        updates: Updates = changes.update_batch()
         for (ns, collection, key_hash), (value_hash, version) in hashed.items():
             if value_hash is None:
                 self._hashed.pop((ns, collection, key_hash), None)
@@ -250,6 +256,8 @@ class LedgerReplay:
             self._transaction_checks(number, verdict, code)
             if code == VALID and not verdict.rwset:  # validation stopped early; the peer applied the writes anyway
                 verdict.rwset = transaction_rwset(data)
+            if code == VALID:
+                self._authorship_check(number, verdict)
         return verdicts
 
     def _data_hash(self, block: common_pb2.Block) -> None:
@@ -422,6 +430,23 @@ class LedgerReplay:
             ok = not bad and all(p.satisfied for p in verdict.policies)
             detail = "; ".join(endorsers + policies) + ("" if ok else note)
         self._check(Category.TRANSACTIONS, "endorsements", subject, ok, detail, number, tx_id, failed)
+
+    def _authorship_check(self, number: int, verdict: TxVerdict) -> None:
+        """A key recording one org's own act (``keys.owner_of``) may be written only by a creator of that org:
+        Fabric judges a new key by the chaincode's majority alone, so this is where a majority writing in
+        another org's name shows."""
+        written = sorted({key for ns, kv, _ in verdict.rwset if ns == self.chaincode
+                          for key in [*(w.key for w in kv.writes), *(w.key for w in kv.metadata_writes)]})
+        owned = [(key, owner) for key in written if (owner := owner_of(key)) is not None]
+        if not owned or verdict.creator is None:
+            return
+        creator = verdict.creator.mspid
+        foreign = [f"{readable_key(key)} (an act of {owner})" for key, owner in owned if owner != creator]
+        detail = (f"{creator} wrote " + ", ".join(foreign) if foreign else
+                  f"every act it records is its creator's own ({creator}: "
+                  + ", ".join(readable_key(key) for key, _ in owned) + ")")
+        self._check(Category.TRANSACTIONS, "authorship", f"block {number} tx {verdict.index}", not foreign, detail,
+                    number, verdict.tx_id or None)
 
     # --- the whole ledger -----------------------------------------------------------------------
 

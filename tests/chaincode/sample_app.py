@@ -1,11 +1,13 @@
 """A test chaincode application: the production contracts plus ``Sample``, a plain key/value contract with
-no roles that the network, gateway and benchmark runs use. Never in the production chaincode: chaincode
+no roles that the network, gateway and benchmark runs use (and, with ``PutComposite``, the stand-in for a
+colluding member's modified chaincode). Never in the production chaincode: chaincode
 servers serve it only when started with ``CHAINCODE_APP=sample_app`` (and this folder on PYTHONPATH)."""
 
 from __future__ import annotations
 
 from swarmfuse.chaincode.app import CONTRACTS
 from swarmfuse.chaincode.contract import BadRequest, Context, Contract, ContractRouter, NotFound, transaction
+from swarmfuse.chaincode.stub import create_composite_key
 
 
 def _check_key(key: str) -> None:
@@ -24,6 +26,20 @@ class Sample(Contract):
         _check_key(key)
         ctx.stub.put_state(key, value.encode())
         ctx.emit({"key": key, "value": value})
+
+    @transaction(event="Put", errors=("BadRequest: bad composite key",))
+    def put_composite(self, ctx: Context, object_type: str, attributes: str, value: str) -> None:
+        """Write (an empty ``value``: delete) the composite key ``object_type`` + ``attributes`` ("/"-separated),
+        whatever contract owns it: what a member's own modified chaincode server can endorse."""
+        try:
+            key = create_composite_key(object_type, attributes.split("/"))
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
+        if value:
+            ctx.stub.put_state(key, value.encode())
+        else:
+            ctx.stub.del_state(key)
+        ctx.emit({"key": f"{object_type}/{attributes}", "value": value})
 
     @transaction(evaluate=True, errors=("BadRequest: empty key or key with U+0000", "NotFound: no value under key"))
     def get(self, ctx: Context, key: str) -> bytes:

@@ -73,7 +73,7 @@ def pending_stage() -> World:
 
 
 def status(world: World, org: str) -> str:
-    raw = world.ledger.state.get(f"\x00member\x00{org}MSP\x00")
+    raw = world.ledger.state.get(f"\x00standing\x00{org}MSP\x00")
     return json.loads(raw)["status"] if raw else "none"
 
 

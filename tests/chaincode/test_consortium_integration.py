@@ -1,7 +1,8 @@
 """The consortium chaincode on a real network of each engine (Gateway client as each org's admin).
 
 A full round by DC1-DC3 with its event committed for every transition, the auditor's reads and
-refused writes, DC4 (outside the task) refused, and the MAJORITY endorsement policy enforced.
+refused writes, DC4 (outside the task) refused, the MAJORITY endorsement policy enforced, and an org's
+own acts guarded by their key-level policies against the other two.
 """
 
 from __future__ import annotations
@@ -127,3 +128,40 @@ def test_majority_endorsement_is_enforced(ledger_network: Any) -> None:
     assert "NotFound" in refused(lambda: net.query("DC2", "Sample:Get", "lonely"))
     assert net.submit("DC1", "Sample:Put", "lonely", "two endorsements", endorsers=["DC1", "DC2"]).tx_id
     assert net.query("DC3", "Sample:Get", "lonely") == "two endorsements"
+
+
+def test_two_colluding_orgs_cannot_rewrite_or_delete_a_third_orgs_acts(ledger_network: Any) -> None:
+    """DC1 and DC2 meet the chaincode's majority and run a chaincode that writes any key (``Sample:PutComposite``,
+    endorsed by their own peers). DC3's founding confirmation, registration, join and acknowledgement keys carry
+    DC3's key-level policy (set when DC3 wrote them): rewriting or deleting them is ENDORSEMENT_POLICY_FAILURE;
+    they read back unchanged."""
+    net = ledger_network
+    registered = {m["org"] for m in json.loads(net.query("DC1", "Audit:Members", "10", ""))["items"]}
+    for org in ("DC1", "DC2", "DC3"):
+        if f"{org}MSP" not in registered:
+            net.submit(org, "Membership:Register", profile(org))
+    spec = {"participants": ["DC1MSP", "DC2MSP", "DC3MSP"],
+            "roles": {"DC1MSP": ["text"], "DC2MSP": ["image"], "DC3MSP": ["text"]}, "label_holder": "DC3MSP",
+            "method": "intermediate", "model_spec_sha256": sha("head"),
+            "deadline": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}
+    net.submit("DC1", "Rounds:Open", "sbe1", json.dumps(spec))
+    for org in ("DC2", "DC3"):
+        net.submit(org, "Rounds:Join", "sbe1")
+    leader = json.loads(net.query("DC1", "Rounds:Get", "sbe1"))["leader"].removesuffix("MSP")
+    model = sha("sbe-model")
+    deadline = json.dumps((datetime.now(UTC) + timedelta(hours=1)).isoformat())
+    net.submit(leader, "Rounds:MarkFused", "sbe1", model, "4096", "{}", deadline)
+    net.submit("DC3", "Rounds:Acknowledge", "sbe1", model)
+    before = json.loads(net.query("Auditor", "Rounds:Get", "sbe1"))
+    assert before["acknowledgements"] == {"DC3MSP": model}
+
+    member = json.loads(net.query("Auditor", "Membership:Get", "DC3MSP"))
+    founding = json.loads(net.query("Auditor", "Task:Get"))["config_sha256"]
+    attacks = [("ack", "sbe1/DC3MSP"), ("join", "sbe1/DC3MSP"), ("member", "DC3MSP"),
+               ("confirmation", f"{founding}/DC3MSP")]
+    for (object_type, attributes), value in [(attack, value) for attack in attacks for value in ("forged", "")]:
+        message = refused(lambda: net.submit("DC1", "Sample:PutComposite", object_type, attributes, value,
+                                             endorsers=["DC1", "DC2"]))
+        assert "ENDORSEMENT_POLICY_FAILURE" in message, (object_type, value, message)
+    assert json.loads(net.query("Auditor", "Rounds:Get", "sbe1")) == before
+    assert json.loads(net.query("Auditor", "Membership:Get", "DC3MSP")) == member

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from test_verify_replay import CHAINCODE, CHANNEL, EXCHANGE_KEY, ROUND_KEY, EngineChannel, envelope
+from test_verify_replay import CHAINCODE, CHANNEL, DC2_CLIENT, EXCHANGE_KEY, ROUND_KEY, EngineChannel, envelope
 from typer.testing import CliRunner
 
 from swarmfuse.client.audit import cli
@@ -26,7 +26,7 @@ def channel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EngineC
     """An engine channel with two blocks of transactions; ``verify_task`` replays it, reporting progress."""
     engine = EngineChannel(tmp_path / "ledger.sqlite")
     engine.block(envelope({ROUND_KEY: b'{"state":"open"}'}))
-    engine.block(envelope({EXCHANGE_KEY: b'{"sha256":"' + b"ab" * 32 + b'"}'}))
+    engine.block(envelope({EXCHANGE_KEY: b'{"sha256":"' + b"ab" * 32 + b'"}'}, creator=DC2_CLIENT))
     calls: list[tuple[Path, str, str]] = []
 
     def replayed(home: Path, task: str, org: str, *, artefacts: Path | None = None,

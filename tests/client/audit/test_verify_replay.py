@@ -22,6 +22,7 @@ from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from fabric_protos.peer import chaincode_pb2, policy_pb2, proposal_pb2, proposal_response_pb2, transaction_pb2
 from fabric_protos.peer.lifecycle import chaincode_definition_pb2, db_pb2
 
+from swarmfuse.chaincode.contract.endorsement import owner_and_majority
 from swarmfuse.chaincode.stub import create_composite_key
 from swarmfuse.client.audit.artefacts import artefact_checks
 from swarmfuse.client.audit.channel import ChannelConfig
@@ -57,12 +58,15 @@ def identity(org: str, role: str) -> Member:
 
 CLIENT, PEERS, ORDERER = identity("dc1", "client"), {o: identity(o, "peer") for o in ("dc1", "dc2", "dc3")}, \
     identity("orderer", "orderer")
+DC2_CLIENT = identity("dc2", "client")  # the sender of EXCHANGE_KEY's exchange
 
 
 def envelope(writes: dict[str, bytes | None], reads: dict[str, Version | None] | None = None,
-             endorsers: Sequence[str] = ("dc1", "dc2"), creator: Member = CLIENT, stamp: datetime | None = None) -> bytes:
+             endorsers: Sequence[str] = ("dc1", "dc2"), creator: Member = CLIENT, stamp: datetime | None = None,
+             policies: dict[str, bytes] | None = None) -> bytes:
     """An endorsed transaction of the chaincode, signed by ``creator``, as our client and gateway build one
-    (``stamp``: the timestamp the submitter chose, now by default)."""
+    (``stamp``: the timestamp the submitter chose, now by default; ``policies``: key-level endorsement
+    policies it sets)."""
     proposed = ProposalBuilder(CHANNEL, CHAINCODE, "Put").build(creator.serialized)
     proposal = proposal_pb2.Proposal.FromString(proposed.proposal.proposal_bytes)
     if stamp is not None:
@@ -74,7 +78,9 @@ def envelope(writes: dict[str, bytes | None], reads: dict[str, Version | None] |
     kv = kv_rwset_pb2.KVRWSet(
         reads=[kv_rwset_pb2.KVRead(key=k, version=kv_rwset_pb2.Version(block_num=v.block, tx_num=v.tx) if v else None)
                for k, v in (reads or {}).items()],
-        writes=[kv_rwset_pb2.KVWrite(key=k, value=v or b"", is_delete=v is None) for k, v in writes.items()])
+        writes=[kv_rwset_pb2.KVWrite(key=k, value=v or b"", is_delete=v is None) for k, v in writes.items()],
+        metadata_writes=[kv_rwset_pb2.KVMetadataWrite(key=k, entries=[
+            kv_rwset_pb2.KVMetadataEntry(name="VALIDATION_PARAMETER", value=p)]) for k, p in (policies or {}).items()])
     results = rwset_pb2.TxReadWriteSet(data_model=rwset_pb2.TxReadWriteSet.KV, ns_rwset=[
         rwset_pb2.NsReadWriteSet(namespace=CHAINCODE, rwset=kv.SerializeToString())]).SerializeToString()
     responses = [endorse_response(proposal, proposal_response_pb2.Response(status=200), results, b"",
@@ -131,7 +137,7 @@ class EngineChannel:
 def engine(tmp_path: Path) -> Iterator[EngineChannel]:
     channel = EngineChannel(tmp_path / "task1.sqlite")
     channel.block(envelope({ROUND_KEY: b'{"state":"open"}'}))
-    channel.block(envelope({EXCHANGE_KEY: b'{"sha256":"' + b"ab" * 32 + b'"}', "plain": b"1"}))
+    channel.block(envelope({EXCHANGE_KEY: b'{"sha256":"' + b"ab" * 32 + b'"}', "plain": b"1"}, creator=DC2_CLIENT))
     current = channel.version(ROUND_KEY)
     # two read-modify-writes of one key in one block: the second is an MVCC conflict; one under-endorsed tx
     channel.block(envelope({ROUND_KEY: b'{"state":"fused"}'}, {ROUND_KEY: current}),
@@ -557,3 +563,33 @@ def test_a_backdated_transaction_does_not_revive_an_expired_certificate(engine: 
     number = chain.append([envelope({"e": b"1"}, creator=expired, stamp=now - timedelta(days=2))])
     creator = find(chain.replay(), "creator", f"block {number} tx 0")
     assert creator.status == Status.FAIL and "expired at" in creator.detail
+
+
+def test_a_write_breaking_a_key_policy_recorded_valid_fails(engine: EngineChannel) -> None:
+    """DC3 owns a key (its own policy, set when DC3 created it); DC1 and DC2 meet the chaincode's majority
+    and rewrite it. A committing peer that recorded that VALID is caught: the replay applies key policies."""
+    policy = owner_and_majority("DC3MSP", ["DC1MSP", "DC2MSP", "DC3MSP"])
+    key = create_composite_key("ack", ["r1", "DC3MSP"])
+    engine.block(envelope({key: b"dc3's acknowledgement"}, endorsers=("dc3", "dc1"), policies={key: policy}))
+    chain = ForgedChain(engine)
+    forged = chain.append([envelope({key: b"forged"}, reads={key: engine.version(key)}, endorsers=("dc1", "dc2"))])
+    replay = chain.replay()
+    code = find(replay, "validation code", f"block {forged} tx 0")
+    assert code.status == Status.FAIL and code.detail.startswith(
+        "recorded VALID, the replay gives ENDORSEMENT_POLICY_FAILURE")
+    assert "ack/r1/DC3MSP" in find(replay, "endorsements", f"block {forged} tx 0").detail
+
+
+def test_an_act_written_in_another_orgs_name_fails_authorship(engine: EngineChannel) -> None:
+    """A new key is judged by the chaincode's majority alone (Fabric has no policy for a key that does not
+    exist yet): DC1 and DC2 can commit an acknowledgement in DC3's name. The replay names it by its creator."""
+    forged_key = create_composite_key("ack", ["r9", "DC3MSP"])
+    own_key = create_composite_key("ack", ["r9", "DC1MSP"])
+    forged_block = engine.block(envelope({forged_key: b"forged"}))
+    own_block = engine.block(envelope({own_key: b"dc1's own"}))
+    replay = engine.replay()
+    forged = find(replay, "authorship", f"block {forged_block} tx 0")
+    assert forged.status == Status.FAIL
+    assert forged.detail == "DC1MSP wrote ack/r9/DC3MSP (an act of DC3MSP)"
+    own = find(replay, "authorship", f"block {own_block} tx 0")
+    assert own.status == Status.PASS and "ack/r9/DC1MSP" in own.detail
