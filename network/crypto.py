@@ -8,6 +8,7 @@ import datetime as dt
 import ipaddress
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,13 +111,14 @@ def issue_chaincode_tls(layout: Layout, org: Org) -> ChaincodeTls:
 
 
 def issue_tls_pair(layout: Layout, org: Org, name: str, usage: x509.ObjectIdentifier, cert_path: Path,
-                   key_path: Path, days: int = CERT_DAYS) -> None:
-    """A P-256 key and a certificate for ``name`` (+ localhost, 127.0.0.1) signed by ``org``'s TLS CA."""
+                   key_path: Path, days: int = CERT_DAYS, hosts: Sequence[str] = tuple(SANS)) -> None:
+    """A P-256 key and a certificate for ``name`` and ``hosts`` (host names or IP addresses; by default
+    localhost and 127.0.0.1) signed by ``org``'s TLS CA."""
     ca_cert = x509.load_pem_x509_certificate(layout.org_tls_ca(org).read_bytes())
     ca_key = serialization.load_pem_private_key((layout.org_tls_ca(org).parent / "priv_sk").read_bytes(), password=None)
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
-    sans = [x509.DNSName(name), x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    sans = [x509.DNSName(name), *(_subject_alt_name(host) for host in hosts)]
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
@@ -133,3 +135,10 @@ def issue_tls_pair(layout: Layout, org: Org, name: str, usage: x509.ObjectIdenti
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     write_private(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                               serialization.NoEncryption()))
+
+
+def _subject_alt_name(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)

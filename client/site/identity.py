@@ -42,15 +42,16 @@ def site_tls(folder: Path) -> SiteTls:
     return SiteTls(tls / "server.crt", tls / "server.key", tls / "client.crt", tls / "client.key", tls / "trust.pem")
 
 
-def issue_site_tls(layout: Layout, org: Org, task_orgs: list[Org], folder: Path) -> SiteTls:
-    """Issue (once) the agent's pairs from ``org``'s TLS CA; (re)write the trust bundle of the task's orgs."""
+def issue_site_tls(layout: Layout, org: Org, task_orgs: list[Org], folder: Path, host: str) -> SiteTls:
+    """Issue (once) the agent's pairs from ``org``'s TLS CA, the server's for its name and the ``host`` it serves
+    on (no other name: not ``localhost``); (re)write the trust bundle of the task's orgs."""
     files = site_tls(folder)
     files.server_cert.parent.mkdir(parents=True, exist_ok=True)
     if not files.server_cert.exists() or not files.client_cert.exists():
         issue_tls_pair(layout, org, f"site.{org.domain}", ExtendedKeyUsageOID.SERVER_AUTH, files.server_cert,
-                       files.server_key, CERT_DAYS)
+                       files.server_key, CERT_DAYS, hosts=(host,))
         issue_tls_pair(layout, org, f"site-client.{org.domain}", ExtendedKeyUsageOID.CLIENT_AUTH, files.client_cert,
-                       files.client_key, CERT_DAYS)
+                       files.client_key, CERT_DAYS, hosts=())
     files.trust.write_bytes(b"".join(layout.org_tls_ca(o).read_bytes() for o in task_orgs))
     return files
 

@@ -19,7 +19,6 @@ from swarmfuse.client.site.manifest import load_manifest
 from swarmfuse.client.site.peers import HttpPeerLink
 from swarmfuse.client.site.site import Site, SiteError
 from swarmfuse.client.site.store import Store
-from swarmfuse.network.topology import HOST
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ def open_site(home: Path, org: str, task: str, store_url: str | None = None) -> 
     task_orgs = [topology.org(name) for name in _task_orgs(site)]
     store = Store.open(store_url) if store_url else Store.for_site(site.layout.home, org)
     try:
-        tls = issue_site_tls(site.layout, site.org, task_orgs, site.folder)
+        tls = issue_site_tls(site.layout, site.org, task_orgs, site.folder, site.host)
         gateway = Gateway.from_profile(site.profile, user="admin")
     except BaseException:
         store.close()
@@ -158,7 +157,7 @@ def serve_site(parts: SiteParts, stop: threading.Event) -> None:
     from swarmfuse.client.site.api import create_app, serve
 
     agent = make_agent(parts)
-    server = serve(create_app(agent, parts.resolver), HOST, parts.site.port, parts.tls)
+    server = serve(create_app(agent, parts.resolver), parts.site.host, parts.site.port, parts.tls)
     thread = threading.Thread(target=server.run, name="site-https", daemon=True)
     thread.start()
     try:

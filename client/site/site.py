@@ -70,5 +70,10 @@ class Site:
         return self.topology.peer_ports(self.org).site
 
     @property
+    def host(self) -> str:
+        """The address the agent serves on (and its certificate names)."""
+        return HOST
+
+    @property
     def url(self) -> str:
-        return f"https://{HOST}:{self.port}"
+        return f"https://{self.host}:{self.port}"

@@ -14,9 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from round_job import kill_agent
 
 from swarmfuse.client.site import localjob
+from swarmfuse.client.site.identity import site_tls
 from swarmfuse.client.site.ledger import LedgerRefused
 from swarmfuse.client.site.localjob import JobConfig
 from swarmfuse.client.site.manifest import ManifestError
@@ -83,6 +85,16 @@ def test_a_sites_round_files_are_readable_by_itself_alone(job) -> None:  # type:
              for path in (config.home / "sites" / org / "rounds").rglob("*") if path.is_file()]
     assert {"aligned.json", "model.npz", "features.npy"} <= {path.name for path in files}
     assert not [(str(path), oct(path.stat().st_mode & 0o777)) for path in files if path.stat().st_mode & 0o077]
+
+
+def test_a_sites_certificate_names_its_site_and_the_address_it_serves_on_only(job) -> None:  # type: ignore[no-untyped-def]
+    """No ``localhost``: a site's server certificate names the site and the address its agent serves on."""
+    config, _ = job
+    for org in localjob.ORGS:
+        site = Site(config.home, org, TASK)
+        cert = x509.load_pem_x509_certificate(site_tls(site.folder).server_cert.read_bytes())
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert [str(n.value) for n in names] == [f"site.{site.org.domain}", site.host], org
 
 
 def _tampered(original: Path, name: str, position: int) -> Path:
