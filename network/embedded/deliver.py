@@ -6,14 +6,11 @@ TLS binding check."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from fabric_protos.common import common_pb2
 from fabric_protos.orderer import ab_pb2
 from fabric_protos.peer import events_pb2
@@ -23,7 +20,8 @@ from swarmfuse.network.embedded.channel import AccessDenied, Channel
 from swarmfuse.network.embedded import rpc
 from swarmfuse.network.embedded.events import filtered_block, start_block
 from swarmfuse.network.embedded.rpc import RpcFailure, StreamSlots
-from swarmfuse.network.embedded.validator import PEER_TIME_WINDOW
+from swarmfuse.network.protocol.identity import tls_cert_hash
+from swarmfuse.network.protocol.proposals import PEER_TIME_WINDOW
 
 logger = logging.getLogger(__name__)
 
@@ -69,10 +67,16 @@ class DeliverService(DeliverServicer):
             self._slots.take()
         except RpcFailure as failure:
             rpc.abort(context, failure)
+        held = True
         try:
-            yield from self._answer(requests, context, filtered)
+            for response in self._answer(requests, context, filtered):
+                if response.WhichOneof("Type") == "status" and response.status != Status.SUCCESS:
+                    self._slots.release()  # the call ends here: free its slot before the client hears it ended
+                    held = False
+                yield response
         finally:
-            self._slots.release()
+            if held:
+                self._slots.release()
 
     def _answer(self, requests: Iterator[common_pb2.Envelope], context: grpc.ServicerContext, filtered: bool
                 ) -> Iterator[events_pb2.DeliverResponse]:
@@ -142,7 +146,7 @@ def client_cert_hash(context: grpc.ServicerContext) -> bytes:
     pems = context.auth_context().get("x509_pem_cert") or []
     if not pems:
         return b""
-    return hashlib.sha256(x509.load_pem_x509_certificate(pems[0]).public_bytes(serialization.Encoding.DER)).digest()
+    return tls_cert_hash(pems[0])
 
 
 def check_timestamp(header: common_pb2.ChannelHeader, now: datetime, window: timedelta = PEER_TIME_WINDOW) -> None:
