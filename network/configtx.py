@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from swarmfuse.network.layout import Layout
+from swarmfuse.network.protocol.policy import org_policy_rules
 from swarmfuse.network.topology import HOST, ORDERER_MSP, Org, Topology
 
 PROFILE = "TaskChannel"
@@ -27,33 +28,22 @@ def _meta(rule: str) -> dict[str, str]:
 
 
 def _org_section(org: Org, topology: Topology, layout: Layout) -> dict[str, object]:
-    m = org.mspid
-    writers = f"OR('{m}.admin')" if org.auditor else f"OR('{m}.admin', '{m}.client')"
+    rules = org_policy_rules(org.mspid, "auditor" if org.auditor else "member")
     return {
-        "Name": m,
-        "ID": m,
+        "Name": org.mspid,
+        "ID": org.mspid,
         "MSPDir": str(layout.org_dir(org) / "msp"),
-        "Policies": {
-            "Readers": _sig(f"OR('{m}.admin', '{m}.peer', '{m}.client')"),
-            "Writers": _sig(writers),
-            "Admins": _sig(f"OR('{m}.admin')"),
-            "Endorsement": _sig(f"OR('{m}.peer')"),
-        },
+        "Policies": {name: _sig(rule) for name, rule in rules.items()},
         "AnchorPeers": [{"Host": HOST, "Port": topology.peer_ports(org).listen}],
     }
 
 
 def _orderer_org(topology: Topology, layout: Layout) -> dict[str, object]:
-    m = ORDERER_MSP
     return {
-        "Name": m,
-        "ID": m,
+        "Name": ORDERER_MSP,
+        "ID": ORDERER_MSP,
         "MSPDir": str(layout.orderer_org_dir / "msp"),
-        "Policies": {
-            "Readers": _sig(f"OR('{m}.member')"),
-            "Writers": _sig(f"OR('{m}.member')"),
-            "Admins": _sig(f"OR('{m}.admin')"),
-        },
+        "Policies": {name: _sig(rule) for name, rule in org_policy_rules(ORDERER_MSP, "orderer").items()},
         "OrdererEndpoints": [f"{HOST}:{topology.orderer_ports(name).listen}" for name in topology.orderers],
     }
 

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 from fabric_protos.msp.identities_pb2 import SerializedIdentity
 
-from swarmfuse.client.gateway.identity import P256_ORDER, ECDSASigner
-from swarmfuse.network.embedded.model import (
+from swarmfuse.network.protocol.identity import P256_ORDER, ECDSASigner
+from swarmfuse.network.protocol.model import (
     ChaincodeDefinition,
     ChannelDefinition,
     OrgDefinition,

@@ -23,7 +23,7 @@ from fabric_protos.peer import chaincode_event_pb2, events_pb2
 from fabric_protos.peer.events_pb2_grpc import DeliverServicer, add_DeliverServicer_to_server
 
 from swarmfuse.client.gateway import ECDSASigner, Identity, TlsClientCert
-from swarmfuse.client.gateway.identity import digest
+from swarmfuse.network.protocol.identity import digest
 from swarmfuse.client.gateway.proposal import new_header
 
 

@@ -1,6 +1,6 @@
 """A channel's rules as its ledger defines them, for replaying its blocks: the config block's MSPs and
 policies, and Fabric's chaincode lifecycle (``_lifecycle`` namespace) for the endorsement policies, read as
-the embedded engine reads them (:mod:`swarmfuse.network.embedded.lifecycle`).
+the embedded engine reads them (:mod:`swarmfuse.network.protocol.lifecycle`).
 
 - Policies are read from the config tree by path (``/Channel/Orderer/BlockValidation``): signature policies
   as they are, implicit meta policies (ANY, ALL, MAJORITY of a sub-policy) composed over the sub-groups.
@@ -24,16 +24,16 @@ from fabric_protos.common import common_pb2, configtx_pb2
 from google.protobuf.message import DecodeError
 
 from swarmfuse.network.configtx import majority_endorsement_policy
-from swarmfuse.network.embedded import blockfmt
-from swarmfuse.network.embedded.lifecycle import (
+from swarmfuse.network.protocol import blockfmt
+from swarmfuse.network.protocol.lifecycle import (
     LIFECYCLE_ENDORSEMENT,
     ConfigError,
     LifecycleRules,
     config_policy,
 )
-from swarmfuse.network.embedded.model import ChannelDefinition, StateReader
-from swarmfuse.network.embedded.msp import ChannelMSPs, IdentityRejected, Principal
-from swarmfuse.network.embedded.policy import Policy, parse
+from swarmfuse.network.protocol.model import ChannelDefinition, StateReader
+from swarmfuse.network.protocol.msp import ChannelMSPs, IdentityRejected, Principal
+from swarmfuse.network.protocol.policy import Policy, parse
 
 BLOCK_VALIDATION = "/Channel/Orderer/BlockValidation"
 CHANNEL_WRITERS = "/Channel/Writers"

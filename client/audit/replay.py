@@ -5,7 +5,7 @@ data hash, the orderer's signature(s) in SIGNATURES against ``/Channel/Orderer/B
 channel config in force, LAST_CONFIG, one TRANSACTIONS_FILTER code per envelope, and COMMIT_HASH recomputed
 from the block's valid writes; a config block after the first only when the config in force authorised its
 update (:func:`~.channel.config_update_problem`). Per transaction, through the project's Fabric validator
-(:class:`~swarmfuse.network.embedded.validator.BlockValidator`) run over the replayed state with the
+(:class:`~swarmfuse.network.protocol.validator.BlockValidator`) run over the replayed state with the
 ledger's own rules in force at that block (:mod:`.channel`: its config's MSPs and ``/Channel/Writers``, the
 ``_lifecycle`` rules and the committed chaincode definition): the creator's certificate and signature, each
 endorsement's, the endorsement policies (the chaincode's and each written key's own), duplicate tx IDs, MVCC
@@ -34,19 +34,13 @@ from swarmfuse.chaincode.contracts.keys import owner_of
 from swarmfuse.chaincode.stub import COMPOSITE_KEY_NAMESPACE, split_composite_key
 from swarmfuse.client.audit.channel import BLOCK_VALIDATION, ChannelConfig, config_update_problem
 from swarmfuse.client.audit.report import Category, Check, Status
-from swarmfuse.network.embedded import blockfmt
-from swarmfuse.network.embedded.ledger import (
-    HashedUpdates,
-    TxLocation,
-    commit_hash,
-    stored_commit_hash,
-    update_batch_bytes,
-)
-from swarmfuse.network.embedded.lifecycle import LIFECYCLE, ConfigError, committed_definition, field_key
-from swarmfuse.network.embedded.model import HistoryEntry, Version, VersionedValue
-from swarmfuse.network.embedded.msp import IdentityRejected, Principal
-from swarmfuse.network.embedded.txops import BlockChanges
-from swarmfuse.network.embedded.validator import BlockValidator, TxVerdict, transaction_rwset
+from swarmfuse.network.protocol import blockfmt
+from swarmfuse.network.protocol.commithash import HashedUpdates, commit_hash, stored_commit_hash, update_batch_bytes
+from swarmfuse.network.protocol.lifecycle import LIFECYCLE, ConfigError, committed_definition, field_key
+from swarmfuse.network.protocol.model import HistoryEntry, TxLocation, Version, VersionedValue
+from swarmfuse.network.protocol.msp import IdentityRejected, Principal
+from swarmfuse.network.protocol.txops import BlockChanges
+from swarmfuse.network.protocol.validator import BlockValidator, TxVerdict, transaction_rwset
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +70,7 @@ def _who(principal: Principal) -> str:
 
 class ReplayState:
     """World state, key history, private data versions and the tx ID index, rebuilt from the blocks (a
-    :class:`~swarmfuse.network.embedded.validator.LedgerView` for the validator)."""
+    :class:`~swarmfuse.network.protocol.rules.LedgerView` for the validator)."""
 
     def __init__(self) -> None:
         self._values: dict[str, dict[str, VersionedValue]] = {}

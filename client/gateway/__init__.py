@@ -1,4 +1,6 @@
-"""swarmfuse's Fabric Gateway client: identity and signing, submit/evaluate, commit status, events."""
+"""swarmfuse's Fabric Gateway client: submit/evaluate, commit status, events; identities and signers (from
+:mod:`swarmfuse.network.protocol.identity`, the Fabric protocol layer it shares with the engine and the
+auditor) are exported here too."""
 
 from swarmfuse.client.gateway.checkpoint import Checkpointer, FileCheckpointer, InMemoryCheckpointer, Position
 from swarmfuse.client.gateway.client import Timeouts
@@ -13,7 +15,6 @@ from swarmfuse.client.gateway.errors import (
     EvaluateError,
     EventsError,
     GatewayError,
-    IdentityError,
     MVCCReadConflictError,
     PeerDetail,
     SubmitError,
@@ -22,13 +23,14 @@ from swarmfuse.client.gateway.events import (
     BlockEvents, BlockEventsRequest, ChaincodeEvent, ChaincodeEvents, ChaincodeEventsRequest,
 )
 from swarmfuse.client.gateway.gateway import Gateway
-from swarmfuse.client.gateway.identity import (
-    ECDSASigner, Identity, PeerEndpoint, Signer, TlsClientCert, load_profile, tls_cert_hash,
-)
+from swarmfuse.client.gateway.connection import PeerEndpoint, TlsClientCert, load_profile
 from swarmfuse.client.gateway.network import Network
-from swarmfuse.client.gateway.proposal import Proposal, ProposalBuilder, transaction_id
+from swarmfuse.client.gateway.proposal import Proposal, ProposalBuilder
 from swarmfuse.client.gateway.status import Status
 from swarmfuse.client.gateway.transaction import Transaction
+from swarmfuse.network.protocol.identity import (
+    ECDSASigner, Identity, IdentityError, Signer, tls_cert_hash, transaction_id,
+)
 
 __all__ = [
     "BlockEvents", "BlockEventsRequest", "ChaincodeEvent", "ChaincodeEvents", "ChaincodeEventsRequest", "Checkpointer",

@@ -14,7 +14,7 @@ from fabric_protos.peer.events_pb2_grpc import DeliverStub
 
 from swarmfuse.client.gateway import errors
 from swarmfuse.client.gateway._retry import retrying
-from swarmfuse.client.gateway.identity import Identity, Signer
+from swarmfuse.network.protocol.identity import Identity, Signer
 
 T = TypeVar("T")
 

@@ -6,33 +6,9 @@ from dataclasses import dataclass
 
 import grpc
 from fabric_protos.gateway.gateway_pb2 import ErrorDetail
-from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, message_factory
 
-_STATUS_DETAILS_KEY = "grpc-status-details-bin"
-
-
-def _rpc_status_class() -> type:
-    """``google.rpc.Status`` (code, message, details); defined here when its Python module is not installed."""
-    pool = descriptor_pool.Default()
-    try:
-        return message_factory.GetMessageClass(pool.FindMessageTypeByName("google.rpc.Status"))
-    except KeyError:
-        pass
-    status_file = descriptor_pb2.FileDescriptorProto(
-        name="swarmfuse/rpc_status.proto", package="google.rpc", syntax="proto3", dependency=[any_pb2.DESCRIPTOR.name]
-    )
-    message = status_file.message_type.add(name="Status")
-    field = descriptor_pb2.FieldDescriptorProto
-    message.field.add(name="code", number=1, type=field.TYPE_INT32, label=field.LABEL_OPTIONAL)
-    message.field.add(name="message", number=2, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
-    message.field.add(
-        name="details", number=3, type=field.TYPE_MESSAGE, label=field.LABEL_REPEATED, type_name=".google.protobuf.Any"
-    )
-    return message_factory.GetMessageClass(pool.Add(status_file).message_types_by_name["Status"])
-
-
-RpcStatus = _rpc_status_class()
-
+from swarmfuse.errors import SwarmfuseError
+from swarmfuse.network.protocol.status import STATUS_DETAILS_KEY, RpcStatus
 
 @dataclass(frozen=True)
 class PeerDetail:
@@ -57,12 +33,8 @@ def decode_details(status_details: bytes) -> list[PeerDetail]:
     return details
 
 
-class GatewayError(Exception):
+class GatewayError(SwarmfuseError):
     """Base of every client error."""
-
-
-class IdentityError(GatewayError):
-    """An identity, key or connection profile cannot be loaded."""
 
 
 class ConnectError(GatewayError):
@@ -88,7 +60,7 @@ class RpcError(GatewayError):
     def from_grpc(cls, tx_id: str, error: grpc.RpcError) -> RpcError:
         details: list[PeerDetail] = []
         for key, value in error.trailing_metadata() or ():
-            if key == _STATUS_DETAILS_KEY:
+            if key == STATUS_DETAILS_KEY:
                 details = decode_details(value)
         return cls(tx_id, error.code(), error.details() or "", details)
 

@@ -19,7 +19,7 @@ from fabric_protos.peer import events_pb2
 from swarmfuse.client.gateway.checkpoint import Checkpointer, InMemoryCheckpointer
 from swarmfuse.client.gateway.client import GatewayClient, stream_errors
 from swarmfuse.client.gateway.errors import DeliverError
-from swarmfuse.client.gateway.identity import digest
+from swarmfuse.network.protocol.identity import digest
 from swarmfuse.client.gateway.proposal import new_header
 
 _MAX_BLOCK = 2**64 - 1

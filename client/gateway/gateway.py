@@ -10,7 +10,8 @@ import grpc
 from swarmfuse.client.gateway._retry import retrying
 from swarmfuse.client.gateway.client import GatewayClient, Timeouts
 from swarmfuse.client.gateway.errors import ConnectError
-from swarmfuse.client.gateway.identity import Identity, Signer, TlsClientCert, load_profile
+from swarmfuse.client.gateway.connection import TlsClientCert, load_profile
+from swarmfuse.network.protocol.identity import Identity, Signer
 from swarmfuse.client.gateway.network import Network
 
 _MAX_MESSAGE = 100 * 1024 * 1024

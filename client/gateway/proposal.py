@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,15 +12,10 @@ from fabric_protos.peer import chaincode_pb2, proposal_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from swarmfuse.client.gateway.client import GatewayClient
-from swarmfuse.client.gateway.identity import digest
+from swarmfuse.network.protocol.identity import digest, transaction_id
 from swarmfuse.client.gateway.transaction import Transaction
 
 NONCE_BYTES = 24
-
-
-def transaction_id(nonce: bytes, creator: bytes) -> str:
-    """Fabric's transaction ID: hex(SHA-256(nonce ‖ serialized creator))."""
-    return hashlib.sha256(nonce + creator).hexdigest()
 
 
 def new_header(header_type: int, channel: str, creator: bytes, extension: bytes = b"",

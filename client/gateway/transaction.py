@@ -8,7 +8,7 @@ from fabric_protos.peer import proposal_pb2, proposal_response_pb2, transaction_
 
 from swarmfuse.client.gateway.client import GatewayClient
 from swarmfuse.client.gateway.commit import Commit
-from swarmfuse.client.gateway.identity import digest
+from swarmfuse.network.protocol.identity import digest
 
 
 def _channel_id(envelope: common_pb2.Envelope) -> str:

@@ -3,18 +3,18 @@ org a peer's client certificate belongs to (by the TLS CA that signed it)."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from swarmfuse.network.crypto import issue_tls_pair
+from swarmfuse.network.protocol.identity import tls_cert_hash
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.topology import Org
 
@@ -33,8 +33,7 @@ class SiteTls:
 
     def fingerprint(self) -> str:
         """SHA-256 of the server certificate (DER), published in the org's member profile."""
-        cert = x509.load_pem_x509_certificate(self.server_cert.read_bytes())
-        return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+        return tls_cert_hash(self.server_cert.read_bytes()).hex()
 
 
 def site_tls(folder: Path) -> SiteTls:

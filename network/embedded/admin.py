@@ -22,7 +22,7 @@ from pathlib import Path
 
 from fabric_protos.common import common_pb2
 
-from swarmfuse.network.embedded.model import ChaincodeDefinition
+from swarmfuse.network.protocol.model import ChaincodeDefinition
 
 logger = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from fabric_protos.peer import (
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from swarmfuse.network.embedded.model import HistoryEntry
+from swarmfuse.network.protocol.model import HistoryEntry
 from swarmfuse.network.embedded.simulator import RangeIterator, SimulationError, TxSimulator
 
 logger = logging.getLogger(__name__)

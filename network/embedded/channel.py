@@ -20,20 +20,21 @@ from pathlib import Path
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import transaction_pb2
 
-from swarmfuse.network.embedded import blockfmt
-from swarmfuse.network.embedded.ledger import Ledger, TxResult
-from swarmfuse.network.embedded.lifecycle import (
+from swarmfuse.network.protocol import blockfmt
+from swarmfuse.network.embedded.ledger import Ledger
+from swarmfuse.network.protocol.model import TxResult
+from swarmfuse.network.protocol.lifecycle import (
     CommittedDefinition,
     LifecycleRules,
     SigningIdentity,
     commit_transaction,
     committed_definition,
 )
-from swarmfuse.network.embedded.model import ChaincodeDefinition, ChannelDefinition, OrgDefinition
-from swarmfuse.network.embedded.msp import ChannelMSPs, IdentityRejected, Principal
+from swarmfuse.network.protocol.model import ChaincodeDefinition, ChannelDefinition, OrgDefinition
+from swarmfuse.network.protocol.msp import ChannelMSPs, IdentityRejected, Principal
 from swarmfuse.network.embedded.orderer import BatchConfig, Orderer
-from swarmfuse.network.embedded.policy import OrgPolicies, org_policies, parse
-from swarmfuse.network.embedded.validator import BlockValidator
+from swarmfuse.network.protocol.policy import OrgPolicies, org_policies, parse
+from swarmfuse.network.protocol.validator import BlockValidator
 
 logger = logging.getLogger(__name__)
 

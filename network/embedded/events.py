@@ -8,7 +8,7 @@ from fabric_protos.orderer import ab_pb2
 from fabric_protos.peer import chaincode_event_pb2, events_pb2, transaction_pb2
 
 from swarmfuse.network.blocks import chaincode_event
-from swarmfuse.network.embedded import blockfmt
+from swarmfuse.network.protocol import blockfmt
 
 VALID = transaction_pb2.TxValidationCode.VALID
 

@@ -18,10 +18,10 @@ from swarmfuse.network.embedded import rpc
 from swarmfuse.network.embedded.channel import AccessDenied, Channel
 from swarmfuse.network.embedded.endorser import Endorser
 from swarmfuse.network.embedded.events import chaincode_events, start_block
-from swarmfuse.network.embedded.msp import Principal
+from swarmfuse.network.protocol.msp import Principal
 from swarmfuse.network.embedded.rpc import RpcFailure, StreamSlots, detail
-from swarmfuse.network.embedded.txassembly import assemble_transaction
-from swarmfuse.network.embedded.validator import (
+from swarmfuse.network.protocol.txassembly import assemble_transaction
+from swarmfuse.network.protocol.proposals import (
     CheckedProposal,
     ProposalRejected,
     check_proposal,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from fabric_protos.common import common_pb2
 
-from swarmfuse.client.gateway.identity import ECDSASigner, Identity, digest
-from swarmfuse.network.embedded import blockfmt
-from swarmfuse.network.embedded.model import ChaincodeDefinition, ChannelDefinition, OrgDefinition
+from swarmfuse.network.protocol.identity import ECDSASigner, Identity, digest
+from swarmfuse.network.protocol import blockfmt
+from swarmfuse.network.protocol.model import ChaincodeDefinition, ChannelDefinition, OrgDefinition
 from swarmfuse.network.layout import Layout, msp_key_pair
 from swarmfuse.network.topology import HOST, ORDERER_MSP, Org, Topology
 

@@ -13,34 +13,27 @@ reading thread has its own connection and every read is one SQL statement (one s
 simulation reads through :meth:`Ledger.snapshot` instead: one read transaction for all its reads, so it sees
 one height even while blocks commit (Fabric holds a read lock on the state for the whole simulation).
 
-COMMIT_HASH as Fabric's kvledger computes it (``core/ledger/kvledger/kv_ledger.go``
-``addBlockCommitHash`` and ``txmgr/update_batch_bytes.go``): for blocks from 1 on,
-``SHA-256(varint(len(filter)) ‖ filter ‖ Updates bytes ‖ previous commit hash)`` where Updates holds,
-per namespace (sorted, ``""`` skipped) and key (sorted), the block's last valid write with its
-version bytes; stored as ``Metadata{value}`` in slot 4.
+Each block's COMMIT_HASH is set as Fabric's kvledger sets it (:mod:`~swarmfuse.network.protocol.commithash`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from fabric_protos.common import common_pb2
 from google.protobuf.message import DecodeError
 
-from swarmfuse.network.embedded import blockfmt
-from swarmfuse.network.embedded.model import HistoryEntry, Version, VersionedValue
-from swarmfuse.network.embedded.txops import BlockChanges, KeyChange
+from swarmfuse.network.protocol import blockfmt
+from swarmfuse.network.protocol.commithash import commit_hash, stored_commit_hash, update_batch_bytes
+from swarmfuse.network.protocol.model import VALID, HistoryEntry, TxLocation, TxResult, Version, VersionedValue
+from swarmfuse.network.protocol.txops import BlockChanges, KeyChange
 
 log = logging.getLogger(__name__)
-
-VALID = 0  # TxValidationCode.VALID
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blocks (
@@ -101,111 +94,11 @@ class CommitRefused(ValueError):
     """A block cannot be appended (wrong number, previous hash, data hash, filter or results)."""
 
 
-@dataclass(frozen=True)
-class TxLocation:
-    block: int
-    index: int
-    code: int
-
-
-@dataclass(frozen=True)
-class TxResult:
-    """The validation outcome of one envelope; ``writes`` (``None`` value = delete) and ``metadata_writes``
-    (namespace, key, encoded metadata, ``b""`` = none; see :mod:`~swarmfuse.network.embedded.txops`) apply
-    only when VALID."""
-
-    tx_id: str
-    index: int
-    code: int
-    writes: Sequence[tuple[str, str, bytes | None]] = ()
-    timestamp_s: int = 0
-    timestamp_nanos: int = 0
-    metadata_writes: Sequence[tuple[str, str, bytes]] = ()
-
-
-# --------------------------------------------------------------------------------------- commit hash
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _order_preserving_uint(n: int) -> bytes:
-    """Fabric's ``EncodeOrderPreservingVarUint64``: size byte, then the big-endian bytes without leading zeros."""
-    body = n.to_bytes(8, "big").lstrip(b"\x00")
-    return bytes([len(body)]) + body
-
-
-def version_bytes(version: Version) -> bytes:
-    """Fabric's ``Height.ToBytes`` of a version."""
-    return _order_preserving_uint(version.block) + _order_preserving_uint(version.tx)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _kv_write(key: bytes, value: bytes | None, version: Version) -> bytes:
-    """A ``txmgr.KVWrite`` without namespace and collection: key, isDelete (Go: Value == nil) or value, version."""
-    write = _field(3, key) if key else b""
-    write += b"\x20\x01" if not value else _field(5, value)
-    return write + _field(6, version_bytes(version))
-
-
-HashedUpdates = dict[tuple[str, str, bytes], tuple[bytes | None, Version]]
-"""Private data updates: (namespace, collection, key hash) -> (value hash, ``None`` for a delete; version)."""
-
-
-def update_batch_bytes(updates: dict[tuple[str, str], tuple[bytes | None, Version]],
-                       hashed: HashedUpdates | None = None) -> bytes:
-    """Fabric's ``deterministicBytesForPubAndHashUpdates``: ``txmgr.Updates`` bytes. Per namespace (sorted,
-    ``""`` skipped), its public writes by key, then each collection's (sorted) hashed writes by key hash; the
-    namespace only on the namespace's first KVWrite, the collection only on the collection's first."""
-    hashed = hashed or {}
-    public: dict[str, list[tuple[bytes, bytes | None, Version]]] = {}
-    for (ns, key), (value, version) in updates.items():
-        public.setdefault(ns, []).append((key.encode(), value, version))
-    private: dict[str, dict[str, list[tuple[bytes, bytes | None, Version]]]] = {}
-    for (ns, collection, key_hash), (value_hash, version) in hashed.items():
-        private.setdefault(ns, {}).setdefault(collection, []).append((key_hash, value_hash, version))
-    out = bytearray()
-    for ns in sorted(public.keys() | private.keys(), key=str.encode):
-        if ns == "":
-            continue
-        writes = [_kv_write(*kv) for kv in sorted(public.get(ns, []), key=lambda kv: kv[0])]
-        for collection in sorted(private.get(ns, {}), key=str.encode):
-            first, *rest = [_kv_write(*kv) for kv in sorted(private[ns][collection], key=lambda kv: kv[0])]
-            writes += [_field(2, collection.encode()) + first, *rest]
-        writes[0] = _field(1, ns.encode()) + writes[0]
-        out += b"".join(_field(1, write) for write in writes)
-    return bytes(out)
-
-
-def commit_hash(tx_filter: bytes, batch_bytes: bytes, previous: bytes) -> bytes:
-    """SHA-256(varint(len(filter)) ‖ filter ‖ update batch bytes ‖ previous commit hash)."""
-    return hashlib.sha256(_varint(len(tx_filter)) + tx_filter + batch_bytes + previous).digest()
-
-
-def stored_commit_hash(block: common_pb2.Block) -> bytes:
-    """The COMMIT_HASH a block's metadata holds (empty when it has none)."""
-    if len(block.metadata.metadata) <= blockfmt.COMMIT_HASH or not block.metadata.metadata[blockfmt.COMMIT_HASH]:
-        return b""
-    return common_pb2.Metadata.FromString(block.metadata.metadata[blockfmt.COMMIT_HASH]).value
-
-
 # --------------------------------------------------------------------------------------------- ledger
 
 
 class Ledger:
-    """SQLite ledger of one channel (implements :class:`~swarmfuse.network.embedded.model.StateReader`)."""
+    """SQLite ledger of one channel (implements :class:`~swarmfuse.network.protocol.model.StateReader`)."""
 
     def __init__(self, path: Path, writer: sqlite3.Connection) -> None:
         self._path = path
@@ -557,7 +450,7 @@ class Ledger:
 
 
 class StateReads:
-    """The committed state as one connection sees it (a :class:`~swarmfuse.network.embedded.model.StateReader`):
+    """The committed state as one connection sees it (a :class:`~swarmfuse.network.protocol.model.StateReader`):
     each read one statement, all of them one height when the connection is in a read transaction."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:

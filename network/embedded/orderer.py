@@ -23,8 +23,9 @@ from pathlib import Path
 from fabric_protos.common import common_pb2
 
 from swarmfuse.files import write_atomic
-from swarmfuse.network.embedded import blockfmt
-from swarmfuse.network.embedded.ledger import Ledger, TxResult
+from swarmfuse.network.protocol import blockfmt
+from swarmfuse.network.embedded.ledger import Ledger
+from swarmfuse.network.protocol.model import TxResult
 
 logger = logging.getLogger(__name__)
 

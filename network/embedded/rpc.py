@@ -12,7 +12,7 @@ import grpc
 from fabric_protos.gateway.gateway_pb2 import ErrorDetail
 from google.protobuf import any_pb2
 
-from swarmfuse.client.gateway.errors import RpcStatus
+from swarmfuse.network.protocol.status import RpcStatus
 
 _DETAILS_KEY = "grpc-status-details-bin"
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 
-from swarmfuse.network.embedded.model import HistoryEntry, StateReader, VersionedValue
-from swarmfuse.network.embedded.txops import decode_metadata
+from swarmfuse.network.protocol.model import HistoryEntry, StateReader, VersionedValue
+from swarmfuse.network.protocol.txops import decode_metadata
 
 # Results of a range query kept as raw reads; beyond this they are hashed (Fabric's maxDegreeQueryReadsHashing).
 MAX_DEGREE_QUERY_READS_HASHING = 50

@@ -66,7 +66,7 @@ from swarmfuse.client.gateway import (
     load_profile,
     transaction_id,
 )
-from swarmfuse.client.gateway.identity import P256_ORDER
+from swarmfuse.network.protocol.identity import P256_ORDER
 from swarmfuse.network import tasks
 from swarmfuse.network.configtx import endorsement_policy
 from swarmfuse.network.control import Network

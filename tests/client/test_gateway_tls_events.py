@@ -21,7 +21,7 @@ from swarmfuse.client.gateway import (
     ConnectError, DeliverError, Gateway, IdentityError, InMemoryCheckpointer, Position, Timeouts, TlsClientCert,
     load_profile, tls_cert_hash,
 )
-from swarmfuse.client.gateway.identity import digest
+from swarmfuse.network.protocol.identity import digest
 from swarmfuse.client.gateway.proposal import new_header
 
 MAX_BLOCK = 2**64 - 1

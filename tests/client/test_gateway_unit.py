@@ -31,8 +31,9 @@ from swarmfuse.client.gateway import (
 )
 from swarmfuse.client.gateway._retry import retrying
 from swarmfuse.client.gateway.commit import raise_unless_valid
-from swarmfuse.client.gateway.errors import RpcStatus, decode_details
-from swarmfuse.client.gateway.identity import P256_ORDER
+from swarmfuse.client.gateway.errors import decode_details
+from swarmfuse.network.protocol.status import RpcStatus
+from swarmfuse.network.protocol.identity import P256_ORDER
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from fabric_protos.peer.transaction_pb2 import TxValidationCode
 
 from swarmfuse.client.gateway import ChaincodeEvents, FileCheckpointer, Gateway, GatewayError, Timeouts
 from swarmfuse.network import tasks
-from swarmfuse.network.embedded.blockfmt import data_hash, header_hash
+from swarmfuse.network.protocol.blockfmt import data_hash, header_hash
 from swarmfuse.network.embedded.engine import ledger_dir
 from swarmfuse.network.embedded.ledger import Ledger
 from swarmfuse.network.topology import Topology

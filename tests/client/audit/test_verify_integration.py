@@ -28,7 +28,7 @@ from swarmfuse.client.audit.verify import verify_task
 from swarmfuse.client.site import localjob
 from swarmfuse.client.site.localjob import JobConfig, JobReport
 from swarmfuse.network.embedded.engine import ledger_dir
-from swarmfuse.network.embedded.validator import transaction_rwset
+from swarmfuse.network.protocol.validator import transaction_rwset
 from swarmfuse.network.layout import Layout
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]

@@ -30,20 +30,20 @@ from swarmfuse.client.audit.queries import RoundAudit
 from swarmfuse.client.audit.replay import LedgerReplay, readable_key
 from swarmfuse.client.audit.report import Category, Check, Status, VerificationReport, render_html, write_report
 from swarmfuse.client.gateway.proposal import ProposalBuilder
-from swarmfuse.network.embedded import blockfmt
+from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.embedded.channel import Channel, create_ledger
-from swarmfuse.network.embedded.ledger import commit_hash, stored_commit_hash, update_batch_bytes
-from swarmfuse.network.embedded.lifecycle import (
+from swarmfuse.network.protocol.commithash import commit_hash, stored_commit_hash, update_batch_bytes
+from swarmfuse.network.protocol.lifecycle import (
     LIFECYCLE,
     LifecycleRules,
     committed_definition,
     config_policy,
     definition_state,
 )
-from swarmfuse.network.embedded.model import ChaincodeDefinition, Version
-from swarmfuse.network.embedded.policy import parse
-from swarmfuse.network.embedded.txassembly import assemble_transaction, endorse_response
-from swarmfuse.network.embedded.validator import transaction_rwset
+from swarmfuse.network.protocol.model import ChaincodeDefinition, Version
+from swarmfuse.network.protocol.policy import parse
+from swarmfuse.network.protocol.txassembly import assemble_transaction, endorse_response
+from swarmfuse.network.protocol.validator import transaction_rwset
 
 C = transaction_pb2
 LONG = {"not_before": NOW - timedelta(days=1), "not_after": NOW + timedelta(days=3000)}

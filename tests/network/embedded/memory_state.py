@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from swarmfuse.network.embedded.model import HistoryEntry, Version, VersionedValue
+from swarmfuse.network.protocol.model import HistoryEntry, Version, VersionedValue
 
 
 class MemoryState:

@@ -20,8 +20,9 @@ from fabric_protos.msp import identities_pb2, msp_config_pb2, msp_principal_pb2
 from fabric_protos.orderer import configuration_pb2 as orderer_config_pb2
 from fabric_protos.peer import configuration_pb2 as peer_config_pb2
 
-from swarmfuse.network.embedded import blockfmt
-from swarmfuse.network.embedded.model import ChaincodeDefinition, ChannelDefinition, OrgDefinition
+from swarmfuse.network.protocol import blockfmt
+from swarmfuse.network.protocol.durations import go_duration, parse_go_duration
+from swarmfuse.network.protocol.model import ChaincodeDefinition, ChannelDefinition, OrgDefinition
 
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
@@ -194,11 +195,11 @@ def test_go_durations() -> None:
     cases = {0: "0s", 999: "999ns", 1500: "1.5µs", 250_000_000: "250ms", 10**9: "1s", 2_500_000_000: "2.5s",
              90 * 10**9: "1m30s", 3600 * 10**9: "1h0m0s"}
     for ns, text in cases.items():
-        assert blockfmt.go_duration(ns) == text
-        assert blockfmt.parse_go_duration(text) == ns
-    assert blockfmt.parse_go_duration("1h30m0.5s") == 5400 * 10**9 + 500_000_000
+        assert go_duration(ns) == text
+        assert parse_go_duration(text) == ns
+    assert parse_go_duration("1h30m0.5s") == 5400 * 10**9 + 500_000_000
     with pytest.raises(ValueError):
-        blockfmt.parse_go_duration("250")
+        parse_go_duration("250")
 
 
 # --- config block --------------------------------------------------------------------------------------

@@ -28,9 +28,9 @@ from swarmfuse.network.embedded.chaincode import (
     ChaincodeUnavailable,
     ExecuteResult,
 )
-from swarmfuse.network.embedded.model import Version, VersionedValue
+from swarmfuse.network.protocol.model import Version, VersionedValue
 from swarmfuse.network.embedded.simulator import TxSimulator, set_range_query_reads
-from swarmfuse.network.embedded.txops import encode_metadata
+from swarmfuse.network.protocol.txops import encode_metadata
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "chaincode"))
 from sample_app import create_chaincode  # noqa: E402  (production contracts + the test-only Sample)

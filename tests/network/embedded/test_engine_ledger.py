@@ -19,19 +19,11 @@ import pytest
 from fabric_protos.common import common_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from swarmfuse.network.embedded import blockfmt
-from swarmfuse.network.embedded.ledger import (
-    CommitRefused,
-    Ledger,
-    LedgerCorrupt,
-    TxLocation,
-    TxResult,
-    commit_hash,
-    update_batch_bytes,
-    version_bytes,
-)
-from swarmfuse.network.embedded.model import Version, VersionedValue
-from swarmfuse.network.embedded.txops import encode_metadata
+from swarmfuse.network.protocol import blockfmt
+from swarmfuse.network.embedded.ledger import CommitRefused, Ledger, LedgerCorrupt
+from swarmfuse.network.protocol.commithash import commit_hash, update_batch_bytes, version_bytes
+from swarmfuse.network.protocol.model import TxLocation, TxResult, Version, VersionedValue
+from swarmfuse.network.protocol.txops import encode_metadata
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -361,8 +353,9 @@ def test_failure_mid_commit_leaves_nothing(ledger: Ledger, monkeypatch: pytest.M
 _CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from swarmfuse.network.embedded import blockfmt
-    from swarmfuse.network.embedded.ledger import Ledger, TxResult
+    from swarmfuse.network.protocol import blockfmt
+    from swarmfuse.network.embedded.ledger import Ledger
+    from swarmfuse.network.protocol.model import TxResult
 
     ledger = Ledger.open(Path(sys.argv[1]))
     while True:
@@ -478,8 +471,8 @@ def test_a_channel_defines_its_chaincode_in_block_1_and_reopens_only_with_that_d
     from engine_pki import member, pki
 
     from swarmfuse.network.embedded.channel import CHAINCODE_META, create_ledger, open_channel
-    from swarmfuse.network.embedded.lifecycle import LIFECYCLE, field_key, metadata_key
-    from swarmfuse.network.embedded.validator import transaction_rwset
+    from swarmfuse.network.protocol.lifecycle import LIFECYCLE, field_key, metadata_key
+    from swarmfuse.network.protocol.validator import transaction_rwset
 
     orderer = member("orderer", "orderer")
     definition = pki().channel()

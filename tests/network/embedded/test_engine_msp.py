@@ -12,7 +12,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from engine_pki import NOW, Member, clock, member, pki
 from fabric_protos.msp.identities_pb2 import SerializedIdentity
 
-from swarmfuse.network.embedded.msp import ChannelMSPs, IdentityRejected, Principal, verify_signature
+from swarmfuse.network.protocol.msp import ChannelMSPs, IdentityRejected, Principal, verify_signature
 
 
 @pytest.fixture(scope="module")

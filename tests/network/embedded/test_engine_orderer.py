@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from fabric_protos.common import common_pb2
 
-from swarmfuse.network.embedded import blockfmt
-from swarmfuse.network.embedded.ledger import Ledger, TxResult
+from swarmfuse.network.protocol import blockfmt
+from swarmfuse.network.embedded.ledger import Ledger
+from swarmfuse.network.protocol.model import TxResult
 from swarmfuse.network.embedded.orderer import (
     BatchConfig,
     Orderer,

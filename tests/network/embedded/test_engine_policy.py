@@ -7,8 +7,8 @@ from engine_pki import member, pki
 from fabric_protos.common import policies_pb2
 from fabric_protos.msp import msp_principal_pb2
 
-from swarmfuse.network.embedded.msp import Principal
-from swarmfuse.network.embedded.policy import NOutOf, Policy, PolicyError, SignedBy, org_policies, parse
+from swarmfuse.network.protocol.msp import Principal
+from swarmfuse.network.protocol.policy import NOutOf, Policy, PolicyError, SignedBy, org_policies, parse
 
 
 def who(org: str, role: str, cn: str = "") -> Principal:

@@ -40,10 +40,10 @@ from fabric_protos.peer import chaincode_pb2, collection_pb2, policy_pb2, propos
 from fabric_protos.peer.lifecycle import chaincode_definition_pb2, db_pb2, lifecycle_pb2
 from google.protobuf.message import DecodeError
 
-from swarmfuse.network.embedded.model import ChaincodeDefinition, OrgDefinition, StateReader, Version
-from swarmfuse.network.embedded.policy import NOutOf, Policy, PolicyError, parse
-from swarmfuse.network.embedded.txassembly import assemble_transaction, endorse_response
-from swarmfuse.network.embedded.validator import transaction_id
+from swarmfuse.network.protocol.model import ChaincodeDefinition, OrgDefinition, StateReader, Version
+from swarmfuse.network.protocol.policy import NOutOf, Policy, PolicyError, parse
+from swarmfuse.network.protocol.txassembly import assemble_transaction, endorse_response
+from swarmfuse.network.protocol.identity import transaction_id
 
 LIFECYCLE = "_lifecycle"
 LSCC = "lscc"
@@ -178,7 +178,7 @@ def committed_definition(state: StateReader, name: str, config: configtx_pb2.Con
 
 class LifecycleRules:
     """The endorsement policies of a channel's namespaces as its ledger defines them (Fabric's lifecycle), for
-    :class:`~swarmfuse.network.embedded.validator.BlockValidator`: ``_lifecycle`` by LifecycleEndorsement, an
+    :class:`~swarmfuse.network.protocol.validator.BlockValidator`: ``_lifecycle`` by LifecycleEndorsement, an
     org's implicit collection by the org's Endorsement, a chaincode by its committed definition (read from
     ``state`` at each call, so a definition committed in a block applies to the blocks after it)."""
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import chaincode_pb2, proposal_pb2, proposal_response_pb2, transaction_pb2
 
-from swarmfuse.network.embedded.validator import proposal_hash, tx_proposal_payload
+from swarmfuse.network.protocol.proposals import proposal_hash, tx_proposal_payload
 
 
 class AssemblyError(ValueError):

@@ -1,8 +1,9 @@
-"""Types shared by the parts of the embedded engine: versions, state reads, channel definitions."""
+"""Types of Fabric's protocol shared by the engine, the validator and the auditor: versions, state reads,
+channel and chaincode definitions, and a transaction's validation outcome."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -91,3 +92,29 @@ class ChannelDefinition:
             if org.mspid == mspid:
                 return org
         return None
+
+
+VALID = 0
+"""TxValidationCode.VALID."""
+
+
+@dataclass(frozen=True)
+class TxLocation:
+    block: int
+    index: int
+    code: int
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """The validation outcome of one envelope; ``writes`` (``None`` value = delete) and ``metadata_writes``
+    (namespace, key, encoded metadata, ``b""`` = none; see :mod:`~swarmfuse.network.protocol.txops`) apply
+    only when VALID."""
+
+    tx_id: str
+    index: int
+    code: int
+    writes: Sequence[tuple[str, str, bytes | None]] = ()
+    timestamp_s: int = 0
+    timestamp_nanos: int = 0
+    metadata_writes: Sequence[tuple[str, str, bytes]] = ()

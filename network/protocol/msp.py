@@ -27,8 +27,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fabric_protos.msp import identities_pb2
 from google.protobuf.message import DecodeError
 
-from swarmfuse.client.gateway.identity import P256_ORDER
-from swarmfuse.network.embedded.model import OrgDefinition
+from swarmfuse.network.protocol.identity import P256_ORDER
+from swarmfuse.network.protocol.model import OrgDefinition
 
 logger = logging.getLogger(__name__)
 

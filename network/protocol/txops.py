@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 
-from swarmfuse.network.embedded.model import StateReader, Version, VersionedValue
+from swarmfuse.network.protocol.model import StateReader, Version, VersionedValue
 
 VALIDATION_PARAMETER = "VALIDATION_PARAMETER"
 """Metadata entry holding a key's endorsement policy (Fabric's ``MetaDataKeys_VALIDATION_PARAMETER``)."""

@@ -1,5 +1,5 @@
-"""Proposal checks (Fabric's endorser) and block validation (Fabric's committing peer) with Fabric's
-transaction validation codes.
+"""Block validation as Fabric's committing peer does it, with Fabric's transaction validation codes (a peer's
+proposal checks before endorsing are in :mod:`.proposals`).
 
 Block validation runs Fabric's three stages in order:
 
@@ -14,8 +14,8 @@ Also checked here, where Fabric's orderer checks it on Broadcast: the creator mu
 Writers policy (BAD_CREATOR_SIGNATURE otherwise), and its certificate must not have expired.
 
 Which namespaces and collections are defined, and their endorsement policies, come from
-:class:`NamespaceRules`: the engine's channel has one chaincode and no collections
-(:class:`ChaincodeRules`); ``audit verify`` replays a Fabric ledger with Fabric's lifecycle rules. Besides the
+:class:`~.rules.NamespaceRules`: the engine's channel has one chaincode and no collections
+(:class:`~.rules.ChaincodeRules`); ``audit verify`` replays a Fabric ledger with Fabric's lifecycle rules. Besides the
 codes, :meth:`BlockValidator.verdicts` tells what each check found (creator, each endorsement, each policy).
 """
 
@@ -25,280 +25,25 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
-import grpc
 from fabric_protos.common import common_pb2
 from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
-from fabric_protos.peer import chaincode_event_pb2, chaincode_pb2, proposal_pb2, proposal_response_pb2, transaction_pb2
+from fabric_protos.peer import chaincode_event_pb2, proposal_pb2, proposal_response_pb2, transaction_pb2
 from google.protobuf.message import DecodeError
 
-from swarmfuse.network.embedded.ledger import TxResult
-from swarmfuse.network.embedded.model import ChannelDefinition, StateReader, Version, VersionedValue
-from swarmfuse.network.embedded.msp import ChannelMSPs, IdentityRejected, Principal
-from swarmfuse.network.embedded.policy import Policy, PolicyError, org_policies, parse
-from swarmfuse.network.embedded.txops import VALIDATION_PARAMETER, BlockChanges, decode_metadata, encode_metadata
+from swarmfuse.network.protocol.identity import transaction_id
+from swarmfuse.network.protocol.model import ChannelDefinition, TxResult, Version, VersionedValue
+from swarmfuse.network.protocol.msp import ChannelMSPs, IdentityRejected, Principal
+from swarmfuse.network.protocol.policy import Policy, PolicyError
+from swarmfuse.network.protocol.proposals import hash_parts, header_type_name
+from swarmfuse.network.protocol.rules import ChaincodeRules, LedgerView, NamespaceRules, channel_writers
+from swarmfuse.network.protocol.txops import VALIDATION_PARAMETER, BlockChanges, decode_metadata, encode_metadata
 
 logger = logging.getLogger(__name__)
 
 Code = transaction_pb2.TxValidationCode
 VALID = transaction_pb2.VALID
-
-
-class LedgerView(StateReader, Protocol):
-    """What validation reads from a channel's ledger: committed state and the tx ID index."""
-
-    def tx_location(self, tx_id: str) -> object | None:
-        """Where the transaction ``tx_id`` was committed (valid or not), ``None`` when never."""
-
-    def get_hashed_version(self, namespace: str, collection: str, key_hash: bytes) -> Version | None:
-        """The version of a private data key (by its hash) in a collection, ``None`` when it does not exist."""
-
-
-class NamespaceRules(Protocol):
-    """The endorsement policies validation applies; ``None`` means not defined on the channel."""
-
-    def policy(self, namespace: str) -> Policy | None:
-        """The endorsement policy of a namespace (a chaincode, or ``_lifecycle`` on Fabric)."""
-
-    def collection_policy(self, namespace: str, collection: str) -> Policy | None:
-        """The endorsement policy of writes to a collection of the namespace."""
-
-
-@dataclass(frozen=True)
-class ChaincodeRules:
-    """The engine's channel: one chaincode with its endorsement policy, no private data collections."""
-
-    name: str | None
-    endorsement: Policy | None
-
-    @classmethod
-    def of(cls, channel: ChannelDefinition) -> ChaincodeRules:
-        if channel.chaincode is None:
-            return cls(None, None)
-        try:
-            return cls(channel.chaincode.name, parse(channel.chaincode.endorsement_policy))
-        except PolicyError as exc:
-            raise ValueError(f"chaincode {channel.chaincode.name} of channel {channel.name}: {exc}") from exc
-
-    def policy(self, namespace: str) -> Policy | None:
-        return self.endorsement if namespace == self.name else None
-
-    def collection_policy(self, namespace: str, collection: str) -> Policy | None:
-        return None
-
-
-def transaction_id(nonce: bytes, creator: bytes) -> str:
-    """Fabric's tx ID: hex(SHA-256(nonce ‖ serialized creator))."""
-    return hashlib.sha256(nonce + creator).hexdigest()
-
-
-def proposal_hash(proposal: proposal_pb2.Proposal) -> bytes:
-    """Fabric's ``GetProposalHash1``: SHA-256 of channel header bytes ‖ signature header bytes ‖ the
-    ``ChaincodeProposalPayload`` re-encoded without its transient map (what goes into the transaction)."""
-    header = common_pb2.Header.FromString(proposal.header)
-    payload = proposal_pb2.ChaincodeProposalPayload.FromString(proposal.payload)
-    return _hash(header.channel_header, header.signature_header, tx_proposal_payload(payload))
-
-
-def tx_proposal_payload(payload: proposal_pb2.ChaincodeProposalPayload) -> bytes:
-    """The proposal payload as a transaction carries it: the input only, never the transient map."""
-    return proposal_pb2.ChaincodeProposalPayload(input=payload.input).SerializeToString()
-
-
-def _hash(*parts: bytes) -> bytes:
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part)
-    return digest.digest()
-
-
-def channel_readers(channel: ChannelDefinition, principal: Principal) -> bool:
-    """``/Channel/Application/Readers`` (ANY Readers of the application orgs): Fabric's default ACL for
-    ``peer/Propose`` in our channels."""
-    return any(org.mspid == principal.mspid and org_policies(org).readers.satisfied_by([principal])
-               for org in channel.orgs)
-
-
-def channel_writers(channel: ChannelDefinition, principal: Principal) -> bool:
-    """``/Channel/Writers`` (ANY Writers of the application and orderer orgs): what Fabric's orderer
-    requires of a submitted transaction's creator."""
-    return any(org.mspid == principal.mspid and org_policies(org).writers.satisfied_by([principal])
-               for org in (*channel.orgs, channel.orderer_org))
-
-
-# --- the endorser side ---------------------------------------------------------------------------
-
-PEER_TIME_WINDOW = timedelta(minutes=15)
-"""``peer.authentication.timewindow`` of Fabric's ``core.yaml``: its peers' ``TimeWindowCheck`` auth filter
-(``core/handlers/auth/filter/timewindow.go``, a default filter since Fabric 3.0) refuses a proposal stamped
-further than this from the peer's clock, before the endorser looks at anything else."""
-
-
-def time_window_violation(signed_proposal: proposal_pb2.SignedProposal, window: timedelta = PEER_TIME_WINDOW,
-                          now: datetime | None = None) -> str | None:
-    """Fabric's ``TimeWindowCheck`` filter: its refusal message when the proposal's timestamp is further than
-    ``window`` from the peer's clock (``now``), else ``None`` (also for a proposal that does not parse, which
-    the gateway refuses as malformed before any peer sees it)."""
-    try:
-        proposal = proposal_pb2.Proposal.FromString(signed_proposal.proposal_bytes)
-        header = common_pb2.Header.FromString(proposal.header)
-        channel_header = common_pb2.ChannelHeader.FromString(header.channel_header)
-    except DecodeError:
-        return None
-    now = now or datetime.now(UTC)
-    stamp_s = channel_header.timestamp.seconds + channel_header.timestamp.nanos / 1e9
-    now_s = now.timestamp()
-    if not (stamp_s + window.total_seconds() < now_s or stamp_s - window.total_seconds() > now_s):
-        return None
-    return (f"request unauthorized due to incorrect timestamp {_rfc3339(channel_header.timestamp.seconds)}, "
-            f"peer time {_rfc3339(int(now_s))}, peer.authentication.timewindow {_go_duration(window)}")
-
-
-def _rfc3339(seconds: int) -> str:
-    """Go's ``time.Format(time.RFC3339)`` of a UTC time (whole seconds)."""
-    try:
-        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, OSError, ValueError):  # beyond Python's years; Go prints them, we print the seconds
-        return f"{seconds}s since the epoch"
-
-
-def _go_duration(duration: timedelta) -> str:
-    """Go's ``time.Duration.String()`` for whole seconds: ``15m0s``, ``1h0m0s``, ``30s``."""
-    hours, rest = divmod(int(duration.total_seconds()), 3600)
-    minutes, seconds = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes}m{seconds}s"
-    return f"{minutes}m{seconds}s" if minutes else f"{seconds}s"
-
-
-class ProposalRejected(Exception):
-    """A proposal Fabric's endorser refuses, with the message it gives and a gRPC status for the caller."""
-
-    def __init__(self, message: str, code: grpc.StatusCode = grpc.StatusCode.PERMISSION_DENIED) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-
-
-@dataclass(frozen=True)
-class CheckedProposal:
-    """A signed proposal that passed the endorser's checks, unpacked."""
-
-    signed_proposal: proposal_pb2.SignedProposal
-    proposal: proposal_pb2.Proposal
-    channel_header: common_pb2.ChannelHeader
-    signature_header: common_pb2.SignatureHeader
-    chaincode_name: str
-    input: chaincode_pb2.ChaincodeInput
-    principal: Principal
-    proposal_hash: bytes
-
-    @property
-    def channel(self) -> str:
-        return self.channel_header.channel_id
-
-    @property
-    def tx_id(self) -> str:
-        return self.channel_header.tx_id
-
-    @property
-    def creator(self) -> bytes:
-        return self.signature_header.creator
-
-
-def _unpack(signed: proposal_pb2.SignedProposal) -> tuple[
-    proposal_pb2.Proposal, common_pb2.ChannelHeader, common_pb2.SignatureHeader, str, chaincode_pb2.ChaincodeInput,
-    bytes,
-]:
-    """Fabric's ``UnpackProposal``: every part parsed, chaincode ID and input present."""
-    def parse_as(message_type: type, data: bytes, what: str):  # type: ignore[no-untyped-def]
-        try:
-            return message_type.FromString(data)
-        except DecodeError as exc:
-            raise ProposalRejected(f"error unmarshalling {what}: {exc}", grpc.StatusCode.INVALID_ARGUMENT) from exc
-
-    proposal = parse_as(proposal_pb2.Proposal, signed.proposal_bytes, "Proposal")
-    header = parse_as(common_pb2.Header, proposal.header, "Header")
-    channel_header = parse_as(common_pb2.ChannelHeader, header.channel_header, "ChannelHeader")
-    signature_header = parse_as(common_pb2.SignatureHeader, header.signature_header, "SignatureHeader")
-    extension = parse_as(proposal_pb2.ChaincodeHeaderExtension, channel_header.extension, "ChaincodeHeaderExtension")
-    if not extension.HasField("chaincode_id"):
-        raise ProposalRejected("ChaincodeHeaderExtension.ChaincodeId is nil", grpc.StatusCode.INVALID_ARGUMENT)
-    if not extension.chaincode_id.name:
-        raise ProposalRejected("ChaincodeHeaderExtension.ChaincodeId.Name is empty", grpc.StatusCode.INVALID_ARGUMENT)
-    payload = parse_as(proposal_pb2.ChaincodeProposalPayload, proposal.payload, "ChaincodeProposalPayload")
-    spec = parse_as(chaincode_pb2.ChaincodeInvocationSpec, payload.input, "ChaincodeInvocationSpec")
-    if not spec.HasField("chaincode_spec"):
-        raise ProposalRejected("chaincode invocation spec did not contain chaincode spec",
-                               grpc.StatusCode.INVALID_ARGUMENT)
-    if not spec.chaincode_spec.HasField("input"):
-        raise ProposalRejected("chaincode input did not contain any input", grpc.StatusCode.INVALID_ARGUMENT)
-    digest = _hash(header.channel_header, header.signature_header, tx_proposal_payload(payload))
-    return proposal, channel_header, signature_header, extension.chaincode_id.name, spec.chaincode_spec.input, digest
-
-
-def check_proposal(signed_proposal: proposal_pb2.SignedProposal, channel: ChannelDefinition, msps: ChannelMSPs,
-                   ledger: LedgerView) -> CheckedProposal:
-    """Fabric's endorser checks (``UnpackProposal``, ``preProcess``) in its order, with its messages:
-    unpack, channel, header type/epoch/nonce/creator, tx ID, creator identity and signature, duplicate
-    of a committed tx, ACL ``peer/Propose`` (channel Readers), then that the chaincode is defined."""
-    proposal, chdr, shdr, chaincode_name, chaincode_input, digest = _unpack(signed_proposal)
-    if chdr.channel_id != channel.name:
-        raise ProposalRejected(f"channel '{chdr.channel_id}' not found", grpc.StatusCode.NOT_FOUND)
-
-    def invalid(reason: str) -> ProposalRejected:
-        return ProposalRejected(f"error validating proposal: {reason}", grpc.StatusCode.INVALID_ARGUMENT)
-
-    if chdr.type != common_pb2.ENDORSER_TRANSACTION:
-        raise invalid(f"invalid header type {_header_type(chdr.type)}")
-    if chdr.epoch != 0:
-        raise invalid("epoch is non-zero")
-    if not shdr.nonce:
-        raise invalid("nonce is empty")
-    if not shdr.creator:
-        raise invalid("creator is empty")
-    expected = transaction_id(shdr.nonce, shdr.creator)
-    if chdr.tx_id != expected:
-        raise invalid(f"incorrectly computed txid '{chdr.tx_id}' -- expected '{expected}'")
-    if not signed_proposal.signature:
-        raise invalid("empty signature bytes")
-    try:
-        principal = msps.identify(shdr.creator)
-    except IdentityRejected as exc:
-        logger.warning("proposal %s refused, invalid creator: %s", chdr.tx_id[:8], exc)
-        if exc.mspid is None:
-            raise ProposalRejected(f"error validating proposal: access denied: channel [{channel.name}] creator org "
-                                   f"unknown, creator is malformed") from exc
-        raise ProposalRejected(f"error validating proposal: access denied: channel [{channel.name}] creator org "
-                               f"[{exc.mspid}]") from exc
-    if not msps.check_signature(principal, signed_proposal.proposal_bytes, signed_proposal.signature):
-        logger.warning("proposal %s refused: the creator's signature over the proposal is not valid", chdr.tx_id[:8])
-        raise ProposalRejected(f"error validating proposal: access denied: channel [{channel.name}] creator org "
-                               f"[{principal.mspid}]")
-    if ledger.tx_location(chdr.tx_id) is not None:
-        raise ProposalRejected(f"duplicate transaction found [{chdr.tx_id}]. Creator [{shdr.creator.hex()}]",
-                               grpc.StatusCode.ALREADY_EXISTS)
-    if not channel_readers(channel, principal):
-        raise ProposalRejected(
-            "failed evaluating policy on signed data during check policy [/Channel/Application/Readers]: "
-            "[implicit policy evaluation failed - 0 sub-policies were satisfied, but this policy requires 1 of the "
-            "'Readers' sub-policies to be satisfied]"
-        )
-    if channel.chaincode is None or channel.chaincode.name != chaincode_name:
-        raise ProposalRejected(f"make sure the chaincode {chaincode_name} has been successfully defined on channel "
-                               f"{channel.name} and try again: chaincode {chaincode_name} not found",
-                               grpc.StatusCode.NOT_FOUND)
-    return CheckedProposal(signed_proposal, proposal, chdr, shdr, chaincode_name, chaincode_input, principal, digest)
-
-
-def _header_type(value: int) -> str:
-    try:
-        return common_pb2.HeaderType.Name(value)
-    except ValueError:
-        return str(value)
 
 
 # --- the committer side --------------------------------------------------------------------------
@@ -460,7 +205,7 @@ class BlockValidator:
             return
         tx.creator = self._check_creator(envelope, chdr, shdr)
         if chdr.type != common_pb2.ENDORSER_TRANSACTION:
-            raise _Invalid(transaction_pb2.UNSUPPORTED_TX_PAYLOAD, f"unsupported type {_header_type(chdr.type)}")
+            raise _Invalid(transaction_pb2.UNSUPPORTED_TX_PAYLOAD, f"unsupported type {header_type_name(chdr.type)}")
         if chdr.tx_id != transaction_id(shdr.nonce, shdr.creator):
             raise _Invalid(transaction_pb2.BAD_PROPOSAL_TXID,
                            f"tx ID {chdr.tx_id!r} is not hex(sha256(nonce ‖ creator))")
@@ -479,7 +224,7 @@ class BlockValidator:
         chdr = _parse(common_pb2.ChannelHeader, payload.header.channel_header, bad, "ChannelHeader")
         shdr = _parse(common_pb2.SignatureHeader, payload.header.signature_header, bad, "SignatureHeader")
         if chdr.type not in (common_pb2.ENDORSER_TRANSACTION, common_pb2.CONFIG_UPDATE, common_pb2.CONFIG):
-            raise _Invalid(bad, f"invalid header type {_header_type(chdr.type)}")
+            raise _Invalid(bad, f"invalid header type {header_type_name(chdr.type)}")
         if chdr.epoch != 0:
             raise _Invalid(bad, f"invalid Epoch in ChannelHeader. Expected 0, got [{chdr.epoch}]")
         if not shdr.nonce:
@@ -519,7 +264,7 @@ class BlockValidator:
         action_payload = _parse(transaction_pb2.ChaincodeActionPayload, action.payload, bad, "ChaincodeActionPayload")
         response_payload = _parse(proposal_response_pb2.ProposalResponsePayload,
                                   action_payload.action.proposal_response_payload, bad, "ProposalResponsePayload")
-        expected = _hash(payload.header.channel_header, action.header, action_payload.chaincode_proposal_payload)
+        expected = hash_parts(payload.header.channel_header, action.header, action_payload.chaincode_proposal_payload)
         if response_payload.proposal_hash != expected:
             raise _Invalid(bad, "proposal hash does not match")
         return action_payload.action
@@ -851,7 +596,7 @@ class _MerkleSummary:
         self._tree.setdefault(1, []).append(hashlib.sha256(data).digest())
         level = 1
         while len(self._tree.get(level, [])) > self._max_degree:
-            combined = _hash(*self._tree.pop(level))
+            combined = hash_parts(*self._tree.pop(level))
             level += 1
             self._tree.setdefault(level, []).append(combined)
             self._max_level = max(self._max_level, level)
@@ -866,11 +611,11 @@ class _MerkleSummary:
             hashes = self._tree.pop(level, [])
             level += 1
             if hashes:
-                self._tree.setdefault(level, []).append(hashes[0] if len(hashes) == 1 else _hash(*hashes))
+                self._tree.setdefault(level, []).append(hashes[0] if len(hashes) == 1 else hash_parts(*hashes))
         final = self._tree.get(self._max_level, [])
         if len(final) > self._max_degree:
             self._max_level += 1
-            final = [_hash(*final)]
+            final = [hash_parts(*final)]
             self._tree = {self._max_level: final}
         return kv_rwset_pb2.QueryReadsMerkleSummary(max_degree=self._max_degree, max_level=self._max_level,
                                                     max_level_hashes=final)

@@ -24,7 +24,6 @@ import os
 import re
 import time
 from collections.abc import Callable, Sequence
-from fractions import Fraction
 from typing import Any
 
 from fabric_protos.common import common_pb2, configtx_pb2, configuration_pb2, policies_pb2
@@ -34,7 +33,10 @@ from fabric_protos.orderer.etcdraft import configuration_pb2 as etcdraft_pb2
 from fabric_protos.peer import configuration_pb2 as peer_config_pb2
 from google.protobuf.message import DecodeError, Message
 
-from swarmfuse.network.embedded.model import ChannelDefinition, OrgDefinition
+from swarmfuse.network.protocol.durations import go_duration, parse_go_duration
+from swarmfuse.network.protocol.identity import transaction_id
+from swarmfuse.network.protocol.model import ChannelDefinition, OrgDefinition
+from swarmfuse.network.protocol.policy import org_policy_rules
 
 SIGNATURES = common_pb2.BlockMetadataIndex.SIGNATURES
 LAST_CONFIG = common_pb2.BlockMetadataIndex.LAST_CONFIG
@@ -220,79 +222,7 @@ def transactions_filter(block: common_pb2.Block) -> list[int]:
     return list(block.metadata.metadata[TRANSACTIONS_FILTER])
 
 
-def tx_id_of(nonce: bytes, creator: bytes) -> str:
-    """Fabric's tx ID: hex SHA-256 of nonce ‖ serialized creator (``protoutil.ComputeTxID``)."""
-    return hashlib.sha256(nonce + creator).hexdigest()
-
-
-# ------------------------------------------------------------------------------------------ durations
-
-
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9,
-            "h": 3600 * 10**9}
-
-
-def _fraction_text(whole: int, frac: int, digits: int) -> str:
-    text = str(whole)
-    if frac:
-        text += "." + str(frac).rjust(digits, "0").rstrip("0")
-    return text
-
-
-def go_duration(ns: int) -> str:
-    """Go's ``time.Duration.String`` of a non-negative duration (``250ms``, ``2s``, ``1m30s``)."""
-    if ns < 0:
-        raise ValueError(f"negative duration: {ns}ns")
-    if ns == 0:
-        return "0s"
-    if ns < 1_000:
-        return f"{ns}ns"
-    if ns < 1_000_000:
-        return _fraction_text(ns // 1_000, ns % 1_000, 3) + "µs"
-    if ns < 10**9:
-        return _fraction_text(ns // 1_000_000, ns % 1_000_000, 6) + "ms"
-    hours, rest = divmod(ns, 3600 * 10**9)
-    minutes, rest = divmod(rest, 60 * 10**9)
-    seconds = _fraction_text(rest // 10**9, rest % 10**9, 9) + "s"
-    if hours:
-        return f"{hours}h{minutes}m{seconds}"
-    if minutes:
-        return f"{minutes}m{seconds}"
-    return seconds
-
-
-def parse_go_duration(text: str) -> int:
-    """Nanoseconds of a Go duration string (``time.ParseDuration`` without the sign)."""
-    if text == "0":
-        return 0
-    pos, total = 0, Fraction(0)
-    while pos < len(text):
-        match = _DURATION_PART.match(text, pos)
-        if not match:
-            raise ValueError(f"invalid duration {text!r}")
-        total += Fraction(match.group(1)) * _UNIT_NS[match.group(2)]
-        pos = match.end()
-    if pos == 0:
-        raise ValueError(f"invalid duration {text!r}")
-    return int(total)
-
-
 # ------------------------------------------------------------------------------------------- policies
-
-
-def org_policy_rules(org: OrgDefinition) -> dict[str, str]:
-    """The org's signature policies as configtx.py writes them (auditor: Writers = its admin only)."""
-    m = org.mspid
-    if org.kind == "orderer":
-        return {READERS: f"OR('{m}.member')", WRITERS: f"OR('{m}.member')", ADMINS: f"OR('{m}.admin')"}
-    writers = f"OR('{m}.admin')" if org.kind == "auditor" else f"OR('{m}.admin', '{m}.client')"
-    return {
-        READERS: f"OR('{m}.admin', '{m}.peer', '{m}.client')",
-        WRITERS: writers,
-        ADMINS: f"OR('{m}.admin')",
-        ENDORSEMENT: f"OR('{m}.peer')",
-    }
 
 
 _GATE = re.compile(r"^\s*(OR|AND|OutOf)\s*\((.*)\)\s*$", re.IGNORECASE | re.DOTALL)
@@ -401,7 +331,7 @@ def _split_endpoint(endpoint: str, org: str) -> tuple[str, int]:
 
 def _org_group(org: OrgDefinition) -> configtx_pb2.ConfigGroup:
     group = configtx_pb2.ConfigGroup(mod_policy=ADMINS)
-    for name, rule in org_policy_rules(org).items():
+    for name, rule in org_policy_rules(org.mspid, org.kind).items():
         group.policies[name].CopyFrom(_signature_policy(rule))
     _value(group, MSP, _msp_config(org))
     if org.kind == "orderer":
@@ -486,7 +416,7 @@ def config_block(channel: ChannelDefinition, sign: Callable[[bytes], bytes], cre
     nonce = os.urandom(NONCE_SIZE)
     channel_header = common_pb2.ChannelHeader(
         type=common_pb2.HeaderType.CONFIG, version=CONFIG_MSG_VERSION, channel_id=channel.name,
-        tx_id=tx_id_of(nonce, creator), epoch=0)
+        tx_id=transaction_id(nonce, creator), epoch=0)
     channel_header.timestamp.FromSeconds(int(time.time()))
     payload = common_pb2.Payload(
         header=common_pb2.Header(

@@ -17,8 +17,8 @@ from fabric_protos.common import policies_pb2
 from fabric_protos.msp import msp_principal_pb2
 from google.protobuf.message import DecodeError
 
-from swarmfuse.network.embedded.model import OrgDefinition
-from swarmfuse.network.embedded.msp import POLICY_ROLES, Principal
+from swarmfuse.network.protocol.model import OrgDefinition, OrgKind
+from swarmfuse.network.protocol.msp import POLICY_ROLES, Principal
 
 _PRINCIPAL = re.compile(r"^([A-Za-z0-9.-]+)\.(" + "|".join(POLICY_ROLES) + r")$")
 _TOKEN = re.compile(
@@ -284,17 +284,23 @@ class OrgPolicies:
     endorsement: Policy | None
 
 
+def org_policy_rules(mspid: str, kind: OrgKind) -> dict[str, str]:
+    """The one table of an org's signature policies (``Readers``, ``Writers``, ``Admins`` and, for peer orgs,
+    ``Endorsement``) that channels are made with, on both engines: the auditor's Writers is its admin only
+    (only it runs the chaincode lifecycle), the orderer org's Readers and Writers are any member."""
+    m = mspid
+    if kind == "orderer":
+        return {"Readers": f"OR('{m}.member')", "Writers": f"OR('{m}.member')", "Admins": f"OR('{m}.admin')"}
+    return {
+        "Readers": f"OR('{m}.admin', '{m}.peer', '{m}.client')",
+        "Writers": f"OR('{m}.admin')" if kind == "auditor" else f"OR('{m}.admin', '{m}.client')",
+        "Admins": f"OR('{m}.admin')",
+        "Endorsement": f"OR('{m}.peer')",
+    }
+
+
 def org_policies(org: OrgDefinition) -> OrgPolicies:
-    """The policies ``network/configtx.py`` gives ``org``: the auditor's Writers is its admin only, the
-    orderer org's Readers and Writers are any member."""
-    m = org.mspid
-    if org.kind == "orderer":
-        member = parse(f"OR('{m}.member')")
-        return OrgPolicies(readers=member, writers=member, admins=parse(f"OR('{m}.admin')"), endorsement=None)
-    writers = f"OR('{m}.admin')" if org.kind == "auditor" else f"OR('{m}.admin', '{m}.client')"
-    return OrgPolicies(
-        readers=parse(f"OR('{m}.admin', '{m}.peer', '{m}.client')"),
-        writers=parse(writers),
-        admins=parse(f"OR('{m}.admin')"),
-        endorsement=parse(f"OR('{m}.peer')"),
-    )
+    """The policies :func:`org_policy_rules` gives ``org``, parsed."""
+    rules = {name: parse(rule) for name, rule in org_policy_rules(org.mspid, org.kind).items()}
+    return OrgPolicies(readers=rules["Readers"], writers=rules["Writers"], admins=rules["Admins"],
+                       endorsement=rules.get("Endorsement"))
