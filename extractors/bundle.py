@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import numpy as np
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.extractors.data.cache import atomic_dir, cache_root, sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,7 +60,7 @@ _RESAMPLING = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 Modality = Literal["text", "image"]
 
 
-class BundleError(RuntimeError):
+class BundleError(SwarmfuseError, RuntimeError):
     """A bundle is missing, malformed, altered (a file's SHA-256 differs from bundle.json) or cannot run."""
 
 
@@ -497,9 +498,7 @@ def _install(cached: Path, bundle: ExtractorBundle, target: Path) -> Path:
 def _export(modality: str, manifest: Any, config: "PipelineConfig", source: str, scratch: Path,
             progress: "ProgressCallback | None" = None) -> None:
     """Obtain the extractor as build_features does, export it, check ORT against torch, write the bundle."""
-    from swarmfuse.extractors.image import FEATURE_DIMS, preprocess_images
-    from swarmfuse.extractors.image.preprocess import MEAN, STD
-    from swarmfuse.extractors.pipeline import export_image_onnx, image_extractor
+    from swarmfuse.extractors.pipeline import image_extractor
     from swarmfuse.extractors.text import cached_text_extractor
 
     examples = manifest.entities[:2]  # the pipeline exports with its first two entities as example inputs
@@ -508,11 +507,22 @@ def _export(modality: str, manifest: Any, config: "PipelineConfig", source: str,
         export_text_bundle(text, [e.text for e in examples], source, scratch)
         return
     module, _, _ = image_extractor(manifest, config.image, progress)
-    inputs = preprocess_images([manifest.image_path(e) for e in examples], config.image.resolution)
-    onnx_name, backbone = "image.onnx", config.image.backbone
-    sha = export_image_onnx(module, inputs, scratch / onnx_name)
-    spec = ImagePreprocess(resolution=config.image.resolution, mean=_float32s(MEAN), std=_float32s(STD))
-    _checked_bundle("image", module, inputs, scratch, onnx_name, sha, "pixels", backbone, FEATURE_DIMS[backbone],
+    export_image_bundle(module, [manifest.image_path(e) for e in examples], config.image.resolution,
+                        config.image.backbone, source, scratch)
+
+
+def export_image_bundle(module: Any, examples: Sequence[Path], resolution: int, backbone: str, source: str,
+                        scratch: Path) -> None:
+    """Write the image feature ``module``'s bundle into ``scratch``: its ONNX export (checked against torch on the
+    ``examples`` images) and the preprocessing at ``resolution``, with ``source`` naming where it came from."""
+    from swarmfuse.extractors.image import FEATURE_DIMS, preprocess_images
+    from swarmfuse.extractors.image.preprocess import MEAN, STD
+    from swarmfuse.extractors.pipeline import export_image_onnx
+
+    inputs = preprocess_images(list(examples), resolution)
+    sha = export_image_onnx(module, inputs, scratch / "image.onnx")
+    spec = ImagePreprocess(resolution=resolution, mean=_float32s(MEAN), std=_float32s(STD))
+    _checked_bundle("image", module, inputs, scratch, "image.onnx", sha, "pixels", backbone, FEATURE_DIMS[backbone],
                     spec, source)
 
 

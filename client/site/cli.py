@@ -1,4 +1,5 @@
-"""``swarmfuse site serve|status|policy|data add|extractor install`` and ``swarmfuse round open|status|list|abort``."""
+"""``swarmfuse site serve|status|policy|data add|extractor install|extractor train`` and
+``swarmfuse round open|status|list|abort``."""
 
 from __future__ import annotations
 
@@ -6,16 +7,18 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from swarmfuse.network.cli_common import HomeOption
+from swarmfuse.network.cli_common import HomeOption, clean_errors
+
+if TYPE_CHECKING:
+    from swarmfuse.client.site.manifest import Manifest
 
 app = typer.Typer(no_args_is_help=True, help="A data centre's site agent: data, extractors, the agent service.")
 data_app = typer.Typer(no_args_is_help=True, help="The site's data (manifests) and their on-chain summaries.")
@@ -31,24 +34,6 @@ TaskOption = typer.Option(..., "--task", help="The task (channel) the site works
 StoreOption = typer.Option(None, "--store", help="SQLAlchemy URL of the site's store (default: a SQLite file).")
 
 
-@contextmanager
-def _clean() -> Iterator[None]:
-    """Every anticipated failure becomes one red line and exit status 1 (the site modules load on first use)."""
-    from swarmfuse.client.site.ledger import LedgerRefused
-    from swarmfuse.client.site.manifest import ManifestError
-    from swarmfuse.client.site.peers import PeerError
-    from swarmfuse.client.site.policy import PolicyError
-    from swarmfuse.client.site.site import SiteError
-    from swarmfuse.client.site.store import StoreError
-    from swarmfuse.network.errors import NetworkError
-
-    try:
-        yield
-    except (SiteError, ManifestError, LedgerRefused, PeerError, PolicyError, StoreError, NetworkError, OSError) as exc:
-        errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-
-
 @app.command()
 def serve(org: str = OrgOption, task: str = TaskOption, store: str | None = StoreOption, home: Path = HomeOption) -> None:
     """Run the site agent: its HTTPS service (mutual TLS) and its work on every round it takes part in."""
@@ -58,7 +43,7 @@ def serve(org: str = OrgOption, task: str = TaskOption, store: str | None = Stor
         signal.signal(signum, lambda number, _frame: stop.set())
     from swarmfuse.client.site.service import open_site, serve_site
 
-    with _clean(), open_site(home, org, task, store) as parts:
+    with clean_errors(), open_site(home, org, task, store) as parts:
         console.print(f"site {org} of task {task} serving on {parts.site.url} (store: {parts.store.url})")
         serve_site(parts, stop)
 
@@ -69,7 +54,7 @@ def status(org: str = OrgOption, task: str = TaskOption, store: str | None = Sto
     """What the site holds (datasets) and is doing (rounds and their steps), from its store."""
     from swarmfuse.client.site.service import make_agent, open_site
 
-    with _clean(), open_site(home, org, task, store) as parts:
+    with clean_errors(), open_site(home, org, task, store) as parts:
         state = make_agent(parts).status()
     if as_json:
         typer.echo(json.dumps(state, indent=2))
@@ -117,7 +102,7 @@ def policy(org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption
         changes["modalities"] = None if any_modality else _listed(offer or "")
     if max_rows is not None or no_row_limit:
         changes["max_rows"] = None if no_row_limit else max_rows
-    with _clean():
+    with clean_errors():
         site = Site(home, org, task)
         current = load_policy(site.folder)
         if changes:
@@ -141,7 +126,7 @@ def data_add(manifest: Path = typer.Argument(..., help="CSV or JSON Lines: entit
     """Check a manifest (every bad row named) and publish its summary on-chain (never the data)."""
     from swarmfuse.client.site.service import add_data, open_site
 
-    with _clean(), open_site(home, org, task, store) as parts:
+    with clean_errors(), open_site(home, org, task, store) as parts:
         summary = add_data(parts, manifest, modality)
     console.print(f"published {modality} summary v{summary.get('version', 1)}: {summary['entity_count']} entities, "
                   f"fingerprint {summary['manifest_sha256'][:16]}", highlight=False)
@@ -155,34 +140,65 @@ def extractor_install(bundle: Path = typer.Argument(..., help="An extractor bund
     from swarmfuse.client.site.service import install_extractor
     from swarmfuse.client.site.site import Site
 
-    with _clean():
+    with clean_errors():
         target = install_extractor(Site(home, org, task), modality, bundle)
     console.print(f"installed the {modality} extractor in {target}")
 
 
 @extractor_app.command("train")
-def extractor_train(manifest: Path = typer.Argument(..., help="The site's text manifest (entity_id, text)."),
-                    modality: str = typer.Option("text", "--modality", help="text (images: install a bundle)."),
+def extractor_train(manifest: Path = typer.Argument(..., help="The site's manifest: texts (entity_id, text) or "
+                                                              "images (entity_id, image)."),
+                    modality: str = typer.Option("text", "--modality", help="text or image."),
                     seed: int = typer.Option(0, "--seed", help="Seed of the training."),
+                    epochs: int | None = typer.Option(None, "--epochs", min=1,
+                                                      help="Image extractors: training epochs (default 10)."),
+                    weights: Path | None = typer.Option(None, "--weights", help="Image extractors: a standard "
+                                                        "ResNet50 weight file to start from (default: random)."),
                     org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
     """Train the site's own extractor on its manifest and public data only (no label is read), and install it.
-    Cached: the same manifest, seed and training code give the same bundle without training again."""
+    Cached: the same manifest, seed, weights and training code give the same bundle without training again."""
     from swarmfuse.client.site.manifest import load_manifest
     from swarmfuse.client.site.service import install_extractor
     from swarmfuse.client.site.site import Site, SiteError
     from swarmfuse.client.site.training import label_free_text_bundle
 
-    with _clean():
-        if modality != "text":
-            raise SiteError(f"only text extractors are trained by the site for now; install a {modality} bundle "
-                            f"with 'swarmfuse site extractor install'")
+    with clean_errors():
+        if modality not in ("text", "image"):
+            raise SiteError(f"a site trains text or image extractors, not {modality!r}")
+        if modality == "text" and (epochs is not None or weights is not None):
+            raise SiteError("--epochs and --weights apply to image extractors; the text recipe is fixed")
         site = Site(home, org, task)
-        checked = load_manifest(manifest, "text")
-        with console.status(f"training the label-free text extractor on {len(checked)} texts and the public corpus"):
-            bundle = label_free_text_bundle(checked, seed)
-        target = install_extractor(site, "text", bundle)
-    console.print(f"installed the text extractor trained on {len(checked)} site texts (no labels) in {target}",
-                  highlight=False)
+        checked = load_manifest(manifest, modality)  # type: ignore[arg-type]
+        if modality == "text":
+            with console.status(f"training the label-free text extractor on {len(checked)} texts and the public "
+                                "corpus"):
+                bundle = label_free_text_bundle(checked, seed)
+        else:
+            bundle = _train_images(checked, seed, epochs, weights)
+        target = install_extractor(site, modality, bundle)
+    console.print(f"installed the {modality} extractor trained on {len(checked)} site {modality}s (no labels) in "
+                  f"{target}", highlight=False)
+
+
+def _train_images(checked: Manifest, seed: int, epochs: int | None, weights: Path | None) -> Path:
+    """The label-free image bundle, with a progress bar over the training steps."""
+    from dataclasses import replace
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from swarmfuse.client.site.training import label_free_image_bundle, site_image_recipe
+    from swarmfuse.extractors.image.train import TrainProgress
+
+    recipe = site_image_recipe() if epochs is None else replace(site_image_recipe(), epochs=epochs)
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[loss]}"), TimeRemainingColumn())
+    with Progress(*columns, console=console) as bar:
+        task_id = bar.add_task(f"label-free ResNet50 on {len(checked)} images", total=None, loss="")
+
+        def advance(step: TrainProgress) -> None:
+            bar.update(task_id, total=step.epochs * step.steps, completed=(step.epoch - 1) * step.steps + step.step,
+                       loss=f"epoch {step.epoch}/{step.epochs}, loss {step.loss:.3f}")
+
+        return label_free_image_bundle(checked, seed, recipe, weights=weights, progress=advance)
 
 
 # --- rounds -------------------------------------------------------------------------------------
@@ -213,7 +229,7 @@ def round_open(round_id: str = typer.Argument(..., help="A new round ID."),
             "deadline": (datetime.now(UTC) + timedelta(hours=hours)).isoformat()}
     from swarmfuse.client.site.service import open_site
 
-    with _clean(), open_site(home, org, task) as parts:
+    with clean_errors(), open_site(home, org, task) as parts:
         opened = parts.ledger.open_round(round_id, spec)
     console.print(f"round {round_id} open; leader {opened['leader']}", highlight=False)
 
@@ -223,7 +239,7 @@ def round_status(round_id: str, org: str = OrgOption, task: str = TaskOption, ho
     """One round's on-chain record, with its exchanges."""
     from swarmfuse.client.site.service import open_site
 
-    with _clean(), open_site(home, org, task) as parts:
+    with clean_errors(), open_site(home, org, task) as parts:
         rnd = parts.ledger.round(round_id)
         exchanges = parts.ledger.exchanges(round_id)
     console.print(f"round {round_id}: {rnd['state']}, leader {rnd['leader']}, model {rnd.get('model_sha256')}",
@@ -241,7 +257,7 @@ def round_list(org: str = OrgOption, task: str = TaskOption, home: Path = HomeOp
     """Every round of the task."""
     from swarmfuse.client.site.service import open_site
 
-    with _clean(), open_site(home, org, task) as parts:
+    with clean_errors(), open_site(home, org, task) as parts:
         found = parts.ledger.rounds()
     table = Table(title=f"rounds of {task}")
     for column in ("round", "state", "leader", "participants", "model"):
@@ -258,7 +274,7 @@ def round_abort(round_id: str, reason: str = typer.Option(..., "--reason"), org:
     """Vote to abort a round (a majority of its active participants aborts it)."""
     from swarmfuse.client.site.service import open_site
 
-    with _clean(), open_site(home, org, task) as parts:
+    with clean_errors(), open_site(home, org, task) as parts:
         rnd = parts.ledger.abort(round_id, reason)
     console.print(f"round {round_id}: {rnd['state']} (abort votes: {', '.join(rnd.get('abort_votes', []))})",
                   highlight=False)
@@ -278,7 +294,7 @@ def predict_command(round_id: str = typer.Argument(..., help="The round whose fu
     if not ids:
         errors.print(f"[red]error:[/red] {entities} holds no entity IDs (one per line)", highlight=False)
         raise typer.Exit(1)
-    with _clean(), open_site(home, org, task) as parts:
+    with clean_errors(), open_site(home, org, task) as parts:
         rows = predict(make_agent(parts), round_id, ids)
     if out is not None:
         with out.open("w", newline="") as handle:

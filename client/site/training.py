@@ -1,18 +1,21 @@
-"""A site trains its own text extractor from what it holds: its texts and public data, never a label.
+"""A site trains its own extractors from what it holds: its texts or images and public data, never a label.
 
-The recipe is the label-free one (:func:`~swarmfuse.extractors.text.extractor.train_label_free_text_extractor`):
-the AWD-LSTM language model pre-trained on the project's pinned public corpus with the site's texts inserted;
-its encoder's pooled states are the features. Only the manifest's texts are read (a ``label`` column, if the
-file has one, is not). The result is an ONNX bundle whose ``source`` records the provenance, cached by the
-manifest's fingerprint, the recipe and the training code (the same inputs give the same bundle without
-training again), then installed into the site. Image extractors are not trained here yet: install a bundle.
+Text: the label-free recipe (:func:`~swarmfuse.extractors.text.extractor.train_label_free_text_extractor`), the
+AWD-LSTM language model pre-trained on the project's pinned public corpus with the site's texts inserted; its
+encoder's pooled states are the features. Images: the label-free ResNet50 recipe
+(:class:`~swarmfuse.extractors.image.train.ImageRecipe` with ``labels=False``): the features learn to regress
+those of the public ImageNet-pretrained EfficientNet-Lite0 (the teacher, frozen) on augmented views of the
+site's images, from random weights or a standard ResNet50 weight file the operator gives. Only the manifest's
+texts or images are read (a ``label`` column, if the file has one, is not). The result is an ONNX bundle whose
+``source`` records the provenance, cached by the manifest's fingerprint, the recipe, the weights and the
+training code (the same inputs give the same bundle without training again), then installed into the site.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,11 +23,22 @@ from swarmfuse.client.site.manifest import Manifest
 from swarmfuse.client.site.site import SiteError
 
 if TYPE_CHECKING:
+    from swarmfuse.extractors.image.train import ImageRecipe, ProgressCallback
     from swarmfuse.extractors.text.extractor import TextConfig
 
 logger = logging.getLogger(__name__)
 
 MIN_TEXTS = 2
+MIN_IMAGES = 8  # two batches of four: batch norm needs more than one image per batch
+IMAGE_RESOLUTION = 64
+
+
+def site_image_recipe() -> ImageRecipe:
+    """The site's default image recipe: the extractors' label-free one, without the INT8 fine-tuning epochs (a site
+    bundle runs in float32)."""
+    from swarmfuse.extractors.image.train import ImageRecipe
+
+    return ImageRecipe(labels=False, artists=False, quant_noise_epochs=0)
 
 
 def label_free_text_bundle(manifest: Manifest, seed: int = 0, config: TextConfig | None = None) -> Path:
@@ -52,4 +66,46 @@ def label_free_text_bundle(manifest: Manifest, seed: int = 0, config: TextConfig
         export_text_bundle(extractor, texts[:2], f"{stage} (label-free AWD-LSTM language model on the public corpus "
                                                  f"and {len(texts)} site texts; no labels)", scratch)
     logger.info("trained the label-free text extractor of %s in %.0f s", manifest.path, time.perf_counter() - start)
+    return cached
+
+
+def label_free_image_bundle(manifest: Manifest, seed: int = 0, recipe: ImageRecipe | None = None,
+                            resolution: int = IMAGE_RESOLUTION, weights: Path | None = None,
+                            progress: ProgressCallback | None = None) -> Path:
+    """The cached bundle of the label-free ResNet50 extractor of ``manifest``'s images (trained on first use, from
+    ``weights`` when given); ``recipe`` replaces the default one (:func:`site_image_recipe`); ``labels`` and
+    ``artists`` (the emoji data set's other artists) are always off and the seed is ``seed``."""
+    from swarmfuse.extractors.bundle import ExtractorBundle, bundle_cache_dir, export_image_bundle
+    from swarmfuse.extractors.data.cache import atomic_dir, config_hash, sha256_file
+    from swarmfuse.extractors.data.emoji import Entity
+    from swarmfuse.extractors.data.emoji import Manifest as ImageSet
+    from swarmfuse.extractors.image.train import train_image_backbone, training_code
+
+    if manifest.modality != "image":
+        raise SiteError(f"{manifest.path} is a {manifest.modality} manifest; an image extractor trains on images")
+    if len(manifest) < MIN_IMAGES:
+        raise SiteError(f"{manifest.path} holds {len(manifest)} image(s); training needs at least {MIN_IMAGES}")
+    if weights is not None and not weights.is_file():
+        raise SiteError(f"ResNet50 weight file {weights} does not exist")
+    recipe = replace(recipe or site_image_recipe(), labels=False, artists=False, seed=seed)
+    recipe = replace(recipe, batch_size=min(recipe.batch_size, len(manifest) // 2))
+    weights_sha = sha256_file(weights) if weights is not None else None
+    stage = "site-image-" + config_hash("site-image", asdict(recipe), resolution, manifest.fingerprint(),
+                                        training_code(), weights_sha)
+    cached = bundle_cache_dir(stage, None)
+    if (cached / "bundle.json").is_file():
+        ExtractorBundle.read(cached)  # refuses a damaged cache entry
+        return cached
+    images = ImageSet(root=manifest.path.parent, groups=(), sources={}, entities=tuple(
+        Entity(id=row.entity_id, image=row.value, image_sha256=row.content_sha256, text="", group="", subgroup="",
+               split="train") for row in manifest.rows))
+    start = time.perf_counter()
+    with atomic_dir(cached) as scratch:
+        module = train_image_backbone(images, scratch / "training", resolution, recipe, weights, progress)
+        teacher = "EfficientNet-Lite0 (ImageNet) features"
+        start_from = f"weights {weights_sha[:16]}" if weights_sha else "random weights"
+        export_image_bundle(module, [manifest.image_path(row) for row in manifest.rows[:2]], resolution, "resnet50",
+                            f"{stage} (label-free ResNet50 from {start_from}, distilled from {teacher} on "
+                            f"{len(manifest)} site images; no labels)", scratch)
+    logger.info("trained the label-free image extractor of %s in %.0f s", manifest.path, time.perf_counter() - start)
     return cached

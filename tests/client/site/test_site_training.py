@@ -1,11 +1,13 @@
-"""A site trains its own text extractor from its manifest and the public corpus only: no label is read, the
-bundle records where it came from, the same inputs are not trained twice, and the site's data can then be
-published with it."""
+"""A site trains its own text or image extractor from its manifest and public data only (the pinned corpus;
+the public EfficientNet-Lite0 as the images' teacher): no label is read, the bundle records where it came
+from, the same inputs are not trained twice, and the site's data can then be published with it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -13,6 +15,8 @@ from swarmfuse.cli import app
 from swarmfuse.client.site import training
 from swarmfuse.client.site.manifest import load_manifest
 from swarmfuse.extractors.bundle import ExtractorBundle, load_bundle
+from swarmfuse.extractors.image import train as image_train
+from swarmfuse.extractors.image.train import ImageRecipe
 from swarmfuse.extractors.text import extractor as text_extractor
 from swarmfuse.extractors.text.extractor import TextConfig
 from swarmfuse.extractors.text.lm import LMConfig
@@ -61,6 +65,73 @@ def test_bad_input_is_named(manifest: Path, tmp_path: Path) -> None:
     one.write_text("entity_id,text\ne1,alone\n", encoding="utf-8")
     with pytest.raises(training.SiteError, match="at least 2"):
         training.label_free_text_bundle(load_manifest(one, "text"), config=TINY)
-    result = CliRunner().invoke(app, ["site", "extractor", "train", str(manifest), "--modality", "image", "--org",
+    result = CliRunner().invoke(app, ["site", "extractor", "train", str(manifest), "--modality", "label", "--org",
                                       "DC2", "--task", "t", "--home", str(tmp_path / "home")])
-    assert result.exit_code == 1 and "only text extractors are trained" in result.output
+    assert result.exit_code == 1 and "text or image extractors, not 'label'" in result.output
+    result = CliRunner().invoke(app, ["site", "extractor", "train", str(manifest), "--epochs", "2", "--org", "DC2",
+                                      "--task", "t", "--home", str(tmp_path / "home")])
+    assert result.exit_code == 1 and "apply to image extractors" in result.output
+
+
+TINY_IMAGES = ImageRecipe(epochs=1, batch_size=4, teacher_resolution=32, quant_noise_epochs=0)
+
+
+@pytest.fixture
+def image_manifest(tmp_path: Path) -> Path:
+    """Twelve small images of the site's own (random colour fields), listed in a JSON Lines manifest."""
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    lines = []
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
+        lines.append(json.dumps({"entity_id": f"p{i}", "image": f"images/p{i}.png"}))
+    path = tmp_path / "images.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_site_trains_its_image_extractor_from_its_images_and_the_public_teacher_alone(
+        image_manifest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    checked = load_manifest(image_manifest, "image")
+    seen: list[object] = []
+    original = image_train.train_image_backbone
+
+    def spy(images: object, out_dir: Path, resolution: int, recipe: ImageRecipe, weights: object, progress: object):  # type: ignore[no-untyped-def]
+        seen.append(([e.image for e in images.entities], {e.split for e in images.entities}, images.groups,  # type: ignore[attr-defined]
+                     recipe.labels, recipe.artists, recipe.distill))
+        return original(images, out_dir, resolution, recipe, weights, progress)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(image_train, "train_image_backbone", spy)
+    steps: list[object] = []
+    bundle_dir = training.label_free_image_bundle(checked, seed=5, recipe=TINY_IMAGES, resolution=16,
+                                                  progress=steps.append)
+    bundle = ExtractorBundle.read(bundle_dir)
+    assert bundle.modality == "image" and bundle.backbone == "resnet50" and bundle.source.startswith("site-image-")
+    assert "no labels" in bundle.source and "EfficientNet-Lite0" in bundle.source
+    if seen:  # trained now (not cached by an earlier run): the site's images alone, no label, no other data
+        assert seen == [([row.value for row in checked.rows], {"train"}, (), False, False, True)]
+        assert steps, "the training reports its progress"
+    features = load_bundle(bundle_dir).extract([checked.image_path(row) for row in checked.rows[:3]])
+    assert features.shape == (3, bundle.feature_dim)
+
+    def no_training(*args: object) -> None:
+        raise AssertionError("the same manifest, recipe and seed must not be trained again")
+
+    monkeypatch.setattr(image_train, "train_image_backbone", no_training)
+    assert training.label_free_image_bundle(checked, seed=5, recipe=TINY_IMAGES, resolution=16) == bundle_dir
+
+
+def test_bad_image_training_input_is_named(image_manifest: Path, manifest: Path, tmp_path: Path) -> None:
+    checked = load_manifest(image_manifest, "image")
+    with pytest.raises(training.SiteError, match="a text manifest; an image extractor trains on images"):
+        training.label_free_image_bundle(load_manifest(manifest, "text"))
+    few = tmp_path / "few.jsonl"
+    few.write_text("".join(json.dumps({"entity_id": f"p{i}", "image": f"images/p{i}.png"}) + "\n" for i in range(3)),
+                   encoding="utf-8")
+    with pytest.raises(training.SiteError, match="holds 3 image\\(s\\); training needs at least 8"):
+        training.label_free_image_bundle(load_manifest(few, "image"))
+    with pytest.raises(training.SiteError, match="weight file .* does not exist"):
+        training.label_free_image_bundle(checked, weights=tmp_path / "missing.pth")
