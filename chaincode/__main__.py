@@ -19,6 +19,7 @@ import sys
 import threading
 from collections.abc import Mapping
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.chaincode.contract import ContractRouter
 from swarmfuse.chaincode.contract.clock import ClockConfigError, max_skew_from_env
 from swarmfuse.chaincode.shim import ChaincodeServer, ServerConfig
@@ -30,7 +31,7 @@ logger = logging.getLogger("swarmfuse.chaincode")
 APP_MODULE = "swarmfuse.chaincode.app"  # the production contracts
 
 
-class AppMissingError(RuntimeError):
+class AppMissingError(SwarmfuseError, RuntimeError):
     """The contract application cannot be loaded."""
 
 

@@ -1,4 +1,4 @@
-"""Options and error handling shared by the ``network`` and ``task`` commands."""
+"""Options and the one error handler the CLI's commands share."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from swarmfuse.network.errors import NetworkError
+from swarmfuse.errors import SwarmfuseError
 
 DEFAULT_HOME = Path(os.environ.get("SWARMFUSE_HOME", "~/.swarmfuse"))
 
@@ -22,9 +22,10 @@ errors = Console(stderr=True)
 
 @contextmanager
 def clean_errors() -> Iterator[None]:
-    """Turn a :class:`NetworkError` into one red line on stderr and exit status 1."""
+    """Turn an anticipated failure (a :class:`~swarmfuse.errors.SwarmfuseError`, or the OS refusing a file or
+    socket) into one red line on stderr and exit status 1; anything else is a bug and keeps its traceback."""
     try:
         yield
-    except NetworkError as exc:
+    except (SwarmfuseError, OSError) as exc:
         errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.files import write_private
 from swarmfuse.network.crypto import CERT_DAYS, cryptogen_config
 from swarmfuse.network.layout import Layout
@@ -44,7 +45,7 @@ _PRINTABLE = re.compile(r"[A-Za-z0-9 '()+,\-./:=?]*")
 _ORG_KEYS = {"Name", "Domain", "EnableNodeOUs", "Template", "Specs", "Users"}
 
 
-class UnsupportedCryptoConfig(ValueError):
+class UnsupportedCryptoConfig(SwarmfuseError, ValueError):
     """The crypto-config document uses a cryptogen feature this module does not reproduce."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from swarmfuse.errors import SwarmfuseError
 
-class NetworkError(RuntimeError):
+
+class NetworkError(SwarmfuseError, RuntimeError):
     """A user-facing failure of a network or task operation."""
 
 

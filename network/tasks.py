@@ -29,7 +29,7 @@ from swarmfuse.chaincode.contracts.records import (
     MIN_DEADLINE_WINDOW_S,
     TaskConfig,
 )
-from swarmfuse.client.gateway import EndorseError, Gateway, GatewayError
+from swarmfuse.client.gateway import EndorseError, Gateway, GatewayError, IdentityError
 from swarmfuse.client.gateway.commit import raise_unless_valid
 from swarmfuse.network.ccaas import CHAINCODE_NAME, CHAINCODE_VERSION
 from swarmfuse.network.configtx import PROFILE, channel_config, endorsement_policy
@@ -203,7 +203,7 @@ def _wait_until_endorsable(network: Network, name: str, orgs: Sequence[Org], tim
 def _gateway(network: Network, org: Org, user: str = "admin") -> Gateway:
     try:
         return Gateway.from_profile(network.layout.profile(org), user=user)
-    except GatewayError as exc:
+    except (GatewayError, IdentityError) as exc:
         raise NotRunning(f"cannot reach {org.name}'s gateway: {exc}") from exc
 
 

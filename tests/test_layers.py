@@ -39,3 +39,26 @@ def test_a_layer_imports_nothing_above_it(folder: str) -> None:
     broken = sorted(f"{path.relative_to(ROOT)} imports {module}" for path in files for module in imported_modules(path)
                     if any(module == banned or module.startswith(banned + ".") for banned in RULES[folder]))
     assert not broken, "\n".join(broken)
+
+
+BUILTIN_ERRORS = {"Exception", "ValueError", "RuntimeError", "KeyError", "LookupError", "OSError", "TypeError"}
+FINGERPRINTED = {"extractors/image/backbone.py", "extractors/image/preprocess.py"}
+"""Modules in the image extractor's training-code fingerprint: changing their code retrains the extractor (and
+moves the accuracy figures), so their errors join the root with the next change of the image recipe."""
+
+
+def test_every_error_the_package_defines_descends_from_swarmfuse_error() -> None:
+    """A public class that subclasses a built-in exception directly also names SwarmfuseError, so that one
+    ``except`` catches every failure swarmfuse reports on purpose (the other error classes derive from these;
+    private ones are control flow inside one module)."""
+    roots = []
+    for folder in ("chaincode", "client", "network", "extractors", "swarmfuse"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+                if not isinstance(node, ast.ClassDef):
+                    continue
+                bases = {base.id for base in node.bases if isinstance(base, ast.Name)}
+                if (bases & BUILTIN_ERRORS and "SwarmfuseError" not in bases and node.name != "SwarmfuseError"
+                        and not node.name.startswith("_") and str(path.relative_to(ROOT)) not in FINGERPRINTED):
+                    roots.append(f"{path.relative_to(ROOT)}: {node.name}({', '.join(sorted(bases))})")
+    assert not roots, "\n".join(roots)

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.chaincode.contract.errors import ClockSkew
 
 DEFAULT_MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -28,7 +29,7 @@ SKEW_ENV = "CHAINCODE_MAX_CLOCK_SKEW_S"
 Clock = Callable[[], datetime]
 
 
-class ClockConfigError(ValueError):
+class ClockConfigError(SwarmfuseError, ValueError):
     """The configured skew is not a usable number of seconds."""
 
 

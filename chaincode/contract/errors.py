@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from swarmfuse.errors import SwarmfuseError
 
-class ContractError(Exception):
+
+class ContractError(SwarmfuseError):
     """A transaction refused on purpose; the router turns it into an error response."""
 
     status: ClassVar[int] = 500

@@ -10,13 +10,14 @@ from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 from pydantic import TypeAdapter
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.chaincode.contract.base import Contract
 from swarmfuse.chaincode.contract.decorators import SPEC_ATTRIBUTE, TransactionSpec
 
 METADATA_FUNCTION = "org.hyperledger.fabric:GetMetadata"
 
 
-class ContractDefinitionError(TypeError):
+class ContractDefinitionError(SwarmfuseError, TypeError):
     """A contract class does not follow the rules (raised when the router is built, never per call)."""
 
 

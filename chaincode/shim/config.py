@@ -7,13 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from swarmfuse.errors import SwarmfuseError
+
 logger = logging.getLogger(__name__)
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"", "0", "false", "no", "off"}
 
 
-class ConfigError(ValueError):
+class ConfigError(SwarmfuseError, ValueError):
     """The environment does not describe a usable chaincode server."""
 
 

@@ -1,7 +1,9 @@
 """Exceptions a contract may see when the peer refuses a ledger call."""
 
+from swarmfuse.errors import SwarmfuseError
 
-class PeerError(RuntimeError):
+
+class PeerError(SwarmfuseError, RuntimeError):
     """The peer answered a ledger call with ERROR; the message is the peer's own."""
 
     def __init__(self, request: str, message: str) -> None:

@@ -11,12 +11,13 @@ from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import chaincode_pb2, proposal_pb2
 from google.protobuf.message import DecodeError, Message
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.chaincode.stub import ClientIdentity, Invocation
 
 M = TypeVar("M", bound=Message)
 
 
-class ProposalError(ValueError):
+class ProposalError(SwarmfuseError, ValueError):
     """The transaction's proposal or input could not be decoded."""
 
 

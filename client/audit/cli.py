@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from swarmfuse.client.audit.serve import serve
-from swarmfuse.network.cli_common import HomeOption
+from swarmfuse.network.cli_common import HomeOption, clean_errors
 from swarmfuse.network.topology import AUDITOR
 
 if TYPE_CHECKING:
@@ -52,17 +52,10 @@ CAPTION = f"hashes and tx IDs: first {SHORT} hex digits (--json prints them in f
 @contextmanager
 def audit_view(home: Path, task: str, org: str) -> Iterator[AuditView]:
     """An open :class:`AuditView`; any anticipated failure becomes one red line on stderr and exit status 1."""
-    from swarmfuse.client.audit.queries import AuditError, AuditView
-    from swarmfuse.client.gateway import GatewayError
-    from swarmfuse.client.site.site import SiteError
-    from swarmfuse.network.errors import NetworkError
+    from swarmfuse.client.audit.queries import AuditView
 
-    try:
-        with AuditView.open(home, task, org) as view:
-            yield view
-    except (AuditError, SiteError, GatewayError, NetworkError, OSError) as exc:
-        errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+    with clean_errors(), AuditView.open(home, task, org) as view:
+        yield view
 
 
 def print_json(value: BaseModel | Sequence[BaseModel]) -> None:
@@ -166,12 +159,9 @@ def verify(home: Path = HomeOption, task: str = TaskOption, org: str = OrgOption
     not be verified (no network, unknown task or org, unreachable peer, unreadable folder)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from swarmfuse.client.audit.queries import AuditError
     from swarmfuse.client.audit.report import failures_table, summary_table, write_report
     from swarmfuse.client.audit.verify import verify_task
-    from swarmfuse.client.gateway import GatewayError
-    from swarmfuse.client.site.site import SiteError
-    from swarmfuse.network.errors import NetworkError
+    from swarmfuse.errors import SwarmfuseError
 
     def fail(message: object) -> typer.Exit:
         errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
@@ -186,7 +176,7 @@ def verify(home: Path = HomeOption, task: str = TaskOption, org: str = OrgOption
             found = verify_task(home, task, org, artefacts=artefacts,
                                 progress=lambda number, newest: progress.update(bar, completed=number + 1,
                                                                                 total=newest + 1))
-        except (AuditError, SiteError, GatewayError, NetworkError, OSError, ValueError) as exc:
+        except (SwarmfuseError, OSError, ValueError) as exc:
             raise fail(exc) from None
     try:
         html_path, json_path = write_report(found, out)

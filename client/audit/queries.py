@@ -21,6 +21,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.client.gateway import Gateway
 from swarmfuse.client.site.ledger import LedgerRefused, TaskLedger
 from swarmfuse.client.site.site import Site
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 REGISTER = "Membership:Register"
 
 
-class AuditError(Exception):
+class AuditError(SwarmfuseError):
     """A query cannot be answered (refused by the ledger, or a malformed record); the message says why."""
 
 

@@ -46,7 +46,7 @@ from swarmfuse.client.audit.queries import (
     UnknownRecord,
 )
 from swarmfuse.client.audit.report import VerificationReport
-from swarmfuse.client.gateway import ConnectError, GatewayError
+from swarmfuse.client.gateway import ConnectError, GatewayError, IdentityError
 from swarmfuse.client.gateway.errors import RpcError
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class ViewHolder:
         by the next call), and the error goes on."""
         try:
             return query(self._open())
-        except (AuditError, GatewayError) as exc:
+        except (AuditError, GatewayError, IdentityError) as exc:
             if unreachable(exc):
                 self.close()
             raise
@@ -137,7 +137,7 @@ def unreachable(exc: BaseException) -> bool:
     return False
 
 
-def status_of(exc: AuditError | GatewayError) -> int:
+def status_of(exc: AuditError | GatewayError | IdentityError) -> int:
     """The HTTP status of a failed query: 404 no such record, 503 ledger unreachable, 502 refused or unreadable."""
     if isinstance(exc, UnknownRecord):
         return 404
@@ -173,7 +173,8 @@ def create_app(views: Callable[[], AuditView], verifier: Callable[[], Verificati
 
     @app.exception_handler(AuditError)
     @app.exception_handler(GatewayError)
-    async def _ledger_problem(request: Request, exc: AuditError | GatewayError) -> JSONResponse:
+    @app.exception_handler(IdentityError)
+    async def _ledger_problem(request: Request, exc: AuditError | GatewayError | IdentityError) -> JSONResponse:
         status = status_of(exc)
         if status != 404:
             logger.warning("%s %s: %s", request.method, request.url.path, exc)
@@ -242,7 +243,7 @@ def create_app(views: Callable[[], AuditView], verifier: Callable[[], Verificati
              round_id: str | None = Query(None, alias="round")) -> HTMLResponse:
         try:
             data = holder.call(lambda view: page_data(view, org or None, round_id or None))
-        except (AuditError, GatewayError) as exc:
+        except (AuditError, GatewayError, IdentityError) as exc:
             status = status_of(exc)
             title = {404: "Not on the ledger", 503: "Ledger unreachable"}.get(status, "Query failed")
             return templates.TemplateResponse(request, "error.html", {"title": title, "detail": _detail(status, exc)},

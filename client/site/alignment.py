@@ -35,13 +35,14 @@ from pathlib import Path
 
 import rbcl
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.files import write_atomic
 
 DOMAIN = b"swarmfuse/psi/v1\x00"
 POINT_BYTES = rbcl.crypto_core_ristretto255_BYTES
 
 
-class AlignmentError(ValueError):
+class AlignmentError(SwarmfuseError, ValueError):
     """A PSI message is malformed or arrives out of turn."""
 
 

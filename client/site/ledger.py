@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.client.gateway import ChaincodeEvent, Checkpointer, Contract, Gateway, GatewayError
 
 logger = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 CHAINCODE = "swarmfuse"
 
 
-class LedgerRefused(Exception):
+class LedgerRefused(SwarmfuseError):
     """A transaction or query was refused; ``message`` is what the chaincode or gateway said."""
 
     def __init__(self, function: str, message: str) -> None:

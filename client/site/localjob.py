@@ -32,6 +32,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
+from swarmfuse.errors import SwarmfuseError
+
 logger = logging.getLogger(__name__)
 console = Console(stderr=True)
 
@@ -75,7 +77,7 @@ class JobReport:
         return max((t["ledger_s"] / wall for t in self.ledger_time.values()), default=0.0) if wall else 0.0
 
 
-class JobFailed(RuntimeError):
+class JobFailed(SwarmfuseError, RuntimeError):
     """A step of the job failed; the message names it (and the agent logs to read)."""
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Literal, get_args
 
+from swarmfuse.errors import SwarmfuseError
+
 log = logging.getLogger(__name__)
 
 Modality = Literal["text", "image", "label"]
@@ -61,7 +63,7 @@ class Problem:
         return f"{', '.join(where)}: {self.message}" if where else self.message
 
 
-class ManifestError(ValueError):
+class ManifestError(SwarmfuseError, ValueError):
     """A manifest was refused; ``problems`` lists everything found, the message the first few."""
 
     def __init__(self, path: Path, problems: Sequence[Problem]) -> None:

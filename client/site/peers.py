@@ -30,6 +30,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.client.site.identity import OrgResolver, SiteTls
 from swarmfuse.files import open_private
 
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 CHUNK = 1 << 20
 
 
-class PeerError(RuntimeError):
+class PeerError(SwarmfuseError, RuntimeError):
     """Another site refused a request or could not be reached; the message says which and why."""
 
 

@@ -14,12 +14,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.files import write_atomic
 
 POLICY_FILE = "policy.json"
 
 
-class PolicyError(ValueError):
+class PolicyError(SwarmfuseError, ValueError):
     """A policy file or setting that cannot be used; the message names the problem."""
 
 

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.network import state as state_file
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.topology import HOST, Org, Topology
 
 
-class SiteError(RuntimeError):
+class SiteError(SwarmfuseError, RuntimeError):
     """A site cannot be set up or used as asked; the message names the problem."""
 
 

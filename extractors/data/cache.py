@@ -12,10 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from swarmfuse.errors import SwarmfuseError
+
 CACHE_ENV = "SWARMFUSE_CACHE"
 
 
-class DataError(RuntimeError):
+class DataError(SwarmfuseError, RuntimeError):
     """A fetch, a cache entry or an input file is missing, corrupt or inconsistent."""
 
 

@@ -9,10 +9,12 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
+from swarmfuse.errors import SwarmfuseError
+
 log = logging.getLogger(__name__)
 
 
-class OnnxError(RuntimeError):
+class OnnxError(SwarmfuseError, RuntimeError):
     """An ONNX file is missing, invalid, or cannot be exported, quantised or run."""
 
 

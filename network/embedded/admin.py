@@ -22,6 +22,7 @@ from pathlib import Path
 
 from fabric_protos.common import common_pb2
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.network.protocol.model import ChaincodeDefinition
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ CHANNELS_PATH = "/participation/v1/channels"
 MAX_BODY = 64 * 1024 * 1024
 
 
-class JoinRefused(ValueError):
+class JoinRefused(SwarmfuseError, ValueError):
     """The channel cannot be joined (exists already, malformed block or definition)."""
 
 

@@ -42,6 +42,7 @@ from fabric_protos.peer import (
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.network.protocol.model import HistoryEntry
 from swarmfuse.network.embedded.simulator import RangeIterator, SimulationError, TxSimulator
 
@@ -89,7 +90,7 @@ REQUEST_TYPES = frozenset(
 )
 
 
-class ChaincodeError(Exception):
+class ChaincodeError(SwarmfuseError):
     """Executing a transaction failed before the chaincode gave an outcome."""
 
 

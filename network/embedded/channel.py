@@ -20,6 +20,7 @@ from pathlib import Path
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import transaction_pb2
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.embedded.ledger import Ledger
 from swarmfuse.network.protocol.model import TxResult
@@ -42,7 +43,7 @@ CHAINCODE_META = "chaincode_definition"
 VALID = transaction_pb2.TxValidationCode.VALID
 
 
-class AccessDenied(Exception):
+class AccessDenied(SwarmfuseError):
     """The identity may not do this on the channel (Fabric answers FORBIDDEN / access denied)."""
 
 

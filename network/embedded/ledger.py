@@ -28,6 +28,7 @@ from pathlib import Path
 from fabric_protos.common import common_pb2
 from google.protobuf.message import DecodeError
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.protocol.commithash import commit_hash, stored_commit_hash, update_batch_bytes
 from swarmfuse.network.protocol.model import VALID, HistoryEntry, TxLocation, TxResult, Version, VersionedValue
@@ -86,11 +87,11 @@ _ADDED_COLUMNS = (  # columns later versions added: (table, column, declaration)
 _SAVEPOINT = "_ledger.savepoint"  # meta row: the last committed block number (same transaction)
 
 
-class LedgerCorrupt(Exception):
+class LedgerCorrupt(SwarmfuseError):
     """The stored ledger is inconsistent; the message names the first bad block (or key)."""
 
 
-class CommitRefused(ValueError):
+class CommitRefused(SwarmfuseError, ValueError):
     """A block cannot be appended (wrong number, previous hash, data hash, filter or results)."""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from fabric_protos.common import common_pb2
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.files import write_atomic
 from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.embedded.ledger import Ledger
@@ -48,11 +49,11 @@ def message_size(envelope: bytes) -> int:
     return len(parsed.payload) + len(parsed.signature)
 
 
-class OrdererHalted(RuntimeError):
+class OrdererHalted(SwarmfuseError, RuntimeError):
     """The channel's orderer stopped after a block could not be committed; it orders nothing until a restart."""
 
 
-class UnorderedBatchesError(RuntimeError):
+class UnorderedBatchesError(SwarmfuseError, RuntimeError):
     """The envelopes a halted orderer left could not be committed at start; the channel does not start."""
 
 

@@ -12,12 +12,13 @@ import grpc
 from fabric_protos.gateway.gateway_pb2 import ErrorDetail
 from google.protobuf import any_pb2
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.network.protocol.status import RpcStatus
 
 _DETAILS_KEY = "grpc-status-details-bin"
 
 
-class RpcFailure(Exception):
+class RpcFailure(SwarmfuseError):
     """Raised inside a servicer; turned into the gRPC status by :func:`abort`."""
 
     def __init__(self, code: grpc.StatusCode, message: str, details: Sequence[ErrorDetail] = ()) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.network.protocol.model import HistoryEntry, StateReader, VersionedValue
 from swarmfuse.network.protocol.txops import decode_metadata
 
@@ -33,7 +34,7 @@ from swarmfuse.network.protocol.txops import decode_metadata
 MAX_DEGREE_QUERY_READS_HASHING = 50
 
 
-class SimulationError(Exception):
+class SimulationError(SwarmfuseError):
     """The simulator refuses a call; the message is the one Fabric's peer gives."""
 
 

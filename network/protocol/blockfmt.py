@@ -33,6 +33,7 @@ from fabric_protos.orderer.etcdraft import configuration_pb2 as etcdraft_pb2
 from fabric_protos.peer import configuration_pb2 as peer_config_pb2
 from google.protobuf.message import DecodeError, Message
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.network.protocol.durations import go_duration, parse_go_duration
 from swarmfuse.network.protocol.identity import transaction_id
 from swarmfuse.network.protocol.model import ChannelDefinition, OrgDefinition
@@ -81,7 +82,7 @@ _ROLES = {
 }
 
 
-class ConfigBlockError(ValueError):
+class ConfigBlockError(SwarmfuseError, ValueError):
     """A block is not a config block this module can read, or a channel definition cannot be encoded."""
 
 

@@ -40,6 +40,7 @@ from fabric_protos.peer import chaincode_pb2, collection_pb2, policy_pb2, propos
 from fabric_protos.peer.lifecycle import chaincode_definition_pb2, db_pb2, lifecycle_pb2
 from google.protobuf.message import DecodeError
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.network.protocol.model import ChaincodeDefinition, OrgDefinition, StateReader, Version
 from swarmfuse.network.protocol.policy import NOutOf, Policy, PolicyError, parse
 from swarmfuse.network.protocol.txassembly import assemble_transaction, endorse_response
@@ -63,7 +64,7 @@ _THRESHOLDS: dict[int, Callable[[int], int]] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(SwarmfuseError, ValueError):
     """The channel config (or a chaincode definition) does not hold what is asked of it."""
 
 

@@ -27,6 +27,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fabric_protos.msp import identities_pb2
 from google.protobuf.message import DecodeError
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.network.protocol.identity import P256_ORDER
 from swarmfuse.network.protocol.model import OrgDefinition
 
@@ -41,7 +42,7 @@ _HALF_ORDER = P256_ORDER >> 1
 _CACHE_SIZE = 4096
 
 
-class IdentityRejected(Exception):
+class IdentityRejected(SwarmfuseError):
     """A serialized identity that is not a valid identity of the channel.
 
     ``mspid`` is set when Fabric's MSP would deserialize the identity and then find it invalid (Fabric

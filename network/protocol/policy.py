@@ -17,6 +17,7 @@ from fabric_protos.common import policies_pb2
 from fabric_protos.msp import msp_principal_pb2
 from google.protobuf.message import DecodeError
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.network.protocol.model import OrgDefinition, OrgKind
 from swarmfuse.network.protocol.msp import POLICY_ROLES, Principal
 
@@ -36,7 +37,7 @@ _ROLE_TO_PROTO = {
 _PROTO_TO_ROLE = {v: k for k, v in _ROLE_TO_PROTO.items()}
 
 
-class PolicyError(ValueError):
+class PolicyError(SwarmfuseError, ValueError):
     """A policy text or envelope that is not a valid signature policy."""
 
 

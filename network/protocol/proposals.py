@@ -14,6 +14,7 @@ from fabric_protos.common import common_pb2
 from fabric_protos.peer import chaincode_pb2, proposal_pb2
 from google.protobuf.message import DecodeError
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.network.protocol.durations import go_duration
 from swarmfuse.network.protocol.identity import transaction_id
 from swarmfuse.network.protocol.model import ChannelDefinition
@@ -77,7 +78,7 @@ def _rfc3339(seconds: int) -> str:
         return f"{seconds}s since the epoch"
 
 
-class ProposalRejected(Exception):
+class ProposalRejected(SwarmfuseError):
     """A proposal Fabric's endorser refuses, with the message it gives and a gRPC status for the caller."""
 
     def __init__(self, message: str, code: grpc.StatusCode = grpc.StatusCode.PERMISSION_DENIED) -> None:

@@ -9,10 +9,11 @@ from collections.abc import Callable, Sequence
 from fabric_protos.common import common_pb2
 from fabric_protos.peer import chaincode_pb2, proposal_pb2, proposal_response_pb2, transaction_pb2
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.network.protocol.proposals import proposal_hash, tx_proposal_payload
 
 
-class AssemblyError(ValueError):
+class AssemblyError(SwarmfuseError, ValueError):
     """Proposal responses that cannot make a transaction (failed, mismatched or unendorsed)."""
 
 

@@ -33,6 +33,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Mapper, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.client.site.store.models import (
     Action, ActionRecord, ActionStatus, Artefact, ArtefactRecord, ArtefactStatus, Base, Dataset, DatasetRecord,
     Direction, Modality, Round, RoundRecord, utcnow,
@@ -49,7 +50,7 @@ _PG_STORE_LOCK = 0x5377_6172_6D54  # held by every store transaction on PostgreS
 _CONNECT_TIMEOUT_S = 10  # a PostgreSQL server that does not answer (unless the URL sets connect_timeout)
 
 
-class StoreError(RuntimeError):
+class StoreError(SwarmfuseError, RuntimeError):
     """The store cannot be opened, migrated or used as asked."""
 
 
