@@ -132,9 +132,9 @@ def test_majority_endorsement_is_enforced(ledger_network: Any) -> None:
 
 def test_two_colluding_orgs_cannot_rewrite_or_delete_a_third_orgs_acts(ledger_network: Any) -> None:
     """DC1 and DC2 meet the chaincode's majority and run a chaincode that writes any key (``Sample:PutComposite``,
-    endorsed by their own peers). DC3's founding confirmation, registration, join and acknowledgement keys carry
-    DC3's key-level policy (set when DC3 wrote them): rewriting or deleting them is ENDORSEMENT_POLICY_FAILURE;
-    they read back unchanged."""
+    endorsed by their own peers). DC3's founding confirmation, registration, vote (to suspend DC2: one of the two
+    votes that needs, so nothing changes), join and acknowledgement keys carry DC3's key-level policy (set when DC3
+    wrote them): rewriting or deleting them is ENDORSEMENT_POLICY_FAILURE; they read back unchanged."""
     net = ledger_network
     registered = {m["org"] for m in json.loads(net.query("DC1", "Audit:Members", "10", ""))["items"]}
     for org in ("DC1", "DC2", "DC3"):
@@ -155,13 +155,18 @@ def test_two_colluding_orgs_cannot_rewrite_or_delete_a_third_orgs_acts(ledger_ne
     before = json.loads(net.query("Auditor", "Rounds:Get", "sbe1"))
     assert before["acknowledgements"] == {"DC3MSP": model}
 
+    target = json.loads(net.query("Auditor", "Membership:Get", "DC2MSP"))
+    if "DC3MSP" not in target["suspend_votes"]:  # one vote of the two a suspension needs: DC2 stays active
+        target = json.loads(net.invoke("DC3", "Membership:Suspend", "DC2MSP"))
+    assert (target["status"], target["suspend_votes"]) == ("active", ["DC3MSP"])
     member = json.loads(net.query("Auditor", "Membership:Get", "DC3MSP"))
     founding = json.loads(net.query("Auditor", "Task:Get"))["config_sha256"]
     attacks = [("ack", "sbe1/DC3MSP"), ("join", "sbe1/DC3MSP"), ("member", "DC3MSP"),
-               ("confirmation", f"{founding}/DC3MSP")]
+               ("confirmation", f"{founding}/DC3MSP"), ("vote", f"suspend/DC2MSP/{target['epoch']}/DC3MSP")]
     for (object_type, attributes), value in [(attack, value) for attack in attacks for value in ("forged", "")]:
         message = refused(lambda: net.submit("DC1", "Sample:PutComposite", object_type, attributes, value,
                                              endorsers=["DC1", "DC2"]))
         assert "ENDORSEMENT_POLICY_FAILURE" in message, (object_type, value, message)
     assert json.loads(net.query("Auditor", "Rounds:Get", "sbe1")) == before
     assert json.loads(net.query("Auditor", "Membership:Get", "DC3MSP")) == member
+    assert json.loads(net.query("Auditor", "Membership:Get", "DC2MSP"))["suspend_votes"] == ["DC3MSP"]
