@@ -9,6 +9,9 @@ its activity) sits under a key that names the org, and no write transaction scan
 | ``task`` | ``config`` | :class:`TaskRecord` (the active task) |
 | ``taskproposal`` | config SHA-256 | :class:`TaskProposal` |
 | ``confirmation`` | config SHA-256, founder org | :class:`Confirmation` (that founder's own) |
+| ``agreement`` | ``active`` | :class:`Agreement` (the terms in force; older ones in the key history) |
+| ``agreementproposal`` | agreement SHA-256 | :class:`AgreementProposal` |
+| ``agreementconfirm`` | agreement SHA-256, founder org | :class:`AgreementConfirmation` (that founder's own) |
 | ``member`` | org MSP ID | :class:`Registration` (the org's own profile) |
 | ``standing`` | org MSP ID | :class:`Standing` (status and epoch, decided by the consortium) |
 | ``roster`` | ``admitted`` | :class:`Roster` (active non-founders) |
@@ -38,6 +41,9 @@ from swarmfuse.chaincode.stub import create_composite_key, split_composite_key
 TASK = "task"
 TASK_PROPOSAL = "taskproposal"
 CONFIRMATION = "confirmation"
+AGREEMENT = "agreement"
+AGREEMENT_PROPOSAL = "agreementproposal"
+AGREEMENT_CONFIRMATION = "agreementconfirm"
 MEMBER = "member"
 STANDING = "standing"
 ROSTER = "roster"
@@ -54,8 +60,9 @@ SCORING = "scoring"
 SCORING_REPLY = "scoringreply"
 ACTIVITY = "activity"
 
-OBJECT_TYPES = (TASK, TASK_PROPOSAL, CONFIRMATION, MEMBER, STANDING, ROSTER, VOTE, SUMMARY, ROTATION, ROUND, JOIN, ACK, ABORT_VOTE,
-                EXCHANGE, ALIGNMENT, SCORING, SCORING_REPLY, ACTIVITY)
+OBJECT_TYPES = (TASK, TASK_PROPOSAL, CONFIRMATION, AGREEMENT, AGREEMENT_PROPOSAL, AGREEMENT_CONFIRMATION, MEMBER,
+                STANDING, ROSTER, VOTE, SUMMARY, ROTATION, ROUND, JOIN, ACK, ABORT_VOTE, EXCHANGE, ALIGNMENT, SCORING,
+                SCORING_REPLY, ACTIVITY)
 """Every object type of the schema, in the order a scan of the whole namespace visits them."""
 
 
@@ -69,6 +76,18 @@ def task_proposal_key(config_sha256: str) -> str:
 
 def confirmation_key(config_sha256: str, org: str) -> str:
     return create_composite_key(CONFIRMATION, [config_sha256, org])
+
+
+def agreement_key() -> str:
+    return create_composite_key(AGREEMENT, ["active"])
+
+
+def agreement_proposal_key(agreement_sha256: str) -> str:
+    return create_composite_key(AGREEMENT_PROPOSAL, [agreement_sha256])
+
+
+def agreement_confirmation_key(agreement_sha256: str, org: str) -> str:
+    return create_composite_key(AGREEMENT_CONFIRMATION, [agreement_sha256, org])
 
 
 def member_key(org: str) -> str:
@@ -131,7 +150,7 @@ def scoring_reply_key(round_id: str, request_id: str, sender: str) -> str:
     return create_composite_key(SCORING_REPLY, [round_id, request_id, sender])
 
 
-OWNER_ATTRIBUTE = {CONFIRMATION: 1, MEMBER: 0, VOTE: 3, SUMMARY: 0, JOIN: 1, ACK: 1, ABORT_VOTE: 1, EXCHANGE: 1, SCORING_REPLY: 2,
+OWNER_ATTRIBUTE = {CONFIRMATION: 1, AGREEMENT_CONFIRMATION: 1, MEMBER: 0, VOTE: 3, SUMMARY: 0, JOIN: 1, ACK: 1, ABORT_VOTE: 1, EXCHANGE: 1, SCORING_REPLY: 2,
                    ACTIVITY: 0}
 """Object types that record one org's own act, and which attribute names that org. Only that org writes them:
 each carries its key-level endorsement policy (the org's peer and a majority), and ``audit verify`` checks

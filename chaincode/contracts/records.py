@@ -252,6 +252,7 @@ class RoundSpec(BaseModel):
     method: FusionMethod
     model_spec_sha256: Sha256
     deadline: UtcDateTime
+    agreement_sha256: Sha256 | None = Field(default=None, description="the agreement in force, when there is one")
 
     @field_validator("participants")
     @classmethod
@@ -270,6 +271,86 @@ class RoundSpec(BaseModel):
 
 
 Metrics = dict[MetricName, float | int | Label]
+
+
+class RewardMethod(StrEnum):
+    SHAPLEY = "shapley"
+    LEAVE_ONE_OUT = "leave-one-out"
+
+
+class RewardRule(BaseModel):
+    """How rounds credit their participants: the value method over the metric, the units a closed round shares,
+    and the label holder's share of them in percent."""
+
+    model_config = STRICT
+    method: RewardMethod
+    metric: MetricName
+    units_per_round: int = Field(ge=0, le=1_000_000_000)
+    label_holder_share_percent: int = Field(ge=0, le=100)
+
+
+class AgreementSpec(BaseModel):
+    """``Agreement:Propose`` argument: the collaboration's terms. ``model_spec_sha256`` and ``fusion_method`` are
+    what every round must use; ``exchange_kinds`` the off-chain transfers rounds may record; the legal text stays
+    off-chain, by its SHA-256."""
+
+    model_config = STRICT
+    model_spec_sha256: Sha256
+    fusion_method: FusionMethod
+    extractors: dict[Modality, Label] = Field(description="per modality, the extractor's provenance the members "
+                                                          "agreed (e.g. 'label-free site extractor')")
+    purpose: Reason = Field(min_length=1)
+    exchange_kinds: list[Identifier] = Field(min_length=1, max_length=16)
+    retention_days: int = Field(ge=0, le=36_500, description="how long a site keeps artefacts it received")
+    reward: RewardRule
+    legal_text_sha256: Sha256
+
+    @field_validator("exchange_kinds")
+    @classmethod
+    def _distinct_kinds(cls, v: list[str]) -> list[str]:
+        return _unique_sorted(v, "exchange kinds")
+
+    def sha256(self) -> str:
+        """The hash founders confirm: SHA-256 of the spec's canonical JSON."""
+        return hashlib.sha256(canonical_json(self)).hexdigest()
+
+
+class AgreementProposal(AgreementSpec):
+    """A proposed agreement and which founders confirmed it so far."""
+
+    agreement_sha256: Sha256
+    status: ProposalStatus
+    proposed_by: MspId
+    proposed_at: UtcDateTime
+    confirmed_by: list[MspId]
+    awaiting: list[MspId]
+    tx_id: str
+
+
+class Agreement(AgreementSpec):
+    """The agreement in force: the spec every founder confirmed; ``version`` counts the agreements so far."""
+
+    agreement_sha256: Sha256
+    version: int = Field(ge=1)
+    confirmed_by: list[MspId]
+    activated_at: UtcDateTime
+    tx_id: str
+
+
+class AgreementHistory(BaseModel):
+    """``Agreement:History``: the agreements that were in force, oldest first."""
+
+    items: list[Agreement]
+
+
+class AgreementConfirmation(BaseModel):
+    """One founder's own confirmation of a proposed agreement (the proposer's is its ``Agreement:Propose``)."""
+
+    model_config = STRICT
+    agreement_sha256: Sha256
+    org: MspId
+    confirmed_at: UtcDateTime
+    tx_id: str
 
 
 class RoundState(StrEnum):

@@ -27,9 +27,11 @@ from swarmfuse.chaincode.contracts.consortium import (
     own_act_policy,
 )
 from swarmfuse.chaincode.contracts.fields import FileSize, Identifier, Reason, Sha256, UtcDateTime
+from swarmfuse.chaincode.contracts.agreement import load_agreement
 from swarmfuse.chaincode.contracts.leader import leader_for, next_leader
 from swarmfuse.chaincode.contracts.records import (
     AbortVote,
+    AgreementProposal,
     Acknowledgement,
     Alignment,
     AlignmentInput,
@@ -82,6 +84,31 @@ def _check_deadline(ctx: Context, deadline: datetime, what: str) -> None:
             f"{what} {deadline.isoformat()} must be after {earliest.isoformat()}: at least the task's deadline "
             f"window ({window.total_seconds():g} s) after this endorser's clock ({ctx.endorser_time.isoformat()})"
         )
+
+
+def _check_agreement(ctx: Context, spec: RoundSpec) -> None:
+    """A round is opened under the agreement in force, when there is one: it names it, and uses its model and
+    fusion method."""
+    agreement = load_agreement(ctx)
+    if agreement is None:
+        if spec.agreement_sha256 is not None:
+            raise BadRequest(f"the round names agreement {spec.agreement_sha256}, but no agreement is in force")
+        return
+    if spec.agreement_sha256 != agreement.agreement_sha256:
+        raise BadRequest(f"agreement {agreement.agreement_sha256} (version {agreement.version}) is in force: the round "
+                         f"must name it, not {spec.agreement_sha256}")
+    if (spec.model_spec_sha256, spec.method) != (agreement.model_spec_sha256, agreement.fusion_method):
+        raise BadRequest(f"the agreement in force fixes model {agreement.model_spec_sha256} and fusion "
+                         f"{agreement.fusion_method.value}; the round asks for {spec.model_spec_sha256} and "
+                         f"{spec.method.value}")
+
+
+def _allowed_kinds(ctx: Context, rnd: Round) -> list[str] | None:
+    """The exchange kinds the round's agreement allows (``None``: a round opened under no agreement)."""
+    if rnd.agreement_sha256 is None:
+        return None
+    proposal = ctx.get(keys.agreement_proposal_key(rnd.agreement_sha256), AgreementProposal)
+    return list(proposal.exchange_kinds) if proposal is not None else []
 
 
 def _save(ctx: Context, rnd: Round, **event: object) -> Round:
@@ -159,7 +186,7 @@ class Rounds(ConsortiumContract):
             NOT_ACTIVE,
             "Forbidden: caller is not a participant",
             "BadRequest: malformed spec, participant not an active member, modality not registered, "
-            "deadline within the task's window",
+            "deadline within the task's window, spec outside the agreement in force",
             "Conflict: round ID taken",
         ),
     )
@@ -179,6 +206,7 @@ class Rounds(ConsortiumContract):
             if missing:
                 raise BadRequest(f"{org} did not register modality {', '.join(sorted(missing))}")
         _check_deadline(ctx, spec.deadline, "deadline")
+        _check_agreement(ctx, spec)
         rotation = ctx.get(keys.rotation_key(spec.participants), Rotation) or Rotation(
             participants=spec.participants, opened=0
         )
@@ -254,7 +282,7 @@ class Rounds(ConsortiumContract):
             NOT_ACTIVE,
             "NotFound: no such round",
             "Forbidden: caller is not a participant",
-            "BadRequest: malformed exchange, receiver not another participant",
+            "BadRequest: malformed exchange, receiver not another participant, a kind the agreement does not allow",
             "Conflict: round not open or fused, exchange already recorded",
         ),
     )
@@ -265,6 +293,10 @@ class Rounds(ConsortiumContract):
         _in_state(rnd, *LIVE)
         if exchange.receiver == sender or exchange.receiver not in rnd.participants:
             raise BadRequest(f"receiver {exchange.receiver} must be another participant of round {round_id}")
+        allowed = _allowed_kinds(ctx, rnd)
+        if allowed is not None and exchange.kind not in allowed:
+            raise BadRequest(f"the agreement of round {round_id} allows exchanges of {', '.join(allowed)}, "
+                             f"not {exchange.kind!r}")
         key = keys.exchange_key(round_id, sender, exchange.receiver, exchange.kind)
         if ctx.read(key) is not None:
             raise Conflict(

@@ -110,6 +110,7 @@ class RoundRecord(Record):
     method: str
     model_spec_sha256: str
     deadline: datetime
+    agreement_sha256: str | None = Field(default=None, description="the agreement the round was opened under")
     opened_by: str
     opened_at: datetime
     open_tx: str

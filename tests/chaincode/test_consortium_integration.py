@@ -170,3 +170,18 @@ def test_two_colluding_orgs_cannot_rewrite_or_delete_a_third_orgs_acts(ledger_ne
     assert json.loads(net.query("Auditor", "Rounds:Get", "sbe1")) == before
     assert json.loads(net.query("Auditor", "Membership:Get", "DC3MSP")) == member
     assert json.loads(net.query("Auditor", "Membership:Get", "DC2MSP"))["suspend_votes"] == ["DC3MSP"]
+
+
+def test_a_founder_cannot_put_terms_in_force_alone(ledger_network: Any) -> None:
+    """DC1 proposes terms on the network: they wait for DC2 and DC3; nothing is in force, and DC1 cannot confirm
+    them a second time. (Left pending: rounds on this channel keep opening without terms.)"""
+    net = ledger_network
+    spec = {"model_spec_sha256": sha("head"), "fusion_method": "intermediate", "extractors": {"text": "site"},
+            "purpose": "a test of the founders' signatures", "exchange_kinds": ["features"], "retention_days": 1,
+            "reward": {"method": "shapley", "metric": "accuracy", "units_per_round": 1,
+                       "label_holder_share_percent": 0}, "legal_text_sha256": sha("terms")}
+    proposal = json.loads(net.invoke("DC1", "Agreement:Propose", json.dumps(spec)))
+    assert (proposal["status"], proposal["awaiting"]) == ("pending", ["DC2MSP", "DC3MSP"])
+    assert "already confirmed" in refused(lambda: net.submit("DC1", "Agreement:Confirm", proposal["agreement_sha256"]))
+    with pytest.raises(TransactionFailed, match="no terms yet"):
+        net.query("DC1", "Agreement:Get")

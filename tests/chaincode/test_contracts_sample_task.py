@@ -42,7 +42,7 @@ def test_the_server_entry_point_serves_this_application() -> None:
 
     served = load_chaincode({})
     assert isinstance(served, ContractRouter)
-    assert sorted(served.metadata["contracts"]) == ["Audit", "Membership", "Rounds", "Scoring", "Summaries", "Task"]
+    assert sorted(served.metadata["contracts"]) == ["Agreement", "Audit", "Membership", "Rounds", "Scoring", "Summaries", "Task"]
 
 
 def test_sample_is_served_only_when_asked_for() -> None:

@@ -221,6 +221,12 @@ def _plausible(function: str, parameters: list[str], config: JobConfig, record: 
                                "extractor_onnx_sha256": sha("x")}),
         "config": json.dumps({"task": TASK, "founders": task["founders"], "auditors": task["auditors"]}),
         "config_sha256": task["config_sha256"],
+        "terms": json.dumps({"model_spec_sha256": sha("spec"), "fusion_method": "intermediate",
+                             "extractors": {"text": "site"}, "purpose": "auditor probe", "exchange_kinds": ["features"],
+                             "retention_days": 1, "legal_text_sha256": sha("terms"),
+                             "reward": {"method": "shapley", "metric": "accuracy", "units_per_round": 1,
+                                        "label_holder_share_percent": 0}}),
+        "agreement_sha256": sha("terms"),
     }
     missing = [p for p in parameters if p not in values]
     assert not missing, f"{function}: add a plausible value for parameter(s) {missing} to this test"
