@@ -80,16 +80,21 @@ class ProposalStatus(StrEnum):
     SUPERSEDED = "superseded"
 
 
-class TaskProposal(TaskConfig):
-    """A proposed task configuration and which of its founders confirmed it so far."""
+class FounderSignatures(BaseModel):
+    """Who proposed something every founder must confirm, who confirmed it so far and who is awaited."""
 
-    config_sha256: Sha256
     status: ProposalStatus
     proposed_by: MspId
     proposed_at: UtcDateTime
     confirmed_by: list[MspId]
     awaiting: list[MspId]
     tx_id: str
+
+
+class TaskProposal(FounderSignatures, TaskConfig):
+    """A proposed task configuration and which of its founders confirmed it so far."""
+
+    config_sha256: Sha256
 
 
 class Confirmation(BaseModel):
@@ -315,16 +320,10 @@ class AgreementSpec(BaseModel):
         return hashlib.sha256(canonical_json(self)).hexdigest()
 
 
-class AgreementProposal(AgreementSpec):
+class AgreementProposal(FounderSignatures, AgreementSpec):
     """A proposed agreement and which founders confirmed it so far."""
 
     agreement_sha256: Sha256
-    status: ProposalStatus
-    proposed_by: MspId
-    proposed_at: UtcDateTime
-    confirmed_by: list[MspId]
-    awaiting: list[MspId]
-    tx_id: str
 
 
 class Agreement(AgreementSpec):
