@@ -1,4 +1,5 @@
-"""``swarmfuse audit members|summaries|rounds|round|exchanges|org|verify``: a task's ledger as an auditor reads it.
+"""``swarmfuse audit members|summaries|agreement|rounds|round|exchanges|org|verify``: a task's ledger as an auditor
+reads it.
 
 Every command connects as one org's identity (``--org``, the read-only ``Auditor`` by default) and prints
 rich tables, or with ``--json`` the query's pydantic models as JSON. A command added here takes the
@@ -27,6 +28,7 @@ from swarmfuse.network.topology import AUDITOR
 
 if TYPE_CHECKING:
     from swarmfuse.client.audit.queries import (
+        AgreementRecord,
         AuditView,
         ExchangeRecord,
         MemberRecord,
@@ -87,6 +89,21 @@ def summaries(home: Path = HomeOption, task: str = TaskOption, org: str = OrgOpt
         print_json(found)
     else:
         console.print(summaries_table(found, f"data summaries of {task}"))
+
+
+@app.command()
+def agreement(home: Path = HomeOption, task: str = TaskOption, org: str = OrgOption,
+              as_json: bool = JsonOption) -> None:
+    """The terms every founder confirmed and that rounds follow, and every earlier version of them."""
+    with audit_view(home, task, org) as view:
+        found = view.agreement()
+    if as_json:
+        print_json(found)
+    elif found.in_force is None:
+        console.print(f"no terms are in force in {task}: the founders have agreed none (Agreement:Propose, then "
+                      "Agreement:Confirm by every founder)", highlight=False)
+    else:
+        console.print(agreement_table(found.in_force, found.history))
 
 
 @app.command()
@@ -235,6 +252,26 @@ def summaries_table(found: Sequence[PublishedSummary], title: str) -> Table:
         v = s.latest
         table.add_row(v.org, v.modality, f"{v.version} of {len(s.history)}", str(v.entity_count), str(v.feature_dim), short(v.manifest_sha256),
                       v.extractor, short(v.extractor_onnx_sha256), when(v.published_at), short(v.tx_id))
+    return table
+
+
+def agreement_table(found: AgreementRecord, history: Sequence[AgreementRecord]) -> Table:
+    """The terms in force, in full, and the versions before them by hash."""
+    table = _table(f"agreement version {found.version}", "field", ("value", HASH), caption=None)
+    reward = found.reward
+    rows = [("SHA-256", found.agreement_sha256), ("model spec SHA-256", found.model_spec_sha256),
+            ("fusion method", found.fusion_method),
+            ("extractors", "; ".join(f"{m}: {p}" for m, p in sorted(found.extractors.items()))),
+            ("purpose", found.purpose), ("exchange kinds", ", ".join(found.exchange_kinds)),
+            ("retention", f"{found.retention_days} days"),
+            ("reward", f"{reward.get('method')} over {reward.get('metric')}, {reward.get('units_per_round')} units a "
+                       f"round, {reward.get('label_holder_share_percent')} % to the label holder"),
+            ("legal text SHA-256", found.legal_text_sha256), ("confirmed by", ", ".join(found.confirmed_by)),
+            ("in force since (UTC)", when(found.activated_at)), ("tx", found.tx_id),
+            ("earlier versions", ", ".join(f"{a.version}: {short(a.agreement_sha256)}" for a in history
+                                           if a.version != found.version) or "none")]
+    for field, value in rows:
+        table.add_row(field, value)
     return table
 
 

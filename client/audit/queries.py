@@ -62,6 +62,31 @@ class MemberRecord(Record):
     registered_tx: str | None = Field(default=None, description="the Membership:Register transaction of registered_at")
 
 
+class AgreementRecord(Record):
+    """Terms every founder confirmed: what rounds use and may exchange, the reward rule, the legal text's hash."""
+
+    agreement_sha256: str
+    version: int
+    model_spec_sha256: str
+    fusion_method: str
+    extractors: dict[str, str]
+    purpose: str
+    exchange_kinds: list[str]
+    retention_days: int
+    reward: dict[str, Any]
+    legal_text_sha256: str
+    confirmed_by: list[str]
+    activated_at: datetime
+    tx_id: str
+
+
+class AgreementAudit(BaseModel):
+    """The terms in force (``None`` while the founders have agreed none) and every version that was, oldest first."""
+
+    in_force: AgreementRecord | None
+    history: list[AgreementRecord]
+
+
 class SummaryRecord(Record):
     """One version of what a DC declared about its data for one modality (never the data)."""
 
@@ -238,6 +263,16 @@ class AuditView:
     def members(self) -> list[MemberRecord]:
         """Every org that registered in the task, with its status and its registration transaction."""
         return [self._with_join_tx(item) for item in self._pages("Audit:Members")]
+
+    def agreement(self) -> AgreementAudit:
+        """The terms in force and the versions before them (the newest 100)."""
+        try:
+            current = _parse(AgreementRecord, self._evaluate("Agreement:Get"), "agreement")
+        except UnknownRecord:
+            current = None
+        found = self._evaluate("Agreement:History", "100")
+        history = _parse_list(AgreementRecord, found["items"] if isinstance(found, dict) else [], "Agreement:History")
+        return AgreementAudit(in_force=current, history=history)
 
     def summaries(self, org: str | None = None) -> list[PublishedSummary]:
         """The latest summary of every (org, modality), or of one org's modalities, each with its history."""

@@ -35,6 +35,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
 from swarmfuse.client.audit.queries import (
+    AgreementAudit,
     AuditError,
     AuditView,
     ExchangeRecord,
@@ -189,6 +190,12 @@ def create_app(views: Callable[[], AuditView], verifier: Callable[[], Verificati
     def summaries(org: str | None = None) -> list[PublishedSummary]:
         """The latest data summary of every (org, modality), each with its versions; with org, that org's only."""
         return holder.call(lambda view: view.summaries(org))
+
+    @app.get("/api/agreement", tags=["ledger"])
+    def agreement() -> AgreementAudit:
+        """The terms every founder confirmed and rounds follow (``in_force`` is null while there are none), and
+        every version that was in force."""
+        return holder.call(lambda view: view.agreement())
 
     @app.get("/api/rounds", tags=["ledger"])
     def rounds() -> list[RoundRecord]:

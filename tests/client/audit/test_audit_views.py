@@ -244,3 +244,37 @@ def test_cli_unknown_round_exits_non_zero_naming_it(cli_view: None) -> None:
 def test_cli_without_a_network_says_so(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli.app, ["members", "--task", "task1", "--home", str(tmp_path / "none")])
     assert result.exit_code == 1 and "no network under" in result.stderr, result.output
+
+
+TERMS = {"model_spec_sha256": sha("fusion-head-v1"), "fusion_method": "intermediate",
+         "extractors": {"image": "label-free site extractor"}, "purpose": "auditing the terms",
+         "exchange_kinds": ["features", "model"], "retention_days": 7, "legal_text_sha256": sha("terms"),
+         "reward": {"method": "shapley", "metric": "accuracy", "units_per_round": 10,
+                    "label_holder_share_percent": 25}}
+
+
+def agree(world: World, **changes: Any) -> str:
+    proposal = world.ok("DC1", "Agreement:Propose", json.dumps({**TERMS, **changes}))
+    for org in ("DC2", "DC3"):
+        world.ok(org, "Agreement:Confirm", proposal["agreement_sha256"])
+    return cast(str, proposal["agreement_sha256"])
+
+
+def test_the_agreement_in_force_and_its_earlier_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = founded()
+    view = AuditView(ledger(world), Topology(n_orgs=3, auditor=True))
+    assert view.agreement().model_dump() == {"in_force": None, "history": []}
+    monkeypatch.setattr(AuditView, "open", classmethod(
+        lambda cls, home, task, org="Auditor", user="user": cls(ledger(world, org), Topology(n_orgs=3, auditor=True))))
+    none = CliRunner().invoke(cli.app, ["agreement", "--task", "task1"])
+    assert none.exit_code == 0 and "no terms are in force in task1" in none.stdout, none.output
+    first = agree(world)
+    second = agree(world, retention_days=14)
+    found = view.agreement()
+    current = found.in_force
+    assert current is not None and (current.agreement_sha256, current.version, current.retention_days) == (second, 2, 14)
+    assert [(a.agreement_sha256, a.version) for a in found.history] == [(first, 1), (second, 2)]
+    shown = CliRunner().invoke(cli.app, ["agreement", "--task", "task1", "--json"])
+    assert shown.exit_code == 0 and json.loads(shown.stdout) == found.model_dump(mode="json")
+    text = _text(cli.agreement_table(current, found.history))
+    assert second in text and "14 days" in text and "shapley over accuracy, 10 units" in text and "1: " in text

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from swarmfuse.client.audit import web
 from swarmfuse.client.audit.queries import (
     AcknowledgementRecord,
+    AgreementAudit,
     AlignmentRecord,
     AuditError,
     AuditView,
@@ -127,6 +128,10 @@ class FakeView:
         self._check()
         return [r.record for r in ROUNDS.values()]
 
+    def agreement(self) -> AgreementAudit:
+        self._check()
+        return AgreementAudit(in_force=None, history=[])
+
     def round(self, round_id: str) -> RoundAudit:
         self._check()
         if round_id not in ROUNDS:
@@ -212,6 +217,7 @@ def test_rest_endpoints_return_the_view_as_json(client: TestClient) -> None:
     assert {s["latest"]["org"] for s in client.get("/api/summaries").json()} == set(ORGS)
     assert [s["latest"]["org"] for s in client.get("/api/summaries", params={"org": "DC2MSP"}).json()] == ["DC2MSP"]
     assert {r["round_id"] for r in client.get("/api/rounds").json()} == set(ROUNDS)
+    assert client.get("/api/agreement").json() == {"in_force": None, "history": []}
     detail = client.get("/api/rounds/round-1").json()
     assert detail["record"]["state"] == "closed"
     assert [h["value"]["state"] for h in detail["history"]] == ["open", "fused", "closed"]
