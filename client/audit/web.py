@@ -91,6 +91,7 @@ class PageData(BaseModel):
     org_choices: list[MemberRecord]
     round_choices: list[str]
     members: list[MemberRecord]
+    agreement: AgreementAudit
     summaries: list[PublishedSummary]
     rounds: list[RoundRecord]
     panels: list[RoundPanel]
@@ -282,7 +283,7 @@ def page_data(view: AuditView, org: str | None, round_id: str | None) -> PageDat
     panels = [round_panel(view.round(r.round_id), org) for r in detailed]
     return PageData(
         task=view.task, org=org, round_id=round_id, org_choices=members, round_choices=[r.round_id for r in rounds],
-        members=[m for m in members if org is None or m.org == org],
+        members=[m for m in members if org is None or m.org == org], agreement=view.agreement(),
         summaries=[s for s in view.summaries() if org is None or s.latest.org == org],
         rounds=shown, panels=panels, hidden_rounds=len(shown) - len(detailed),
     )

@@ -19,6 +19,7 @@ from swarmfuse.client.audit import web
 from swarmfuse.client.audit.queries import (
     AcknowledgementRecord,
     AgreementAudit,
+    AgreementRecord,
     AlignmentRecord,
     AuditError,
     AuditView,
@@ -110,6 +111,7 @@ class FakeView:
     def __init__(self) -> None:
         self.fail: Exception | None = None
         self.closed = False
+        self.terms = AgreementAudit(in_force=None, history=[])
 
     def _check(self) -> None:
         if self.fail is not None:
@@ -130,7 +132,7 @@ class FakeView:
 
     def agreement(self) -> AgreementAudit:
         self._check()
-        return AgreementAudit(in_force=None, history=[])
+        return self.terms
 
     def round(self, round_id: str) -> RoundAudit:
         self._check()
@@ -330,6 +332,22 @@ def test_page_shows_members_summaries_rounds_timelines_and_exchanges(client: Tes
         assert sha(f"tls {org}")[:10] in html
     assert sha("manifest DC3MSP")[:10] in html
     assert 'id="run-verification"' in html and "No verification has run" in html
+
+
+def test_page_shows_the_terms_in_force_or_that_there_are_none(client: TestClient, view: FakeView) -> None:
+    assert "No terms are in force" in client.get("/").text
+    terms = {"model_spec_sha256": sha("head"), "fusion_method": "intermediate", "extractors": {"text": "site"},
+             "purpose": "emoji groups", "exchange_kinds": ["features", "model"], "retention_days": 30,
+             "reward": {"method": "shapley", "metric": "accuracy", "units_per_round": 100,
+                        "label_holder_share_percent": 20}, "legal_text_sha256": sha("legal"),
+             "confirmed_by": ORGS, "activated_at": T0, "tx_id": "a" * 64}
+    first = AgreementRecord(agreement_sha256=sha("v1"), version=1, **terms)
+    second = AgreementRecord(agreement_sha256=sha("v2"), version=2, **terms)
+    view.terms = AgreementAudit(in_force=second, history=[first, second])
+    html = client.get("/").text
+    assert 'id="agreement"' in html and "version 2" in html and sha("v2") in html and sha("legal") in html
+    assert "features, model" in html and "shapley over accuracy, 100 units a round, 20 % to the label holder" in html
+    assert sha("v1")[:10] in html  # the earlier version
 
 
 def test_round_filter_shows_that_round_only(client: TestClient) -> None:
