@@ -187,18 +187,12 @@ class TxSimulator:
 
     def get_state(self, key: str) -> bytes:
         """The committed value of ``key`` (b"" when it does not exist); the read is recorded."""
-        self._check_done()
-        value = self.reader.get_state(self.namespace, key)
-        self._touched = True
-        self._reads[key] = _kv_read(key, value)
+        value = self._read(key)
         return value.value if value is not None else b""
 
     def get_state_metadata(self, key: str) -> dict[str, bytes]:
         """The committed metadata of ``key`` (empty when it has none or does not exist); the read is recorded."""
-        self._check_done()
-        value = self.reader.get_state(self.namespace, key)
-        self._touched = True
-        self._reads[key] = _kv_read(key, value)
+        value = self._read(key)
         return decode_metadata(value.metadata) if value is not None else {}
 
     def get_state_multiple(self, keys: Sequence[str]) -> list[bytes]:
@@ -257,10 +251,6 @@ class TxSimulator:
         """``(namespace, key, value)`` sorted by key; ``None`` marks a delete."""
         return [(self.namespace, key, value or None) for key, value in sorted(self._writes.items())]
 
-    def metadata_writes(self) -> list[tuple[str, str, dict[str, bytes]]]:
-        """``(namespace, key, entries)`` sorted by key."""
-        return [(self.namespace, key, dict(entries)) for key, entries in sorted(self._metadata_writes.items())]
-
     def read_write_set(self) -> rwset_pb2.TxReadWriteSet:
         result = rwset_pb2.TxReadWriteSet(data_model=rwset_pb2.TxReadWriteSet.KV)
         if not self._touched:
@@ -282,6 +272,14 @@ class TxSimulator:
         return result
 
     # --- helpers -----------------------------------------------------------------------------
+
+    def _read(self, key: str) -> VersionedValue | None:
+        """The committed ``key`` (value, version, metadata), its read recorded with the version it has."""
+        self._check_done()
+        value = self.reader.get_state(self.namespace, key)
+        self._touched = True
+        self._reads[key] = _kv_read(key, value)
+        return value
 
     def _open_range(self, start: str, end: str, limit: int | None) -> RangeIterator:
         record = _RangeRecord(start_key=start)
