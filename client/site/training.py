@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,9 +45,9 @@ def site_image_recipe() -> ImageRecipe:
 def label_free_text_bundle(manifest: Manifest, seed: int = 0, config: TextConfig | None = None) -> Path:
     """The cached bundle of the label-free text extractor of ``manifest``'s texts (trained on first use);
     ``config`` replaces the default recipe, whose ``labels`` is always off and whose seed is ``seed``."""
-    from swarmfuse.extractors.bundle import ExtractorBundle, bundle_cache_dir, export_text_bundle
+    from swarmfuse.extractors.bundle import export_text_bundle
     from swarmfuse.extractors.data import fetch_corpus
-    from swarmfuse.extractors.data.cache import atomic_dir, config_hash
+    from swarmfuse.extractors.data.cache import config_hash
     from swarmfuse.extractors.text.extractor import TextConfig, train_label_free_text_extractor, training_code
 
     if manifest.modality != "text":
@@ -56,17 +57,13 @@ def label_free_text_bundle(manifest: Manifest, seed: int = 0, config: TextConfig
         raise SiteError(f"{manifest.path} holds {len(texts)} text(s); training needs at least {MIN_TEXTS}")
     recipe = replace(config or TextConfig(), labels=False, seed=seed)
     stage = f"site-text-{config_hash('site-text', recipe.to_dict(), manifest.fingerprint(), training_code())}"
-    cached = bundle_cache_dir(stage, None)
-    if (cached / "bundle.json").is_file():
-        ExtractorBundle.read(cached)  # refuses a damaged cache entry
-        return cached
-    start = time.perf_counter()
-    extractor = train_label_free_text_extractor(texts, fetch_corpus(), recipe)
-    with atomic_dir(cached) as scratch:
+
+    def build(scratch: Path) -> None:
+        extractor = train_label_free_text_extractor(texts, fetch_corpus(), recipe)
         export_text_bundle(extractor, texts[:2], f"{stage} (label-free AWD-LSTM language model on the public corpus "
                                                  f"and {len(texts)} site texts; no labels)", scratch)
-    logger.info("trained the label-free text extractor of %s in %.0f s", manifest.path, time.perf_counter() - start)
-    return cached
+
+    return _cached_bundle(stage, manifest, build)
 
 
 def label_free_image_bundle(manifest: Manifest, seed: int = 0, recipe: ImageRecipe | None = None,
@@ -75,8 +72,8 @@ def label_free_image_bundle(manifest: Manifest, seed: int = 0, recipe: ImageReci
     """The cached bundle of the label-free ResNet50 extractor of ``manifest``'s images (trained on first use, from
     ``weights`` when given); ``recipe`` replaces the default one (:func:`site_image_recipe`); ``labels`` and
     ``artists`` (the emoji data set's other artists) are always off and the seed is ``seed``."""
-    from swarmfuse.extractors.bundle import ExtractorBundle, bundle_cache_dir, export_image_bundle
-    from swarmfuse.extractors.data.cache import atomic_dir, config_hash, sha256_file
+    from swarmfuse.extractors.bundle import export_image_bundle
+    from swarmfuse.extractors.data.cache import config_hash, sha256_file
     from swarmfuse.extractors.data.emoji import Entity
     from swarmfuse.extractors.data.emoji import Manifest as ImageSet
     from swarmfuse.extractors.image.train import train_image_backbone, training_code
@@ -92,20 +89,33 @@ def label_free_image_bundle(manifest: Manifest, seed: int = 0, recipe: ImageReci
     weights_sha = sha256_file(weights) if weights is not None else None
     stage = "site-image-" + config_hash("site-image", asdict(recipe), resolution, manifest.fingerprint(),
                                         training_code(), weights_sha)
-    cached = bundle_cache_dir(stage, None)
-    if (cached / "bundle.json").is_file():
-        ExtractorBundle.read(cached)  # refuses a damaged cache entry
-        return cached
     images = ImageSet(root=manifest.path.parent, groups=(), sources={}, entities=tuple(
         Entity(id=row.entity_id, image=row.value, image_sha256=row.content_sha256, text="", group="", subgroup="",
                split="train") for row in manifest.rows))
-    start = time.perf_counter()
-    with atomic_dir(cached) as scratch:
+
+    def build(scratch: Path) -> None:
         module = train_image_backbone(images, scratch / "training", resolution, recipe, weights, progress)
-        teacher = "EfficientNet-Lite0 (ImageNet) features"
         start_from = f"weights {weights_sha[:16]}" if weights_sha else "random weights"
         export_image_bundle(module, [manifest.image_path(row) for row in manifest.rows[:2]], resolution, "resnet50",
-                            f"{stage} (label-free ResNet50 from {start_from}, distilled from {teacher} on "
-                            f"{len(manifest)} site images; no labels)", scratch)
-    logger.info("trained the label-free image extractor of %s in %.0f s", manifest.path, time.perf_counter() - start)
+                            f"{stage} (label-free ResNet50 from {start_from}, distilled from EfficientNet-Lite0 "
+                            f"(ImageNet) features on {len(manifest)} site images; no labels)", scratch)
+
+    return _cached_bundle(stage, manifest, build)
+
+
+def _cached_bundle(stage: str, manifest: Manifest, build: Callable[[Path], None]) -> Path:
+    """The bundle cached under ``stage`` (read first, so a damaged entry is refused), or, when there is none,
+    the one ``build(scratch)`` trains and writes, moved into the cache in one rename."""
+    from swarmfuse.extractors.bundle import ExtractorBundle, bundle_cache_dir
+    from swarmfuse.extractors.data.cache import atomic_dir
+
+    cached = bundle_cache_dir(stage, None)
+    if (cached / "bundle.json").is_file():
+        ExtractorBundle.read(cached)
+        return cached
+    start = time.perf_counter()
+    with atomic_dir(cached) as scratch:
+        build(scratch)
+    logger.info("trained the label-free extractor of %s (%s) in %.0f s", manifest.path, stage,
+                time.perf_counter() - start)
     return cached
