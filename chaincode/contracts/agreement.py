@@ -11,15 +11,19 @@ method differ from it, and ``Rounds:RecordExchange`` refuses an exchange kind it
 from __future__ import annotations
 
 from swarmfuse.chaincode.contract import Conflict, Context, Forbidden, NotFound, transaction
-from swarmfuse.chaincode.contract.endorsement import owner_and_majority
 from swarmfuse.chaincode.contracts import keys
-from swarmfuse.chaincode.contracts.consortium import MEMBER, READERS, ConsortiumContract, load_task
+from swarmfuse.chaincode.contracts.consortium import (
+    MEMBER,
+    READERS,
+    ConsortiumContract,
+    load_task,
+    record_confirmation,
+)
 from swarmfuse.chaincode.contracts.fields import PageSize, Sha256
 from swarmfuse.chaincode.contracts.records import (
     Agreement as AgreementRecord,
 )
 from swarmfuse.chaincode.contracts.records import (
-    AgreementConfirmation,
     AgreementHistory,
     AgreementProposal,
     AgreementSpec,
@@ -44,24 +48,17 @@ def _founder(ctx: Context) -> tuple[str, list[str]]:
 
 def _confirm(ctx: Context, proposal: AgreementProposal, org: str, founders: list[str]) -> AgreementProposal:
     """Record ``org``'s own confirmation; the last founder's puts the agreement in force."""
-    record = AgreementConfirmation(agreement_sha256=proposal.agreement_sha256, org=org, confirmed_at=ctx.now,
-                                   tx_id=ctx.tx_id)
-    ctx.put(keys.agreement_confirmation_key(proposal.agreement_sha256, org), record,
-            policy=owner_and_majority(org, founders))
-    confirmed = sorted({*proposal.confirmed_by, org})
-    awaiting = [f for f in founders if f not in confirmed]
-    status = ProposalStatus.PENDING if awaiting else ProposalStatus.ACTIVE
-    proposal = proposal.model_copy(update={"confirmed_by": confirmed, "awaiting": awaiting, "status": status})
-    ctx.put(keys.agreement_proposal_key(proposal.agreement_sha256), proposal)
-    if status is ProposalStatus.ACTIVE:
+    digest = proposal.agreement_sha256
+    record_confirmation(ctx, keys.agreement_confirmation_key(digest, org), digest, org, founders)
+    proposal = proposal.confirmed(org, founders)
+    ctx.put(keys.agreement_proposal_key(digest), proposal)
+    if proposal.status is ProposalStatus.ACTIVE:
         previous = load_agreement(ctx)
         spec = AgreementSpec.model_validate(proposal.model_dump(include=set(AgreementSpec.model_fields)))
         ctx.put(keys.agreement_key(), AgreementRecord(
-            **spec.model_dump(), agreement_sha256=proposal.agreement_sha256,
-            version=1 if previous is None else previous.version + 1, confirmed_by=confirmed, activated_at=ctx.now,
-            tx_id=ctx.tx_id))
-    ctx.emit({"agreement_sha256": proposal.agreement_sha256, "by": org, "awaiting": awaiting,
-              "status": status.value})
+            **spec.model_dump(), agreement_sha256=digest, version=1 if previous is None else previous.version + 1,
+            confirmed_by=proposal.confirmed_by, activated_at=ctx.now, tx_id=ctx.tx_id))
+    ctx.emit({"agreement_sha256": digest, "by": org, "awaiting": proposal.awaiting, "status": proposal.status.value})
     return proposal
 
 

@@ -12,6 +12,7 @@ from swarmfuse.chaincode.contract.metadata import TransactionInfo
 from swarmfuse.chaincode.contracts import keys
 from swarmfuse.chaincode.contracts.records import (
     Activity,
+    Confirmation,
     Member,
     MemberStatus,
     Registration,
@@ -19,7 +20,7 @@ from swarmfuse.chaincode.contracts.records import (
     Standing,
     TaskRecord,
 )
-from swarmfuse.chaincode.stub import split_composite_key
+from swarmfuse.chaincode.stub import readable_key
 
 AUDITOR = "auditor"
 FOUNDER = "founder"
@@ -35,11 +36,6 @@ NOT_INITIALISED = (
     "the task is not initialised: no configuration has been confirmed by every founder it names "
     "(Task:Init by one founder, then Task:Confirm by each other founder)"
 )
-
-
-def readable_key(key: str) -> str:
-    object_type, attributes = split_composite_key(key)
-    return "/".join([object_type, *attributes])
 
 
 def load_task(ctx: Context) -> TaskRecord:
@@ -128,6 +124,13 @@ def own_act_policy(ctx: Context, org: str) -> bytes:
     and admitted members) with it. Once the key exists, no set of other orgs can rewrite or delete it."""
     task = load_task(ctx)
     return owner_and_majority(org, [*task.founders, *load_roster(ctx).admitted, org])
+
+
+def record_confirmation(ctx: Context, key: str, sha256: str, org: str, founders: Sequence[str]) -> None:
+    """Write ``org``'s own confirmation of ``sha256`` under ``key``, with its key-level policy: its peer and a
+    majority of the founders. A proposal's list of confirmations is shared state; this record is the founder's act."""
+    record = Confirmation(sha256=sha256, org=org, confirmed_at=ctx.now, tx_id=ctx.tx_id)
+    ctx.put(key, record, policy=owner_and_majority(org, founders))
 
 
 def electorate(ctx: Context, task: TaskRecord) -> Electorate:

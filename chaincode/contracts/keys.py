@@ -11,7 +11,7 @@ its activity) sits under a key that names the org, and no write transaction scan
 | ``confirmation`` | config SHA-256, founder org | :class:`Confirmation` (that founder's own) |
 | ``agreement`` | ``active`` | :class:`Agreement` (the terms in force; older ones in the key history) |
 | ``agreementproposal`` | agreement SHA-256 | :class:`AgreementProposal` |
-| ``agreementconfirm`` | agreement SHA-256, founder org | :class:`AgreementConfirmation` (that founder's own) |
+| ``agreementconfirm`` | agreement SHA-256, founder org | :class:`Confirmation` (that founder's own) |
 | ``member`` | org MSP ID | :class:`Registration` (the org's own profile) |
 | ``standing`` | org MSP ID | :class:`Standing` (status and epoch, decided by the consortium) |
 | ``roster`` | ``admitted`` | :class:`Roster` (active non-founders) |

@@ -7,7 +7,9 @@ one fixed-width form, so that endorsers agree byte for byte whatever offset a cl
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from enum import StrEnum
+from typing import Self
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from swarmfuse.chaincode.contract.canonical import canonical_json
@@ -90,6 +92,13 @@ class FounderSignatures(BaseModel):
     awaiting: list[MspId]
     tx_id: str
 
+    def confirmed(self, org: str, founders: Sequence[str]) -> Self:
+        """This proposal with ``org``'s confirmation added: active once no founder is awaited."""
+        confirmed = sorted({*self.confirmed_by, org})
+        awaiting = [f for f in founders if f not in confirmed]
+        status = ProposalStatus.PENDING if awaiting else ProposalStatus.ACTIVE
+        return self.model_copy(update={"confirmed_by": confirmed, "awaiting": awaiting, "status": status})
+
 
 class TaskProposal(FounderSignatures, TaskConfig):
     """A proposed task configuration and which of its founders confirmed it so far."""
@@ -98,10 +107,11 @@ class TaskProposal(FounderSignatures, TaskConfig):
 
 
 class Confirmation(BaseModel):
-    """One founder's own confirmation of a proposed task configuration (the proposer's is its ``Task:Init``)."""
+    """One founder's own confirmation of what every founder must confirm — a task configuration or an agreement —
+    by its SHA-256 (the proposer's is its proposal)."""
 
     model_config = STRICT
-    config_sha256: Sha256
+    sha256: Sha256
     org: MspId
     confirmed_at: UtcDateTime
     tx_id: str
@@ -340,16 +350,6 @@ class AgreementHistory(BaseModel):
     """``Agreement:History``: the agreements that were in force, oldest first."""
 
     items: list[Agreement]
-
-
-class AgreementConfirmation(BaseModel):
-    """One founder's own confirmation of a proposed agreement (the proposer's is its ``Agreement:Propose``)."""
-
-    model_config = STRICT
-    agreement_sha256: Sha256
-    org: MspId
-    confirmed_at: UtcDateTime
-    tx_id: str
 
 
 class RoundState(StrEnum):

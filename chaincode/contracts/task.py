@@ -10,25 +10,17 @@ agreed proposal aside, and a proposal naming founders who do not agree simply st
 from __future__ import annotations
 
 from swarmfuse.chaincode.contract import BadRequest, Conflict, Context, Forbidden, NotFound, transaction
-from swarmfuse.chaincode.contract.endorsement import owner_and_majority
 from swarmfuse.chaincode.contract.metadata import TransactionInfo
 from swarmfuse.chaincode.contracts import keys
-from swarmfuse.chaincode.contracts.consortium import READERS, ConsortiumContract, load_task
+from swarmfuse.chaincode.contracts.consortium import READERS, ConsortiumContract, load_task, record_confirmation
 from swarmfuse.chaincode.contracts.fields import Sha256
-from swarmfuse.chaincode.contracts.records import Confirmation, ProposalStatus, TaskConfig, TaskProposal, TaskRecord
+from swarmfuse.chaincode.contracts.records import ProposalStatus, TaskConfig, TaskProposal, TaskRecord
 
 ALREADY = "Conflict: a task configuration is already active"
 
 
 def _active(ctx: Context) -> TaskRecord | None:
     return ctx.get(keys.task_key(), TaskRecord)
-
-
-def _confirm(ctx: Context, config_sha256: str, org: str, founders: list[str]) -> None:
-    """Record ``org``'s own confirmation, under its own key-level policy (its peer and a majority of the
-    founders): the proposal's list of confirmations is shared state, this record is the founder's act."""
-    record = Confirmation(config_sha256=config_sha256, org=org, confirmed_at=ctx.now, tx_id=ctx.tx_id)
-    ctx.put(keys.confirmation_key(config_sha256, org), record, policy=owner_and_majority(org, founders))
 
 
 class Task(ConsortiumContract):
@@ -70,7 +62,7 @@ class Task(ConsortiumContract):
             tx_id=ctx.tx_id,
         )
         ctx.put(keys.task_proposal_key(digest), proposal)
-        _confirm(ctx, digest, org, config.founders)
+        record_confirmation(ctx, keys.confirmation_key(digest, org), digest, org, config.founders)
         ctx.emit(
             {
                 "task": proposal.task,
@@ -104,20 +96,17 @@ class Task(ConsortiumContract):
             raise Forbidden(f"{org} is not among the founders of {config_sha256} ({', '.join(proposal.founders)})")
         if org in proposal.confirmed_by:
             raise Conflict(f"{org} has already confirmed {config_sha256}")
-        confirmed = sorted([*proposal.confirmed_by, org])
-        awaiting = [f for f in proposal.founders if f not in confirmed]
-        status = ProposalStatus.ACTIVE if not awaiting else ProposalStatus.PENDING
-        proposal = proposal.model_copy(update={"confirmed_by": confirmed, "awaiting": awaiting, "status": status})
+        proposal = proposal.confirmed(org, proposal.founders)
         ctx.put(keys.task_proposal_key(config_sha256), proposal)
-        _confirm(ctx, config_sha256, org, proposal.founders)
-        if status is ProposalStatus.ACTIVE:
+        record_confirmation(ctx, keys.confirmation_key(config_sha256, org), config_sha256, org, proposal.founders)
+        if proposal.status is ProposalStatus.ACTIVE:
             ctx.put(
                 keys.task_key(),
                 TaskRecord(
                     **proposal.config_only().model_dump(),
                     config_sha256=config_sha256,
                     proposed_by=proposal.proposed_by,
-                    confirmed_by=confirmed,
+                    confirmed_by=proposal.confirmed_by,
                     activated_at=ctx.now,
                     tx_id=ctx.tx_id,
                 ),
@@ -127,8 +116,8 @@ class Task(ConsortiumContract):
                 "task": proposal.task,
                 "config_sha256": config_sha256,
                 "by": org,
-                "awaiting": awaiting,
-                "status": status.value,
+                "awaiting": proposal.awaiting,
+                "status": proposal.status.value,
             }
         )
         return proposal
