@@ -144,3 +144,11 @@ def split_composite_key(key: str) -> tuple[str, list[str]]:
         raise ValueError(f"{key!r} is not a composite key")
     parts = key[1:].split(MIN_UNICODE_RUNE)
     return parts[0], parts[1:-1]
+
+
+def readable_key(key: str) -> str:
+    """A composite key as ``type/attr/...`` (for messages and indexes), a plain key as it is."""
+    if key.startswith(COMPOSITE_KEY_NAMESPACE):
+        object_type, attributes = split_composite_key(key)
+        return "/".join([object_type, *attributes])
+    return key

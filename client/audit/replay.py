@@ -10,9 +10,9 @@ ledger's own rules in force at that block (:mod:`.channel`: its config's MSPs an
 ``_lifecycle`` rules and the committed chaincode definition): the creator's certificate and signature, each
 endorsement's, the endorsement policies (the chaincode's and each written key's own), duplicate tx IDs, MVCC
 and phantom reads, and so the validation code to expect, which is compared with the recorded one; and that a
-valid transaction writes no key recording another org's own act (``authorship``). The writes of the transactions recorded VALID are then
-applied, as the peer applied them, so that the chaincode's current state can be compared key by key with the
-replay.
+valid transaction writes no key recording another org's own act (``authorship``). The writes of the
+transactions recorded VALID are then applied, as the peer applied them, so that the chaincode's current state
+can be compared key by key with the replay.
 
 Certificates are checked as valid at the newest transaction timestamp seen so far (never today's, and never
 going back: a submitter chooses its timestamp).
@@ -31,7 +31,7 @@ from fabric_protos.peer import transaction_pb2
 from google.protobuf.message import DecodeError
 
 from swarmfuse.chaincode.contracts.keys import owner_of
-from swarmfuse.chaincode.stub import COMPOSITE_KEY_NAMESPACE, split_composite_key
+from swarmfuse.chaincode.stub import readable_key
 from swarmfuse.client.audit.channel import BLOCK_VALIDATION, ChannelConfig, config_update_problem
 from swarmfuse.client.audit.report import Category, Check, Status
 from swarmfuse.network.protocol import blockfmt
@@ -53,14 +53,6 @@ def code_name(code: int) -> str:
         return transaction_pb2.TxValidationCode.Name(code)
     except ValueError:
         return f"code {code}"
-
-
-def readable_key(key: str) -> str:
-    """A composite key as ``type/attr/...``, a plain key as it is."""
-    if key.startswith(COMPOSITE_KEY_NAMESPACE):
-        object_type, attributes = split_composite_key(key)
-        return "/".join([object_type, *attributes])
-    return key
 
 
 def _who(principal: Principal) -> str:
