@@ -27,6 +27,8 @@ MspId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 Modality = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+OptionalSha256 = Annotated[str, StringConstraints(pattern=r"^([0-9a-f]{64})?$")]
+"""A SHA-256, or the empty string for none."""
 DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Endpoint = Annotated[
     str, StringConstraints(max_length=256, pattern=r"^(https://)?[A-Za-z0-9.-]+:[0-9]{1,5}(/[A-Za-z0-9._~/-]*)?$")
@@ -34,6 +36,10 @@ Endpoint = Annotated[
 Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Reason = Annotated[str, StringConstraints(max_length=512, pattern=r"^[^\x00-\x1f\x7f]*$")]
 MetricName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")]
+Score = Annotated[str, StringConstraints(pattern=r"^-?[0-9]{1,9}(\.[0-9]{1,12})?$")]
+"""A metric's value as decimal text (``"0.7961"``): read as an exact fraction, never as a float."""
+Ratio = Annotated[str, StringConstraints(pattern=r"^-?[0-9]{1,64}(/[0-9]{1,64})?$")]
+"""An exact rational as ``numerator/denominator`` text (``"3/8"``, ``"-1/4"``, ``"0"``)."""
 Count = Annotated[int, Field(ge=0, le=1_000_000_000)]
 FileSize = Annotated[int, Field(ge=1, le=1 << 40)]
 """A file's size in bytes, as sent off-chain (at most 1 TiB)."""

@@ -24,6 +24,8 @@ its activity) sits under a key that names the org, and no write transaction scan
 | ``abortvote`` | round ID, org | :class:`AbortVote` |
 | ``alignment`` | round ID | :class:`Alignment` (the leader's record of the aligned entity set) |
 | ``exchange`` | round ID, sender, receiver, artefact kind | :class:`Exchange` |
+| ``contribution`` | round ID | :class:`Contribution` (the leader's table and the values derived from it) |
+| ``credit`` | round ID, org | :class:`Credit` (written when the round closes) |
 | ``scoring`` | round ID, request ID | :class:`ScoringRequest` |
 | ``scoringreply`` | round ID, request ID, sender | :class:`ScoringReply` |
 | ``activity`` | org, transaction timestamp (UTC), tx ID | :class:`Activity` |
@@ -32,7 +34,7 @@ its activity) sits under a key that names the org, and no write transaction scan
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from swarmfuse.chaincode.contract.canonical import utc_text
@@ -56,13 +58,15 @@ ACK = "ack"
 ABORT_VOTE = "abortvote"
 EXCHANGE = "exchange"
 ALIGNMENT = "alignment"
+CONTRIBUTION = "contribution"
+CREDIT = "credit"
 SCORING = "scoring"
 SCORING_REPLY = "scoringreply"
 ACTIVITY = "activity"
 
 OBJECT_TYPES = (TASK, TASK_PROPOSAL, CONFIRMATION, AGREEMENT, AGREEMENT_PROPOSAL, AGREEMENT_CONFIRMATION, MEMBER,
-                STANDING, ROSTER, VOTE, SUMMARY, ROTATION, ROUND, JOIN, ACK, ABORT_VOTE, EXCHANGE, ALIGNMENT, SCORING,
-                SCORING_REPLY, ACTIVITY)
+                STANDING, ROSTER, VOTE, SUMMARY, ROTATION, ROUND, JOIN, ACK, ABORT_VOTE, EXCHANGE, ALIGNMENT,
+                CONTRIBUTION, CREDIT, SCORING, SCORING_REPLY, ACTIVITY)
 """Every object type of the schema, in the order a scan of the whole namespace visits them."""
 
 
@@ -142,6 +146,14 @@ def exchange_key(round_id: str, sender: str, receiver: str, kind: str) -> str:
     return create_composite_key(EXCHANGE, [round_id, sender, receiver, kind])
 
 
+def contribution_key(round_id: str) -> str:
+    return create_composite_key(CONTRIBUTION, [round_id])
+
+
+def credit_key(round_id: str, org: str) -> str:
+    return create_composite_key(CREDIT, [round_id, org])
+
+
 def scoring_key(round_id: str, request_id: str) -> str:
     return create_composite_key(SCORING, [round_id, request_id])
 
@@ -165,6 +177,19 @@ def owner_of(key: str) -> str | None:
         return None
     position = OWNER_ATTRIBUTE.get(object_type)
     return attributes[position] if position is not None and position < len(attributes) else None
+
+
+def of_type(state: Mapping[str, bytes], object_type: str) -> dict[tuple[str, ...], bytes]:
+    """The values of ``object_type`` in a key -> value mapping (e.g. a replayed state), by their attributes."""
+    found = {}
+    for key, value in state.items():
+        try:
+            kind, attributes = split_composite_key(key)
+        except ValueError:
+            continue
+        if kind == object_type:
+            found[tuple(attributes)] = value
+    return found
 
 
 def timestamp_text(moment: datetime) -> str:

@@ -23,7 +23,9 @@ from swarmfuse.chaincode.contracts.fields import (
     MetricName,
     Modality,
     MspId,
+    Ratio,
     Reason,
+    Score,
     Sha256,
     UtcDateTime,
 )
@@ -302,6 +304,16 @@ class RewardRule(BaseModel):
     metric: MetricName
     units_per_round: int = Field(ge=0, le=1_000_000_000)
     label_holder_share_percent: int = Field(ge=0, le=100)
+    seeds: list[int] = Field(default=[0], min_length=1, max_length=5,
+                             description="head-training seeds each coalition's score is averaged over; the first one "
+                                         "trains the published model")
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v) or any(not 0 <= seed < 2**31 for seed in v):
+            raise ValueError("seeds must be distinct integers from 0 to 2**31 - 1")
+        return v
 
 
 class AgreementSpec(BaseModel):
@@ -382,6 +394,7 @@ class Round(RoundSpec):
     model_sha256: Sha256 | None = None
     model_bytes: int | None = Field(default=None, description="size of the published model file")
     metrics: Metrics | None = None
+    contribution_sha256: Sha256 | None = Field(default=None, description="SHA-256 of the published contribution table")
     joined: list[MspId] = Field(default_factory=list, description="participants that consented (Rounds:Join)")
     acknowledgements: dict[MspId, Sha256] = Field(default_factory=dict)
     abort_votes: list[MspId] = Field(default_factory=list)
@@ -400,12 +413,14 @@ class Join(BaseModel):
 
 
 class Acknowledgement(BaseModel):
-    """A participant's statement that it verified the fused model's hash."""
+    """A participant's statement that it verified the fused model's hash and accepts the contribution table
+    published with it."""
 
     model_config = STRICT
     round_id: Identifier
     org: MspId
     model_sha256: Sha256
+    contribution_sha256: Sha256 | None = None
     acknowledged_at: UtcDateTime
     tx_id: str
 
@@ -454,6 +469,87 @@ class Alignment(AlignmentInput):
     leader: MspId
     recorded_at: UtcDateTime
     tx_id: str
+
+
+LABEL_MODALITY = "label"
+"""The role of a participant that brings labels only: it is no player of the round's contribution table."""
+
+
+class CoalitionScore(BaseModel):
+    """A coalition of feature blocks (their senders' MSP IDs) and the head's scores on it, one per agreed seed."""
+
+    model_config = STRICT
+    members: list[MspId] = Field(max_length=32)
+    scores: list[Score] = Field(min_length=1, max_length=5)
+
+    @field_validator("members")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        return _unique_sorted(v, "coalition members")
+
+
+class ContributionTable(BaseModel):
+    """``Rounds:MarkFused`` argument: the leader's scores of the fusion head on coalitions of feature blocks, with
+    the agreement's metric and seeds (see :mod:`swarmfuse.chaincode.contracts.contribution`)."""
+
+    model_config = STRICT
+    metric: MetricName
+    seeds: list[int] = Field(min_length=1, max_length=5)
+    coalitions: list[CoalitionScore] = Field(min_length=1, max_length=2048)
+
+    @field_validator("coalitions")
+    @classmethod
+    def _in_order(cls, v: list[CoalitionScore]) -> list[CoalitionScore]:
+        """Smaller coalitions first, then by members: one table, one hash, whatever order the leader listed."""
+        return sorted(v, key=lambda c: (len(c.members), c.members))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if any(len(c.scores) != len(self.seeds) for c in self.coalitions):
+            raise ValueError(f"every coalition needs one score per seed ({len(self.seeds)})")
+        if len({tuple(c.members) for c in self.coalitions}) != len(self.coalitions):
+            raise ValueError("a coalition is scored twice")
+        return self
+
+    def sha256(self) -> str:
+        """The hash participants accept with their acknowledgement: SHA-256 of the table's canonical JSON."""
+        return hashlib.sha256(canonical_json(self)).hexdigest()
+
+
+class Contribution(ContributionTable):
+    """A round's contribution table with what the chaincode derived from it: each player's Shapley and
+    leave-one-out values (exact fractions) and the units each participant is credited when the round closes."""
+
+    round_id: Identifier
+    table_sha256: Sha256
+    players: list[MspId]
+    exact: bool = Field(description="false when Shapley values are the permutation-sampling estimate")
+    shapley: dict[MspId, Ratio]
+    leave_one_out: dict[MspId, Ratio]
+    method: RewardMethod | None = Field(description="the agreed value method; none for a round under no agreement")
+    pool: int = Field(ge=0, description="units a closed round shares")
+    units: dict[MspId, int] = Field(description="units per participant once the round closes")
+    recorded_at: UtcDateTime
+    tx_id: str
+
+
+class Credit(BaseModel):
+    """Units one participant earned in one closed round (one key per org and round)."""
+
+    model_config = STRICT
+    round_id: Identifier
+    org: MspId
+    units: int = Field(ge=0)
+    method: RewardMethod
+    contribution_sha256: Sha256
+    credited_at: UtcDateTime
+    tx_id: str
+
+
+class Credits(BaseModel):
+    """``Rounds:Credits``: the credits of one round, in org order (none until it closed)."""
+
+    items: list[Credit]
 
 
 MAX_SCORED = 10_000

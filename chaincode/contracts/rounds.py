@@ -13,6 +13,7 @@ same key; ``Rounds:Close`` reads every acknowledgement once they are all in.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from fractions import Fraction
 
 from swarmfuse.chaincode.contract import BadRequest, Conflict, Context, Forbidden, NotFound, transaction
 from swarmfuse.chaincode.contracts import keys
@@ -26,21 +27,28 @@ from swarmfuse.chaincode.contracts.consortium import (
     load_task,
     own_act_policy,
 )
-from swarmfuse.chaincode.contracts.fields import FileSize, Identifier, Reason, Sha256, UtcDateTime
+from swarmfuse.chaincode.contracts import contribution as values
 from swarmfuse.chaincode.contracts.agreement import load_agreement
+from swarmfuse.chaincode.contracts.fields import FileSize, Identifier, OptionalSha256, Reason, Sha256, UtcDateTime
 from swarmfuse.chaincode.contracts.leader import leader_for, next_leader
 from swarmfuse.chaincode.contracts.records import (
+    LABEL_MODALITY,
     AbortVote,
     AgreementProposal,
     Acknowledgement,
     Alignment,
     AlignmentInput,
+    Contribution,
+    ContributionTable,
+    Credit,
+    Credits,
     Exchange,
     ExchangeInput,
     Join,
     MemberStatus,
     Metrics,
     Rotation,
+    RewardMethod,
     Round,
     RoundSpec,
     RoundState,
@@ -103,12 +111,81 @@ def _check_agreement(ctx: Context, spec: RoundSpec) -> None:
                          f"{spec.method.value}")
 
 
-def _allowed_kinds(ctx: Context, rnd: Round) -> list[str] | None:
-    """The exchange kinds the round's agreement allows (``None``: a round opened under no agreement)."""
+def _round_terms(ctx: Context, rnd: Round) -> AgreementProposal | None:
+    """The terms the round was opened under (``None``: under no agreement)."""
     if rnd.agreement_sha256 is None:
         return None
-    proposal = ctx.get(keys.agreement_proposal_key(rnd.agreement_sha256), AgreementProposal)
-    return list(proposal.exchange_kinds) if proposal is not None else []
+    terms = ctx.get(keys.agreement_proposal_key(rnd.agreement_sha256), AgreementProposal)
+    if terms is None:
+        raise NotFound(f"round {rnd.round_id} names agreement {rnd.agreement_sha256}, which was never proposed")
+    return terms
+
+
+def players(rnd: Round) -> list[str]:
+    """The participants whose feature blocks the round fuses: everyone but a holder of labels only."""
+    return sorted(p for p in rnd.participants if set(rnd.roles[p]) != {LABEL_MODALITY})
+
+
+def _coalition_text(coalition: frozenset[str]) -> str:
+    return "{" + ", ".join(sorted(coalition)) + "}"
+
+
+def _contribution(ctx: Context, rnd: Round, table: ContributionTable | None, metrics: Metrics) -> Contribution | None:
+    """Check the leader's table against the round's terms and published metric; derive values and units."""
+    terms = _round_terms(ctx, rnd)
+    rule = terms.reward if terms is not None else None
+    if table is None:
+        if rule is not None:
+            raise BadRequest(f"round {rnd.round_id} runs under agreement {rnd.agreement_sha256}: its model needs the "
+                             f"contribution table ({rule.metric}, seeds {rule.seeds})")
+        return None
+    if rule is not None and (table.metric, table.seeds) != (rule.metric, rule.seeds):
+        raise BadRequest(f"the agreement of round {rnd.round_id} values contributions by {rule.metric} with seeds "
+                         f"{rule.seeds}; the table uses {table.metric} with seeds {table.seeds}")
+    blocks = players(rnd)
+    needed = values.required_coalitions(blocks, rnd.round_id)
+    scored = {frozenset(c.members): c.scores for c in table.coalitions}
+    missing = [_coalition_text(c) for c in needed if c not in scored]
+    unexpected = [_coalition_text(c) for c in scored if c not in set(needed)]
+    if missing or unexpected:
+        raise BadRequest(f"the table must score exactly the {len(needed)} coalitions round {rnd.round_id} needs; "
+                         f"missing: {', '.join(missing[:5]) or 'none'}; unexpected: {', '.join(unexpected[:5]) or 'none'}")
+    published = metrics.get(table.metric)
+    if isinstance(published, bool) or not isinstance(published, (int, float)):
+        raise BadRequest(f"the published metrics have no numeric {table.metric!r} to check the table against")
+    full = scored[frozenset(blocks)][0]
+    if Fraction(full) != Fraction(repr(published)):
+        raise BadRequest(f"the table scores the full coalition {full} with seed {table.seeds[0]}, but the published "
+                         f"model's {table.metric} is {published!r}")
+    coalition_values = {c: values.coalition_value(s) for c, s in scored.items()}
+    shapley = values.shapley(coalition_values, blocks, rnd.round_id)
+    loo = values.leave_one_out(coalition_values, blocks)
+    units: dict[str, int] = {}
+    if rule is not None:
+        weights = shapley if rule.method is RewardMethod.SHAPLEY else loo
+        units = values.allocate(rule.units_per_round, weights, rnd.label_holder, rule.label_holder_share_percent,
+                                rnd.participants)
+    return Contribution(
+        **table.model_dump(), round_id=rnd.round_id, table_sha256=table.sha256(), players=blocks,
+        exact=len(blocks) <= values.MAX_EXACT_PLAYERS, shapley={o: str(v) for o, v in shapley.items()},
+        leave_one_out={o: str(v) for o, v in loo.items()}, method=rule.method if rule is not None else None,
+        pool=rule.units_per_round if rule is not None else 0, units=units, recorded_at=ctx.now, tx_id=ctx.tx_id)
+
+
+def load_contribution(ctx: Context, round_id: str) -> Contribution | None:
+    return ctx.get(keys.contribution_key(round_id), Contribution)
+
+
+def _credit(ctx: Context, contribution: Contribution) -> list[Credit]:
+    """One credit key per participant of a closing round (written by the chaincode alone, from the table)."""
+    if contribution.method is None:
+        return []
+    credits = [Credit(round_id=contribution.round_id, org=org, units=units, method=contribution.method,
+                      contribution_sha256=contribution.table_sha256, credited_at=ctx.now, tx_id=ctx.tx_id)
+               for org, units in sorted(contribution.units.items())]
+    for credit in credits:
+        ctx.put(keys.credit_key(credit.round_id, credit.org), credit)
+    return credits
 
 
 def _save(ctx: Context, rnd: Round, **event: object) -> Round:
@@ -293,10 +370,10 @@ class Rounds(ConsortiumContract):
         _in_state(rnd, *LIVE)
         if exchange.receiver == sender or exchange.receiver not in rnd.participants:
             raise BadRequest(f"receiver {exchange.receiver} must be another participant of round {round_id}")
-        allowed = _allowed_kinds(ctx, rnd)
-        if allowed is not None and exchange.kind not in allowed:
-            raise BadRequest(f"the agreement of round {round_id} allows exchanges of {', '.join(allowed)}, "
-                             f"not {exchange.kind!r}")
+        terms = _round_terms(ctx, rnd)
+        if terms is not None and exchange.kind not in terms.exchange_kinds:
+            raise BadRequest(f"the agreement of round {round_id} allows exchanges of "
+                             f"{', '.join(terms.exchange_kinds)}, not {exchange.kind!r}")
         key = keys.exchange_key(round_id, sender, exchange.receiver, exchange.kind)
         if ctx.read(key) is not None:
             raise Conflict(
@@ -324,25 +401,34 @@ class Rounds(ConsortiumContract):
             NOT_ACTIVE,
             "NotFound: no such round",
             "Forbidden: caller is not the leader",
-            "BadRequest: malformed hash, size or metrics, deadline within the task's window",
+            "BadRequest: malformed hash, size or metrics, deadline within the task's window, contribution table "
+            "missing under an agreement, not with the agreed metric and seeds, not scoring exactly the coalitions "
+            "the round needs, or its full coalition not scoring the published metric",
             "Conflict: round not open, a participant has not joined",
         ),
+        max_bytes=512 * 1024,
     )
     def mark_fused(
         self, ctx: Context, round_id: Identifier, model_sha256: Sha256, model_bytes: FileSize, metrics: Metrics,
-        deadline: UtcDateTime,
+        deadline: UtcDateTime, contributions: ContributionTable | None,
     ) -> Round:
-        """The leader publishes the fused model's hash, size and metrics, and a fresh deadline to acknowledge it."""
+        """The leader publishes the fused model's hash, size and metrics, the contribution table (required under an
+        agreement), and a fresh deadline to acknowledge them; the chaincode derives each participant's values and
+        units from the table."""
         rnd = load_round(ctx, round_id)
         if ctx.client.mspid != rnd.leader:
             raise Forbidden(f"only the leader {rnd.leader} may publish the model of round {round_id}")
         _in_state(rnd, RoundState.OPEN)
         _all_joined(ctx, rnd, "publish a model")
         _check_deadline(ctx, deadline, "acknowledgement deadline")
+        contribution = _contribution(ctx, rnd, contributions, metrics)
+        if contribution is not None:
+            ctx.put(keys.contribution_key(round_id), contribution)
         update = {"state": RoundState.FUSED, "model_sha256": model_sha256, "model_bytes": model_bytes,
-                  "metrics": metrics, "deadline": deadline, "updated_at": ctx.now}
+                  "metrics": metrics, "deadline": deadline, "updated_at": ctx.now,
+                  "contribution_sha256": contribution.table_sha256 if contribution is not None else None}
         return _save(ctx, rnd.model_copy(update=update), model_sha256=model_sha256, model_bytes=model_bytes,
-                     deadline=deadline)
+                     deadline=deadline, contribution_sha256=update["contribution_sha256"])
 
     @transaction(
         allow=(MEMBER,),
@@ -352,11 +438,14 @@ class Rounds(ConsortiumContract):
             "NotFound: no such round",
             "Forbidden: caller is not a participant",
             "BadRequest: malformed hash",
-            "Conflict: round not fused, already acknowledged, hash differs from the published one",
+            "Conflict: round not fused, already acknowledged, model or contribution hash differs from the published one",
         ),
     )
-    def acknowledge(self, ctx: Context, round_id: Identifier, model_sha256: Sha256) -> Acknowledgement:
-        """A participant confirms the model hash it verified (its own key: acknowledgements never conflict)."""
+    def acknowledge(
+        self, ctx: Context, round_id: Identifier, model_sha256: Sha256, contribution_sha256: OptionalSha256
+    ) -> Acknowledgement:
+        """A participant confirms the model hash it verified and accepts the contribution table published with it
+        (empty when the round published none); its own key, so acknowledgements never conflict."""
         rnd = load_round(ctx, round_id)
         org = _participant(ctx, rnd)
         _in_state(rnd, RoundState.FUSED)
@@ -365,11 +454,14 @@ class Rounds(ConsortiumContract):
             raise Conflict(f"{org} has already acknowledged round {round_id}")
         if model_sha256 != rnd.model_sha256:
             raise Conflict(f"{org} verified {model_sha256} but round {round_id} published {rnd.model_sha256}")
-        ack = Acknowledgement(
-            round_id=round_id, org=org, model_sha256=model_sha256, acknowledged_at=ctx.now, tx_id=ctx.tx_id
-        )
+        if (contribution_sha256 or None) != rnd.contribution_sha256:
+            raise Conflict(f"{org} accepts contribution table {contribution_sha256 or 'none'} but round {round_id} "
+                           f"published {rnd.contribution_sha256 or 'none'}")
+        ack = Acknowledgement(round_id=round_id, org=org, model_sha256=model_sha256,
+                              contribution_sha256=rnd.contribution_sha256, acknowledged_at=ctx.now, tx_id=ctx.tx_id)
         ctx.put(key, ack, policy=own_act_policy(ctx, org))
-        ctx.emit({"round": round_id, "org": org, "model_sha256": model_sha256})
+        ctx.emit({"round": round_id, "org": org, "model_sha256": model_sha256,
+                  "contribution_sha256": rnd.contribution_sha256})
         return ack
 
     @transaction(
@@ -383,7 +475,8 @@ class Rounds(ConsortiumContract):
         ),
     )
     def close(self, ctx: Context, round_id: Identifier) -> Round:
-        """Close a fused round once every participant acknowledged it; the acknowledgements go into the round."""
+        """Close a fused round once every participant acknowledged it; the acknowledgements go into the round, and
+        each participant is credited the units its contribution earned (rounds under an agreement)."""
         rnd = load_round(ctx, round_id)
         _participant(ctx, rnd)
         _in_state(rnd, RoundState.FUSED)
@@ -394,7 +487,9 @@ class Rounds(ConsortiumContract):
         update = {"state": RoundState.CLOSED, "joined": list(rnd.participants), "acknowledgements": acks,
                   "updated_at": ctx.now}
         rnd = rnd.model_copy(update=update)
-        return _save(ctx, rnd, acknowledged=len(acks))
+        contribution = load_contribution(ctx, round_id) if rnd.contribution_sha256 is not None else None
+        credits = _credit(ctx, contribution) if contribution is not None else []
+        return _save(ctx, rnd, acknowledged=len(acks), credits={c.org: c.units for c in credits})
 
     @transaction(
         allow=(MEMBER,),
@@ -479,6 +574,29 @@ class Rounds(ConsortiumContract):
         if found is None:
             raise NotFound(f"no alignment recorded for round {round_id!r}")
         return found
+
+    @transaction(
+        evaluate=True,
+        allow=READERS,
+        errors=("Forbidden: caller is not registered nor an auditor", "NotFound: no contribution table recorded"),
+    )
+    def get_contribution(self, ctx: Context, round_id: Identifier) -> Contribution:
+        """The round's contribution table with each player's Shapley and leave-one-out values and the units due."""
+        found = load_contribution(ctx, round_id)
+        if found is None:
+            raise NotFound(f"no contribution table recorded for round {round_id!r}")
+        return found
+
+    @transaction(
+        evaluate=True,
+        allow=READERS,
+        errors=("Forbidden: caller is not registered nor an auditor", "NotFound: no such round"),
+    )
+    def credits(self, ctx: Context, round_id: Identifier) -> Credits:
+        """The units each participant was credited when the round closed (none before, none for an aborted round)."""
+        rnd = load_round(ctx, round_id)
+        found = ctx.get_many([keys.credit_key(round_id, p) for p in rnd.participants], Credit)
+        return Credits(items=[c for c in found if c is not None])
 
     @transaction(
         evaluate=True,

@@ -12,10 +12,11 @@ A round, as each agent sees it:
    the features of those rows with its ONNX extractor (the label holder: the labels), records the
    exchange on-chain (SHA-256, size, rows) and sends the file to the leader.
 3. The leader accepts a file only when it matches its on-chain record; once every file is in, it
-   trains the intermediate-fusion head on the concatenated features and records the model's hash
-   (``Rounds:MarkFused``).
+   trains the intermediate-fusion head on the concatenated features and records the model's hash with,
+   under an agreement, the contribution table (``Rounds:MarkFused``).
 4. ``ModelFused``: every participant downloads the model, checks its hash against the ledger and
-   acknowledges it; the participant that acknowledges last closes the round.
+   acknowledges it and the contribution table's hash; the participant that acknowledges last closes the
+   round (which credits each participant's units).
 
 Every step is an idempotent action in the store (and checked against the ledger before a submit), and
 the event stream's checkpoint is in the store, so an agent killed at any point resumes with nothing
@@ -253,7 +254,7 @@ class SiteAgent:
             return True
         if self.store.action_done(round_id, "decline"):
             return False
-        reason = self.policy.refusal(rnd, self.mspid)
+        reason = self.policy.refusal(rnd, self.mspid) or self._outside_terms(rnd)
         if reason is not None:
             self._decline(round_id, reason)
             return False
@@ -265,6 +266,18 @@ class SiteAgent:
                     raise
         self.store.finish_action(round_id, "join", "the site's policy allows the round")
         return True
+
+    def _outside_terms(self, rnd: dict[str, Any]) -> str | None:
+        """Why the round asks this site to send what the round's agreement does not allow (``None``: nothing)."""
+        if rnd.get("agreement_sha256") is None:
+            return None
+        terms = self.ledger.agreement_proposal(rnd["agreement_sha256"])
+        allowed = set(terms["exchange_kinds"]) if terms is not None else set()
+        forbidden = [kind for kind in self._shards_to_send(rnd) if kind not in allowed]
+        if not forbidden:
+            return None
+        return (f"the round's agreement {rnd['agreement_sha256'][:16]} does not allow sending "
+                f"{', '.join(forbidden)} (it allows {', '.join(sorted(allowed)) or 'nothing'})")
 
     def _decline(self, round_id: str, reason: str) -> None:
         """Take no (further) part in the round: vote to abort it with ``reason`` (once)."""
@@ -431,15 +444,17 @@ class SiteAgent:
                 raise SiteError(f"round {round_id}: the {kind} file of {sender} no longer has the SHA-256 the "
                                 f"ledger records ({record.sha256}); it is not fused")
         model_path = self.site.round_dir(round_id) / "model.npz"
-        if not model_path.exists():
-            model, metrics = fuse_round(self, rnd, inbound)
-            write_atomic(model_path, model)
-            write_atomic(self.site.round_dir(round_id) / "metrics.json", json.dumps(metrics).encode())
-        metrics = json.loads((self.site.round_dir(round_id) / "metrics.json").read_text())
+        published = self.site.round_dir(round_id) / "published.json"
+        if not model_path.exists() or not published.exists():
+            fused = fuse_round(self, rnd, inbound, self.ledger.reward_rule(rnd))
+            write_atomic(published, json.dumps({"metrics": fused.metrics,
+                                                "contributions": fused.contributions}).encode())
+            write_atomic(model_path, fused.model)
+        record = json.loads(published.read_text())
         digest = sha256_file(model_path)
         try:
-            self.ledger.mark_fused(round_id, digest, model_path.stat().st_size, metrics,
-                                   self.acknowledgement_deadline(rnd))
+            self.ledger.mark_fused(round_id, digest, model_path.stat().st_size, record["metrics"],
+                                   self.acknowledgement_deadline(rnd), record["contributions"])
         except LedgerRefused as exc:
             if not (exc.conflict and self.ledger.round(round_id).get("model_sha256") == digest):
                 raise
@@ -476,7 +491,7 @@ class SiteAgent:
                                     size=path.stat().st_size, path=str(path), status="verified")
         if self.mspid not in rnd.get("acknowledgements", {}):
             try:
-                self.ledger.acknowledge(round_id, digest)
+                self.ledger.acknowledge(round_id, digest, rnd.get("contribution_sha256"))
             except LedgerRefused as exc:
                 if not exc.conflict:
                     raise

@@ -1,5 +1,5 @@
-"""``swarmfuse site serve|status|policy|data add|extractor install|extractor train`` and
-``swarmfuse round open|status|list|abort``."""
+"""``swarmfuse site serve|status|policy|data add|extractor install|extractor train|agreement propose|confirm``
+and ``swarmfuse round open|status|list|abort``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ data_app = typer.Typer(no_args_is_help=True, help="The site's data (manifests) a
 extractor_app = typer.Typer(no_args_is_help=True, help="The site's ONNX feature extractors.")
 app.add_typer(data_app, name="data")
 app.add_typer(extractor_app, name="extractor")
+agreement_app = typer.Typer(no_args_is_help=True, help="The task's terms: proposed and confirmed by every founder.")
+app.add_typer(agreement_app, name="agreement")
 rounds = typer.Typer(no_args_is_help=True, help="Fusion rounds of a task, driven by hand.")
 console = Console()
 errors = Console(stderr=True)
@@ -201,6 +203,41 @@ def _train_images(checked: Manifest, seed: int, epochs: int | None, weights: Pat
         return label_free_image_bundle(checked, seed, recipe, weights=weights, progress=advance)
 
 
+# --- the agreement ------------------------------------------------------------------------------
+
+
+@agreement_app.command("propose")
+def agreement_propose(terms: Path = typer.Argument(..., help="The terms as JSON (the Agreement:Propose spec: model, "
+                                                             "extractors, purpose, exchange kinds, retention, reward, "
+                                                             "legal text SHA-256)."),
+                      org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
+    """A founder proposes terms (or an amendment); they are in force once every founder confirmed their hash."""
+    from swarmfuse.chaincode.contracts.records import AgreementSpec
+    from swarmfuse.client.site.service import open_site
+
+    try:
+        spec = AgreementSpec.model_validate_json(terms.read_bytes())
+    except (OSError, ValueError) as exc:
+        errors.print(f"[red]error:[/red] {terms}: {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    with clean_errors(), open_site(home, org, task) as parts:
+        proposal = parts.ledger.propose_agreement(spec.model_dump(mode="json"))
+    console.print(f"proposed {proposal['agreement_sha256']}; awaiting {', '.join(proposal['awaiting']) or 'nobody'}",
+                  highlight=False)
+
+
+@agreement_app.command("confirm")
+def agreement_confirm(agreement_sha256: str = typer.Argument(..., help="The proposed terms' SHA-256."),
+                      org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
+    """A founder confirms proposed terms by their hash (read them first: ``swarmfuse audit agreement``)."""
+    from swarmfuse.client.site.service import open_site
+
+    with clean_errors(), open_site(home, org, task) as parts:
+        proposal = parts.ledger.confirm_agreement(agreement_sha256)
+    console.print(f"{agreement_sha256}: {proposal['status']}; awaiting {', '.join(proposal['awaiting']) or 'nobody'}",
+                  highlight=False)
+
+
 # --- rounds -------------------------------------------------------------------------------------
 
 
@@ -220,16 +257,12 @@ def round_open(round_id: str = typer.Argument(..., help="A new round ID."),
                label_holder: str = typer.Option(..., "--label-holder", help="The org holding the labels."),
                hours: float = typer.Option(2.0, "--hours", help="Deadline, hours from now."),
                org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
-    """Open a round among the orgs named in --roles (the opener must be one of them)."""
-    import hashlib
-
-    spec_roles = _roles(roles)
-    spec = {"participants": sorted(spec_roles), "roles": spec_roles, "label_holder": f"{label_holder}MSP",
-            "method": "intermediate", "model_spec_sha256": hashlib.sha256(b"swarmfuse fusion head v1").hexdigest(),
-            "deadline": (datetime.now(UTC) + timedelta(hours=hours)).isoformat()}
+    """Open a round among the orgs named in --roles (the opener must be one of them), under the agreement in
+    force."""
     from swarmfuse.client.site.service import open_site
 
     with clean_errors(), open_site(home, org, task) as parts:
+        spec = parts.ledger.round_spec(_roles(roles), f"{label_holder}MSP", datetime.now(UTC) + timedelta(hours=hours))
         opened = parts.ledger.open_round(round_id, spec)
     console.print(f"round {round_id} open; leader {opened['leader']}", highlight=False)
 

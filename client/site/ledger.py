@@ -6,6 +6,7 @@ Every submit waits for a valid commit; a refusal raises :class:`LedgerRefused` w
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -16,11 +17,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from swarmfuse.errors import SwarmfuseError
+from swarmfuse.chaincode.contracts.records import RewardRule
 from swarmfuse.client.gateway import ChaincodeEvent, Checkpointer, Contract, Gateway, GatewayError
 
 logger = logging.getLogger(__name__)
 
 CHAINCODE = "swarmfuse"
+DEFAULT_MODEL_SPEC_SHA256 = hashlib.sha256(b"swarmfuse fusion head v1").hexdigest()
+"""The model a round names when no agreement fixes one: the intermediate-fusion head of this version."""
 
 
 class LedgerRefused(SwarmfuseError):
@@ -121,7 +125,35 @@ class TaskLedger:
     def publish_summary(self, summary: dict[str, Any]) -> dict[str, Any]:
         return self.submit("Summaries:Publish", _json(summary))
 
+    # --- the agreement --------------------------------------------------------------------------
+
+    def agreement(self) -> dict[str, Any] | None:
+        """The terms in force (``None`` while the founders agreed none)."""
+        return self._found("Agreement:Get")
+
+    def propose_agreement(self, terms: dict[str, Any]) -> dict[str, Any]:
+        """Propose terms (a founder's own confirmation of them)."""
+        return self.submit("Agreement:Propose", _json(terms))
+
+    def confirm_agreement(self, agreement_sha256: str) -> dict[str, Any]:
+        return self.submit("Agreement:Confirm", agreement_sha256)
+
+    def agreement_proposal(self, agreement_sha256: str) -> dict[str, Any] | None:
+        return self._found("Agreement:Proposal", agreement_sha256)
+
     # --- rounds ---------------------------------------------------------------------------------
+
+    def round_spec(self, roles: dict[str, list[str]], label_holder: str, deadline: datetime) -> dict[str, Any]:
+        """A ``Rounds:Open`` spec for the participants in ``roles``, under the agreement in force: its hash, model
+        and fusion method (without one: the intermediate head, and no agreement named)."""
+        terms = self.agreement()
+        spec: dict[str, Any] = {"participants": sorted(roles), "roles": roles, "label_holder": label_holder,
+                                "method": "intermediate", "model_spec_sha256": DEFAULT_MODEL_SPEC_SHA256,
+                                "deadline": deadline.isoformat()}
+        if terms is not None:
+            spec |= {"agreement_sha256": terms["agreement_sha256"], "model_spec_sha256": terms["model_spec_sha256"],
+                     "method": terms["fusion_method"]}
+        return spec
 
     def open_round(self, round_id: str, spec: dict[str, Any]) -> dict[str, Any]:
         return self.submit("Rounds:Open", round_id, _json(spec))
@@ -159,14 +191,26 @@ class TaskLedger:
                 return record
         return None
 
-    def mark_fused(self, round_id: str, model_sha256: str, model_bytes: int, metrics: dict[str, Any],
-                   deadline: datetime) -> dict[str, Any]:
-        """Publish the fused model; ``deadline`` ends the participants' window to acknowledge it."""
-        return self.submit("Rounds:MarkFused", round_id, model_sha256, str(model_bytes), _json(metrics),
-                           json.dumps(deadline.isoformat()))
+    def reward_rule(self, rnd: dict[str, Any]) -> RewardRule | None:
+        """How the agreement a round was opened under values contributions (``None``: under no agreement)."""
+        if rnd.get("agreement_sha256") is None:
+            return None
+        terms = self.agreement_proposal(rnd["agreement_sha256"])
+        if terms is None:
+            raise LedgerRefused("Agreement:Proposal", f"round {rnd['round_id']} names agreement "
+                                f"{rnd['agreement_sha256']}, which the ledger does not hold")
+        return RewardRule.model_validate(terms["reward"])
 
-    def acknowledge(self, round_id: str, model_sha256: str) -> dict[str, Any]:
-        return self.submit("Rounds:Acknowledge", round_id, model_sha256)
+    def mark_fused(self, round_id: str, model_sha256: str, model_bytes: int, metrics: dict[str, Any],
+                   deadline: datetime, contributions: dict[str, Any] | None) -> dict[str, Any]:
+        """Publish the fused model and the contribution table; ``deadline`` ends the participants' window to
+        acknowledge them."""
+        return self.submit("Rounds:MarkFused", round_id, model_sha256, str(model_bytes), _json(metrics),
+                           json.dumps(deadline.isoformat()), json.dumps(contributions))
+
+    def acknowledge(self, round_id: str, model_sha256: str, contribution_sha256: str | None) -> dict[str, Any]:
+        """Accept the model and the contribution table the round published (``None``: it published none)."""
+        return self.submit("Rounds:Acknowledge", round_id, model_sha256, contribution_sha256 or "")
 
     def close(self, round_id: str) -> dict[str, Any]:
         return self.submit("Rounds:Close", round_id)

@@ -4,9 +4,9 @@ DC1 holds the labels, DC2 the texts, DC3 the images (the emoji views of ``swarmf
 written as site manifests). The read-only Auditor org is on the network and in the task (it runs no site
 agent), so the job can be audited from the ledger with ``swarmfuse audit``. Steps, each timed: network up
 (default engine), task created, extractors exported to ONNX bundles (trained or loaded from the cache) and
-installed at the sites that need them, data checked and summarised on-chain, one agent process per site
-started, a round opened and followed to ``closed``; then a report (HTML, JSON, PNG) and, unless asked to
-keep them, agents and network stopped.
+installed at the sites that need them, data checked and summarised on-chain (each site registering), terms
+agreed by the three founders, one agent process per site started, a round opened and followed to ``closed``;
+then a report (HTML, JSON, PNG) and, unless asked to keep them, agents and network stopped.
 
 ``python -m swarmfuse.client.site.localjob OUT --home H [--engine E] [--port-base P] [--image-backbone B]
 [--keep-running]``
@@ -15,6 +15,7 @@ keep them, agents and network stopped.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
+from swarmfuse.client.site.ledger import DEFAULT_MODEL_SPEC_SHA256
 from swarmfuse.errors import SwarmfuseError
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ class JobReport:
     stages: dict[str, float] = field(default_factory=dict)
     round: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    contribution: dict[str, Any] = field(default_factory=dict)  # the round's table, values and units (Rounds:*)
+    credits: dict[str, int] = field(default_factory=dict)  # units per participant, credited when the round closed
     exchanges: list[dict[str, Any]] = field(default_factory=list)
     on_chain: dict[str, int] = field(default_factory=dict)
     off_chain_bytes: int = 0
@@ -150,6 +154,8 @@ def run_job(config: JobConfig) -> JobReport:
                     with open_site(network.home, org, config.task) as parts:
                         if parts.store.latest_dataset(modality) is None:
                             add_data(parts, views / MANIFESTS[org], modality)
+            with _stage(report, progress, "terms agreed"):
+                agree_terms(network.home, config.task)
             with _stage(report, progress, "site agents started"):
                 for org in ORGS:
                     agents[org] = _start_agent(network.home, org, config.task)
@@ -213,15 +219,45 @@ def _stop(agent: subprocess.Popen[bytes]) -> None:
             agent.wait()
 
 
+TERMS = {
+    "model_spec_sha256": DEFAULT_MODEL_SPEC_SHA256,
+    "fusion_method": "intermediate",
+    "extractors": {"text": "reference: trained with the label holder's labels",
+                   "image": "reference: trained with the label holder's labels"},
+    "purpose": "demo: emoji group classification by MDFF-SL intermediate fusion",
+    "exchange_kinds": ["features", "labels"],
+    "retention_days": 30,
+    "reward": {"method": "shapley", "metric": "test_accuracy", "units_per_round": 100,
+               "label_holder_share_percent": 20, "seeds": [0]},
+    "legal_text_sha256": hashlib.sha256(b"swarmfuse demo: no legal text").hexdigest(),
+}
+"""The main job's agreement. Its extractors are the reference regime (trained centrally with DC1's labels, which a
+real consortium's terms would not allow): the terms say so on the ledger."""
+
+
+def agree_terms(home: Path, task: str, terms: dict[str, Any] = TERMS) -> None:
+    """DC1 proposes ``terms``, DC2 and DC3 confirm them (each founder's own act); a rerun does what is left."""
+    from swarmfuse.chaincode.contracts.records import AgreementSpec
+    from swarmfuse.client.site.service import open_site
+
+    digest = AgreementSpec.model_validate(terms).sha256()
+    with open_site(home, "DC1", task) as parts:
+        if (parts.ledger.agreement() or {}).get("agreement_sha256") == digest:
+            return
+        if parts.ledger.agreement_proposal(digest) is None:
+            parts.ledger.propose_agreement(terms)
+        awaiting = parts.ledger.agreement_proposal(digest)["awaiting"]
+    for org in ("DC2", "DC3"):
+        if f"{org}MSP" in awaiting:
+            with open_site(home, org, task) as parts:
+                parts.ledger.confirm_agreement(digest)
+
+
 def _open_round(ledger: Any, round_id: str) -> None:
-    import hashlib
     from datetime import UTC, datetime, timedelta
 
     roles = {f"{org}MSP": [modality] for org, modality in ORGS.items()}
-    spec = {"participants": sorted(roles), "roles": roles, "label_holder": "DC1MSP", "method": "intermediate",
-            "model_spec_sha256": hashlib.sha256(b"swarmfuse fusion head v1").hexdigest(),
-            "deadline": (datetime.now(UTC) + timedelta(hours=2)).isoformat()}
-    ledger.open_round(round_id, spec)
+    ledger.open_round(round_id, ledger.round_spec(roles, "DC1MSP", datetime.now(UTC) + timedelta(hours=2)))
 
 
 def _collect(report: JobReport, network: Any, config: JobConfig) -> None:
@@ -231,6 +267,9 @@ def _collect(report: JobReport, network: Any, config: JobConfig) -> None:
     with open_site(network.home, "DC1", config.task) as parts:
         report.round = parts.ledger.round(config.round_id)
         report.history = parts.ledger.evaluate("Audit:RoundHistory", config.round_id, "100", "")["items"]
+        report.contribution = parts.ledger.evaluate("Rounds:GetContribution", config.round_id)
+        report.credits = {c["org"]: c["units"] for c in
+                          parts.ledger.evaluate("Rounds:Credits", config.round_id)["items"]}
         report.exchanges = [asdict(e) for e in parts.ledger.exchanges(config.round_id)]
         blocks = blocks_of(parts.gateway, config.task)
     for org in ORGS:

@@ -1,5 +1,5 @@
-"""The main job's report: the fused model against the single-modality and other fusion baselines, the
-time of every stage, what went on-chain against what went off-chain, and the round's ledger history.
+"""The main job's report: the fused model against the single-modality and other fusion baselines, each
+participant's contribution and credit, the time of every stage, what went on-chain against what went off-chain, and the round's ledger history.
 Written as ``report.json``, ``report.html`` (self-contained, no network access) and ``methods.png``."""
 
 from __future__ import annotations
@@ -34,6 +34,27 @@ def scored_on(report: JobReport) -> str:
 
 LABELLED_EXTRACTORS = ("the extractors were trained centrally with the label holder's labels before the round: a "
                        "reference the vertical setting forbids (the sites holding texts and images hold no labels)")
+
+
+def contribution_rows(report: JobReport) -> list[tuple[str, str, str, str, str, str]]:
+    """Per participant: its role, the feature block's score alone, Shapley and leave-one-out values (4 decimals),
+    and the units it was credited."""
+    from fractions import Fraction
+
+    c = report.contribution
+    if not c:
+        return []
+    alone = {tuple(k["members"]): k["scores"][0] for k in c["coalitions"]}
+    rows = []
+    for org in report.round.get("participants", []):
+        role = ", ".join(report.round.get("roles", {}).get(org, []))
+        if org in c["shapley"]:
+            values = (alone.get((org,), ""), f"{float(Fraction(c['shapley'][org])):+.4f}",
+                      f"{float(Fraction(c['leave_one_out'][org])):+.4f}")
+        else:
+            values = ("", "", "")
+        rows.append((org, role, *values, str(report.credits.get(org, ""))))
+    return rows
 
 
 def _chart(report: JobReport, path: Path) -> None:
@@ -74,6 +95,12 @@ def write_report(report: JobReport, out: Path) -> None:
     history = "".join(
         f"<tr><td>{e(str(h.get('timestamp', '')))}</td><td><code>{e(str(h.get('tx_id', ''))[:16])}</code></td>"
         f"<td>{e(str((h.get('value') or {}).get('state', 'deleted')))}</td></tr>" for h in report.history)
+    contributions = "".join("<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>"
+                            for row in contribution_rows(report))
+    c = report.contribution
+    contribution_note = (f"{e(c['metric'])} with seeds {e(str(c['seeds']))}; units by {e(str(c['method']))} from a pool "
+                         f"of {c['pool']}; table SHA-256 <code>{e(c['table_sha256'])}</code>, accepted by every "
+                         f"acknowledgement" if c else "the round published no contribution table")
     ledger_sites = ", ".join(f"{org}: {t['ledger_s']:.2f} s of {t['busy_s']:.2f} s busy"
                              for org, t in sorted(report.ledger_time.items()))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>swarmfuse round report</title>
@@ -89,6 +116,10 @@ Model SHA-256: <code>{e(str(report.round.get('model_sha256')))}</code>, acknowle
 <table><tr><th>method</th><th>accuracy</th><th>macro-F1</th></tr>{methods}</table>
 <p>Baselines are computed centrally for reference: {e(scored_on(report))}. The fused round's model was
 trained by the leader on features the other sites sent, never on their raw data. Caution: {e(LABELLED_EXTRACTORS)}.</p>
+<h2>Contributions</h2><p>Each feature block's value to the fused model on the round's test rows, computed by the
+chaincode from the leader's contribution table: {contribution_note}.</p>
+<table><tr><th>participant</th><th>role</th><th>block alone</th><th>Shapley</th><th>leave-one-out</th>
+<th>units credited</th></tr>{contributions}</table>
 <h2>On-chain and off-chain</h2><table><tr><th></th><th>on-chain</th><th>off-chain</th></tr>
 <tr><td>bytes</td><td>{report.on_chain.get('bytes', 0)}</td><td>{report.off_chain_bytes}</td></tr>
 <tr><td>blocks / transactions</td><td>{report.on_chain.get('blocks', 0)} / {report.on_chain.get('transactions', 0)}</td>
@@ -121,6 +152,14 @@ def print_summary(report: JobReport, console: Console) -> None:
     for name, seconds in report.stages.items():
         stages.add_row(name, f"{seconds:.1f}")
     console.print(stages)
+    if report.contribution:
+        values = Table(title=f"contributions ({report.contribution['metric']}, "
+                               f"{'exact' if report.contribution['exact'] else 'sampled'} Shapley)")
+        for column in ("participant", "role", "block alone", "Shapley", "leave-one-out", "units credited"):
+            values.add_column(column)
+        for row in contribution_rows(report):
+            values.add_row(*row)
+        console.print(values)
     console.print(f"on-chain: {report.on_chain.get('bytes', 0)} bytes in {report.on_chain.get('blocks', 0)} blocks; "
                   f"off-chain: {report.off_chain_bytes} bytes", highlight=False)
     per_site = ", ".join(f"{org} {t['ledger_s']:.2f} s" for org, t in sorted(report.ledger_time.items()))

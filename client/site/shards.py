@@ -16,6 +16,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from swarmfuse.client.site.manifest import Manifest
 from swarmfuse.files import write_atomic
 
 if TYPE_CHECKING:
+    from swarmfuse.chaincode.contracts.records import RewardRule
     from swarmfuse.client.site.agent import Holding, SiteAgent
 
 logger = logging.getLogger(__name__)
@@ -64,9 +66,20 @@ def load_labels(path: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
         return data["labels"], [str(c) for c in data["classes"]], data["split"]
 
 
-def fuse_round(agent: SiteAgent, rnd: dict[str, Any],
-               inbound: dict[tuple[str, str], Path]) -> tuple[bytes, dict[str, Any]]:
-    """Train the intermediate-fusion head on every participant's features (the leader's own included)."""
+@dataclass(frozen=True)
+class FusedRound:
+    """What the leader publishes: the model file's bytes, its metrics and, under an agreement, the contribution
+    table (``Rounds:MarkFused``'s arguments)."""
+
+    model: bytes
+    metrics: dict[str, Any]
+    contributions: dict[str, Any] | None
+
+
+def fuse_round(agent: SiteAgent, rnd: dict[str, Any], inbound: dict[tuple[str, str], Path],
+               reward: RewardRule | None) -> FusedRound:
+    """Train the intermediate-fusion head on every participant's features (the leader's own included), with the
+    agreement's first seed; under an agreement, score every coalition of feature blocks the round needs."""
     from swarmfuse.client.site.agent import FEATURES_KIND, LABELS, LABELS_KIND
 
     blocks: list[tuple[str, np.ndarray]] = []
@@ -84,32 +97,45 @@ def fuse_round(agent: SiteAgent, rnd: dict[str, Any],
             raise ValueError(f"{mspid}'s features have {block.shape[0]} rows for {n} aligned entities")
     x = np.concatenate([block for _, block in blocks], axis=1)
     layout = [{"org": mspid, "modality": rnd["roles"][mspid][0], "dim": int(block.shape[1])} for mspid, block in blocks]
-    return train_fusion_head(x, y, split, classes, layout, rnd["round_id"])
+    seed = reward.seeds[0] if reward is not None else 0
+    model, metrics = train_fusion_head(x, y, split, classes, layout, rnd["round_id"], seed)
+    if reward is None:
+        return FusedRound(model, metrics, None)
+    from swarmfuse.client.site.contribution import contribution_table
+
+    table = contribution_table(dict(blocks), y, head_splits(split, seed), len(classes), reward, rnd["round_id"],
+                               metrics)
+    return FusedRound(model, metrics, table)
+
+
+def head_splits(split: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """Row masks the head trains, stops early and is scored on; without a validation split, a tenth of the
+    training rows (drawn with ``seed``) stands in for it."""
+    train, val, test = (split == "train"), (split == "val"), (split == "test")
+    if not train.any():
+        raise ValueError("no aligned entity is in the training split")
+    if not val.any():
+        rng = np.random.default_rng(seed)
+        picked = rng.choice(np.flatnonzero(train), size=max(1, int(train.sum()) // 10), replace=False)
+        train[picked], val[picked] = False, True
+    return {"train": train, "val": val, "test": test}
 
 
 def train_fusion_head(x: np.ndarray, y: np.ndarray, split: np.ndarray, classes: list[str],
                       layout: list[dict[str, Any]], round_id: str, seed: int = 0) -> tuple[bytes, dict[str, Any]]:
     """The intermediate-fusion head (an MLP over the concatenated features); its ``.npz`` and metrics."""
+    from swarmfuse.client.site.contribution import published_scores
     from swarmfuse.extractors.fusion.head import train_head
 
-    train, val, test = (split == "train"), (split == "val"), (split == "test")
-    if not train.any():
-        raise ValueError("no aligned entity is in the training split")
-    if not val.any():  # early stopping needs a validation split: hold out a tenth of the training rows
-        rng = np.random.default_rng(seed)
-        picked = rng.choice(np.flatnonzero(train), size=max(1, int(train.sum()) // 10), replace=False)
-        train[picked], val[picked] = False, True
+    rows = head_splits(split, seed)
+    train, val, test = rows["train"], rows["val"], rows["test"]
     start = time.perf_counter()
     head = train_head(x[train], y[train], x[val], y[val], len(classes), seed)
     seconds = time.perf_counter() - start
     metrics: dict[str, Any] = {"n_train": int(train.sum()), "n_val": int(val.sum()), "n_test": int(test.sum()),
-                               "train_seconds": round(seconds, 3), "method": "intermediate"}
+                               "train_seconds": round(seconds, 3), "method": "intermediate", "seed": seed}
     if test.any():  # scored as the central baselines are (swarmfuse.extractors.fusion.report)
-        from sklearn.metrics import accuracy_score, f1_score
-
-        predicted = head.predict_proba(x[test]).argmax(1)
-        metrics["test_accuracy"] = round(float(accuracy_score(y[test], predicted)), 4)
-        metrics["test_macro_f1"] = round(float(f1_score(y[test], predicted, average="macro", zero_division=0)), 4)
+        metrics |= published_scores(y[test], head.predict_proba(x[test]).argmax(1))
     with tempfile.TemporaryDirectory(prefix="swarmfuse-head-") as scratch:
         head.save(Path(scratch) / "head.npz")
         data = (Path(scratch) / "head.npz").read_bytes()

@@ -66,9 +66,9 @@ def scenario() -> list[dict[str, Any]]:
             call(org, "Rounds:RecordExchange", "r1", json.dumps(shard))
     acknowledge_by = json.dumps((DEFAULT_START + timedelta(hours=3)).astimezone(NEWFOUNDLAND).isoformat())
     call(leader_org, "Rounds:MarkFused", "r1", sha("model"), "4096", json.dumps({"acc": 0.1 + 0.2, "f1": 1e-7, "n": 3}),
-         acknowledge_by)
+         acknowledge_by, "null")
     for org in ("DC4", "DC2", "DC1"):
-        call(org, "Rounds:Acknowledge", "r1", sha("model"))
+        call(org, "Rounds:Acknowledge", "r1", sha("model"), "")
     call("DC2", "Rounds:Get", "r1", submit=False)
     call("DC1", "Rounds:Close", "r1")
     call("DC2", "Rounds:Open", "r2", json.dumps(dict(spec, deadline=(DEFAULT_START + timedelta(hours=3)).astimezone(

@@ -171,14 +171,14 @@ def test_a_fused_round_gives_a_fresh_window_to_acknowledge() -> None:
     deadline = datetime.fromisoformat(rnd["deadline"])
     world.ledger.clock = deadline - timedelta(seconds=30)
     model = "ab" * 32
-    world.refused(leader, "Rounds:MarkFused", "r1", model, "4096", "{}", json.dumps(deadline.isoformat()), status=400,
+    world.refused(leader, "Rounds:MarkFused", "r1", model, "4096", "{}", json.dumps(deadline.isoformat()), "null", status=400,
                   fragment="acknowledgement deadline")  # fmt: skip
-    fused = world.ok(leader, "Rounds:MarkFused", "r1", model, "4096", "{}", world.deadline(1))
+    fused = world.ok(leader, "Rounds:MarkFused", "r1", model, "4096", "{}", world.deadline(1), "null")
     assert datetime.fromisoformat(fused["deadline"]) >= world.now + timedelta(minutes=10)
     world.ledger.clock = deadline + timedelta(minutes=1)  # the round's first deadline has passed
     voted = world.ok(leader, "Rounds:Abort", "r1", "impatient")
     assert (voted["state"], voted["abort_votes"]) == ("fused", [rnd["leader"]])
-    acked = world.ok(other, "Rounds:Acknowledge", "r1", model)
+    acked = world.ok(other, "Rounds:Acknowledge", "r1", model, "")
     assert acked["model_sha256"] == model
 
 

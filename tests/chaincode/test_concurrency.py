@@ -33,14 +33,14 @@ def one_block(world: World, calls: list[tuple[str, str, tuple[str, ...]]]) -> li
 def fused_round(world: World) -> dict:
     world.ok("DC1", "Rounds:Open", "r1", world.round_spec(tuple(ALL)))
     rnd = world.join_all("r1")
-    world.ok(rnd["leader"].removesuffix("MSP"), "Rounds:MarkFused", "r1", MODEL, "4096", "{}", world.deadline())
+    world.ok(rnd["leader"].removesuffix("MSP"), "Rounds:MarkFused", "r1", MODEL, "4096", "{}", world.deadline(), "null")
     return rnd
 
 
 def test_eight_acknowledgements_in_one_block_are_all_valid_and_the_round_closes() -> None:
     world = consortium(8)
     fused_round(world)
-    codes = one_block(world, [(org, "Rounds:Acknowledge", ("r1", MODEL)) for org in ALL])
+    codes = one_block(world, [(org, "Rounds:Acknowledge", ("r1", MODEL, "")) for org in ALL])
     assert codes == [Validation.VALID] * 8
     assert one_block(world, [("DC5", "Rounds:Close", ("r1",))]) == [Validation.VALID]
     assert world.read("DC1", "Rounds:Get", "r1")["state"] == "closed"
@@ -66,13 +66,13 @@ def test_exchanges_of_every_sender_in_one_block_are_all_valid() -> None:
         Validation.VALID
     ] * 7
     # The leader sends the model back to everyone while they acknowledge it: still no conflict.
-    world.ok(leader.removesuffix("MSP"), "Rounds:MarkFused", "r1", MODEL, "4096", "{}", world.deadline())
+    world.ok(leader.removesuffix("MSP"), "Rounds:MarkFused", "r1", MODEL, "4096", "{}", world.deadline(), "null")
     back = [
         (leader.removesuffix("MSP"), "Rounds:RecordExchange",
          ("r1", json.dumps({"receiver": f"{org}MSP", "kind": "model", "sha256": MODEL, "bytes": 9, "entity_count": 0})))
         for org in senders
     ]  # fmt: skip
-    acks = [(org, "Rounds:Acknowledge", ("r1", MODEL)) for org in senders]
+    acks = [(org, "Rounds:Acknowledge", ("r1", MODEL, "")) for org in senders]
     assert one_block(world, [call for pair in zip(back, acks, strict=True) for call in pair]) == [Validation.VALID] * 14
 
 
@@ -136,8 +136,8 @@ def _exchange_step(world: World) -> tuple[str, str, tuple[str, ...]]:
 def _ack_step(world: World) -> tuple[str, str, tuple[str, ...]]:
     world.ok("DC1", "Rounds:Open", "a1", world.round_spec())
     rnd = world.join_all("a1")
-    world.ok(rnd["leader"].removesuffix("MSP"), "Rounds:MarkFused", "a1", MODEL, "4096", "{}", world.deadline())
-    return "DC2", "Rounds:Acknowledge", ("a1", MODEL)
+    world.ok(rnd["leader"].removesuffix("MSP"), "Rounds:MarkFused", "a1", MODEL, "4096", "{}", world.deadline(), "null")
+    return "DC2", "Rounds:Acknowledge", ("a1", MODEL, "")
 
 
 def _approve_step(world: World) -> tuple[str, str, tuple[str, ...]]:

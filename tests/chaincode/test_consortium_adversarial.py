@@ -219,7 +219,7 @@ def not_the_leader(world: World, draw: st.DrawFn) -> Attack | None:
     if rnd is None or rnd["state"] != "open":
         return None
     impostor = draw(st.sampled_from([p.removesuffix("MSP") for p in rnd["participants"] if p != rnd["leader"]]))
-    return Attack("fuse as non-leader", impostor, "Rounds:MarkFused", (rnd["round_id"], MODEL, "4096", "{}", world.deadline()),
+    return Attack("fuse as non-leader", impostor, "Rounds:MarkFused", (rnd["round_id"], MODEL, "4096", "{}", world.deadline(), "null"),
                   "Forbidden")
 
 
@@ -248,7 +248,7 @@ def fuse_before_every_join(world: World, draw: st.DrawFn) -> Attack | None:
     if rnd is None or rnd["state"] != "open" or set(rnd["joined"]) == set(rnd["participants"]):
         return None
     return Attack("fuse before every participant joined", rnd["leader"].removesuffix("MSP"), "Rounds:MarkFused",
-                  (rnd["round_id"], MODEL, "4096", "{}", world.deadline()), "Conflict")
+                  (rnd["round_id"], MODEL, "4096", "{}", world.deadline(), "null"), "Conflict")
 
 
 def late_outsider_abort(world: World, draw: st.DrawFn) -> Attack | None:
@@ -362,12 +362,12 @@ def honest_step(world: World, draw: st.DrawFn, tally: Counter[str]) -> None:
             shard = {"receiver": rnd["leader"], "kind": "features", "sha256": sha(org), "bytes": 8, "entity_count": 2}
             response = world.submit(org, "Rounds:RecordExchange", rid, json.dumps(shard))
         elif rnd["state"] == "open":
-            response = world.submit(leader, "Rounds:MarkFused", rid, MODEL, "4096", '{"acc": 0.9}', world.deadline())
+            response = world.submit(leader, "Rounds:MarkFused", rid, MODEL, "4096", '{"acc": 0.9}', world.deadline(), "null")
         else:
             acked = [o for o in [leader, *others] if f"\x00ack\x00{rid}\x00{o}MSP\x00" in world.ledger.state]
             missing = [o for o in [leader, *others] if o not in acked]
             if missing:
-                response = world.submit(draw(st.sampled_from(missing)), "Rounds:Acknowledge", rid, MODEL)
+                response = world.submit(draw(st.sampled_from(missing)), "Rounds:Acknowledge", rid, MODEL, "")
             else:
                 response = world.submit(draw(st.sampled_from(acked)), "Rounds:Close", rid)
                 tally["rounds closed"] += response.ok

@@ -684,8 +684,8 @@ def test_concurrent_exchanges_and_acknowledgements_of_every_participant_all_comm
     independent(endorsed)
 
     submit_ok(gateways[leader], CROWD, "Rounds:MarkFused", round_id, MODEL, "4096", json.dumps({"accuracy": 0.9}),
-              json.dumps((now() + timedelta(hours=1)).isoformat()))
-    batch = [(gateways[org], "Rounds:Acknowledge", (round_id, MODEL)) for org in DCS]
+              json.dumps((now() + timedelta(hours=1)).isoformat()), "null")
+    batch = [(gateways[org], "Rounds:Acknowledge", (round_id, MODEL, "")) for org in DCS]
     batch += [(gateways[leader], "Rounds:RecordExchange", (round_id, shard(org, "model", MODEL))) for org in others]
     endorsed, statuses = concurrently(batch)
     assert [s.code_name for s in statuses] == ["VALID"] * 7, statuses

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from cc_world import profile, sha
+from test_consortium_contributions import table
 
 from swarmfuse.network.blocks import transactions
 from swarmfuse.network.tasks import TransactionFailed
@@ -78,13 +79,13 @@ def test_full_round_by_three_orgs_with_an_event_per_transition(ledger_network: A
         step(org, "Rounds:RecordExchange", "it1", json.dumps(shard), event="ExchangeRecorded")
     model = sha("fused-model")
     acknowledge_by = json.dumps((datetime.now(UTC) + timedelta(hours=1)).isoformat())
-    message = refused(lambda: net.submit(others[0], "Rounds:MarkFused", "it1", model, "4096", "{}", acknowledge_by))
+    message = refused(lambda: net.submit(others[0], "Rounds:MarkFused", "it1", model, "4096", "{}", acknowledge_by, "null"))
     assert f"Forbidden: only the leader {opened['leader']}" in message
-    step(leader, "Rounds:MarkFused", "it1", model, "4096", json.dumps({"accuracy": 0.9}), acknowledge_by, event="ModelFused")
+    step(leader, "Rounds:MarkFused", "it1", model, "4096", json.dumps({"accuracy": 0.9}), acknowledge_by, "null", event="ModelFused")
     assert current()["state"] == "fused"
     acknowledged = []
     for org in (leader, *others):
-        step(org, "Rounds:Acknowledge", "it1", model, event="Acknowledged")
+        step(org, "Rounds:Acknowledge", "it1", model, "", event="Acknowledged")
         acknowledged.append(len(current()["acknowledgements"]))
     assert acknowledged == [1, 2, 3] and current()["state"] == "fused"
     step(others[0], "Rounds:Close", "it1", event="RoundClosed")
@@ -130,12 +131,8 @@ def test_majority_endorsement_is_enforced(ledger_network: Any) -> None:
     assert net.query("DC3", "Sample:Get", "lonely") == "two endorsements"
 
 
-def test_two_colluding_orgs_cannot_rewrite_or_delete_a_third_orgs_acts(ledger_network: Any) -> None:
-    """DC1 and DC2 meet the chaincode's majority and run a chaincode that writes any key (``Sample:PutComposite``,
-    endorsed by their own peers). DC3's founding confirmation, registration, vote (to suspend DC2: one of the two
-    votes that needs, so nothing changes), join and acknowledgement keys carry DC3's key-level policy (set when DC3
-    wrote them): rewriting or deleting them is ENDORSEMENT_POLICY_FAILURE; they read back unchanged."""
-    net = ledger_network
+def joined_round(net: Any, round_id: str) -> str:
+    """DC1-DC3 registered, round ``round_id`` opened by DC1 (no terms in force) and joined by all; its leader."""
     registered = {m["org"] for m in json.loads(net.query("DC1", "Audit:Members", "10", ""))["items"]}
     for org in ("DC1", "DC2", "DC3"):
         if f"{org}MSP" not in registered:
@@ -144,14 +141,23 @@ def test_two_colluding_orgs_cannot_rewrite_or_delete_a_third_orgs_acts(ledger_ne
             "roles": {"DC1MSP": ["text"], "DC2MSP": ["image"], "DC3MSP": ["text"]}, "label_holder": "DC3MSP",
             "method": "intermediate", "model_spec_sha256": sha("head"),
             "deadline": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}
-    net.submit("DC1", "Rounds:Open", "sbe1", json.dumps(spec))
+    net.submit("DC1", "Rounds:Open", round_id, json.dumps(spec))
     for org in ("DC2", "DC3"):
-        net.submit(org, "Rounds:Join", "sbe1")
-    leader = json.loads(net.query("DC1", "Rounds:Get", "sbe1"))["leader"].removesuffix("MSP")
+        net.submit(org, "Rounds:Join", round_id)
+    return str(json.loads(net.query("DC1", "Rounds:Get", round_id))["leader"]).removesuffix("MSP")
+
+
+def test_two_colluding_orgs_cannot_rewrite_or_delete_a_third_orgs_acts(ledger_network: Any) -> None:
+    """DC1 and DC2 meet the chaincode's majority and run a chaincode that writes any key (``Sample:PutComposite``,
+    endorsed by their own peers). DC3's founding confirmation, registration, vote (to suspend DC2: one of the two
+    votes that needs, so nothing changes), join and acknowledgement keys carry DC3's key-level policy (set when DC3
+    wrote them): rewriting or deleting them is ENDORSEMENT_POLICY_FAILURE; they read back unchanged."""
+    net = ledger_network
+    leader = joined_round(net, "sbe1")
     model = sha("sbe-model")
     deadline = json.dumps((datetime.now(UTC) + timedelta(hours=1)).isoformat())
-    net.submit(leader, "Rounds:MarkFused", "sbe1", model, "4096", "{}", deadline)
-    net.submit("DC3", "Rounds:Acknowledge", "sbe1", model)
+    net.submit(leader, "Rounds:MarkFused", "sbe1", model, "4096", "{}", deadline, "null")
+    net.submit("DC3", "Rounds:Acknowledge", "sbe1", model, "")
     before = json.loads(net.query("Auditor", "Rounds:Get", "sbe1"))
     assert before["acknowledgements"] == {"DC3MSP": model}
 
@@ -185,3 +191,23 @@ def test_a_founder_cannot_put_terms_in_force_alone(ledger_network: Any) -> None:
     assert "already confirmed" in refused(lambda: net.submit("DC1", "Agreement:Confirm", proposal["agreement_sha256"]))
     with pytest.raises(TransactionFailed, match="no terms yet"):
         net.query("DC1", "Agreement:Get")
+
+
+def test_a_leader_cannot_publish_a_table_its_model_does_not_bear_out_and_nobody_credits_itself(
+        ledger_network: Any) -> None:
+    """The endorsers check the leader's contribution table against its published metric; a credit key written
+    with one org's own peer and chaincode (``Sample:PutComposite``) misses the chaincode's majority."""
+    net = ledger_network
+    leader = joined_round(net, "credit1")
+    model, deadline = sha("credit-model"), json.dumps((datetime.now(UTC) + timedelta(hours=1)).isoformat())
+    message = refused(lambda: net.submit(leader, "Rounds:MarkFused", "credit1", model, "4096", '{"accuracy": 0.81}',
+                                         deadline, json.dumps(table())))
+    assert "the published model's accuracy is 0.81" in message
+    net.submit(leader, "Rounds:MarkFused", "credit1", model, "4096", '{"accuracy": 0.8}', deadline, json.dumps(table()))
+    for org in ("DC1", "DC2", "DC3"):
+        message = refused(lambda: net.submit(org, "Sample:PutComposite", "credit", f"credit1/{org}MSP",
+                                             json.dumps({"units": 100}), endorsers=[org]))
+        assert "ENDORSEMENT_POLICY_FAILURE" in message, (org, message)
+    assert json.loads(net.query("Auditor", "Rounds:Credits", "credit1")) == {"items": []}
+    recorded = json.loads(net.query("Auditor", "Rounds:GetContribution", "credit1"))
+    assert recorded["shapley"] == {"DC1MSP": "47/120", "DC2MSP": "7/60", "DC3MSP": "1/24"}

@@ -22,9 +22,9 @@ def test_own_acts_carry_their_orgs_policy_and_shared_state_none() -> None:
     sender = next(p for p in rnd["participants"] if p != rnd["leader"])
     shard = json.dumps({"receiver": rnd["leader"], "kind": "features", "sha256": MODEL, "bytes": 1, "entity_count": 1})
     world.ok(sender.removesuffix("MSP"), "Rounds:RecordExchange", "p1", shard)
-    world.ok(rnd["leader"].removesuffix("MSP"), "Rounds:MarkFused", "p1", MODEL, "4096", "{}", world.deadline())
+    world.ok(rnd["leader"].removesuffix("MSP"), "Rounds:MarkFused", "p1", MODEL, "4096", "{}", world.deadline(), "null")
     for org in rnd["participants"]:
-        world.ok(org.removesuffix("MSP"), "Rounds:Acknowledge", "p1", MODEL)
+        world.ok(org.removesuffix("MSP"), "Rounds:Acknowledge", "p1", MODEL, "")
     world.ok("DC1", "Rounds:Open", "p2", world.round_spec())
     world.ok("DC1", "Rounds:Abort", "p2", "changed our minds")
 

@@ -70,8 +70,8 @@ def call(world: World) -> st.SearchStrategy[tuple[str, str, tuple[str, ...]]]:
     per_function = {
         "Rounds:Open": st.tuples(rid, round_spec(world)),
         "Rounds:RecordExchange": st.tuples(rid, exchange()),
-        "Rounds:MarkFused": st.tuples(rid, digest, st.sampled_from(["4096", "0", "x"]), metrics, deadline),
-        "Rounds:Acknowledge": st.tuples(rid, digest),
+        "Rounds:MarkFused": st.tuples(rid, digest, st.sampled_from(["4096", "0", "x"]), metrics, deadline, st.just("null")),
+        "Rounds:Acknowledge": st.tuples(rid, digest, st.just("")),
         "Rounds:Join": st.tuples(rid),
         "Rounds:Close": st.tuples(rid),
         "Rounds:Abort": st.tuples(rid, st.sampled_from(["why", "x" * 600])),
@@ -114,7 +114,7 @@ def next_step(world: World) -> st.SearchStrategy[tuple[str, str, tuple[str, ...]
         fuse_call = st.tuples(
             st.sampled_from([leader, leader, *ORGS]),
             st.just("Rounds:MarkFused"),
-            st.just(("r1", MODEL, "4096", '{"acc": 0.9}', world.deadline(2))),
+            st.just(("r1", MODEL, "4096", '{"acc": 0.9}', world.deadline(2), "null")),
         )
         abort_call = st.tuples(st.sampled_from(orgs), st.just("Rounds:Abort"), st.just(("r1", "stop")))
         return exchange_call | fuse_call | fuse_call | abort_call
@@ -124,7 +124,7 @@ def next_step(world: World) -> st.SearchStrategy[tuple[str, str, tuple[str, ...]
     return st.tuples(
         st.sampled_from([*orgs, *orgs, "DC4"]),
         st.just("Rounds:Acknowledge"),
-        st.sampled_from([("r1", MODEL), ("r1", MODEL), ("r1", HASHES[1])]),
+        st.sampled_from([("r1", MODEL, ""), ("r1", MODEL, ""), ("r1", HASHES[1], "")]),
     )
 
 

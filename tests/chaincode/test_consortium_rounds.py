@@ -48,7 +48,7 @@ def test_a_round_proceeds_only_once_every_participant_joined() -> None:
     leader = org_of(rnd["leader"])
     alignment = json.dumps({"entity_count": 10, "commitment_sha256": sha("c")})
     world.refused(leader, "Rounds:RecordAlignment", "r1", alignment, status=409, fragment="has not joined")
-    world.refused(leader, "Rounds:MarkFused", "r1", MODEL, "4096", "{}", world.deadline(), status=409,
+    world.refused(leader, "Rounds:MarkFused", "r1", MODEL, "4096", "{}", world.deadline(), "null", status=409,
                   fragment="has not joined")
     world.refused("DC4", "Rounds:Join", "r1", status=403, fragment="not a participant")
     world.refused("DC1", "Rounds:Join", "r1", status=409, fragment="already joined")
@@ -61,7 +61,7 @@ def test_a_round_proceeds_only_once_every_participant_joined() -> None:
     world.ok("DC3", "Rounds:Join", "r1")
     assert world.read("DC2", "Rounds:Get", "r1")["joined"] == PARTICIPANTS
     world.ok(leader, "Rounds:RecordAlignment", "r1", alignment)
-    world.ok(leader, "Rounds:MarkFused", "r1", MODEL, "4096", "{}", world.deadline())
+    world.ok(leader, "Rounds:MarkFused", "r1", MODEL, "4096", "{}", world.deadline(), "null")
     world.refused("DC3", "Rounds:Join", "r1", status=409, fragment="is fused")
     world.refused("DC1", "Rounds:Join", "nope", status=404)
 
@@ -122,12 +122,12 @@ def test_full_round_closes_once_every_participant_acknowledged(opened: tuple[Wor
         world.ok(org, "Rounds:RecordExchange", "r1", exchange(rnd["leader"]))
     assert world.ledger.events[-1].name == "ExchangeRecorded"
     metrics = json.dumps({"accuracy": 0.88, "f1": 0.8, "seeds": 3})
-    fused = world.ok(leader, "Rounds:MarkFused", "r1", MODEL, "4096", metrics, world.deadline())
+    fused = world.ok(leader, "Rounds:MarkFused", "r1", MODEL, "4096", metrics, world.deadline(), "null")
     assert fused["state"] == "fused" and world.ledger.events[-1].name == "ModelFused"
     for i, org in enumerate([leader, *others]):
         if i:
             world.refused(leader, "Rounds:Close", "r1", status=409, fragment=f"acknowledgements of {others[i - 1]}MSP")
-        acked = world.ok(org, "Rounds:Acknowledge", "r1", MODEL)
+        acked = world.ok(org, "Rounds:Acknowledge", "r1", MODEL, "")
         assert (acked["org"], acked["model_sha256"]) == (f"{org}MSP", MODEL)
         assert world.ledger.events[-1].name == "Acknowledged"
         assert len(world.read("DC1", "Rounds:Get", "r1")["acknowledgements"]) == i + 1
@@ -136,7 +136,7 @@ def test_full_round_closes_once_every_participant_acknowledged(opened: tuple[Wor
     assert closed["state"] == "closed" and closed["acknowledgements"] == {p: MODEL for p in PARTICIPANTS}
     assert world.ledger.events[-1].name == "RoundClosed"
     world.refused(leader, "Rounds:Close", "r1", status=409, fragment="is closed")
-    world.refused(leader, "Rounds:Acknowledge", "r1", MODEL, status=409, fragment="is closed")
+    world.refused(leader, "Rounds:Acknowledge", "r1", MODEL, "", status=409, fragment="is closed")
     world.refused(others[0], "Rounds:Abort", "r1", "late", status=409, fragment="is closed")
 
     history = world.read("Auditor", "Audit:RoundHistory", "r1", "100", "")["items"]
@@ -222,19 +222,19 @@ def test_fuse_and_acknowledge_rejections(opened: tuple[World, dict]) -> None:
     world, rnd = opened
     leader = org_of(rnd["leader"])
     other = org_of(next(p for p in PARTICIPANTS if p != rnd["leader"]))
-    world.refused(other, "Rounds:MarkFused", "r1", MODEL, "4096", "{}", world.deadline(), status=403,
+    world.refused(other, "Rounds:MarkFused", "r1", MODEL, "4096", "{}", world.deadline(), "null", status=403,
                   fragment=f"only the leader {rnd['leader']}")
-    world.refused(leader, "Rounds:Acknowledge", "r1", MODEL, status=409, fragment="is open; this needs it fused")
-    world.refused(leader, "Rounds:MarkFused", "r1", "nothex", "4096", "{}", world.deadline(), status=400,
+    world.refused(leader, "Rounds:Acknowledge", "r1", MODEL, "", status=409, fragment="is open; this needs it fused")
+    world.refused(leader, "Rounds:MarkFused", "r1", "nothex", "4096", "{}", world.deadline(), "null", status=400,
                   fragment="model_sha256")
-    world.refused(leader, "Rounds:MarkFused", "r1", MODEL, "4096", '{"acc": [1]}', world.deadline(), status=400,
+    world.refused(leader, "Rounds:MarkFused", "r1", MODEL, "4096", '{"acc": [1]}', world.deadline(), "null", status=400,
                   fragment="metrics")
-    world.ok(leader, "Rounds:MarkFused", "r1", MODEL, "4096", '{"acc": 0.9}', world.deadline())
-    world.refused(leader, "Rounds:MarkFused", "r1", MODEL, "4096", "{}", world.deadline(), status=409, fragment="is fused")
-    world.refused(other, "Rounds:Acknowledge", "r1", sha("other"), status=409, fragment="published")
-    world.refused("DC4", "Rounds:Acknowledge", "r1", MODEL, status=403)
-    world.ok(other, "Rounds:Acknowledge", "r1", MODEL)
-    world.refused(other, "Rounds:Acknowledge", "r1", MODEL, status=409, fragment="already acknowledged")
+    world.ok(leader, "Rounds:MarkFused", "r1", MODEL, "4096", '{"acc": 0.9}', world.deadline(), "null")
+    world.refused(leader, "Rounds:MarkFused", "r1", MODEL, "4096", "{}", world.deadline(), "null", status=409, fragment="is fused")
+    world.refused(other, "Rounds:Acknowledge", "r1", sha("other"), "", status=409, fragment="published")
+    world.refused("DC4", "Rounds:Acknowledge", "r1", MODEL, "", status=403)
+    world.ok(other, "Rounds:Acknowledge", "r1", MODEL, "")
+    world.refused(other, "Rounds:Acknowledge", "r1", MODEL, "", status=409, fragment="already acknowledged")
     world.refused(other, "Rounds:Close", "r1", status=409, fragment="still waits for the acknowledgements")
 
 
@@ -265,7 +265,7 @@ def test_after_the_deadline_one_participant_aborts_and_a_new_leader_can_be_elect
     assert elected["leader"] == order[(order.index(rnd["leader"]) + 1) % 3]
     assert elected["past_leaders"] == [rnd["leader"]]
     assert world.ledger.events[-1].name == "LeaderElected"
-    world.refused(org_of(rnd["leader"]), "Rounds:MarkFused", "r1", MODEL, "4096", "{}", world.deadline(), status=403,
+    world.refused(org_of(rnd["leader"]), "Rounds:MarkFused", "r1", MODEL, "4096", "{}", world.deadline(), "null", status=403,
                   fragment="only the leader")
     world.ledger.clock += timedelta(hours=2)
     second = world.ok("DC2", "Rounds:ElectLeader", "r1", world.deadline(1))
@@ -311,7 +311,7 @@ def test_the_leader_records_the_alignment_once_and_only_while_open(opened: tuple
     assert event.name == "AlignmentRecorded" and json.loads(event.payload)["entity_count"] == 1500
     world.refused(leader, "Rounds:RecordAlignment", "r1", alignment, status=409, fragment="already recorded")
     assert world.read("Auditor", "Rounds:GetAlignment", "r1")["commitment_sha256"] == sha("salt+ids")
-    world.ok(leader, "Rounds:MarkFused", "r1", MODEL, "4096", json.dumps({"accuracy": 0.9}), world.deadline())
+    world.ok(leader, "Rounds:MarkFused", "r1", MODEL, "4096", json.dumps({"accuracy": 0.9}), world.deadline(), "null")
     assert world.query("DC1", "Rounds:GetAlignment", "nope").status == 404
 
 

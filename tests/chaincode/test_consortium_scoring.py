@@ -19,7 +19,7 @@ def fused() -> tuple[World, dict]:
     world.ok("DC2", "Membership:Approve", "DC4MSP")
     world.ok("DC1", "Rounds:Open", "r1", world.round_spec())
     rnd = world.join_all("r1")
-    world.ok(rnd["leader"].removesuffix("MSP"), "Rounds:MarkFused", "r1", MODEL, "4096", "{}", world.deadline())
+    world.ok(rnd["leader"].removesuffix("MSP"), "Rounds:MarkFused", "r1", MODEL, "4096", "{}", world.deadline(), "null")
     return world, rnd
 
 

@@ -227,6 +227,9 @@ def _plausible(function: str, parameters: list[str], config: JobConfig, record: 
                              "reward": {"method": "shapley", "metric": "accuracy", "units_per_round": 1,
                                         "label_holder_share_percent": 0}}),
         "agreement_sha256": sha("terms"),
+        "contributions": json.dumps({"metric": "test_accuracy", "seeds": [0],
+                                     "coalitions": [{"members": [], "scores": ["0.5"]}]}),
+        "contribution_sha256": record.contribution_sha256 or "",
     }
     missing = [p for p in parameters if p not in values]
     assert not missing, f"{function}: add a plausible value for parameter(s) {missing} to this test"

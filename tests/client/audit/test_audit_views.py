@@ -84,9 +84,9 @@ def world() -> World:
             world.ok(org, "Rounds:RecordExchange", ROUND, json.dumps(
                 {"receiver": rnd["leader"], "kind": "features", "sha256": sha(org), "bytes": 4096,
                  "entity_count": 80}))
-    world.ok(leader, "Rounds:MarkFused", ROUND, MODEL, "4096", json.dumps({"test_accuracy": 0.8}), world.deadline())
+    world.ok(leader, "Rounds:MarkFused", ROUND, MODEL, "4096", json.dumps({"test_accuracy": 0.8}), world.deadline(), "null")
     for org in ("DC1", "DC2", "DC3"):
-        world.ok(org, "Rounds:Acknowledge", ROUND, MODEL)
+        world.ok(org, "Rounds:Acknowledge", ROUND, MODEL, "")
     world.ok(leader, "Rounds:Close", ROUND)
     return world
 
@@ -277,4 +277,4 @@ def test_the_agreement_in_force_and_its_earlier_versions(monkeypatch: pytest.Mon
     shown = CliRunner().invoke(cli.app, ["agreement", "--task", "task1", "--json"])
     assert shown.exit_code == 0 and json.loads(shown.stdout) == found.model_dump(mode="json")
     text = _text(cli.agreement_table(current, found.history))
-    assert second in text and "14 days" in text and "shapley over accuracy, 10 units" in text and "1: " in text
+    assert second in text and "14 days" in text and "shapley over accuracy (seeds [0]), 10 units" in text and "1: " in text

@@ -317,7 +317,7 @@ def test_artefacts_match_their_records_and_a_changed_byte_names_the_record(tmp_p
     (leader / "in" / f"DC1MSP-labels-{hashlib.sha256(labels).hexdigest()[:16]}").write_bytes(labels)
     (leader / "model.npz").write_bytes(model)
     (leader / "features.npy").write_bytes(b"the leader's own features")
-    (leader / "metrics.json").write_text("{}")
+    (leader / "published.json").write_text("{}")
     checks = {c.subject: c for c in artefact_checks(tmp_path / "DC3", rounds, "DC3MSP")}
     assert {s: c.status for s, c in checks.items()} == {
         "file rounds/r1/features.npy": Status.INFO, "file rounds/r1/model.npz": Status.PASS,

@@ -11,7 +11,9 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -76,6 +78,25 @@ def test_fused_model_beats_each_single_modality(job) -> None:  # type: ignore[no
     single = max(report.baselines["text_only"]["accuracy"], report.baselines["image_only"]["accuracy"])
     assert fused >= single + FUSED_MARGIN, (fused, report.baselines)
     assert report.on_chain["bytes"] < report.off_chain_bytes
+
+
+def test_contributions_follow_the_single_modalities_and_credits_share_the_pool(job) -> None:  # type: ignore[no-untyped-def]
+    _, report = job
+    rnd, table = report.round, report.contribution
+    assert rnd["agreement_sha256"] and rnd["contribution_sha256"] == table["table_sha256"]
+    assert (table["metric"], table["seeds"], table["players"]) == ("test_accuracy", [0], ["DC2MSP", "DC3MSP"])
+    alone = {tuple(c["members"]): Fraction(c["scores"][0]) for c in table["coalitions"]}
+    assert alone[("DC2MSP", "DC3MSP")] == Fraction(repr(rnd["metrics"]["test_accuracy"]))
+    # each block alone is the central single-modality head on the same rows (one entity of slack, as above)
+    slack = 1 / rnd["metrics"]["n_test"] + 1e-9
+    assert abs(float(alone[("DC2MSP",)]) - report.baselines["text_only"]["accuracy"]) <= slack
+    assert abs(float(alone[("DC3MSP",)]) - report.baselines["image_only"]["accuracy"]) <= slack
+    shapley = {org: Fraction(value) for org, value in table["shapley"].items()}
+    if alone[("DC2MSP",)] > alone[("DC3MSP",)]:  # texts beat images alone: the text block is worth more
+        assert shapley["DC2MSP"] > shapley["DC3MSP"]
+    assert sum(shapley.values()) == alone[("DC2MSP", "DC3MSP")] - alone[()]
+    assert sum(report.credits.values()) == 100 and report.credits == table["units"]
+    assert report.credits["DC1MSP"] == 20  # the label holder's share: it sends no feature block
 
 
 def test_a_sites_round_files_are_readable_by_itself_alone(job) -> None:  # type: ignore[no-untyped-def]
@@ -209,28 +230,35 @@ def test_an_agent_killed_mid_round_resumes_and_the_round_closes(job) -> None:  #
         time.sleep(0.5)
     kill_agent(config.home, victim, signal.SIGKILL)
     time.sleep(3.0)  # the round goes on without it: the leader fuses and waits for the acknowledgement
-    restarted = localjob._start_agent(config.home, victim, TASK)
-    try:
-        with open_site(config.home, "DC1", TASK) as parts:
-            while parts.ledger.round(round_id)["state"] != "closed":
-                assert restarted.poll() is None, f"the restarted {victim} agent exited"
-                assert time.monotonic() < deadline, "the round did not close after the restart"
-                time.sleep(1.0)
-            rnd = parts.ledger.round(round_id)
-        with open_site(config.home, victim, TASK) as parts:
-            done = [a.action for a in parts.store.actions(round_id) if a.done]
-            assert sorted(done) == sorted({"join", "alignment", f"send-{kind}", "acknowledge"})
-            exchanges = [e for e in parts.ledger.exchanges(round_id) if e.sender == f"{victim}MSP"]
-            assert [e.kind for e in exchanges] == [kind], "the restarted agent recorded its file twice"
-        assert rnd["acknowledgements"][f"{victim}MSP"] == rnd["model_sha256"]
-        assert victim_store.exists()
-    finally:
-        localjob._stop(restarted)
+    restarted = localjob._start_agent(config.home, victim, TASK)  # it keeps serving for the tests after this one
+    with open_site(config.home, "DC1", TASK) as parts:
+        while parts.ledger.round(round_id)["state"] != "closed":
+            assert restarted.poll() is None, f"the restarted {victim} agent exited"
+            assert time.monotonic() < deadline, "the round did not close after the restart"
+            time.sleep(1.0)
+        rnd = parts.ledger.round(round_id)
+    with open_site(config.home, victim, TASK) as parts:
+        done = [a.action for a in parts.store.actions(round_id) if a.done]
+        assert sorted(done) == sorted({"join", "alignment", f"send-{kind}", "acknowledge"})
+        exchanges = [e for e in parts.ledger.exchanges(round_id) if e.sender == f"{victim}MSP"]
+        assert [e.kind for e in exchanges] == [kind], "the restarted agent recorded its file twice"
+    assert rnd["acknowledgements"][f"{victim}MSP"] == rnd["model_sha256"]
+    assert victim_store.exists()
 
 
 def _action_done(config: JobConfig, org: str, round_id: str, action: str) -> bool:
     with open_site(config.home, org, TASK) as parts:
         return parts.store.action_done(round_id, action)
+
+
+def declined_by(ledger: Any, round_id: str, org: str) -> dict[str, Any]:
+    """The round once ``org`` voted to abort it (within two minutes), which it never joined."""
+    deadline = time.monotonic() + 120
+    while org not in (rnd := ledger.round(round_id))["abort_votes"]:
+        assert time.monotonic() < deadline, f"{org} neither joined nor declined round {round_id}"
+        time.sleep(0.5)
+    assert org not in rnd["joined"]
+    return rnd
 
 
 def test_a_site_whose_policy_refuses_the_round_never_joins_and_the_round_cannot_align(job) -> None:  # type: ignore[no-untyped-def]
@@ -249,11 +277,8 @@ def test_a_site_whose_policy_refuses_the_round_never_joins_and_the_round_cannot_
     try:
         with open_site(config.home, "DC1", TASK) as parts:
             localjob._open_round(parts.ledger, round_id)
-            deadline = time.monotonic() + 120
-            while "DC2MSP" not in (rnd := parts.ledger.round(round_id))["abort_votes"]:
-                assert time.monotonic() < deadline, "DC2 neither joined nor declined"
-                time.sleep(0.5)
-            assert "DC2MSP" not in rnd["joined"] and parts.ledger.alignment(round_id) is None
+            rnd = declined_by(parts.ledger, round_id, "DC2MSP")
+            assert parts.ledger.alignment(round_id) is None
             leader = rnd["leader"]
         with open_site(config.home, "DC2", TASK) as parts:
             declined = parts.store.action(round_id, "decline")
@@ -268,6 +293,26 @@ def test_a_site_whose_policy_refuses_the_round_never_joins_and_the_round_cannot_
         site_policy("--any-modality")
     with open_site(config.home, "DC3", TASK) as parts:  # DC2's vote and DC3's: a majority of the three
         assert parts.ledger.abort(round_id, "DC2 declined")["state"] == "aborted"
+
+
+def test_a_site_declines_a_round_whose_terms_forbid_what_it_would_send(job) -> None:  # type: ignore[no-untyped-def]
+    """The founders amend the terms to allow feature exchanges only; in a round opened under them, DC1 (the label
+    holder) does not join and votes to abort, saying which kind the terms forbid; then terms allowing both again."""
+    config, _ = job
+    round_id = "terms-check"
+    localjob.agree_terms(config.home, TASK, {**localjob.TERMS, "exchange_kinds": ["features"]})
+    try:
+        with open_site(config.home, "DC2", TASK) as parts:
+            localjob._open_round(parts.ledger, round_id)
+            declined_by(parts.ledger, round_id, "DC1MSP")
+        with open_site(config.home, "DC1", TASK) as parts:
+            declined = parts.store.action(round_id, "decline")
+            assert declined is not None and "does not allow sending labels" in (declined.detail or "")
+            assert not [e for e in parts.ledger.exchanges(round_id) if e.sender == "DC1MSP"]
+    finally:
+        localjob.agree_terms(config.home, TASK, {**localjob.TERMS, "retention_days": 31})
+    with open_site(config.home, "DC3", TASK) as parts:
+        assert parts.ledger.abort(round_id, "DC1 declined")["state"] == "aborted"
 
 
 def test_report_files(job) -> None:  # type: ignore[no-untyped-def]
