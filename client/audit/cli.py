@@ -1,4 +1,4 @@
-"""``swarmfuse audit members|summaries|agreement|rounds|round|exchanges|org|verify``: a task's ledger as an auditor
+"""``swarmfuse audit members|summaries|agreement|contributions|rounds|round|exchanges|org|verify``: a task's ledger as an auditor
 reads it.
 
 Every command connects as one org's identity (``--org``, the read-only ``Auditor`` by default) and prints
@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +105,27 @@ def agreement(home: Path = HomeOption, task: str = TaskOption, org: str = OrgOpt
                       "Agreement:Confirm by every founder)", highlight=False)
     else:
         console.print(agreement_table(found.in_force, found.history))
+
+
+@app.command()
+def contributions(home: Path = HomeOption, task: str = TaskOption, org: str = OrgOption,
+                  as_json: bool = JsonOption) -> None:
+    """Each round's contribution table: every player's Shapley and leave-one-out value, the units each participant
+    was credited, and each org's units in all."""
+    with audit_view(home, task, org) as view:
+        found = view.contributions()
+    if as_json:
+        print_json(found)
+        return
+    if not found.rounds:
+        console.print(f"no round of {task} published a contribution table", highlight=False)
+        return
+    for audit in found.rounds:
+        console.print(contribution_table(audit))
+    totals = _table(f"units credited in {task}", "org", ("units", {"justify": "right"}), caption=None)
+    for name, units in found.totals.items():
+        totals.add_row(name, str(units))
+    console.print(totals)
 
 
 @app.command()
@@ -264,8 +286,9 @@ def agreement_table(found: AgreementRecord, history: Sequence[AgreementRecord]) 
             ("extractors", "; ".join(f"{m}: {p}" for m, p in sorted(found.extractors.items()))),
             ("purpose", found.purpose), ("exchange kinds", ", ".join(found.exchange_kinds)),
             ("retention", f"{found.retention_days} days"),
-            ("reward", f"{reward.get('method')} over {reward.get('metric')}, {reward.get('units_per_round')} units a "
-                       f"round, {reward.get('label_holder_share_percent')} % to the label holder"),
+            ("reward", f"{reward.get('method')} over {reward.get('metric')} (seeds {reward.get('seeds', [0])}), "
+                       f"{reward.get('units_per_round')} units a round, {reward.get('label_holder_share_percent')} % "
+                       "to the label holder"),
             ("legal text SHA-256", found.legal_text_sha256), ("confirmed by", ", ".join(found.confirmed_by)),
             ("in force since (UTC)", when(found.activated_at)), ("tx", found.tx_id),
             ("earlier versions", ", ".join(f"{a.version}: {short(a.agreement_sha256)}" for a in history
@@ -273,6 +296,35 @@ def agreement_table(found: AgreementRecord, history: Sequence[AgreementRecord]) 
     for field, value in rows:
         table.add_row(field, value)
     return table
+
+
+def contribution_table(audit: RoundAudit) -> Table:
+    """One round's values per participant, from its contribution table, and the units it was credited."""
+    c, r = audit.contribution, audit.record
+    assert c is not None
+    credited = {credit.org: credit.units for credit in audit.credits}
+    how = "exact" if c.exact else "sampled"
+    table = _table(f"contributions to round {r.round_id} ({r.state}): {c.metric}, seeds {c.seeds}, {how} Shapley",
+                   "org", "role", ("Shapley", {"justify": "right"}), ("share", {"justify": "right"}),
+                   ("leave-one-out", {"justify": "right"}), ("units due", {"justify": "right"}),
+                   ("credited", {"justify": "right"}),
+                   caption=f"table {short(c.table_sha256)}, {len(c.coalitions)} coalitions, tx {short(c.tx_id)}; "
+                           f"units by {c.method or 'no agreement'} from a pool of {c.pool}")
+    for name in r.participants:
+        role = ", ".join(r.roles.get(name, [])) + (" (labels)" if name == r.label_holder else "")
+        if name in c.shapley:
+            values = (_decimal(c.shapley[name]), f"{c.share(name):.0%}", _decimal(c.leave_one_out[name]))
+        else:
+            values = ("", "", "")
+        table.add_row(name, role, *values, str(c.units.get(name, "")), str(credited.get(name, "")))
+    return table
+
+
+def _decimal(ratio: str) -> str:
+    """An exact ``p/q`` value, to four decimals, the exact text beside it when it is not one already."""
+    value = Fraction(ratio)
+    text = f"{float(value):+.4f}"
+    return text if Fraction(text) == value else f"{text} ({ratio})"
 
 
 def rounds_table(found: Sequence[RoundRecord], task: str) -> Table:
@@ -303,6 +355,7 @@ def round_tables(found: RoundAudit) -> list[Table]:
             ("past leaders", ", ".join(r.past_leaders)), ("opened by", r.opened_by),
             ("opened (UTC)", when(r.opened_at)), ("open tx", r.open_tx), ("deadline (UTC)", when(r.deadline)),
             ("model spec SHA-256", r.model_spec_sha256), ("model SHA-256", r.model_sha256 or ""),
+            ("contribution table SHA-256", r.contribution_sha256 or ""),
             ("metrics", json.dumps(r.metrics, sort_keys=True) if r.metrics else "")]
     if found.alignment is not None:
         a = found.alignment
@@ -320,7 +373,8 @@ def round_tables(found: RoundAudit) -> list[Table]:
     acks = _table(f"acknowledgements of round {r.round_id}", "org", "model SHA-256", "time (UTC)", "tx")
     for k in found.acknowledgements:
         acks.add_row(k.org, short(k.model_sha256), when(k.acknowledged_at), short(k.tx_id))
-    return [record, history, exchanges_table(found.exchanges, f"exchanges of round {r.round_id}"), acks]
+    tables = [record, history, exchanges_table(found.exchanges, f"exchanges of round {r.round_id}"), acks]
+    return tables + ([contribution_table(found)] if found.contribution is not None else [])
 
 
 def org_tables(found: OrgAudit) -> list[Table]:

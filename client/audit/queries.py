@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
@@ -146,6 +147,7 @@ class RoundRecord(Record):
     model_sha256: str | None = None
     model_bytes: int | None = None
     metrics: dict[str, Any] | None = None
+    contribution_sha256: str | None = Field(default=None, description="SHA-256 of the published contribution table")
     acknowledgements: dict[str, str] = Field(default_factory=dict, description="participant -> model hash")
     abort_votes: list[str] = Field(default_factory=list)
     abort_reason: str | None = None
@@ -178,12 +180,57 @@ class ExchangeRecord(Record):
 
 
 class AcknowledgementRecord(Record):
-    """A participant's statement that it verified the fused model's hash."""
+    """A participant's statement that it verified the fused model's hash (and accepts the contribution table)."""
 
     round_id: str
     org: str
     model_sha256: str
+    contribution_sha256: str | None = None
     acknowledged_at: datetime
+    tx_id: str
+
+
+class CoalitionRecord(Record):
+    """A coalition of feature blocks (their senders) and the fusion head's scores on it, one per agreed seed."""
+
+    members: list[str]
+    scores: list[str]
+
+
+class ContributionRecord(Record):
+    """A round's contribution table (the leader's) and what the chaincode derived from it: exact Shapley and
+    leave-one-out values per player (``numerator/denominator`` text) and the units due to each participant."""
+
+    round_id: str
+    metric: str
+    seeds: list[int]
+    coalitions: list[CoalitionRecord]
+    table_sha256: str
+    players: list[str]
+    exact: bool
+    shapley: dict[str, str]
+    leave_one_out: dict[str, str]
+    method: str | None = Field(description="the agreed value method (shapley or leave-one-out); none without terms")
+    pool: int
+    units: dict[str, int]
+    recorded_at: datetime
+    tx_id: str
+
+    def share(self, org: str) -> float:
+        """``org``'s Shapley value as a share of the players' total (0 for a total of 0 or below)."""
+        total = sum(Fraction(v) for v in self.shapley.values())
+        return float(Fraction(self.shapley[org]) / total) if total > 0 else 0.0
+
+
+class CreditRecord(Record):
+    """Units one participant earned in one closed round."""
+
+    round_id: str
+    org: str
+    units: int
+    method: str
+    contribution_sha256: str
+    credited_at: datetime
     tx_id: str
 
 
@@ -206,6 +253,16 @@ class RoundAudit(BaseModel):
     alignment: AlignmentRecord | None
     exchanges: list[ExchangeRecord]
     acknowledgements: list[AcknowledgementRecord]
+    contribution: ContributionRecord | None = Field(default=None, description="none when the leader published none")
+    credits: list[CreditRecord] = Field(default_factory=list, description="written when the round closed")
+
+
+class ContributionsAudit(BaseModel):
+    """Every round's contribution table with its credits, and the units each org earned in all."""
+
+    model_config = ConfigDict(frozen=True)
+    rounds: list[RoundAudit]
+    totals: dict[str, int]
 
 
 class OrgAudit(BaseModel):
@@ -319,8 +376,20 @@ class AuditView:
         alignment = self._alignment(round_id)
         history = _parse_list(KeyVersion[RoundRecord], self._pages("Audit:RoundHistory", round_id),
                               "Audit:RoundHistory")
+        contribution, credits = self._contribution(record)
         return RoundAudit(record=record, history=history, alignment=alignment,
-                          exchanges=self._exchanges(round_id), acknowledgements=self._acknowledgements(round_id))
+                          exchanges=self._exchanges(round_id), acknowledgements=self._acknowledgements(round_id),
+                          contribution=contribution, credits=credits)
+
+    def contributions(self) -> ContributionsAudit:
+        """The rounds that published a contribution table, newest first, and each org's credited units in all."""
+        found = [self.round(r.round_id) for r in sorted(self.rounds(), key=lambda r: r.opened_at, reverse=True)
+                 if r.contribution_sha256 is not None]
+        totals: dict[str, int] = {}
+        for audit in found:
+            for credit in audit.credits:
+                totals[credit.org] = totals.get(credit.org, 0) + credit.units
+        return ContributionsAudit(rounds=found, totals=dict(sorted(totals.items())))
 
     def exchanges(self, round_id: str) -> list[ExchangeRecord]:
         """The off-chain exchanges recorded in one round (an unknown round is an error, not an empty list)."""
@@ -345,6 +414,14 @@ class AuditView:
             return _parse(AlignmentRecord, self._evaluate("Rounds:GetAlignment", round_id), "Rounds:GetAlignment")
         except UnknownRecord:
             return None
+
+    def _contribution(self, record: RoundRecord) -> tuple[ContributionRecord | None, list[CreditRecord]]:
+        if record.contribution_sha256 is None:
+            return None, []
+        contribution = _parse(ContributionRecord, self._evaluate("Rounds:GetContribution", record.round_id),
+                              "Rounds:GetContribution")
+        credits = self._evaluate("Rounds:Credits", record.round_id)["items"]
+        return contribution, _parse_list(CreditRecord, credits, "Rounds:Credits")
 
     def _exchanges(self, round_id: str) -> list[ExchangeRecord]:
         return _parse_list(ExchangeRecord, self._pages("Audit:Exchanges", round_id), "Audit:Exchanges")

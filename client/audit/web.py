@@ -23,6 +23,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from swarmfuse.client.audit.queries import (
     AgreementAudit,
     AuditError,
     AuditView,
+    ContributionsAudit,
     ExchangeRecord,
     MemberRecord,
     OrgAudit,
@@ -168,7 +170,7 @@ def create_app(views: Callable[[], AuditView], verifier: Callable[[], Verificati
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
-    templates.env.filters.update(when=when, size=size, short=short)
+    templates.env.filters.update(when=when, size=size, short=short, fraction=lambda text: float(Fraction(text)))
     latest: list[VerificationReport] = []  # the last report this server made, if any
     running = threading.Lock()
     not_found = {404: {"model": Problem, "description": "no such round or org on the ledger"}}
@@ -197,6 +199,12 @@ def create_app(views: Callable[[], AuditView], verifier: Callable[[], Verificati
         """The terms every founder confirmed and rounds follow (``in_force`` is null while there are none), and
         every version that was in force."""
         return holder.call(lambda view: view.agreement())
+
+    @app.get("/api/contributions", tags=["ledger"])
+    def contributions() -> ContributionsAudit:
+        """Every round that published a contribution table (newest first): the table, the values the chaincode
+        derived from it, the credits of the closed ones; and the units each org earned in all."""
+        return holder.call(lambda view: view.contributions())
 
     @app.get("/api/rounds", tags=["ledger"])
     def rounds() -> list[RoundRecord]:

@@ -69,6 +69,9 @@ def test_verify_passes_on_the_untouched_ledger_and_every_sites_artefacts(job: Jo
     assert definition.status == Status.PASS and definition.detail.startswith("committed through _lifecycle")
     anchor = next(c for c in report.checks if (c.name, c.subject) == ("hash chain", "block 0"))
     assert anchor.status == Status.PASS and f"{config.task}.block" in anchor.detail
+    # the round's contribution values and credits, recomputed from its table
+    contributions = next(c for c in report.checks if (c.name, c.subject) == ("contributions", f"round {config.round_id}"))
+    assert contributions.status == Status.PASS and "recomputed from the table" in contributions.detail
     result = CliRunner().invoke(cli.app, ["verify", "--home", str(config.home), "--task", config.task,
                                           "--out", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
