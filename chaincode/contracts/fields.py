@@ -38,6 +38,8 @@ Reason = Annotated[str, StringConstraints(max_length=512, pattern=r"^[^\x00-\x1f
 MetricName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")]
 Score = Annotated[str, StringConstraints(pattern=r"^-?[0-9]{1,9}(\.[0-9]{1,12})?$")]
 """A metric's value as decimal text (``"0.7961"``): read as an exact fraction, never as a float."""
+DecimalText = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,9}(\.[0-9]{1,18})?$")]
+"""A non-negative decimal as text (``"0.00001"``, ``"3.7306316348159374"``): read as an exact fraction."""
 Ratio = Annotated[str, StringConstraints(pattern=r"^-?[0-9]{1,64}(/[0-9]{1,64})?$")]
 """An exact rational as ``numerator/denominator`` text (``"3/8"``, ``"-1/4"``, ``"0"``)."""
 Count = Annotated[int, Field(ge=0, le=1_000_000_000)]

@@ -26,6 +26,7 @@ its activity) sits under a key that names the org, and no write transaction scan
 | ``exchange`` | round ID, sender, receiver, artefact kind | :class:`Exchange` |
 | ``contribution`` | round ID | :class:`Contribution` (the leader's table and the values derived from it) |
 | ``credit`` | round ID, org | :class:`Credit` (written when the round closes) |
+| ``budget`` | org, data set fingerprint | :class:`PrivacyBudget` (what the org's DP releases of it spent) |
 | ``scoring`` | round ID, request ID | :class:`ScoringRequest` |
 | ``scoringreply`` | round ID, request ID, sender | :class:`ScoringReply` |
 | ``activity`` | org, transaction timestamp (UTC), tx ID | :class:`Activity` |
@@ -60,13 +61,14 @@ EXCHANGE = "exchange"
 ALIGNMENT = "alignment"
 CONTRIBUTION = "contribution"
 CREDIT = "credit"
+BUDGET = "budget"
 SCORING = "scoring"
 SCORING_REPLY = "scoringreply"
 ACTIVITY = "activity"
 
 OBJECT_TYPES = (TASK, TASK_PROPOSAL, CONFIRMATION, AGREEMENT, AGREEMENT_PROPOSAL, AGREEMENT_CONFIRMATION, MEMBER,
                 STANDING, ROSTER, VOTE, SUMMARY, ROTATION, ROUND, JOIN, ACK, ABORT_VOTE, EXCHANGE, ALIGNMENT,
-                CONTRIBUTION, CREDIT, SCORING, SCORING_REPLY, ACTIVITY)
+                CONTRIBUTION, CREDIT, BUDGET, SCORING, SCORING_REPLY, ACTIVITY)
 """Every object type of the schema, in the order a scan of the whole namespace visits them."""
 
 
@@ -154,6 +156,10 @@ def credit_key(round_id: str, org: str) -> str:
     return create_composite_key(CREDIT, [round_id, org])
 
 
+def budget_key(org: str, dataset_sha256: str) -> str:
+    return create_composite_key(BUDGET, [org, dataset_sha256])
+
+
 def scoring_key(round_id: str, request_id: str) -> str:
     return create_composite_key(SCORING, [round_id, request_id])
 
@@ -163,7 +169,7 @@ def scoring_reply_key(round_id: str, request_id: str, sender: str) -> str:
 
 
 OWNER_ATTRIBUTE = {CONFIRMATION: 1, AGREEMENT_CONFIRMATION: 1, MEMBER: 0, VOTE: 3, SUMMARY: 0, JOIN: 1, ACK: 1, ABORT_VOTE: 1, EXCHANGE: 1, SCORING_REPLY: 2,
-                   ACTIVITY: 0}
+                   BUDGET: 0, ACTIVITY: 0}
 """Object types that record one org's own act, and which attribute names that org. Only that org writes them:
 each carries its key-level endorsement policy (the org's peer and a majority), and ``audit verify`` checks
 that every valid write of one came from a creator of that org."""

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from decimal import Decimal
 from enum import StrEnum
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from swarmfuse.chaincode.contract.canonical import canonical_json
 from swarmfuse.chaincode.contracts.fields import (
     STRICT,
     Count,
+    DecimalText,
     DisplayName,
     Endpoint,
     Identifier,
@@ -316,6 +318,40 @@ class RewardRule(BaseModel):
         return v
 
 
+class PrivacyTerms(BaseModel):
+    """Differential privacy the members agreed for what leaves a site: which exchange kinds are DP releases, each
+    release calibrated for (``release_epsilon``, ``delta``), and the most one site may spend on one data set
+    (``budget_epsilon``, and the same budget as the noise multiplier of one Gaussian mechanism at
+    (``budget_epsilon``, ``delta``), ``budget_sigma``: Gaussian releases compose to one whose 1/σ² is the sum of
+    theirs, so the chaincode refuses a release once Σ 1/σ² over that data set's releases would pass
+    1/``budget_sigma``²)."""
+
+    model_config = STRICT
+    mechanism: Literal["gaussian"]
+    kinds: list[Identifier] = Field(min_length=1, max_length=16, description="exchange kinds that are DP releases")
+    delta: DecimalText
+    release_epsilon: DecimalText
+    budget_epsilon: DecimalText
+    budget_sigma: DecimalText
+    clip: DecimalText
+    projection_dim: int = Field(ge=1, le=4096)
+
+    @field_validator("kinds")
+    @classmethod
+    def _distinct_kinds(cls, v: list[str]) -> list[str]:
+        return _unique_sorted(v, "private exchange kinds")
+
+    @model_validator(mode="after")
+    def _sensible(self) -> Self:
+        if not 0 < Decimal(self.delta) < 1:
+            raise ValueError("delta must be between 0 and 1")
+        if not 0 < Decimal(self.release_epsilon) <= Decimal(self.budget_epsilon) <= 100:
+            raise ValueError("need 0 < release_epsilon <= budget_epsilon <= 100")
+        if Decimal(self.budget_sigma) <= 0 or Decimal(self.clip) <= 0:
+            raise ValueError("budget_sigma and clip must be positive")
+        return self
+
+
 class AgreementSpec(BaseModel):
     """``Agreement:Propose`` argument: the collaboration's terms. ``model_spec_sha256`` and ``fusion_method`` are
     what every round must use; ``exchange_kinds`` the off-chain transfers rounds may record; the legal text stays
@@ -330,6 +366,7 @@ class AgreementSpec(BaseModel):
     exchange_kinds: list[Identifier] = Field(min_length=1, max_length=16)
     retention_days: int = Field(ge=0, le=36_500, description="how long a site keeps artefacts it received")
     reward: RewardRule
+    privacy: PrivacyTerms | None = Field(default=None, description="none: releases are not differentially private")
     legal_text_sha256: Sha256
 
     @field_validator("exchange_kinds")
@@ -437,8 +474,32 @@ class AbortVote(BaseModel):
     tx_id: str
 
 
+class ReleasePrivacy(BaseModel):
+    """How a DP release was made: mechanism, clip, noise multiplier σ (noise std σ·clip), the projection, δ, the
+    accountant's ε, and the data set (its manifest fingerprint) whose budget it spends."""
+
+    model_config = STRICT
+    mechanism: Literal["gaussian"]
+    clip: DecimalText
+    noise_multiplier: DecimalText
+    delta: DecimalText
+    epsilon: DecimalText
+    projection_dim: int = Field(ge=1, le=4096)
+    projection_sha256: Sha256
+    dataset_sha256: Sha256
+    accountant: Label
+
+    @field_validator("noise_multiplier")
+    @classmethod
+    def _positive(cls, v: str) -> str:
+        if Decimal(v) <= 0:
+            raise ValueError("the noise multiplier must be positive")
+        return v
+
+
 class ExchangeInput(BaseModel):
-    """``Rounds:RecordExchange`` argument: one off-chain transfer, by hash and size."""
+    """``Rounds:RecordExchange`` argument: one off-chain transfer, by hash and size (and, for a kind the agreement
+    makes a DP release, how it was made)."""
 
     model_config = STRICT
     receiver: MspId
@@ -446,6 +507,7 @@ class ExchangeInput(BaseModel):
     sha256: Sha256
     bytes: int = Field(ge=1, le=1 << 40)
     entity_count: Count
+    privacy: ReleasePrivacy | None = None
 
 
 class Exchange(ExchangeInput):
@@ -462,6 +524,19 @@ class AlignmentInput(BaseModel):
     model_config = STRICT
     entity_count: int = Field(ge=1, le=1_000_000_000)
     commitment_sha256: Sha256
+
+
+class PrivacyBudget(BaseModel):
+    """What one site spent of its privacy budget on one data set: Σ 1/σ² over its distinct releases (exact), and
+    their SHA-256 (sending the same release again spends nothing)."""
+
+    model_config = STRICT
+    org: MspId
+    dataset_sha256: Sha256
+    mu_squared: Ratio
+    releases: list[Sha256] = Field(max_length=100_000)
+    updated_at: UtcDateTime
+    tx_id: str
 
 
 class Alignment(AlignmentInput):

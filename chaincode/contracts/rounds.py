@@ -47,11 +47,14 @@ from swarmfuse.chaincode.contracts.records import (
     Join,
     MemberStatus,
     Metrics,
+    PrivacyBudget,
+    PrivacyTerms,
     Rotation,
     RewardMethod,
     Round,
     RoundSpec,
     RoundState,
+    Summary,
 )
 
 LIVE = (RoundState.OPEN, RoundState.FUSED)
@@ -170,6 +173,40 @@ def _contribution(ctx: Context, rnd: Round, table: ContributionTable | None, met
         exact=len(blocks) <= values.MAX_EXACT_PLAYERS, shapley={o: str(v) for o, v in shapley.items()},
         leave_one_out={o: str(v) for o, v in loo.items()}, method=rule.method if rule is not None else None,
         pool=rule.units_per_round if rule is not None else 0, units=units, recorded_at=ctx.now, tx_id=ctx.tx_id)
+
+
+def _spend(ctx: Context, rnd: Round, sender: str, exchange: ExchangeInput, terms: PrivacyTerms) -> PrivacyBudget:
+    """Check a DP release against the agreed terms and charge it to the sender's budget for the data set it
+    released (its current summary of its role's modality); the same release again charges nothing."""
+    made = exchange.privacy
+    if made is None:
+        raise BadRequest(f"the agreement makes every {exchange.kind} exchange a DP release: say how it was made")
+    agreed = (terms.mechanism, Fraction(terms.clip), Fraction(terms.delta), terms.projection_dim)
+    if (made.mechanism, Fraction(made.clip), Fraction(made.delta), made.projection_dim) != agreed:
+        raise BadRequest(f"the release's mechanism, clip, delta or projection ({made.mechanism}, {made.clip}, "
+                         f"{made.delta}, {made.projection_dim}) are not the agreed ones ({terms.mechanism}, "
+                         f"{terms.clip}, {terms.delta}, {terms.projection_dim})")
+    modality = rnd.roles[sender][0]
+    summary = ctx.get(keys.summary_key(sender, modality), Summary)
+    if summary is None or summary.manifest_sha256 != made.dataset_sha256:
+        raise BadRequest(f"{sender}'s {modality} summary names data set "
+                         f"{summary.manifest_sha256 if summary else 'none'}, not {made.dataset_sha256}")
+    key = keys.budget_key(sender, made.dataset_sha256)
+    budget = ctx.get(key, PrivacyBudget) or PrivacyBudget(
+        org=sender, dataset_sha256=made.dataset_sha256, mu_squared="0", releases=[], updated_at=ctx.now,
+        tx_id=ctx.tx_id)
+    if exchange.sha256 in budget.releases:
+        return budget  # the same noisy file again: no new information, no new cost
+    spent = Fraction(budget.mu_squared) + 1 / Fraction(made.noise_multiplier) ** 2
+    limit = 1 / Fraction(terms.budget_sigma) ** 2
+    if spent > limit:
+        raise Conflict(f"the release would bring {sender}'s spending on data set {made.dataset_sha256[:16]} to "
+                       f"sum(1/sigma^2) = {float(spent):.6g}, above the agreed budget {float(limit):.6g} "
+                       f"(epsilon {terms.budget_epsilon} at delta {terms.delta})")
+    budget = budget.model_copy(update={"mu_squared": str(spent), "releases": [*budget.releases, exchange.sha256],
+                                       "updated_at": ctx.now, "tx_id": ctx.tx_id})
+    ctx.put(key, budget, policy=own_act_policy(ctx, sender))
+    return budget
 
 
 def load_contribution(ctx: Context, round_id: str) -> Contribution | None:
@@ -359,12 +396,15 @@ class Rounds(ConsortiumContract):
             NOT_ACTIVE,
             "NotFound: no such round",
             "Forbidden: caller is not a participant",
-            "BadRequest: malformed exchange, receiver not another participant, a kind the agreement does not allow",
-            "Conflict: round not open or fused, exchange already recorded",
+            "BadRequest: malformed exchange, receiver not another participant, a kind the agreement does not allow, "
+            "a DP release not made as agreed or of another data set than the sender's summary",
+            "Conflict: round not open or fused, exchange already recorded, the release would exceed the sender's "
+            "privacy budget",
         ),
     )
     def record_exchange(self, ctx: Context, round_id: Identifier, exchange: ExchangeInput) -> Exchange:
-        """Record one off-chain transfer sent by the caller's org: receiver, kind, SHA-256, size, entities."""
+        """Record one off-chain transfer sent by the caller's org: receiver, kind, SHA-256, size, entities; a kind
+        the agreement makes a DP release is charged to the sender's privacy budget for the data set it released."""
         rnd = load_round(ctx, round_id)
         sender = _participant(ctx, rnd)
         _in_state(rnd, *LIVE)
@@ -379,6 +419,11 @@ class Rounds(ConsortiumContract):
             raise Conflict(
                 f"{sender} already recorded a {exchange.kind} exchange to {exchange.receiver} in round {round_id}"
             )
+        private = terms.privacy if terms is not None and terms.privacy is not None else None
+        if private is not None and exchange.kind in private.kinds:
+            _spend(ctx, rnd, sender, exchange, private)
+        elif exchange.privacy is not None:
+            raise BadRequest(f"round {round_id}'s agreement makes no {exchange.kind} exchange a DP release")
         record = Exchange(
             **exchange.model_dump(), round_id=round_id, sender=sender, recorded_at=ctx.now, tx_id=ctx.tx_id
         )

@@ -37,12 +37,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from swarmfuse.chaincode.contracts.records import PrivacyTerms
 from swarmfuse.client.gateway import ChaincodeEvent
 from swarmfuse.client.site.alignment import LeaderSession, ParticipantSession, commitment_of
 from swarmfuse.client.site.ledger import LedgerRefused, TaskLedger
 from swarmfuse.client.site.manifest import Manifest
 from swarmfuse.client.site.peers import Peer
 from swarmfuse.client.site.policy import SitePolicy, load_policy
+from swarmfuse.client.site.shards import privacy_path
 from swarmfuse.client.site.site import Site, SiteError
 from swarmfuse.client.site.store import SqlCheckpointer, Store
 from swarmfuse.extractors.data.cache import sha256_file
@@ -54,6 +56,8 @@ LABELS = "label"
 FEATURES_KIND = "features"
 LABELS_KIND = "labels"
 MODEL_KIND = "model"
+OVER_BUDGET = "above the agreed budget"
+"""What the chaincode says of a release past the sender's privacy budget (``Rounds:RecordExchange``)."""
 
 
 class FeatureSource(Protocol):
@@ -394,15 +398,25 @@ class SiteAgent:
             size, digest = path.stat().st_size, sha256_file(path)
             recorded = self.ledger.exchange(round_id, self.mspid, rnd["leader"], kind)
             if recorded is None:
-                self.ledger.record_exchange(round_id, rnd["leader"], kind, digest, size, len(self.aligned(round_id)))
+                made = privacy_path(path)
+                privacy = json.loads(made.read_text()) if made.exists() else None
+                try:
+                    self.ledger.record_exchange(round_id, rnd["leader"], kind, digest, size,
+                                                len(self.aligned(round_id)), privacy)
+                except LedgerRefused as exc:
+                    if OVER_BUDGET not in exc.message:
+                        raise
+                    self._decline(round_id, f"its {kind} would exceed the privacy budget: {exc.message}")
+                    return
             elif (recorded.sha256, recorded.bytes) != (digest, size):
                 raise SiteError(f"round {round_id}: the {kind} recorded on-chain differ from the local file")
             self.link.upload(self.peer(rnd["leader"]), round_id, kind, path)
             self.store.finish_action(round_id, action, f"{size} bytes, sha256 {digest}")
 
     def shard(self, rnd: dict[str, Any], kind: str) -> Path:
-        """This site's file of ``kind`` for the round's aligned rows (made once, then reused)."""
-        from swarmfuse.client.site.shards import write_features, write_labels
+        """This site's file of ``kind`` for the round's aligned rows (made once, then reused): the features are
+        a DP release when the round's terms make them one, unless this site leads (it sends nothing then)."""
+        from swarmfuse.client.site.shards import write_features, write_labels, write_release
 
         round_id = rnd["round_id"]
         path = self.site.round_dir(round_id) / f"{kind}.npy" if kind == FEATURES_KIND else \
@@ -411,12 +425,27 @@ class SiteAgent:
             return path
         ids = self.aligned(round_id)
         if kind == FEATURES_KIND:
-            holding = self.holdings[self._modality_of(rnd, self.mspid)]
+            modality = self._modality_of(rnd, self.mspid)
+            holding = self.holdings[modality]
             assert holding.source is not None, "a features shard needs an extractor"
-            write_features(path, holding, ids)
+            private = self.privacy_terms(rnd)
+            if private is not None and kind in private.kinds and rnd["leader"] != self.mspid:
+                summary = self.ledger.summary(self.mspid, modality)
+                if summary is None:
+                    raise SiteError(f"round {round_id}: {self.mspid} has published no {modality} summary")
+                write_release(path, holding, ids, private, summary["manifest_sha256"], self.site.folder / "releases")
+            else:
+                write_features(path, holding, ids)
         else:
             write_labels(path, self.holdings[LABELS].manifest, ids)
         return path
+
+    def privacy_terms(self, rnd: dict[str, Any]) -> PrivacyTerms | None:
+        """The differential privacy the round's agreement asks of releases (``None``: none)."""
+        if rnd.get("agreement_sha256") is None:
+            return None
+        terms = self.ledger.agreement_proposal(rnd["agreement_sha256"])
+        return PrivacyTerms.model_validate(terms["privacy"]) if terms and terms.get("privacy") else None
 
     # step 3: fusion (leader) -----------------------------------------------------------------------
 
@@ -524,6 +553,10 @@ class SiteAgent:
 
     def features_for(self, round_id: str, modality: str, ids: list[str]) -> Any:
         """Features of ``ids`` from this site's extractor, for scoring with the round's model."""
+        private = self.privacy_terms(self.ledger.round(round_id))
+        if private is not None and FEATURES_KIND in private.kinds:
+            raise SiteError(f"round {round_id}'s features were DP releases: scoring replies would be releases its "
+                            "privacy budget does not account for, so this site sends none")
         holding = self.holdings.get(modality)
         if holding is None or holding.source is None:
             raise SiteError(f"{self.mspid} holds no {modality} data with an extractor")

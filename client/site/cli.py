@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.network.cli_common import HomeOption, clean_errors
 
 if TYPE_CHECKING:
@@ -209,15 +210,22 @@ def _train_images(checked: Manifest, seed: int, epochs: int | None, weights: Pat
 @agreement_app.command("propose")
 def agreement_propose(terms: Path = typer.Argument(..., help="The terms as JSON (the Agreement:Propose spec: model, "
                                                              "extractors, purpose, exchange kinds, retention, reward, "
-                                                             "legal text SHA-256)."),
+                                                             "optional privacy, legal text SHA-256; a privacy "
+                                                             "budget's sigma is computed when left out)."),
                       org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
     """A founder proposes terms (or an amendment); they are in force once every founder confirmed their hash."""
     from swarmfuse.chaincode.contracts.records import AgreementSpec
     from swarmfuse.client.site.service import open_site
 
     try:
-        spec = AgreementSpec.model_validate_json(terms.read_bytes())
-    except (OSError, ValueError) as exc:
+        document = json.loads(terms.read_bytes())
+        privacy = document.get("privacy") if isinstance(document, dict) else None
+        if isinstance(privacy, dict) and "budget_sigma" not in privacy:  # the budget's sigma from its epsilon
+            from swarmfuse.client.site.accountant import noise_multiplier
+
+            privacy["budget_sigma"] = noise_multiplier(float(privacy["budget_epsilon"]), float(privacy["delta"]))
+        spec = AgreementSpec.model_validate(document)
+    except (OSError, ValueError, KeyError, SwarmfuseError) as exc:
         errors.print(f"[red]error:[/red] {terms}: {exc}", highlight=False)
         raise typer.Exit(1) from exc
     with clean_errors(), open_site(home, org, task) as parts:

@@ -176,9 +176,10 @@ class TaskLedger:
         return self._found("Rounds:GetAlignment", round_id)
 
     def record_exchange(self, round_id: str, receiver: str, kind: str, sha256: str, size: int,
-                        entity_count: int) -> dict[str, Any]:
-        return self.submit("Rounds:RecordExchange", round_id, _json(
-            {"receiver": receiver, "kind": kind, "sha256": sha256, "bytes": size, "entity_count": entity_count}))
+                        entity_count: int, privacy: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Record a file this org sends (``privacy``: how a DP release was made, when it is one)."""
+        exchange = {"receiver": receiver, "kind": kind, "sha256": sha256, "bytes": size, "entity_count": entity_count}
+        return self.submit("Rounds:RecordExchange", round_id, _json(exchange | ({"privacy": privacy} if privacy else {})))
 
     def exchanges(self, round_id: str) -> list[ExchangeRecord]:
         return [ExchangeRecord(round_id=e["round_id"], sender=e["sender"], receiver=e["receiver"], kind=e["kind"],

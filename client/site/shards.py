@@ -1,7 +1,8 @@
 """The files a round moves between sites, and the leader's fusion step.
 
 - features: ``.npy`` float32 ``[n, d]``, one row per aligned entity in ID order, from the site's
-  ONNX extractor;
+  ONNX extractor (under agreed DP terms the release of :mod:`swarmfuse.client.site.privacy`, ``[n, k]``,
+  with ``features.npy.privacy.json`` saying how it was made);
 - labels: ``.npz`` with ``labels`` (int64 ``[n]``), ``classes`` and ``split`` (train/val/test of
   each row, from the label holder's manifest);
 - model: the fusion head's ``.npz`` (:meth:`swarmfuse.extractors.fusion.head.FusionHead.save`) with
@@ -10,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -24,6 +26,8 @@ import numpy as np
 
 from swarmfuse.client.site.manifest import Manifest
 from swarmfuse.files import write_atomic
+
+from swarmfuse.chaincode.contracts.records import PrivacyTerms, ReleasePrivacy
 
 if TYPE_CHECKING:
     from swarmfuse.chaincode.contracts.records import RewardRule
@@ -40,7 +44,7 @@ def _save(path: Path, write: Callable[[io.BytesIO], None]) -> None:
     write_atomic(path, buffer.getvalue())
 
 
-def write_features(path: Path, holding: Holding, ids: Sequence[str]) -> None:
+def extract(holding: Holding, ids: Sequence[str]) -> np.ndarray:
     """Features of ``ids`` (in that order) from the site's extractor."""
     assert holding.source is not None
     manifest = holding.manifest
@@ -48,7 +52,40 @@ def write_features(path: Path, holding: Holding, ids: Sequence[str]) -> None:
     features = np.asarray(holding.source.extract(values, manifest.path.parent), dtype=np.float32)
     if features.shape != (len(ids), holding.source.feature_dim):
         raise ValueError(f"extractor returned {features.shape}, expected ({len(ids)}, {holding.source.feature_dim})")
+    return features
+
+
+def write_features(path: Path, holding: Holding, ids: Sequence[str]) -> None:
+    """Features of ``ids`` (in that order) from the site's extractor."""
+    features = extract(holding, ids)
     _save(path, lambda buffer: np.save(buffer, features, allow_pickle=False))
+
+
+def write_release(path: Path, holding: Holding, ids: Sequence[str], terms: PrivacyTerms, dataset_sha256: str,
+                  cache: Path) -> ReleasePrivacy:
+    """The DP release of the features of ``ids`` (:mod:`swarmfuse.client.site.privacy`) and how it was made (kept
+    beside it as ``<path>.privacy.json``). A release of the same rows, extractor and terms made before is sent
+    again from ``cache`` rather than drawn afresh: new noise on the same rows would spend budget again."""
+    from swarmfuse.chaincode.contract.canonical import canonical_json
+    from swarmfuse.client.site.privacy import release
+
+    assert holding.source is not None
+    key = hashlib.sha256(b"\n".join([*(i.encode() for i in ids), holding.source.sha256.encode(),
+                                      canonical_json(terms), dataset_sha256.encode()])).hexdigest()
+    cached, made = cache / f"{key}.npy", cache / f"{key}.privacy.json"
+    if not (cached.exists() and made.exists()):
+        result = release(extract(holding, ids), terms, holding.source.sha256, dataset_sha256)
+        _save(cached, lambda buffer: np.save(buffer, result.features, allow_pickle=False))
+        write_atomic(made, result.record.model_dump_json().encode())
+    record = ReleasePrivacy.model_validate_json(made.read_bytes())
+    write_atomic(privacy_path(path), made.read_bytes())
+    write_atomic(path, cached.read_bytes())
+    return record
+
+
+def privacy_path(shard: Path) -> Path:
+    """Where a DP release's record is kept beside its file."""
+    return shard.with_name(shard.name + ".privacy.json")
 
 
 def write_labels(path: Path, manifest: Manifest, ids: Sequence[str]) -> None:

@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from cryptography import x509
 from round_job import kill_agent
@@ -251,12 +252,18 @@ def _action_done(config: JobConfig, org: str, round_id: str, action: str) -> boo
         return parts.store.action_done(round_id, action)
 
 
-def declined_by(ledger: Any, round_id: str, org: str) -> dict[str, Any]:
-    """The round once ``org`` voted to abort it (within two minutes), which it never joined."""
-    deadline = time.monotonic() + 120
-    while org not in (rnd := ledger.round(round_id))["abort_votes"]:
-        assert time.monotonic() < deadline, f"{org} neither joined nor declined round {round_id}"
+def voted_to_abort(ledger: Any, round_id: str, org: str) -> dict[str, Any]:
+    """The round once ``org`` voted to abort it (within five minutes)."""
+    deadline = time.monotonic() + 300
+    while org not in (rnd := ledger.round(round_id))["abort_votes"] and rnd["state"] != "aborted":
+        assert time.monotonic() < deadline, f"{org} did not vote to abort round {round_id}"
         time.sleep(0.5)
+    return rnd
+
+
+def declined_by(ledger: Any, round_id: str, org: str) -> dict[str, Any]:
+    """The round once ``org`` voted to abort it, which it never joined."""
+    rnd = voted_to_abort(ledger, round_id, org)
     assert org not in rnd["joined"]
     return rnd
 
@@ -313,6 +320,74 @@ def test_a_site_declines_a_round_whose_terms_forbid_what_it_would_send(job) -> N
         localjob.agree_terms(config.home, TASK, {**localjob.TERMS, "retention_days": 31})
     with open_site(config.home, "DC3", TASK) as parts:
         assert parts.ledger.abort(round_id, "DC1 declined")["state"] == "aborted"
+
+
+def closed_or_aborted(ledger: Any, round_id: str, timeout: float = 600) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while (rnd := ledger.round(round_id))["state"] not in ("closed", "aborted"):
+        assert time.monotonic() < deadline, f"round {round_id} is still {rnd['state']}"
+        time.sleep(1.0)
+    return rnd
+
+
+def test_dp_releases_are_budgeted_and_a_release_past_the_budget_is_never_sent(job) -> None:  # type: ignore[no-untyped-def]
+    """Terms with DP on features (release epsilon 4 = the whole budget): a round closes with the feature senders'
+    releases recorded (projected, noised, charged); under amended terms at epsilon 2, a fresh release would pass
+    the budget: refused on-chain, the site declines, nothing of it reaches the leader."""
+    from swarmfuse.client.site.accountant import noise_multiplier
+
+    config, _ = job
+
+    def dp_terms(epsilon: float, retention: int) -> dict[str, Any]:
+        sigma = noise_multiplier(epsilon, 1e-5)
+        return {**localjob.TERMS, "retention_days": retention, "privacy": {
+            "mechanism": "gaussian", "kinds": ["features"], "delta": "0.00001", "release_epsilon": repr(epsilon),
+            "budget_epsilon": repr(epsilon), "budget_sigma": sigma, "clip": "1", "projection_dim": 32}}
+
+    localjob.agree_terms(config.home, TASK, dp_terms(4.0, 40))
+    try:
+        with open_site(config.home, "DC1", TASK) as parts:
+            localjob._open_round(parts.ledger, "dp-1")
+            rnd = closed_or_aborted(parts.ledger, "dp-1")
+            assert rnd["state"] == "closed", rnd
+            sent = [e for e in parts.ledger.exchanges("dp-1") if e.kind == "features"]
+            releases = parts.ledger.pages("Audit:Exchanges", "dp-1")
+        senders = {e.sender for e in sent}
+        assert senders == {"DC2MSP", "DC3MSP"} - {rnd["leader"]} and senders
+        for record in (r for r in releases if r["kind"] == "features"):
+            made = record["privacy"]
+            assert (made["noise_multiplier"], made["projection_dim"]) == (noise_multiplier(4.0, 1e-5), 32)
+            assert float(made["epsilon"]) <= 4.0
+            shard = Site(config.home, record["sender"].removesuffix("MSP"), TASK).round_dir("dp-1") / "features.npy"
+            assert np.load(shard).shape == (record["entity_count"], 32)
+        localjob.agree_terms(config.home, TASK, dp_terms(2.0, 41))
+        # a site that released at epsilon 4 spent more than the new budget: any fresh release now passes it (a
+        # site that releases under these terms first spends exactly the budget, then sends that release again
+        # from its cache, for nothing)
+        for attempt in range(2, 5):
+            round_id = f"dp-{attempt}"
+            with open_site(config.home, "DC1", TASK) as parts:
+                localjob._open_round(parts.ledger, round_id)
+                asked = {"DC2MSP", "DC3MSP"} - {parts.ledger.round(round_id)["leader"]}
+                if asked & senders:
+                    break
+                assert closed_or_aborted(parts.ledger, round_id)["state"] == "closed"  # a fresh budget: allowed
+        else:
+            raise AssertionError("no round asked a site that released at epsilon 4 for features")
+        sender = sorted(asked & senders)[0]
+        with open_site(config.home, "DC1", TASK) as parts:
+            voted_to_abort(parts.ledger, round_id, sender)
+            assert not [e for e in parts.ledger.exchanges(round_id) if e.sender == sender and e.kind == "features"]
+        with open_site(config.home, sender.removesuffix("MSP"), TASK) as parts:
+            declined = parts.store.action(round_id, "decline")
+            assert declined is not None and "would exceed the privacy budget" in (declined.detail or "")
+            assert not parts.store.action_done(round_id, "send-features")
+        for org in ("DC1", "DC2", "DC3"):  # the others end the round
+            with open_site(config.home, org, TASK) as parts:
+                if parts.ledger.round(round_id)["state"] != "aborted" and f"{org}MSP" != sender:
+                    parts.ledger.abort(round_id, "a release would exceed the privacy budget")
+    finally:
+        localjob.agree_terms(config.home, TASK, {**localjob.TERMS, "retention_days": 42})
 
 
 def test_report_files(job) -> None:  # type: ignore[no-untyped-def]
