@@ -289,6 +289,7 @@ def agreement_table(found: AgreementRecord, history: Sequence[AgreementRecord]) 
             ("reward", f"{reward.get('method')} over {reward.get('metric')} (seeds {reward.get('seeds', [0])}), "
                        f"{reward.get('units_per_round')} units a round, {reward.get('label_holder_share_percent')} % "
                        "to the label holder"),
+            ("privacy", _privacy_text(found.privacy)),
             ("legal text SHA-256", found.legal_text_sha256), ("confirmed by", ", ".join(found.confirmed_by)),
             ("in force since (UTC)", when(found.activated_at)), ("tx", found.tx_id),
             ("earlier versions", ", ".join(f"{a.version}: {short(a.agreement_sha256)}" for a in history
@@ -296,6 +297,14 @@ def agreement_table(found: AgreementRecord, history: Sequence[AgreementRecord]) 
     for field, value in rows:
         table.add_row(field, value)
     return table
+
+
+def _privacy_text(privacy: dict[str, Any] | None) -> str:
+    if not privacy:
+        return "none: releases are not differentially private"
+    return (f"{', '.join(privacy['kinds'])} as Gaussian DP releases: epsilon {privacy['release_epsilon']} each, at most "
+            f"{privacy['budget_epsilon']} per site and data set (sigma {privacy['budget_sigma']}), delta "
+            f"{privacy['delta']}, clip {privacy['clip']}, {privacy['projection_dim']} dimensions")
 
 
 def contribution_table(audit: RoundAudit) -> Table:
@@ -338,9 +347,10 @@ def rounds_table(found: Sequence[RoundRecord], task: str) -> Table:
 
 def exchanges_table(found: Sequence[ExchangeRecord], title: str) -> Table:
     table = _table(title, "sender", "receiver", "kind", ("bytes", {"justify": "right"}),
-                   ("entities", {"justify": "right"}), "SHA-256", "recorded (UTC)", "tx")
+                   ("entities", {"justify": "right"}), "SHA-256", "DP release", "recorded (UTC)", "tx")
     for e in found:
-        table.add_row(e.sender, e.receiver, e.kind, str(e.bytes), str(e.entity_count), short(e.sha256),
+        dp = f"epsilon {e.privacy['epsilon']}, sigma {e.privacy['noise_multiplier']}" if e.privacy else ""
+        table.add_row(e.sender, e.receiver, e.kind, str(e.bytes), str(e.entity_count), short(e.sha256), dp,
                       when(e.recorded_at), short(e.tx_id))
     return table
 

@@ -75,6 +75,7 @@ class AgreementRecord(Record):
     exchange_kinds: list[str]
     retention_days: int
     reward: dict[str, Any]
+    privacy: dict[str, Any] | None = Field(default=None, description="the DP terms of releases, when agreed")
     legal_text_sha256: str
     confirmed_by: list[str]
     activated_at: datetime
@@ -175,6 +176,7 @@ class ExchangeRecord(Record):
     sha256: str
     bytes: int
     entity_count: int
+    privacy: dict[str, Any] | None = Field(default=None, description="how a DP release was made (sigma, epsilon, ...)")
     recorded_at: datetime
     tx_id: str
 

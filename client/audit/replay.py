@@ -34,6 +34,7 @@ from swarmfuse.chaincode.contracts.keys import owner_of
 from swarmfuse.chaincode.stub import readable_key
 from swarmfuse.client.audit.channel import BLOCK_VALIDATION, ChannelConfig, config_update_problem
 from swarmfuse.client.audit.contributions import contribution_checks
+from swarmfuse.client.audit.privacy import privacy_checks
 from swarmfuse.client.audit.report import Category, Check, Status
 from swarmfuse.client.audit.signatures import confirmation_checks
 from swarmfuse.network.protocol import blockfmt
@@ -441,8 +442,8 @@ class LedgerReplay:
     def final_checks(self, digest: dict[str, str] | None, why_no_digest: str = "") -> None:
         """Unique tx IDs, the chaincode's definition, its state (``digest``: key -> SHA-256 of the value the
         chaincode's state holds; ``None`` when it could not be read, ``why_no_digest`` saying why), the founders'
-        own confirmations behind the task and the agreements (:mod:`.signatures`), and each round's contributions
-        recomputed from its table (:mod:`.contributions`)."""
+        own confirmations behind the task and the agreements (:mod:`.signatures`), each round's contributions
+        recomputed from its table (:mod:`.contributions`) and the ε of every DP release and budget (:mod:`.privacy`)."""
         self._unique_tx_ids()
         self._definition_check()
         if digest is None:
@@ -450,7 +451,7 @@ class LedgerReplay:
         else:
             self._state_checks(digest)
         state = {key: value.value for key, value in self.state.namespace(self.chaincode).items()}
-        self.checks += confirmation_checks(state) + contribution_checks(state)
+        self.checks += confirmation_checks(state) + contribution_checks(state) + privacy_checks(state)
 
     def _unique_tx_ids(self) -> None:
         duplicates = self.state.duplicates
