@@ -1,6 +1,8 @@
 """The direction of the layers: Fabric's protocol (``network/protocol``) under the Gateway client, the embedded
 engine and the auditor; the engine never importing the client, the client's Gateway and the auditor never
-importing the engine. Every import counts, function-local ones too."""
+importing the engine; the typed task-ledger client (``client/ledger``) and the privacy tools (``client/privacy``)
+under the site and the auditor, and the auditor never importing the site. Every import counts, function-local
+ones too."""
 
 from __future__ import annotations
 
@@ -16,8 +18,12 @@ RULES = {
     "network/protocol": ("swarmfuse.client", "swarmfuse.chaincode", "swarmfuse.extractors",
                          "swarmfuse.network.embedded", "swarmfuse.network.cli", "swarmfuse.network.tasks"),
     "network/embedded": ("swarmfuse.client",),
-    "client/gateway": ("swarmfuse.network.embedded", "swarmfuse.client.site", "swarmfuse.client.audit"),
-    "client/audit": ("swarmfuse.network.embedded",),
+    "client/gateway": ("swarmfuse.network.embedded", "swarmfuse.client.site", "swarmfuse.client.audit",
+                       "swarmfuse.client.ledger"),
+    "client/ledger": ("swarmfuse.network.embedded", "swarmfuse.client.site", "swarmfuse.client.audit"),
+    "client/privacy": ("swarmfuse.network", "swarmfuse.client.site", "swarmfuse.client.audit",
+                       "swarmfuse.client.ledger"),
+    "client/audit": ("swarmfuse.network.embedded", "swarmfuse.client.site"),
 }
 
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from swarmfuse.chaincode.contracts import keys
 from swarmfuse.chaincode.contracts.records import AgreementProposal, Exchange, PrivacyBudget
 from swarmfuse.client.audit.report import Category, Check, Status
-from swarmfuse.client.site import accountant
+from swarmfuse.client.privacy import accountant
 
 NAME = "privacy"
 M = TypeVar("M", bound=BaseModel)

@@ -23,9 +23,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from swarmfuse.errors import SwarmfuseError
-from swarmfuse.client.gateway import Gateway
-from swarmfuse.client.site.ledger import LedgerRefused, TaskLedger
-from swarmfuse.client.site.site import Site
+from swarmfuse.client.ledger import LedgerNotFound, LedgerRefused, open_task, task_topology
 from swarmfuse.network.topology import AUDITOR, Topology
 
 logger = logging.getLogger(__name__)
@@ -277,7 +275,7 @@ class OrgAudit(BaseModel):
 
 
 class LedgerReader(Protocol):
-    """The queries :class:`AuditView` needs (``swarmfuse.client.site.ledger.TaskLedger`` provides them)."""
+    """The queries :class:`AuditView` needs (``swarmfuse.client.ledger.TaskLedger`` provides them)."""
 
     @property
     def task(self) -> str: ...
@@ -305,13 +303,12 @@ class AuditView:
     def open(cls, home: Path, task: str, org: str = AUDITOR, user: str = "user") -> AuditView:
         """Connect to ``task`` as ``user`` of ``org`` with the connection profile of the network under ``home``.
 
-        Raises ``SiteError`` when there is no network, no such task or the org is not one of its orgs, and a
+        Raises ``TaskUnknown`` when there is no network, no such task or the org is not one of its orgs, and a
         ``GatewayError`` when the org's peer cannot be reached."""
-        site = Site(home, org, task)
-        topology = site.topology  # checks the network, the task and that the org is one of its orgs
-        gateway = Gateway.from_profile(site.profile, user=user)
-        logger.debug("auditing task %s as %s (%s)", task, gateway.identity.msp_id, user)
-        return cls(TaskLedger(gateway, task), topology, gateway.close)
+        topology = task_topology(home, task, org)
+        ledger = open_task(home, task, org, user)
+        logger.debug("auditing task %s as %s (%s)", task, ledger.mspid, user)
+        return cls(ledger, topology, ledger.gateway.close)
 
     @property
     def task(self) -> str:
@@ -440,8 +437,10 @@ class AuditView:
     def _evaluate(self, function: str, *args: str) -> Any:
         try:
             return self._ledger.evaluate(function, *args)
+        except LedgerNotFound as exc:
+            raise UnknownRecord(f"{function}: {exc.message}") from exc
         except LedgerRefused as exc:
-            raise (UnknownRecord if exc.not_found else AuditError)(f"{function}: {exc.message}") from exc
+            raise AuditError(f"{function}: {exc.message}") from exc
 
     def _pages(self, function: str, *args: str) -> list[Any]:
         try:

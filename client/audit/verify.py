@@ -33,8 +33,7 @@ from swarmfuse.client.audit.replay import LedgerReplay
 from swarmfuse.client.audit.report import Category, Check, Status, VerificationReport
 from swarmfuse.client.gateway import Gateway
 from swarmfuse.client.gateway.network import Network
-from swarmfuse.client.site.ledger import CHAINCODE, LedgerRefused, TaskLedger
-from swarmfuse.client.site.site import Site
+from swarmfuse.client.ledger import CHAINCODE, LedgerRefused, TaskLedger, task_org, task_topology
 from swarmfuse.network import state as state_file
 from swarmfuse.network.topology import AUDITOR
 
@@ -77,15 +76,15 @@ def verify_task(home: Path, task: str, org: str = AUDITOR, *, artefacts: Path | 
                 progress: Progress | None = None) -> VerificationReport:
     """Verify task ``task`` of the network under ``home`` as the user of ``org`` (the read-only Auditor by
     default). An ``artefacts`` folder named after an org of the network (``<home>/sites/DC2``) is that
-    org's; raises ``SiteError`` for no network, task or org, ``GatewayError`` when the peer is unreachable."""
-    site = Site(home, org, task)
-    topology = site.topology  # checks the network, the task and that the org is one of its orgs
-    current = state_file.load(site.layout.state_file)
+    org's; raises ``TaskUnknown`` for no network, task or org, ``GatewayError`` when the peer is unreachable."""
+    topology = task_topology(home, task, org)  # checks the network, the task and that the org is one of its orgs
+    layout, found = task_org(home, task, org)
+    current = state_file.load(layout.state_file)
     owner = None
     if artefacts is not None:
         owner = next((o.mspid for o in topology.orgs if artefacts.name in (o.name, o.mspid)), None)
-    genesis = site.layout.channel_dir(task) / f"{task}.block"  # what task create made the channel from
-    with Gateway.from_profile(site.profile, user="user") as gateway:
+    genesis = layout.channel_dir(task) / f"{task}.block"  # what task create made the channel from
+    with Gateway.from_profile(layout.profile(found), user="user") as gateway:
         return verify_channel(gateway, task, artefacts=artefacts, artefacts_org=owner,
                               genesis=genesis if genesis.is_file() else None,
                               engine=current.engine if current else None, progress=progress)

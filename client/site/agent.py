@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from swarmfuse.chaincode.contracts.records import PrivacyTerms
 from swarmfuse.client.gateway import ChaincodeEvent
 from swarmfuse.client.site.alignment import LeaderSession, ParticipantSession, commitment_of
-from swarmfuse.client.site.ledger import LedgerRefused, TaskLedger
+from swarmfuse.client.ledger import LedgerConflict, TaskLedger
 from swarmfuse.client.site.manifest import Manifest
 from swarmfuse.client.site.peers import Peer
 from swarmfuse.client.site.policy import SitePolicy, load_policy
@@ -265,8 +265,8 @@ class SiteAgent:
         if self.mspid not in rnd.get("joined", []):
             try:
                 self.ledger.join(round_id)
-            except LedgerRefused as exc:
-                if not (exc.conflict and "already joined" in exc.message):
+            except LedgerConflict as exc:
+                if "already joined" not in exc.message:
                     raise
         self.store.finish_action(round_id, "join", "the site's policy allows the round")
         return True
@@ -288,9 +288,8 @@ class SiteAgent:
         logger.warning("round %s: %s declines: %s", round_id, self.mspid, reason)
         try:
             self.ledger.abort(round_id, f"{self.site.org_name} declines: {reason}"[:512])
-        except LedgerRefused as exc:
-            if not exc.conflict:
-                raise
+        except LedgerConflict:
+            pass  # voted already, or the round has ended
         self.store.finish_action(round_id, "decline", reason)
 
     # step 1: alignment ---------------------------------------------------------------------------
@@ -403,7 +402,7 @@ class SiteAgent:
                 try:
                     self.ledger.record_exchange(round_id, rnd["leader"], kind, digest, size,
                                                 len(self.aligned(round_id)), privacy)
-                except LedgerRefused as exc:
+                except LedgerConflict as exc:
                     if OVER_BUDGET not in exc.message:
                         raise
                     self._decline(round_id, f"its {kind} would exceed the privacy budget: {exc.message}")
@@ -484,8 +483,8 @@ class SiteAgent:
         try:
             self.ledger.mark_fused(round_id, digest, model_path.stat().st_size, record["metrics"],
                                    self.acknowledgement_deadline(rnd), record["contributions"])
-        except LedgerRefused as exc:
-            if not (exc.conflict and self.ledger.round(round_id).get("model_sha256") == digest):
+        except LedgerConflict:
+            if self.ledger.round(round_id).get("model_sha256") != digest:
                 raise
         self.store.finish_action(round_id, "fuse", f"model sha256 {digest}")
 
@@ -521,9 +520,8 @@ class SiteAgent:
         if self.mspid not in rnd.get("acknowledgements", {}):
             try:
                 self.ledger.acknowledge(round_id, digest, rnd.get("contribution_sha256"))
-            except LedgerRefused as exc:
-                if not exc.conflict:
-                    raise
+            except LedgerConflict:
+                pass  # acknowledged already (the hashes were checked against the round above)
         self.store.finish_action(round_id, "acknowledge", f"model sha256 {digest}")
         return True
 
@@ -531,9 +529,8 @@ class SiteAgent:
         if set(rnd.get("acknowledgements", {})) >= set(rnd["participants"]):
             try:
                 self.ledger.close(rnd["round_id"])
-            except LedgerRefused as exc:
-                if not exc.conflict:
-                    raise
+            except LedgerConflict:
+                pass  # another participant closed it first
 
     # --- status -------------------------------------------------------------------------------------
 

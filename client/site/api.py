@@ -30,10 +30,10 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from swarmfuse.chaincode.contracts.records import Exchange
 from swarmfuse.client.site.agent import MODEL_KIND, SiteAgent
 from swarmfuse.client.site.alignment import AlignmentError, LeaderSession
 from swarmfuse.client.site.identity import OrgResolver, SiteTls
-from swarmfuse.client.site.ledger import ExchangeRecord
 from swarmfuse.client.site.predict import reply_sha256, scoring_commitment
 from swarmfuse.client.site.limits import RequestBounds, TokenBucket, caller_org
 from swarmfuse.client.site.site import SiteError
@@ -211,7 +211,7 @@ def create_app(agent: SiteAgent, resolver: OrgResolver, bucket: TokenBucket | No
         async with upload_locks.setdefault((round_id, org, kind), asyncio.Lock()):
             return await _store(round_id, org, kind, expected, target, request)
 
-    async def _store(round_id: str, org: str, kind: str, expected: ExchangeRecord, target: Path,
+    async def _store(round_id: str, org: str, kind: str, expected: Exchange, target: Path,
                      request: Request) -> dict[str, Any]:
         """Stream one upload into a private temp file of its own; keep it only if it matches the record."""
         digest, size = hashlib.sha256(), 0

@@ -221,7 +221,7 @@ def agreement_propose(terms: Path = typer.Argument(..., help="The terms as JSON 
         document = json.loads(terms.read_bytes())
         privacy = document.get("privacy") if isinstance(document, dict) else None
         if isinstance(privacy, dict) and "budget_sigma" not in privacy:  # the budget's sigma from its epsilon
-            from swarmfuse.client.site.accountant import noise_multiplier
+            from swarmfuse.client.privacy.accountant import noise_multiplier
 
             privacy["budget_sigma"] = noise_multiplier(float(privacy["budget_epsilon"]), float(privacy["delta"]))
         spec = AgreementSpec.model_validate(document)

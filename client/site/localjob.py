@@ -26,14 +26,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress
 
-from swarmfuse.client.site.ledger import DEFAULT_MODEL_SPEC_SHA256
+from swarmfuse.client.ledger import DEFAULT_MODEL_SPEC_SHA256
 from swarmfuse.errors import SwarmfuseError
 
 logger = logging.getLogger(__name__)
@@ -270,7 +270,7 @@ def _collect(report: JobReport, network: Any, config: JobConfig) -> None:
         report.contribution = parts.ledger.evaluate("Rounds:GetContribution", config.round_id)
         report.credits = {c["org"]: c["units"] for c in
                           parts.ledger.evaluate("Rounds:Credits", config.round_id)["items"]}
-        report.exchanges = [asdict(e) for e in parts.ledger.exchanges(config.round_id)]
+        report.exchanges = [e.model_dump(mode="json") for e in parts.ledger.exchanges(config.round_id)]
         blocks = blocks_of(parts.gateway, config.task)
     for org in ORGS:
         timing = network.home / "sites" / org / "rounds" / config.round_id / "timing.json"

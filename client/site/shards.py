@@ -1,7 +1,7 @@
 """The files a round moves between sites, and the leader's fusion step.
 
 - features: ``.npy`` float32 ``[n, d]``, one row per aligned entity in ID order, from the site's
-  ONNX extractor (under agreed DP terms the release of :mod:`swarmfuse.client.site.privacy`, ``[n, k]``,
+  ONNX extractor (under agreed DP terms the release of :mod:`swarmfuse.client.privacy.release`, ``[n, k]``,
   with ``features.npy.privacy.json`` saying how it was made);
 - labels: ``.npz`` with ``labels`` (int64 ``[n]``), ``classes`` and ``split`` (train/val/test of
   each row, from the label holder's manifest);
@@ -63,11 +63,11 @@ def write_features(path: Path, holding: Holding, ids: Sequence[str]) -> None:
 
 def write_release(path: Path, holding: Holding, ids: Sequence[str], terms: PrivacyTerms, dataset_sha256: str,
                   cache: Path) -> ReleasePrivacy:
-    """The DP release of the features of ``ids`` (:mod:`swarmfuse.client.site.privacy`) and how it was made (kept
+    """The DP release of the features of ``ids`` (:mod:`swarmfuse.client.privacy.release`) and how it was made (kept
     beside it as ``<path>.privacy.json``). A release of the same rows, extractor and terms made before is sent
     again from ``cache`` rather than drawn afresh: new noise on the same rows would spend budget again."""
     from swarmfuse.chaincode.contract.canonical import canonical_json
-    from swarmfuse.client.site.privacy import release
+    from swarmfuse.client.privacy.release import release
 
     assert holding.source is not None
     key = hashlib.sha256(b"\n".join([*(i.encode() for i in ids), holding.source.sha256.encode(),

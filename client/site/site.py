@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 
 from swarmfuse.errors import SwarmfuseError
-from swarmfuse.network import state as state_file
+from swarmfuse.client.ledger import task_topology
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.topology import HOST, Org, Topology
 
@@ -30,14 +30,8 @@ class Site:
 
     @cached_property
     def topology(self) -> Topology:
-        current = state_file.load(self.layout.state_file)
-        if current is None:
-            raise SiteError(f"no network under {self.layout.home}: run 'swarmfuse network up' first")
-        if self.task not in current.tasks:
-            raise SiteError(f"no task {self.task!r} in {self.layout.home} (see 'swarmfuse task list')")
-        if self.org_name not in current.tasks[self.task].orgs:
-            raise SiteError(f"org {self.org_name!r} is not a member of task {self.task!r}")
-        return current.topology()
+        """The network's topology, once the task and this org are known to be in it (else ``TaskUnknown``)."""
+        return task_topology(self.home, self.task, self.org_name)
 
     @property
     def org(self) -> Org:

@@ -15,7 +15,7 @@ from test_consortium_agreement import agreed, terms
 from swarmfuse.chaincode.contract.endorsement import owner_and_majority
 from swarmfuse.chaincode.contracts import keys
 
-SIGMA = "1.081161849521"  # epsilon 4 at delta 1e-5 (client/site/privacy.noise_multiplier, rounded up)
+SIGMA = "1.081161849521"  # epsilon 4 at delta 1e-5 (client/privacy/accountant.noise_multiplier, rounded up)
 PRIVACY = {"mechanism": "gaussian", "kinds": ["features"], "delta": "0.00001", "release_epsilon": "4",
            "budget_epsilon": "6", "budget_sigma": "0.80", "clip": "1", "projection_dim": 32}
 

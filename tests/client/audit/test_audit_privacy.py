@@ -15,7 +15,7 @@ from test_consortium_privacy import PRIVACY, exchange, release, round_led_by_ano
 from swarmfuse.chaincode.contracts import keys  # noqa: E402
 from swarmfuse.client.audit.privacy import privacy_checks  # noqa: E402
 from swarmfuse.client.audit.report import Status  # noqa: E402
-from swarmfuse.client.site.accountant import epsilon_of, noise_multiplier  # noqa: E402
+from swarmfuse.client.privacy.accountant import epsilon_of, noise_multiplier  # noqa: E402
 
 
 def test_epsilons_and_spending_are_recomputed_from_the_records() -> None:

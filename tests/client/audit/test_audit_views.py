@@ -29,7 +29,7 @@ from swarmfuse.client.audit.queries import (  # noqa: E402
     UnknownRecord,
 )
 from swarmfuse.client.gateway import EvaluateError, Gateway, PeerDetail  # noqa: E402
-from swarmfuse.client.site.ledger import TaskLedger  # noqa: E402
+from swarmfuse.client.ledger import TaskLedger  # noqa: E402
 from swarmfuse.network.topology import Topology  # noqa: E402
 
 ROUND = "r1"

@@ -35,7 +35,7 @@ from swarmfuse.client.audit.queries import (
 )
 from swarmfuse.client.audit.report import Category, Check, Status, VerificationReport
 from swarmfuse.client.gateway import ConnectError, EvaluateError
-from swarmfuse.client.site.ledger import LedgerRefused
+from swarmfuse.client.ledger import LedgerRefused
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 ORGS = ["DC1MSP", "DC2MSP", "DC3MSP"]

@@ -22,7 +22,7 @@ from round_job import kill_agent
 
 from swarmfuse.client.site import localjob
 from swarmfuse.client.site.identity import site_tls
-from swarmfuse.client.site.ledger import LedgerRefused
+from swarmfuse.client.ledger import LedgerRefused
 from swarmfuse.client.site.localjob import JobConfig
 from swarmfuse.client.site.manifest import ManifestError
 from swarmfuse.client.site.peers import PeerError
@@ -334,7 +334,7 @@ def test_dp_releases_are_budgeted_and_a_release_past_the_budget_is_never_sent(jo
     """Terms with DP on features (release epsilon 4 = the whole budget): a round closes with the feature senders'
     releases recorded (projected, noised, charged); under amended terms at epsilon 2, a fresh release would pass
     the budget: refused on-chain, the site declines, nothing of it reaches the leader."""
-    from swarmfuse.client.site.accountant import noise_multiplier
+    from swarmfuse.client.privacy.accountant import noise_multiplier
 
     config, _ = job
 

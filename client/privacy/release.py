@@ -5,7 +5,7 @@ matrix drawn from the extractor's SHA-256, so it is fixed with the extractor, pu
 release record), scaled to L2 norm ``clip`` (every vector, not only the longer ones: the norm carries no
 information then), and perturbed with Gaussian noise N(0, (σ·clip)² I). Adding or removing one entity changes
 the release by one row of norm ``clip``, so the release is a Gaussian mechanism of sensitivity ``clip`` and
-noise multiplier σ, calibrated for a target (ε, δ) by :mod:`~swarmfuse.client.site.accountant`.
+noise multiplier σ, calibrated for a target (ε, δ) by :mod:`~swarmfuse.client.privacy.accountant`.
 
 What this does not protect: the extractor and the projection (public, and not private with respect to the
 extractor's own training data), which entities are in the release (the round's aligned set), and labels.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from swarmfuse.chaincode.contracts.records import PrivacyTerms, ReleasePrivacy
-from swarmfuse.client.site.accountant import epsilon_of, name, noise_multiplier
+from swarmfuse.client.privacy.accountant import epsilon_of, name, noise_multiplier
 
 def projection(in_dim: int, out_dim: int, extractor_sha256: str) -> np.ndarray:
     """The release's projection for an extractor: ``[in_dim, out_dim]``, N(0, 1/out_dim), drawn from its hash."""

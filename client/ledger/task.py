@@ -1,7 +1,8 @@
-"""The task's chaincode as a site sees it: typed calls through the org's Gateway connection.
+"""The task's chaincode as one org sees it: typed calls through the org's Gateway connection.
 
-Every submit waits for a valid commit; a refusal raises :class:`LedgerRefused` with the chaincode's
-(or the gateway's) message, so callers can tell "already done" (``Conflict``) from a real failure.
+Every submit waits for a valid commit; a refusal raises a :class:`~.refusals.LedgerRefused` of the
+chaincode's status (:class:`~.refusals.LedgerConflict` for "already done" or "not now", ...), with the
+chaincode's (or the gateway's) message.
 """
 
 from __future__ import annotations
@@ -12,50 +13,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from swarmfuse.errors import SwarmfuseError
-from swarmfuse.chaincode.contracts.records import RewardRule
+from swarmfuse.chaincode.contracts.records import Exchange, RewardRule
 from swarmfuse.client.gateway import ChaincodeEvent, Checkpointer, Contract, Gateway, GatewayError
+from swarmfuse.client.ledger.refusals import LedgerNotFound, refusal
 
 logger = logging.getLogger(__name__)
 
 CHAINCODE = "swarmfuse"
 DEFAULT_MODEL_SPEC_SHA256 = hashlib.sha256(b"swarmfuse fusion head v1").hexdigest()
 """The model a round names when no agreement fixes one: the intermediate-fusion head of this version."""
-
-
-class LedgerRefused(SwarmfuseError):
-    """A transaction or query was refused; ``message`` is what the chaincode or gateway said."""
-
-    def __init__(self, function: str, message: str) -> None:
-        super().__init__(f"{function}: {message}")
-        self.function = function
-        self.message = message
-
-    @property
-    def conflict(self) -> bool:
-        return "Conflict:" in self.message
-
-    @property
-    def not_found(self) -> bool:
-        return "NotFound:" in self.message
-
-
-@dataclass(frozen=True)
-class ExchangeRecord:
-    """One exchange as the ledger recorded it."""
-
-    round_id: str
-    sender: str
-    receiver: str
-    kind: str
-    sha256: str
-    bytes: int
-    entity_count: int
-    tx_id: str
 
 
 class TaskLedger:
@@ -79,6 +48,13 @@ class TaskLedger:
                 self.seconds += time.perf_counter() - start
                 self.calls += 1
 
+    def __enter__(self) -> TaskLedger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the Gateway connection (shared with whoever else holds it)."""
+        self.gateway.close()
+
     @property
     def mspid(self) -> str:
         return self.gateway.identity.msp_id
@@ -87,14 +63,14 @@ class TaskLedger:
         try:
             payload = self._timed(lambda: self._contract.submit_transaction(function, *args))
         except GatewayError as exc:
-            raise LedgerRefused(function, _message(exc)) from exc
+            raise refusal(function, exc) from exc
         return json.loads(payload) if payload else None
 
     def evaluate(self, function: str, *args: str) -> Any:
         try:
             payload = self._timed(lambda: self._contract.evaluate_transaction(function, *args))
         except GatewayError as exc:
-            raise LedgerRefused(function, _message(exc)) from exc
+            raise refusal(function, exc) from exc
         return json.loads(payload) if payload else None
 
     # --- the task, membership and summaries -----------------------------------------------------
@@ -107,10 +83,8 @@ class TaskLedger:
         """``evaluate``, with ``None`` for a record the chaincode does not have."""
         try:
             return self.evaluate(function, *args)
-        except LedgerRefused as exc:
-            if exc.not_found:
-                return None
-            raise
+        except LedgerNotFound:
+            return None
 
     def member(self, mspid: str) -> dict[str, Any] | None:
         return self._found("Membership:Get", mspid)
@@ -181,12 +155,10 @@ class TaskLedger:
         exchange = {"receiver": receiver, "kind": kind, "sha256": sha256, "bytes": size, "entity_count": entity_count}
         return self.submit("Rounds:RecordExchange", round_id, _json(exchange | ({"privacy": privacy} if privacy else {})))
 
-    def exchanges(self, round_id: str) -> list[ExchangeRecord]:
-        return [ExchangeRecord(round_id=e["round_id"], sender=e["sender"], receiver=e["receiver"], kind=e["kind"],
-                               sha256=e["sha256"], bytes=e["bytes"], entity_count=e["entity_count"], tx_id=e["tx_id"])
-                for e in self.pages("Audit:Exchanges", round_id)]
+    def exchanges(self, round_id: str) -> list[Exchange]:
+        return [Exchange.model_validate(e) for e in self.pages("Audit:Exchanges", round_id)]
 
-    def exchange(self, round_id: str, sender: str, receiver: str, kind: str) -> ExchangeRecord | None:
+    def exchange(self, round_id: str, sender: str, receiver: str, kind: str) -> Exchange | None:
         for record in self.exchanges(round_id):
             if (record.sender, record.receiver, record.kind) == (sender, receiver, kind):
                 return record
@@ -198,8 +170,8 @@ class TaskLedger:
             return None
         terms = self.agreement_proposal(rnd["agreement_sha256"])
         if terms is None:
-            raise LedgerRefused("Agreement:Proposal", f"round {rnd['round_id']} names agreement "
-                                f"{rnd['agreement_sha256']}, which the ledger does not hold")
+            raise LedgerNotFound("Agreement:Proposal", f"round {rnd['round_id']} names agreement "
+                                 f"{rnd['agreement_sha256']}, which the ledger does not hold")
         return RewardRule.model_validate(terms["reward"])
 
     def mark_fused(self, round_id: str, model_sha256: str, model_bytes: int, metrics: dict[str, Any],
@@ -255,7 +227,3 @@ class TaskLedger:
 def _json(value: dict[str, Any] | Sequence[Any]) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
-
-def _message(exc: GatewayError) -> str:
-    details = getattr(exc, "details", None) or []
-    return "; ".join(d.message for d in details) or str(exc)
