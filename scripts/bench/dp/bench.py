@@ -1,7 +1,7 @@
 """Fusion accuracy against the privacy of the feature releases, on the emoji data (the main job's extractors).
 
 For each ε (per release, δ = 1e-5) and seed: the text and image features of every entity go through the
-site's release mechanism (:func:`swarmfuse.client.site.privacy.release`: projection, scaling to the clip norm,
+site's release mechanism (:func:`swarmfuse.client.privacy.release.release`: projection, scaling to the clip norm,
 Gaussian noise calibrated by dp-accounting; ε = ∞: the features as a non-private round sends them), and the
 round's intermediate head (:func:`swarmfuse.client.site.shards.train_fusion_head`) is trained and scored on
 them as the leader would — the label holder leads, so both feature blocks are releases. Single-modality heads
@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from swarmfuse.chaincode.contracts.records import PrivacyTerms
-    from swarmfuse.client.site.accountant import noise_multiplier
-    from swarmfuse.client.site.privacy import projection, release, scaled
+    from swarmfuse.client.privacy.accountant import epsilon_of, noise_multiplier
+    from swarmfuse.client.privacy.release import projection, release, scaled
     from swarmfuse.client.site.shards import train_fusion_head
     from swarmfuse.extractors.pipeline import build_features
 
@@ -69,16 +69,19 @@ def main(argv: list[str] | None = None) -> int:
                 scores[label] = metrics["test_accuracy"]
             rows.append({"epsilon": epsilon, "seed": seed, "sigma": sigma, **scores})
             print(json.dumps(rows[-1]), file=sys.stderr)
-    print(f"{'epsilon':>8} {'sigma':>7} {'fused':>7} {'text':>7} {'image':>7}   (test accuracy, mean of {args.seeds} "
-          f"seeds; projection {args.projection_dim}, clip {args.clip}, delta 1e-5, the label holder leads)")
+    print(f"{'epsilon':>8} {'sigma':>7} {'spent':>7} {'fused':>7} {'text':>7} {'image':>7}   (test accuracy, mean of "
+          f"{args.seeds} seeds; projection {args.projection_dim}, clip {args.clip}, delta 1e-5; the label holder DC1 "
+          f"leads, so each feature site spends one release's epsilon of its budget)")
     means = {}
     for epsilon in (*EPSILONS, PROJECTED):
         mine = [r for r in rows if r["epsilon"] == epsilon]
         mean = {k: float(np.mean([r[k] for r in mine])) for k in ("fused", "text", "image")}
         means[epsilon] = mean["fused"]
-        sigma = float(noise_multiplier(epsilon, 1e-5)) if epsilon > 0 and not math.isinf(epsilon) else 0.0
+        noisy = epsilon > 0 and not math.isinf(epsilon)
+        sigma = float(noise_multiplier(epsilon, 1e-5)) if noisy else 0.0
+        spent = f"{epsilon_of(sigma, 1e-5):7.3f}" if noisy else f"{'inf':>7}"
         name = "inf, projected" if epsilon == PROJECTED else str(epsilon)
-        print(f"{name:>8} {sigma:>7.3f} {mean['fused']:>7.4f} {mean['text']:>7.4f} {mean['image']:>7.4f}")
+        print(f"{name:>8} {sigma:>7.3f} {spent} {mean['fused']:>7.4f} {mean['text']:>7.4f} {mean['image']:>7.4f}")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=1)
