@@ -16,7 +16,15 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from swarmfuse.chaincode.contracts.records import Exchange, RewardRule
+from swarmfuse.chaincode.contracts.records import (
+    Acknowledgement,
+    Agreement,
+    AgreementProposal,
+    Exchange,
+    Join,
+    RewardRule,
+    Round,
+)
 from swarmfuse.client.gateway import ChaincodeEvent, Checkpointer, Contract, Gateway, GatewayError
 from swarmfuse.client.ledger.refusals import LedgerNotFound, refusal
 
@@ -101,19 +109,21 @@ class TaskLedger:
 
     # --- the agreement --------------------------------------------------------------------------
 
-    def agreement(self) -> dict[str, Any] | None:
+    def agreement(self) -> Agreement | None:
         """The terms in force (``None`` while the founders agreed none)."""
-        return self._found("Agreement:Get")
+        found = self._found("Agreement:Get")
+        return Agreement.model_validate(found) if found is not None else None
 
-    def propose_agreement(self, terms: dict[str, Any]) -> dict[str, Any]:
+    def propose_agreement(self, terms: dict[str, Any]) -> AgreementProposal:
         """Propose terms (a founder's own confirmation of them)."""
-        return self.submit("Agreement:Propose", _json(terms))
+        return AgreementProposal.model_validate(self.submit("Agreement:Propose", _json(terms)))
 
-    def confirm_agreement(self, agreement_sha256: str) -> dict[str, Any]:
-        return self.submit("Agreement:Confirm", agreement_sha256)
+    def confirm_agreement(self, agreement_sha256: str) -> AgreementProposal:
+        return AgreementProposal.model_validate(self.submit("Agreement:Confirm", agreement_sha256))
 
-    def agreement_proposal(self, agreement_sha256: str) -> dict[str, Any] | None:
-        return self._found("Agreement:Proposal", agreement_sha256)
+    def agreement_proposal(self, agreement_sha256: str) -> AgreementProposal | None:
+        found = self._found("Agreement:Proposal", agreement_sha256)
+        return AgreementProposal.model_validate(found) if found is not None else None
 
     # --- rounds ---------------------------------------------------------------------------------
 
@@ -125,22 +135,22 @@ class TaskLedger:
                                 "method": "intermediate", "model_spec_sha256": DEFAULT_MODEL_SPEC_SHA256,
                                 "deadline": deadline.isoformat()}
         if terms is not None:
-            spec |= {"agreement_sha256": terms["agreement_sha256"], "model_spec_sha256": terms["model_spec_sha256"],
-                     "method": terms["fusion_method"]}
+            spec |= {"agreement_sha256": terms.agreement_sha256, "model_spec_sha256": terms.model_spec_sha256,
+                     "method": terms.fusion_method.value}
         return spec
 
-    def open_round(self, round_id: str, spec: dict[str, Any]) -> dict[str, Any]:
-        return self.submit("Rounds:Open", round_id, _json(spec))
+    def open_round(self, round_id: str, spec: dict[str, Any]) -> Round:
+        return Round.model_validate(self.submit("Rounds:Open", round_id, _json(spec)))
 
-    def join(self, round_id: str) -> dict[str, Any]:
+    def join(self, round_id: str) -> Join:
         """Consent to take part in the round (this org's own act)."""
-        return self.submit("Rounds:Join", round_id)
+        return Join.model_validate(self.submit("Rounds:Join", round_id))
 
-    def round(self, round_id: str) -> dict[str, Any]:
-        return self.evaluate("Rounds:Get", round_id)
+    def round(self, round_id: str) -> Round:
+        return Round.model_validate(self.evaluate("Rounds:Get", round_id))
 
-    def rounds(self, page_size: int = 100) -> list[dict[str, Any]]:
-        return self.pages("Audit:Rounds", page_size=page_size)
+    def rounds(self, page_size: int = 100) -> list[Round]:
+        return [Round.model_validate(r) for r in self.pages("Audit:Rounds", page_size=page_size)]
 
     def record_alignment(self, round_id: str, entity_count: int, commitment: str) -> dict[str, Any]:
         return self.submit("Rounds:RecordAlignment", round_id,
@@ -164,32 +174,35 @@ class TaskLedger:
                 return record
         return None
 
-    def reward_rule(self, rnd: dict[str, Any]) -> RewardRule | None:
+    def reward_rule(self, rnd: Round) -> RewardRule | None:
         """How the agreement a round was opened under values contributions (``None``: under no agreement)."""
-        if rnd.get("agreement_sha256") is None:
+        if rnd.agreement_sha256 is None:
             return None
-        terms = self.agreement_proposal(rnd["agreement_sha256"])
+        terms = self.agreement_proposal(rnd.agreement_sha256)
         if terms is None:
-            raise LedgerNotFound("Agreement:Proposal", f"round {rnd['round_id']} names agreement "
-                                 f"{rnd['agreement_sha256']}, which the ledger does not hold")
-        return RewardRule.model_validate(terms["reward"])
+            raise LedgerNotFound("Agreement:Proposal", f"round {rnd.round_id} names agreement "
+                                 f"{rnd.agreement_sha256}, which the ledger does not hold")
+        return terms.reward
 
     def mark_fused(self, round_id: str, model_sha256: str, model_bytes: int, metrics: dict[str, Any],
-                   deadline: datetime, contributions: dict[str, Any] | None) -> dict[str, Any]:
+                   deadline: datetime, contributions: dict[str, Any] | None) -> Round:
         """Publish the fused model and the contribution table; ``deadline`` ends the participants' window to
         acknowledge them."""
-        return self.submit("Rounds:MarkFused", round_id, model_sha256, str(model_bytes), _json(metrics),
-                           json.dumps(deadline.isoformat()), json.dumps(contributions))
+        return Round.model_validate(self.submit("Rounds:MarkFused", round_id, model_sha256, str(model_bytes),
+                                                _json(metrics), json.dumps(deadline.isoformat()),
+                                                json.dumps(contributions)))
 
-    def acknowledge(self, round_id: str, model_sha256: str, contribution_sha256: str | None) -> dict[str, Any]:
+    def acknowledge(self, round_id: str, model_sha256: str, contribution_sha256: str | None) -> Acknowledgement:
         """Accept the model and the contribution table the round published (``None``: it published none)."""
-        return self.submit("Rounds:Acknowledge", round_id, model_sha256, contribution_sha256 or "")
+        return Acknowledgement.model_validate(
+            self.submit("Rounds:Acknowledge", round_id, model_sha256, contribution_sha256 or ""))
 
-    def close(self, round_id: str) -> dict[str, Any]:
-        return self.submit("Rounds:Close", round_id)
+    def close(self, round_id: str) -> Round:
+        return Round.model_validate(self.submit("Rounds:Close", round_id))
 
-    def abort(self, round_id: str, reason: str) -> dict[str, Any]:
-        return self.submit("Rounds:Abort", round_id, reason)
+    def abort(self, round_id: str, reason: str) -> Round:
+        """Vote to abort the round; the round as it stands after the vote."""
+        return Round.model_validate(self.submit("Rounds:Abort", round_id, reason))
 
     # --- scoring --------------------------------------------------------------------------------
 

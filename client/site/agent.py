@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from swarmfuse.chaincode.contracts.records import PrivacyTerms
+from swarmfuse.chaincode.contracts.records import PrivacyTerms, Round
 from swarmfuse.client.gateway import ChaincodeEvent
 from swarmfuse.client.site.alignment import LeaderSession, ParticipantSession, commitment_of
 from swarmfuse.client.ledger import LedgerConflict, TaskLedger
@@ -210,7 +210,7 @@ class SiteAgent:
         """Do whatever this site still owes the round in its current on-chain state (idempotent)."""
         start, ledger_before = time.perf_counter(), self.ledger.seconds
         rnd = self.ledger.round(round_id)
-        if self.mspid not in rnd["participants"]:
+        if self.mspid not in rnd.participants:
             return
         try:
             self._advance(rnd)
@@ -224,12 +224,12 @@ class SiteAgent:
         timing = {"busy_s": timing["busy_s"] + busy, "ledger_s": timing["ledger_s"] + ledger}
         write_atomic(path, json.dumps(timing).encode())
 
-    def _advance(self, rnd: dict[str, Any]) -> None:
-        round_id = rnd["round_id"]
-        leader = rnd["leader"] == self.mspid
-        self.store.save_round(round_id, state=rnd["state"], role="leader" if leader else "participant",
-                              leader=rnd["leader"])
-        if rnd["state"] == "open":
+    def _advance(self, rnd: Round) -> None:
+        round_id = rnd.round_id
+        leader = rnd.leader == self.mspid
+        self.store.save_round(round_id, state=rnd.state.value, role="leader" if leader else "participant",
+                              leader=rnd.leader)
+        if rnd.state == "open":
             if not self._consent(rnd):
                 return
             if leader:
@@ -238,7 +238,7 @@ class SiteAgent:
             else:
                 self._join_alignment(rnd)
                 self._send_shards(rnd)
-        elif rnd["state"] == "fused":
+        elif rnd.state == "fused":
             if self._take_model(rnd):
                 rnd = self.ledger.round(round_id)
             self._try_close(rnd)  # whoever sees every acknowledgement first closes (the last to acknowledge, or
@@ -251,9 +251,9 @@ class SiteAgent:
         """The site's consent policy as its file says now (``swarmfuse site policy`` changes it while serving)."""
         return load_policy(self.site.folder)
 
-    def _consent(self, rnd: dict[str, Any]) -> bool:
+    def _consent(self, rnd: Round) -> bool:
         """Join the round if the site's policy allows it (once); otherwise vote to abort it, saying why."""
-        round_id = rnd["round_id"]
+        round_id = rnd.round_id
         if self.store.action_done(round_id, "join"):
             return True
         if self.store.action_done(round_id, "decline"):
@@ -262,7 +262,7 @@ class SiteAgent:
         if reason is not None:
             self._decline(round_id, reason)
             return False
-        if self.mspid not in rnd.get("joined", []):
+        if self.mspid not in rnd.joined:
             try:
                 self.ledger.join(round_id)
             except LedgerConflict as exc:
@@ -271,16 +271,16 @@ class SiteAgent:
         self.store.finish_action(round_id, "join", "the site's policy allows the round")
         return True
 
-    def _outside_terms(self, rnd: dict[str, Any]) -> str | None:
+    def _outside_terms(self, rnd: Round) -> str | None:
         """Why the round asks this site to send what the round's agreement does not allow (``None``: nothing)."""
-        if rnd.get("agreement_sha256") is None:
+        if rnd.agreement_sha256 is None:
             return None
-        terms = self.ledger.agreement_proposal(rnd["agreement_sha256"])
-        allowed = set(terms["exchange_kinds"]) if terms is not None else set()
+        terms = self.ledger.agreement_proposal(rnd.agreement_sha256)
+        allowed = set(terms.exchange_kinds) if terms is not None else set()
         forbidden = [kind for kind in self._shards_to_send(rnd) if kind not in allowed]
         if not forbidden:
             return None
-        return (f"the round's agreement {rnd['agreement_sha256'][:16]} does not allow sending "
+        return (f"the round's agreement {rnd.agreement_sha256[:16]} does not allow sending "
                 f"{', '.join(forbidden)} (it allows {', '.join(sorted(allowed)) or 'nothing'})")
 
     def _decline(self, round_id: str, reason: str) -> None:
@@ -294,42 +294,42 @@ class SiteAgent:
 
     # step 1: alignment ---------------------------------------------------------------------------
 
-    def _modality_of(self, rnd: dict[str, Any], mspid: str) -> str:
-        return rnd["roles"][mspid][0]
+    def _modality_of(self, rnd: Round, mspid: str) -> str:
+        return rnd.roles[mspid][0]
 
-    def declared(self, rnd: dict[str, Any], mspid: str) -> int:
+    def declared(self, rnd: Round, mspid: str) -> int:
         """How many entities ``mspid`` declares on-chain for its role in the round (its summary's entity count):
         the most IDs it may align on."""
         modality = self._modality_of(rnd, mspid)
         summary = self.ledger.summary(mspid, modality)
         if summary is None:
-            raise SiteError(f"round {rnd['round_id']}: {mspid} has published no {modality} summary")
+            raise SiteError(f"round {rnd.round_id}: {mspid} has published no {modality} summary")
         return int(summary["entity_count"])
 
-    def _own_ids(self, rnd: dict[str, Any]) -> list[str]:
+    def _own_ids(self, rnd: Round) -> list[str]:
         """The IDs this site aligns on: its role's modality (plus labels for the label holder)."""
         modality = self._modality_of(rnd, self.mspid)
         ids = set(self.holdings[modality].manifest.ids)
-        if rnd["label_holder"] == self.mspid and LABELS in self.holdings and modality != LABELS:
+        if rnd.label_holder == self.mspid and LABELS in self.holdings and modality != LABELS:
             ids &= set(self.holdings[LABELS].manifest.ids)
         return sorted(ids)
 
     def _context(self, round_id: str) -> str:
         return f"{self.site.task}/{round_id}"
 
-    def leader_session(self, rnd: dict[str, Any]) -> LeaderSession:
+    def leader_session(self, rnd: Round) -> LeaderSession:
         """This leader's alignment session of a round (made on first use, kept in the round's folder)."""
         with self._psi_lock:
-            round_id = rnd["round_id"]
+            round_id = rnd.round_id
             return LeaderSession.load_or_create(self.site.round_dir(round_id) / "psi-leader.json",
                                                 self._context(round_id), self._own_ids(rnd))
 
-    def _lead_alignment(self, rnd: dict[str, Any]) -> None:
-        round_id = rnd["round_id"]
+    def _lead_alignment(self, rnd: Round) -> None:
+        round_id = rnd.round_id
         if self.store.action_done(round_id, "alignment"):
             return
         session = self.leader_session(rnd)
-        others = [p for p in rnd["participants"] if p != self.mspid]
+        others = [p for p in rnd.participants if p != self.mspid]
         if not session.complete(others):
             return  # participants contact the leader; each contact pokes the worker
         aligned = session.aligned_ids(others)
@@ -342,16 +342,16 @@ class SiteAgent:
         self.store.save_round(round_id, aligned_count=len(aligned), commitment=commitment)
         self.store.finish_action(round_id, "alignment", f"{len(aligned)} entities")
 
-    def _join_alignment(self, rnd: dict[str, Any]) -> None:
-        round_id = rnd["round_id"]
+    def _join_alignment(self, rnd: Round) -> None:
+        round_id = rnd.round_id
         if self.store.action_done(round_id, "alignment"):
             return
-        leader = self.peer(rnd["leader"])
+        leader = self.peer(rnd.leader)
         session = ParticipantSession.load_or_create(self.site.round_dir(round_id) / "psi.json",
                                                     self._context(round_id), self._own_ids(rnd))
         if not session.answered:
             reply = self.link.psi(leader, round_id, session.blinded())
-            answer = session.answer(reply["leader"], self.declared(rnd, rnd["leader"]))
+            answer = session.answer(reply["leader"], self.declared(rnd, rnd.leader))
             self.link.psi_confirm(leader, round_id, answer)
             session.save()
         recorded = self.ledger.alignment(round_id)
@@ -375,14 +375,14 @@ class SiteAgent:
 
     # step 2: shards --------------------------------------------------------------------------------
 
-    def _shards_to_send(self, rnd: dict[str, Any]) -> list[str]:
+    def _shards_to_send(self, rnd: Round) -> list[str]:
         kinds = [FEATURES_KIND] if self._modality_of(rnd, self.mspid) != LABELS else []
-        if rnd["label_holder"] == self.mspid:
+        if rnd.label_holder == self.mspid:
             kinds.append(LABELS_KIND)
         return kinds
 
-    def _send_shards(self, rnd: dict[str, Any]) -> None:
-        round_id = rnd["round_id"]
+    def _send_shards(self, rnd: Round) -> None:
+        round_id = rnd.round_id
         if not self.store.action_done(round_id, "alignment") or self.store.action_done(round_id, "decline"):
             return
         too_many = self.policy.too_many_rows(len(self.aligned(round_id)))
@@ -395,12 +395,12 @@ class SiteAgent:
                 continue
             path = self.shard(rnd, kind)
             size, digest = path.stat().st_size, sha256_file(path)
-            recorded = self.ledger.exchange(round_id, self.mspid, rnd["leader"], kind)
+            recorded = self.ledger.exchange(round_id, self.mspid, rnd.leader, kind)
             if recorded is None:
                 made = privacy_path(path)
                 privacy = json.loads(made.read_text()) if made.exists() else None
                 try:
-                    self.ledger.record_exchange(round_id, rnd["leader"], kind, digest, size,
+                    self.ledger.record_exchange(round_id, rnd.leader, kind, digest, size,
                                                 len(self.aligned(round_id)), privacy)
                 except LedgerConflict as exc:
                     if OVER_BUDGET not in exc.message:
@@ -409,15 +409,15 @@ class SiteAgent:
                     return
             elif (recorded.sha256, recorded.bytes) != (digest, size):
                 raise SiteError(f"round {round_id}: the {kind} recorded on-chain differ from the local file")
-            self.link.upload(self.peer(rnd["leader"]), round_id, kind, path)
+            self.link.upload(self.peer(rnd.leader), round_id, kind, path)
             self.store.finish_action(round_id, action, f"{size} bytes, sha256 {digest}")
 
-    def shard(self, rnd: dict[str, Any], kind: str) -> Path:
+    def shard(self, rnd: Round, kind: str) -> Path:
         """This site's file of ``kind`` for the round's aligned rows (made once, then reused): the features are
         a DP release when the round's terms make them one, unless this site leads (it sends nothing then)."""
         from swarmfuse.client.site.shards import write_features, write_labels, write_release
 
-        round_id = rnd["round_id"]
+        round_id = rnd.round_id
         path = self.site.round_dir(round_id) / f"{kind}.npy" if kind == FEATURES_KIND else \
             self.site.round_dir(round_id) / f"{kind}.npz"
         if path.exists():
@@ -428,7 +428,7 @@ class SiteAgent:
             holding = self.holdings[modality]
             assert holding.source is not None, "a features shard needs an extractor"
             private = self.privacy_terms(rnd)
-            if private is not None and kind in private.kinds and rnd["leader"] != self.mspid:
+            if private is not None and kind in private.kinds and rnd.leader != self.mspid:
                 summary = self.ledger.summary(self.mspid, modality)
                 if summary is None:
                     raise SiteError(f"round {round_id}: {self.mspid} has published no {modality} summary")
@@ -439,27 +439,27 @@ class SiteAgent:
             write_labels(path, self.holdings[LABELS].manifest, ids)
         return path
 
-    def privacy_terms(self, rnd: dict[str, Any]) -> PrivacyTerms | None:
+    def privacy_terms(self, rnd: Round) -> PrivacyTerms | None:
         """The differential privacy the round's agreement asks of releases (``None``: none)."""
-        if rnd.get("agreement_sha256") is None:
+        if rnd.agreement_sha256 is None:
             return None
-        terms = self.ledger.agreement_proposal(rnd["agreement_sha256"])
-        return PrivacyTerms.model_validate(terms["privacy"]) if terms and terms.get("privacy") else None
+        terms = self.ledger.agreement_proposal(rnd.agreement_sha256)
+        return terms.privacy if terms is not None else None
 
     # step 3: fusion (leader) -----------------------------------------------------------------------
 
-    def expected_inbound(self, rnd: dict[str, Any]) -> list[tuple[str, str]]:
+    def expected_inbound(self, rnd: Round) -> list[tuple[str, str]]:
         """(sender, kind) of every file the leader must receive."""
-        expected = [(p, FEATURES_KIND) for p in rnd["participants"]
+        expected = [(p, FEATURES_KIND) for p in rnd.participants
                     if p != self.mspid and self._modality_of(rnd, p) != LABELS]
-        if rnd["label_holder"] != self.mspid:
-            expected.append((rnd["label_holder"], LABELS_KIND))
+        if rnd.label_holder != self.mspid:
+            expected.append((rnd.label_holder, LABELS_KIND))
         return expected
 
-    def _try_fuse(self, rnd: dict[str, Any]) -> None:
+    def _try_fuse(self, rnd: Round) -> None:
         from swarmfuse.client.site.shards import fuse_round
 
-        round_id = rnd["round_id"]
+        round_id = rnd.round_id
         if not self.store.action_done(round_id, "alignment") or self.store.action_done(round_id, "fuse"):
             return
         inbound = {}
@@ -484,15 +484,15 @@ class SiteAgent:
             self.ledger.mark_fused(round_id, digest, model_path.stat().st_size, record["metrics"],
                                    self.acknowledgement_deadline(rnd), record["contributions"])
         except LedgerConflict:
-            if self.ledger.round(round_id).get("model_sha256") != digest:
+            if self.ledger.round(round_id).model_sha256 != digest:
                 raise
         self.store.finish_action(round_id, "fuse", f"model sha256 {digest}")
 
-    def acknowledgement_deadline(self, rnd: dict[str, Any]) -> datetime:
+    def acknowledgement_deadline(self, rnd: Round) -> datetime:
         """The participants' fresh window to acknowledge the model: as long as the round was given when it
         opened, and at least the task's deadline window plus a minute for the transaction to reach the
         endorsers."""
-        span = datetime.fromisoformat(rnd["deadline"]) - datetime.fromisoformat(rnd["opened_at"])
+        span = rnd.deadline - rnd.opened_at
         return datetime.now(UTC) + max(span, self.ledger.deadline_window() + timedelta(minutes=1))
 
     # step 4: the model -----------------------------------------------------------------------------
@@ -500,35 +500,35 @@ class SiteAgent:
     def model_path(self, round_id: str) -> Path:
         return self.site.round_dir(round_id) / "model.npz"
 
-    def _take_model(self, rnd: dict[str, Any]) -> bool:
+    def _take_model(self, rnd: Round) -> bool:
         """Fetch, verify and acknowledge the model (once); True when this call acknowledged it."""
-        round_id = rnd["round_id"]
+        round_id = rnd.round_id
         if self.store.action_done(round_id, "acknowledge"):
             return False
         path = self.model_path(round_id)
-        if rnd["leader"] != self.mspid and not self.store.verified_artefact(
-                round_id, kind=MODEL_KIND, direction="in", peer_org=rnd["leader"]):
-            self.link.download(self.peer(rnd["leader"]), round_id, MODEL_KIND, path, rnd["model_bytes"])
+        if rnd.leader != self.mspid and not self.store.verified_artefact(
+                round_id, kind=MODEL_KIND, direction="in", peer_org=rnd.leader):
+            self.link.download(self.peer(rnd.leader), round_id, MODEL_KIND, path, rnd.model_bytes)
         digest = sha256_file(path)
-        if digest != rnd["model_sha256"]:
+        if digest != rnd.model_sha256:
             path.unlink(missing_ok=True)
             raise SiteError(f"round {round_id}: the model file's SHA-256 {digest} is not the one on the ledger")
-        if rnd["leader"] != self.mspid and not self.store.verified_artefact(
-                round_id, kind=MODEL_KIND, direction="in", peer_org=rnd["leader"]):
-            self.store.add_artefact(round_id, kind=MODEL_KIND, direction="in", peer_org=rnd["leader"], sha256=digest,
+        if rnd.leader != self.mspid and not self.store.verified_artefact(
+                round_id, kind=MODEL_KIND, direction="in", peer_org=rnd.leader):
+            self.store.add_artefact(round_id, kind=MODEL_KIND, direction="in", peer_org=rnd.leader, sha256=digest,
                                     size=path.stat().st_size, path=str(path), status="verified")
-        if self.mspid not in rnd.get("acknowledgements", {}):
+        if self.mspid not in rnd.acknowledgements:
             try:
-                self.ledger.acknowledge(round_id, digest, rnd.get("contribution_sha256"))
+                self.ledger.acknowledge(round_id, digest, rnd.contribution_sha256)
             except LedgerConflict:
                 pass  # acknowledged already (the hashes were checked against the round above)
         self.store.finish_action(round_id, "acknowledge", f"model sha256 {digest}")
         return True
 
-    def _try_close(self, rnd: dict[str, Any]) -> None:
-        if set(rnd.get("acknowledgements", {})) >= set(rnd["participants"]):
+    def _try_close(self, rnd: Round) -> None:
+        if set(rnd.acknowledgements) >= set(rnd.participants):
             try:
-                self.ledger.close(rnd["round_id"])
+                self.ledger.close(rnd.round_id)
             except LedgerConflict:
                 pass  # another participant closed it first
 

@@ -30,7 +30,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from swarmfuse.chaincode.contracts.records import Exchange
+from swarmfuse.chaincode.contracts.records import Exchange, Round
 from swarmfuse.client.site.agent import MODEL_KIND, SiteAgent
 from swarmfuse.client.site.alignment import AlignmentError, LeaderSession
 from swarmfuse.client.site.identity import OrgResolver, SiteTls
@@ -98,33 +98,33 @@ def create_app(agent: SiteAgent, resolver: OrgResolver, bucket: TokenBucket | No
             raise HTTPException(403, "the client certificate is not from a TLS CA of this task's orgs")
         return org
 
-    rounds_seen: dict[str, tuple[float, dict[str, Any]]] = {}
+    rounds_seen: dict[str, tuple[float, Round]] = {}
 
-    def current_round(round_id: str, need_model: bool = False) -> dict[str, Any]:
+    def current_round(round_id: str, need_model: bool = False) -> Round:
         """The round's record, re-read from the ledger at most once a second (a burst of requests shares it),
         or at once when the caller needs the published model and the kept record has none yet."""
         seen = rounds_seen.get(round_id)
         stale = seen is None or time.monotonic() - seen[0] > ROUND_CACHE_S
-        if stale or (need_model and seen[1].get("model_sha256") is None):  # type: ignore[index]
+        if stale or (need_model and seen[1].model_sha256 is None):  # type: ignore[index]
             seen = rounds_seen[round_id] = (time.monotonic(), agent.ledger.round(round_id))
         return seen[1]
 
-    def participant_round(request: Request, round_id: str, need_model: bool = False) -> tuple[str, dict[str, Any]]:
+    def participant_round(request: Request, round_id: str, need_model: bool = False) -> tuple[str, Round]:
         org = caller(request)
         rnd = current_round(round_id, need_model)
-        if org not in rnd["participants"]:
+        if org not in rnd.participants:
             raise HTTPException(403, f"{org} is not a participant of round {round_id}")
         return org, rnd
 
-    def leader_session(rnd: dict[str, Any]) -> LeaderSession:
-        if rnd["leader"] != agent.mspid:
-            raise HTTPException(409, f"this site is not the leader of round {rnd['round_id']}")
-        if not agent.store.action_done(rnd["round_id"], "join"):  # declined, or its agent has not joined yet
-            raise HTTPException(409, f"this site has not joined round {rnd['round_id']}")
-        found = leader_sessions.get(rnd["round_id"])
+    def leader_session(rnd: Round) -> LeaderSession:
+        if rnd.leader != agent.mspid:
+            raise HTTPException(409, f"this site is not the leader of round {rnd.round_id}")
+        if not agent.store.action_done(rnd.round_id, "join"):  # declined, or its agent has not joined yet
+            raise HTTPException(409, f"this site has not joined round {rnd.round_id}")
+        found = leader_sessions.get(rnd.round_id)
         if found is None:
             found = agent.leader_session(rnd)
-            leader_sessions[rnd["round_id"]] = found
+            leader_sessions[rnd.round_id] = found
         return found
 
     @app.get("/status", summary="What this site holds and is doing (its own org only)")
@@ -184,7 +184,7 @@ def create_app(agent: SiteAgent, resolver: OrgResolver, bucket: TokenBucket | No
         if len(set(body.ids)) != len(body.ids) or len(body.ids) != recorded["entity_count"] or \
                 scoring_commitment(salt, body.ids) != recorded["ids_sha256"]:
             raise HTTPException(422, f"the IDs are not the {recorded['entity_count']} the request committed to")
-        modality = rnd["roles"][agent.mspid][0]
+        modality = rnd.roles[agent.mspid][0]
         try:
             values = np.asarray(agent.features_for(round_id, modality, body.ids), dtype=np.float32)
         except SiteError as exc:
@@ -202,8 +202,8 @@ def create_app(agent: SiteAgent, resolver: OrgResolver, bucket: TokenBucket | No
         if kind not in KINDS:
             raise HTTPException(404, f"no artefact kind {kind!r}; expected one of {', '.join(KINDS)}")
         org, rnd = await asyncio.to_thread(participant_round, request, round_id)
-        if rnd["leader"] != agent.mspid:
-            raise HTTPException(409, f"files of round {round_id} go to its leader {rnd['leader']}")
+        if rnd.leader != agent.mspid:
+            raise HTTPException(409, f"files of round {round_id} go to its leader {rnd.leader}")
         expected = await asyncio.to_thread(agent.ledger.exchange, round_id, org, agent.mspid, kind)
         if expected is None:
             raise HTTPException(409, f"no {kind} exchange from {org} to {agent.mspid} is recorded on-chain")
@@ -247,7 +247,7 @@ def create_app(agent: SiteAgent, resolver: OrgResolver, bucket: TokenBucket | No
     def model(round_id: str, request: Request) -> FileResponse:
         _, rnd = participant_round(request, round_id, need_model=True)
         path = agent.model_path(round_id)
-        if rnd["leader"] != agent.mspid or rnd.get("model_sha256") is None or not path.exists():
+        if rnd.leader != agent.mspid or rnd.model_sha256 is None or not path.exists():
             raise HTTPException(404, f"this site has no published model of round {round_id}")
         return FileResponse(path, media_type="application/octet-stream", filename=f"{round_id}-{MODEL_KIND}.npz")
 

@@ -230,7 +230,7 @@ def agreement_propose(terms: Path = typer.Argument(..., help="The terms as JSON 
         raise typer.Exit(1) from exc
     with clean_errors(), open_site(home, org, task) as parts:
         proposal = parts.ledger.propose_agreement(spec.model_dump(mode="json"))
-    console.print(f"proposed {proposal['agreement_sha256']}; awaiting {', '.join(proposal['awaiting']) or 'nobody'}",
+    console.print(f"proposed {proposal.agreement_sha256}; awaiting {', '.join(proposal.awaiting) or 'nobody'}",
                   highlight=False)
 
 
@@ -242,7 +242,7 @@ def agreement_confirm(agreement_sha256: str = typer.Argument(..., help="The prop
 
     with clean_errors(), open_site(home, org, task) as parts:
         proposal = parts.ledger.confirm_agreement(agreement_sha256)
-    console.print(f"{agreement_sha256}: {proposal['status']}; awaiting {', '.join(proposal['awaiting']) or 'nobody'}",
+    console.print(f"{agreement_sha256}: {proposal.status.value}; awaiting {', '.join(proposal.awaiting) or 'nobody'}",
                   highlight=False)
 
 
@@ -272,7 +272,7 @@ def round_open(round_id: str = typer.Argument(..., help="A new round ID."),
     with clean_errors(), open_site(home, org, task) as parts:
         spec = parts.ledger.round_spec(_roles(roles), f"{label_holder}MSP", datetime.now(UTC) + timedelta(hours=hours))
         opened = parts.ledger.open_round(round_id, spec)
-    console.print(f"round {round_id} open; leader {opened['leader']}", highlight=False)
+    console.print(f"round {round_id} open; leader {opened.leader}", highlight=False)
 
 
 @rounds.command("status")
@@ -283,7 +283,7 @@ def round_status(round_id: str, org: str = OrgOption, task: str = TaskOption, ho
     with clean_errors(), open_site(home, org, task) as parts:
         rnd = parts.ledger.round(round_id)
         exchanges = parts.ledger.exchanges(round_id)
-    console.print(f"round {round_id}: {rnd['state']}, leader {rnd['leader']}, model {rnd.get('model_sha256')}",
+    console.print(f"round {round_id}: {rnd.state.value}, leader {rnd.leader}, model {rnd.model_sha256}",
                   highlight=False)
     table = Table(title="exchanges")
     for column in ("sender", "receiver", "kind", "bytes", "entities", "sha256"):
@@ -304,8 +304,7 @@ def round_list(org: str = OrgOption, task: str = TaskOption, home: Path = HomeOp
     for column in ("round", "state", "leader", "participants", "model"):
         table.add_column(column)
     for r in found:
-        table.add_row(r["round_id"], r["state"], r["leader"], ", ".join(r["participants"]),
-                      (r.get("model_sha256") or "")[:16])
+        table.add_row(r.round_id, r.state.value, r.leader, ", ".join(r.participants), (r.model_sha256 or "")[:16])
     console.print(table)
 
 
@@ -317,7 +316,7 @@ def round_abort(round_id: str, reason: str = typer.Option(..., "--reason"), org:
 
     with clean_errors(), open_site(home, org, task) as parts:
         rnd = parts.ledger.abort(round_id, reason)
-    console.print(f"round {round_id}: {rnd['state']} (abort votes: {', '.join(rnd.get('abort_votes', []))})",
+    console.print(f"round {round_id}: {rnd.state.value} (abort votes: {', '.join(rnd.abort_votes)})",
                   highlight=False)
 
 

@@ -163,7 +163,7 @@ def run_job(config: JobConfig) -> JobReport:
                 _wait(lambda: all(_port_open(p) for p in ports.values()), 120, "the site agents' start")
             with _stage(report, progress, "fusion round"):
                 with open_site(network.home, "DC1", config.task) as parts:
-                    rounds = {r["round_id"] for r in parts.ledger.rounds()}
+                    rounds = {r.round_id for r in parts.ledger.rounds()}
                     if config.round_id not in rounds:
                         _open_round(parts.ledger, config.round_id)
 
@@ -172,7 +172,7 @@ def run_job(config: JobConfig) -> JobReport:
                             if agent.poll() is not None:
                                 raise JobFailed(f"the {org} agent exited ({agent.returncode}); see "
                                                 f"{_agent_log(network.home, org)}")
-                        state = parts.ledger.round(config.round_id)["state"]
+                        state = parts.ledger.round(config.round_id).state
                         if state == "aborted":
                             raise JobFailed(f"round {config.round_id} was aborted")
                         return state == "closed"
@@ -242,11 +242,11 @@ def agree_terms(home: Path, task: str, terms: dict[str, Any] = TERMS) -> None:
 
     digest = AgreementSpec.model_validate(terms).sha256()
     with open_site(home, "DC1", task) as parts:
-        if (parts.ledger.agreement() or {}).get("agreement_sha256") == digest:
+        current = parts.ledger.agreement()
+        if current is not None and current.agreement_sha256 == digest:
             return
-        if parts.ledger.agreement_proposal(digest) is None:
-            parts.ledger.propose_agreement(terms)
-        awaiting = parts.ledger.agreement_proposal(digest)["awaiting"]
+        proposal = parts.ledger.agreement_proposal(digest) or parts.ledger.propose_agreement(terms)
+        awaiting = proposal.awaiting
     for org in ("DC2", "DC3"):
         if f"{org}MSP" in awaiting:
             with open_site(home, org, task) as parts:
@@ -265,7 +265,7 @@ def _collect(report: JobReport, network: Any, config: JobConfig) -> None:
     from swarmfuse.client.site.service import open_site
 
     with open_site(network.home, "DC1", config.task) as parts:
-        report.round = parts.ledger.round(config.round_id)
+        report.round = parts.ledger.round(config.round_id).model_dump(mode="json")
         report.history = parts.ledger.evaluate("Audit:RoundHistory", config.round_id, "100", "")["items"]
         report.contribution = parts.ledger.evaluate("Rounds:GetContribution", config.round_id)
         report.credits = {c["org"]: c["units"] for c in

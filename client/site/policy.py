@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from swarmfuse.chaincode.contracts.records import Round
 from swarmfuse.errors import SwarmfuseError
 from swarmfuse.files import write_atomic
 
@@ -37,11 +37,11 @@ class SitePolicy(BaseModel):
     def _distinct(cls, values: list[str] | None) -> list[str] | None:
         return None if values is None else sorted(set(values))
 
-    def refusal(self, rnd: dict[str, Any], mspid: str) -> str | None:
+    def refusal(self, rnd: Round, mspid: str) -> str | None:
         """Why the site does not join round ``rnd`` (``None``: it consents)."""
-        if self.leaders is not None and rnd["leader"] != mspid and rnd["leader"] not in self.leaders:
-            return f"leader {rnd['leader']} is not one this site lets lead ({', '.join(self.leaders) or 'none'})"
-        asked = set(rnd["roles"][mspid])
+        if self.leaders is not None and rnd.leader != mspid and rnd.leader not in self.leaders:
+            return f"leader {rnd.leader} is not one this site lets lead ({', '.join(self.leaders) or 'none'})"
+        asked = set(rnd.roles[mspid])
         if self.modalities is not None and not asked <= set(self.modalities):
             return (f"the round asks for {', '.join(sorted(asked))}; this site offers "
                     f"{', '.join(self.modalities) or 'nothing'}")

@@ -58,10 +58,10 @@ def predict(agent: Any, round_id: str, ids: list[str]) -> list[dict[str, Any]]:
     if len(set(ids)) != len(ids) or not ids:
         raise SiteError("give one or more distinct entity IDs to score")
     rnd = agent.ledger.round(round_id)
-    if rnd.get("model_sha256") is None:
+    if rnd.model_sha256 is None:
         raise SiteError(f"round {round_id} has no published model")
     path = agent.model_path(round_id)
-    if not path.exists() or sha256_file(path) != rnd["model_sha256"]:
+    if not path.exists() or sha256_file(path) != rnd.model_sha256:
         raise SiteError(f"this site holds no verified model of round {round_id} (its agent fetches it on ModelFused)")
     model = FusedModel.load(path)
     targets = sorted({part["org"] for part in model.layout} - {agent.mspid})

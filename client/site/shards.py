@@ -27,7 +27,7 @@ import numpy as np
 from swarmfuse.client.site.manifest import Manifest
 from swarmfuse.files import write_atomic
 
-from swarmfuse.chaincode.contracts.records import PrivacyTerms, ReleasePrivacy
+from swarmfuse.chaincode.contracts.records import PrivacyTerms, ReleasePrivacy, Round
 
 if TYPE_CHECKING:
     from swarmfuse.chaincode.contracts.records import RewardRule
@@ -113,34 +113,34 @@ class FusedRound:
     contributions: dict[str, Any] | None
 
 
-def fuse_round(agent: SiteAgent, rnd: dict[str, Any], inbound: dict[tuple[str, str], Path],
+def fuse_round(agent: SiteAgent, rnd: Round, inbound: dict[tuple[str, str], Path],
                reward: RewardRule | None) -> FusedRound:
     """Train the intermediate-fusion head on every participant's features (the leader's own included), with the
     agreement's first seed; under an agreement, score every coalition of feature blocks the round needs."""
     from swarmfuse.client.site.agent import FEATURES_KIND, LABELS, LABELS_KIND
 
     blocks: list[tuple[str, np.ndarray]] = []
-    for mspid in sorted(rnd["participants"]):
-        if rnd["roles"][mspid][0] == LABELS:
+    for mspid in sorted(rnd.participants):
+        if rnd.roles[mspid][0] == LABELS:
             continue
         path = agent.shard(rnd, FEATURES_KIND) if mspid == agent.mspid else inbound[(mspid, FEATURES_KIND)]
         blocks.append((mspid, np.load(path, allow_pickle=False)))
-    labels_path = agent.shard(rnd, LABELS_KIND) if rnd["label_holder"] == agent.mspid \
-        else inbound[(rnd["label_holder"], LABELS_KIND)]
+    labels_path = agent.shard(rnd, LABELS_KIND) if rnd.label_holder == agent.mspid \
+        else inbound[(rnd.label_holder, LABELS_KIND)]
     y, classes, split = load_labels(labels_path)
     n = len(y)
     for mspid, block in blocks:
         if block.shape[0] != n:
             raise ValueError(f"{mspid}'s features have {block.shape[0]} rows for {n} aligned entities")
     x = np.concatenate([block for _, block in blocks], axis=1)
-    layout = [{"org": mspid, "modality": rnd["roles"][mspid][0], "dim": int(block.shape[1])} for mspid, block in blocks]
+    layout = [{"org": mspid, "modality": rnd.roles[mspid][0], "dim": int(block.shape[1])} for mspid, block in blocks]
     seed = reward.seeds[0] if reward is not None else 0
-    model, metrics = train_fusion_head(x, y, split, classes, layout, rnd["round_id"], seed)
+    model, metrics = train_fusion_head(x, y, split, classes, layout, rnd.round_id, seed)
     if reward is None:
         return FusedRound(model, metrics, None)
     from swarmfuse.client.site.contribution import contribution_table
 
-    table = contribution_table(dict(blocks), y, head_splits(split, seed), len(classes), reward, rnd["round_id"],
+    table = contribution_table(dict(blocks), y, head_splits(split, seed), len(classes), reward, rnd.round_id,
                                metrics)
     return FusedRound(model, metrics, table)
 

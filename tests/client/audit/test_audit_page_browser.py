@@ -111,8 +111,8 @@ def second_round(config: JobConfig) -> None:
     """Run round :data:`OTHER_ROUND` to ``closed`` beside the job's round (once per network), restarting any
     site agent an earlier test stopped; agents started here are stopped with the job's at the session's end."""
     with open_site(config.home, "DC1", TASK) as parts:
-        if OTHER_ROUND in {r["round_id"] for r in parts.ledger.rounds()}:
-            state = parts.ledger.round(OTHER_ROUND)["state"]
+        if OTHER_ROUND in {r.round_id for r in parts.ledger.rounds()}:
+            state = parts.ledger.round(OTHER_ROUND).state
         else:
             for org in localjob.ORGS:
                 if not agent_pids(config.home, org):
@@ -124,7 +124,7 @@ def second_round(config: JobConfig) -> None:
             assert state != "aborted", f"round {OTHER_ROUND} was aborted"
             assert time.monotonic() < deadline, f"round {OTHER_ROUND} did not close in {WAIT_S:.0f} s (state {state})"
             time.sleep(1.0)
-            state = parts.ledger.round(OTHER_ROUND)["state"]
+            state = parts.ledger.round(OTHER_ROUND).state
 
 
 def chromium() -> WebDriver:

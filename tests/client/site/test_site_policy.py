@@ -7,9 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from swarmfuse.chaincode.contracts.records import Round
 from swarmfuse.client.site.policy import POLICY_FILE, PolicyError, SitePolicy, load_policy, save_policy
 
-ROUND = {"round_id": "r1", "leader": "DC1MSP", "roles": {"DC1MSP": ["label"], "DC2MSP": ["text"], "DC3MSP": ["image"]}}
+AT = "2026-01-01T00:00:00Z"
+ROUND = Round.model_validate({
+    "round_id": "r1", "state": "open", "leader": "DC1MSP", "participants": ["DC1MSP", "DC2MSP", "DC3MSP"],
+    "roles": {"DC1MSP": ["label"], "DC2MSP": ["text"], "DC3MSP": ["image"]}, "label_holder": "DC1MSP",
+    "method": "intermediate", "model_spec_sha256": "0" * 64, "deadline": AT, "opened_by": "DC1MSP", "opened_at": AT,
+    "open_tx": "tx", "turn": 0, "updated_at": AT})
 
 
 def test_no_policy_consents_to_every_round() -> None:
@@ -20,7 +26,7 @@ def test_no_policy_consents_to_every_round() -> None:
 def test_the_leader_and_the_modality_asked_decide() -> None:
     picky = SitePolicy(leaders=["DC3MSP"], modalities=["text"])
     assert "leader DC1MSP is not one this site lets lead (DC3MSP)" in (picky.refusal(ROUND, "DC2MSP") or "")
-    assert picky.refusal({**ROUND, "leader": "DC3MSP"}, "DC2MSP") is None
+    assert picky.refusal(ROUND.model_copy(update={"leader": "DC3MSP"}), "DC2MSP") is None
     assert picky.refusal(ROUND, "DC1MSP") is not None  # DC1 leads, but is asked for labels it does not offer
     assert SitePolicy(leaders=[]).refusal(ROUND, "DC1MSP") is None  # a site may always lead itself
     offers = SitePolicy(modalities=["label"]).refusal(ROUND, "DC2MSP")

@@ -20,6 +20,7 @@ import pytest
 from cryptography import x509
 from round_job import kill_agent
 
+from swarmfuse.chaincode.contracts.records import Round
 from swarmfuse.client.site import localjob
 from swarmfuse.client.site.identity import site_tls
 from swarmfuse.client.ledger import LedgerRefused
@@ -221,7 +222,7 @@ def test_an_agent_killed_mid_round_resumes_and_the_round_closes(job) -> None:  #
     round_id = "round-2"
     with open_site(config.home, "DC1", TASK) as parts:
         localjob._open_round(parts.ledger, round_id)
-        leader = parts.ledger.round(round_id)["leader"].removesuffix("MSP")
+        leader = parts.ledger.round(round_id).leader.removesuffix("MSP")
     victim = next(org for org in localjob.ORGS if org != leader)
     victim_store = config.home / "sites" / victim / "site.sqlite"
     kind = "labels" if victim == "DC1" else "features"
@@ -233,7 +234,7 @@ def test_an_agent_killed_mid_round_resumes_and_the_round_closes(job) -> None:  #
     time.sleep(3.0)  # the round goes on without it: the leader fuses and waits for the acknowledgement
     restarted = localjob._start_agent(config.home, victim, TASK)  # it keeps serving for the tests after this one
     with open_site(config.home, "DC1", TASK) as parts:
-        while parts.ledger.round(round_id)["state"] != "closed":
+        while parts.ledger.round(round_id).state != "closed":
             assert restarted.poll() is None, f"the restarted {victim} agent exited"
             assert time.monotonic() < deadline, "the round did not close after the restart"
             time.sleep(1.0)
@@ -243,7 +244,7 @@ def test_an_agent_killed_mid_round_resumes_and_the_round_closes(job) -> None:  #
         assert sorted(done) == sorted({"join", "alignment", f"send-{kind}", "acknowledge"})
         exchanges = [e for e in parts.ledger.exchanges(round_id) if e.sender == f"{victim}MSP"]
         assert [e.kind for e in exchanges] == [kind], "the restarted agent recorded its file twice"
-    assert rnd["acknowledgements"][f"{victim}MSP"] == rnd["model_sha256"]
+    assert rnd.acknowledgements[f"{victim}MSP"] == rnd.model_sha256
     assert victim_store.exists()
 
 
@@ -252,19 +253,19 @@ def _action_done(config: JobConfig, org: str, round_id: str, action: str) -> boo
         return parts.store.action_done(round_id, action)
 
 
-def voted_to_abort(ledger: Any, round_id: str, org: str) -> dict[str, Any]:
+def voted_to_abort(ledger: Any, round_id: str, org: str) -> Round:
     """The round once ``org`` voted to abort it (within five minutes)."""
     deadline = time.monotonic() + 300
-    while org not in (rnd := ledger.round(round_id))["abort_votes"] and rnd["state"] != "aborted":
+    while org not in (rnd := ledger.round(round_id)).abort_votes and rnd.state != "aborted":
         assert time.monotonic() < deadline, f"{org} did not vote to abort round {round_id}"
         time.sleep(0.5)
     return rnd
 
 
-def declined_by(ledger: Any, round_id: str, org: str) -> dict[str, Any]:
+def declined_by(ledger: Any, round_id: str, org: str) -> Round:
     """The round once ``org`` voted to abort it, which it never joined."""
     rnd = voted_to_abort(ledger, round_id, org)
-    assert org not in rnd["joined"]
+    assert org not in rnd.joined
     return rnd
 
 
@@ -286,7 +287,7 @@ def test_a_site_whose_policy_refuses_the_round_never_joins_and_the_round_cannot_
             localjob._open_round(parts.ledger, round_id)
             rnd = declined_by(parts.ledger, round_id, "DC2MSP")
             assert parts.ledger.alignment(round_id) is None
-            leader = rnd["leader"]
+            leader = rnd.leader
         with open_site(config.home, "DC2", TASK) as parts:
             declined = parts.store.action(round_id, "decline")
             assert declined is not None and "this site offers label" in (declined.detail or "")
@@ -299,7 +300,7 @@ def test_a_site_whose_policy_refuses_the_round_never_joins_and_the_round_cannot_
     finally:
         site_policy("--any-modality")
     with open_site(config.home, "DC3", TASK) as parts:  # DC2's vote and DC3's: a majority of the three
-        assert parts.ledger.abort(round_id, "DC2 declined")["state"] == "aborted"
+        assert parts.ledger.abort(round_id, "DC2 declined").state == "aborted"
 
 
 def test_a_site_declines_a_round_whose_terms_forbid_what_it_would_send(job) -> None:  # type: ignore[no-untyped-def]
@@ -319,13 +320,13 @@ def test_a_site_declines_a_round_whose_terms_forbid_what_it_would_send(job) -> N
     finally:
         localjob.agree_terms(config.home, TASK, {**localjob.TERMS, "retention_days": 31})
     with open_site(config.home, "DC3", TASK) as parts:
-        assert parts.ledger.abort(round_id, "DC1 declined")["state"] == "aborted"
+        assert parts.ledger.abort(round_id, "DC1 declined").state == "aborted"
 
 
-def closed_or_aborted(ledger: Any, round_id: str, timeout: float = 600) -> dict[str, Any]:
+def closed_or_aborted(ledger: Any, round_id: str, timeout: float = 600) -> Round:
     deadline = time.monotonic() + timeout
-    while (rnd := ledger.round(round_id))["state"] not in ("closed", "aborted"):
-        assert time.monotonic() < deadline, f"round {round_id} is still {rnd['state']}"
+    while (rnd := ledger.round(round_id)).state not in ("closed", "aborted"):
+        assert time.monotonic() < deadline, f"round {round_id} is still {rnd.state}"
         time.sleep(1.0)
     return rnd
 
@@ -349,11 +350,11 @@ def test_dp_releases_are_budgeted_and_a_release_past_the_budget_is_never_sent(jo
         with open_site(config.home, "DC1", TASK) as parts:
             localjob._open_round(parts.ledger, "dp-1")
             rnd = closed_or_aborted(parts.ledger, "dp-1")
-            assert rnd["state"] == "closed", rnd
+            assert rnd.state == "closed", rnd
             sent = [e for e in parts.ledger.exchanges("dp-1") if e.kind == "features"]
             releases = parts.ledger.pages("Audit:Exchanges", "dp-1")
         senders = {e.sender for e in sent}
-        assert senders == {"DC2MSP", "DC3MSP"} - {rnd["leader"]} and senders
+        assert senders == {"DC2MSP", "DC3MSP"} - {rnd.leader} and senders
         for record in (r for r in releases if r["kind"] == "features"):
             made = record["privacy"]
             assert (made["noise_multiplier"], made["projection_dim"]) == (noise_multiplier(4.0, 1e-5), 32)
@@ -368,7 +369,7 @@ def test_dp_releases_are_budgeted_and_a_release_past_the_budget_is_never_sent(jo
             round_id = f"dp-{attempt}"
             with open_site(config.home, "DC1", TASK) as parts:
                 localjob._open_round(parts.ledger, round_id)
-                asked = {"DC2MSP", "DC3MSP"} - {parts.ledger.round(round_id)["leader"]}
+                asked = {"DC2MSP", "DC3MSP"} - {parts.ledger.round(round_id).leader}
                 if asked & senders:
                     break
                 assert closed_or_aborted(parts.ledger, round_id)["state"] == "closed"  # a fresh budget: allowed
@@ -384,7 +385,7 @@ def test_dp_releases_are_budgeted_and_a_release_past_the_budget_is_never_sent(jo
             assert not parts.store.action_done(round_id, "send-features")
         for org in ("DC1", "DC2", "DC3"):  # the others end the round
             with open_site(config.home, org, TASK) as parts:
-                if parts.ledger.round(round_id)["state"] != "aborted" and f"{org}MSP" != sender:
+                if parts.ledger.round(round_id).state != "aborted" and f"{org}MSP" != sender:
                     parts.ledger.abort(round_id, "a release would exceed the privacy budget")
     finally:
         localjob.agree_terms(config.home, TASK, {**localjob.TERMS, "retention_days": 42})
