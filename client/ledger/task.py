@@ -20,10 +20,17 @@ from swarmfuse.chaincode.contracts.records import (
     Acknowledgement,
     Agreement,
     AgreementProposal,
+    Alignment,
     Exchange,
     Join,
+    Member,
+    MemberView,
     RewardRule,
     Round,
+    ScoringReply,
+    ScoringRequest,
+    ScoringView,
+    Summary,
 )
 from swarmfuse.client.gateway import ChaincodeEvent, Checkpointer, Contract, Gateway, GatewayError
 from swarmfuse.client.ledger.refusals import LedgerNotFound, refusal
@@ -94,18 +101,20 @@ class TaskLedger:
         except LedgerNotFound:
             return None
 
-    def member(self, mspid: str) -> dict[str, Any] | None:
-        return self._found("Membership:Get", mspid)
+    def member(self, mspid: str) -> MemberView | None:
+        found = self._found("Membership:Get", mspid)
+        return MemberView.model_validate(found) if found is not None else None
 
-    def summary(self, mspid: str, modality: str) -> dict[str, Any] | None:
+    def summary(self, mspid: str, modality: str) -> Summary | None:
         """The latest data summary ``mspid`` published for ``modality``."""
-        return self._found("Summaries:Get", mspid, modality)
+        found = self._found("Summaries:Get", mspid, modality)
+        return Summary.model_validate(found) if found is not None else None
 
-    def register(self, profile: dict[str, Any]) -> dict[str, Any]:
-        return self.submit("Membership:Register", _json(profile))
+    def register(self, profile: dict[str, Any]) -> Member:
+        return Member.model_validate(self.submit("Membership:Register", _json(profile)))
 
-    def publish_summary(self, summary: dict[str, Any]) -> dict[str, Any]:
-        return self.submit("Summaries:Publish", _json(summary))
+    def publish_summary(self, summary: dict[str, Any]) -> Summary:
+        return Summary.model_validate(self.submit("Summaries:Publish", _json(summary)))
 
     # --- the agreement --------------------------------------------------------------------------
 
@@ -152,18 +161,20 @@ class TaskLedger:
     def rounds(self, page_size: int = 100) -> list[Round]:
         return [Round.model_validate(r) for r in self.pages("Audit:Rounds", page_size=page_size)]
 
-    def record_alignment(self, round_id: str, entity_count: int, commitment: str) -> dict[str, Any]:
-        return self.submit("Rounds:RecordAlignment", round_id,
-                           _json({"entity_count": entity_count, "commitment_sha256": commitment}))
+    def record_alignment(self, round_id: str, entity_count: int, commitment: str) -> Alignment:
+        return Alignment.model_validate(self.submit("Rounds:RecordAlignment", round_id, _json(
+            {"entity_count": entity_count, "commitment_sha256": commitment})))
 
-    def alignment(self, round_id: str) -> dict[str, Any] | None:
-        return self._found("Rounds:GetAlignment", round_id)
+    def alignment(self, round_id: str) -> Alignment | None:
+        found = self._found("Rounds:GetAlignment", round_id)
+        return Alignment.model_validate(found) if found is not None else None
 
     def record_exchange(self, round_id: str, receiver: str, kind: str, sha256: str, size: int,
-                        entity_count: int, privacy: dict[str, Any] | None = None) -> dict[str, Any]:
+                        entity_count: int, privacy: dict[str, Any] | None = None) -> Exchange:
         """Record a file this org sends (``privacy``: how a DP release was made, when it is one)."""
         exchange = {"receiver": receiver, "kind": kind, "sha256": sha256, "bytes": size, "entity_count": entity_count}
-        return self.submit("Rounds:RecordExchange", round_id, _json(exchange | ({"privacy": privacy} if privacy else {})))
+        return Exchange.model_validate(self.submit("Rounds:RecordExchange", round_id,
+                                                   _json(exchange | ({"privacy": privacy} if privacy else {}))))
 
     def exchanges(self, round_id: str) -> list[Exchange]:
         return [Exchange.model_validate(e) for e in self.pages("Audit:Exchanges", round_id)]
@@ -207,17 +218,18 @@ class TaskLedger:
     # --- scoring --------------------------------------------------------------------------------
 
     def request_scoring(self, round_id: str, request_id: str, ids_sha256: str, count: int,
-                        targets: Sequence[str]) -> dict[str, Any]:
-        return self.submit("Scoring:Request", round_id, _json(
-            {"request_id": request_id, "ids_sha256": ids_sha256, "entity_count": count, "targets": list(targets)}))
+                        targets: Sequence[str]) -> ScoringRequest:
+        return ScoringRequest.model_validate(self.submit("Scoring:Request", round_id, _json(
+            {"request_id": request_id, "ids_sha256": ids_sha256, "entity_count": count, "targets": list(targets)})))
 
-    def reply_scoring(self, round_id: str, request_id: str, sha256: str, size: int, count: int) -> dict[str, Any]:
-        return self.submit("Scoring:Reply", round_id, request_id,
-                           _json({"sha256": sha256, "bytes": size, "entity_count": count}))
+    def reply_scoring(self, round_id: str, request_id: str, sha256: str, size: int, count: int) -> ScoringReply:
+        return ScoringReply.model_validate(self.submit("Scoring:Reply", round_id, request_id,
+                                                       _json({"sha256": sha256, "bytes": size, "entity_count": count})))
 
-    def scoring(self, round_id: str, request_id: str) -> dict[str, Any] | None:
+    def scoring(self, round_id: str, request_id: str) -> ScoringView | None:
         """A scoring request with the replies recorded so far."""
-        return self._found("Scoring:Get", round_id, request_id)
+        found = self._found("Scoring:Get", round_id, request_id)
+        return ScoringView.model_validate(found) if found is not None else None
 
     # --- events ---------------------------------------------------------------------------------
 

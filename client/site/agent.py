@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from swarmfuse.chaincode.contracts.records import PrivacyTerms, Round
+from swarmfuse.chaincode.contracts.records import Member, MemberStatus, PrivacyTerms, Round, Summary
 from swarmfuse.client.gateway import ChaincodeEvent
 from swarmfuse.client.site.alignment import LeaderSession, ParticipantSession, commitment_of
 from swarmfuse.client.ledger import LedgerConflict, TaskLedger
@@ -112,16 +112,16 @@ class SiteAgent:
 
     # --- registration and summaries -------------------------------------------------------------
 
-    def ensure_registered(self, tls_fingerprint: str) -> dict[str, Any]:
+    def ensure_registered(self, tls_fingerprint: str) -> Member:
         """Register the org (once); returns its member record."""
         current = self.ledger.member(self.mspid)
-        if current is not None and current.get("status") in ("active", "pending"):
+        if current is not None and current.status in (MemberStatus.ACTIVE, MemberStatus.PENDING):
             return current
         profile = {"name": f"{self.site.org_name} data centre", "endpoint": self.site.url.removeprefix("https://"),
                    "tls_fingerprint": tls_fingerprint, "modalities": sorted(self.holdings)}
         return self.ledger.register(profile)
 
-    def publish(self, modality: str) -> dict[str, Any]:
+    def publish(self, modality: str) -> Summary:
         """Publish the data summary of ``modality`` from the data itself (never the data)."""
         holding = self.holdings[modality]
         manifest = holding.manifest
@@ -304,7 +304,7 @@ class SiteAgent:
         summary = self.ledger.summary(mspid, modality)
         if summary is None:
             raise SiteError(f"round {rnd.round_id}: {mspid} has published no {modality} summary")
-        return int(summary["entity_count"])
+        return summary.entity_count
 
     def _own_ids(self, rnd: Round) -> list[str]:
         """The IDs this site aligns on: its role's modality (plus labels for the label holder)."""
@@ -360,10 +360,10 @@ class SiteAgent:
         result = self.link.alignment(leader, round_id)
         aligned = session.aligned_ids(result["positions"])
         salt = bytes.fromhex(result["salt"])
-        if commitment_of(salt, aligned) != recorded["commitment_sha256"] or len(aligned) != recorded["entity_count"]:
+        if commitment_of(salt, aligned) != recorded.commitment_sha256 or len(aligned) != recorded.entity_count:
             raise SiteError(f"round {round_id}: the leader's alignment does not match its on-chain commitment")
         self._save_aligned(round_id, aligned, salt)
-        self.store.save_round(round_id, aligned_count=len(aligned), commitment=recorded["commitment_sha256"])
+        self.store.save_round(round_id, aligned_count=len(aligned), commitment=recorded.commitment_sha256)
         self.store.finish_action(round_id, "alignment", f"{len(aligned)} entities, commitment verified")
 
     def _save_aligned(self, round_id: str, ids: list[str], salt: bytes) -> None:
@@ -432,7 +432,7 @@ class SiteAgent:
                 summary = self.ledger.summary(self.mspid, modality)
                 if summary is None:
                     raise SiteError(f"round {round_id}: {self.mspid} has published no {modality} summary")
-                write_release(path, holding, ids, private, summary["manifest_sha256"], self.site.folder / "releases")
+                write_release(path, holding, ids, private, summary.manifest_sha256, self.site.folder / "releases")
             else:
                 write_features(path, holding, ids)
         else:
@@ -569,4 +569,4 @@ class SiteAgent:
         member = self.ledger.member(mspid)
         if member is None:
             raise SiteError(f"{mspid} is not registered: its endpoint is unknown")
-        return Peer(mspid, f"https://{member['endpoint'].removeprefix('https://')}", member["tls_fingerprint"])
+        return Peer(mspid, f"https://{member.endpoint.removeprefix('https://')}", member.tls_fingerprint)

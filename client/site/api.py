@@ -174,26 +174,26 @@ def create_app(agent: SiteAgent, resolver: OrgResolver, bucket: TokenBucket | No
         scoring = agent.ledger.scoring(round_id, body.request_id)
         if scoring is None:
             raise HTTPException(409, f"no scoring request {body.request_id!r} of round {round_id} is on the ledger")
-        recorded = scoring["request"]
-        if recorded["requester"] != org or agent.mspid not in recorded["targets"]:
+        recorded = scoring.request
+        if recorded.requester != org or agent.mspid not in recorded.targets:
             raise HTTPException(403, f"scoring request {body.request_id!r} is not {org}'s to {agent.mspid}")
         try:
             salt = bytes.fromhex(body.salt)
         except ValueError:
             raise HTTPException(422, "the salt is not hexadecimal") from None
-        if len(set(body.ids)) != len(body.ids) or len(body.ids) != recorded["entity_count"] or \
-                scoring_commitment(salt, body.ids) != recorded["ids_sha256"]:
-            raise HTTPException(422, f"the IDs are not the {recorded['entity_count']} the request committed to")
+        if len(set(body.ids)) != len(body.ids) or len(body.ids) != recorded.entity_count or \
+                scoring_commitment(salt, body.ids) != recorded.ids_sha256:
+            raise HTTPException(422, f"the IDs are not the {recorded.entity_count} the request committed to")
         modality = rnd.roles[agent.mspid][0]
         try:
             values = np.asarray(agent.features_for(round_id, modality, body.ids), dtype=np.float32)
         except SiteError as exc:
             raise HTTPException(404, str(exc)) from exc
         digest = reply_sha256(values)
-        mine = [r for r in scoring["replies"] if r["sender"] == agent.mspid]
+        mine = [r for r in scoring.replies if r.sender == agent.mspid]
         if not mine:
             agent.ledger.reply_scoring(round_id, body.request_id, digest, values.nbytes, len(body.ids))
-        elif mine[0]["sha256"] != digest:
+        elif mine[0].sha256 != digest:
             raise HTTPException(409, f"this site already replied to {body.request_id!r} with other features")
         return {"shape": list(values.shape), "float32": base64.b64encode(values.tobytes()).decode()}
 

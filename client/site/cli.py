@@ -131,8 +131,8 @@ def data_add(manifest: Path = typer.Argument(..., help="CSV or JSON Lines: entit
 
     with clean_errors(), open_site(home, org, task, store) as parts:
         summary = add_data(parts, manifest, modality)
-    console.print(f"published {modality} summary v{summary.get('version', 1)}: {summary['entity_count']} entities, "
-                  f"fingerprint {summary['manifest_sha256'][:16]}", highlight=False)
+    console.print(f"published {modality} summary v{summary.version}: {summary.entity_count} entities, "
+                  f"fingerprint {summary.manifest_sha256[:16]}", highlight=False)
 
 
 @extractor_app.command("install")

@@ -74,9 +74,9 @@ def predict(agent: Any, round_id: str, ids: list[str]) -> list[dict[str, Any]]:
             features = agent.features_for(round_id, part["modality"], ids)
         else:
             features = agent.link.features(agent.peer(part["org"]), round_id, request_id, salt, ids)
-            view = agent.ledger.scoring(round_id, request_id) or {"replies": []}
-            recorded = {r["sender"]: r for r in view["replies"]}
-            if part["org"] not in recorded or reply_sha256(features) != recorded[part["org"]]["sha256"]:
+            view = agent.ledger.scoring(round_id, request_id)
+            recorded = {r.sender: r.sha256 for r in view.replies} if view is not None else {}
+            if recorded.get(part["org"]) != reply_sha256(features):
                 raise SiteError(f"{part['org']} sent features that do not match its on-chain reply to scoring "
                                 f"request {request_id}")
         if features.shape != (len(ids), part["dim"]):

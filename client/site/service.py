@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from swarmfuse.chaincode.contracts.records import Summary
 from swarmfuse.client.gateway import Gateway
 from swarmfuse.client.site.agent import LABELS, Holding, SiteAgent
 from swarmfuse.client.site.identity import OrgResolver, SiteTls, issue_site_tls
@@ -135,7 +136,7 @@ def install_extractor(site: Site, modality: str, bundle: Path) -> Path:
     return target
 
 
-def add_data(parts: SiteParts, manifest_path: Path, modality: str) -> dict[str, Any]:
+def add_data(parts: SiteParts, manifest_path: Path, modality: str) -> Summary:
     """Check a manifest, keep it in the store, register the org if needed and publish the summary on-chain."""
     load_manifest(manifest_path, modality)  # type: ignore[arg-type]  # every bad row is refused before anything is kept
     agent = make_agent(parts, extra={modality: manifest_path})

@@ -63,7 +63,7 @@ def test_round_closes_with_every_site_holding_the_acknowledged_model(job) -> Non
     for org in localjob.ORGS:
         with open_site(config.home, org, TASK) as parts:
             stored = parts.store.get_round(config.round_id)
-            assert stored is not None and stored.aligned_count == parts.ledger.alignment(config.round_id)["entity_count"]
+            assert stored is not None and stored.aligned_count == parts.ledger.alignment(config.round_id).entity_count
             sent = {a.action for a in parts.store.actions(config.round_id) if a.done}
             assert {"alignment", "acknowledge"} <= sent
 
@@ -441,8 +441,8 @@ def test_features_leave_a_site_only_for_a_recorded_scoring_request(job) -> None:
         with pytest.raises(PeerError, match="\\(422\\).*not the 3 the request committed to"):
             parts.link.features(dc2, config.round_id, "scoring-test", salt, [*ids[:2], "someone-else"])
         features = parts.link.features(dc2, config.round_id, "scoring-test", salt, ids)
-        replies = parts.ledger.scoring(config.round_id, "scoring-test")["replies"]
-        assert [(r["sender"], r["sha256"]) for r in replies] == [("DC2MSP", reply_sha256(features))]
+        replies = parts.ledger.scoring(config.round_id, "scoring-test").replies
+        assert [(r.sender, r.sha256) for r in replies] == [("DC2MSP", reply_sha256(features))]
     with open_site(config.home, "DC3", TASK) as parts:
         with pytest.raises(PeerError, match="\\(403\\).*not DC3MSP's"):
             parts.link.features(make_agent(parts).peer("DC2MSP"), config.round_id, "scoring-test", salt, ids)
