@@ -33,5 +33,5 @@ cleanup() {
 }
 trap cleanup EXIT
 say "network home $home, report in $out"
-.venv/bin/python -m swarmfuse.client.site.localjob "$out" --home "$home" --port-base "$port_base" \
+.venv/bin/python -m swarmfuse.client.demo.job "$out" --home "$home" --port-base "$port_base" \
   --engine "$engine" --image-backbone "$backbone" "${keep[@]}"

@@ -1,4 +1,4 @@
-"""Session fixture ``job``: the main job (``localjob.run_job``) run once per ledger engine, shared by the site
+"""Session fixture ``job``: the main job (``demo.run_job``) run once per ledger engine, shared by the site
 and audit tests: three site agents, the Auditor in the task, one fusion round to ``closed``, and network
 and agents kept running for the checks that follow (stopped at the end of the session).
 
@@ -20,22 +20,22 @@ import pytest
 from conftest import ENGINES, free_port_base, new_network
 
 if TYPE_CHECKING:
-    from swarmfuse.client.site.localjob import JobConfig, JobReport
+    from swarmfuse.client.demo.job import JobConfig, JobReport
 
 
 @pytest.fixture(scope="session", params=ENGINES)
 def job(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[JobConfig, JobReport]]:
     """One complete round on its own network of the engine (kept running until the session ends)."""
-    from swarmfuse.client.site import localjob
-    from swarmfuse.client.site.localjob import JobConfig
+    from swarmfuse.client.demo import job as demo
+    from swarmfuse.client.demo.job import JobConfig
 
     root = tmp_path_factory.mktemp(f"job-{request.param}")
     config = JobConfig(out=root / "out", home=root / "home", engine=request.param, port_base=free_port_base(),
                        keep_running=True)
     try:
-        yield config, localjob.run_job(config)
+        yield config, demo.run_job(config)
     finally:
-        for org in localjob.ORGS:
+        for org in demo.ORGS:
             kill_agent(config.home, org)
         network = new_network(config.home, request.param)
         if network.state() is not None and network.running():

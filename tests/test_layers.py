@@ -1,7 +1,7 @@
 """The direction of the layers: Fabric's protocol (``network/protocol``) under the Gateway client, the embedded
 engine and the auditor; the engine never importing the client, the client's Gateway and the auditor never
 importing the engine; the typed task-ledger client (``client/ledger``) and the privacy tools (``client/privacy``)
-under the site and the auditor, and the auditor never importing the site. Every import counts, function-local
+under the site and the auditor, the auditor never importing the site, and neither the demo (``client/demo``). Every import counts, function-local
 ones too."""
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ RULES = {
     "network/embedded": ("swarmfuse.client",),
     "client/gateway": ("swarmfuse.network.embedded", "swarmfuse.client.site", "swarmfuse.client.audit",
                        "swarmfuse.client.ledger"),
-    "client/ledger": ("swarmfuse.network.embedded", "swarmfuse.client.site", "swarmfuse.client.audit"),
+    "client/ledger": ("swarmfuse.network.embedded", "swarmfuse.client.site", "swarmfuse.client.audit",
+                      "swarmfuse.client.demo"),
+    "client/site": ("swarmfuse.client.audit", "swarmfuse.client.demo"),
     "client/privacy": ("swarmfuse.network", "swarmfuse.client.site", "swarmfuse.client.audit",
                        "swarmfuse.client.ledger"),
-    "client/audit": ("swarmfuse.network.embedded", "swarmfuse.client.site"),
+    "client/audit": ("swarmfuse.network.embedded", "swarmfuse.client.site", "swarmfuse.client.demo"),
 }
 
 

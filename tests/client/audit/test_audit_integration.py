@@ -27,9 +27,9 @@ from swarmfuse.chaincode.contract.metadata import METADATA_FUNCTION
 from swarmfuse.client.audit import cli
 from swarmfuse.client.audit.queries import AuditView, KeyVersion, RoundRecord, UnknownRecord
 from swarmfuse.client.gateway import EndorseError, Gateway, GatewayError
-from swarmfuse.client.site import localjob
+from swarmfuse.client.demo import job as demo
 from swarmfuse.client.site.identity import site_tls
-from swarmfuse.client.site.localjob import JobConfig, JobReport
+from swarmfuse.client.demo.job import JobConfig, JobReport
 from swarmfuse.client.site.service import open_site
 from swarmfuse.client.site.site import Site
 from swarmfuse.extractors.data.cache import sha256_file
@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(150
 
 TASK = "emoji"
 AUDITOR = "Auditor"
-DCS = {f"{org}MSP" for org in localjob.ORGS}
+DCS = {f"{org}MSP" for org in demo.ORGS}
 
 Job = tuple[JobConfig, JobReport]
 
@@ -58,7 +58,7 @@ def _valid_transactions(config: JobConfig) -> set[str]:
     """The IDs of every transaction the channel's blocks mark VALID, read through the Auditor's Deliver."""
     valid = set()
     with _gateway(config) as gateway:
-        for block in localjob.blocks_of(gateway, TASK):
+        for block in demo.blocks_of(gateway, TASK):
             flags = block.metadata.metadata[common_pb2.BlockMetadataIndex.TRANSACTIONS_FILTER]
             for index, raw in enumerate(block.data.data):
                 payload = common_pb2.Payload.FromString(common_pb2.Envelope.FromString(raw).payload)
@@ -75,7 +75,7 @@ def test_members_are_the_three_sites_with_when_they_joined(job: Job, view: Audit
     for m in members:
         site = Site(config.home, m.org.removesuffix("MSP"), TASK)
         assert m.registered_tx and m.registered_at < opened_at, m
-        assert m.modalities == [localjob.ORGS[site.org_name]] and m.endpoint == site.url.removeprefix("https://")
+        assert m.modalities == [demo.ORGS[site.org_name]] and m.endpoint == site.url.removeprefix("https://")
         assert m.tls_fingerprint == site_tls(site.folder).fingerprint()
     assert {m.registered_tx for m in members} <= _valid_transactions(config)
 
@@ -84,7 +84,7 @@ def test_summaries_are_what_the_sites_published(job: Job, view: AuditView) -> No
     config, _ = job
     found = {s.latest.org: s for s in view.summaries()}
     assert set(found) == DCS
-    for org, modality in localjob.ORGS.items():
+    for org, modality in demo.ORGS.items():
         published = found[f"{org}MSP"]
         latest = published.latest
         with open_site(config.home, org, TASK) as parts:
@@ -117,7 +117,7 @@ def test_the_round_is_what_the_job_did(job: Job, view: AuditView) -> None:
     # The model: acknowledged by every participant with the hash the leader published and each site holds.
     assert record.model_sha256 and {a.org: a.model_sha256 for a in audit.acknowledgements} == {
         p: record.model_sha256 for p in record.participants} == record.acknowledgements
-    for org in localjob.ORGS:
+    for org in demo.ORGS:
         assert sha256_file(Site(config.home, org, TASK).round_dir(config.round_id) / "model.npz") == record.model_sha256
     assert audit.alignment is not None and audit.alignment.leader == record.leader
     with open_site(config.home, record.leader.removesuffix("MSP"), TASK) as parts:
@@ -197,7 +197,7 @@ def _plausible(function: str, parameters: list[str], config: JobConfig, record: 
     participants = sorted(DCS)
     values = {
         "round_id": "audit-probe" if "spec" in parameters else config.round_id,
-        "spec": json.dumps({"participants": participants, "roles": {p: [localjob.ORGS[p.removesuffix("MSP")]]
+        "spec": json.dumps({"participants": participants, "roles": {p: [demo.ORGS[p.removesuffix("MSP")]]
                                                                      for p in participants},
                             "label_holder": "DC1MSP", "method": "intermediate", "model_spec_sha256": sha("spec"),
                             "deadline": deadline}),

@@ -31,8 +31,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from swarmfuse.client.audit.queries import AuditView
-from swarmfuse.client.site import localjob
-from swarmfuse.client.site.localjob import JobConfig, JobReport
+from swarmfuse.client.demo import job as demo
+from swarmfuse.client.demo.job import JobConfig, JobReport
 from swarmfuse.client.site.service import open_site
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -114,10 +114,10 @@ def second_round(config: JobConfig) -> None:
         if OTHER_ROUND in {r.round_id for r in parts.ledger.rounds()}:
             state = parts.ledger.round(OTHER_ROUND).state
         else:
-            for org in localjob.ORGS:
+            for org in demo.ORGS:
                 if not agent_pids(config.home, org):
-                    localjob._start_agent(config.home, org, TASK)
-            localjob._open_round(parts.ledger, OTHER_ROUND)
+                    demo.start_agent(config.home, org, TASK)
+            demo.open_round(parts.ledger, OTHER_ROUND)
             state = "open"
         deadline = time.monotonic() + WAIT_S
         while state != "closed":

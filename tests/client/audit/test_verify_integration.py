@@ -25,8 +25,8 @@ from swarmfuse.client.audit import cli
 from swarmfuse.client.audit.queries import AuditView
 from swarmfuse.client.audit.report import Check, Status, VerificationReport
 from swarmfuse.client.audit.verify import verify_task
-from swarmfuse.client.site import localjob
-from swarmfuse.client.site.localjob import JobConfig, JobReport
+from swarmfuse.client.demo import job as demo
+from swarmfuse.client.demo.job import JobConfig, JobReport
 from swarmfuse.network.embedded.engine import ledger_dir
 from swarmfuse.network.protocol.validator import transaction_rwset
 from swarmfuse.network.layout import Layout
@@ -52,7 +52,7 @@ def _verify(config: JobConfig, artefacts: Path | None = None) -> VerificationRep
 def test_verify_passes_on_the_untouched_ledger_and_every_sites_artefacts(job: Job, tmp_path: Path) -> None:
     config, job_report = job
     leader = job_report.round["leader"].removesuffix("MSP")
-    for org in localjob.ORGS:
+    for org in demo.ORGS:
         report = _verify(config, config.home / "sites" / org)
         assert report.ok, [c.model_dump() for c in failures(report)]
         artefacts = {c.subject: c for c in report.checks if c.category == "artefacts"}

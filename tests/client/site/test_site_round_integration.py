@@ -21,10 +21,10 @@ from cryptography import x509
 from round_job import kill_agent
 
 from swarmfuse.chaincode.contracts.records import Round
-from swarmfuse.client.site import localjob
+from swarmfuse.client.demo import job as demo
 from swarmfuse.client.site.identity import site_tls
 from swarmfuse.client.ledger import LedgerRefused
-from swarmfuse.client.site.localjob import JobConfig
+from swarmfuse.client.demo.job import JobConfig
 from swarmfuse.client.site.manifest import ManifestError
 from swarmfuse.client.site.peers import PeerError
 from swarmfuse.client.site.service import add_data, make_agent, open_site
@@ -48,7 +48,7 @@ def test_round_closes_with_every_site_holding_the_acknowledged_model(job) -> Non
     assert rnd["state"] == "closed"
     assert set(rnd["acknowledgements"]) == set(rnd["participants"]) == {"DC1MSP", "DC2MSP", "DC3MSP"}
     assert set(rnd["acknowledgements"].values()) == {rnd["model_sha256"]}
-    for org in localjob.ORGS:
+    for org in demo.ORGS:
         model = config.home / "sites" / org / "rounds" / config.round_id / "model.npz"
         assert sha256_file(model) == rnd["model_sha256"], f"{org}'s model file differs from the ledger"
     # The ledger's history of the round is what the agents did, in order.
@@ -60,7 +60,7 @@ def test_round_closes_with_every_site_holding_the_acknowledged_model(job) -> Non
                       + ([("DC1MSP", "labels")] if leader != "DC1MSP" else []))
     assert kinds == expected and all(e["receiver"] == leader for e in report.exchanges)
     # Each site's store agrees with the ledger.
-    for org in localjob.ORGS:
+    for org in demo.ORGS:
         with open_site(config.home, org, TASK) as parts:
             stored = parts.store.get_round(config.round_id)
             assert stored is not None and stored.aligned_count == parts.ledger.alignment(config.round_id).entity_count
@@ -104,7 +104,7 @@ def test_contributions_follow_the_single_modalities_and_credits_share_the_pool(j
 def test_a_sites_round_files_are_readable_by_itself_alone(job) -> None:  # type: ignore[no-untyped-def]
     """Aligned IDs, PSI sessions, features, labels, received files and the model: private from their first byte."""
     config, _ = job
-    files = [path for org in localjob.ORGS
+    files = [path for org in demo.ORGS
              for path in (config.home / "sites" / org / "rounds").rglob("*") if path.is_file()]
     assert {"aligned.json", "model.npz", "features.npy"} <= {path.name for path in files}
     assert not [(str(path), oct(path.stat().st_mode & 0o777)) for path in files if path.stat().st_mode & 0o077]
@@ -113,7 +113,7 @@ def test_a_sites_round_files_are_readable_by_itself_alone(job) -> None:  # type:
 def test_a_sites_certificate_names_its_site_and_the_address_it_serves_on_only(job) -> None:  # type: ignore[no-untyped-def]
     """No ``localhost``: a site's server certificate names the site and the address its agent serves on."""
     config, _ = job
-    for org in localjob.ORGS:
+    for org in demo.ORGS:
         site = Site(config.home, org, TASK)
         cert = x509.load_pem_x509_certificate(site_tls(site.folder).server_cert.read_bytes())
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -221,9 +221,9 @@ def test_an_agent_killed_mid_round_resumes_and_the_round_closes(job) -> None:  #
     config, report = job
     round_id = "round-2"
     with open_site(config.home, "DC1", TASK) as parts:
-        localjob._open_round(parts.ledger, round_id)
+        demo.open_round(parts.ledger, round_id)
         leader = parts.ledger.round(round_id).leader.removesuffix("MSP")
-    victim = next(org for org in localjob.ORGS if org != leader)
+    victim = next(org for org in demo.ORGS if org != leader)
     victim_store = config.home / "sites" / victim / "site.sqlite"
     kind = "labels" if victim == "DC1" else "features"
     deadline = time.monotonic() + 600
@@ -232,7 +232,7 @@ def test_an_agent_killed_mid_round_resumes_and_the_round_closes(job) -> None:  #
         time.sleep(0.5)
     kill_agent(config.home, victim, signal.SIGKILL)
     time.sleep(3.0)  # the round goes on without it: the leader fuses and waits for the acknowledgement
-    restarted = localjob._start_agent(config.home, victim, TASK)  # it keeps serving for the tests after this one
+    restarted = demo.start_agent(config.home, victim, TASK)  # it keeps serving for the tests after this one
     with open_site(config.home, "DC1", TASK) as parts:
         while parts.ledger.round(round_id).state != "closed":
             assert restarted.poll() is None, f"the restarted {victim} agent exited"
@@ -284,7 +284,7 @@ def test_a_site_whose_policy_refuses_the_round_never_joins_and_the_round_cannot_
     site_policy("--offer", "label")
     try:
         with open_site(config.home, "DC1", TASK) as parts:
-            localjob._open_round(parts.ledger, round_id)
+            demo.open_round(parts.ledger, round_id)
             rnd = declined_by(parts.ledger, round_id, "DC2MSP")
             assert parts.ledger.alignment(round_id) is None
             leader = rnd.leader
@@ -308,17 +308,17 @@ def test_a_site_declines_a_round_whose_terms_forbid_what_it_would_send(job) -> N
     holder) does not join and votes to abort, saying which kind the terms forbid; then terms allowing both again."""
     config, _ = job
     round_id = "terms-check"
-    localjob.agree_terms(config.home, TASK, {**localjob.TERMS, "exchange_kinds": ["features"]})
+    demo.agree_terms(config.home, TASK, {**demo.TERMS, "exchange_kinds": ["features"]})
     try:
         with open_site(config.home, "DC2", TASK) as parts:
-            localjob._open_round(parts.ledger, round_id)
+            demo.open_round(parts.ledger, round_id)
             declined_by(parts.ledger, round_id, "DC1MSP")
         with open_site(config.home, "DC1", TASK) as parts:
             declined = parts.store.action(round_id, "decline")
             assert declined is not None and "does not allow sending labels" in (declined.detail or "")
             assert not [e for e in parts.ledger.exchanges(round_id) if e.sender == "DC1MSP"]
     finally:
-        localjob.agree_terms(config.home, TASK, {**localjob.TERMS, "retention_days": 31})
+        demo.agree_terms(config.home, TASK, {**demo.TERMS, "retention_days": 31})
     with open_site(config.home, "DC3", TASK) as parts:
         assert parts.ledger.abort(round_id, "DC1 declined").state == "aborted"
 
@@ -341,14 +341,14 @@ def test_dp_releases_are_budgeted_and_a_release_past_the_budget_is_never_sent(jo
 
     def dp_terms(epsilon: float, retention: int) -> dict[str, Any]:
         sigma = noise_multiplier(epsilon, 1e-5)
-        return {**localjob.TERMS, "retention_days": retention, "privacy": {
+        return {**demo.TERMS, "retention_days": retention, "privacy": {
             "mechanism": "gaussian", "kinds": ["features"], "delta": "0.00001", "release_epsilon": repr(epsilon),
             "budget_epsilon": repr(epsilon), "budget_sigma": sigma, "clip": "1", "projection_dim": 32}}
 
-    localjob.agree_terms(config.home, TASK, dp_terms(4.0, 40))
+    demo.agree_terms(config.home, TASK, dp_terms(4.0, 40))
     try:
         with open_site(config.home, "DC1", TASK) as parts:
-            localjob._open_round(parts.ledger, "dp-1")
+            demo.open_round(parts.ledger, "dp-1")
             rnd = closed_or_aborted(parts.ledger, "dp-1")
             assert rnd.state == "closed", rnd
             sent = [e for e in parts.ledger.exchanges("dp-1") if e.kind == "features"]
@@ -361,14 +361,14 @@ def test_dp_releases_are_budgeted_and_a_release_past_the_budget_is_never_sent(jo
             assert float(made["epsilon"]) <= 4.0
             shard = Site(config.home, record["sender"].removesuffix("MSP"), TASK).round_dir("dp-1") / "features.npy"
             assert np.load(shard).shape == (record["entity_count"], 32)
-        localjob.agree_terms(config.home, TASK, dp_terms(2.0, 41))
+        demo.agree_terms(config.home, TASK, dp_terms(2.0, 41))
         # a site that released at epsilon 4 spent more than the new budget: any fresh release now passes it (a
         # site that releases under these terms first spends exactly the budget, then sends that release again
         # from its cache, for nothing)
         for attempt in range(2, 5):
             round_id = f"dp-{attempt}"
             with open_site(config.home, "DC1", TASK) as parts:
-                localjob._open_round(parts.ledger, round_id)
+                demo.open_round(parts.ledger, round_id)
                 asked = {"DC2MSP", "DC3MSP"} - {parts.ledger.round(round_id).leader}
                 if asked & senders:
                     break
@@ -388,7 +388,7 @@ def test_dp_releases_are_budgeted_and_a_release_past_the_budget_is_never_sent(jo
                 if parts.ledger.round(round_id).state != "aborted" and f"{org}MSP" != sender:
                     parts.ledger.abort(round_id, "a release would exceed the privacy budget")
     finally:
-        localjob.agree_terms(config.home, TASK, {**localjob.TERMS, "retention_days": 42})
+        demo.agree_terms(config.home, TASK, {**demo.TERMS, "retention_days": 42})
 
 
 def test_report_files(job) -> None:  # type: ignore[no-untyped-def]

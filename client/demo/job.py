@@ -8,7 +8,7 @@ installed at the sites that need them, data checked and summarised on-chain (eac
 agreed by the three founders, one agent process per site started, a round opened and followed to ``closed``;
 then a report (HTML, JSON, PNG) and, unless asked to keep them, agents and network stopped.
 
-``python -m swarmfuse.client.site.localjob OUT --home H [--engine E] [--port-base P] [--image-backbone B]
+``python -m swarmfuse.client.demo.job OUT --home H [--engine E] [--port-base P] [--image-backbone B]
 [--keep-running]``
 """
 
@@ -33,7 +33,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
-from swarmfuse.client.ledger import DEFAULT_MODEL_SPEC_SHA256
+from swarmfuse.client.ledger import DEFAULT_MODEL_SPEC_SHA256, TaskLedger
 from swarmfuse.errors import SwarmfuseError
 
 logger = logging.getLogger(__name__)
@@ -158,20 +158,20 @@ def run_job(config: JobConfig) -> JobReport:
                 agree_terms(network.home, config.task)
             with _stage(report, progress, "site agents started"):
                 for org in ORGS:
-                    agents[org] = _start_agent(network.home, org, config.task)
+                    agents[org] = start_agent(network.home, org, config.task)
                 ports = {org: Site(network.home, org, config.task).port for org in ORGS}
                 _wait(lambda: all(_port_open(p) for p in ports.values()), 120, "the site agents' start")
             with _stage(report, progress, "fusion round"):
                 with open_site(network.home, "DC1", config.task) as parts:
                     rounds = {r.round_id for r in parts.ledger.rounds()}
                     if config.round_id not in rounds:
-                        _open_round(parts.ledger, config.round_id)
+                        open_round(parts.ledger, config.round_id)
 
                     def closed() -> bool:
                         for org, agent in agents.items():
                             if agent.poll() is not None:
                                 raise JobFailed(f"the {org} agent exited ({agent.returncode}); see "
-                                                f"{_agent_log(network.home, org)}")
+                                                f"{agent_log(network.home, org)}")
                         state = parts.ledger.round(config.round_id).state
                         if state == "aborted":
                             raise JobFailed(f"round {config.round_id} was aborted")
@@ -182,25 +182,27 @@ def run_job(config: JobConfig) -> JobReport:
                 _collect(report, network, config)
                 leader = report.round["leader"].removesuffix("MSP")
                 _baselines(report, pipeline, network.home / "sites" / leader / "rounds" / config.round_id)
-                from swarmfuse.client.site.report import write_report
+                from swarmfuse.client.demo.report import write_report
 
                 write_report(report, config.out)
     finally:
         for org, agent in agents.items():
-            report.agent_logs[org] = str(_agent_log(network.home, org))
+            report.agent_logs[org] = str(agent_log(network.home, org))
             if not config.keep_running:
-                _stop(agent)
+                stop_agent(agent)
         if not config.keep_running and network.state() is not None and network.running():
             network.down()
     return report
 
 
-def _agent_log(home: Path, org: str) -> Path:
+def agent_log(home: Path, org: str) -> Path:
+    """Where the agent process of ``org`` writes its log."""
     return home / "logs" / f"site-{org}.log"
 
 
-def _start_agent(home: Path, org: str, task: str) -> subprocess.Popen[bytes]:
-    log = _agent_log(home, org)
+def start_agent(home: Path, org: str, task: str) -> subprocess.Popen[bytes]:
+    """``swarmfuse site serve`` for ``org`` as a process of its own session, logging to :func:`agent_log`."""
+    log = agent_log(home, org)
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as sink:
         return subprocess.Popen(
@@ -209,7 +211,8 @@ def _start_agent(home: Path, org: str, task: str) -> subprocess.Popen[bytes]:
         )
 
 
-def _stop(agent: subprocess.Popen[bytes]) -> None:
+def stop_agent(agent: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the agent's process group, SIGKILL after 20 s."""
     if agent.poll() is None:
         os.killpg(agent.pid, signal.SIGTERM)
         try:
@@ -253,7 +256,9 @@ def agree_terms(home: Path, task: str, terms: dict[str, Any] = TERMS) -> None:
                 parts.ledger.confirm_agreement(digest)
 
 
-def _open_round(ledger: Any, round_id: str) -> None:
+def open_round(ledger: TaskLedger, round_id: str) -> None:
+    """Open round ``round_id`` of DC1 (labels, and the label holder), DC2 (texts) and DC3 (images) under the
+    terms in force, with a deadline two hours away."""
     from datetime import UTC, datetime, timedelta
 
     roles = {f"{org}MSP": [modality] for org, modality in ORGS.items()}
@@ -312,7 +317,7 @@ def _baselines(report: JobReport, pipeline: Any, leader_round: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m swarmfuse.client.site.localjob", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m swarmfuse.client.demo.job", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="folder for the report and the data views")
     parser.add_argument("--home", type=Path, required=True, help="network home")
@@ -330,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     except JobFailed as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         return 1
-    from swarmfuse.client.site.report import print_summary
+    from swarmfuse.client.demo.report import print_summary
 
     print_summary(report, console)
     console.print(f"report: {config.out / 'report.html'}", highlight=False)

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from swarmfuse.client.site.localjob import JobReport
+    from swarmfuse.client.demo.job import JobReport
 
 BASELINES = ("text_only", "image_only", "early", "late", "intermediate")
 
