@@ -21,6 +21,8 @@ from cryptography import x509
 from round_job import kill_agent
 
 from swarmfuse.chaincode.contracts.records import Round
+from swarmfuse.client.audit.report import Status
+from swarmfuse.client.audit.verify import verify_task
 from swarmfuse.client.demo import job as demo
 from swarmfuse.client.site.identity import site_tls
 from swarmfuse.client.ledger import LedgerRefused
@@ -372,7 +374,7 @@ def test_dp_releases_are_budgeted_and_a_release_past_the_budget_is_never_sent(jo
                 asked = {"DC2MSP", "DC3MSP"} - {parts.ledger.round(round_id).leader}
                 if asked & senders:
                     break
-                assert closed_or_aborted(parts.ledger, round_id)["state"] == "closed"  # a fresh budget: allowed
+                assert closed_or_aborted(parts.ledger, round_id).state == "closed"  # a fresh budget: allowed
         else:
             raise AssertionError("no round asked a site that released at epsilon 4 for features")
         sender = sorted(asked & senders)[0]
@@ -387,6 +389,11 @@ def test_dp_releases_are_budgeted_and_a_release_past_the_budget_is_never_sent(jo
             with open_site(config.home, org, TASK) as parts:
                 if parts.ledger.round(round_id).state != "aborted" and f"{org}MSP" != sender:
                     parts.ledger.abort(round_id, "a release would exceed the privacy budget")
+        # the auditor recomputes every release's epsilon and every budget's spending from the ledger
+        report = verify_task(config.home, TASK)
+        privacy = [c for c in report.checks if c.name == "privacy"]
+        assert report.ok and privacy and {c.status for c in privacy} == {Status.PASS}, privacy
+        assert any(c.subject.startswith("budget ") and "spend epsilon 4.0" in c.detail for c in privacy), privacy
     finally:
         demo.agree_terms(config.home, TASK, {**demo.TERMS, "retention_days": 42})
 
