@@ -7,7 +7,10 @@ model published, until every participant has joined, so a round proceeds with al
 Key layout for concurrency: the round key is written only by the transitions (open, fused, a new
 leader, closed, aborted); each participant's join, acknowledgement and abort vote, and each exchange,
 has a key of its own. Joins, acknowledgements and exchanges of different orgs therefore never touch the
-same key; ``Rounds:Close`` reads every acknowledgement once they are all in.
+same key; ``Rounds:Close`` reads every acknowledgement once they are all in. The contribution table is
+written once, with the model (``Rounds:MarkFused``); ``Rounds:Close`` writes one credit key per participant;
+a DP release charges its sender's own budget key for the data set it released (``Rounds:RecordExchange``),
+so releases of different orgs never conflict either.
 """
 
 from __future__ import annotations
