@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from itertools import combinations
 from math import factorial
+
+from swarmfuse.chaincode.contracts.records import RewardMethod, RewardRule
 
 MAX_EXACT_PLAYERS = 4
 SAMPLED_PERMUTATIONS = 16
@@ -111,3 +114,28 @@ def allocate(pool: int, weights: Mapping[str, Fraction], label_holder: str, labe
     for org in by_remainder[:left]:
         units[org] += 1
     return units
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What a round's table gives: each player's Shapley and leave-one-out value as exact ``p/q`` text, and the
+    units each participant is due from the pool (none without a reward rule)."""
+
+    shapley: dict[str, str]
+    leave_one_out: dict[str, str]
+    units: dict[str, int]
+    pool: int
+
+
+def derive(scored: Mapping[Coalition, Sequence[str]], players: Sequence[str], round_id: str, rule: RewardRule | None,
+           label_holder: str, participants: Iterable[str]) -> Derived:
+    """The values and units of a table that scores every coalition :func:`required_coalitions` names — computed
+    the same way by the chaincode that records them and by the auditor that checks them."""
+    worth = {c: coalition_value(s) for c, s in scored.items()}
+    by_shapley, by_loo = shapley(worth, players, round_id), leave_one_out(worth, players)
+    units: dict[str, int] = {}
+    if rule is not None:
+        weights = by_shapley if rule.method is RewardMethod.SHAPLEY else by_loo
+        units = allocate(rule.units_per_round, weights, label_holder, rule.label_holder_share_percent, participants)
+    return Derived({o: str(v) for o, v in by_shapley.items()}, {o: str(v) for o, v in by_loo.items()}, units,
+                   rule.units_per_round if rule is not None else 0)

@@ -53,7 +53,6 @@ from swarmfuse.chaincode.contracts.records import (
     PrivacyBudget,
     PrivacyTerms,
     Rotation,
-    RewardMethod,
     Round,
     RoundSpec,
     RoundState,
@@ -163,19 +162,12 @@ def _contribution(ctx: Context, rnd: Round, table: ContributionTable | None, met
     if Fraction(full) != Fraction(repr(published)):
         raise BadRequest(f"the table scores the full coalition {full} with seed {table.seeds[0]}, but the published "
                          f"model's {table.metric} is {published!r}")
-    coalition_values = {c: values.coalition_value(s) for c, s in scored.items()}
-    shapley = values.shapley(coalition_values, blocks, rnd.round_id)
-    loo = values.leave_one_out(coalition_values, blocks)
-    units: dict[str, int] = {}
-    if rule is not None:
-        weights = shapley if rule.method is RewardMethod.SHAPLEY else loo
-        units = values.allocate(rule.units_per_round, weights, rnd.label_holder, rule.label_holder_share_percent,
-                                rnd.participants)
+    derived = values.derive(scored, blocks, rnd.round_id, rule, rnd.label_holder, rnd.participants)
     return Contribution(
         **table.model_dump(), round_id=rnd.round_id, table_sha256=table.sha256(), players=blocks,
-        exact=len(blocks) <= values.MAX_EXACT_PLAYERS, shapley={o: str(v) for o, v in shapley.items()},
-        leave_one_out={o: str(v) for o, v in loo.items()}, method=rule.method if rule is not None else None,
-        pool=rule.units_per_round if rule is not None else 0, units=units, recorded_at=ctx.now, tx_id=ctx.tx_id)
+        exact=len(blocks) <= values.MAX_EXACT_PLAYERS, shapley=derived.shapley, leave_one_out=derived.leave_one_out,
+        method=rule.method if rule is not None else None, pool=derived.pool, units=derived.units,
+        recorded_at=ctx.now, tx_id=ctx.tx_id)
 
 
 def _spend(ctx: Context, rnd: Round, sender: str, exchange: ExchangeInput, terms: PrivacyTerms) -> PrivacyBudget:

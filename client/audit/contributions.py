@@ -21,7 +21,6 @@ from swarmfuse.chaincode.contracts.records import (
     Contribution,
     ContributionTable,
     Credit,
-    RewardMethod,
     Round,
     RoundState,
 )
@@ -54,20 +53,12 @@ def _problems(recorded: Contribution, state: Mapping[str, bytes], acks: list[Ack
     scored = {frozenset(c.members): c.scores for c in table.coalitions}
     if recorded.players != blocks or set(scored) != set(values.required_coalitions(blocks, round_id)):
         return [*problems, f"the table scores other coalitions than the round's players {blocks} need"]
-    worth = {c: values.coalition_value(s) for c, s in scored.items()}
-    shapley = {o: str(v) for o, v in values.shapley(worth, blocks, round_id).items()}
-    loo = {o: str(v) for o, v in values.leave_one_out(worth, blocks).items()}
-    if shapley != recorded.shapley:
-        problems.append(f"Shapley values {recorded.shapley}, recomputed {shapley}")
-    if loo != recorded.leave_one_out:
-        problems.append(f"leave-one-out values {recorded.leave_one_out}, recomputed {loo}")
-    units: dict[str, int] = {}
-    if rule is not None:
-        weights = values.shapley(worth, blocks, round_id) if rule.method is RewardMethod.SHAPLEY \
-            else values.leave_one_out(worth, blocks)
-        units = values.allocate(rule.units_per_round, weights, rnd.label_holder, rule.label_holder_share_percent,
-                                rnd.participants)
-    pool = rule.units_per_round if rule is not None else 0
+    derived = values.derive(scored, blocks, round_id, rule, rnd.label_holder, rnd.participants)
+    units, pool = derived.units, derived.pool
+    if derived.shapley != recorded.shapley:
+        problems.append(f"Shapley values {recorded.shapley}, recomputed {derived.shapley}")
+    if derived.leave_one_out != recorded.leave_one_out:
+        problems.append(f"leave-one-out values {recorded.leave_one_out}, recomputed {derived.leave_one_out}")
     if (recorded.units, recorded.pool) != (units, pool):
         problems.append(f"units {recorded.units} of a pool of {recorded.pool}; due by the agreed rule: {units} of "
                         f"{pool}")
@@ -88,14 +79,19 @@ def contribution_checks(state: Mapping[str, bytes]) -> list[Check]:
     tables = keys.of_type(state, keys.CONTRIBUTION)
     acks: dict[str, list[Acknowledgement]] = {}
     credits: dict[str, dict[str, Credit]] = {}
+    if tables:
+        try:
+            for (rid, _), value in keys.of_type(state, keys.ACK).items():
+                acks.setdefault(rid, []).append(Acknowledgement.model_validate_json(value))
+            for (rid, org), value in keys.of_type(state, keys.CREDIT).items():
+                credits.setdefault(rid, {})[org] = Credit.model_validate_json(value)
+        except ValidationError as exc:
+            return [Check(category=Category.STATE, name=NAME, subject="acknowledgements and credits",
+                          status=Status.FAIL,
+                          detail=f"a record cannot be read: {exc.errors(include_url=False)[0]['msg']}")]
     for (round_id,), raw in sorted(tables.items()):
         subject = f"round {round_id}"
         try:
-            if not acks and not credits:  # read once, on the first table
-                for (rid, _), value in keys.of_type(state, keys.ACK).items():
-                    acks.setdefault(rid, []).append(Acknowledgement.model_validate_json(value))
-                for (rid, org), value in keys.of_type(state, keys.CREDIT).items():
-                    credits.setdefault(rid, {})[org] = Credit.model_validate_json(value)
             recorded = Contribution.model_validate_json(raw)
             problems = _problems(recorded, state, acks.get(round_id, []), credits.get(round_id, {}))
         except ValidationError as exc:
