@@ -21,11 +21,13 @@ from swarmfuse.chaincode.contracts.records import (
     Agreement,
     AgreementProposal,
     Alignment,
+    ContributionTable,
     Exchange,
+    ExchangeInput,
     Join,
     Member,
     MemberView,
-    RewardRule,
+    ReleasePrivacy,
     Round,
     ScoringReply,
     ScoringRequest,
@@ -170,11 +172,12 @@ class TaskLedger:
         return Alignment.model_validate(found) if found is not None else None
 
     def record_exchange(self, round_id: str, receiver: str, kind: str, sha256: str, size: int,
-                        entity_count: int, privacy: dict[str, Any] | None = None) -> Exchange:
+                        entity_count: int, privacy: ReleasePrivacy | None = None) -> Exchange:
         """Record a file this org sends (``privacy``: how a DP release was made, when it is one)."""
-        exchange = {"receiver": receiver, "kind": kind, "sha256": sha256, "bytes": size, "entity_count": entity_count}
+        exchange = ExchangeInput(receiver=receiver, kind=kind, sha256=sha256, bytes=size, entity_count=entity_count,
+                                 privacy=privacy)
         return Exchange.model_validate(self.submit("Rounds:RecordExchange", round_id,
-                                                   _json(exchange | ({"privacy": privacy} if privacy else {}))))
+                                                   exchange.model_dump_json(exclude_none=True)))
 
     def exchanges(self, round_id: str) -> list[Exchange]:
         return [Exchange.model_validate(e) for e in self.pages("Audit:Exchanges", round_id)]
@@ -185,23 +188,24 @@ class TaskLedger:
                 return record
         return None
 
-    def reward_rule(self, rnd: Round) -> RewardRule | None:
-        """How the agreement a round was opened under values contributions (``None``: under no agreement)."""
+    def round_terms(self, rnd: Round) -> AgreementProposal | None:
+        """The terms a round was opened under (``None``: under no agreement). A round naming terms the ledger does
+        not hold is an error, never a round without terms: a site must not act as if no terms bound it."""
         if rnd.agreement_sha256 is None:
             return None
         terms = self.agreement_proposal(rnd.agreement_sha256)
         if terms is None:
             raise LedgerNotFound("Agreement:Proposal", f"round {rnd.round_id} names agreement "
                                  f"{rnd.agreement_sha256}, which the ledger does not hold")
-        return terms.reward
+        return terms
 
     def mark_fused(self, round_id: str, model_sha256: str, model_bytes: int, metrics: dict[str, Any],
-                   deadline: datetime, contributions: dict[str, Any] | None) -> Round:
+                   deadline: datetime, contributions: ContributionTable | None) -> Round:
         """Publish the fused model and the contribution table; ``deadline`` ends the participants' window to
         acknowledge them."""
+        table = contributions.model_dump_json() if contributions is not None else "null"
         return Round.model_validate(self.submit("Rounds:MarkFused", round_id, model_sha256, str(model_bytes),
-                                                _json(metrics), json.dumps(deadline.isoformat()),
-                                                json.dumps(contributions)))
+                                                _json(metrics), json.dumps(deadline.isoformat()), table))
 
     def acknowledge(self, round_id: str, model_sha256: str, contribution_sha256: str | None) -> Acknowledgement:
         """Accept the model and the contribution table the round published (``None``: it published none)."""

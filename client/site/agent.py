@@ -37,7 +37,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from swarmfuse.chaincode.contracts.records import Member, MemberStatus, PrivacyTerms, Round, Summary
+from swarmfuse.chaincode.contracts.records import (
+    ContributionTable,
+    Member,
+    MemberStatus,
+    PrivacyTerms,
+    ReleasePrivacy,
+    Round,
+    Summary,
+)
 from swarmfuse.client.gateway import ChaincodeEvent
 from swarmfuse.client.site.alignment import LeaderSession, ParticipantSession, commitment_of
 from swarmfuse.client.ledger import LedgerConflict, TaskLedger
@@ -273,14 +281,14 @@ class SiteAgent:
 
     def _outside_terms(self, rnd: Round) -> str | None:
         """Why the round asks this site to send what the round's agreement does not allow (``None``: nothing)."""
-        if rnd.agreement_sha256 is None:
+        terms = self.ledger.round_terms(rnd)
+        if terms is None:
             return None
-        terms = self.ledger.agreement_proposal(rnd.agreement_sha256)
-        allowed = set(terms.exchange_kinds) if terms is not None else set()
+        allowed = set(terms.exchange_kinds)
         forbidden = [kind for kind in self._shards_to_send(rnd) if kind not in allowed]
         if not forbidden:
             return None
-        return (f"the round's agreement {rnd.agreement_sha256[:16]} does not allow sending "
+        return (f"the round's agreement {terms.agreement_sha256[:16]} does not allow sending "
                 f"{', '.join(forbidden)} (it allows {', '.join(sorted(allowed)) or 'nothing'})")
 
     def _decline(self, round_id: str, reason: str) -> None:
@@ -398,7 +406,7 @@ class SiteAgent:
             recorded = self.ledger.exchange(round_id, self.mspid, rnd.leader, kind)
             if recorded is None:
                 made = privacy_path(path)
-                privacy = json.loads(made.read_text()) if made.exists() else None
+                privacy = ReleasePrivacy.model_validate_json(made.read_bytes()) if made.exists() else None
                 try:
                     self.ledger.record_exchange(round_id, rnd.leader, kind, digest, size,
                                                 len(self.aligned(round_id)), privacy)
@@ -441,9 +449,7 @@ class SiteAgent:
 
     def privacy_terms(self, rnd: Round) -> PrivacyTerms | None:
         """The differential privacy the round's agreement asks of releases (``None``: none)."""
-        if rnd.agreement_sha256 is None:
-            return None
-        terms = self.ledger.agreement_proposal(rnd.agreement_sha256)
+        terms = self.ledger.round_terms(rnd)
         return terms.privacy if terms is not None else None
 
     # step 3: fusion (leader) -----------------------------------------------------------------------
@@ -474,15 +480,18 @@ class SiteAgent:
         model_path = self.site.round_dir(round_id) / "model.npz"
         published = self.site.round_dir(round_id) / "published.json"
         if not model_path.exists() or not published.exists():
-            fused = fuse_round(self, rnd, inbound, self.ledger.reward_rule(rnd))
-            write_atomic(published, json.dumps({"metrics": fused.metrics,
-                                                "contributions": fused.contributions}).encode())
+            terms = self.ledger.round_terms(rnd)
+            fused = fuse_round(self, rnd, inbound, terms.reward if terms is not None else None)
+            table = fused.contributions.model_dump(mode="json") if fused.contributions is not None else None
+            write_atomic(published, json.dumps({"metrics": fused.metrics, "contributions": table}).encode())
             write_atomic(model_path, fused.model)
         record = json.loads(published.read_text())
         digest = sha256_file(model_path)
         try:
             self.ledger.mark_fused(round_id, digest, model_path.stat().st_size, record["metrics"],
-                                   self.acknowledgement_deadline(rnd), record["contributions"])
+                                   self.acknowledgement_deadline(rnd),
+                                   ContributionTable.model_validate(record["contributions"])
+                                   if record["contributions"] is not None else None)
         except LedgerConflict:
             if self.ledger.round(round_id).model_sha256 != digest:
                 raise

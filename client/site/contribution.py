@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from swarmfuse.chaincode.contracts.contribution import required_coalitions
-from swarmfuse.chaincode.contracts.records import ContributionTable, RewardRule
+from swarmfuse.chaincode.contracts.records import CoalitionScore, ContributionTable, RewardRule
 from swarmfuse.client.site.site import SiteError
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def published_scores(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, flo
 
 
 def contribution_table(blocks: dict[str, np.ndarray], y: np.ndarray, rows: dict[str, np.ndarray], n_classes: int,
-                       reward: RewardRule, round_id: str, published: dict[str, Any]) -> dict[str, Any]:
+                       reward: RewardRule, round_id: str, published: dict[str, Any]) -> ContributionTable:
     """``Rounds:MarkFused``'s table for ``blocks`` (features per sender MSP ID), scored by ``reward.metric``."""
     from swarmfuse.extractors.fusion.head import train_head
 
@@ -42,23 +42,24 @@ def contribution_table(blocks: dict[str, np.ndarray], y: np.ndarray, rows: dict[
                         f"does not publish (it publishes {', '.join(sorted(published))})")
     train, val, test = rows["train"], rows["val"], rows["test"]
     start = time.perf_counter()
+    majority = np.bincount(y[train], minlength=n_classes).argmax()
+    nobody = published_scores(y[test], np.full(int(test.sum()), majority))[reward.metric]
     coalitions = []
     for coalition in required_coalitions(list(blocks), round_id):
         members = sorted(coalition)
+        x = np.concatenate([blocks[org] for org in members], axis=1) if members else None
         scores = []
         for i, seed in enumerate(reward.seeds):
-            if len(members) == len(blocks) and i == 0:
+            if x is None:
+                score = nobody
+            elif len(members) == len(blocks) and i == 0:
                 score = published[reward.metric]
-            elif not members:
-                majority = np.bincount(y[train], minlength=n_classes).argmax()
-                score = published_scores(y[test], np.full(int(test.sum()), majority))[reward.metric]
             else:
-                x = np.concatenate([blocks[org] for org in members], axis=1)
                 head = train_head(x[train], y[train], x[val], y[val], n_classes, seed)
                 score = published_scores(y[test], head.predict_proba(x[test]).argmax(1))[reward.metric]
             scores.append(repr(float(score)))
-        coalitions.append({"members": members, "scores": scores})
+        coalitions.append(CoalitionScore(members=members, scores=scores))
     table = ContributionTable(metric=reward.metric, seeds=list(reward.seeds), coalitions=coalitions)
     logger.info("round %s: %d coalitions scored with %d seed(s) in %.1fs", round_id, len(coalitions),
                 len(reward.seeds), time.perf_counter() - start)
-    return table.model_dump()
+    return table

@@ -27,7 +27,7 @@ import numpy as np
 from swarmfuse.client.site.manifest import Manifest
 from swarmfuse.files import write_atomic
 
-from swarmfuse.chaincode.contracts.records import PrivacyTerms, ReleasePrivacy, Round
+from swarmfuse.chaincode.contracts.records import ContributionTable, PrivacyTerms, ReleasePrivacy, Round
 
 if TYPE_CHECKING:
     from swarmfuse.chaincode.contracts.records import RewardRule
@@ -110,7 +110,7 @@ class FusedRound:
 
     model: bytes
     metrics: dict[str, Any]
-    contributions: dict[str, Any] | None
+    contributions: ContributionTable | None
 
 
 def fuse_round(agent: SiteAgent, rnd: Round, inbound: dict[tuple[str, str], Path],
