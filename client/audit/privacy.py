@@ -60,13 +60,12 @@ def privacy_checks(state: Mapping[str, bytes]) -> list[Check]:
     except accountant.AccountantMissing as exc:  # an optional dependency of the auditor
         return [*unreadable, Check(category=Category.STATE, name=NAME, subject="DP releases", status=Status.SKIP,
                                    detail=str(exc))]
-    epsilon_of, noise_multiplier = accountant.epsilon_of, accountant.noise_multiplier
     checks = unreadable
     for proposal in sorted(proposals, key=lambda p: p.proposed_at):
         terms = proposal.privacy
         if terms is None:
             continue
-        expected = noise_multiplier(float(terms.budget_epsilon), float(terms.delta))
+        expected = accountant.noise_multiplier(float(terms.budget_epsilon), float(terms.delta))
         problems = [] if Fraction(expected) == Fraction(terms.budget_sigma) else [
             f"budget_sigma {terms.budget_sigma} is not the noise multiplier of epsilon {terms.budget_epsilon} at "
             f"delta {terms.delta} ({expected})"]
@@ -74,7 +73,7 @@ def privacy_checks(state: Mapping[str, bytes]) -> list[Check]:
                              f"budget epsilon {terms.budget_epsilon} at delta {terms.delta} is sigma {expected}",
                              proposal.tx_id))
     for e, made in sorted(releases, key=lambda pair: (pair[0].round_id, pair[0].sender, pair[0].kind)):
-        epsilon = epsilon_of(float(made.noise_multiplier), float(made.delta))
+        epsilon = accountant.epsilon_of(float(made.noise_multiplier), float(made.delta))
         problems = [] if math.isclose(epsilon, float(made.epsilon), rel_tol=TOLERANCE) else [
             f"recorded epsilon {made.epsilon}, the accountant gives {epsilon:.9f} for sigma {made.noise_multiplier}"]
         checks.append(_check(f"release {e.round_id} {e.sender}->{e.receiver} {e.kind}", problems,
@@ -89,7 +88,7 @@ def privacy_checks(state: Mapping[str, bytes]) -> list[Check]:
             problems.append(f"the budget records sum(1/sigma^2) = {budget.mu_squared} over {len(budget.releases)} "
                             f"releases; its recorded releases give {spent} over {len(sigmas)}")
         delta = min((float(made.delta) for _, made in mine), default=1e-5)
-        composed = epsilon_of(float(1 / math.sqrt(spent)), delta) if spent > 0 else 0.0
+        composed = accountant.epsilon_of(float(1 / math.sqrt(spent)), delta) if spent > 0 else 0.0
         checks.append(_check(f"budget {budget.org} {budget.dataset_sha256[:16]}", problems,
                              f"{len(sigmas)} release(s) spend epsilon {composed:.6f} at delta {delta:g}",
                              budget.tx_id))

@@ -9,7 +9,7 @@ that agreement's hash; and the agreement in force is a proposal every founder co
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from pydantic import BaseModel, ValidationError
 
@@ -20,13 +20,11 @@ from swarmfuse.client.audit.report import Category, Check, Status
 NAME = "founders' confirmations"
 
 
-def _missing(state: Mapping[str, bytes], key_of: str, digest: str, orgs: list[str]) -> list[str]:
-    """The orgs of ``orgs`` without their own confirmation of ``digest`` (``key_of``: the confirmation key type)."""
+def _missing(state: Mapping[str, bytes], key_of: Callable[[str, str], str], digest: str, orgs: list[str]) -> list[str]:
+    """The orgs of ``orgs`` without their own confirmation of ``digest`` (``key_of(digest, org)``: its key)."""
     missing = []
     for org in orgs:
-        key = keys.confirmation_key(digest, org) if key_of == keys.CONFIRMATION else \
-            keys.agreement_confirmation_key(digest, org)
-        raw = state.get(key)
+        raw = state.get(key_of(digest, org))
         found = Confirmation.model_validate_json(raw) if raw is not None else None
         if found is None or (found.sha256, found.org) != (digest, org):
             missing.append(org)
@@ -50,17 +48,17 @@ def confirmation_checks(state: Mapping[str, bytes]) -> list[Check]:
         return checks
     try:
         task = TaskRecord.model_validate_json(raw_task)
-        missing = _missing(state, keys.CONFIRMATION, task.config_sha256, sorted({*task.founders, *task.confirmed_by}))
+        missing = _missing(state, keys.confirmation_key, task.config_sha256, sorted({*task.founders, *task.confirmed_by}))
         checks.append(_check(f"task {task.task}", missing, f"configuration {task.config_sha256}", task))
         proposals = {digest: AgreementProposal.model_validate_json(raw)
                      for (digest,), raw in keys.of_type(state, keys.AGREEMENT_PROPOSAL).items()}
         for digest, proposal in sorted(proposals.items()):
-            missing = _missing(state, keys.AGREEMENT_CONFIRMATION, digest, proposal.confirmed_by)
+            missing = _missing(state, keys.agreement_confirmation_key, digest, proposal.confirmed_by)
             checks.append(_check(f"agreement proposal {digest[:16]}", missing, f"agreement {digest}", proposal))
         raw_active = state.get(keys.agreement_key())
         if raw_active is not None:
             active = Agreement.model_validate_json(raw_active)
-            missing = _missing(state, keys.AGREEMENT_CONFIRMATION, active.agreement_sha256,
+            missing = _missing(state, keys.agreement_confirmation_key, active.agreement_sha256,
                                sorted({*task.founders, *active.confirmed_by}))
             checks.append(_check(f"agreement in force (version {active.version})", missing,
                                  f"agreement {active.agreement_sha256}", active))

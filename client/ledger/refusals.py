@@ -1,7 +1,7 @@
 """Why the task's chaincode (or the gateway before it) refused a call, as one exception type per status.
 
-The chaincode answers a refused transaction with a status of its own (``chaincode/contract/errors.py``: 400 bad
-request, 403 forbidden, 404 not found, 409 conflict); each endorsing peer reports it to the gateway as
+The chaincode answers a refused transaction with the status of its error class (``chaincode/contract/errors.py``,
+whose statuses these classes take); each endorsing peer reports it to the gateway as
 ``chaincode response <status>, <message>`` (Fabric's wording), which is where it is read from. A refusal every
 peer gave with one status is that status's class; anything else (no peer reached, peers that disagree, a
 transaction that failed to commit) is :class:`LedgerRefused` itself.
@@ -10,7 +10,9 @@ transaction that failed to commit) is :class:`LedgerRefused` itself.
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
+from swarmfuse.chaincode.contract import errors
 from swarmfuse.client.gateway import GatewayError
 from swarmfuse.errors import SwarmfuseError
 
@@ -20,7 +22,7 @@ _STATUS = re.compile(r"chaincode response (\d{3})")
 class LedgerRefused(SwarmfuseError):
     """A transaction or query was refused; ``message`` is what the chaincode or gateway said."""
 
-    status: int | None = None
+    status: ClassVar[int | None] = None
 
     def __init__(self, function: str, message: str) -> None:
         super().__init__(f"{function}: {message}")
@@ -29,31 +31,31 @@ class LedgerRefused(SwarmfuseError):
 
 
 class LedgerBadRequest(LedgerRefused):
-    """Malformed or out-of-rule arguments (400)."""
+    """Malformed or out-of-rule arguments (the chaincode's ``BadRequest``)."""
 
-    status = 400
+    status = errors.BadRequest.status
 
 
 class LedgerForbidden(LedgerRefused):
-    """The caller may not do this (403)."""
+    """The caller may not do this (the chaincode's ``Forbidden``)."""
 
-    status = 403
+    status = errors.Forbidden.status
 
 
 class LedgerNotFound(LedgerRefused):
-    """No such record (404)."""
+    """No such record (the chaincode's ``NotFound``)."""
 
-    status = 404
+    status = errors.NotFound.status
 
 
 class LedgerConflict(LedgerRefused):
-    """The ledger's state does not allow it now: already done, wrong state, over a limit (409)."""
+    """The ledger's state does not allow it now: already done, wrong state, over a limit (the chaincode's
+    ``Conflict``)."""
 
-    status = 409
+    status = errors.Conflict.status
 
 
-_BY_STATUS: dict[int, type[LedgerRefused]] = {c.status: c for c in (LedgerBadRequest, LedgerForbidden,  # type: ignore[misc]
-                                                                    LedgerNotFound, LedgerConflict)}
+_BY_STATUS = {kind.status: kind for kind in (LedgerBadRequest, LedgerForbidden, LedgerNotFound, LedgerConflict)}
 
 
 def refusal(function: str, exc: GatewayError) -> LedgerRefused:
