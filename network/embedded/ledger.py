@@ -2,10 +2,13 @@
 
 Each block commits in ONE SQLite transaction (WAL, ``synchronous=FULL``): the block bytes, the state
 writes of its valid transactions with ``Version(block, tx index)``, their history, the tx index and
-the savepoint. A kill at any instant leaves the whole block or nothing. On open the block numbering, the
-savepoint and the last block are checked; with ``full_check`` (the default) also the hash chain
-(``previous_hash`` links, data hashes), the commit hashes and the state (against the history of valid
-writes), which costs time in proportion to the ledger. The first inconsistency raises :class:`LedgerCorrupt`.
+the savepoint. A kill at any instant leaves the whole block or nothing, so on open only the last block can be
+in doubt: the quick check (``full_check=False``, how the engine opens a channel) covers the savepoint, the last
+block (hashes, link, commit hash) and the state of the keys it wrote, in time independent of the height. The
+full check (``full_check=True``, the default, and :meth:`Ledger.verify`, which ``swarmfuse network check``
+runs) also covers the numbering, the hash chain (``previous_hash`` links, data hashes), every commit hash and
+the whole state (against the history of valid writes), in time proportional to the ledger. The first
+inconsistency raises :class:`LedgerCorrupt`.
 
 Keys are stored as BLOBs of their UTF-8 bytes, so composite keys (U+0000) work and ranges compare
 as bytes, as in Fabric's state database. Commits come from one thread; any thread may read: each
@@ -194,36 +197,68 @@ class Ledger:
     # ---------------------------------------------------------------------------------------- checks
 
     def verify(self, full: bool = True) -> None:
-        """Check the ledger; raise :class:`LedgerCorrupt` naming the first bad block or key.
+        """Check the ledger in one read transaction; raise :class:`LedgerCorrupt` naming the first bad block or key.
 
-        Always: blocks are numbered 0..n-1, the savepoint names the last one, and the last block parses
-        with matching data hash, header hash and ``previous_hash``. With ``full`` (the default on open):
-        the same for every block in order, each block's commit hash against its valid writes (history),
-        and the state against the last write of every key in the history.
+        Always (what a crash can have left: a commit is one SQLite transaction, so at most the last block is in
+        doubt), in time independent of the height: the savepoint names the last block, which parses with
+        matching data hash, header hash, ``previous_hash`` (block n-2's stored header hash) and commit hash,
+        and the state of every key it wrote equals that write. With ``full`` (the default on open): blocks
+        are numbered 0..n-1 and every block, its commit hash against its valid writes (history) and the whole
+        state against the last write of every key in the history are checked, in time proportional to the
+        ledger.
         """
         conn = self._writer
         with self._write_lock:
-            rows = conn.execute("SELECT number, header_hash FROM blocks ORDER BY number").fetchall()
-            for expected, (number, _) in enumerate(rows):
-                if number != expected:
-                    raise LedgerCorrupt(f"block {expected} is missing (next stored block is {number})")
-            saved = conn.execute("SELECT value FROM meta WHERE name = ?", (_SAVEPOINT,)).fetchone()
-            saved_block = int(saved[0]) if saved else -1
-            if saved_block != len(rows) - 1:
-                raise LedgerCorrupt(f"block {len(rows) - 1}: the savepoint names block {saved_block} as the last one")
-            last: common_pb2.Block | None = None
-            commit = b""
-            for number, stored_hash in rows if full else rows[-1:]:
-                previous_hash = rows[number - 1][1] if number else b""
-                last = self._check_block(conn, number, stored_hash, previous_hash)
-                if full:
-                    commit = self._check_commit_hash(conn, last, commit)
-            if full:
-                self._check_state(conn)
+            conn.execute("BEGIN")
+            try:
+                height, last_hash, last = self._check_all(conn) if full else self._check_tail(conn)
+            finally:
+                conn.execute("ROLLBACK")
             self._commit_hash = stored_commit_hash(last) if last is not None else b""
-            self._last_hash = rows[-1][1] if rows else None
+            self._last_hash = last_hash
         with self._height_changed:
-            self._height = len(rows)
+            self._height = height
+
+    def _check_all(self, conn: sqlite3.Connection) -> tuple[int, bytes | None, common_pb2.Block | None]:
+        rows = conn.execute("SELECT number, header_hash FROM blocks ORDER BY number").fetchall()
+        for expected, (number, _) in enumerate(rows):
+            if number != expected:
+                raise LedgerCorrupt(f"block {expected} is missing (next stored block is {number})")
+        self._check_savepoint(conn, len(rows) - 1)
+        last: common_pb2.Block | None = None
+        commit = b""
+        for number, stored_hash in rows:
+            last = self._check_block(conn, number, stored_hash, rows[number - 1][1] if number else b"")
+            commit = self._check_commit_hash(conn, last, commit)
+        self._check_state(conn)
+        return len(rows), rows[-1][1] if rows else None, last
+
+    def _check_tail(self, conn: sqlite3.Connection) -> tuple[int, bytes | None, common_pb2.Block | None]:
+        """The last block, its link to the one before it, its commit hash and its state writes."""
+        (number,) = conn.execute("SELECT MAX(number) FROM blocks").fetchone()
+        last_number = -1 if number is None else number
+        self._check_savepoint(conn, last_number)
+        if number is None:
+            return 0, None, None
+        previous_hash, previous_commit = b"", b""
+        if number:
+            row = conn.execute("SELECT header_hash, data FROM blocks WHERE number = ?", (number - 1,)).fetchone()
+            if row is None:
+                raise LedgerCorrupt(f"block {number - 1} is missing (next stored block is {number})")
+            previous_hash, previous_commit = row[0], stored_commit_hash(self._parse(number - 1, row[1]))
+        (stored_hash,) = conn.execute("SELECT header_hash FROM blocks WHERE number = ?", (number,)).fetchone()
+        last = self._check_block(conn, number, stored_hash, previous_hash)
+        if number:
+            self._check_commit_hash(conn, last, previous_commit)
+        self._check_block_state(conn, number)
+        return number + 1, stored_hash, last
+
+    @staticmethod
+    def _check_savepoint(conn: sqlite3.Connection, last: int) -> None:
+        saved = conn.execute("SELECT value FROM meta WHERE name = ?", (_SAVEPOINT,)).fetchone()
+        saved_block = int(saved[0]) if saved else -1
+        if saved_block != last:
+            raise LedgerCorrupt(f"block {last}: the savepoint names block {saved_block} as the last one")
 
     @staticmethod
     def _parse(number: int, data: bytes) -> common_pb2.Block:
@@ -280,6 +315,22 @@ class Ledger:
         if expected is not None:
             raise LedgerCorrupt(f"state key {expected[0]}/{expected[1]!r} written at {expected[2]}:{expected[3]} "
                                 "is missing from the state")
+
+    @staticmethod
+    def _check_block_state(conn: sqlite3.Connection, number: int) -> None:
+        """Every key block ``number`` (the last one) wrote must be in the state as its last write left it."""
+        history = conn.execute("SELECT ns, key, block, tx, value, metadata, is_delete FROM history WHERE block = ? "
+                               "ORDER BY ns, key, tx", (number,))
+        last: dict[tuple[str, bytes], tuple[str, bytes, int, int, bytes, bytes, int]] = {}
+        for row in history:
+            last[(row[0], row[1])] = row
+        for (ns, key), row in last.items():
+            stored = conn.execute("SELECT ns, key, block, tx, value, metadata FROM state WHERE ns = ? AND key = ?",
+                                  (ns, key)).fetchone()
+            if row[6] and stored is not None:
+                raise LedgerCorrupt(f"state key {ns}/{key!r}: block {number} deleted it but the state holds it")
+            if not row[6] and (stored is None or tuple(stored) != tuple(row[:6])):
+                raise LedgerCorrupt(f"state key {ns}/{key!r} does not match its write in block {number}")
 
     # ---------------------------------------------------------------------------------------- blocks
 

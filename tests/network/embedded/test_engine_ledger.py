@@ -357,7 +357,7 @@ _CHILD = textwrap.dedent("""
     from swarmfuse.network.embedded.ledger import Ledger
     from swarmfuse.network.protocol.model import TxResult
 
-    ledger = Ledger.open(Path(sys.argv[1]))
+    ledger = Ledger.open(Path(sys.argv[1]), full_check=False)  # as the engine opens a channel
     while True:
         n = ledger.height
         envelopes = [f"env-{n}-{i}".encode() * 50 for i in range(20)]
@@ -370,19 +370,28 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-def test_kill_9_during_commits_leaves_whole_blocks(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.db"
+def _commit_until_killed(path: Path, at_least: int) -> int:
+    """Run :data:`_CHILD` on ``path`` until it reports block ``at_least`` committed, kill -9 it somewhere in a
+    later commit; the last block number it reported."""
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(path)], stdout=subprocess.PIPE, text=True)
+    reported = -1
     try:
         assert child.stdout is not None
         for line in child.stdout:
-            if int(line) >= 15:
+            reported = int(line)
+            if reported >= at_least:
                 break
         time.sleep(0.013)  # land somewhere in a later commit
         os.kill(child.pid, signal.SIGKILL)
     finally:
         child.kill()
         child.wait()
+    return reported
+
+
+def test_kill_9_during_commits_leaves_whole_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    _commit_until_killed(path, 15)
     with Ledger.open(path) as ledger:
         height = ledger.height
         assert height >= 16
@@ -391,6 +400,61 @@ def test_kill_9_during_commits_leaves_whole_blocks(tmp_path: Path) -> None:
         assert ledger.get_state("cc", f"k{height}-0") is None
         assert ledger.tx_location(f"tx-{height - 1}-19") == TxLocation(height - 1, 19, 0)
         assert ledger.tx_location(f"tx-{height}-0") is None
+
+
+def test_open_after_kill_9_at_a_large_height_commits_nothing_twice_and_loses_nothing(tmp_path: Path) -> None:
+    """Killed at a height of over a thousand blocks, reopened with the engine's quick check, resumed and killed
+    again: every block a writer reported is there, each committed once (the counter's history holds each
+    block's 20 writes exactly once), every transaction is indexed where it was committed, and the full check passes."""
+    path = tmp_path / "ledger.db"
+    reported = _commit_until_killed(path, 1200)
+    with Ledger.open(path, full_check=False) as ledger:
+        height = ledger.height
+    assert height >= reported + 1  # nothing reported committed is lost
+    reported = _commit_until_killed(path, height + 10)  # resumes at the reopened height
+    with Ledger.open(path, full_check=True) as ledger:
+        final = ledger.height
+        assert final >= reported + 1
+        assert [(entry.value, entry.version) for entry in ledger.get_history("cc", "counter")] == [
+            (str(n).encode(), Version(n, i)) for n in reversed(range(final)) for i in reversed(range(20))]
+        for n in range(final):
+            assert ledger.tx_location(f"tx-{n}-19") == TxLocation(n, 19, 0)
+        assert ledger.tx_location(f"tx-{final}-0") is None
+
+
+def test_the_quick_check_covers_the_last_block_and_its_state_only(tmp_path: Path) -> None:
+    """``full_check=False`` (how the engine opens) finds what a crash could leave in the last block: its state
+    writes, its commit hash, its link and the savepoint; damage to older blocks is the full check's finding."""
+    path = tmp_path / "ledger.db"
+    _build(path, blocks=6)
+    _tamper(path, "UPDATE history SET value = ? WHERE key = ? AND block = 2", b"forged", b"k2")
+    with Ledger.open(path, full_check=False) as ledger:
+        assert ledger.height == 6 and ledger.get_state(NS, "a") == VersionedValue(b"5", Version(5, 0))
+    with pytest.raises(LedgerCorrupt, match="block 2: commit hash"):
+        Ledger.open(path, full_check=True)
+    _tamper(path, "UPDATE history SET value = ? WHERE key = ? AND block = 2", b"v", b"k2")
+
+    _tamper(path, "UPDATE state SET value = ? WHERE key = ?", b"forged", b"k5")
+    with pytest.raises(LedgerCorrupt, match="state key swarmfuse/b'k5' does not match its write in block 5"):
+        Ledger.open(path, full_check=False)
+    _tamper(path, "DELETE FROM state WHERE key = ?", b"k5")
+    with pytest.raises(LedgerCorrupt, match="state key swarmfuse/b'k5' does not match its write in block 5"):
+        Ledger.open(path, full_check=False)
+    _tamper(path, "INSERT INTO state (ns, key, value, block, tx) VALUES (?, ?, ?, 5, 0)", NS, b"k5", b"v")
+
+    _tamper(path, "UPDATE history SET value = ? WHERE key = ? AND block = 5", b"forged", b"a")
+    with pytest.raises(LedgerCorrupt, match="block 5: commit hash"):
+        Ledger.open(path, full_check=False)
+    _tamper(path, "UPDATE history SET value = ? WHERE key = ? AND block = 5", b"5", b"a")
+
+    _tamper(path, "UPDATE meta SET value = ? WHERE name = ?", b"4", "_ledger.savepoint")
+    with pytest.raises(LedgerCorrupt, match="block 5: the savepoint names block 4"):
+        Ledger.open(path, full_check=False)
+    _tamper(path, "UPDATE meta SET value = ? WHERE name = ?", b"5", "_ledger.savepoint")
+
+    _tamper(path, "DELETE FROM blocks WHERE number = 4")
+    with pytest.raises(LedgerCorrupt, match="block 4 is missing"):
+        Ledger.open(path, full_check=False)
 
 
 # --- concurrency ---------------------------------------------------------------------------------------------
