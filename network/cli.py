@@ -1,4 +1,4 @@
-"""``swarmfuse network up|down|status``."""
+"""``swarmfuse network up|down|status|check``."""
 
 from __future__ import annotations
 
@@ -79,3 +79,21 @@ def down(
     with clean_errors():
         stopped = Network(home).down(purge=purge)
     console.print(f"Stopped {len(stopped)} processes" + (f"; deleted {home}." if purge else "."))
+
+
+@app.command()
+def check(home: Path = HomeOption) -> None:
+    """Fully check the embedded engine's ledgers: every block, commit hash and the whole state (a start checks the last block)."""
+    from swarmfuse.network.embedded.check import check_ledgers  # the engine's modules load only for this command
+
+    with clean_errors():
+        reports = check_ledgers(home)
+    table = Table(title=f"embedded ledgers under {home}")
+    for column in ("channel", "height", "check"):
+        table.add_column(column)
+    for report in reports:
+        verdict = "[green]ok[/green]" if report.problem is None else f"[red]{report.problem}[/red]"
+        table.add_row(report.channel, "-" if report.height is None else str(report.height), verdict)
+    console.print(table if reports else f"No channel ledgers under {home}.")
+    if any(report.problem is not None for report in reports):
+        raise typer.Exit(1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +15,13 @@ import pytest
 from typer.testing import CliRunner
 
 from swarmfuse.cli import app
+from swarmfuse.network.embedded.engine import ledger_dir
+from swarmfuse.network.embedded.ledger import Ledger
+from swarmfuse.network.layout import Layout
 from swarmfuse.network import state as state_file
 from swarmfuse.network.errors import NetworkError, PortInUse
+from swarmfuse.network.protocol import blockfmt
+from swarmfuse.network.protocol.model import TxResult
 from swarmfuse.network.procs import ProcessSpec, Supervisor, boot_id, check_ports_free, start_time
 from swarmfuse.network.state import NetworkState, TaskRecord
 from swarmfuse.network.topology import Topology
@@ -114,6 +120,36 @@ def test_task_list_shows_recorded_tasks(home_with_state: Path) -> None:
 def test_up_with_another_topology_on_an_existing_home(home_with_state: Path) -> None:
     code, out = _run("network", "up", "--orgs", "5", "--home", str(home_with_state))
     assert code == 1 and "already holds a network with 3 orgs" in out
+
+
+def test_check_fully_checks_every_embedded_ledger_and_names_the_first_bad_block(tmp_path: Path) -> None:
+    """``network check`` runs the full check the engine's start skips: a ledger damaged in an old block opens for
+    the engine (its quick check covers the last block) but fails the check, which names the block and exits 1."""
+    state_file.save(tmp_path / "state.json", NetworkState.for_topology(Topology(n_orgs=2, port_base=31000), "embedded"))
+    folder = ledger_dir(Layout(tmp_path.resolve()))
+    for name in ("alpha", "beta"):
+        with Ledger.open(folder / f"{name}.sqlite") as ledger:
+            for number in range(4):
+                block = blockfmt.new_block(number, ledger.last_header_hash or b"", [f"{name}-{number}".encode()])
+                blockfmt.set_transactions_filter(block, [0])
+                ledger.commit(block, [TxResult(f"{name}-{number}", 0, 0, [("cc", "k", str(number).encode())])])
+    code, out = _run("network", "check", "--home", str(tmp_path))
+    assert code == 0 and "alpha" in out and "beta" in out and out.count(" 4 ") >= 2, out
+    with Ledger.open(folder / "beta.sqlite") as ledger:
+        damaged = ledger.block(1)
+    damaged.data.data[0] = b"forged"
+    conn = sqlite3.connect(folder / "beta.sqlite")
+    with conn:
+        conn.execute("UPDATE blocks SET data = ? WHERE number = 1", (damaged.SerializeToString(),))
+    conn.close()
+    Ledger.open(folder / "beta.sqlite", full_check=False).close()
+    code, out = _run("network", "check", "--home", str(tmp_path))
+    assert code == 1 and "block 1: data hash does not match its data" in out and "ok" in out, out
+
+
+def test_check_on_a_fabric_home_says_where_its_ledgers_are_checked(home_with_state: Path) -> None:
+    code, out = _run("network", "check", "--home", str(home_with_state))
+    assert code == 1 and "runs Fabric" in out and "audit verify" in out and "Traceback" not in out
 
 
 def test_supervisor_starts_waits_and_stops_by_pid(tmp_path: Path) -> None:
