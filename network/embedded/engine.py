@@ -8,6 +8,7 @@ import logging
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -35,9 +36,6 @@ from swarmfuse.network.topology import HOST, Org, Topology
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE = 100 * 1024 * 1024
-GRPC_WORKERS = 256
-STREAM_LIMIT = 192
-"""Long-lived calls an org endpoint serves at once; the other threads stay free for unary calls."""
 _CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9.-]{0,248}$")
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -48,6 +46,36 @@ SERVER_OPTIONS = [
     ("grpc.http2.min_ping_interval_without_data_ms", 5000),
     ("grpc.http2.max_ping_strikes", 0),
 ]
+
+
+@dataclass(frozen=True)
+class EndpointLimits:
+    """Calls one org endpoint serves at once. gRPC's threaded server holds a thread per open call, so the endpoint
+    has a thread for every long-lived call it admits plus ``unary`` threads that only Endorse, Evaluate and Submit
+    use: open streams never make those queue. A long-lived call beyond its bound is refused (RESOURCE_EXHAUSTED).
+    """
+
+    streams: int = 448
+    """Deliver and ChaincodeEvents calls (open until the client ends them)."""
+    commit_statuses: int = 192
+    """CommitStatus calls (open until their transaction commits)."""
+    unary: int = 64
+    """Endorse, Evaluate and Submit calls in progress (more wait for a thread)."""
+
+    @property
+    def threads(self) -> int:
+        return self.streams + self.commit_statuses + self.unary
+
+
+def org_server(peers: Peers, mspid: str, mutual_tls: bool, limits: EndpointLimits = EndpointLimits()) -> grpc.Server:
+    """The Gateway and Deliver services of org ``mspid`` on a gRPC server with ``limits`` (no port bound yet)."""
+    server = grpc.server(ThreadPoolExecutor(max_workers=limits.threads, thread_name_prefix=f"grpc-{mspid}"),
+                         options=SERVER_OPTIONS)
+    streams = StreamSlots(limits.streams, "Deliver and ChaincodeEvents")
+    add_GatewayServicer_to_server(
+        GatewayService(peers, mspid, streams, StreamSlots(limits.commit_statuses, "CommitStatus")), server)
+    add_DeliverServicer_to_server(DeliverService(peers.channels, mspid, streams, mutual_tls=mutual_tls), server)
+    return server
 
 
 def ledger_dir(layout: Layout) -> Path:
@@ -155,12 +183,8 @@ class Engine:
         logger.info("engine serving %d orgs and %d channels", len(self.topology.orgs), len(self.channels))
 
     def _org_server(self, org: Org) -> grpc.Server:
-        server = grpc.server(ThreadPoolExecutor(max_workers=GRPC_WORKERS, thread_name_prefix=f"grpc-{org.name}"),
-                             options=SERVER_OPTIONS)
-        slots = StreamSlots(STREAM_LIMIT)
-        add_GatewayServicer_to_server(GatewayService(self.peers, org.mspid, slots), server)
         mutual_tls = self.topology.mutual_tls
-        add_DeliverServicer_to_server(DeliverService(self.channels, org.mspid, slots, mutual_tls=mutual_tls), server)
+        server = org_server(self.peers, org.mspid, mutual_tls)
         tls = self.layout.peer_dir(org) / "tls"
         pair = ((tls / "server.key").read_bytes(), (tls / "server.crt").read_bytes())
         if mutual_tls:  # as a Fabric peer with clientAuthRequired: a client certificate from one of the orgs' TLS CAs

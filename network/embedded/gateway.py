@@ -51,12 +51,14 @@ class Peers:
 
 
 class GatewayService(GatewayServicer):
-    """The gateway of one org's peer."""
+    """The gateway of one org's peer; ``events`` bounds its open ChaincodeEvents calls (with the endpoint's
+    Deliver calls), ``statuses`` its open CommitStatus calls."""
 
-    def __init__(self, peers: Peers, mspid: str, slots: StreamSlots) -> None:
+    def __init__(self, peers: Peers, mspid: str, events: StreamSlots, statuses: StreamSlots) -> None:
         self._peers = peers
         self._mspid = mspid
-        self._slots = slots
+        self._events = events
+        self._statuses = statuses
 
     @property
     def _local(self) -> Endorser:
@@ -253,7 +255,7 @@ class GatewayService(GatewayServicer):
             inner = gw.CommitStatusRequest.FromString(request.request)
             channel = self._channel(inner.channel_id, grpc.StatusCode.PERMISSION_DENIED)
             self._authorise(channel, inner.identity, request.request, request.signature)
-            with self._slots.held():
+            with self._statuses.held():
                 while context.is_active():
                     location = channel.ledger.tx_location(inner.transaction_id)
                     if location is not None:
@@ -285,7 +287,7 @@ class GatewayService(GatewayServicer):
                                  f"invalid start position type: *orderer.SeekPosition_{kind.capitalize()}")
             after = channel.ledger.tx_location(inner.after_transaction_id) if inner.after_transaction_id else None
             first = after.block if after is not None else start_block(inner.start_position, channel.ledger.height)
-            self._slots.take()
+            self._events.take()
         except RpcFailure as failure:
             rpc.abort(context, failure)
         try:
@@ -301,7 +303,7 @@ class GatewayService(GatewayServicer):
                     yield gw.ChaincodeEventsResponse(events=events, block_number=number)
                 number += 1
         finally:
-            self._slots.release()
+            self._events.release()
 
 
 def _orderer_refusal(status: str, info: str) -> RpcFailure:

@@ -345,6 +345,9 @@ class Ledger:
         return self._last_hash
 
     def block_bytes(self, number: int) -> bytes | None:
+        """The stored block ``number``; None, without a read, when it is not committed (a waiting stream's poll)."""
+        if not 0 <= number < self._height:
+            return None
         row = self._reader().execute("SELECT data FROM blocks WHERE number = ?", (number,)).fetchone()
         return row[0] if row else None
 

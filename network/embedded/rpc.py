@@ -44,25 +44,26 @@ def abort(context: grpc.ServicerContext, failure: RpcFailure) -> NoReturn:
 
 
 class StreamSlots:
-    """How many long-lived calls (Deliver, ChaincodeEvents, CommitStatus) one org endpoint serves at once.
+    """How many long-lived calls of one kind an org endpoint serves at once.
 
-    Each holds one of the endpoint's server threads while it waits for blocks, so they are bounded below the
-    thread count: Endorse, Submit and Evaluate always find a thread. A call beyond the bound is refused with
-    RESOURCE_EXHAUSTED at once instead of queueing without bound.
+    Each open call holds one of the endpoint's server threads while it waits (for blocks, or for its transaction
+    to commit), so every kind is bounded and the endpoint has a thread for each bounded call plus its unary
+    threads: the long-lived calls, however many, never take the threads of Endorse, Submit and Evaluate. A call
+    beyond the bound is refused with RESOURCE_EXHAUSTED at once instead of queueing without bound.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, calls: str) -> None:
         if limit < 1:
             raise ValueError("a stream limit must be at least 1")
         self.limit = limit
+        self.calls = calls
         self._free = threading.BoundedSemaphore(limit)
 
     def take(self) -> None:
         """Take a slot for a call that starts, or refuse it with RESOURCE_EXHAUSTED; :meth:`release` when it ends."""
         if not self._free.acquire(blocking=False):
             raise RpcFailure(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                             f"this peer serves at most {self.limit} open Deliver, ChaincodeEvents and CommitStatus "
-                             "calls at once; retry later")
+                             f"this peer serves at most {self.limit} open {self.calls} calls at once; retry later")
 
     def release(self) -> None:
         self._free.release()

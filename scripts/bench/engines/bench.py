@@ -12,6 +12,10 @@ Usage: bench.py <engine> <work dir> <transactions> <concurrency> <rounds> <port 
    evaluates of Sample:Get (each result checked). Figures are medians over the rounds; the CPU time
    per submitted transaction is split into the ledger's processes (engine, or peers + orderers), the
    chaincode servers and this client.
+4. Through the first org's gateway alone: ``transactions`` submits from ``concurrency`` workers, then the same
+   with ``IDLE_STREAMS`` ChaincodeEvents streams open on that org (waiting for events that never come, as
+   idle site agents' listeners do): endorse and whole-submit p50/p99 both ways, and how many of the streams
+   the endpoint refused or ended.
 
 Every home lives under ``<work dir>`` and is torn down before this exits (the calling script's trap
 catches what an interrupted run leaves).
@@ -39,6 +43,7 @@ from swarmfuse.network.topology import Topology
 
 ORGS = 3
 TASK = "bench"
+IDLE_STREAMS = 200
 SWARMFUSE = Path(sys.executable).with_name("swarmfuse")
 T = TypeVar("T")
 
@@ -174,6 +179,49 @@ def load(network: Network, engine: str, transactions: int, concurrency: int, rou
     return {metric: statistics.median(r[metric] for r in per_round) for metric in per_round[0]}
 
 
+def idle_streams(network: Network, transactions: int, concurrency: int) -> dict[str, float]:
+    """Endorse and submit latency through the first org's gateway without, then with, ``IDLE_STREAMS`` open
+    ChaincodeEvents streams on that org; and how many of those streams did not stay open."""
+    org = network.require_state().topology().orgs[0]
+    gateway = Gateway.from_profile(network.layout.profile(org))
+    figures: dict[str, float] = {}
+    pool = ThreadPoolExecutor(concurrency)
+    try:
+        channel = gateway.network(TASK)
+        contract = channel.contract("swarmfuse")
+
+        def submit(key: str) -> tuple[float, float]:
+            t0 = time.perf_counter()
+            transaction = contract.new_proposal("Sample:Put", key, "v").endorse()
+            t1 = time.perf_counter()
+            raise_unless_valid(transaction.submit().status())
+            return (t1 - t0) * 1000, (time.perf_counter() - t0) * 1000
+
+        for suffix, count in (("", 0), ("_idle_streams", IDLE_STREAMS)):
+            streams = [channel.chaincode_events("idle-listener") for _ in range(count)]  # no such chaincode: no events
+            try:
+                time.sleep(1.0 if count else 0.0)  # let every call reach the endpoint
+                run_pool(pool, concurrency, lambda i: submit(f"streams{suffix}-warm-{i}"))
+                results = run_pool(pool, transactions, lambda i: submit(f"streams{suffix}-{i}"))
+                # An open call is not done; one the endpoint refused (or ended) is.
+                figures[f"streams_not_open{suffix}"] = sum(1 for stream in streams if stream._call.done())
+            finally:
+                for stream in streams:
+                    stream.close()
+            endorse, whole = [e for e, _ in results], [w for _, w in results]
+            figures |= {f"dc1_endorse_p50_ms{suffix}": percentile(endorse, 0.5),
+                        f"dc1_endorse_p99_ms{suffix}": percentile(endorse, 0.99),
+                        f"dc1_submit_p50_ms{suffix}": percentile(whole, 0.5),
+                        f"dc1_submit_p99_ms{suffix}": percentile(whole, 0.99)}
+            log(f"{count} idle streams on {org.name}: endorse p50 {figures[f'dc1_endorse_p50_ms{suffix}']:.1f} ms, "
+                f"submit p50 {figures[f'dc1_submit_p50_ms{suffix}']:.0f} ms, p99 "
+                f"{figures[f'dc1_submit_p99_ms{suffix}']:.0f} ms, {figures[f'streams_not_open{suffix}']:.0f} not open")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        gateway.close()
+    return figures
+
+
 def main(engine: str, work: str, transactions: str, concurrency: str, rounds: str, port_base: str) -> None:
     root, count, workers, repeats, base = Path(work), int(transactions), int(concurrency), int(rounds), int(port_base)
     figures: dict[str, object] = {"engine": engine, "tx": count, "concurrency": workers, "rounds": repeats}
@@ -199,6 +247,7 @@ def main(engine: str, work: str, transactions: str, concurrency: str, rounds: st
         tasks.create(network, TASK, ",".join(f"DC{i}" for i in range(1, ORGS + 1)))
         figures["task_create_s"] = time.perf_counter() - t0
         figures |= load(network, engine, count, workers, repeats)
+        figures |= idle_streams(network, count, workers)
         figures["rss_mib"] = rss_mib(network)
         figures["processes"] = len(network.running())
     finally:

@@ -38,7 +38,7 @@ def _gateway(pki: Pki, port: int, tls_client: TlsClientCert | None) -> Gateway:
 
 
 def test_mutual_tls_endpoint_checks_the_claimed_certificate_hash(pki: Pki) -> None:
-    server, port = serve(pki, DeliverService({}, "DC1MSP", StreamSlots(8), mutual_tls=True), require_client_auth=True)
+    server, port = serve(pki, DeliverService({}, "DC1MSP", StreamSlots(8, "Deliver"), mutual_tls=True), require_client_auth=True)
     tls_client = pki.client()
     identity, signer, _ = pki.identity()
     try:
@@ -53,7 +53,7 @@ def test_mutual_tls_endpoint_checks_the_claimed_certificate_hash(pki: Pki) -> No
 
 
 def test_without_mutual_tls_the_claimed_hash_is_not_checked(pki: Pki) -> None:
-    server, port = serve(pki, DeliverService({}, "DC1MSP", StreamSlots(8)), require_client_auth=False)
+    server, port = serve(pki, DeliverService({}, "DC1MSP", StreamSlots(8, "Deliver")), require_client_auth=False)
     identity, signer, _ = pki.identity()
     try:
         with _gateway(pki, port, pki.client()) as gateway:
@@ -78,7 +78,7 @@ def test_binding_failures_are_bad_requests_with_fabrics_reasons(claimed: bytes, 
 
 
 def test_a_deliver_request_outside_the_time_window_is_a_bad_request(pki: Pki) -> None:
-    server, port = serve(pki, DeliverService({}, "DC1MSP", StreamSlots(8)), require_client_auth=False)
+    server, port = serve(pki, DeliverService({}, "DC1MSP", StreamSlots(8, "Deliver")), require_client_auth=False)
     identity, signer, _ = pki.identity()
     now = datetime.now(UTC)
     try:
@@ -109,7 +109,7 @@ def test_the_window_is_fifteen_minutes_either_way() -> None:
 def test_open_streams_are_bounded_so_unary_calls_keep_their_threads(pki: Pki) -> None:
     """With every stream slot taken (here by the test, as by long-lived Deliver, ChaincodeEvents and CommitStatus
     calls), one more Deliver call is refused at once with RESOURCE_EXHAUSTED; with a slot free it is served."""
-    slots = StreamSlots(2)
+    slots = StreamSlots(2, "Deliver and ChaincodeEvents")
     server, port = serve(pki, DeliverService({}, "DC1MSP", slots), require_client_auth=False)
     try:
         with _gateway(pki, port, None) as gateway:
@@ -125,4 +125,4 @@ def test_open_streams_are_bounded_so_unary_calls_keep_their_threads(pki: Pki) ->
     finally:
         server.stop(0)
     with pytest.raises(ValueError, match="at least 1"):
-        StreamSlots(0)
+        StreamSlots(0, "Deliver")
