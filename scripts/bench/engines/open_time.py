@@ -61,10 +61,14 @@ def open_seconds(path: Path, full: bool, height: int) -> float:
     return float(seconds)
 
 
+OPEN_GOAL_S = 1.0  # the engine's open of a 100 000-block ledger, and no growth with the height
+
+
 def main(work: str, heights: str, full_up_to: int = 10_000) -> None:
     path = Path(work) / "open-time.sqlite"
     if path.exists():
         sys.exit(f"{path} exists: open_time.py grows its own ledger from block 0, give it an empty work dir")
+    opens: dict[int, float] = {}
     for height in sorted(int(h) for h in heights.split(",")):
         started = time.perf_counter()
         with Ledger.open(path, full_check=False) as ledger:
@@ -72,8 +76,15 @@ def main(work: str, heights: str, full_up_to: int = 10_000) -> None:
         built_s = time.perf_counter() - started
         quick = statistics.median(open_seconds(path, False, height) for _ in range(OPENS))
         full = open_seconds(path, True, height) if height <= full_up_to else None
+        opens[height] = quick
         print(json.dumps({"height": height, "open_s": quick, "full_check_s": full, "build_s": built_s,
                           "ledger_mib": path.stat().st_size / 2**20}), flush=True)
+    lowest, highest = min(opens), max(opens)
+    growth = opens[highest] / opens[lowest]
+    verdict = "met" if opens[highest] <= OPEN_GOAL_S and growth < 2 else "NOT met"
+    print(f"goal embedded ledger open <= {OPEN_GOAL_S:.0f} s at {highest} blocks and flat in height: {verdict} "
+          f"({opens[highest] * 1000:.1f} ms at {highest}, {growth:.1f}x the {lowest}-block open)")
+    print("embedded_open_ms " + " ".join(f"{h}={s * 1000:.1f}" for h, s in sorted(opens.items())))
 
 
 if __name__ == "__main__":
