@@ -18,10 +18,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from fabric_protos.common import common_pb2
-from fabric_protos.peer import transaction_pb2
+from fabric_protos.peer import chaincode_event_pb2, transaction_pb2
 
 from swarmfuse.errors import SwarmfuseError
 from swarmfuse.network.protocol import blockfmt
+from swarmfuse.network.embedded.events import block_chaincode_events
 from swarmfuse.network.embedded.ledger import Ledger
 from swarmfuse.network.protocol.model import TxResult
 from swarmfuse.network.protocol.lifecycle import (
@@ -40,6 +41,10 @@ from swarmfuse.network.protocol.validator import BlockValidator
 logger = logging.getLogger(__name__)
 
 CHAINCODE_META = "chaincode_definition"
+RECENT_EVENT_BLOCKS = 64
+"""Blocks whose chaincode events a channel keeps parsed: every event stream waiting at the height reads a new
+block's events from there instead of reading and parsing the block itself."""
+BlockEvents = list[tuple[int, chaincode_event_pb2.ChaincodeEvent]]
 VALID = transaction_pb2.TxValidationCode.VALID
 
 
@@ -68,6 +73,8 @@ class Channel:
         self._validator = BlockValidator(definition, self.msps, ledger, self.rules)
         self._listeners: list[Callable[[common_pb2.Block, list[TxResult]], None]] = []
         self._listeners_lock = threading.Lock()
+        self._recent_events: dict[int, BlockEvents] = {}
+        self._recent_events_lock = threading.Lock()
         batch = BatchConfig(definition.batch_max_count, definition.batch_absolute_max_bytes,
                             definition.batch_preferred_max_bytes, definition.batch_timeout_s)
         self.orderer = Orderer(definition.name, ledger, batch, self._validator.validate_block, sign, orderer_identity,
@@ -115,6 +122,25 @@ class Channel:
     def subscribe(self, listener: Callable[[common_pb2.Block, list[TxResult]], None]) -> None:
         with self._listeners_lock:
             self._listeners.append(listener)
+
+    def chaincode_events(self, number: int) -> BlockEvents | None:
+        """``(transaction index, event)`` of the chaincode events in block ``number`` (see
+        :func:`~swarmfuse.network.embedded.events.block_chaincode_events`); None while it is not committed. The
+        last blocks' events are parsed once, by the first stream that asks, for every other stream."""
+        height = self.ledger.height
+        if number >= height - RECENT_EVENT_BLOCKS:
+            with self._recent_events_lock:
+                events = self._recent_events.get(number)
+                if events is None:
+                    block = self.ledger.block(number)
+                    if block is None:
+                        return None
+                    events = self._recent_events[number] = block_chaincode_events(block)
+                    for old in [n for n in self._recent_events if n < height - RECENT_EVENT_BLOCKS]:
+                        del self._recent_events[old]
+                return events
+        block = self.ledger.block(number)
+        return None if block is None else block_chaincode_events(block)
 
     def _committed(self, block: common_pb2.Block, results: list[TxResult]) -> None:
         with self._listeners_lock:

@@ -34,21 +34,26 @@ def _event(payload: common_pb2.Payload) -> chaincode_event_pb2.ChaincodeEvent | 
     return chaincode_event(transaction_pb2.Transaction.FromString(payload.data))
 
 
-def chaincode_events(block: common_pb2.Block, chaincode: str, after_index: int = -1
-                     ) -> list[chaincode_event_pb2.ChaincodeEvent]:
-    """Events of ``chaincode`` set by the block's valid transactions after ``after_index``, in block order."""
+def block_chaincode_events(block: common_pb2.Block) -> list[tuple[int, chaincode_event_pb2.ChaincodeEvent]]:
+    """``(transaction index, event)`` of every event set by the block's valid transactions, in block order."""
     codes = blockfmt.transactions_filter(block)
     found = []
     for index, envelope in enumerate(block.data.data):
-        if index <= after_index or index >= len(codes) or codes[index] != VALID:
+        if index >= len(codes) or codes[index] != VALID:
             continue
         header, payload = _header(envelope)
         if header.type != common_pb2.ENDORSER_TRANSACTION:
             continue
         event = _event(payload)
-        if event is not None and event.chaincode_id == chaincode:
-            found.append(event)
+        if event is not None:
+            found.append((index, event))
     return found
+
+
+def chaincode_events(events: list[tuple[int, chaincode_event_pb2.ChaincodeEvent]], chaincode: str,
+                     after_index: int = -1) -> list[chaincode_event_pb2.ChaincodeEvent]:
+    """The events of ``chaincode`` among a block's ``events`` (:func:`block_chaincode_events`) after ``after_index``."""
+    return [event for index, event in events if index > after_index and event.chaincode_id == chaincode]
 
 
 def filtered_block(block: common_pb2.Block, channel: str) -> events_pb2.FilteredBlock:

@@ -293,12 +293,12 @@ class GatewayService(GatewayServicer):
         try:
             number = first
             while context.is_active():
-                block = channel.ledger.block(number)
-                if block is None:
+                in_block = channel.chaincode_events(number)
+                if in_block is None:
                     channel.ledger.wait_for_height(number + 1, POLL_S)
                     continue
                 resume_after = after.index if after is not None and number == after.block else -1
-                events = chaincode_events(block, inner.chaincode_id, resume_after)
+                events = chaincode_events(in_block, inner.chaincode_id, resume_after)
                 if events:
                     yield gw.ChaincodeEventsResponse(events=events, block_number=number)
                 number += 1
