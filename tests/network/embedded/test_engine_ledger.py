@@ -117,6 +117,42 @@ def test_ranges_compare_utf8_bytes_with_composite_keys(ledger: Ledger) -> None:
     assert (key, value) == ("b", VersionedValue(b"o", Version(1, 1)))
 
 
+class _CountingConnection:
+    """A connection that counts the rows its statements hand out."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.rows = 0
+
+    def execute(self, sql: str, parameters: Sequence[object] = ()) -> Iterator[tuple[object, ...]]:
+        for row in self._conn.execute(sql, parameters):
+            self.rows += 1
+            yield row
+
+
+def test_a_range_page_reads_only_its_page(tmp_path: Path) -> None:
+    """A paginated range query (Audit:StateDigest's shape) reads its page and the next key (the bookmark) from
+    SQLite, not the rest of the range, so a full paginated scan reads each key about once."""
+    from swarmfuse.network.embedded.ledger import StateReads
+    from swarmfuse.network.embedded.simulator import TxSimulator
+
+    path = tmp_path / "ledger.db"
+    with Ledger.open(path) as ledger:
+        _commit(ledger, [TxResult("config", 0, 0)])
+        _commit(ledger, [_tx("t1", 0, *[(NS, f"key{i:05d}", b"v") for i in range(5000)])])
+    conn = sqlite3.connect(path)
+    counting = _CountingConnection(conn)
+    pages, start = [], "key01000"
+    while start and len(pages) < 3:
+        simulation = TxSimulator(StateReads(counting), NS, "tx")  # type: ignore[arg-type]
+        iterator = simulation.get_state_range_paginated(start, "", 10)
+        pages.append([key for key, _ in iterator])
+        start = iterator.bookmark_and_close()
+    conn.close()
+    assert pages == [[f"key{i:05d}" for i in range(first, first + 10)] for first in (1000, 1010, 1020)]
+    assert counting.rows == 3 * 11
+
+
 def test_invalid_tx_is_indexed_without_state_writes(ledger: Ledger) -> None:
     _commit(ledger, [_tx("good", 0, (NS, "a", b"1")), _tx("bad", 1, (NS, "b", b"2"), code=MVCC_READ_CONFLICT),
                      _tx("", 2, (NS, "c", b"3"), code=MVCC_READ_CONFLICT)])
