@@ -112,7 +112,7 @@ def _port_open(port: int) -> bool:
 
 def run_job(config: JobConfig) -> JobReport:
     """Run the whole job; the report is written to ``config.out`` too."""
-    from swarmfuse.client.site.service import add_data, install_extractor, open_site
+    from swarmfuse.client.site.wiring import add_data, install_extractor, open_site
     from swarmfuse.client.site.site import Site
     from swarmfuse.extractors.bundle import export_bundles
     from swarmfuse.extractors.data import PartitionConfig, fetch_emoji, partition
@@ -241,7 +241,7 @@ real consortium's terms would not allow): the terms say so on the ledger."""
 def agree_terms(home: Path, task: str, terms: dict[str, Any] = TERMS) -> None:
     """DC1 proposes ``terms``, DC2 and DC3 confirm them (each founder's own act); a rerun does what is left."""
     from swarmfuse.chaincode.contracts.records import AgreementSpec
-    from swarmfuse.client.site.service import open_site
+    from swarmfuse.client.site.wiring import open_site
 
     digest = AgreementSpec.model_validate(terms).sha256()
     with open_site(home, "DC1", task) as parts:
@@ -267,7 +267,7 @@ def open_round(ledger: TaskLedger, round_id: str) -> None:
 
 def _collect(report: JobReport, network: Any, config: JobConfig) -> None:
     """The round's record, history and exchanges, and what went on-chain (blocks) against off-chain (bytes)."""
-    from swarmfuse.client.site.service import open_site
+    from swarmfuse.client.site.wiring import open_site
 
     with open_site(network.home, "DC1", config.task) as parts:
         report.round = parts.ledger.round(config.round_id).model_dump(mode="json")

@@ -50,9 +50,10 @@ from swarmfuse.client.gateway import ChaincodeEvent
 from swarmfuse.client.site.alignment import LeaderSession, ParticipantSession, commitment_of
 from swarmfuse.client.ledger import LedgerConflict, TaskLedger
 from swarmfuse.client.site.manifest import Manifest
-from swarmfuse.client.site.peers import Peer
+from swarmfuse.client.site.link import Peer
 from swarmfuse.client.site.policy import SitePolicy, load_policy
-from swarmfuse.client.site.shards import privacy_path
+from swarmfuse.client.site.fusion import FeatureBlock, fuse_round
+from swarmfuse.client.site.shards import privacy_path, write_features, write_labels, write_release
 from swarmfuse.client.site.site import Site, SiteError
 from swarmfuse.client.site.store import SqlCheckpointer, Store
 from swarmfuse.extractors.data.cache import sha256_file
@@ -79,7 +80,7 @@ class FeatureSource(Protocol):
 
 
 class PeerLink(Protocol):
-    """How an agent talks to other sites off-chain (mutual TLS); see :mod:`swarmfuse.client.site.peers`."""
+    """How an agent talks to other sites off-chain (mutual TLS); see :mod:`swarmfuse.client.site.link`."""
 
     def psi(self, peer: Peer, round_id: str, blinded: list[str]) -> dict[str, Any]: ...
 
@@ -423,8 +424,6 @@ class SiteAgent:
     def shard(self, rnd: Round, kind: str) -> Path:
         """This site's file of ``kind`` for the round's aligned rows (made once, then reused): the features are
         a DP release when the round's terms make them one, unless this site leads (it sends nothing then)."""
-        from swarmfuse.client.site.shards import write_features, write_labels, write_release
-
         round_id = rnd.round_id
         path = self.site.round_dir(round_id) / f"{kind}.npy" if kind == FEATURES_KIND else \
             self.site.round_dir(round_id) / f"{kind}.npz"
@@ -463,8 +462,6 @@ class SiteAgent:
         return expected
 
     def _try_fuse(self, rnd: Round) -> None:
-        from swarmfuse.client.site.shards import fuse_round
-
         round_id = rnd.round_id
         if not self.store.action_done(round_id, "alignment") or self.store.action_done(round_id, "fuse"):
             return
@@ -481,7 +478,13 @@ class SiteAgent:
         published = self.site.round_dir(round_id) / "published.json"
         if not model_path.exists() or not published.exists():
             terms = self.ledger.round_terms(rnd)
-            fused = fuse_round(self, rnd, inbound, terms.reward if terms is not None else None)
+            blocks = [FeatureBlock(mspid, self._modality_of(rnd, mspid),
+                                   self.shard(rnd, FEATURES_KIND) if mspid == self.mspid
+                                   else inbound[(mspid, FEATURES_KIND)])
+                      for mspid in sorted(rnd.participants) if self._modality_of(rnd, mspid) != LABELS]
+            labels = self.shard(rnd, LABELS_KIND) if rnd.label_holder == self.mspid \
+                else inbound[(rnd.label_holder, LABELS_KIND)]
+            fused = fuse_round(round_id, blocks, labels, terms.reward if terms is not None else None)
             table = fused.contributions.model_dump(mode="json") if fused.contributions is not None else None
             write_atomic(published, json.dumps({"metrics": fused.metrics, "contributions": table}).encode())
             write_atomic(model_path, fused.model)

@@ -5,7 +5,8 @@ runs, each org's request rate and every request body are bounded (:mod:`swarmfus
 uvicorn serves at most ``MAX_CONCURRENT`` requests at once (503 beyond). Off-chain round traffic (alignment
 messages, feature and label files, the model) is accepted only from that round's participants; a file is kept
 only when its SHA-256 and size match the sender's on-chain exchange record (each upload streams to a private
-temp file of its own, one upload of a (round, sender, kind) at a time, renamed only once verified). Operator
+temp file of its own, one upload of a (round, sender, kind) at a time, renamed only once verified:
+:mod:`swarmfuse.client.site.inbox`). Operator
 endpoints (``/status``) answer the site's own org only. OpenAPI docs are at ``/docs``.
 """
 
@@ -13,14 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import logging
 import re
-import secrets
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,18 +28,17 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from swarmfuse.chaincode.contracts.records import Exchange, Round
+from swarmfuse.chaincode.contracts.records import Round
 from swarmfuse.client.site.agent import MODEL_KIND, SiteAgent
 from swarmfuse.client.site.alignment import AlignmentError, LeaderSession
-from swarmfuse.client.site.identity import OrgResolver, SiteTls
+from swarmfuse.client.site.tls import OrgResolver, SiteTls
+from swarmfuse.client.site.inbox import ArtefactRejected, Inbox
 from swarmfuse.client.site.predict import reply_sha256, scoring_commitment
 from swarmfuse.client.site.limits import RequestBounds, TokenBucket, caller_org
 from swarmfuse.client.site.site import SiteError
-from swarmfuse.files import open_private
 
 logger = logging.getLogger(__name__)
 
-MAX_ARTEFACT_BYTES = 4 << 30
 MAX_BODY_BYTES = 64 << 20
 """A JSON request body (a PSI list of up to about a million blinded IDs); uploads are bounded by their record."""
 REQUESTS_PER_S = 20.0
@@ -90,7 +87,7 @@ def create_app(agent: SiteAgent, resolver: OrgResolver, bucket: TokenBucket | No
                        bucket=bucket or TokenBucket(REQUESTS_PER_S, REQUEST_BURST),
                        streamed=lambda method, path: method == "PUT" and _UPLOAD.fullmatch(path) is not None)
     leader_sessions: dict[str, LeaderSession] = {}
-    upload_locks: dict[tuple[str, str, str], asyncio.Lock] = {}
+    inbox = Inbox(agent.store, agent.site.round_dir)
 
     def caller(request: Request) -> str:
         org = caller_org(request.scope)
@@ -207,41 +204,12 @@ def create_app(agent: SiteAgent, resolver: OrgResolver, bucket: TokenBucket | No
         expected = await asyncio.to_thread(agent.ledger.exchange, round_id, org, agent.mspid, kind)
         if expected is None:
             raise HTTPException(409, f"no {kind} exchange from {org} to {agent.mspid} is recorded on-chain")
-        target = agent.site.round_dir(round_id) / "in" / f"{org}-{kind}-{expected.sha256[:16]}"
-        async with upload_locks.setdefault((round_id, org, kind), asyncio.Lock()):
-            return await _store(round_id, org, kind, expected, target, request)
-
-    async def _store(round_id: str, org: str, kind: str, expected: Exchange, target: Path,
-                     request: Request) -> dict[str, Any]:
-        """Stream one upload into a private temp file of its own; keep it only if it matches the record."""
-        digest, size = hashlib.sha256(), 0
-        part = target.with_name(f"{target.name}.{secrets.token_hex(8)}.part")
-        part.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with open_private(part) as handle:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > min(expected.bytes, MAX_ARTEFACT_BYTES):
-                        break
-                    digest.update(chunk)
-                    handle.write(chunk)
-        except BaseException:  # the sender went away mid-stream: nothing of it stays
-            part.unlink(missing_ok=True)
-            raise
-        ok = size == expected.bytes and digest.hexdigest() == expected.sha256
-        if not ok:
-            part.unlink(missing_ok=True)
-            reason = (f"got {size} bytes with SHA-256 {digest.hexdigest()}; the ledger records {expected.bytes} "
-                      f"bytes with SHA-256 {expected.sha256}")
-            agent.store.add_artefact(round_id, kind=kind, direction="in", peer_org=org, sha256=digest.hexdigest(),
-                                     size=size, status="rejected", reason=reason)
-            logger.warning("round %s: rejected %s from %s: %s", round_id, kind, org, reason)
-            raise HTTPException(422, f"rejected: {reason}")
-        part.replace(target)
-        agent.store.add_artefact(round_id, kind=kind, direction="in", peer_org=org, sha256=expected.sha256,
-                                 size=size, path=target, status="verified")
+            await inbox.accept(expected, request.stream())
+        except ArtefactRejected as exc:
+            raise HTTPException(422, str(exc)) from exc
         agent.poke(round_id)
-        return {"status": "verified", "sha256": expected.sha256, "bytes": size}
+        return {"status": "verified", "sha256": expected.sha256, "bytes": expected.bytes}
 
     @app.get("/rounds/{round_id}/artefacts/model", summary="The fused model of a round (participants only)")
     def model(round_id: str, request: Request) -> FileResponse:

@@ -44,7 +44,7 @@ def serve(org: str = OrgOption, task: str = TaskOption, store: str | None = Stor
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, _frame: stop.set())
-    from swarmfuse.client.site.service import open_site, serve_site
+    from swarmfuse.client.site.wiring import open_site, serve_site
 
     with clean_errors(), open_site(home, org, task, store) as parts:
         console.print(f"site {org} of task {task} serving on {parts.site.url} (store: {parts.store.url})")
@@ -55,7 +55,7 @@ def serve(org: str = OrgOption, task: str = TaskOption, store: str | None = Stor
 def status(org: str = OrgOption, task: str = TaskOption, store: str | None = StoreOption, home: Path = HomeOption,
            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """What the site holds (datasets) and is doing (rounds and their steps), from its store."""
-    from swarmfuse.client.site.service import make_agent, open_site
+    from swarmfuse.client.site.wiring import make_agent, open_site
 
     with clean_errors(), open_site(home, org, task, store) as parts:
         state = make_agent(parts).status()
@@ -127,7 +127,7 @@ def data_add(manifest: Path = typer.Argument(..., help="CSV or JSON Lines: entit
              org: str = OrgOption, task: str = TaskOption, store: str | None = StoreOption,
              home: Path = HomeOption) -> None:
     """Check a manifest (every bad row named) and publish its summary on-chain (never the data)."""
-    from swarmfuse.client.site.service import add_data, open_site
+    from swarmfuse.client.site.wiring import add_data, open_site
 
     with clean_errors(), open_site(home, org, task, store) as parts:
         summary = add_data(parts, manifest, modality)
@@ -140,7 +140,7 @@ def extractor_install(bundle: Path = typer.Argument(..., help="An extractor bund
                       modality: str = typer.Option(..., "--modality", help="text or image."),
                       org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
     """Install an ONNX extractor bundle into the site."""
-    from swarmfuse.client.site.service import install_extractor
+    from swarmfuse.client.site.wiring import install_extractor
     from swarmfuse.client.site.site import Site
 
     with clean_errors():
@@ -161,7 +161,7 @@ def extractor_train(manifest: Path = typer.Argument(..., help="The site's manife
     """Train the site's own extractor on its manifest and public data only (no label is read), and install it.
     Cached: the same manifest, seed, weights and training code give the same bundle without training again."""
     from swarmfuse.client.site.manifest import load_manifest
-    from swarmfuse.client.site.service import install_extractor
+    from swarmfuse.client.site.wiring import install_extractor
     from swarmfuse.client.site.site import Site, SiteError
     from swarmfuse.client.site.training import label_free_text_bundle
 
@@ -215,7 +215,7 @@ def agreement_propose(terms: Path = typer.Argument(..., help="The terms as JSON 
                       org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
     """A founder proposes terms (or an amendment); they are in force once every founder confirmed their hash."""
     from swarmfuse.chaincode.contracts.records import AgreementSpec
-    from swarmfuse.client.site.service import open_site
+    from swarmfuse.client.site.wiring import open_site
 
     try:
         document = json.loads(terms.read_bytes())
@@ -238,7 +238,7 @@ def agreement_propose(terms: Path = typer.Argument(..., help="The terms as JSON 
 def agreement_confirm(agreement_sha256: str = typer.Argument(..., help="The proposed terms' SHA-256."),
                       org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
     """A founder confirms proposed terms by their hash (read them first: ``swarmfuse audit agreement``)."""
-    from swarmfuse.client.site.service import open_site
+    from swarmfuse.client.site.wiring import open_site
 
     with clean_errors(), open_site(home, org, task) as parts:
         proposal = parts.ledger.confirm_agreement(agreement_sha256)
@@ -267,7 +267,7 @@ def round_open(round_id: str = typer.Argument(..., help="A new round ID."),
                org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
     """Open a round among the orgs named in --roles (the opener must be one of them), under the agreement in
     force."""
-    from swarmfuse.client.site.service import open_site
+    from swarmfuse.client.site.wiring import open_site
 
     with clean_errors(), open_site(home, org, task) as parts:
         spec = parts.ledger.round_spec(_roles(roles), f"{label_holder}MSP", datetime.now(UTC) + timedelta(hours=hours))
@@ -278,7 +278,7 @@ def round_open(round_id: str = typer.Argument(..., help="A new round ID."),
 @rounds.command("status")
 def round_status(round_id: str, org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
     """One round's on-chain record, with its exchanges."""
-    from swarmfuse.client.site.service import open_site
+    from swarmfuse.client.site.wiring import open_site
 
     with clean_errors(), open_site(home, org, task) as parts:
         rnd = parts.ledger.round(round_id)
@@ -296,7 +296,7 @@ def round_status(round_id: str, org: str = OrgOption, task: str = TaskOption, ho
 @rounds.command("list")
 def round_list(org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
     """Every round of the task."""
-    from swarmfuse.client.site.service import open_site
+    from swarmfuse.client.site.wiring import open_site
 
     with clean_errors(), open_site(home, org, task) as parts:
         found = parts.ledger.rounds()
@@ -312,7 +312,7 @@ def round_list(org: str = OrgOption, task: str = TaskOption, home: Path = HomeOp
 def round_abort(round_id: str, reason: str = typer.Option(..., "--reason"), org: str = OrgOption,
                 task: str = TaskOption, home: Path = HomeOption) -> None:
     """Vote to abort a round (a majority of its active participants aborts it)."""
-    from swarmfuse.client.site.service import open_site
+    from swarmfuse.client.site.wiring import open_site
 
     with clean_errors(), open_site(home, org, task) as parts:
         rnd = parts.ledger.abort(round_id, reason)
@@ -328,7 +328,7 @@ def predict_command(round_id: str = typer.Argument(..., help="The round whose fu
     import csv
 
     from swarmfuse.client.site.predict import predict
-    from swarmfuse.client.site.service import make_agent, open_site
+    from swarmfuse.client.site.wiring import make_agent, open_site
 
     ids = [line.strip() for line in entities.read_text().splitlines() if line.strip()] if entities.exists() else []
     if not ids:

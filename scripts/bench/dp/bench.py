@@ -3,7 +3,7 @@
 For each ε (per release, δ = 1e-5) and seed: the text and image features of every entity go through the
 site's release mechanism (:func:`swarmfuse.client.privacy.release.release`: projection, scaling to the clip norm,
 Gaussian noise calibrated by dp-accounting; ε = ∞: the features as a non-private round sends them), and the
-round's intermediate head (:func:`swarmfuse.client.site.shards.train_fusion_head`) is trained and scored on
+round's intermediate head (:func:`swarmfuse.client.site.fusion.train_fusion_head`) is trained and scored on
 them as the leader would — the label holder leads, so both feature blocks are releases. Single-modality heads
 on the same releases for comparison, and a row of releases without noise (projected and scaled only). Prints a table and ends with one line
 ``dp eps_inf=<acc> eps_8=<acc> eps_4=<acc> eps_1=<acc>`` (fused accuracy, mean over the seeds).
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from swarmfuse.chaincode.contracts.records import PrivacyTerms
     from swarmfuse.client.privacy.accountant import epsilon_of, noise_multiplier
     from swarmfuse.client.privacy.release import projection, release, scaled
-    from swarmfuse.client.site.shards import train_fusion_head
+    from swarmfuse.client.site.fusion import train_fusion_head
     from swarmfuse.extractors.pipeline import build_features
 
     start = time.perf_counter()

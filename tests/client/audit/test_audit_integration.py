@@ -28,9 +28,9 @@ from swarmfuse.client.audit import cli
 from swarmfuse.client.audit.queries import AuditView, KeyVersion, RoundRecord, UnknownRecord
 from swarmfuse.client.gateway import EndorseError, Gateway, GatewayError
 from swarmfuse.client.demo import job as demo
-from swarmfuse.client.site.identity import site_tls
+from swarmfuse.client.site.tls import site_tls
 from swarmfuse.client.demo.job import JobConfig, JobReport
-from swarmfuse.client.site.service import open_site
+from swarmfuse.client.site.wiring import open_site
 from swarmfuse.client.site.site import Site
 from swarmfuse.extractors.data.cache import sha256_file
 

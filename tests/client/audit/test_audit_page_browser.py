@@ -33,7 +33,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from swarmfuse.client.audit.queries import AuditView
 from swarmfuse.client.demo import job as demo
 from swarmfuse.client.demo.job import JobConfig, JobReport
-from swarmfuse.client.site.service import open_site
+from swarmfuse.client.site.wiring import open_site
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from swarmfuse.chaincode.contracts.records import AgreementProposal
 from swarmfuse.cli import app
 from swarmfuse.client.privacy.accountant import noise_multiplier
-from swarmfuse.client.site import service
+from swarmfuse.client.site import wiring
 
 SHA = hashlib.sha256(b"x").hexdigest()
 TERMS = {"model_spec_sha256": SHA, "fusion_method": "intermediate", "extractors": {"text": "site"},
@@ -43,7 +43,7 @@ def proposed(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     def open_site(home: Path, org: str, task: str) -> Iterator[Any]:
         yield SimpleNamespace(ledger=SimpleNamespace(propose_agreement=propose))
 
-    monkeypatch.setattr(service, "open_site", open_site)
+    monkeypatch.setattr(wiring, "open_site", open_site)
     return sent
 
 

@@ -18,8 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from tls_pki import Pki
 
-from swarmfuse.client.site.identity import OrgResolver, SiteTls
-from swarmfuse.client.site.peers import HttpPeerLink, Peer, PeerError
+from swarmfuse.client.site.tls import OrgResolver, SiteTls
+from swarmfuse.client.site.link import HttpPeerLink, Peer, PeerError
 
 
 class Site:

@@ -24,12 +24,12 @@ from swarmfuse.chaincode.contracts.records import Round
 from swarmfuse.client.audit.report import Status
 from swarmfuse.client.audit.verify import verify_task
 from swarmfuse.client.demo import job as demo
-from swarmfuse.client.site.identity import site_tls
+from swarmfuse.client.site.tls import site_tls
 from swarmfuse.client.ledger import LedgerRefused
 from swarmfuse.client.demo.job import JobConfig
 from swarmfuse.client.site.manifest import ManifestError
-from swarmfuse.client.site.peers import PeerError
-from swarmfuse.client.site.service import add_data, make_agent, open_site
+from swarmfuse.client.site.link import PeerError
+from swarmfuse.client.site.wiring import add_data, make_agent, open_site
 from swarmfuse.client.site.site import Site
 from swarmfuse.extractors.data.cache import sha256_file
 

@@ -14,10 +14,10 @@ from typing import Any
 from swarmfuse.chaincode.contracts.records import Summary
 from swarmfuse.client.gateway import Gateway
 from swarmfuse.client.site.agent import LABELS, Holding, SiteAgent
-from swarmfuse.client.site.identity import OrgResolver, SiteTls, issue_site_tls
+from swarmfuse.client.site.tls import OrgResolver, SiteTls, issue_site_tls
 from swarmfuse.client.ledger import TaskLedger
 from swarmfuse.client.site.manifest import load_manifest
-from swarmfuse.client.site.peers import HttpPeerLink
+from swarmfuse.client.site.link import HttpPeerLink
 from swarmfuse.client.site.site import Site, SiteError
 from swarmfuse.client.site.store import Store
 
