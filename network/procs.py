@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import grpc
 
+from swarmfuse.files import write_atomic
 from swarmfuse.network.errors import CommandFailed, NetworkError, PortInUse, StopFailed
 
 logger = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ class Supervisor:
             )
         # Until we reap it the child's pid cannot be reused, so its start time read now is its own.
         record = ProcessRecord(spec.name, proc.pid, start_time(proc.pid) or 0, boot_id(), self.home)
-        _write_atomically(self.pid_file(spec.name), json.dumps(asdict(record)) + "\n")
+        write_atomic(self.pid_file(spec.name), (json.dumps(asdict(record)) + "\n").encode())
         self._children[spec.name] = proc
         logger.info("started %s (pid %d)", spec.name, proc.pid)
         return proc.pid
@@ -361,14 +361,3 @@ def _alive(pid: int) -> bool:
         return state.read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

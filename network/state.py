@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from swarmfuse.files import write_atomic
 from swarmfuse.network.topology import Consensus, Topology
 
 
@@ -50,11 +49,5 @@ def load(path: Path) -> NetworkState | None:
 
 
 def save(path: Path, state: NetworkState) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over the old file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state-", suffix=".json")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(json.dumps(state.model_dump(), indent=2) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    """Write the state atomically (:func:`swarmfuse.files.write_atomic`)."""
+    write_atomic(path, (json.dumps(state.model_dump(), indent=2) + "\n").encode())

@@ -7,6 +7,7 @@ unordered transactions are private; every layer writes them through this module.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -27,15 +28,25 @@ def open_private(path: Path) -> BinaryIO:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a private ``.part`` file (mode 0600), fsync, then rename: a reader (or a
-    restart after a crash) sees the old file or the whole new one, never part of it."""
+    """Write ``data`` to ``path`` through a private temp file of its own in the same folder (mode 0600 from
+    creation), fsync it, rename it over ``path`` and fsync the folder: a reader, a concurrent writer or a restart
+    after a crash sees the old file or one whole new one, never part of one, and no temp file stays behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    with open_private(part) as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    part.replace(path)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")  # created 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def write_private(path: Path, data: bytes) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from swarmfuse.client.gateway.errors import GatewayError
+from swarmfuse.files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -73,19 +72,4 @@ class FileCheckpointer(InMemoryCheckpointer):
 
     def _save(self) -> None:
         data = json.dumps({"block_number": self._position.block_number, "transaction_id": self._position.transaction_id})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(self.path, data.encode())
