@@ -261,6 +261,23 @@ class FusionMethod(StrEnum):
     HYBRID = "hybrid"
 
 
+FEATURES_KIND = "features"
+GRADIENTS_KIND = "gradients"
+SPLIT_KINDS = (FEATURES_KIND, GRADIENTS_KIND)
+MAX_SPLIT_EPOCHS = 50
+
+
+def epoch_kind(kind: str, epoch: int) -> str:
+    """The exchange kind of split-learning epoch ``epoch`` (``features.3``, ``gradients.3``)."""
+    return f"{kind}.{epoch}"
+
+
+def kind_epoch(kind: str) -> tuple[str, int | None]:
+    """An exchange kind's base kind and split-learning epoch (``None``: not an epoch's exchange)."""
+    base, dot, epoch = kind.partition(".")
+    return (base, int(epoch)) if dot and epoch.isdigit() and not epoch.startswith("0") else (kind, None)
+
+
 class RoundSpec(BaseModel):
     """``Rounds:Open`` argument."""
 
@@ -272,6 +289,9 @@ class RoundSpec(BaseModel):
     model_spec_sha256: Sha256
     deadline: UtcDateTime
     agreement_sha256: Sha256 | None = Field(default=None, description="the agreement in force, when there is one")
+    split_epochs: int = Field(default=0, ge=0, le=MAX_SPLIT_EPOCHS,
+                              description="epochs of split learning of the feature sites' extractors before the fusion "
+                                          "(each a features.<e> exchange to the leader and a gradients.<e> back); 0: none")
 
     @field_validator("participants")
     @classmethod

@@ -35,7 +35,10 @@ from swarmfuse.chaincode.contracts.agreement import load_agreement
 from swarmfuse.chaincode.contracts.fields import FileSize, Identifier, OptionalSha256, Reason, Sha256, UtcDateTime
 from swarmfuse.chaincode.contracts.leader import leader_for, next_leader
 from swarmfuse.chaincode.contracts.records import (
+    FEATURES_KIND,
+    GRADIENTS_KIND,
     LABEL_MODALITY,
+    SPLIT_KINDS,
     AbortVote,
     AgreementProposal,
     Acknowledgement,
@@ -57,6 +60,8 @@ from swarmfuse.chaincode.contracts.records import (
     RoundSpec,
     RoundState,
     Summary,
+    epoch_kind,
+    kind_epoch,
 )
 
 LIVE = (RoundState.OPEN, RoundState.FUSED)
@@ -114,6 +119,14 @@ def _check_agreement(ctx: Context, spec: RoundSpec) -> None:
         raise BadRequest(f"the agreement in force fixes model {agreement.model_spec_sha256} and fusion "
                          f"{agreement.fusion_method.value}; the round asks for {spec.model_spec_sha256} and "
                          f"{spec.method.value}")
+    if spec.split_epochs:
+        missing = sorted(set(SPLIT_KINDS) - set(agreement.exchange_kinds))
+        if missing:
+            raise BadRequest(f"split learning sends {' and '.join(SPLIT_KINDS)}; the agreement in force does not allow "
+                             f"{', '.join(missing)}")
+        if agreement.privacy is not None and set(agreement.privacy.kinds) & set(SPLIT_KINDS):
+            raise BadRequest("the agreement in force makes features or gradients DP releases; split learning's "
+                             "per-epoch exchanges are not releases it accounts for")
 
 
 def _round_terms(ctx: Context, rnd: Round) -> AgreementProposal | None:
@@ -124,6 +137,33 @@ def _round_terms(ctx: Context, rnd: Round) -> AgreementProposal | None:
     if terms is None:
         raise NotFound(f"round {rnd.round_id} names agreement {rnd.agreement_sha256}, which was never proposed")
     return terms
+
+
+def _check_split_order(ctx: Context, rnd: Round, sender: str, receiver: str, base: str, epoch: int | None) -> None:
+    """Split learning's order, per feature site: ``features.1`` to the leader, ``gradients.1`` back, ...,
+    ``gradients.<n>``, then its final ``features``; an epoch's exchange only in a round with that many epochs."""
+    if epoch is None:
+        if base == FEATURES_KIND and rnd.split_epochs and sender != rnd.leader:
+            _require_exchange(ctx, rnd, rnd.leader, sender, epoch_kind(GRADIENTS_KIND, rnd.split_epochs))
+        return
+    kind = epoch_kind(base, epoch)
+    if base not in SPLIT_KINDS or epoch > rnd.split_epochs:
+        raise BadRequest(f"round {rnd.round_id} has {rnd.split_epochs} split-learning epochs: no {kind} exchange")
+    feature_sites = players(rnd)
+    if base == FEATURES_KIND:
+        if receiver != rnd.leader or sender not in feature_sites:
+            raise BadRequest(f"{kind} go from a feature site to the leader {rnd.leader}")
+        if epoch > 1:
+            _require_exchange(ctx, rnd, rnd.leader, sender, epoch_kind(GRADIENTS_KIND, epoch - 1))
+    else:
+        if sender != rnd.leader or receiver not in feature_sites:
+            raise BadRequest(f"{kind} go from the leader {rnd.leader} to a feature site")
+        _require_exchange(ctx, rnd, receiver, rnd.leader, epoch_kind(FEATURES_KIND, epoch))
+
+
+def _require_exchange(ctx: Context, rnd: Round, sender: str, receiver: str, kind: str) -> None:
+    if ctx.read(keys.exchange_key(rnd.round_id, sender, receiver, kind)) is None:
+        raise Conflict(f"round {rnd.round_id}: {sender}'s {kind} exchange to {receiver} comes first")
 
 
 def players(rnd: Round) -> list[str]:
@@ -295,7 +335,8 @@ class Rounds(ConsortiumContract):
             NOT_ACTIVE,
             "Forbidden: caller is not a participant",
             "BadRequest: malformed spec, participant not an active member, modality not registered, "
-            "deadline within the task's window, spec outside the agreement in force",
+            "deadline within the task's window, spec outside the agreement in force, split learning the agreement "
+            "does not allow",
             "Conflict: round ID taken",
         ),
     )
@@ -392,9 +433,10 @@ class Rounds(ConsortiumContract):
             "NotFound: no such round",
             "Forbidden: caller is not a participant",
             "BadRequest: malformed exchange, receiver not another participant, a kind the agreement does not allow, "
-            "a DP release not made as agreed or of another data set than the sender's summary",
+            "a DP release not made as agreed or of another data set than the sender's summary, a split-learning "
+            "epoch the round does not have or between other sites than a feature site and the leader",
             "Conflict: round not open or fused, exchange already recorded, the release would exceed the sender's "
-            "privacy budget",
+            "privacy budget, a split-learning exchange before the one it follows",
         ),
     )
     def record_exchange(self, ctx: Context, round_id: Identifier, exchange: ExchangeInput) -> Exchange:
@@ -405,8 +447,10 @@ class Rounds(ConsortiumContract):
         _in_state(rnd, *LIVE)
         if exchange.receiver == sender or exchange.receiver not in rnd.participants:
             raise BadRequest(f"receiver {exchange.receiver} must be another participant of round {round_id}")
+        base, epoch = kind_epoch(exchange.kind)
+        _check_split_order(ctx, rnd, sender, exchange.receiver, base, epoch)
         terms = _round_terms(ctx, rnd)
-        if terms is not None and exchange.kind not in terms.exchange_kinds:
+        if terms is not None and base not in terms.exchange_kinds:
             raise BadRequest(f"the agreement of round {round_id} allows exchanges of "
                              f"{', '.join(terms.exchange_kinds)}, not {exchange.kind!r}")
         key = keys.exchange_key(round_id, sender, exchange.receiver, exchange.kind)
@@ -415,7 +459,7 @@ class Rounds(ConsortiumContract):
                 f"{sender} already recorded a {exchange.kind} exchange to {exchange.receiver} in round {round_id}"
             )
         private = terms.privacy if terms is not None and terms.privacy is not None else None
-        if private is not None and exchange.kind in private.kinds:
+        if private is not None and base in private.kinds:
             _spend(ctx, rnd, sender, exchange, private)
         elif exchange.privacy is not None:
             raise BadRequest(f"round {round_id}'s agreement makes no {exchange.kind} exchange a DP release")

@@ -1,0 +1,87 @@
+"""Split learning on the ledger: a round with ``split_epochs`` takes, per feature site, ``features.1`` to the leader,
+``gradients.1`` back, ... ``gradients.<n>``, then the site's final ``features``; nothing out of that order, between
+other sites, or in a round without those epochs; under an agreement only when it allows both kinds and makes
+neither a DP release."""
+
+from __future__ import annotations
+
+import json
+
+from cc_world import World, founded, sha
+from test_consortium_agreement import agreed, terms
+
+from swarmfuse.chaincode.contracts.records import kind_epoch
+
+
+def exchange(receiver: str, kind: str) -> str:
+    return json.dumps({"receiver": receiver, "kind": kind, "sha256": sha(receiver + kind), "bytes": 4096,
+                       "entity_count": 100})
+
+
+def split_round(world: World, round_id: str = "s1", epochs: int = 2, **changes: object) -> dict:
+    world.ok("DC1", "Rounds:Open", round_id, world.round_spec(split_epochs=epochs, **changes))
+    return world.join_all(round_id)
+
+
+def test_each_feature_site_alternates_features_and_gradients_with_the_leader_then_sends_its_final_features() -> None:
+    world = founded()
+    rnd = split_round(world)
+    leader = rnd["leader"]
+    lead = leader.removesuffix("MSP")
+    sites = [p.removesuffix("MSP") for p in rnd["participants"] if p != leader]
+    first, second = sites
+    world.refused(first, "Rounds:RecordExchange", "s1", exchange(leader, "features.2"), status=409,
+                  fragment=f"{leader}'s gradients.1 exchange to {first}MSP comes first")
+    world.refused(lead, "Rounds:RecordExchange", "s1", exchange(f"{first}MSP", "gradients.1"), status=409,
+                  fragment=f"{first}MSP's features.1 exchange to {leader} comes first")
+    world.refused(first, "Rounds:RecordExchange", "s1", exchange(leader, "features"), status=409,
+                  fragment="gradients.2 exchange")
+    for epoch in (1, 2):
+        for site in sites:
+            world.ok(site, "Rounds:RecordExchange", "s1", exchange(leader, f"features.{epoch}"))
+            world.ok(lead, "Rounds:RecordExchange", "s1", exchange(f"{site}MSP", f"gradients.{epoch}"))
+    world.ok(first, "Rounds:RecordExchange", "s1", exchange(leader, "features"))
+    world.refused(second, "Rounds:RecordExchange", "s1", exchange(leader, "features.2"), status=409,
+                  fragment="already recorded")
+    recorded = world.read("Auditor", "Audit:Exchanges", "s1", "100", "")["items"]
+    assert sorted(e["kind"] for e in recorded if e["sender"] == f"{first}MSP") == ["features", "features.1",
+                                                                                    "features.2"]
+    assert sorted(e["kind"] for e in recorded if e["sender"] == leader) == ["gradients.1"] * 2 + ["gradients.2"] * 2
+    assert {e["receiver"] for e in recorded if e["sender"] == leader} == {f"{s}MSP" for s in sites}
+
+
+def test_split_exchanges_go_only_between_a_feature_site_and_the_leader_within_the_rounds_epochs() -> None:
+    world = founded()
+    rnd = split_round(world)
+    leader = rnd["leader"]
+    first, second = (p for p in rnd["participants"] if p != leader)
+    name = first.removesuffix("MSP")
+    world.refused(name, "Rounds:RecordExchange", "s1", exchange(leader, "features.3"), status=400,
+                  fragment="2 split-learning epochs: no features.3")
+    world.refused(name, "Rounds:RecordExchange", "s1", exchange(second, "features.1"), status=400,
+                  fragment="from a feature site to the leader")
+    world.refused(name, "Rounds:RecordExchange", "s1", exchange(second, "gradients.1"), status=400,
+                  fragment="from the leader")
+    world.refused(name, "Rounds:RecordExchange", "s1", exchange(leader, "labels.1"), status=400,
+                  fragment="no labels.1 exchange")
+    world.ok("DC1", "Rounds:Open", "plain", world.round_spec())
+    plain = world.join_all("plain")
+    sender = next(p for p in plain["participants"] if p != plain["leader"]).removesuffix("MSP")
+    world.refused(sender, "Rounds:RecordExchange", "plain", exchange(plain["leader"], "features.1"), status=400,
+                  fragment="0 split-learning epochs")
+    world.ok(sender, "Rounds:RecordExchange", "plain", exchange(plain["leader"], "features"))  # no epochs to wait for
+
+
+def test_under_an_agreement_split_rounds_need_both_kinds_allowed_and_no_dp_on_them() -> None:
+    world = founded()
+    without = agreed(world, terms())["agreement_sha256"]  # features, labels, model: no gradients
+    world.refused("DC1", "Rounds:Open", "s1", world.round_spec(split_epochs=2, agreement_sha256=without), status=400,
+                  fragment="does not allow gradients")
+    allowing = agreed(world, terms(exchange_kinds=["features", "gradients", "labels"]))["agreement_sha256"]
+    world.ok("DC1", "Rounds:Open", "s1", world.round_spec(split_epochs=2, agreement_sha256=allowing))
+
+
+def test_epoch_kinds_parse_only_in_their_canonical_form() -> None:
+    assert kind_epoch("gradients.12") == ("gradients", 12)
+    assert kind_epoch("features") == ("features", None)
+    assert kind_epoch("features.01")[1] is None and kind_epoch("features.x")[1] is None
