@@ -6,6 +6,8 @@ A bundle is one folder per modality::
                    feature dimension, and the preprocessing spec needed at run time
     text.onnx      (or image.onnx) the exported feature extractor
     vocab.json     (text only) the vocabulary: a JSON list of tokens, the index being the token ID
+    trainable.pt   the PyTorch weights of the exported module and what rebuilds it (``{"state_dict", "config"}``),
+                   for a site that fine-tunes its extractor by split learning (:mod:`swarmfuse.extractors.split`)
 
 Two halves, in one module:
 
@@ -13,9 +15,9 @@ Two halves, in one module:
   ``export_bundles(out, PipelineConfig()) -> {"text": out/"text", "image": out/"image"}`` gets the extractors
   exactly as :func:`swarmfuse.extractors.pipeline.build_features` does (the pipeline's cached modules; nothing
   cached is retrained), exports each to ONNX, checks ONNX Runtime against torch on two real inputs, and writes
-  the bundle. Bundles are cached under ``<cache>/pipeline/bundle-<stage>-<weights>`` (the pipeline stage's
+  the bundle. Bundles are cached under ``<cache>/pipeline/bundle2-<stage>-<weights>`` (the pipeline stage's
   folder name and the first 16 hex digits of its trained weights' SHA-256, none for a pretrained backbone,
-  as ``bundle-text-<hash>-<16 hex digits>``) and copied into ``out/<modality>/`` in one atomic
+  as ``bundle2-text-<hash>-<16 hex digits>``) and copied into ``out/<modality>/`` in one atomic
   folder rename; a folder already holding the same, intact bundle is left untouched.
 * **run time** (needs only NumPy, Pillow and onnxruntime, the ``extract`` extra):
   ``load_bundle(folder).extract(values, base) -> float32 [n, feature_dim]``, values being texts or image paths
@@ -52,6 +54,10 @@ log = logging.getLogger(__name__)
 BUNDLE_FORMAT = 1
 BUNDLE_JSON = "bundle.json"
 VOCAB_JSON = "vocab.json"
+TRAINABLE_FILE = "trainable.pt"
+CACHE_LAYOUT = "2"
+"""Part of a cached bundle's folder name: bundles cached before their trainable weights were part of them are not
+read again."""
 MODALITIES = ("text", "image")
 OPSET = 17  # the opset export_onnx uses by default (recorded for the reader; the file is what counts)
 _HEX = re.compile(r"[0-9a-f]{64}")
@@ -126,6 +132,8 @@ class ExtractorBundle:
     opset: int = OPSET
     source: str = ""
     format: int = BUNDLE_FORMAT
+    trainable_file: str = ""
+    trainable_sha256: str = ""
 
     def __post_init__(self) -> None:
         if self.format != BUNDLE_FORMAT:
@@ -141,6 +149,9 @@ class ExtractorBundle:
                                  if isinstance(self.preprocess, TextPreprocess) else ("resolution",)))
         _plain_name(self.onnx_file, "onnx_file")
         _sha(self.onnx_sha256, "onnx_sha256")
+        if self.trainable_file or self.trainable_sha256:
+            _plain_name(self.trainable_file, "trainable_file")
+            _sha(self.trainable_sha256, "trainable_sha256")
         if isinstance(self.preprocess, TextPreprocess):
             _plain_name(self.preprocess.vocab_file, "preprocess.vocab_file")
             _sha(self.preprocess.vocab_sha256, "preprocess.vocab_sha256")
@@ -214,6 +225,8 @@ class ExtractorBundle:
         out = {self.onnx_file: self.onnx_sha256}
         if isinstance(self.preprocess, TextPreprocess):
             out[self.preprocess.vocab_file] = self.preprocess.vocab_sha256
+        if self.trainable_file:
+            out[self.trainable_file] = self.trainable_sha256
         return out
 
 
@@ -434,7 +447,7 @@ def load_bundle(folder: Path, providers: str | Sequence[str] = "auto", threads: 
 def bundle_cache_dir(source: str, weights_sha256: str | None) -> Path:
     """The cache folder of the bundle made from the pipeline stage ``source`` (e.g. ``text-<hash>``) whose trained
     weights have ``weights_sha256`` (``None``: a pretrained backbone)."""
-    return cache_root() / "pipeline" / f"bundle-{source}{f'-{weights_sha256[:16]}' if weights_sha256 else ''}"
+    return cache_root() / "pipeline" / f"bundle{CACHE_LAYOUT}-{source}{f'-{weights_sha256[:16]}' if weights_sha256 else ''}"
 
 
 def _intact(folder: Path) -> ExtractorBundle | None:
@@ -523,7 +536,7 @@ def export_image_bundle(module: Any, examples: Sequence[Path], resolution: int, 
     sha = export_image_onnx(module, inputs, scratch / "image.onnx")
     spec = ImagePreprocess(resolution=resolution, mean=_float32s(MEAN), std=_float32s(STD))
     _checked_bundle("image", module, inputs, scratch, "image.onnx", sha, "pixels", backbone, FEATURE_DIMS[backbone],
-                    spec, source)
+                    spec, source, {"backbone": backbone})
 
 
 def export_text_bundle(text: "TextExtractor", examples: Sequence[str], source: str, scratch: Path) -> None:
@@ -540,12 +553,14 @@ def export_text_bundle(text: "TextExtractor", examples: Sequence[str], source: s
                           max_len=text.config.max_len, token_pattern=_TOKEN.pattern, pad_id=v.pad_id, unk_id=v.unk_id,
                           eos_id=v.eos_id)
     _checked_bundle("text", text.features, inputs, scratch, "text.onnx", sha, "token_ids", "awd-lstm",
-                    text.features.dim, spec, source)
+                    text.features.dim, spec, source, {"text": text.config.to_dict()})
 
 
 def _checked_bundle(modality: str, module: Any, inputs: np.ndarray, scratch: Path, onnx_name: str, sha: str,
-                    input_name: str, backbone: str, expected_dim: int, spec: Preprocess, source: str) -> None:
-    """Check ONNX Runtime against torch on ``inputs``, then write ``bundle.json``."""
+                    input_name: str, backbone: str, expected_dim: int, spec: Preprocess, source: str,
+                    trainable_config: dict[str, Any]) -> None:
+    """Check ONNX Runtime against torch on ``inputs``, then write the module's weights (with what rebuilds it,
+    ``trainable_config``) and ``bundle.json``."""
     import torch
 
     from swarmfuse.extractors.onnx.runtime import FeatureExtractor
@@ -557,9 +572,11 @@ def _checked_bundle(modality: str, module: Any, inputs: np.ndarray, scratch: Pat
     if features.shape != (len(inputs), expected_dim) or diff > 1e-4:
         raise BundleError(f"the exported {modality} extractor disagrees with torch (output shape {features.shape}, "
                           f"expected {(len(inputs), expected_dim)}; max abs diff {diff})")
+    torch.save({"state_dict": module.state_dict(), "config": trainable_config}, scratch / TRAINABLE_FILE)
     bundle = ExtractorBundle(modality=modality, backbone=backbone, onnx_file=onnx_name,  # type: ignore[arg-type]
                              onnx_sha256=sha, feature_dim=expected_dim, input_name=input_name, preprocess=spec,
-                             source=source)
+                             source=source, trainable_file=TRAINABLE_FILE,
+                             trainable_sha256=sha256_file(scratch / TRAINABLE_FILE))
     bundle.save(scratch)
 
 

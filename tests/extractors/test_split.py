@@ -1,0 +1,140 @@
+"""Split learning's two sides on small models: the leader's gradients (training rows only, deterministic, resumable)
+and a site's trainable extractor (its bundle's weights, a step towards the gradients' targets, the fine-tuned
+bundle's ONNX features equal to torch's, resumable); a bundle without weights cannot take part."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from swarmfuse.extractors.bundle import BundleError, ExtractorBundle, export_image_bundle, export_text_bundle, load_bundle
+from swarmfuse.extractors.fusion.head import train_head
+from swarmfuse.extractors.image.backbone import build_resnet50_features
+from swarmfuse.extractors.split import SplitConfig
+from swarmfuse.extractors.split.leader import SplitLeader
+from swarmfuse.extractors.split.site import TrainableExtractor
+from swarmfuse.extractors.text.awd_lstm import AWDLSTMEncoder, TextFeatures
+from swarmfuse.extractors.text.extractor import TextConfig, TextExtractor, awd_config
+from swarmfuse.extractors.text.vocab import Vocab, tokenize
+
+WORDS = (("sun", "beach", "warm", "sand"), ("snow", "ice", "cold", "frost"), ("rain", "cloud", "wet", "storm"))
+FILLER = ("a", "the", "and", "of", "day", "night", "very", "so")
+CONFIG = TextConfig(max_len=8, emb_size=8, hidden_size=16, layers=2)
+
+
+def texts_and_labels(n: int = 90, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    texts = [" ".join(rng.permutation([*rng.choice(WORDS[c], 2), *rng.choice(FILLER, 4)])) for c in y]
+    train = np.zeros(n, dtype=bool)
+    train[: n * 2 // 3] = True
+    return texts, y, train
+
+
+@pytest.fixture(scope="module")
+def text_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    texts, _, _ = texts_and_labels()
+    vocab = Vocab.build(iter(()), {t for text in texts for t in tokenize(text)}, 100, 1)
+    import torch
+
+    torch.manual_seed(0)
+    features = TextFeatures(AWDLSTMEncoder(awd_config(CONFIG, len(vocab)))).eval()
+    folder = tmp_path_factory.mktemp("text-bundle")
+    export_text_bundle(TextExtractor(CONFIG, vocab, features, {}), texts[:2], "test: random small AWD-LSTM", folder)
+    return folder
+
+
+def probe_accuracy(x: np.ndarray, y: np.ndarray, train: np.ndarray) -> float:
+    head = train_head(x[train], y[train], x[train], y[train], 3, seed=0)
+    return float((head.predict_proba(x[~train]).argmax(1) == y[~train]).mean())
+
+
+def test_split_epochs_make_a_random_text_extractor_predictive_and_export_it(text_bundle: Path, tmp_path: Path) -> None:
+    texts, y, train = texts_and_labels()
+    site = TrainableExtractor(text_bundle, texts, None)
+    leader = SplitLeader([site.bundle.feature_dim], 3)
+    before = probe_accuracy(site.features(), y, train)
+    faster = SplitConfig(step=1.0, lr=3e-3)  # a small model: larger steps (0.57 -> 0.93 -> 1.0 after 12 / 16 epochs)
+    for epoch in range(16):
+        [gradients] = leader.epoch([site.features()], y, train)
+        assert not gradients[~train].any() and gradients[train].any()  # only training rows get a gradient
+        site.step(gradients, faster, epoch=epoch)
+    after = probe_accuracy(site.features(), y, train)
+    assert after >= max(before + 0.2, 0.85), (before, after)
+
+    tuned = site.export(tmp_path / "tuned", "test: after split learning")
+    assert tuned.onnx_sha256 != ExtractorBundle.read(text_bundle).onnx_sha256
+    onnx = load_bundle(tmp_path / "tuned").extract(texts)
+    assert np.abs(onnx - site.features()).max() < 1e-4
+
+    site.save(tmp_path / "top.pt")
+    resumed = TrainableExtractor(text_bundle, texts, None)
+    resumed.load(tmp_path / "top.pt")
+    assert np.array_equal(resumed.features(), site.features())
+
+
+def test_the_leader_is_deterministic_and_resumes_from_its_file(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    blocks = [rng.normal(size=(30, 4)).astype(np.float32), rng.normal(size=(30, 3)).astype(np.float32)]
+    y, train = np.arange(30) % 3, np.arange(30) < 20
+    first, second = SplitLeader([4, 3], 3, seed=5), SplitLeader([4, 3], 3, seed=5)
+    for a, b in zip(first.epoch(blocks, y, train), second.epoch(blocks, y, train), strict=True):
+        assert np.array_equal(a, b) and a.shape[0] == 30
+    first.save(tmp_path / "leader.pt")
+    resumed = SplitLeader([4, 3], 3, seed=5)
+    resumed.load(tmp_path / "leader.pt")
+    assert resumed.epochs_done == 1
+    for a, b in zip(first.epoch(blocks, y, train), resumed.epoch(blocks, y, train), strict=True):
+        assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="expected widths"):
+        first.epoch([blocks[0]], y, train)
+
+
+def test_an_image_extractor_fine_tunes_its_last_stage(tmp_path: Path) -> None:
+    import torch
+
+    rng = np.random.default_rng(2)
+    (tmp_path / "img").mkdir()
+    names = []
+    for i in range(8):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "img" / f"{i}.png")
+        names.append(f"img/{i}.png")
+    torch.manual_seed(0)
+    export_image_bundle(build_resnet50_features().eval(), [tmp_path / n for n in names[:2]], 16, "resnet50",
+                        "test: random ResNet50", tmp_path / "bundle")
+    site = TrainableExtractor(tmp_path / "bundle", names, tmp_path)
+    start = site.features()
+    frozen = {k: v.clone() for k, v in site.module.state_dict().items() if k.startswith("layer3")}
+    gradients = np.zeros_like(start)
+    gradients[:6] = rng.normal(size=(6, start.shape[1])).astype(np.float32)
+    site.step(gradients, SplitConfig(local_passes=1))
+    assert not np.allclose(site.features(), start)
+    assert all(torch.equal(v, site.module.state_dict()[k]) for k, v in frozen.items())  # the bottom stays frozen
+    site.export(tmp_path / "tuned", "test: fine-tuned")
+    assert np.abs(load_bundle(tmp_path / "tuned").extract(names, tmp_path) - site.features()).max() < 1e-4
+
+
+def test_bad_input_is_refused(text_bundle: Path, tmp_path: Path) -> None:
+    texts, _, _ = texts_and_labels()
+    site = TrainableExtractor(text_bundle, texts, None)
+    with pytest.raises(ValueError, match="gradients of shape"):
+        site.step(np.zeros((3, 3), dtype=np.float32))
+    bad = np.zeros_like(site.features())
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="not finite"):
+        site.step(bad)
+    old = ExtractorBundle.read(text_bundle)
+    without = tmp_path / "without"
+    without.mkdir()
+    for name in old.files():
+        if name != old.trainable_file:
+            (without / name).write_bytes((text_bundle / name).read_bytes())
+    dataclasses.replace(old, trainable_file="", trainable_sha256="").save(without)
+    with pytest.raises(BundleError, match="holds no trainable weights"):
+        TrainableExtractor(without, texts, None)
+    with pytest.raises(ValueError, match="invalid split-learning configuration"):
+        SplitConfig(step=0)
