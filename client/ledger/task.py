@@ -138,13 +138,17 @@ class TaskLedger:
 
     # --- rounds ---------------------------------------------------------------------------------
 
-    def round_spec(self, roles: dict[str, list[str]], label_holder: str, deadline: datetime) -> dict[str, Any]:
+    def round_spec(self, roles: dict[str, list[str]], label_holder: str, deadline: datetime,
+                   split_epochs: int = 0) -> dict[str, Any]:
         """A ``Rounds:Open`` spec for the participants in ``roles``, under the agreement in force: its hash, model
-        and fusion method (without one: the intermediate head, and no agreement named)."""
+        and fusion method (without one: the intermediate head, and no agreement named); ``split_epochs`` of split
+        learning of the feature sites' extractors first."""
         terms = self.agreement()
         spec: dict[str, Any] = {"participants": sorted(roles), "roles": roles, "label_holder": label_holder,
                                 "method": "intermediate", "model_spec_sha256": DEFAULT_MODEL_SPEC_SHA256,
                                 "deadline": deadline.isoformat()}
+        if split_epochs:
+            spec["split_epochs"] = split_epochs
         if terms is not None:
             spec |= {"agreement_sha256": terms.agreement_sha256, "model_spec_sha256": terms.model_spec_sha256,
                      "method": terms.fusion_method.value}

@@ -26,6 +26,8 @@ lost and nothing done twice.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import io
 import json
 import logging
 import queue
@@ -37,7 +39,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from swarmfuse.chaincode.contracts.records import (
+    GRADIENTS_KIND,
     ContributionTable,
     Member,
     MemberStatus,
@@ -45,6 +50,7 @@ from swarmfuse.chaincode.contracts.records import (
     ReleasePrivacy,
     Round,
     Summary,
+    epoch_kind,
 )
 from swarmfuse.client.gateway import ChaincodeEvent
 from swarmfuse.client.site.alignment import LeaderSession, ParticipantSession, commitment_of
@@ -53,7 +59,8 @@ from swarmfuse.client.site.manifest import Manifest
 from swarmfuse.client.site.link import Peer
 from swarmfuse.client.site.policy import SitePolicy, load_policy
 from swarmfuse.client.site.fusion import FeatureBlock, fuse_round
-from swarmfuse.client.site.shards import privacy_path, write_features, write_labels, write_release
+from swarmfuse.client.site.source import BundleSource
+from swarmfuse.client.site.shards import load_labels, privacy_path, write_features, write_labels, write_release
 from swarmfuse.client.site.site import Site, SiteError
 from swarmfuse.client.site.store import SqlCheckpointer, Store
 from swarmfuse.extractors.data.cache import sha256_file
@@ -75,6 +82,8 @@ class FeatureSource(Protocol):
     sha256: str
     feature_dim: int
     backbone: str
+    folder: Path
+    trainable: bool
 
     def extract(self, values: list[str], base: Path | None) -> Any: ...
 
@@ -114,6 +123,8 @@ class SiteAgent:
         self.holdings = holdings
         self._work: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._psi_lock = threading.Lock()
+        self._trainables: dict[str, Any] = {}  # round -> this site's extractor in split learning
+        self._tuned: dict[str, Holding] = {}  # round -> its holding with the extractor split learning fine-tuned
 
     @property
     def mspid(self) -> str:
@@ -243,7 +254,8 @@ class SiteAgent:
                 return
             if leader:
                 self._lead_alignment(rnd)
-                self._try_fuse(rnd)
+                if self._split_led(rnd):
+                    self._try_fuse(rnd)
             else:
                 self._join_alignment(rnd)
                 self._send_shards(rnd)
@@ -267,7 +279,7 @@ class SiteAgent:
             return True
         if self.store.action_done(round_id, "decline"):
             return False
-        reason = self.policy.refusal(rnd, self.mspid) or self._outside_terms(rnd)
+        reason = self.policy.refusal(rnd, self.mspid) or self._outside_terms(rnd) or self._cannot_split(rnd)
         if reason is not None:
             self._decline(round_id, reason)
             return False
@@ -291,6 +303,20 @@ class SiteAgent:
             return None
         return (f"the round's agreement {terms.agreement_sha256[:16]} does not allow sending "
                 f"{', '.join(forbidden)} (it allows {', '.join(sorted(allowed)) or 'nothing'})")
+
+    def _cannot_split(self, rnd: Round) -> str | None:
+        """Why this site cannot fine-tune its extractor in the round's split learning (``None``: it can, or the round
+        has none, or the site sends no features)."""
+        modality = self._modality_of(rnd, self.mspid)
+        if not rnd.split_epochs or modality == LABELS:
+            return None
+        source = self.holdings[modality].source
+        if source is None or not source.trainable:
+            return (f"the round asks for split learning and its {modality} extractor bundle holds no trainable weights "
+                    "(train or export it again)")
+        if importlib.util.find_spec("torch") is None:
+            return "the round asks for split learning, which needs PyTorch (the 'ml' extra) at this site"
+        return None
 
     def _decline(self, round_id: str, reason: str) -> None:
         """Take no (further) part in the round: vote to abort it with ``reason`` (once)."""
@@ -398,28 +424,37 @@ class SiteAgent:
         if too_many is not None:
             self._decline(round_id, too_many)
             return
-        for kind in self._shards_to_send(rnd):
-            action = f"send-{kind}"
-            if self.store.action_done(round_id, action):
+        for kind in sorted(self._shards_to_send(rnd), key=lambda k: k != LABELS_KIND):  # labels first
+            if self.store.action_done(round_id, f"send-{kind}"):
                 continue
+            if kind == FEATURES_KIND and rnd.split_epochs and not self._split_epochs_sent(rnd):
+                return  # the final features follow the last epoch's gradients
             path = self.shard(rnd, kind)
-            size, digest = path.stat().st_size, sha256_file(path)
-            recorded = self.ledger.exchange(round_id, self.mspid, rnd.leader, kind)
-            if recorded is None:
-                made = privacy_path(path)
-                privacy = ReleasePrivacy.model_validate_json(made.read_bytes()) if made.exists() else None
-                try:
-                    self.ledger.record_exchange(round_id, rnd.leader, kind, digest, size,
-                                                len(self.aligned(round_id)), privacy)
-                except LedgerConflict as exc:
-                    if OVER_BUDGET not in exc.message:
-                        raise
-                    self._decline(round_id, f"its {kind} would exceed the privacy budget: {exc.message}")
-                    return
-            elif (recorded.sha256, recorded.bytes) != (digest, size):
-                raise SiteError(f"round {round_id}: the {kind} recorded on-chain differ from the local file")
-            self.link.upload(self.peer(rnd.leader), round_id, kind, path)
-            self.store.finish_action(round_id, action, f"{size} bytes, sha256 {digest}")
+            made = privacy_path(path)
+            privacy = ReleasePrivacy.model_validate_json(made.read_bytes()) if made.exists() else None
+            try:
+                self._send(rnd, kind, path, rnd.leader, privacy)
+            except LedgerConflict as exc:
+                if OVER_BUDGET not in exc.message:
+                    raise
+                self._decline(round_id, f"its {kind} would exceed the privacy budget: {exc.message}")
+                return
+
+    def _send(self, rnd: Round, kind: str, path: Path, receiver: str, privacy: ReleasePrivacy | None = None) -> None:
+        """Record ``path`` as this site's ``kind`` exchange to ``receiver`` (unless it is already, with these bytes)
+        and upload it (once: the store's ``send-<kind>`` action)."""
+        round_id = rnd.round_id
+        action = f"send-{kind}" if receiver == rnd.leader else f"send-{kind}-{receiver}"
+        if self.store.action_done(round_id, action):
+            return
+        size, digest = path.stat().st_size, sha256_file(path)
+        recorded = self.ledger.exchange(round_id, self.mspid, receiver, kind)
+        if recorded is None:
+            self.ledger.record_exchange(round_id, receiver, kind, digest, size, len(self.aligned(round_id)), privacy)
+        elif (recorded.sha256, recorded.bytes) != (digest, size):
+            raise SiteError(f"round {round_id}: the {kind} recorded on-chain differ from the local file")
+        self.link.upload(self.peer(receiver), round_id, kind, path)
+        self.store.finish_action(round_id, action, f"{size} bytes, sha256 {digest}")
 
     def shard(self, rnd: Round, kind: str) -> Path:
         """This site's file of ``kind`` for the round's aligned rows (made once, then reused): the features are
@@ -432,7 +467,7 @@ class SiteAgent:
         ids = self.aligned(round_id)
         if kind == FEATURES_KIND:
             modality = self._modality_of(rnd, self.mspid)
-            holding = self.holdings[modality]
+            holding = self.holding(rnd, modality)
             assert holding.source is not None, "a features shard needs an extractor"
             private = self.privacy_terms(rnd)
             if private is not None and kind in private.kinds and rnd.leader != self.mspid:
@@ -450,6 +485,137 @@ class SiteAgent:
         """The differential privacy the round's agreement asks of releases (``None``: none)."""
         terms = self.ledger.round_terms(rnd)
         return terms.privacy if terms is not None else None
+
+    # step 2b: split learning of the extractors (rounds with split epochs) ---------------------------------
+
+    def holding(self, rnd: Round, modality: str) -> Holding:
+        """What the site uses for ``modality`` in the round: its own holding, with, after split learning, the
+        extractor the round fine-tuned (exported once into the round's ``extractor/`` folder)."""
+        if not rnd.split_epochs or modality == LABELS:
+            return self.holdings[modality]
+        found = self._tuned.get(rnd.round_id)
+        if found is None:
+            from swarmfuse.extractors.bundle import load_bundle
+            from swarmfuse.extractors.data.cache import atomic_dir
+
+            folder = self.site.round_dir(rnd.round_id) / "extractor"
+            if not (folder / "bundle.json").is_file():
+                if not (self._split_dir(rnd) / f"top.{rnd.split_epochs}.pt").is_file():
+                    raise SiteError(f"round {rnd.round_id}: split learning has not finished at {self.mspid}")
+                with atomic_dir(folder) as scratch:
+                    self._trainable(rnd).export(scratch, f"{self._trainable(rnd).bundle.source} fine-tuned by "
+                                                         f"split learning in round {rnd.round_id} of {self.site.task}")
+            found = Holding(modality, self.holdings[modality].manifest, BundleSource(load_bundle(folder)))
+            self._tuned[rnd.round_id] = found
+        return found
+
+    def _split_dir(self, rnd: Round) -> Path:
+        return self.site.round_dir(rnd.round_id) / "split"
+
+    def _trainable(self, rnd: Round) -> Any:
+        """This site's extractor as split learning trains it over the round's aligned rows (resumed from the last
+        epoch whose gradients it applied)."""
+        found = self._trainables.get(rnd.round_id)
+        if found is None:
+            from swarmfuse.extractors.split.site import TrainableExtractor
+
+            holding = self.holdings[self._modality_of(rnd, self.mspid)]
+            assert holding.source is not None, "split learning fine-tunes a feature site's extractor"
+            manifest = holding.manifest
+            found = TrainableExtractor(holding.source.folder, [manifest.row(i).value for i in self.aligned(rnd.round_id)],
+                                       manifest.path.parent)
+            done = [e for e in range(rnd.split_epochs, 0, -1) if (self._split_dir(rnd) / f"top.{e}.pt").is_file()]
+            if done:
+                found.load(self._split_dir(rnd) / f"top.{done[0]}.pt")
+            self._trainables[rnd.round_id] = found
+        return found
+
+    def _epoch_features(self, rnd: Round, epoch: int) -> Path:
+        """This site's features of the round's rows before it applies epoch ``epoch``'s gradients (made once)."""
+        path = self._split_dir(rnd) / f"{epoch_kind(FEATURES_KIND, epoch)}.npy"
+        if not path.is_file():
+            buffer = io.BytesIO()
+            np.save(buffer, self._trainable(rnd).features(), allow_pickle=False)
+            write_atomic(path, buffer.getvalue())
+        return path
+
+    def _apply_gradients(self, rnd: Round, epoch: int, gradients: Path) -> None:
+        """Move the trainable top along epoch ``epoch``'s gradients and keep it as ``top.<epoch>.pt`` (once)."""
+        tuned = self._split_dir(rnd) / f"top.{epoch}.pt"
+        if tuned.is_file():
+            return
+        trainable = self._trainable(rnd)
+        trainable.step(np.load(gradients, allow_pickle=False), epoch=epoch)
+        trainable.save(tuned)
+        self.store.finish_action(rnd.round_id, f"apply-{epoch_kind(GRADIENTS_KIND, epoch)}", f"sha256 "
+                                 f"{sha256_file(gradients)}")
+
+    def _inbound(self, rnd: Round, sender: str, kind: str) -> Path | None:
+        """The verified file of ``kind`` ``sender`` sent this site (re-hashed), ``None`` while it has not come."""
+        record = self.store.verified_artefact(rnd.round_id, kind=kind, direction="in", peer_org=sender)
+        if record is None:
+            return None
+        path = Path(record.path)
+        if sha256_file(path) != record.sha256:
+            raise SiteError(f"round {rnd.round_id}: the {kind} file of {sender} no longer has the SHA-256 the ledger "
+                            f"records ({record.sha256})")
+        return path
+
+    def _split_epochs_sent(self, rnd: Round) -> bool:
+        """A feature site's epochs: send its features, apply the leader's gradients, in turn; True once all are
+        applied (its final features may then go)."""
+        for epoch in range(1, rnd.split_epochs + 1):
+            self._send(rnd, epoch_kind(FEATURES_KIND, epoch), self._epoch_features(rnd, epoch), rnd.leader)
+            if not (self._split_dir(rnd) / f"top.{epoch}.pt").is_file():
+                gradients = self._inbound(rnd, rnd.leader, epoch_kind(GRADIENTS_KIND, epoch))
+                if gradients is None:
+                    return False  # their arrival pokes the worker
+                self._apply_gradients(rnd, epoch, gradients)
+        return True
+
+    def _split_led(self, rnd: Round) -> bool:
+        """The leader's epochs: once every feature site's features of an epoch are in, train the heads a pass and
+        send each site its gradients (its own block it applies itself); True when the round has no (more) epochs."""
+        round_id = rnd.round_id
+        if not rnd.split_epochs:
+            return True
+        if not self.store.action_done(round_id, "alignment"):
+            return False
+        from swarmfuse.extractors.split.leader import SplitLeader
+
+        labels = self.shard(rnd, LABELS_KIND) if rnd.label_holder == self.mspid \
+            else self._inbound(rnd, rnd.label_holder, LABELS_KIND)
+        if labels is None:
+            return False
+        y, classes, split = load_labels(labels)
+        sites = [p for p in sorted(rnd.participants) if self._modality_of(rnd, p) != LABELS]
+        folder = self._split_dir(rnd)
+        for epoch in range(1, rnd.split_epochs + 1):
+            kind = epoch_kind(GRADIENTS_KIND, epoch)
+            outputs = {org: folder / f"{kind}.{org}.npy" for org in sites}
+            state = folder / f"leader.{epoch}.pt"
+            if not (state.is_file() and all(path.is_file() for path in outputs.values())):
+                blocks = []
+                for org in sites:
+                    path = self._epoch_features(rnd, epoch) if org == self.mspid \
+                        else self._inbound(rnd, org, epoch_kind(FEATURES_KIND, epoch))
+                    if path is None:
+                        return False  # each arrival pokes the worker
+                    blocks.append(np.load(path, allow_pickle=False))
+                leader = SplitLeader([b.shape[1] for b in blocks], len(classes))
+                if epoch > 1:
+                    leader.load(folder / f"leader.{epoch - 1}.pt")
+                for org, gradients in zip(sites, leader.epoch(blocks, y, split == "train"), strict=True):
+                    buffer = io.BytesIO()
+                    np.save(buffer, gradients, allow_pickle=False)
+                    write_atomic(outputs[org], buffer.getvalue())
+                leader.save(state)
+            for org in sites:
+                if org == self.mspid:
+                    self._apply_gradients(rnd, epoch, outputs[org])
+                else:
+                    self._send(rnd, kind, outputs[org], org)
+        return True
 
     # step 3: fusion (leader) -----------------------------------------------------------------------
 
@@ -569,6 +735,7 @@ class SiteAgent:
         holding = self.holdings.get(modality)
         if holding is None or holding.source is None:
             raise SiteError(f"{self.mspid} holds no {modality} data with an extractor")
+        holding = self.holding(self.ledger.round(round_id), modality)
         missing = [entity for entity in ids if entity not in holding.manifest]
         if missing:
             raise SiteError(f"{self.mspid} holds no {modality} for {len(missing)} of the entities, e.g. {missing[0]!r}")

@@ -28,7 +28,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from swarmfuse.chaincode.contracts.records import Round
+from swarmfuse.chaincode.contracts.records import FEATURES_KIND, GRADIENTS_KIND, Round, kind_epoch
 from swarmfuse.client.site.agent import MODEL_KIND, SiteAgent
 from swarmfuse.client.site.alignment import AlignmentError, LeaderSession
 from swarmfuse.client.site.tls import OrgResolver, SiteTls
@@ -46,6 +46,7 @@ REQUEST_BURST = 200
 MAX_CONCURRENT = 64
 ROUND_CACHE_S = 1.0
 KINDS = ("features", "labels")
+"""What participants send the leader; in split learning the leader sends each feature site its ``gradients.<e>``."""
 _UPLOAD = re.compile(r"/rounds/[^/]+/artefacts/[^/]+")
 
 
@@ -194,12 +195,18 @@ def create_app(agent: SiteAgent, resolver: OrgResolver, bucket: TokenBucket | No
             raise HTTPException(409, f"this site already replied to {body.request_id!r} with other features")
         return {"shape": list(values.shape), "float32": base64.b64encode(values.tobytes()).decode()}
 
-    @app.put("/rounds/{round_id}/artefacts/{kind}", summary="Receive a participant's features or labels")
+    @app.put("/rounds/{round_id}/artefacts/{kind}",
+             summary="Receive a participant's features or labels (leader), or the leader's gradients (split learning)")
     async def receive(round_id: str, kind: str, request: Request) -> dict[str, Any]:
-        if kind not in KINDS:
-            raise HTTPException(404, f"no artefact kind {kind!r}; expected one of {', '.join(KINDS)}")
+        base, epoch = kind_epoch(kind)
+        if (base not in KINDS) if epoch is None else (base not in (FEATURES_KIND, GRADIENTS_KIND)):
+            raise HTTPException(404, f"no artefact kind {kind!r}; expected one of {', '.join(KINDS)}, features.<epoch> "
+                                     "or gradients.<epoch>")
         org, rnd = await asyncio.to_thread(participant_round, request, round_id)
-        if rnd.leader != agent.mspid:
+        if base == GRADIENTS_KIND:
+            if org != rnd.leader:
+                raise HTTPException(409, f"gradients of round {round_id} come from its leader {rnd.leader}")
+        elif rnd.leader != agent.mspid:
             raise HTTPException(409, f"files of round {round_id} go to its leader {rnd.leader}")
         expected = await asyncio.to_thread(agent.ledger.exchange, round_id, org, agent.mspid, kind)
         if expected is None:

@@ -264,13 +264,18 @@ def round_open(round_id: str = typer.Argument(..., help="A new round ID."),
                roles: str = typer.Option(..., "--roles", help="ORG=MODALITY,... e.g. DC1=label,DC2=text,DC3=image."),
                label_holder: str = typer.Option(..., "--label-holder", help="The org holding the labels."),
                hours: float = typer.Option(2.0, "--hours", help="Deadline, hours from now."),
+               split_epochs: int = typer.Option(0, "--split-epochs", min=0, max=50,
+                                                help="Epochs of split learning of the feature sites' extractors "
+                                                     "before the fusion (each sends features and gets gradients "
+                                                     "back from the leader, recorded on-chain)."),
                org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
     """Open a round among the orgs named in --roles (the opener must be one of them), under the agreement in
     force."""
     from swarmfuse.client.site.wiring import open_site
 
     with clean_errors(), open_site(home, org, task) as parts:
-        spec = parts.ledger.round_spec(_roles(roles), f"{label_holder}MSP", datetime.now(UTC) + timedelta(hours=hours))
+        spec = parts.ledger.round_spec(_roles(roles), f"{label_holder}MSP", datetime.now(UTC) + timedelta(hours=hours),
+                                       split_epochs)
         opened = parts.ledger.open_round(round_id, spec)
     console.print(f"round {round_id} open; leader {opened.leader}", highlight=False)
 

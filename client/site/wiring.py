@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from swarmfuse.chaincode.contracts.records import Summary
 from swarmfuse.client.gateway import Gateway
@@ -19,6 +18,7 @@ from swarmfuse.client.ledger import TaskLedger
 from swarmfuse.client.site.manifest import load_manifest
 from swarmfuse.client.site.link import HttpPeerLink
 from swarmfuse.client.site.site import Site, SiteError
+from swarmfuse.client.site.source import BundleSource
 from swarmfuse.client.site.store import Store
 
 logger = logging.getLogger(__name__)
@@ -88,29 +88,7 @@ def extractor_dir(site: Site, modality: str) -> Path:
     return site.extractors / modality
 
 
-@dataclass(frozen=True)
-class Extractor:
-    """A loaded ONNX bundle as the agent uses it (see :class:`~swarmfuse.client.site.agent.FeatureSource`)."""
-
-    loaded: Any
-
-    @property
-    def sha256(self) -> str:
-        return str(self.loaded.sha256)
-
-    @property
-    def feature_dim(self) -> int:
-        return int(self.loaded.feature_dim)
-
-    @property
-    def backbone(self) -> str:
-        return str(self.loaded.bundle.backbone)
-
-    def extract(self, values: list[str], base: Path | None) -> Any:
-        return self.loaded.extract(values, base)
-
-
-def load_extractor(site: Site, modality: str) -> Extractor:
+def load_extractor(site: Site, modality: str) -> BundleSource:
     from swarmfuse.extractors.bundle import BundleError, load_bundle
 
     folder = extractor_dir(site, modality)
@@ -118,7 +96,7 @@ def load_extractor(site: Site, modality: str) -> Extractor:
         raise SiteError(f"{site.org_name} has no {modality} extractor in {folder}: install one with "
                         f"'swarmfuse site extractor install --org {site.org_name} --modality {modality}'")
     try:
-        return Extractor(load_bundle(folder))
+        return BundleSource(load_bundle(folder))
     except BundleError as exc:
         raise SiteError(f"the {modality} extractor of {site.org_name} cannot be used: {exc}") from exc
 

@@ -1,11 +1,13 @@
 """Data centres with data the project never saw go from their manifests to a closed round with the README's
 commands only: each feature site trains its own extractor from its own rows and public data (no label), adds its
 data, serves; the label holder adds its labels; a round opens and closes, and every site holds the model the
-ledger names. The data set is synthetic, made here: three classes, each with its own words and its own colour."""
+ledger names; a second round fine-tunes each feature site's extractor by split learning (features and gradients
+per epoch, on the record) before the fusion, and a gradient file other than the recorded one is refused. The data set is synthetic, made here: three classes, each with its own words and its own colour."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -17,6 +19,10 @@ import numpy as np
 import pytest
 from conftest import ENGINES, free_port_base
 from PIL import Image, ImageDraw
+
+from swarmfuse.client.site.link import Peer, PeerError
+from swarmfuse.client.site.store import Store
+from swarmfuse.client.site.wiring import open_site
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -64,6 +70,23 @@ def swarmfuse(*args: str, home: Path, timeout: float = 900) -> str:
     return done.stdout
 
 
+def wait_until_ended(round_id: str, home: Path, site: tuple[str, ...], agents: list[subprocess.Popen[bytes]]) -> str:
+    """``round status`` once the round is closed or aborted (or after ten minutes)."""
+    deadline, status = time.monotonic() + 600, ""
+    while time.monotonic() < deadline:
+        status = swarmfuse("round", "status", round_id, "--org", "DC1", *site, home=home)
+        if re.search(rf"round {round_id}: (closed|aborted)", status):
+            break
+        assert all(agent.poll() is None for agent in agents), "a site agent exited; see agent-*.log"
+        time.sleep(3)
+    return status
+
+
+def exchanges(status: str) -> set[tuple[str, ...]]:
+    """(sender, receiver, kind) of every row of ``round status``'s exchange table."""
+    return {tuple(cells[1:4]) for line in status.splitlines() if len(cells := [c.strip() for c in line.split("│")]) > 4}
+
+
 @pytest.mark.timeout(1800)
 @pytest.mark.parametrize("engine", ENGINES)
 def test_new_data_centres_go_from_their_manifests_to_a_closed_round(engine: str, tmp_path: Path) -> None:
@@ -88,24 +111,50 @@ def test_new_data_centres_go_from_their_manifests_to_a_closed_round(engine: str,
                                            start_new_session=True))
         swarmfuse("round", "open", "R1", "--roles", "DC1=label,DC2=text,DC3=image", "--label-holder", "DC1",
                   "--org", "DC1", *site, home=home)
-        deadline, status = time.monotonic() + 600, ""
-        while time.monotonic() < deadline:
-            status = swarmfuse("round", "status", "R1", "--org", "DC1", *site, home=home)
-            if re.search(r"round R1: (closed|aborted)", status):
-                break
-            assert all(agent.poll() is None for agent in agents), "a site agent exited; see agent-*.log"
-            time.sleep(3)
+        status = wait_until_ended("R1", home, site, agents)
         assert "round R1: closed" in status, status
         model = re.search(r"model ([0-9a-f]{64})", status)
         assert model is not None
         for org in ORGS:  # every site keeps the model the ledger names
             held = home / "sites" / org / "rounds" / "R1" / "model.npz"
             assert hashlib.sha256(held.read_bytes()).hexdigest() == model.group(1)
-        sent = {tuple(cells[1:4]) for line in status.splitlines()
-                if len(cells := [c.strip() for c in line.split("│")]) > 4}
-        assert {("DC2MSP", "DC1MSP", "features"), ("DC3MSP", "DC1MSP", "features")} <= sent, status
+        assert {("DC2MSP", "DC1MSP", "features"), ("DC3MSP", "DC1MSP", "features")} <= exchanges(status), status
         trained = swarmfuse("site", "status", "--org", "DC2", *site, home=home)
         assert "72" in trained  # the site's own 72 texts, summarised with its own extractor
+
+        # the same sites, a round with two epochs of split learning of their extractors first
+        swarmfuse("round", "open", "R2", "--roles", "DC1=label,DC2=text,DC3=image", "--label-holder", "DC1",
+                  "--split-epochs", "2", "--org", "DC1", *site, home=home)
+        status = wait_until_ended("R2", home, site, agents)
+        assert "round R2: closed" in status, status
+        leader = re.search(r"leader (DC\d)MSP", status).group(1)  # type: ignore[union-attr]
+        sent = exchanges(status)
+        for org in ("DC2", "DC3"):
+            if org == leader:
+                continue
+            for epoch in (1, 2):
+                assert (f"{org}MSP", f"{leader}MSP", f"features.{epoch}") in sent, status
+                assert (f"{leader}MSP", f"{org}MSP", f"gradients.{epoch}") in sent, status
+            assert (f"{org}MSP", f"{leader}MSP", "features") in sent, status
+        for org, modality in (("DC2", "text"), ("DC3", "image")):  # each feature site fine-tuned its own extractor
+            tuned = json.loads((home / "sites" / org / "rounds" / "R2" / "extractor" / "bundle.json").read_text())
+            base = json.loads((home / "sites" / org / "extractors" / modality / "bundle.json").read_text())
+            assert tuned["onnx_sha256"] != base["onnx_sha256"] and "split learning in round R2" in tuned["source"]
+
+        target = next(org for org in ("DC2", "DC3") if org != leader)  # a gradient file that is not the recorded one
+        [genuine] = (home / "sites" / target / "rounds" / "R2" / "in").glob(f"{leader}MSP-gradients.1-*")
+        tampered = bytearray(genuine.read_bytes())
+        tampered[-1] ^= 1
+        (tmp_path / "gradients.1.npy").write_bytes(bytes(tampered))
+        with open_site(home, leader, task) as parts:
+            member = parts.ledger.member(f"{target}MSP")
+            assert member is not None
+            peer = Peer(f"{target}MSP", f"https://{member.endpoint}", member.tls_fingerprint)
+            with pytest.raises(PeerError, match=r"refused \(422\).*the ledger records"):
+                parts.link.upload(peer, "R2", "gradients.1", tmp_path / "gradients.1.npy")
+        with Store.for_site(home, target) as store:
+            kept = store.artefacts("R2", kind="gradients.1")
+        assert sorted(row.status.value for row in kept) == ["rejected", "verified"]
     finally:
         for agent in agents:
             if agent.poll() is None:

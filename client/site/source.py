@@ -1,0 +1,40 @@
+"""A site's extractor as the agent uses it: an ONNX bundle loaded for ONNX Runtime, and the folder it came from (what
+split learning fine-tunes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BundleSource:
+    """A loaded ONNX bundle (:class:`~swarmfuse.extractors.bundle.LoadedBundle`) as a
+    :class:`~swarmfuse.client.site.agent.FeatureSource`."""
+
+    loaded: Any
+
+    @property
+    def sha256(self) -> str:
+        return str(self.loaded.sha256)
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.loaded.feature_dim)
+
+    @property
+    def backbone(self) -> str:
+        return str(self.loaded.bundle.backbone)
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.loaded.folder)
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the bundle carries its PyTorch weights (split learning can fine-tune it)."""
+        return bool(self.loaded.bundle.trainable_file)
+
+    def extract(self, values: list[str], base: Path | None) -> Any:
+        return self.loaded.extract(values, base)
