@@ -98,6 +98,7 @@ class Engine:
         self.channels: dict[str, Channel] = {}
         self._join_lock = threading.Lock()
         self.peers = Peers({org.mspid: self._endorser(org) for org in self.topology.orgs}, self.channels)
+        self._home_tls_cas = {self.layout.org_tls_ca(org).read_bytes() for org in self.topology.orgs}
         self._servers: list[grpc.Server] = []
         self._http: list[object] = []
         self._serving = threading.Event()
@@ -160,7 +161,8 @@ class Engine:
         org = next(o for o in self.topology.orgs if o.mspid == first.mspid)
         admin_identity = PeerIdentity(first.mspid, *signing_identity(self.layout.user_dir(org, "Admin") / "msp",
                                                                      first.mspid))
-        channel.define_chaincode(admin_identity, [self.peers.endorsers[o.mspid].identity for o in channel.peer_orgs])
+        endorsers = [self.peers.endorsers[o.mspid].identity for o in channel.peer_orgs if o.mspid in self.peers.endorsers]
+        channel.define_chaincode(admin_identity, endorsers)
 
     def listing(self) -> list[dict[str, object]]:
         return [{"name": name, "height": channel.ledger.height} for name, channel in sorted(self.channels.items())]
@@ -187,9 +189,18 @@ class Engine:
         server = org_server(self.peers, org.mspid, mutual_tls)
         tls = self.layout.peer_dir(org) / "tls"
         pair = ((tls / "server.key").read_bytes(), (tls / "server.crt").read_bytes())
-        if mutual_tls:  # as a Fabric peer with clientAuthRequired: a client certificate from one of the orgs' TLS CAs
-            client_cas = b"".join(self.layout.org_tls_ca(each).read_bytes() for each in self.topology.orgs)
-            credentials = grpc.ssl_server_credentials([pair], root_certificates=client_cas, require_client_auth=True)
+        if mutual_tls:  # as a Fabric peer with clientAuthRequired: a client certificate from a TLS CA of an org of
+            # the home or of a channel's config in force (a peer takes its channels' TLS CAs at each config update)
+            def fetch() -> grpc.ServerCertificateConfiguration | None:
+                client_cas = self._client_tls_cas()
+                if client_cas == served[0]:
+                    return None
+                served[0] = client_cas
+                return grpc.ssl_server_certificate_configuration([pair], root_certificates=client_cas)
+
+            served = [self._client_tls_cas()]
+            initial = grpc.ssl_server_certificate_configuration([pair], root_certificates=served[0])
+            credentials = grpc.dynamic_ssl_server_credentials(initial, fetch, require_client_authentication=True)
         else:
             credentials = grpc.ssl_server_credentials([pair])
         port = self.topology.peer_ports(org).listen
@@ -197,6 +208,13 @@ class Engine:
             raise OSError(f"cannot listen on {HOST}:{port} for {org.name}")
         server.start()
         return server
+
+    def _client_tls_cas(self) -> bytes:
+        """The TLS CA certificates (PEM) of the home's orgs and of every org of a channel's config in force."""
+        cas = set(self._home_tls_cas)
+        for channel in list(self.channels.values()):
+            cas.update(pem for org in channel.peer_orgs for pem in org.tls_ca_certs)
+        return b"".join(pem if pem.endswith(b"\n") else pem + b"\n" for pem in sorted(cas))
 
     def stop(self) -> None:
         """Stop accepting calls, let the orderers commit what they hold, close the ledgers."""
