@@ -8,7 +8,8 @@ Application group's MAJORITY Admins) it is committed as a config block. DC4's us
 DC1's peer refused before, then reaches it over mutual TLS (a certificate of DC4's own TLS CA), submits ``Sample:Put`` (endorsed by DC1 and DC2's
 peers, created by DC4) and reads blocks through Deliver; ``audit verify`` replays the whole channel, the
 config block included: every check passes but the chaincode definition's, whose endorsement policy still
-names DC1-DC3 alone while the channel now has four member orgs (a new definition is the next step). No Fabric release can run here, so the test is the embedded
+names DC1-DC3 alone while the channel now has four member orgs (a new definition is the next step);
+``network check`` passes, and after a restart of the engine DC4's user still reads through DC1's peer. No Fabric release can run here, so the test is the embedded
 engine's alone; the commands refuse a Fabric home.
 """
 
@@ -120,6 +121,14 @@ def test_a_dc_from_its_own_home_joins_by_a_majority_of_admins(network: Network, 
     assert report.newest_block == before + 1
     config_check = next(c for c in report.checks if c.name == "channel config" and c.block == before)
     assert "/Channel/Application/DC4 added" in config_check.detail
+    code, output = _run("network", "check", "--home", home)
+    assert code == 0, output
+
+    network.down()  # a restarted engine reads the channel's config from its newest config block
+    network.up(None, "embedded")
+    with _dc4_gateway(network, dc4_home) as gateway:
+        assert gateway.network(TASK).contract("swarmfuse", "Sample").evaluate_transaction("Get", "dc4-key") \
+            == b"from DC4"
 
 
 def test_bad_update_files_and_homes_are_named(network: Network, tmp_path: Path) -> None:
