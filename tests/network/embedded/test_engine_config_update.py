@@ -7,6 +7,7 @@ replay accepts the block as an authorised update."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.protocol.configupdate import (
     NotAConfigUpdate,
     add_org_update,
+    compute_update,
     sign_update,
     unsigned_update,
 )
@@ -145,3 +147,33 @@ def test_only_a_config_update_envelope_is_signed(channel: Channel) -> None:
         sign_update(channel.ledger.block(0).data.data[0], member("dc1", "admin"))  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="already has org DC1"):
         add_org_update(channel.config, channel.name, pki().dc1.definition())
+
+
+def _anchor_update(channel: Channel, endpoint: str) -> bytes:
+    """The unsigned update setting DC1's anchor peer to ``endpoint``."""
+    updated = configtx_pb2.Config()
+    updated.CopyFrom(channel.config)
+    moved = blockfmt.org_group(replace(pki().dc1.definition(), endpoints=(endpoint,)))
+    updated.channel_group.groups["Application"].groups["DC1"].values["AnchorPeers"].CopyFrom(
+        moved.values["AnchorPeers"])
+    return unsigned_update(compute_update(channel.config, updated, channel.name)).SerializeToString()
+
+
+def test_each_changed_element_is_judged_by_its_own_mod_policy(channel: Channel) -> None:
+    """DC1's anchor peers are DC1's to set: a new ``AnchorPeers`` value changes DC1's group (mod_policy ``Admins``
+    relative to it), a changed one the value itself (``Admins`` relative to the group holding it). DC2's and
+    DC3's admins together can do neither; DC1's admin alone does both."""
+    for endpoint, changed, versions in (("dc1.example:7051", "[Group]  /Channel/Application/DC1", (0, 1, 0)),
+                                        ("dc1.example:7052", "[Value]  /Channel/Application/DC1/AnchorPeers",
+                                         (0, 1, 1))):
+        unsigned = _anchor_update(channel, endpoint)
+        others = sign_update(sign_update(unsigned, member("dc2", "admin")).SerializeToString(),
+                             member("dc3", "admin"))
+        with pytest.raises(BroadcastRefused) as refused:
+            channel.broadcast(others)
+        assert refused.value.info.endswith(f"policy for {changed} not satisfied: signature set did not satisfy policy")
+        channel.broadcast(sign_update(unsigned, member("dc1", "admin")))
+        assert channel.definition.org_by_msp("DC1MSP").endpoints == (endpoint,)  # type: ignore[union-attr]
+        group = channel.config.channel_group.groups["Application"]
+        assert (group.version, group.groups["DC1"].version, group.groups["DC1"].values["AnchorPeers"].version) \
+            == versions
