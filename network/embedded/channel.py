@@ -74,9 +74,8 @@ class BroadcastRefused(SwarmfuseError):
 
 @dataclass(frozen=True)
 class _InForce:
-    """The channel config in force: from config block ``block``, with what validation and access read of it."""
+    """The channel config in force, with what validation and access read of it."""
 
-    block: int
     config: configtx_pb2.Config
     definition: ChannelDefinition
     msps: ChannelMSPs
@@ -105,10 +104,8 @@ class Channel:
         self._listeners_lock = threading.Lock()
         self._recent_events: dict[int, BlockEvents] = {}
         self._recent_events_lock = threading.Lock()
-        batch = BatchConfig(definition.batch_max_count, definition.batch_absolute_max_bytes,
-                            definition.batch_preferred_max_bytes, definition.batch_timeout_s)
-        self.orderer = Orderer(definition.name, ledger, batch, self._validate_block, sign, orderer_identity,
-                               self._committed)
+        self.orderer = Orderer(definition.name, ledger, _batch(self.definition), self._validate_block, sign,
+                               orderer_identity, self._committed)
 
     def _read_config(self, block: common_pb2.Block) -> _InForce:
         _, config = blockfmt.config_of_block(block)
@@ -116,7 +113,7 @@ class Channel:
         msps = ChannelMSPs((*definition.orgs, definition.orderer_org))
         rules = LifecycleRules(config, definition.orgs, self.ledger)
         access = {org.mspid: org_policies(org) for org in (*definition.orgs, definition.orderer_org)}
-        return _InForce(block.header.number, config, definition, msps, access, rules,
+        return _InForce(config, definition, msps, access, rules,
                         BlockValidator(definition, msps, self.ledger, rules))
 
     @property
@@ -275,6 +272,7 @@ class Channel:
     def _committed(self, block: common_pb2.Block, results: list[TxResult]) -> None:
         if block.header.number > 0 and blockfmt.is_config_block(block.data.data):
             in_force = self._read_config(block)
+            self.orderer.configure(_batch(in_force.definition))
             with self._config_changed:
                 self._in_force = in_force
                 self._config_changed.notify_all()
@@ -354,6 +352,11 @@ def _config_result(envelope: bytes, index: int) -> TxResult:
                     timestamp_s=header.timestamp.seconds, timestamp_nanos=header.timestamp.nanos)
 
 
+def _batch(definition: ChannelDefinition) -> BatchConfig:
+    return BatchConfig(definition.batch_max_count, definition.batch_absolute_max_bytes,
+                       definition.batch_preferred_max_bytes, definition.batch_timeout_s)
+
+
 def newest_config_block(ledger: Ledger) -> common_pb2.Block:
     """The config block the ledger's newest block names in LAST_CONFIG (block 0 until a config update)."""
     tip = ledger.block(ledger.height - 1)
@@ -364,9 +367,9 @@ def newest_config_block(ledger: Ledger) -> common_pb2.Block:
 
 
 def open_channel(path: Path, sign: Callable[[bytes], bytes], orderer_identity: bytes) -> Channel:
-    """Reopen a channel from its ledger: definition from block 0, chaincode from the ledger's metadata. The
-    ledger gets the quick check (numbering, savepoint, last block), so a start costs the same at any height;
-    every block and the whole state are checked by ``Ledger.verify`` and, from the blocks, by ``audit verify``."""
+    """Reopen a channel from its ledger: definition from its newest config block, chaincode from the ledger's
+    metadata. The ledger gets the quick check (numbering, savepoint, last block), so a start costs the same at any
+    height; every block and the whole state are checked by ``Ledger.verify`` and, from the blocks, by ``audit verify``."""
     ledger = Ledger.open(path, full_check=False)
     meta = ledger.meta_get(CHAINCODE_META)
     if ledger.height == 0 or meta is None:

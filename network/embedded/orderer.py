@@ -140,6 +140,13 @@ class Orderer:
             self._cond.notify_all()
         self._thread.join(timeout=30)
 
+    def configure(self, batch: BatchConfig) -> None:
+        """Cut the batches after this one by ``batch`` (a config block changed the channel's BatchSize or
+        BatchTimeout)."""
+        with self._cond:
+            self._batch = batch
+            self._cond.notify_all()
+
     def broadcast(self, envelope: bytes, isolated: bool = False) -> None:
         """Accept one envelope for ordering (the caller has checked it as Fabric's Broadcast does); an ``isolated``
         one (a CONFIG transaction) gets a block of its own, after the pending batch."""

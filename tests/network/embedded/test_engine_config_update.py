@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from fabric_protos.common import common_pb2, configtx_pb2
+from fabric_protos.orderer import configuration_pb2 as orderer_config_pb2
 
 from engine_pki import OrgCA, member, pki
 from swarmfuse.client.audit.channel import ChannelConfig, config_update_problem
@@ -177,3 +178,35 @@ def test_each_changed_element_is_judged_by_its_own_mod_policy(channel: Channel) 
         group = channel.config.channel_group.groups["Application"]
         assert (group.version, group.groups["DC1"].version, group.groups["DC1"].values["AnchorPeers"].version) \
             == versions
+
+
+def test_the_orderer_cuts_by_the_batch_size_in_force(channel: Channel) -> None:
+    """BatchSize is the orderer org's to change (``/Channel/Orderer/Admins``): the DC admins cannot, the orderer
+    org's admin can, and the blocks after the update hold at most the new MaxMessageCount."""
+    updated = configtx_pb2.Config()
+    updated.CopyFrom(channel.config)
+    batch = orderer_config_pb2.BatchSize.FromString(updated.channel_group.groups["Orderer"].values["BatchSize"].value)
+    batch.max_message_count = 1
+    updated.channel_group.groups["Orderer"].values["BatchSize"].value = batch.SerializeToString()
+    unsigned = unsigned_update(compute_update(channel.config, updated, channel.name)).SerializeToString()
+    with pytest.raises(BroadcastRefused, match="policy for \\[Value\\]  /Channel/Orderer/BatchSize not satisfied"):
+        channel.broadcast(_signed(unsigned, "dc1", "dc2", "dc3"))
+    channel.broadcast(_signed(unsigned, "orderer"))
+    height = channel.ledger.height
+    writer = member("dc1", "client")
+    for nonce in (b"a" * 24, b"b" * 24):
+        payload = common_pb2.Payload(header=common_pb2.Header(
+            channel_header=common_pb2.ChannelHeader(type=common_pb2.ENDORSER_TRANSACTION, channel_id=channel.name)
+            .SerializeToString(),
+            signature_header=common_pb2.SignatureHeader(creator=writer.serialized, nonce=nonce).SerializeToString(),
+        )).SerializeToString()
+        channel.broadcast(common_pb2.Envelope(payload=payload, signature=writer.sign(payload)))
+    assert channel.ledger.wait_for_height(height + 2, 10)
+    assert [len(channel.ledger.block(n).data.data) for n in (height, height + 1)] == [1, 1]  # type: ignore[union-attr]
+
+
+def _signed(unsigned: bytes, *orgs: str) -> common_pb2.Envelope:
+    envelope = common_pb2.Envelope.FromString(unsigned)
+    for org in orgs:
+        envelope = sign_update(envelope.SerializeToString(), member(org, "admin"))
+    return envelope
