@@ -1,5 +1,6 @@
 """One channel inside the engine: its definition (from its newest config block), ledger, MSPs,
-access policies (Readers, Writers as in ``network/configtx.py``), chaincode policy and orderer.
+access policies (``/Channel/Readers``, ``/Channel/Writers``, ``/Channel/Application/Readers`` of the config in
+force), chaincode policy and orderer.
 
 The chaincode is defined on the channel as on Fabric: by a ``_lifecycle`` ``CommitChaincodeDefinition``
 transaction in block 1 (:meth:`Channel.define_chaincode`, :mod:`.lifecycle`), and blocks are validated with the
@@ -39,12 +40,13 @@ from swarmfuse.network.protocol.lifecycle import (
     LifecycleRules,
     SigningIdentity,
     commit_transaction,
+    config_policy,
     committed_definition,
 )
 from swarmfuse.network.protocol.model import ChaincodeDefinition, ChannelDefinition, OrgDefinition
 from swarmfuse.network.protocol.msp import ChannelMSPs, IdentityRejected, Principal
 from swarmfuse.network.embedded.orderer import BatchConfig, Orderer
-from swarmfuse.network.protocol.policy import OrgPolicies, org_policies, parse
+from swarmfuse.network.protocol.policy import Policy, parse
 from swarmfuse.network.protocol.validator import BlockValidator
 
 logger = logging.getLogger(__name__)
@@ -79,7 +81,12 @@ class _InForce:
     config: configtx_pb2.Config
     definition: ChannelDefinition
     msps: ChannelMSPs
-    access: dict[str, OrgPolicies]
+    readers: Policy
+    """``/Channel/Readers``: who may read blocks and commit statuses."""
+    proposers: Policy
+    """``/Channel/Application/Readers``: who may send proposals (the ``peer/Propose`` ACL of our channels)."""
+    writers: Policy
+    """``/Channel/Writers``: who may create a transaction."""
     rules: LifecycleRules
     validator: BlockValidator
 
@@ -112,9 +119,10 @@ class Channel:
         definition = replace(blockfmt.channel_from_config_block(block), chaincode=self.chaincode)
         msps = ChannelMSPs((*definition.orgs, definition.orderer_org))
         rules = LifecycleRules(config, definition.orgs, self.ledger)
-        access = {org.mspid: org_policies(org) for org in (*definition.orgs, definition.orderer_org)}
-        return _InForce(config, definition, msps, access, rules,
-                        BlockValidator(definition, msps, self.ledger, rules))
+        writers = config_policy(config, "/Channel/Writers")
+        return _InForce(config, definition, msps, config_policy(config, "/Channel/Readers"),
+                        config_policy(config, "/Channel/Application/Readers"), writers, rules,
+                        BlockValidator(definition, msps, self.ledger, rules, lambda p: writers.satisfied_by([p])))
 
     @property
     def definition(self) -> ChannelDefinition:
@@ -154,18 +162,20 @@ class Channel:
     def check_reader(self, creator: bytes) -> Principal:
         """A channel reader (any identity of the channel's orgs), or :class:`AccessDenied`."""
         principal = self.principal(creator)
-        policies = self._in_force.access.get(principal.mspid)
-        if policies is None or not policies.readers.satisfied_by([principal]):
+        if not self._in_force.readers.satisfied_by([principal]):
             raise AccessDenied(f"{principal.mspid} {principal.role} does not satisfy the Readers policy of {self.name}")
         return principal
+
+    def may_propose(self, principal: Principal) -> bool:
+        """Whether ``principal`` satisfies ``/Channel/Application/Readers`` (the ``peer/Propose`` ACL)."""
+        return self._in_force.proposers.satisfied_by([principal])
 
     def check_writer(self, creator: bytes, message: bytes, signature: bytes) -> Principal:
         """A signed message from a channel writer (Fabric's Broadcast check), or :class:`AccessDenied`."""
         principal = self.principal(creator)
         if not self.msps.verify(creator, message, signature):
             raise AccessDenied("the envelope's signature does not verify against its creator")
-        policies = self._in_force.access.get(principal.mspid)
-        if policies is None or not policies.writers.satisfied_by([principal]):
+        if not self._in_force.writers.satisfied_by([principal]):
             raise AccessDenied(f"{principal.mspid} {principal.role} does not satisfy the Writers policy of {self.name}")
         return principal
 

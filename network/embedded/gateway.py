@@ -75,7 +75,7 @@ class GatewayService(GatewayServicer):
                evaluating: bool) -> CheckedProposal:
         """The endorser's proposal checks; a refusal is answered as Fabric's gateway answers it."""
         try:
-            return check_proposal(signed, channel.definition, channel.msps, channel.ledger)
+            return check_proposal(signed, channel.definition, channel.msps, channel.ledger, channel.may_propose)
         except ProposalRejected as exc:
             details = [detail(endorser.address, endorser.mspid, str(exc))]
             if evaluating:

@@ -210,3 +210,21 @@ def _signed(unsigned: bytes, *orgs: str) -> common_pb2.Envelope:
     for org in orgs:
         envelope = sign_update(envelope.SerializeToString(), member(org, "admin"))
     return envelope
+
+
+def test_an_orgs_policies_are_those_of_the_config_in_force(channel: Channel) -> None:
+    """DC2's admin narrows DC2's Readers to its admin and peer: from the next block on, DC2's clients may neither
+    read the channel nor send proposals, while they still write, and DC1's clients are unaffected."""
+    client = member("dc2", "client")
+    assert channel.check_reader(client.serialized) and channel.may_propose(channel.principal(client.serialized))
+    updated = configtx_pb2.Config()
+    updated.CopyFrom(channel.config)
+    updated.channel_group.groups["Application"].groups["DC2"].policies["Readers"].policy.value = \
+        blockfmt.signature_policy_envelope("OR('DC2MSP.admin', 'DC2MSP.peer')").SerializeToString()
+    unsigned = unsigned_update(compute_update(channel.config, updated, channel.name)).SerializeToString()
+    channel.broadcast(_signed(unsigned, "dc2"))
+    with pytest.raises(AccessDenied, match="DC2MSP client does not satisfy the Readers policy"):
+        channel.check_reader(client.serialized)
+    assert not channel.may_propose(channel.principal(client.serialized))
+    assert channel.check_writer(client.serialized, b"m", client.sign(b"m")).mspid == "DC2MSP"
+    assert channel.check_reader(member("dc1", "client").serialized).mspid == "DC1MSP"
