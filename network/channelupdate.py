@@ -5,8 +5,8 @@ it; the orderer applies it only when the signatures satisfy each changed element
 application org: the Application group's ``Admins``, a MAJORITY of the orgs' admins).
 
 A home is either a network home (``state.json``; ``--org`` names whose admin signs or submits) or an org home
-made by ``swarmfuse org init`` (its own admin). Submitting goes through the org's gateway, whose Submit hands
-the envelope to the orderer's Broadcast, and returns once a peer serves the new config block."""
+made by ``swarmfuse org init`` (its own admin). Submitting sends the envelope to the orderer's Broadcast (the
+first orderer of the org's connection profile) and returns once the org's peer serves the new config block."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 from fabric_protos.common import common_pb2, configtx_pb2
-from fabric_protos.gateway import gateway_pb2 as gw
 from fabric_protos.msp import identities_pb2
+from fabric_protos.orderer.ab_pb2_grpc import AtomicBroadcastStub
 
 from swarmfuse.client.gateway import Gateway, GatewayError, IdentityError
 from swarmfuse.files import write_atomic
@@ -27,6 +28,7 @@ from swarmfuse.network.errors import InvalidInput, NetworkError, NotRunning
 from swarmfuse.network.layout import Layout, msp_key_pair
 from swarmfuse.network.orgdef import OrgDefinitionFile
 from swarmfuse.network.orghome import ORG_FILE, open_org_home
+from swarmfuse.network.profiles import Profile
 from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.protocol.configupdate import add_org_update, read_update, sign_update, unsigned_update
 from swarmfuse.network.protocol.identity import ECDSASigner, Identity, digest
@@ -159,9 +161,9 @@ def _read(path: Path) -> bytes:
 
 
 def submit(home: Path, path: Path, org: str, timeout: float = CONFIG_WAIT_S) -> int:
-    """Submit the update at ``path`` as ``org``'s admin, adding its signature as ``peer channel update`` does,
-    through ``org``'s gateway; the number of the config block it made. :class:`UpdateRefused` with the
-    orderer's reason when refused."""
+    """Submit the update at ``path`` as ``org``'s admin, adding its signature, to the orderer's Broadcast as
+    ``peer channel update`` does; the number of the config block it made, once ``org``'s peer serves it.
+    :class:`UpdateRefused` with the orderer's status and reason when refused."""
     data = _read(path)
     channel = summary(data).channel
     envelope = sign_update(data, admin_of(home, org))
@@ -169,21 +171,31 @@ def submit(home: Path, path: Path, org: str, timeout: float = CONFIG_WAIT_S) -> 
         with _gateway(home, org) as gateway:
             network = gateway.network(channel)
             before, _ = _config_in_force(network)
-            prepared = gw.PreparedTransaction(transaction_id="", envelope=envelope)
-            try:
-                network.load_transaction(prepared.SerializeToString()).submit()
-            except GatewayError as exc:
-                raise UpdateRefused(f"the orderer refused the update of channel {channel}: "
-                                    f"{getattr(exc, 'message', exc)}") from exc
+            _broadcast(Profile.load(Layout(home.expanduser().resolve()).profile(org)), channel, envelope, timeout)
             deadline = time.monotonic() + timeout
             while (number := _config_in_force(network)[0]) == before:
                 if time.monotonic() > deadline:
                     raise NetworkError(f"channel {channel}: the update was accepted but no new config block came "
                                        f"within {timeout:.0f} s")
                 time.sleep(0.2)
-    except UpdateRefused:
-        raise
     except GatewayError as exc:
-        raise NetworkError(f"cannot submit the update through {org}'s gateway: {exc}") from exc
+        raise NetworkError(f"cannot read channel {channel} through {org}'s peer: {exc}") from exc
     logger.info("channel %s: config block %d in force", channel, number)
     return number
+
+
+def _broadcast(profile: Profile, channel: str, envelope: common_pb2.Envelope, timeout: float) -> None:
+    """Send ``envelope`` to the first orderer of ``profile`` (AtomicBroadcast.Broadcast) and read its answer."""
+    if not profile.orderers:
+        raise InvalidInput(f"the connection profile of {profile.org} names no orderer")
+    orderer = profile.orderers[0]
+    credentials = grpc.ssl_channel_credentials(root_certificates=Path(orderer.tls_ca_cert).read_bytes())
+    with grpc.secure_channel(orderer.endpoint, credentials) as connection:
+        try:
+            response = next(iter(AtomicBroadcastStub(connection).Broadcast(iter([envelope]), timeout=timeout)))
+        except grpc.RpcError as exc:
+            raise NetworkError(f"the orderer at {orderer.endpoint} did not answer: {exc.code().name}: "
+                               f"{exc.details()}") from exc
+    if response.status != common_pb2.SUCCESS:
+        raise UpdateRefused(f"the orderer refused the update of channel {channel}: "
+                            f"status={common_pb2.Status.Name(response.status)}, info={response.info}")

@@ -1,6 +1,6 @@
 """The engine process of one home: per org a TLS gRPC endpoint (Gateway + Deliver) on the org's peer
-port, per channel a ledger and an orderer, the operations and channel-participation endpoints on
-orderer0's ports. Everything it needs comes from the home (state file, crypto, channel ledgers)."""
+port, per channel a ledger and an orderer, the orderer's Broadcast, operations and channel-participation
+endpoints on orderer0's ports. Everything it needs comes from the home (state file, crypto, channel ledgers)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 from fabric_protos.common import common_pb2
 from fabric_protos.gateway.gateway_pb2_grpc import add_GatewayServicer_to_server
+from fabric_protos.orderer.ab_pb2_grpc import add_AtomicBroadcastServicer_to_server
 from fabric_protos.peer.events_pb2_grpc import add_DeliverServicer_to_server
 
 from swarmfuse.network.protocol.identity import digest
@@ -22,6 +23,7 @@ from swarmfuse.network import state as state_file
 from swarmfuse.network.embedded import admin
 from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.embedded.admin import JoinRefused
+from swarmfuse.network.embedded.broadcast import BroadcastService
 from swarmfuse.network.embedded.channel import Channel, create_ledger, open_channel
 from swarmfuse.network.embedded.chaincode import ChaincodeClient
 from swarmfuse.network.embedded.deliver import DeliverService
@@ -36,6 +38,8 @@ from swarmfuse.network.topology import HOST, Org, Topology
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE = 100 * 1024 * 1024
+ORDERER_THREADS = 8
+"""Broadcast streams orderer0's port serves at once (each holds a server thread)."""
 _CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9.-]{0,248}$")
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -181,8 +185,21 @@ class Engine:
             self.join, self.listing,
         ))
         self._http.append(admin.start_operations((HOST, ports.operations), self._serving.is_set))
+        self._servers.append(self._orderer_server(ports.listen, tls))
         self._serving.set()
         logger.info("engine serving %d orgs and %d channels", len(self.topology.orgs), len(self.channels))
+
+    def _orderer_server(self, port: int, tls: Path) -> grpc.Server:
+        """AtomicBroadcast's Broadcast on orderer0's port, with orderer0's TLS pair (no client certificate asked,
+        as the home's Fabric orderers)."""
+        server = grpc.server(ThreadPoolExecutor(max_workers=ORDERER_THREADS, thread_name_prefix="grpc-orderer"),
+                             options=SERVER_OPTIONS)
+        add_AtomicBroadcastServicer_to_server(BroadcastService(self.channels), server)
+        pair = ((tls / "server.key").read_bytes(), (tls / "server.crt").read_bytes())
+        if server.add_secure_port(f"{HOST}:{port}", grpc.ssl_server_credentials([pair])) != port:
+            raise OSError(f"cannot listen on {HOST}:{port} for the orderer")
+        server.start()
+        return server
 
     def _org_server(self, org: Org) -> grpc.Server:
         mutual_tls = self.topology.mutual_tls

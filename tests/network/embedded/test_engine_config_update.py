@@ -7,16 +7,20 @@ replay accepts the block as an authorised update."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import grpc
 import pytest
 from fabric_protos.common import common_pb2, configtx_pb2
 from fabric_protos.orderer import configuration_pb2 as orderer_config_pb2
+from fabric_protos.orderer.ab_pb2_grpc import AtomicBroadcastStub, add_AtomicBroadcastServicer_to_server
 
 from engine_pki import OrgCA, member, pki
 from swarmfuse.client.audit.channel import ChannelConfig, config_update_problem
+from swarmfuse.network.embedded.broadcast import BroadcastService
 from swarmfuse.network.embedded.channel import AccessDenied, BroadcastRefused, Channel, create_ledger, open_channel
 from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.protocol.configupdate import (
@@ -228,3 +232,28 @@ def test_an_orgs_policies_are_those_of_the_config_in_force(channel: Channel) -> 
     assert not channel.may_propose(channel.principal(client.serialized))
     assert channel.check_writer(client.serialized, b"m", client.sign(b"m")).mspid == "DC2MSP"
     assert channel.check_reader(member("dc1", "client").serialized).mspid == "DC1MSP"
+
+
+def test_the_orderers_broadcast_answers_each_envelope_and_ends_at_a_refusal(channel: Channel) -> None:
+    """AtomicBroadcast.Broadcast: SUCCESS for an authorised update (its config block committed), NOT_FOUND for an
+    unknown channel, and after an unsuccessful response the stream ends, as Fabric's handler ends it."""
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    add_AtomicBroadcastServicer_to_server(BroadcastService({channel.name: channel}), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    elsewhere = _update(channel, "dc1")
+    payload = common_pb2.Payload.FromString(elsewhere.payload)
+    header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
+    header.channel_id = "nowhere"
+    payload.header.channel_header = header.SerializeToString()
+    unknown = common_pb2.Envelope(payload=payload.SerializeToString(), signature=elsewhere.signature)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as connection:
+            stream = AtomicBroadcastStub(connection).Broadcast(
+                iter([_update(channel, "dc1", "dc2", "dc3"), unknown, _update(channel, "dc1", "dc2", "dc3")]),
+                timeout=30)
+            answers = [(common_pb2.Status.Name(r.status), r.info) for r in stream]
+    finally:
+        server.stop(0)
+    assert answers == [("SUCCESS", ""), ("NOT_FOUND", "channel does not exist")]
+    assert channel.has_org("DC4MSP")
