@@ -30,7 +30,8 @@ from swarmfuse.network.orgdef import OrgDefinitionFile
 from swarmfuse.network.orghome import ORG_FILE, open_org_home
 from swarmfuse.network.profiles import Profile
 from swarmfuse.network.protocol import blockfmt
-from swarmfuse.network.protocol.configupdate import add_org_update, read_update, sign_update, unsigned_update
+from swarmfuse.network.protocol.configcompute import add_org_update
+from swarmfuse.network.protocol.configsign import read_update, sign_update, unsigned_update
 from swarmfuse.network.protocol.identity import ECDSASigner, Identity, digest
 
 logger = logging.getLogger(__name__)

@@ -23,13 +23,8 @@ from swarmfuse.client.audit.channel import ChannelConfig, config_update_problem
 from swarmfuse.network.embedded.broadcast import BroadcastService
 from swarmfuse.network.embedded.channel import AccessDenied, BroadcastRefused, Channel, create_ledger, open_channel
 from swarmfuse.network.protocol import blockfmt
-from swarmfuse.network.protocol.configupdate import (
-    NotAConfigUpdate,
-    add_org_update,
-    compute_update,
-    sign_update,
-    unsigned_update,
-)
+from swarmfuse.network.protocol.configcompute import add_org_update, compute_update
+from swarmfuse.network.protocol.configsign import NotAConfigUpdate, sign_update, unsigned_update
 
 pytestmark = pytest.mark.timeout(60)
 
