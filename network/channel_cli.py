@@ -11,9 +11,15 @@ from rich.table import Table
 from swarmfuse.network import channelupdate
 from swarmfuse.network.cli_common import HomeOption, clean_errors, console
 
-app = typer.Typer(no_args_is_help=True, help="Channel updates: add an org, sign the update, submit it.")
+app = typer.Typer(no_args_is_help=True, help="Channel updates: add or remove an org, sign the update, submit it.")
 
 OrgOption = typer.Option(None, "--org", help="Whose admin acts, in a network home (an org home acts as its own org).")
+
+
+def _wrote(task: str, output: Path) -> None:
+    console.print(f"Wrote the update of channel {task} to {output}: each admin signs it with 'swarmfuse channel sign', "
+                  "one submits it with 'swarmfuse channel update' (a majority of the channel's org admins must sign).",
+                  highlight=False)
 
 
 def _print(title: str, signed_by: tuple[str, ...]) -> None:
@@ -36,9 +42,22 @@ def add_org(
     with clean_errors():
         update = channelupdate.add_org(home, task, org, definition)
         channelupdate.write_unsigned(update, output)
-    console.print(f"Wrote the update of channel {task} to {output}: each admin signs it with 'swarmfuse channel sign', "
-                  "one submits it with 'swarmfuse channel update' (a majority of the channel's org admins must sign).",
-                  highlight=False)
+    _wrote(task, output)
+
+
+@app.command("remove-org")
+def remove_org(
+    task: str = typer.Argument(..., help="Task (channel) name."),
+    name: str = typer.Option(..., "--name", help="The org to remove, by its name in the channel (e.g. DC4)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the update (a CONFIG_UPDATE envelope)."),
+    org: str = typer.Option("DC1", "--org", help="Read the channel's config through this org's peer, as its admin."),
+    home: Path = HomeOption,
+) -> None:
+    """Build the update removing an org from the task's channel, from the config in force; no signature yet."""
+    with clean_errors():
+        update = channelupdate.remove_org(home, task, org, name)
+        channelupdate.write_unsigned(update, output)
+    _wrote(task, output)
 
 
 @app.command()

@@ -30,7 +30,7 @@ from swarmfuse.network.orgdef import OrgDefinitionFile
 from swarmfuse.network.orghome import ORG_FILE, open_org_home
 from swarmfuse.network.profiles import Profile
 from swarmfuse.network.protocol import blockfmt
-from swarmfuse.network.protocol.configcompute import add_org_update
+from swarmfuse.network.protocol.configcompute import add_org_update, remove_org_update
 from swarmfuse.network.protocol.configsign import read_update, sign_update, unsigned_update
 from swarmfuse.network.protocol.identity import ECDSASigner, Identity, digest
 
@@ -123,6 +123,19 @@ def add_org(home: Path, task: str, org: str, definition: Path) -> configtx_pb2.C
         raise NetworkError(f"cannot read the config of channel {task} through {org}'s peer: {exc}") from exc
     try:
         return add_org_update(config, task, new_org)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+def remove_org(home: Path, task: str, org: str, name: str) -> configtx_pb2.ConfigUpdate:
+    """The update removing org ``name`` from ``task``'s channel, from the config ``org``'s peer serves."""
+    try:
+        with _gateway(home, org) as gateway:
+            _, config = _config_in_force(gateway.network(task))
+    except GatewayError as exc:
+        raise NetworkError(f"cannot read the config of channel {task} through {org}'s peer: {exc}") from exc
+    try:
+        return remove_org_update(config, task, name)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
 

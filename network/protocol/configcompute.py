@@ -117,3 +117,15 @@ def add_org_update(config: configtx_pb2.Config, channel: str, org: OrgDefinition
     updated.CopyFrom(config)
     updated.channel_group.groups[blockfmt.APPLICATION].groups[org.name].CopyFrom(blockfmt.org_group(org))
     return compute_update(config, updated, channel)
+
+
+def remove_org_update(config: configtx_pb2.Config, channel: str, name: str) -> configtx_pb2.ConfigUpdate:
+    """The update removing application org ``name`` (its group) from the channel; ``ValueError`` when the channel
+    has no such org."""
+    application = config.channel_group.groups[blockfmt.APPLICATION]
+    if name not in application.groups:
+        raise ValueError(f"channel {channel} has no org {name} (it has {', '.join(sorted(application.groups))})")
+    updated = configtx_pb2.Config()
+    updated.CopyFrom(config)
+    del updated.channel_group.groups[blockfmt.APPLICATION].groups[name]
+    return compute_update(config, updated, channel)

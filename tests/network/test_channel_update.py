@@ -1,4 +1,4 @@
-"""A fourth DC made on its own host joins a running task by channel update (embedded engine).
+"""A fourth DC made on its own host joins a running task by channel update, and leaves it (embedded engine).
 
 A network of its own (three DC orgs, no auditor) and task ``hosts`` for DC1-DC3; DC4 is made with ``swarmfuse
 org init`` in a home of its own and exported. ``channel add-org`` builds the update from the config DC1's peer
@@ -9,7 +9,10 @@ DC1's peer refused before, then reaches it over mutual TLS (a certificate of DC4
 peers, created by DC4) and reads blocks through Deliver; ``audit verify`` replays the whole channel, the
 config block included: every check passes but the chaincode definition's, whose endorsement policy still
 names DC1-DC3 alone while the channel now has four member orgs (a new definition is the next step);
-``network check`` passes, and after a restart of the engine DC4's user still reads through DC1's peer. No Fabric release can run here, so the test is the embedded
+``network check`` passes, and after a restart of the engine DC4's user still reads through DC1's peer. Then DC4
+leaves the same way: refused with two of the four admins, committed with three; DC1's peer no longer accepts
+DC4's TLS certificate, and ``audit verify`` passes every check (the chaincode's policy matches the channel's
+member orgs again). No Fabric release can run here, so the test is the embedded
 engine's alone; the commands refuse a Fabric home.
 """
 
@@ -77,7 +80,7 @@ def _dc4_gateway(network: Network, dc4_home: Path, timeouts: Timeouts = Timeouts
                            tls_client=TlsClientCert.from_pem_files(user / "tls" / "client.crt", user / "tls" / "client.key"))
 
 
-def test_a_dc_from_its_own_home_joins_by_a_majority_of_admins(network: Network, tmp_path: Path) -> None:
+def test_a_dc_from_its_own_home_joins_and_leaves_by_a_majority_of_admins(network: Network, tmp_path: Path) -> None:
     home, dc4_home, definition, update = str(network.home), tmp_path / "dc4", tmp_path / "dc4.json", tmp_path / "u.pb"
     assert _run("org", "init", "DC4", "--home", str(dc4_home), "--address", "dc4.example:7051")[0] == 0
     assert _run("org", "export", "--home", str(dc4_home), "-o", str(definition))[0] == 0
@@ -130,6 +133,24 @@ def test_a_dc_from_its_own_home_joins_by_a_majority_of_admins(network: Network, 
         assert gateway.network(TASK).contract("swarmfuse", "Sample").evaluate_transaction("Get", "dc4-key") \
             == b"from DC4"
 
+    # Leaving: four orgs now, so three admins must sign; DC1's and DC2's are not enough.
+    leave = tmp_path / "leave.pb"
+    code, output = _run("channel", "remove-org", TASK, "--name", "DC4", "-o", str(leave), "--home", home)
+    assert code == 0, output
+    assert _run("channel", "sign", str(leave), "--org", "DC1", "--home", home)[0] == 0
+    code, output = _run("channel", "update", str(leave), "--org", "DC2", "--home", home)
+    assert code == 1 and "2 sub-policies were satisfied, but this policy requires 3 of the 'Admins'" in output, output
+    assert _run("channel", "sign", str(leave), "--org", "DC2", "--home", home)[0] == 0
+    code, output = _run("channel", "update", str(leave), "--org", "DC3", "--home", home)
+    assert code == 0 and f"config block {before + 2} committed" in output, output
+    with pytest.raises(ConnectError):  # DC1's peer trusts DC4's TLS CA no more
+        _dc4_gateway(network, dc4_home, Timeouts(connect=3.0)).close()
+    with Gateway.from_profile(network.layout.profile("DC2")) as gateway:
+        report = verify_channel(gateway, TASK, engine="embedded")
+    assert [check.detail for check in report.checks if check.status == Status.FAIL] == []
+    assert "/Channel/Application (Admins)" in next(
+        c for c in report.checks if c.name == "channel config" and c.block == before + 2).detail
+
 
 def test_bad_update_files_and_homes_are_named(network: Network, tmp_path: Path) -> None:
     junk = tmp_path / "junk.pb"
@@ -141,3 +162,6 @@ def test_bad_update_files_and_homes_are_named(network: Network, tmp_path: Path) 
     code, output = _run("channel", "add-org", TASK, "--definition", str(tmp_path / "none.json"), "-o",
                         str(tmp_path / "u.pb"), "--home", str(network.home))
     assert code == 1 and "cannot read the org definition" in output
+    code, output = _run("channel", "remove-org", TASK, "--name", "DC9", "-o", str(tmp_path / "u.pb"),
+                        "--home", str(network.home))
+    assert code == 1 and "channel hosts has no org DC9" in output and not (tmp_path / "u.pb").exists()
