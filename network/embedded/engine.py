@@ -128,7 +128,8 @@ class Engine:
         for path in sorted(folder.glob("*.sqlite")):
             channel = open_channel(path, self._sign_as_orderer, self._orderer_identity)
             channel.start()
-            self._define_chaincode(channel)  # a no-op unless it stopped between the genesis block and block 1
+            if channel.committed_chaincode() is None:  # it stopped between the genesis block and block 1
+                self._define_chaincode(channel)
             self.channels[channel.name] = channel
             logger.info("channel %s reopened at height %d", channel.name, channel.ledger.height)
 
@@ -160,13 +161,13 @@ class Engine:
 
     def _define_chaincode(self, channel: Channel) -> None:
         """Commit the channel's chaincode definition through ``_lifecycle`` as ``swarmfuse task create`` does on
-        Fabric: submitted by the admin of the channel's first member org, endorsed by every org's peer."""
+        Fabric: submitted by the admin of the channel's first member org, endorsed by every org's peer (the
+        channel's orgs are the home's until the definition is committed: no update comes before it)."""
         first = next(org for org in channel.peer_orgs if org.kind == "member")
         org = next(o for o in self.topology.orgs if o.mspid == first.mspid)
         admin_identity = PeerIdentity(first.mspid, *signing_identity(self.layout.user_dir(org, "Admin") / "msp",
                                                                      first.mspid))
-        endorsers = [self.peers.endorsers[o.mspid].identity for o in channel.peer_orgs if o.mspid in self.peers.endorsers]
-        channel.define_chaincode(admin_identity, endorsers)
+        channel.define_chaincode(admin_identity, [self.peers.endorsers[o.mspid].identity for o in channel.peer_orgs])
 
     def listing(self) -> list[dict[str, object]]:
         return [{"name": name, "height": channel.ledger.height} for name, channel in sorted(self.channels.items())]
