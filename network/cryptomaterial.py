@@ -85,6 +85,16 @@ def generate_material(topology: Topology, layout: Layout) -> None:
         _generate_org(layout.crypto / "ordererOrganizations", spec, ORDERER_OU, validity)
 
 
+def generate_peer_org(base: Path, name: str, domain: str, sans: Sequence[str]) -> Path:
+    """One peer org's tree as cryptogen writes it under ``base`` (``peerOrganizations``): its CA and TLS CA, its
+    verifying MSP, ``peer0.<domain>`` (TLS SANs: its names, then ``sans``), ``User1@<domain>`` and
+    ``Admin@<domain>``; returns the org's folder."""
+    spec = {"Name": name, "Domain": domain, "EnableNodeOUs": True, "Template": {"Count": 1, "SANS": list(sans)},
+            "Users": {"Count": 1}}
+    _generate_org(base, spec, PEER_OU, _validity(dt.datetime.now(dt.UTC)))
+    return base / domain
+
+
 def _validity(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     """Now rounded to the minute, back-dated 5 minutes, for CERT_DAYS days (ca.go x509Template)."""
     start = (now + dt.timedelta(seconds=30)).replace(second=0, microsecond=0) - dt.timedelta(minutes=5)

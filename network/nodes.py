@@ -143,7 +143,7 @@ def chaincode_spec(topology: Topology, layout: Layout, org: Org, package_id: str
 
 
 def engine_spec(topology: Topology, layout: Layout) -> ProcessSpec:
-    """The embedded engine: every org's peer port, and orderer0's admin and operations ports."""
+    """The embedded engine: every org's peer port, and orderer0's listen (Broadcast), admin and operations ports."""
     keep = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH") if key in os.environ}
     orderer = topology.orderer_ports(topology.orderers[0])
     peer_ports = [topology.peer_ports(org).listen for org in topology.orgs]
@@ -151,8 +151,10 @@ def engine_spec(topology: Topology, layout: Layout) -> ProcessSpec:
         name=ENGINE_PROCESS, kind="engine",
         args=[sys.executable, "-m", "swarmfuse.network.embedded", "--home", str(layout.home)],
         env=keep, port=peer_ports[0], health_url=f"http://{HOST}:{orderer.operations}/healthz",
-        other_ports=[*peer_ports[1:], orderer.admin, orderer.operations],
-        probes=[peer_probe(topology, layout, org) for org in topology.orgs],
+        other_ports=[*peer_ports[1:], orderer.listen, orderer.admin, orderer.operations],
+        probes=[*(peer_probe(topology, layout, org) for org in topology.orgs),
+                TlsProbe(f"{HOST}:{orderer.listen}", layout.orderer_tls_ca,
+                         server_name=topology.orderer_host(topology.orderers[0]))],
     )
 
 

@@ -74,10 +74,10 @@ def build(topology: Topology, layout: Layout, org: Org, engine: str) -> Profile:
             "admin": _identity(layout.user_dir(org, "Admin")),
             "user": _identity(layout.user_dir(org, "User1")),
         },
-        orderers=[  # the embedded engine orders internally: clients reach no orderer endpoint
+        orderers=[  # the embedded engine serves Broadcast on orderer0's port alone
             Endpoint(endpoint=f"{HOST}:{topology.orderer_ports(name).listen}", tls_ca_cert=str(layout.orderer_tls_ca))
-            for name in topology.orderers
-        ] if engine == "fabric" else [],
+            for name in (topology.orderers if engine == "fabric" else topology.orderers[:1])
+        ],
     )
 
 

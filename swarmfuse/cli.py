@@ -11,6 +11,8 @@ import typer
 SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("network", "swarmfuse.network.cli", "Start, inspect and stop the ledger network of a home (embedded engine or Fabric)."),
     ("task", "swarmfuse.network.task_cli", "Create and list collaboration tasks (one channel each)."),
+    ("org", "swarmfuse.network.org_cli", "One organisation's own CA, MSP and TLS material, and its public definition."),
+    ("channel", "swarmfuse.network.channel_cli", "Change a task channel's orgs by channel update, signed by its admins."),
     ("data", "swarmfuse.extractors.data.cli", "Fetch the paired emoji data and the text corpus; partition them."),
     ("site", "swarmfuse.client.site.cli", "A data centre's site agent: its data, extractors and round work."),
     ("fuse", "swarmfuse.extractors.fusion.cli", "Evaluate intermediate fusion of text and image features against baselines."),

@@ -25,6 +25,13 @@ from google.protobuf.message import DecodeError
 
 from swarmfuse.network.configtx import majority_endorsement_policy
 from swarmfuse.network.protocol import blockfmt
+from swarmfuse.network.protocol.configupdate import (
+    ConfigUpdateRefused,
+    map_config,
+    mod_policy_path,
+    rebuild,
+    update_signers,
+)
 from swarmfuse.network.protocol.lifecycle import (
     LIFECYCLE_ENDORSEMENT,
     ConfigError,
@@ -32,7 +39,7 @@ from swarmfuse.network.protocol.lifecycle import (
     config_policy,
 )
 from swarmfuse.network.protocol.model import ChannelDefinition, StateReader
-from swarmfuse.network.protocol.msp import ChannelMSPs, IdentityRejected, Principal
+from swarmfuse.network.protocol.msp import ChannelMSPs, Principal
 from swarmfuse.network.protocol.policy import Policy, parse
 
 BLOCK_VALIDATION = "/Channel/Orderer/BlockValidation"
@@ -83,95 +90,7 @@ class ChannelConfig:
                 f"{self.definition.orderer_org.mspid}")
 
 
-# --- config updates (Fabric's common/configtx: configmap.go, update.go, validator.go) -----------------
-
-_GROUP, _VALUE, _POLICY = "[Group]  ", "[Value]  ", "[Policy] "
-_Item = configtx_pb2.ConfigGroup | configtx_pb2.ConfigValue | configtx_pb2.ConfigPolicy
-
-
-@dataclass(frozen=True)
-class _Element:
-    """One element of a config tree: its kind prefix, the groups leading to it, its key and the element."""
-
-    prefix: str
-    path: tuple[str, ...]
-    key: str
-    item: _Item
-
-    @property
-    def name(self) -> str:
-        return "/" + "/".join((*self.path, self.key))
-
-
-def _map_config(group: configtx_pb2.ConfigGroup, root: str = "Channel") -> dict[str, _Element]:
-    """Every element of a config tree by Fabric's config map key (``[Group]  /Channel/Application``...)."""
-    elements: dict[str, _Element] = {}
-
-    def walk(path: tuple[str, ...], key: str, node: configtx_pb2.ConfigGroup) -> None:
-        group_element = _Element(_GROUP, path, key, node)
-        elements[_GROUP + group_element.name] = group_element
-        inner = (*path, key)
-        for name, child in node.groups.items():
-            walk(inner, name, child)
-        for prefix, items in ((_VALUE, node.values), (_POLICY, node.policies)):
-            for name, item in items.items():
-                element = _Element(prefix, inner, name, item)
-                elements[prefix + element.name] = element
-
-    walk((), root, group)
-    return elements
-
-
-def _rebuild(elements: dict[str, _Element], path: str) -> configtx_pb2.ConfigGroup:
-    """Fabric's ``recurseConfigMap``: the group at ``path`` with the children its own entry lists, each taken
-    from ``elements``; :class:`ConfigError` when one is missing."""
-    entry = elements.get(_GROUP + path)
-    if entry is None or not isinstance(entry.item, configtx_pb2.ConfigGroup):
-        raise ConfigError(f"the updated config has no group {path}")
-    group = configtx_pb2.ConfigGroup(version=entry.item.version, mod_policy=entry.item.mod_policy)
-    for key in entry.item.groups:
-        group.groups[key].CopyFrom(_rebuild(elements, f"{path}/{key}"))
-    for prefix, source, target in ((_VALUE, entry.item.values, group.values),
-                                   (_POLICY, entry.item.policies, group.policies)):
-        for key in source:
-            child = elements.get(f"{prefix}{path}/{key}")
-            if child is None:
-                raise ConfigError(f"the updated config has no {prefix.strip(' []').lower()} {path}/{key}")
-            target[key].CopyFrom(child.item)
-    return group
-
-
-def _mod_policy(config: ChannelConfig, element: _Element) -> Policy:
-    """Fabric's ``policyForItem``: the element's ``mod_policy`` resolved in the config in force, relative to the
-    group holding it (a group's own ``mod_policy`` relative to the group itself), absolute when it starts with
-    ``/``."""
-    name = element.item.mod_policy
-    if not name:
-        raise ConfigError(f"{element.name} has no mod_policy")
-    if name.startswith("/") or not element.path:
-        return config_policy(config.config, name if name.startswith("/") else f"/Channel/{name}")
-    groups = element.path + ((element.key,) if element.prefix == _GROUP else ())
-    return config_policy(config.config, "/" + "/".join((*groups, name)))
-
-
-def _update_signers(config: ChannelConfig, update: configtx_pb2.ConfigUpdateEnvelope) -> tuple[list[Principal], list[str]]:
-    """The valid signers of a config update (Fabric's ``ConfigUpdateEnvelopeAsSignedData``: each signature
-    over its signature header ‖ the update bytes) and why the others were ignored."""
-    signers: list[Principal] = []
-    ignored: list[str] = []
-    for signature in update.signatures:
-        try:
-            creator = common_pb2.SignatureHeader.FromString(signature.signature_header).creator
-            principal = config.msps.identify(creator)
-        except (DecodeError, IdentityRejected) as exc:
-            ignored.append(f"a signer that is not a valid identity of the channel ({exc})")
-            continue
-        if not config.msps.check_signature(principal, signature.signature_header + update.config_update,
-                                           signature.signature):
-            ignored.append(f"{principal.mspid} {principal.role}: its signature does not verify")
-            continue
-        signers.append(principal)
-    return signers, ignored
+# --- config updates (Fabric's common/configtx, :mod:`swarmfuse.network.protocol.configupdate`) ----------
 
 
 def config_update_problem(config: ChannelConfig, block: common_pb2.Block) -> tuple[str | None, str]:
@@ -198,8 +117,11 @@ def config_update_problem(config: ChannelConfig, block: common_pb2.Block) -> tup
     channel = config.definition.name
     if update.channel_id != channel or header.channel_id != channel:
         return f"the config update is for channel {update.channel_id!r}, not {channel!r}", ""
-    current = _map_config(config.config.channel_group)
-    read_set, write_set = _map_config(update.read_set), _map_config(update.write_set)
+    try:
+        current = map_config(config.config.channel_group)
+        read_set, write_set = map_config(update.read_set), map_config(update.write_set)
+    except ConfigUpdateRefused as exc:
+        return f"the config update cannot be read: {exc}", ""
     for key, element in read_set.items():
         existing = current.get(key)
         if existing is None:
@@ -211,7 +133,7 @@ def config_update_problem(config: ChannelConfig, block: common_pb2.Block) -> tup
              if key not in read_set or read_set[key].item.version != element.item.version}
     if not delta:
         return "the config update changes nothing (empty delta set)", ""
-    signers, ignored = _update_signers(config, update_envelope)
+    signers, ignored = update_signers(config.msps, update_envelope)
     who = ", ".join(f"{p.mspid} {p.role}" for p in signers) or "no valid signer"
     changed: list[str] = []
     for key, element in sorted(delta.items()):
@@ -227,7 +149,7 @@ def config_update_problem(config: ChannelConfig, block: common_pb2.Block) -> tup
             return (f"{element.name}: the update sets version {element.item.version}, the config in force has "
                     f"version {existing.item.version}"), ""
         try:
-            policy = _mod_policy(config, existing)
+            policy = config_policy(config.config, mod_policy_path(existing))
         except ConfigError as exc:
             return f"{element.name}: its mod_policy {existing.item.mod_policy!r} cannot be resolved: {exc}", ""
         if not policy.satisfied_by(signers):
@@ -235,8 +157,8 @@ def config_update_problem(config: ChannelConfig, block: common_pb2.Block) -> tup
                     f"satisfied: signed by {who}" + (f"; ignored: {'; '.join(ignored)}" if ignored else "")), ""
         changed.append(f"{element.name} ({existing.item.mod_policy})")
     try:
-        result = _rebuild({**current, **delta}, "/Channel")
-    except ConfigError as exc:
+        result = rebuild({**current, **delta})
+    except ConfigUpdateRefused as exc:
         return f"the config update does not apply to the config in force: {exc}", ""
     if result != envelope.config.channel_group:
         return "the block's config is not what its config update makes of the config in force", ""

@@ -1,6 +1,6 @@
 """The engine process of one home: per org a TLS gRPC endpoint (Gateway + Deliver) on the org's peer
-port, per channel a ledger and an orderer, the operations and channel-participation endpoints on
-orderer0's ports. Everything it needs comes from the home (state file, crypto, channel ledgers)."""
+port, per channel a ledger and an orderer, the orderer's Broadcast, operations and channel-participation
+endpoints on orderer0's ports. Everything it needs comes from the home (state file, crypto, channel ledgers)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 from fabric_protos.common import common_pb2
 from fabric_protos.gateway.gateway_pb2_grpc import add_GatewayServicer_to_server
+from fabric_protos.orderer.ab_pb2_grpc import add_AtomicBroadcastServicer_to_server
 from fabric_protos.peer.events_pb2_grpc import add_DeliverServicer_to_server
 
 from swarmfuse.network.protocol.identity import digest
@@ -22,6 +23,7 @@ from swarmfuse.network import state as state_file
 from swarmfuse.network.embedded import admin
 from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.embedded.admin import JoinRefused
+from swarmfuse.network.embedded.broadcast import BroadcastService
 from swarmfuse.network.embedded.channel import Channel, create_ledger, open_channel
 from swarmfuse.network.embedded.chaincode import ChaincodeClient
 from swarmfuse.network.embedded.deliver import DeliverService
@@ -36,6 +38,8 @@ from swarmfuse.network.topology import HOST, Org, Topology
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE = 100 * 1024 * 1024
+ORDERER_THREADS = 8
+"""Broadcast streams orderer0's port serves at once (each holds a server thread)."""
 _CHANNEL_NAME = re.compile(r"^[a-z][a-z0-9.-]{0,248}$")
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -98,6 +102,7 @@ class Engine:
         self.channels: dict[str, Channel] = {}
         self._join_lock = threading.Lock()
         self.peers = Peers({org.mspid: self._endorser(org) for org in self.topology.orgs}, self.channels)
+        self._home_tls_cas = {self.layout.org_tls_ca(org).read_bytes() for org in self.topology.orgs}
         self._servers: list[grpc.Server] = []
         self._http: list[object] = []
         self._serving = threading.Event()
@@ -123,7 +128,8 @@ class Engine:
         for path in sorted(folder.glob("*.sqlite")):
             channel = open_channel(path, self._sign_as_orderer, self._orderer_identity)
             channel.start()
-            self._define_chaincode(channel)  # a no-op unless it stopped between the genesis block and block 1
+            if channel.committed_chaincode() is None:  # it stopped between the genesis block and block 1
+                self._define_chaincode(channel)
             self.channels[channel.name] = channel
             logger.info("channel %s reopened at height %d", channel.name, channel.ledger.height)
 
@@ -155,7 +161,8 @@ class Engine:
 
     def _define_chaincode(self, channel: Channel) -> None:
         """Commit the channel's chaincode definition through ``_lifecycle`` as ``swarmfuse task create`` does on
-        Fabric: submitted by the admin of the channel's first member org, endorsed by every org's peer."""
+        Fabric: submitted by the admin of the channel's first member org, endorsed by every org's peer (the
+        channel's orgs are the home's until the definition is committed: no update comes before it)."""
         first = next(org for org in channel.peer_orgs if org.kind == "member")
         org = next(o for o in self.topology.orgs if o.mspid == first.mspid)
         admin_identity = PeerIdentity(first.mspid, *signing_identity(self.layout.user_dir(org, "Admin") / "msp",
@@ -179,17 +186,39 @@ class Engine:
             self.join, self.listing,
         ))
         self._http.append(admin.start_operations((HOST, ports.operations), self._serving.is_set))
+        self._servers.append(self._orderer_server(ports.listen, tls))
         self._serving.set()
         logger.info("engine serving %d orgs and %d channels", len(self.topology.orgs), len(self.channels))
+
+    def _orderer_server(self, port: int, tls: Path) -> grpc.Server:
+        """AtomicBroadcast's Broadcast on orderer0's port, with orderer0's TLS pair (no client certificate asked,
+        as the home's Fabric orderers)."""
+        server = grpc.server(ThreadPoolExecutor(max_workers=ORDERER_THREADS, thread_name_prefix="grpc-orderer"),
+                             options=SERVER_OPTIONS)
+        add_AtomicBroadcastServicer_to_server(BroadcastService(self.channels), server)
+        pair = ((tls / "server.key").read_bytes(), (tls / "server.crt").read_bytes())
+        if server.add_secure_port(f"{HOST}:{port}", grpc.ssl_server_credentials([pair])) != port:
+            raise OSError(f"cannot listen on {HOST}:{port} for the orderer")
+        server.start()
+        return server
 
     def _org_server(self, org: Org) -> grpc.Server:
         mutual_tls = self.topology.mutual_tls
         server = org_server(self.peers, org.mspid, mutual_tls)
         tls = self.layout.peer_dir(org) / "tls"
         pair = ((tls / "server.key").read_bytes(), (tls / "server.crt").read_bytes())
-        if mutual_tls:  # as a Fabric peer with clientAuthRequired: a client certificate from one of the orgs' TLS CAs
-            client_cas = b"".join(self.layout.org_tls_ca(each).read_bytes() for each in self.topology.orgs)
-            credentials = grpc.ssl_server_credentials([pair], root_certificates=client_cas, require_client_auth=True)
+        if mutual_tls:  # as a Fabric peer with clientAuthRequired: a client certificate from a TLS CA of an org of
+            # the home or of a channel's config in force (a peer takes its channels' TLS CAs at each config update)
+            def fetch() -> grpc.ServerCertificateConfiguration | None:
+                client_cas = self._client_tls_cas()
+                if client_cas == served[0]:
+                    return None
+                served[0] = client_cas
+                return grpc.ssl_server_certificate_configuration([pair], root_certificates=client_cas)
+
+            served = [self._client_tls_cas()]
+            initial = grpc.ssl_server_certificate_configuration([pair], root_certificates=served[0])
+            credentials = grpc.dynamic_ssl_server_credentials(initial, fetch, require_client_authentication=True)
         else:
             credentials = grpc.ssl_server_credentials([pair])
         port = self.topology.peer_ports(org).listen
@@ -197,6 +226,13 @@ class Engine:
             raise OSError(f"cannot listen on {HOST}:{port} for {org.name}")
         server.start()
         return server
+
+    def _client_tls_cas(self) -> bytes:
+        """The TLS CA certificates (PEM) of the home's orgs and of every org of a channel's config in force."""
+        cas = set(self._home_tls_cas)
+        for channel in list(self.channels.values()):
+            cas.update(pem for org in channel.peer_orgs for pem in org.tls_ca_certs)
+        return b"".join(pem if pem.endswith(b"\n") else pem + b"\n" for pem in sorted(cas))
 
     def stop(self) -> None:
         """Stop accepting calls, let the orderers commit what they hold, close the ledgers."""

@@ -15,7 +15,7 @@ from fabric_protos.gateway.gateway_pb2_grpc import GatewayServicer
 from fabric_protos.peer import proposal_pb2, proposal_response_pb2
 
 from swarmfuse.network.embedded import rpc
-from swarmfuse.network.embedded.channel import AccessDenied, Channel
+from swarmfuse.network.embedded.channel import AccessDenied, BroadcastRefused, Channel
 from swarmfuse.network.embedded.endorser import Endorser
 from swarmfuse.network.embedded.events import chaincode_events, start_block
 from swarmfuse.network.protocol.msp import Principal
@@ -31,14 +31,10 @@ from swarmfuse.network.protocol.proposals import (
 logger = logging.getLogger(__name__)
 
 POLL_S = 0.5
-# Envelopes that Fabric's orderer classifies as configuration (msgprocessor.ClassifyMsg): config updates
-CONFIG_TYPES = (common_pb2.CONFIG_UPDATE, common_pb2.CONFIG, common_pb2.ORDERER_TRANSACTION)
 ENDORSE_FAILED = "failed to endorse transaction, see attached details for more info"
 COLLECT_FAILED = "failed to collect enough transaction endorsements, see attached details for more info"
 EVALUATE_FAILED = "failed to evaluate transaction, see attached details for more info"
 REMOTE_ERROR = "rpc error: code = Unknown desc = "  # how a remote peer's gRPC error reads in a detail
-WRITERS_REFUSAL = ("implicit policy evaluation failed - 0 sub-policies were satisfied, but this policy requires 1 of "
-                   "the 'Writers' sub-policies to be satisfied: permission denied")
 
 
 class Peers:
@@ -79,7 +75,7 @@ class GatewayService(GatewayServicer):
                evaluating: bool) -> CheckedProposal:
         """The endorser's proposal checks; a refusal is answered as Fabric's gateway answers it."""
         try:
-            return check_proposal(signed, channel.definition, channel.msps, channel.ledger)
+            return check_proposal(signed, channel.definition, channel.msps, channel.ledger, channel.may_propose)
         except ProposalRejected as exc:
             details = [detail(endorser.address, endorser.mspid, str(exc))]
             if evaluating:
@@ -223,30 +219,10 @@ class GatewayService(GatewayServicer):
         if not envelope.signature:
             raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "prepared transaction must be signed")
         channel = self._channel(request.channel_id)
-        try:  # the orderer's Broadcast checks: a parsable header for this channel, then /Channel/Writers
-            payload = common_pb2.Payload.FromString(envelope.payload)
-            channel_header = common_pb2.ChannelHeader.FromString(payload.header.channel_header)
-            signature_header = common_pb2.SignatureHeader.FromString(payload.header.signature_header)
-        except Exception as exc:  # malformed client bytes
-            raise _orderer_refusal("BAD_REQUEST", f"bad header: {exc}") from exc
-        if channel_header.channel_id != channel.name:
-            raise _orderer_refusal("BAD_REQUEST", "channel does not exist")
-        if channel_header.type in CONFIG_TYPES:  # Fabric's orderer applies an authorised config update; this
-            # engine applies none (its channels keep their genesis config), so it refuses them all before ordering
-            raise _orderer_refusal("BAD_REQUEST", f"error applying config update to existing channel "
-                                                  f"'{channel.name}': the embedded engine applies no channel "
-                                                  "configuration updates")
-        try:
-            channel.check_writer(signature_header.creator, envelope.payload, envelope.signature)
-        except AccessDenied as exc:
-            logger.info("[%s] submit refused: %s", channel_header.tx_id[:8], exc)
-            raise _orderer_refusal("FORBIDDEN", WRITERS_REFUSAL) from exc
-        try:
-            channel.orderer.broadcast(envelope.SerializeToString())
-        except ValueError as exc:
-            raise _orderer_refusal("BAD_REQUEST", str(exc)) from exc
-        except RuntimeError as exc:
-            raise _orderer_refusal("SERVICE_UNAVAILABLE", str(exc)) from exc
+        try:  # Fabric's gateway hands the envelope, whatever its type, to the orderer's Broadcast
+            channel.broadcast(envelope)
+        except BroadcastRefused as exc:
+            raise _orderer_refusal(exc.status, exc.info) from exc
         return gw.SubmitResponse()
 
     def CommitStatus(self, request: gw.SignedCommitStatusRequest, context: grpc.ServicerContext

@@ -1,6 +1,6 @@
 """The ordering service of one channel: cuts submitted envelopes into blocks (Fabric's BatchSize and
-BatchTimeout, cut as Fabric's blockcutter does), has each block validated, signs it as the orderer and commits
-it atomically.
+BatchTimeout, cut as Fabric's blockcutter does; a CONFIG transaction in a block of its own), has each block
+validated, signs it as the orderer (LAST_CONFIG naming the newest config block) and commits it atomically.
 
 A batch is never dropped. When a block cannot be made or committed (the validator or the ledger fails), the
 orderer halts: it writes every envelope it accepted and has not committed to the channel's unordered file
@@ -98,6 +98,9 @@ class Orderer:
         self._cond = threading.Condition()
         self._stopping = False
         self._halted: str | None = None
+        tip = ledger.block(ledger.height - 1)
+        assert tip is not None, "a channel always has its genesis block"
+        self._last_config = blockfmt.last_config_index(tip)
         self._thread = threading.Thread(target=self._run, name=f"orderer-{channel}", daemon=True)
 
     @property
@@ -137,8 +140,16 @@ class Orderer:
             self._cond.notify_all()
         self._thread.join(timeout=30)
 
-    def broadcast(self, envelope: bytes) -> None:
-        """Accept one envelope for ordering (the caller has checked it as Fabric's Broadcast does)."""
+    def configure(self, batch: BatchConfig) -> None:
+        """Cut the batches after this one by ``batch`` (a config block changed the channel's BatchSize or
+        BatchTimeout)."""
+        with self._cond:
+            self._batch = batch
+            self._cond.notify_all()
+
+    def broadcast(self, envelope: bytes, isolated: bool = False) -> None:
+        """Accept one envelope for ordering (the caller has checked it as Fabric's Broadcast does); an ``isolated``
+        one (a CONFIG transaction) gets a block of its own, after the pending batch."""
         if len(envelope) > self._batch.absolute_max_bytes:
             raise ValueError(f"envelope of {len(envelope)} bytes exceeds the channel's AbsoluteMaxBytes")
         size = message_size(envelope)
@@ -150,7 +161,7 @@ class Orderer:
                 raise RuntimeError(f"the orderer of {self.channel} is stopping")
             # Fabric's blockcutter: a message above PreferredMaxBytes gets a block of its own (after the pending
             # batch); one that would take the pending batch above it cuts the pending batch first.
-            if size > self._batch.preferred_max_bytes:
+            if isolated or size > self._batch.preferred_max_bytes:
                 if self._pending:
                     self._ready.append(self._cut_locked())
                 self._ready.append([envelope])
@@ -219,9 +230,11 @@ class Orderer:
         previous = self._ledger.block(number - 1)
         assert previous is not None, "a channel always has its genesis block"
         block = blockfmt.new_block(number, blockfmt.header_hash(previous.header), envelopes)
-        blockfmt.sign_block(block, self._sign, self._creator, last_config=0)
+        last_config = number if blockfmt.is_config_block(envelopes) else self._last_config
+        blockfmt.sign_block(block, self._sign, self._creator, last_config=last_config)
         results = self._validate(envelopes, number)
         blockfmt.set_transactions_filter(block, [result.code for result in results])
         self._ledger.commit(block, results)
+        self._last_config = last_config
         logger.info("[%s] committed block %d with %d transactions", self.channel, number, len(envelopes))
         return block, results

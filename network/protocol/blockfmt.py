@@ -330,7 +330,9 @@ def _split_endpoint(endpoint: str, org: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _org_group(org: OrgDefinition) -> configtx_pb2.ConfigGroup:
+def org_group(org: OrgDefinition) -> configtx_pb2.ConfigGroup:
+    """An org's config group as configtxgen builds it: its policies (:func:`org_policy_rules`), MSP and anchor
+    peers (or, for the orderer org, its orderer endpoints)."""
     group = configtx_pb2.ConfigGroup(mod_policy=ADMINS)
     for name, rule in org_policy_rules(org.mspid, org.kind).items():
         group.policies[name].CopyFrom(_signature_policy(rule))
@@ -363,7 +365,7 @@ def _orderer_group(channel: ChannelDefinition) -> configtx_pb2.ConfigGroup:
                   (_split_endpoint(e, channel.orderer_org.name) for e in channel.orderer_org.endpoints)]
     metadata = etcdraft_pb2.ConfigMetadata(consenters=consenters).SerializeToString()
     _value(group, CONSENSUS_TYPE, orderer_config_pb2.ConsensusType(type=CONSENSUS, metadata=metadata))
-    group.groups[channel.orderer_org.name].CopyFrom(_org_group(channel.orderer_org))
+    group.groups[channel.orderer_org.name].CopyFrom(org_group(channel.orderer_org))
     return group
 
 
@@ -377,7 +379,7 @@ def _application_group(channel: ChannelDefinition) -> configtx_pb2.ConfigGroup:
     _value(group, ACLS, acls)
     _value(group, CAPABILITIES, _capabilities(APPLICATION_CAPABILITY))
     for org in channel.orgs:
-        group.groups[org.name].CopyFrom(_org_group(org))
+        group.groups[org.name].CopyFrom(org_group(org))
     return group
 
 
@@ -432,6 +434,33 @@ def config_block(channel: ChannelDefinition, sign: Callable[[bytes], bytes], cre
     block = new_block(0, b"", [envelope.SerializeToString()])
     sign_block(block, sign, creator, last_config=0)
     return block
+
+
+def config_transaction(channel: str, envelope: configtx_pb2.ConfigEnvelope, sign: Callable[[bytes], bytes],
+                       creator: bytes) -> bytes:
+    """The CONFIG envelope an orderer makes of an authorised config update (``CreateSignedEnvelope`` with message
+    version 0 and epoch 0: a channel header without a transaction ID, signed by the orderer)."""
+    channel_header = common_pb2.ChannelHeader(type=common_pb2.HeaderType.CONFIG, version=0, channel_id=channel, epoch=0)
+    channel_header.timestamp.FromSeconds(int(time.time()))
+    payload = common_pb2.Payload(
+        header=common_pb2.Header(
+            channel_header=channel_header.SerializeToString(),
+            signature_header=common_pb2.SignatureHeader(creator=creator, nonce=os.urandom(NONCE_SIZE))
+            .SerializeToString()),
+        data=envelope.SerializeToString(),
+    ).SerializeToString()
+    return common_pb2.Envelope(payload=payload, signature=sign(payload)).SerializeToString()
+
+
+def is_config_block(block_envelopes: Sequence[bytes]) -> bool:
+    """Whether envelopes of a block make a config block: one envelope, of type CONFIG."""
+    if len(block_envelopes) != 1:
+        return False
+    try:
+        payload = common_pb2.Payload.FromString(common_pb2.Envelope.FromString(block_envelopes[0]).payload)
+        return common_pb2.ChannelHeader.FromString(payload.header.channel_header).type == common_pb2.HeaderType.CONFIG
+    except DecodeError:
+        return False
 
 
 # ------------------------------------------------------------------------------------ reading it back

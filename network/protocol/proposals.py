@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -145,10 +146,11 @@ def _unpack(signed: proposal_pb2.SignedProposal) -> tuple[
 
 
 def check_proposal(signed_proposal: proposal_pb2.SignedProposal, channel: ChannelDefinition, msps: ChannelMSPs,
-                   ledger: LedgerView) -> CheckedProposal:
+                   ledger: LedgerView, readers: Callable[[Principal], bool] | None = None) -> CheckedProposal:
     """Fabric's endorser checks (``UnpackProposal``, ``preProcess``) in its order, with its messages:
     unpack, channel, header type/epoch/nonce/creator, tx ID, creator identity and signature, duplicate
-    of a committed tx, ACL ``peer/Propose`` (channel Readers), then that the chaincode is defined."""
+    of a committed tx, ACL ``peer/Propose`` (``readers``: the channel's ``/Channel/Application/Readers``, by
+    default the org policies ``network/configtx.py`` writes), then that the chaincode is defined."""
     proposal, chdr, shdr, chaincode_name, chaincode_input, digest = _unpack(signed_proposal)
     if chdr.channel_id != channel.name:
         raise ProposalRejected(f"channel '{chdr.channel_id}' not found", grpc.StatusCode.NOT_FOUND)
@@ -185,7 +187,7 @@ def check_proposal(signed_proposal: proposal_pb2.SignedProposal, channel: Channe
     if ledger.tx_location(chdr.tx_id) is not None:
         raise ProposalRejected(f"duplicate transaction found [{chdr.tx_id}]. Creator [{shdr.creator.hex()}]",
                                grpc.StatusCode.ALREADY_EXISTS)
-    if not channel_readers(channel, principal):
+    if not (channel_readers(channel, principal) if readers is None else readers(principal)):
         raise ProposalRejected(
             "failed evaluating policy on signed data during check policy [/Channel/Application/Readers]: "
             "[implicit policy evaluation failed - 0 sub-policies were satisfied, but this policy requires 1 of the "

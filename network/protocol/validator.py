@@ -198,8 +198,10 @@ class BlockValidator:
         tx.header_type = chdr.type
         tx.timestamp_s, tx.timestamp_nanos = chdr.timestamp.seconds, chdr.timestamp.nanos
         if chdr.type == common_pb2.CONFIG:
-            if number != 0:  # the engine has no channel config updates: only the genesis block holds config
-                raise _Invalid(transaction_pb2.INVALID_CONFIG_TRANSACTION, "config updates are not supported")
+            if number != 0:  # a config block after the genesis block is judged against the config in force
+                # (network/protocol/configupdate.py), never here: a CONFIG envelope here shares its block
+                raise _Invalid(transaction_pb2.INVALID_CONFIG_TRANSACTION, "a config transaction must be alone in "
+                                                                           "its block")
             if not payload.data:
                 raise _Invalid(transaction_pb2.INVALID_CONFIG_TRANSACTION, "config transaction without data")
             return

@@ -300,8 +300,9 @@ def test_chaincode_and_engine_specs_probe_with_the_orgs_tls_material(tmp_path: P
         assert (probe.address, probe.ca, probe.cert, probe.key) == (
             "127.0.0.1:30023", layout.org_tls_ca(dc1), tls.client_cert, tls.client_key)
         probes = engine_spec(topology, layout).probes
-        assert [p.address for p in probes] == ["127.0.0.1:30020", "127.0.0.1:30025"]
-        assert [p.ca for p in probes] == [layout.org_tls_ca(org) for org in topology.orgs]
+        assert [p.address for p in probes] == ["127.0.0.1:30020", "127.0.0.1:30025", "127.0.0.1:30000"]
+        assert [p.ca for p in probes] == [*(layout.org_tls_ca(org) for org in topology.orgs), layout.orderer_tls_ca]
+        assert probes[-1].cert is None  # the orderer's Broadcast asks no client certificate
         admin_tls = layout.user_dir(dc1, "Admin") / "tls" / "client.crt"
         assert probes[0].cert == (admin_tls if mutual else None)
 
