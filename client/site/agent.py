@@ -18,9 +18,9 @@ A round, as each agent sees it:
    acknowledges it and the contribution table's hash; the participant that acknowledges last closes the
    round (which credits each participant's units).
 
-Every step is an idempotent action in the store (and checked against the ledger before a submit), and
-the event stream's checkpoint is in the store, so an agent killed at any point resumes with nothing
-lost and nothing done twice.
+Every step is an idempotent action in the store (and checked against the ledger before a submit), the
+event stream's checkpoint is in the store, and a starting agent looks at every round its store knows as live, so
+an agent killed at any point resumes with nothing lost and nothing done twice.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from swarmfuse.chaincode.contracts.records import (
     Summary,
     epoch_kind,
 )
-from swarmfuse.client.gateway import ChaincodeEvent
+from swarmfuse.client.gateway import ChaincodeEvent, MVCCReadConflictError
 from swarmfuse.client.site.alignment import LeaderSession, ParticipantSession, commitment_of
 from swarmfuse.client.ledger import LedgerConflict, TaskLedger
 from swarmfuse.client.site.manifest import Manifest
@@ -178,6 +178,9 @@ class SiteAgent:
         """Follow the chaincode's events (checkpointed in the store) and do the work they call for, until ``stop``."""
         worker = threading.Thread(target=self._work_loop, args=(stop,), name="site-worker", daemon=True)
         worker.start()
+        for state in ("open", "fused"):  # a restart looks at every live round again: what woke the worker for its
+            for known in self.store.rounds(state):  # last step (a file's arrival) may have come just before it died
+                self.poke(known.round_id)
         checkpointer = SqlCheckpointer(self.store, self.ledger.task, "swarmfuse")
         while not stop.is_set():
             start = None if checkpointer.position.block_number is not None else 0
@@ -260,6 +263,7 @@ class SiteAgent:
                 self._join_alignment(rnd)
                 self._send_shards(rnd)
         elif rnd.state == "fused":
+            self._trainables.pop(round_id, None)  # split learning is over: its tops are on disk
             if self._take_model(rnd):
                 rnd = self.ledger.round(round_id)
             self._try_close(rnd)  # whoever sees every acknowledgement first closes (the last to acknowledge, or
@@ -707,8 +711,10 @@ class SiteAgent:
         if set(rnd.acknowledgements) >= set(rnd.participants):
             try:
                 self.ledger.close(rnd.round_id)
-            except LedgerConflict:
-                pass  # another participant closed it first
+            except (LedgerConflict, MVCCReadConflictError):
+                if self.ledger.round(rnd.round_id).state != "closed":
+                    raise
+                # another participant closed it first (or in the same block)
 
     # --- status -------------------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 commands only: each feature site trains its own extractor from its own rows and public data (no label), adds its
 data, serves; the label holder adds its labels; a round opens and closes, and every site holds the model the
 ledger names; a second round fine-tunes each feature site's extractor by split learning (features and gradients
-per epoch, on the record) before the fusion, and a gradient file other than the recorded one is refused. The data set is synthetic, made here: three classes, each with its own words and its own colour."""
+per epoch, on the record) before the fusion, and a gradient file other than the recorded one is refused; in a
+third, a feature site killed mid-epoch and restarted resumes without sending anything twice. The data set is synthetic, made here: three classes, each with its own words and its own colour."""
 
 from __future__ import annotations
 
@@ -70,6 +71,13 @@ def swarmfuse(*args: str, home: Path, timeout: float = 900) -> str:
     return done.stdout
 
 
+def serve(org: str, site: tuple[str, ...], home: Path, logs: Path) -> subprocess.Popen[bytes]:
+    """``swarmfuse site serve`` for ``org``, in a session of its own, logging to ``logs/agent-<org>.log``."""
+    with (logs / f"agent-{org}.log").open("ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "swarmfuse", "site", "serve", "--org", org, *site, "--home",
+                                 str(home)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
 def wait_until_ended(round_id: str, home: Path, site: tuple[str, ...], agents: list[subprocess.Popen[bytes]]) -> str:
     """``round status`` once the round is closed or aborted (or after ten minutes)."""
     deadline, status = time.monotonic() + 600, ""
@@ -104,11 +112,7 @@ def test_new_data_centres_go_from_their_manifests_to_a_closed_round(engine: str,
         for org, modality in zip(ORGS, ("label", "text", "image"), strict=True):
             swarmfuse("site", "data", "add", str(manifests[org]), "--modality", modality, "--org", org, *site,
                       home=home)
-        for org in ORGS:
-            log = (tmp_path / f"agent-{org}.log").open("ab")
-            agents.append(subprocess.Popen([sys.executable, "-m", "swarmfuse", "site", "serve", "--org", org, *site,
-                                            "--home", str(home)], stdout=log, stderr=subprocess.STDOUT,
-                                           start_new_session=True))
+        agents.extend(serve(org, site, home, tmp_path) for org in ORGS)
         swarmfuse("round", "open", "R1", "--roles", "DC1=label,DC2=text,DC3=image", "--label-holder", "DC1",
                   "--org", "DC1", *site, home=home)
         status = wait_until_ended("R1", home, site, agents)
@@ -155,6 +159,26 @@ def test_new_data_centres_go_from_their_manifests_to_a_closed_round(engine: str,
         with Store.for_site(home, target) as store:
             kept = store.artefacts("R2", kind="gradients.1")
         assert sorted(row.status.value for row in kept) == ["rejected", "verified"]
+
+        # a split round whose feature site is killed (SIGKILL) once it sent its first epoch's features, then restarted
+        swarmfuse("round", "open", "R3", "--roles", "DC1=label,DC2=text,DC3=image", "--label-holder", "DC1",
+                  "--split-epochs", "2", "--org", "DC1", *site, home=home)
+        leader = re.search(r"leader (DC\d)MSP", swarmfuse("round", "status", "R3", "--org", "DC1", *site,
+                                                           home=home)).group(1)  # type: ignore[union-attr]
+        victim = next(org for org in ("DC2", "DC3") if org != leader)
+        deadline = time.monotonic() + 300
+        with open_site(home, "DC1", task) as parts:  # watched through the ledger: faster than the CLI
+            while parts.ledger.exchange("R3", f"{victim}MSP", f"{leader}MSP", "features.1") is None:
+                assert time.monotonic() < deadline, f"{victim} never sent features.1"
+                time.sleep(0.1)
+        index = ORGS.index(victim)
+        os.killpg(agents[index].pid, 9)
+        agents[index].wait(timeout=30)
+        agents[index] = serve(victim, site, home, tmp_path)
+        status = wait_until_ended("R3", home, site, agents)
+        assert "round R3: closed" in status, status
+        kinds = [kind for sender, _, kind in exchanges(status) if sender == f"{victim}MSP"]
+        assert sorted(kinds) == ["features", "features.1", "features.2"], status  # nothing sent twice
     finally:
         for agent in agents:
             if agent.poll() is None:
