@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,26 +117,24 @@ def _config_in_force(network: ChannelNetwork) -> tuple[int, configtx_pb2.Config]
 def add_org(home: Path, task: str, org: str, definition: Path) -> configtx_pb2.ConfigUpdate:
     """The update adding the org of ``definition`` to ``task``'s channel, from the config ``org``'s peer serves."""
     new_org = OrgDefinitionFile.load(definition).to_org()
-    try:
-        with _gateway(home, org) as gateway:
-            _, config = _config_in_force(gateway.network(task))
-    except GatewayError as exc:
-        raise NetworkError(f"cannot read the config of channel {task} through {org}'s peer: {exc}") from exc
-    try:
-        return add_org_update(config, task, new_org)
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from exc
+    return _update(home, task, org, lambda config: add_org_update(config, task, new_org))
 
 
 def remove_org(home: Path, task: str, org: str, name: str) -> configtx_pb2.ConfigUpdate:
     """The update removing org ``name`` from ``task``'s channel, from the config ``org``'s peer serves."""
+    return _update(home, task, org, lambda config: remove_org_update(config, task, name))
+
+
+def _update(home: Path, task: str, org: str,
+            build: Callable[[configtx_pb2.Config], configtx_pb2.ConfigUpdate]) -> configtx_pb2.ConfigUpdate:
+    """``build`` applied to the config in force of ``task``'s channel, as ``org``'s peer serves it."""
     try:
         with _gateway(home, org) as gateway:
             _, config = _config_in_force(gateway.network(task))
     except GatewayError as exc:
         raise NetworkError(f"cannot read the config of channel {task} through {org}'s peer: {exc}") from exc
     try:
-        return remove_org_update(config, task, name)
+        return build(config)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from exc
 
