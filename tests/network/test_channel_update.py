@@ -23,10 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 from conftest import free_port_base, new_network
-from typer.testing import CliRunner
 
-from swarmfuse.cli import app
 from swarmfuse.client.audit.report import Status
 from swarmfuse.client.audit.verify import verify_channel
 from swarmfuse.client.gateway import ConnectError, Gateway, Timeouts
@@ -42,13 +41,6 @@ from swarmfuse.network.topology import Topology
 pytestmark = pytest.mark.integration
 
 TASK = "hosts"
-runner = CliRunner()
-
-
-def _run(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, result.output
 
 
 @pytest.fixture(scope="module")
@@ -82,25 +74,25 @@ def _dc4_gateway(network: Network, dc4_home: Path, timeouts: Timeouts = Timeouts
 
 def test_a_dc_from_its_own_home_joins_and_leaves_by_a_majority_of_admins(network: Network, tmp_path: Path) -> None:
     home, dc4_home, definition, update = str(network.home), tmp_path / "dc4", tmp_path / "dc4.json", tmp_path / "u.pb"
-    assert _run("org", "init", "DC4", "--home", str(dc4_home), "--address", "dc4.example:7051")[0] == 0
-    assert _run("org", "export", "--home", str(dc4_home), "-o", str(definition))[0] == 0
+    assert run_cli("org", "init", "DC4", "--home", str(dc4_home), "--address", "dc4.example:7051")[0] == 0
+    assert run_cli("org", "export", "--home", str(dc4_home), "-o", str(definition))[0] == 0
     with pytest.raises(ConnectError):  # DC1's peer trusts no client certificate of DC4's TLS CA yet
         _dc4_gateway(network, dc4_home, Timeouts(connect=3.0)).close()
-    code, output = _run("channel", "add-org", TASK, "--definition", str(definition), "-o", str(update), "--home", home)
+    code, output = run_cli("channel", "add-org", TASK, "--definition", str(definition), "-o", str(update), "--home", home)
     assert code == 0, output
 
-    code, output = _run("channel", "sign", str(update), "--org", "DC1", "--home", home)
+    code, output = run_cli("channel", "sign", str(update), "--org", "DC1", "--home", home)
     assert code == 0 and "DC1MSP" in output, output
     before = _height(network)
-    code, output = _run("channel", "update", str(update), "--org", "DC1", "--home", home)
+    code, output = run_cli("channel", "update", str(update), "--org", "DC1", "--home", home)
     assert code == 1
     assert "status=BAD_REQUEST" in output and "policy for [Group]  /Channel/Application not satisfied" in output
     assert "1 sub-policies were satisfied, but this policy requires 2 of the 'Admins' sub-policies" in output
     assert _height(network) == before, "a refused update is never ordered"
 
-    code, output = _run("channel", "sign", str(update), "--org", "DC2", "--home", home)
+    code, output = run_cli("channel", "sign", str(update), "--org", "DC2", "--home", home)
     assert code == 0 and "DC1MSP" in output and "DC2MSP" in output, output
-    code, output = _run("channel", "update", str(update), "--org", "DC1", "--home", home)
+    code, output = run_cli("channel", "update", str(update), "--org", "DC1", "--home", home)
     assert code == 0 and f"config block {before} committed" in output, output
 
     with _dc4_gateway(network, dc4_home) as gateway:
@@ -124,7 +116,7 @@ def test_a_dc_from_its_own_home_joins_and_leaves_by_a_majority_of_admins(network
     assert report.newest_block == before + 1
     config_check = next(c for c in report.checks if c.name == "channel config" and c.block == before)
     assert "/Channel/Application/DC4 added" in config_check.detail
-    code, output = _run("network", "check", "--home", home)
+    code, output = run_cli("network", "check", "--home", home)
     assert code == 0, output
 
     network.down()  # a restarted engine reads the channel's config from its newest config block
@@ -135,13 +127,13 @@ def test_a_dc_from_its_own_home_joins_and_leaves_by_a_majority_of_admins(network
 
     # Leaving: four orgs now, so three admins must sign; DC1's and DC2's are not enough.
     leave = tmp_path / "leave.pb"
-    code, output = _run("channel", "remove-org", TASK, "--name", "DC4", "-o", str(leave), "--home", home)
+    code, output = run_cli("channel", "remove-org", TASK, "--name", "DC4", "-o", str(leave), "--home", home)
     assert code == 0, output
-    assert _run("channel", "sign", str(leave), "--org", "DC1", "--home", home)[0] == 0
-    code, output = _run("channel", "update", str(leave), "--org", "DC2", "--home", home)
+    assert run_cli("channel", "sign", str(leave), "--org", "DC1", "--home", home)[0] == 0
+    code, output = run_cli("channel", "update", str(leave), "--org", "DC2", "--home", home)
     assert code == 1 and "2 sub-policies were satisfied, but this policy requires 3 of the 'Admins'" in output, output
-    assert _run("channel", "sign", str(leave), "--org", "DC2", "--home", home)[0] == 0
-    code, output = _run("channel", "update", str(leave), "--org", "DC3", "--home", home)
+    assert run_cli("channel", "sign", str(leave), "--org", "DC2", "--home", home)[0] == 0
+    code, output = run_cli("channel", "update", str(leave), "--org", "DC3", "--home", home)
     assert code == 0 and f"config block {before + 2} committed" in output, output
     with pytest.raises(ConnectError):  # DC1's peer trusts DC4's TLS CA no more
         _dc4_gateway(network, dc4_home, Timeouts(connect=3.0)).close()
@@ -155,13 +147,13 @@ def test_a_dc_from_its_own_home_joins_and_leaves_by_a_majority_of_admins(network
 def test_bad_update_files_and_homes_are_named(network: Network, tmp_path: Path) -> None:
     junk = tmp_path / "junk.pb"
     junk.write_bytes(b"\x0a\x03abc")
-    code, output = _run("channel", "sign", str(junk), "--org", "DC1", "--home", str(network.home))
+    code, output = run_cli("channel", "sign", str(junk), "--org", "DC1", "--home", str(network.home))
     assert code == 1 and "not a config update envelope" in output
-    code, output = _run("channel", "sign", str(junk), "--home", str(network.home))
+    code, output = run_cli("channel", "sign", str(junk), "--home", str(network.home))
     assert code == 1 and "name the org whose admin acts with --org" in output
-    code, output = _run("channel", "add-org", TASK, "--definition", str(tmp_path / "none.json"), "-o",
+    code, output = run_cli("channel", "add-org", TASK, "--definition", str(tmp_path / "none.json"), "-o",
                         str(tmp_path / "u.pb"), "--home", str(network.home))
     assert code == 1 and "cannot read the org definition" in output
-    code, output = _run("channel", "remove-org", TASK, "--name", "DC9", "-o", str(tmp_path / "u.pb"),
+    code, output = run_cli("channel", "remove-org", TASK, "--name", "DC9", "-o", str(tmp_path / "u.pb"),
                         "--home", str(network.home))
     assert code == 1 and "channel hosts has no org DC9" in output and not (tmp_path / "u.pb").exists()

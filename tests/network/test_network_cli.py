@@ -12,9 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_runner import run_cli
 
-from swarmfuse.cli import app
 from swarmfuse.network.embedded.engine import ledger_dir
 from swarmfuse.network.embedded.ledger import Ledger
 from swarmfuse.network.layout import Layout
@@ -26,13 +25,6 @@ from swarmfuse.network.procs import ProcessSpec, Supervisor, boot_id, check_port
 from swarmfuse.network.state import NetworkState, TaskRecord
 from swarmfuse.network.topology import Topology
 
-runner = CliRunner()
-
-
-def _run(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, result.output
 
 
 @pytest.fixture
@@ -54,18 +46,18 @@ def home_with_state(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("n", ["1", "9"])
 def test_up_with_org_count_out_of_range(tmp_path: Path, n: str) -> None:
-    code, out = _run("network", "up", "--orgs", n, "--home", str(tmp_path / "h"))
+    code, out = run_cli("network", "up", "--orgs", n, "--home", str(tmp_path / "h"))
     assert code == 1 and "between 2 and 8" in out and "Traceback" not in out
 
 
 def test_up_with_unknown_consensus(tmp_path: Path) -> None:
-    code, out = _run("network", "up", "--consensus", "pow", "--home", str(tmp_path / "h"))
+    code, out = run_cli("network", "up", "--consensus", "pow", "--home", str(tmp_path / "h"))
     assert code == 1 and "consensus must be one of raft, bft" in out
 
 
 def test_up_with_a_port_in_use_starts_nothing(tmp_path: Path, listening: int) -> None:
     home = tmp_path / "h"
-    code, out = _run("network", "up", "--port-base", str(listening), "--home", str(home))
+    code, out = run_cli("network", "up", "--port-base", str(listening), "--home", str(home))
     assert code == 1 and f"already in use on 127.0.0.1: {listening}" in out
     assert not home.exists()
 
@@ -76,49 +68,49 @@ def test_check_ports_free_names_every_taken_port(listening: int) -> None:
 
 
 def test_down_with_nothing_running(tmp_path: Path) -> None:
-    code, out = _run("network", "down", "--home", str(tmp_path))
+    code, out = run_cli("network", "down", "--home", str(tmp_path))
     assert code == 1 and "nothing is running" in out
 
 
 def test_status_without_a_network(tmp_path: Path) -> None:
-    code, out = _run("network", "status", "--home", str(tmp_path))
+    code, out = run_cli("network", "status", "--home", str(tmp_path))
     assert code == 1 and "no network under" in out
 
 
 def test_purge_refuses_a_folder_that_is_not_a_home(tmp_path: Path) -> None:
     (tmp_path / "precious.txt").write_text("keep me")
-    code, out = _run("network", "down", "--purge", "--home", str(tmp_path))
+    code, out = run_cli("network", "down", "--purge", "--home", str(tmp_path))
     assert code == 1 and "holds no swarmfuse network" in out
     assert (tmp_path / "precious.txt").exists()
 
 
 def test_task_with_invalid_channel_name(home_with_state: Path) -> None:
-    code, out = _run("task", "create", "Bad_Name", "--orgs", "DC1,DC2", "--home", str(home_with_state))
+    code, out = run_cli("task", "create", "Bad_Name", "--orgs", "DC1,DC2", "--home", str(home_with_state))
     assert code == 1 and "not a valid channel name" in out
 
 
 def test_task_with_unknown_org(home_with_state: Path) -> None:
-    code, out = _run("task", "create", "t2", "--orgs", "DC1,DC7", "--home", str(home_with_state))
+    code, out = run_cli("task", "create", "t2", "--orgs", "DC1,DC7", "--home", str(home_with_state))
     assert code == 1 and "unknown org 'DC7'" in out
 
 
 def test_task_that_exists(home_with_state: Path) -> None:
-    code, out = _run("task", "create", "existing", "--orgs", "DC1,DC2", "--home", str(home_with_state))
+    code, out = run_cli("task", "create", "existing", "--orgs", "DC1,DC2", "--home", str(home_with_state))
     assert code == 1 and "task 'existing' already exists" in out
 
 
 def test_task_on_a_stopped_network(home_with_state: Path) -> None:
-    code, out = _run("task", "create", "t2", "--orgs", "DC1,DC2", "--home", str(home_with_state))
+    code, out = run_cli("task", "create", "t2", "--orgs", "DC1,DC2", "--home", str(home_with_state))
     assert code == 1 and "not fully running" in out
 
 
 def test_task_list_shows_recorded_tasks(home_with_state: Path) -> None:
-    code, out = _run("task", "list", "--home", str(home_with_state))
+    code, out = run_cli("task", "list", "--home", str(home_with_state))
     assert code == 0 and "existing" in out and "DC1, DC2" in out
 
 
 def test_up_with_another_topology_on_an_existing_home(home_with_state: Path) -> None:
-    code, out = _run("network", "up", "--orgs", "5", "--home", str(home_with_state))
+    code, out = run_cli("network", "up", "--orgs", "5", "--home", str(home_with_state))
     assert code == 1 and "already holds a network with 3 orgs" in out
 
 
@@ -133,7 +125,7 @@ def test_check_fully_checks_every_embedded_ledger_and_names_the_first_bad_block(
                 block = blockfmt.new_block(number, ledger.last_header_hash or b"", [f"{name}-{number}".encode()])
                 blockfmt.set_transactions_filter(block, [0])
                 ledger.commit(block, [TxResult(f"{name}-{number}", 0, 0, [("cc", "k", str(number).encode())])])
-    code, out = _run("network", "check", "--home", str(tmp_path))
+    code, out = run_cli("network", "check", "--home", str(tmp_path))
     assert code == 0 and "alpha" in out and "beta" in out and out.count(" 4 ") >= 2, out
     with Ledger.open(folder / "beta.sqlite") as ledger:
         damaged = ledger.block(1)
@@ -143,12 +135,12 @@ def test_check_fully_checks_every_embedded_ledger_and_names_the_first_bad_block(
         conn.execute("UPDATE blocks SET data = ? WHERE number = 1", (damaged.SerializeToString(),))
     conn.close()
     Ledger.open(folder / "beta.sqlite", full_check=False).close()
-    code, out = _run("network", "check", "--home", str(tmp_path))
+    code, out = run_cli("network", "check", "--home", str(tmp_path))
     assert code == 1 and "block 1: data hash does not match its data" in out and "ok" in out, out
 
 
 def test_check_on_a_fabric_home_says_where_its_ledgers_are_checked(home_with_state: Path) -> None:
-    code, out = _run("network", "check", "--home", str(home_with_state))
+    code, out = run_cli("network", "check", "--home", str(home_with_state))
     assert code == 1 and "runs Fabric" in out and "audit verify" in out and "Traceback" not in out
 
 

@@ -7,24 +7,16 @@ import stat
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from typer.testing import CliRunner
 
-from swarmfuse.cli import app
 from swarmfuse.network.errors import InvalidInput
 from swarmfuse.network.orgdef import OrgDefinitionFile
 from swarmfuse.network.orghome import open_org_home
 from swarmfuse.network.protocol.msp import ChannelMSPs
 from swarmfuse.network.protocol.identity import Identity
 
-runner = CliRunner()
-
-
-def _run(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, result.output
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +24,10 @@ def dc4(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """DC4 made in its own home and exported."""
     home = tmp_path_factory.mktemp("dc4-home")
     out = tmp_path_factory.mktemp("out") / "dc4.json"
-    code, output = _run("org", "init", "DC4", "--home", str(home), "--address", "dc4.example:7051",
+    code, output = run_cli("org", "init", "DC4", "--home", str(home), "--address", "dc4.example:7051",
                         "--san", "10.1.2.3")
     assert code == 0, output
-    code, output = _run("org", "export", "--home", str(home), "-o", str(out))
+    code, output = run_cli("org", "export", "--home", str(home), "-o", str(out))
     assert code == 0, output
     return home, out
 
@@ -77,7 +69,7 @@ def test_the_definition_validates_the_org_admin_as_a_channel_msp_would(dc4: tupl
 
 def test_an_org_is_made_once_per_home(dc4: tuple[Path, Path]) -> None:
     before = sorted(p.read_bytes() for p in dc4[0].rglob("priv_sk"))
-    code, output = _run("org", "init", "DC4", "--home", str(dc4[0]), "--address", "dc4.example:7051")
+    code, output = run_cli("org", "init", "DC4", "--home", str(dc4[0]), "--address", "dc4.example:7051")
     assert code == 1 and "already holds an org" in output
     assert sorted(p.read_bytes() for p in dc4[0].rglob("priv_sk")) == before
 
@@ -88,13 +80,13 @@ def test_an_org_is_made_once_per_home(dc4: tuple[Path, Path]) -> None:
     (("4DC", "--address", "dc4.example:7051"), "org name '4DC' is not valid"),
 ])
 def test_bad_init_arguments_are_named(tmp_path: Path, args: tuple[str, ...], problem: str) -> None:
-    code, output = _run("org", "init", *args, "--home", str(tmp_path / "h"))
+    code, output = run_cli("org", "init", *args, "--home", str(tmp_path / "h"))
     assert code == 1 and problem in output
     assert not (tmp_path / "h" / "crypto").exists()
 
 
 def test_export_from_a_home_without_an_org_is_refused(tmp_path: Path) -> None:
-    code, output = _run("org", "export", "--home", str(tmp_path), "-o", str(tmp_path / "x.json"))
+    code, output = run_cli("org", "export", "--home", str(tmp_path), "-o", str(tmp_path / "x.json"))
     assert code == 1 and "holds no org" in output and not (tmp_path / "x.json").exists()
 
 
