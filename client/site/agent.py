@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -65,6 +65,9 @@ from swarmfuse.client.site.site import Site, SiteError
 from swarmfuse.client.site.store import SqlCheckpointer, Store
 from swarmfuse.extractors.data.cache import sha256_file
 from swarmfuse.files import write_atomic
+
+if TYPE_CHECKING:
+    from swarmfuse.extractors.split.site import TrainableExtractor
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +126,7 @@ class SiteAgent:
         self.holdings = holdings
         self._work: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self._psi_lock = threading.Lock()
-        self._trainables: dict[str, Any] = {}  # round -> this site's extractor in split learning
+        self._trainables: dict[str, TrainableExtractor] = {}  # round -> this site's extractor in split learning
         self._tuned: dict[str, Holding] = {}  # round -> its holding with the extractor split learning fine-tuned
 
     @property
@@ -506,9 +509,10 @@ class SiteAgent:
             if not (folder / "bundle.json").is_file():
                 if not (self._split_dir(rnd) / f"top.{rnd.split_epochs}.pt").is_file():
                     raise SiteError(f"round {rnd.round_id}: split learning has not finished at {self.mspid}")
+                trainable = self._trainable(rnd)
                 with atomic_dir(folder) as scratch:
-                    self._trainable(rnd).export(scratch, f"{self._trainable(rnd).bundle.source} fine-tuned by "
-                                                         f"split learning in round {rnd.round_id} of {self.site.task}")
+                    trainable.export(scratch, f"{trainable.bundle.source} fine-tuned by split learning in round "
+                                              f"{rnd.round_id} of {self.site.task}")
             found = Holding(modality, self.holdings[modality].manifest, BundleSource(load_bundle(folder)))
             self._tuned[rnd.round_id] = found
         return found
@@ -516,7 +520,7 @@ class SiteAgent:
     def _split_dir(self, rnd: Round) -> Path:
         return self.site.round_dir(rnd.round_id) / "split"
 
-    def _trainable(self, rnd: Round) -> Any:
+    def _trainable(self, rnd: Round) -> TrainableExtractor:
         """This site's extractor as split learning trains it over the round's aligned rows (resumed from the last
         epoch whose gradients it applied)."""
         found = self._trainables.get(rnd.round_id)
@@ -551,8 +555,7 @@ class SiteAgent:
         trainable = self._trainable(rnd)
         trainable.step(np.load(gradients, allow_pickle=False), epoch=epoch)
         trainable.save(tuned)
-        self.store.finish_action(rnd.round_id, f"apply-{epoch_kind(GRADIENTS_KIND, epoch)}", f"sha256 "
-                                 f"{sha256_file(gradients)}")
+        self.store.finish_action(rnd.round_id, f"apply-{epoch_kind(GRADIENTS_KIND, epoch)}", f"top of epoch {epoch} kept")
 
     def _inbound(self, rnd: Round, sender: str, kind: str) -> Path | None:
         """The verified file of ``kind`` ``sender`` sent this site (re-hashed), ``None`` while it has not come."""
