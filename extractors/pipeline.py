@@ -117,8 +117,8 @@ def _pretrained_dir(config: ImageConfig) -> Path:
     return Path(f"image-{config.backbone}-{config.resolution}px")
 
 
-def _raw_text(vocab_ids: np.ndarray, vocab_size: int, train: np.ndarray) -> np.ndarray:
-    """Binary bag of words over the vocabulary words that occur in the training split."""
+def bag_of_words(vocab_ids: np.ndarray, vocab_size: int, train: np.ndarray) -> np.ndarray:
+    """Binary bag of words (early fusion's text input) over the vocabulary words that occur in the ``train`` rows."""
     bag = np.zeros((len(vocab_ids), vocab_size), dtype=np.float32)
     rows = np.repeat(np.arange(len(vocab_ids)), vocab_ids.shape[1])
     bag[rows, vocab_ids.reshape(-1)] = 1.0
@@ -199,7 +199,7 @@ def _extract(manifest: Manifest, text: TextExtractor, image_module: torch.nn.Mod
     features = FeatureSet(
         ids=np.array([e.id for e in entities]), labels=np.array([manifest.label(e) for e in entities]),
         splits=splits, text=text_features, image=image_features,
-        raw_text=_raw_text(ids, len(text.vocab), splits == "train"), raw_image=raw_image, classes=manifest.groups)
+        raw_text=bag_of_words(ids, len(text.vocab), splits == "train"), raw_image=raw_image, classes=manifest.groups)
     features.save(out / "features.npz")
     summary = {"entities": len(entities), "text_onnx_sha256": text_sha, "image_onnx_sha256": image_sha,
                "provider": {"text": text_ort.provider, "image": image_ort.provider},

@@ -6,7 +6,10 @@ A site folder (``<home>/sites/<Org>``, as ``client/site`` lays it out) holds per
 
 - ``features.npy`` / ``labels.npz``: the site's own shard of that kind, recorded as the exchange from the site
   to the round's leader (the leader's own shard is never sent, so it has no record);
-- ``in/<sender MSP ID>-<kind>-<first 16 hex digits of the recorded SHA-256>``: a shard the leader received;
+- ``in/<sender MSP ID>-<kind>-<first 16 hex digits of the recorded SHA-256>``: a file the site received (the leader:
+  shards and split-learning features; a feature site: its split-learning gradients);
+- ``split/features.<e>.npy``: a feature site's features of split-learning epoch ``e``, recorded as the exchange to
+  the leader; ``split/gradients.<e>.<MSP ID>.npy``: the gradients the leader sent that site in epoch ``e``;
 - ``model.npz``: the fused model (the leader's, or the copy a participant downloaded).
 
 Other files (alignment state, metrics, timings, unfinished ``.part`` uploads) are not recorded on-chain and
@@ -26,6 +29,7 @@ from swarmfuse.extractors.data.cache import sha256_file
 SHARD_FILES = {"features.npy": "features", "labels.npz": "labels"}
 MODEL_FILE = "model.npz"
 INBOX = "in"
+SPLIT = "split"
 
 
 def exchange_name(record: ExchangeRecord) -> str:
@@ -64,7 +68,21 @@ def _artefacts(round_dir: Path) -> list[Path]:
     inbox = round_dir / INBOX
     if inbox.is_dir():
         found += sorted(p for p in inbox.iterdir() if p.is_file() and not p.name.endswith(".part"))
+    split = round_dir / SPLIT
+    if split.is_dir():
+        found += sorted(p for p in split.iterdir() if p.is_file() and _split_file(p) is not None)
     return found
+
+
+def _split_file(path: Path) -> tuple[str, str | None] | None:
+    """(kind, receiver) of a split-learning file the site sent (``features.<e>.npy``: to the leader, receiver
+    ``None``; ``gradients.<e>.<MSP ID>.npy``), else None (the site's own training state)."""
+    parts = path.name.split(".")
+    if len(parts) == 3 and parts[0] == "features" and parts[1].isdigit() and parts[2] == "npy":
+        return f"features.{parts[1]}", None
+    if len(parts) == 4 and parts[0] == "gradients" and parts[1].isdigit() and parts[3] == "npy":
+        return f"gradients.{parts[1]}", parts[2]
+    return None
 
 
 def _model_check(path: Path, subject: str, audit: RoundAudit) -> Check:
@@ -88,9 +106,12 @@ def _model_check(path: Path, subject: str, audit: RoundAudit) -> Check:
 
 def _exchange_check(path: Path, subject: str, round_dir: Path, audit: RoundAudit, owner: str | None) -> Check:
     digest, size = sha256_file(path), path.stat().st_size
-    if path.parent == round_dir:  # the site's own shard
-        kind = SHARD_FILES[path.name]
-        candidates = [e for e in audit.exchanges if e.kind == kind and (owner is None or e.sender == owner)]
+    own = path.parent in (round_dir, round_dir / SPLIT)
+    if own:  # the site's own shard, or a split-learning file it made
+        split = _split_file(path) if path.parent.name == SPLIT else None
+        kind, receiver = split if split is not None else (SHARD_FILES[path.name], None)
+        candidates = [e for e in audit.exchanges if e.kind == kind and (owner is None or e.sender == owner)
+                      and receiver in (None, e.receiver)]
         unrecorded = (f"the leader's own {kind} ({owner}): never sent, so never recorded"
                       if owner == audit.record.leader else f"no {kind} exchange from {owner} is recorded")
     else:  # received by the leader: <sender>-<kind>-<sha prefix>
@@ -105,11 +126,11 @@ def _exchange_check(path: Path, subject: str, round_dir: Path, audit: RoundAudit
                      detail=f"SHA-256 {digest} and {size} bytes as recorded by tx {record.tx_id}",
                      record=exchange_name(record), tx_id=record.tx_id)
     if not candidates:  # only a site's own shard may lack a record (it was never sent)
-        own = path.parent == round_dir and owner is not None
-        if path.parent == round_dir and owner is None:
+        if own and owner is None:
             unrecorded = f"matches no recorded {kind} exchange (SHA-256 {digest}, {size} bytes)"
         return Check(category=Category.ARTEFACTS, name="exchange", subject=subject,
-                     status=Status.INFO if own else Status.FAIL, detail=f"round {audit.record.round_id}: {unrecorded}")
+                     status=Status.INFO if own and owner is not None else Status.FAIL,
+                     detail=f"round {audit.record.round_id}: {unrecorded}")
     record = candidates[0]
     others = "" if len(candidates) == 1 else " (nor any other: " + ", ".join(
         exchange_name(e) for e in candidates[1:]) + ")"

@@ -3,13 +3,16 @@
 DC1 holds the labels, DC2 the texts, DC3 the images (the emoji views of ``swarmfuse data partition``,
 written as site manifests). The read-only Auditor org is on the network and in the task (it runs no site
 agent), so the job can be audited from the ledger with ``swarmfuse audit``. Steps, each timed: network up
-(default engine), task created, extractors exported to ONNX bundles (trained or loaded from the cache) and
-installed at the sites that need them, data checked and summarised on-chain (each site registering), terms
-agreed by the three founders, one agent process per site started, a round opened and followed to ``closed``;
-then a report (HTML, JSON, PNG) and, unless asked to keep them, agents and network stopped.
+(default engine), task created, each feature site's extractor trained on its own data without labels (as
+``swarmfuse site extractor train`` does; cached) and installed, data checked and summarised on-chain (each site
+registering), terms agreed by the three founders, one agent process per site started, a round with split learning
+of the extractors opened and followed to ``closed``; then a report (HTML, JSON, PNG) of every fusion method in
+each extractor regime (:mod:`swarmfuse.client.demo.regimes`) and, unless asked to keep them, agents and network
+stopped. ``--extractors reference`` runs the round on the extractors trained centrally with DC1's labels instead
+(a reference the vertical setting forbids); ``--reference`` adds that regime to the report.
 
-``python -m swarmfuse.client.demo.job OUT --home H [--engine E] [--port-base P] [--image-backbone B]
-[--keep-running]``
+``python -m swarmfuse.client.demo.job OUT --home H [--engine E] [--port-base P] [--split-epochs N]
+[--extractors site|reference] [--reference] [--image-backbone B] [--keep-running]``
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
+from swarmfuse.client.demo.regimes import RegimeScores
 from swarmfuse.client.ledger import DEFAULT_MODEL_SPEC_SHA256, TaskLedger
 from swarmfuse.errors import SwarmfuseError
 
@@ -41,6 +45,12 @@ console = Console(stderr=True)
 
 ORGS = {"DC1": "label", "DC2": "text", "DC3": "image"}
 MANIFESTS = {"DC1": "dc1/labels.jsonl", "DC2": "dc2/texts.jsonl", "DC3": "dc3/images.jsonl"}
+EXTRACTORS = ("site", "reference")
+SPLIT_EPOCHS = 8
+
+
+class JobFailed(SwarmfuseError, RuntimeError):
+    """A step of the job failed; the message names it (and the agent logs to read)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,30 @@ class JobConfig:
     round_id: str = "round-1"
     round_timeout_s: float = 1800.0
     keep_running: bool = False
+    extractors: str = "site"  # "site": each feature site's own label-free extractor; "reference": trained with labels
+    split_epochs: int = SPLIT_EPOCHS  # of the round (site extractors only)
+    reference: bool = False  # also score regime (c), the reference extractors (trained once per machine)
+
+    def __post_init__(self) -> None:
+        if self.extractors not in EXTRACTORS:
+            raise JobFailed(f"extractors must be one of {', '.join(EXTRACTORS)}, not {self.extractors!r}")
+        if not 0 <= self.split_epochs <= 50:
+            raise JobFailed(f"split epochs must be between 0 and 50, not {self.split_epochs}")
+        if self.extractors == "site" and self.image_backbone != "resnet50":
+            raise JobFailed(f"a site trains ResNet50 image extractors; the {self.image_backbone} backbone is one of the "
+                            "reference extractors' (--extractors reference)")
+
+    @property
+    def round_split_epochs(self) -> int:
+        """The round's split epochs: split learning fine-tunes the sites' own extractors, not the reference."""
+        return self.split_epochs if self.extractors == "site" else 0
+
+    @property
+    def round_regime(self) -> str:
+        """The regime (:data:`~swarmfuse.client.demo.regimes.REGIMES`) the round's model is trained in."""
+        if self.extractors == "reference":
+            return "c"
+        return "b" if self.split_epochs else "a"
 
 
 @dataclass
@@ -68,21 +102,24 @@ class JobReport:
     exchanges: list[dict[str, Any]] = field(default_factory=list)
     on_chain: dict[str, int] = field(default_factory=dict)
     off_chain_bytes: int = 0
-    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    regimes: dict[str, RegimeScores] = field(default_factory=dict)  # every method, per extractor regime
+    round_regime: str = ""  # the regime of the round's model
     baseline_entities: dict[str, int] = field(default_factory=dict)  # per split: the aligned entities scored
     backbone: str = ""
     agent_logs: dict[str, str] = field(default_factory=dict)
     ledger_time: dict[str, dict[str, float]] = field(default_factory=dict)  # per site: busy_s, ledger_s
 
     @property
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """Every method's scores in the round's regime (the round's model is its intermediate head)."""
+        found = self.regimes.get(self.round_regime)
+        return found.methods if found is not None else {}
+
+    @property
     def ledger_share(self) -> float:
         """The largest share of the round's wall time any site spent waiting for the ledger."""
         wall = self.stages.get("fusion round") or 0.0
         return max((t["ledger_s"] / wall for t in self.ledger_time.values()), default=0.0) if wall else 0.0
-
-
-class JobFailed(SwarmfuseError, RuntimeError):
-    """A step of the job failed; the message names it (and the agent logs to read)."""
 
 
 @contextmanager
@@ -112,17 +149,15 @@ def _port_open(port: int) -> bool:
 
 def run_job(config: JobConfig) -> JobReport:
     """Run the whole job; the report is written to ``config.out`` too."""
-    from swarmfuse.client.site.wiring import add_data, install_extractor, open_site
+    from swarmfuse.client.site.wiring import add_data, open_site
     from swarmfuse.client.site.site import Site
-    from swarmfuse.extractors.bundle import export_bundles
     from swarmfuse.extractors.data import PartitionConfig, fetch_emoji, partition
-    from swarmfuse.extractors.image.progress import columns, training_bar
-    from swarmfuse.extractors.pipeline import ImageConfig, PipelineConfig
+    from swarmfuse.extractors.image.progress import columns
     from swarmfuse.network import tasks
     from swarmfuse.network.control import Network
     from swarmfuse.network.topology import AUDITOR, Topology
 
-    report = JobReport(backbone=config.image_backbone)
+    report = JobReport(backbone=config.image_backbone, round_regime=config.round_regime)
     config.out.mkdir(parents=True, exist_ok=True)
     network = Network(config.home)
     agents: dict[str, subprocess.Popen[bytes]] = {}
@@ -143,19 +178,17 @@ def run_job(config: JobConfig) -> JobReport:
                 partition(fetch_emoji(), views, PartitionConfig(text_coverage=config.coverage,
                                                                 image_coverage=config.coverage,
                                                                 label_coverage=config.coverage))
-            with _stage(report, progress, "extractors (train or load, ONNX export)"):
-                pipeline = PipelineConfig(image=ImageConfig(backbone=config.image_backbone))
-                bundles = export_bundles(config.out / "bundles", pipeline, training_bar(progress))
-                for org, modality in ORGS.items():
-                    if modality in bundles:
-                        install_extractor(Site(network.home, org, config.task), modality, bundles[modality])
+            stage = ("extractors: each site trains its own (no labels), or loads it from the cache"
+                     if config.extractors == "site" else "extractors: the reference, trained with DC1's labels")
+            with _stage(report, progress, stage):
+                install_extractors(network.home, config, views, progress)
             with _stage(report, progress, "data checked and summarised on-chain"):
                 for org, modality in ORGS.items():
                     with open_site(network.home, org, config.task) as parts:
                         if parts.store.latest_dataset(modality) is None:
                             add_data(parts, views / MANIFESTS[org], modality)
             with _stage(report, progress, "terms agreed"):
-                agree_terms(network.home, config.task)
+                agree_terms(network.home, config.task, terms_for(config))
             with _stage(report, progress, "site agents started"):
                 for org in ORGS:
                     agents[org] = start_agent(network.home, org, config.task)
@@ -165,7 +198,7 @@ def run_job(config: JobConfig) -> JobReport:
                 with open_site(network.home, "DC1", config.task) as parts:
                     rounds = {r.round_id for r in parts.ledger.rounds()}
                     if config.round_id not in rounds:
-                        open_round(parts.ledger, config.round_id)
+                        open_round(parts.ledger, config.round_id, config.round_split_epochs)
 
                     def closed() -> bool:
                         for org, agent in agents.items():
@@ -178,10 +211,9 @@ def run_job(config: JobConfig) -> JobReport:
                         return state == "closed"
 
                     _wait(closed, config.round_timeout_s, f"round {config.round_id} closing", poll=2.0)
-            with _stage(report, progress, "report"):
+            with _stage(report, progress, "report: every method in each extractor regime"):
                 _collect(report, network, config)
-                leader = report.round["leader"].removesuffix("MSP")
-                _baselines(report, pipeline, network.home / "sites" / leader / "rounds" / config.round_id)
+                _score_regimes(report, network.home, config, views, progress)
                 from swarmfuse.client.demo.report import write_report
 
                 write_report(report, config.out)
@@ -225,17 +257,57 @@ def stop_agent(agent: subprocess.Popen[bytes]) -> None:
 TERMS = {
     "model_spec_sha256": DEFAULT_MODEL_SPEC_SHA256,
     "fusion_method": "intermediate",
-    "extractors": {"text": "reference: trained with the label holder's labels",
-                   "image": "reference: trained with the label holder's labels"},
+    "extractors": {"text": "site's own label-free AWD-LSTM, split-learning fine-tuned",
+                   "image": "site's own label-free ResNet50, split-learning fine-tuned"},
     "purpose": "demo: emoji group classification by MDFF-SL intermediate fusion",
-    "exchange_kinds": ["features", "labels"],
+    "exchange_kinds": ["features", "gradients", "labels"],
     "retention_days": 30,
     "reward": {"method": "shapley", "metric": "test_accuracy", "units_per_round": 100,
                "label_holder_share_percent": 20, "seeds": [0]},
     "legal_text_sha256": hashlib.sha256(b"swarmfuse demo: no legal text").hexdigest(),
 }
-"""The main job's agreement. Its extractors are the reference regime (trained centrally with DC1's labels, which a
-real consortium's terms would not allow): the terms say so on the ledger."""
+"""The main job's agreement: each feature site's own label-free extractor, fine-tuned by split learning (the
+gradients the leader sends back are an exchange the terms allow)."""
+
+REFERENCE_EXTRACTORS = {"text": "reference: trained with the label holder's labels",
+                        "image": "reference: trained with the label holder's labels"}
+
+
+def terms_for(config: JobConfig) -> dict[str, Any]:
+    """:data:`TERMS`, naming the reference extractors when the job runs on them (the ledger then says so)."""
+    return TERMS if config.extractors == "site" else {**TERMS, "extractors": REFERENCE_EXTRACTORS}
+
+
+def install_extractors(home: Path, config: JobConfig, views: Path, progress: Progress) -> None:
+    """Each feature site's extractor, installed: its own, trained on its manifest alone (cached), or the reference
+    bundles trained centrally with DC1's labels."""
+    from swarmfuse.client.site.manifest import load_manifest
+    from swarmfuse.client.site.site import Site
+    from swarmfuse.client.site.training import label_free_image_bundle, label_free_text_bundle
+    from swarmfuse.client.site.wiring import install_extractor
+    from swarmfuse.extractors.image.progress import training_bar
+
+    if config.extractors == "reference":
+        bundles = reference_bundles(config, progress)
+    else:
+        texts = load_manifest(views / MANIFESTS["DC2"], "text")
+        images = load_manifest(views / MANIFESTS["DC3"], "image")
+        bundles = {"text": label_free_text_bundle(texts),
+                   "image": label_free_image_bundle(images, progress=training_bar(
+                       progress, "DC3 trains its label-free ResNet50"))}
+    for org, modality in ORGS.items():
+        if modality in bundles:
+            install_extractor(Site(home, org, config.task), modality, bundles[modality])
+
+
+def reference_bundles(config: JobConfig, progress: Progress) -> dict[str, Path]:
+    """The reference extractors' bundles (trained with DC1's labels once per machine, then cached)."""
+    from swarmfuse.extractors.bundle import export_bundles
+    from swarmfuse.extractors.image.progress import training_bar
+    from swarmfuse.extractors.pipeline import ImageConfig, PipelineConfig
+
+    pipeline = PipelineConfig(image=ImageConfig(backbone=config.image_backbone))
+    return export_bundles(config.out / "reference-bundles", pipeline, training_bar(progress))
 
 
 def agree_terms(home: Path, task: str, terms: dict[str, Any] = TERMS) -> None:
@@ -256,13 +328,14 @@ def agree_terms(home: Path, task: str, terms: dict[str, Any] = TERMS) -> None:
                 parts.ledger.confirm_agreement(digest)
 
 
-def open_round(ledger: TaskLedger, round_id: str) -> None:
+def open_round(ledger: TaskLedger, round_id: str, split_epochs: int = 0) -> None:
     """Open round ``round_id`` of DC1 (labels, and the label holder), DC2 (texts) and DC3 (images) under the
-    terms in force, with a deadline two hours away."""
+    terms in force, with ``split_epochs`` of split learning and a deadline two hours away."""
     from datetime import UTC, datetime, timedelta
 
     roles = {f"{org}MSP": [modality] for org, modality in ORGS.items()}
-    ledger.open_round(round_id, ledger.round_spec(roles, "DC1MSP", datetime.now(UTC) + timedelta(hours=2)))
+    deadline = datetime.now(UTC) + timedelta(hours=2)
+    ledger.open_round(round_id, ledger.round_spec(roles, "DC1MSP", deadline, split_epochs=split_epochs))
 
 
 def _collect(report: JobReport, network: Any, config: JobConfig) -> None:
@@ -302,18 +375,33 @@ def blocks_of(gateway: Any, task: str) -> list[Any]:
     return found
 
 
-def _baselines(report: JobReport, pipeline: Any, leader_round: Path) -> None:
-    """Reference scores of every method, computed centrally on the round's aligned entities (the IDs the leader
-    aligned, read from its round folder): trained on their training rows and scored on their test rows, as
-    the round's fused model is, so every row of the report is measured on the same entities."""
-    from swarmfuse.extractors.fusion import run_methods, score
-    from swarmfuse.extractors.pipeline import build_features
+def _score_regimes(report: JobReport, home: Path, config: JobConfig, views: Path, progress: Progress) -> None:
+    """Every method in each regime on the round's aligned entities (the leader's ``aligned.json``): (a) the sites'
+    own extractors, (b) after the round's split learning, (c) the reference when the round ran on it or when asked."""
+    from swarmfuse.client.demo.regimes import AlignedViews, score_regime
+    from swarmfuse.client.site.manifest import load_manifest
+    from swarmfuse.client.site.wiring import extractor_dir
+    from swarmfuse.client.site.site import Site
 
-    aligned = json.loads((leader_round / "aligned.json").read_text())["ids"]
-    features = build_features(pipeline).features.subset(aligned)
-    report.baseline_entities = {split: int(features.mask(split).sum()) for split in ("train", "val", "test")}
-    for method, s in score(features, [run_methods(features, seed=0)]).items():
-        report.baselines[method] = {"accuracy": round(s.accuracy_mean, 4), "macro_f1": round(s.f1_mean, 4)}
+    leader = report.round["leader"].removesuffix("MSP")
+    aligned = AlignedViews.read(home / "sites" / leader / "rounds" / config.round_id / "aligned.json",
+                                load_manifest(views / MANIFESTS["DC1"], "label"),
+                                load_manifest(views / MANIFESTS["DC2"], "text"),
+                                load_manifest(views / MANIFESTS["DC3"], "image"))
+    report.baseline_entities = aligned.split_counts()
+    installed = {m: extractor_dir(Site(home, org, config.task), m) for org, m in ORGS.items() if m != "label"}
+    bundles: dict[str, dict[str, Path]] = {}
+    if config.extractors == "site":
+        bundles["a"] = installed
+        if config.split_epochs:
+            bundles["b"] = {m: home / "sites" / org / "rounds" / config.round_id / "extractor"
+                            for org, m in ORGS.items() if m != "label"}
+    if config.extractors == "reference":
+        bundles["c"] = installed
+    elif config.reference:
+        bundles["c"] = reference_bundles(config, progress)
+    for regime, found in bundles.items():
+        report.regimes[regime] = score_regime(regime, aligned, found["text"], found["image"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -323,14 +411,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, required=True, help="network home")
     parser.add_argument("--engine", default="auto", help="auto, embedded or fabric")
     parser.add_argument("--port-base", type=int, default=27000)
+    parser.add_argument("--split-epochs", type=int, default=SPLIT_EPOCHS,
+                        help=f"epochs of split learning in the round (0: none; default {SPLIT_EPOCHS})")
+    parser.add_argument("--extractors", default="site", choices=EXTRACTORS,
+                        help="site: each feature site trains its own, without labels (default); reference: trained "
+                             "centrally with DC1's labels, which the vertical setting forbids")
+    parser.add_argument("--reference", action="store_true",
+                        help="also score the reference extractors in the report (trains them once per machine)")
     parser.add_argument("--image-backbone", default="resnet50",
-                        help="resnet50 (trained here once per machine) or efficientnet_lite0 (pretrained)")
+                        help="the reference extractors' image backbone: resnet50 (trained here once per machine) or "
+                             "efficientnet_lite0 (pretrained)")
     parser.add_argument("--keep-running", action="store_true", help="leave the network and the agents running")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    config = JobConfig(out=args.out, home=args.home, engine=args.engine, port_base=args.port_base,
-                       image_backbone=args.image_backbone, keep_running=args.keep_running)
     try:
+        config = JobConfig(out=args.out, home=args.home, engine=args.engine, port_base=args.port_base,
+                           image_backbone=args.image_backbone, keep_running=args.keep_running,
+                           extractors=args.extractors, split_epochs=args.split_epochs, reference=args.reference)
         report = run_job(config)
     except JobFailed as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)

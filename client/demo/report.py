@@ -1,5 +1,6 @@
-"""The main job's report: the fused model against the single-modality and other fusion baselines, each
-participant's contribution and credit, the time of every stage, what went on-chain against what went off-chain, and the round's ledger history.
+"""The main job's report: the fused model against the single-modality and other fusion baselines in each extractor
+regime (:mod:`swarmfuse.client.demo.regimes`), each participant's contribution and credit, the time of every stage,
+what went on-chain against what went off-chain, and the round's ledger history.
 Written as ``report.json``, ``report.html`` (self-contained, no network access) and ``methods.png``."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from swarmfuse.client.demo.job import JobReport
 
 BASELINES = ("text_only", "image_only", "early", "late", "intermediate")
+LABELS = {"early": "early (every site's raw inputs in one place: a reference)"}
 
 
 def fused_scores(report: JobReport) -> dict[str, float]:
@@ -34,6 +36,33 @@ def scored_on(report: JobReport) -> str:
 
 LABELLED_EXTRACTORS = ("the extractors were trained centrally with the label holder's labels before the round: a "
                        "reference the vertical setting forbids (the sites holding texts and images hold no labels)")
+
+
+def regimes_note(report: JobReport) -> str:
+    """What the round's extractors were, and how the forbidden reference regime (c) enters the report."""
+    from swarmfuse.client.demo.regimes import REGIMES
+
+    if report.round_regime == "c":
+        return f"caution: {LABELLED_EXTRACTORS}"
+    note = f"the round's model is regime ({report.round_regime}), {REGIMES[report.round_regime]}; no label left DC1"
+    if "b" in report.regimes:
+        note += " except through the split-learning gradients DC1 sent back (they carry label information)"
+    if "c" in report.regimes:
+        return note + "; regime (c) is a yardstick the vertical setting forbids, never the product's result"
+    return note + "; regime (c), the reference trained with DC1's labels, was not computed (--reference adds it)"
+
+
+def regime_rows(report: JobReport) -> list[tuple[str, list[str]]]:
+    """Per method, its accuracy / macro-F1 in each regime of the report (in regime order)."""
+    order = sorted(report.regimes)
+    rows = []
+    for method in BASELINES:
+        cells = []
+        for regime in order:
+            found = report.regimes[regime].methods.get(method)
+            cells.append(f"{found['accuracy']:.3f} / {found['macro_f1']:.3f}" if found else "")
+        rows.append((LABELS.get(method, method.replace("_", " ")), cells))
+    return rows
 
 
 def contribution_rows(report: JobReport) -> list[tuple[str, str, str, str, str, str]]:
@@ -63,15 +92,22 @@ def _chart(report: JobReport, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = ["fused round (on the ledger)", *[m for m in BASELINES if m in report.baselines]]
-    values = [fused_scores(report)["accuracy"], *[report.baselines[m]["accuracy"] for m in names[1:]]]
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    bars = ax.bar(range(len(names)), values, color=["#2b6cb0"] + ["#a0aec0"] * (len(names) - 1))
-    ax.set_xticks(range(len(names)), [n.replace("_", " ") for n in names], rotation=20, ha="right")
+    order = sorted(report.regimes)
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    width = 0.8 / max(len(order), 1)
+    for k, regime in enumerate(order):
+        methods = report.regimes[regime].methods
+        xs = [i + k * width for i, m in enumerate(BASELINES) if m in methods]
+        bars = ax.bar(xs, [methods[m]["accuracy"] for m in BASELINES if m in methods], width,
+                      label=f"({regime})", color=["#a0aec0", "#2b6cb0", "#c05621"][k % 3])
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.axhline(fused_scores(report)["accuracy"], color="#2f855a", linestyle="--", label="fused round (ledger)")
+    ax.set_xticks([i + width * (len(order) - 1) / 2 for i in range(len(BASELINES))],
+                  [m.replace("_", " ") for m in BASELINES])
     ax.set_ylim(0, 1)
     ax.set_ylabel("test accuracy")
-    ax.bar_label(bars, fmt="%.3f")
-    ax.set_title(f"emoji groups, test split (image backbone: {report.backbone})")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("emoji groups, the round's aligned test entities, by extractor regime")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -82,12 +118,15 @@ def write_report(report: JobReport, out: Path) -> None:
     (out / "report.json").write_text(json.dumps({**asdict(report), "ledger_share": report.ledger_share}, indent=1,
                                                 default=str) + "\n")
     _chart(report, out / "methods.png")
+    from swarmfuse.client.demo.regimes import REGIMES
+
     fused = fused_scores(report)
-    rows = [("fused round (on the ledger)", fused["accuracy"], fused["macro_f1"])]
-    rows += [(m.replace("_", " "), report.baselines[m]["accuracy"], report.baselines[m]["macro_f1"])
-             for m in BASELINES if m in report.baselines]
     e = html.escape
-    methods = "".join(f"<tr><td>{e(n)}</td><td>{a:.3f}</td><td>{f:.3f}</td></tr>" for n, a, f in rows)
+    order = sorted(report.regimes)
+    heads = "".join(f"<th>({r}) {e(REGIMES[r])}</th>" for r in order)
+    methods = f"<tr><th>method</th>{heads}</tr>" + "".join(
+        f"<tr><td>{e(name)}</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+        for name, cells in regime_rows(report))
     stages = "".join(f"<tr><td>{e(n)}</td><td>{s:.1f} s</td></tr>" for n, s in report.stages.items())
     exchanges = "".join(
         f"<tr><td>{e(x['sender'])}</td><td>{e(x['receiver'])}</td><td>{e(x['kind'])}</td><td>{x['bytes']}</td>"
@@ -112,10 +151,13 @@ th{{background:#edf2f7}}code{{font-size:.85em}}</style></head><body>
 {e(', '.join(report.round.get('participants', [])))}. Image backbone: {e(report.backbone)}.
 Model SHA-256: <code>{e(str(report.round.get('model_sha256')))}</code>, acknowledged by
 {e(', '.join(sorted(report.round.get('acknowledgements', {}))))}.</p>
-<h2>Accuracy on the test split</h2><img src="methods.png" alt="accuracy by method">
-<table><tr><th>method</th><th>accuracy</th><th>macro-F1</th></tr>{methods}</table>
-<p>Baselines are computed centrally for reference: {e(scored_on(report))}. The fused round's model was
-trained by the leader on features the other sites sent, never on their raw data. Caution: {e(LABELLED_EXTRACTORS)}.</p>
+<h2>Accuracy on the test split</h2>
+<p>The fused round's model (on the ledger): accuracy {fused['accuracy']:.3f}, macro-F1 {fused['macro_f1']:.3f}.</p>
+<img src="methods.png" alt="accuracy by method and extractor regime">
+<table>{methods}</table>
+<p>Accuracy / macro-F1. Baselines are computed centrally for reference: {e(scored_on(report))}. The fused round's
+model was trained by the leader on features the other sites sent, never on their raw data; {e(regimes_note(report))}.
+</p>
 <h2>Contributions</h2><p>Each feature block's value to the fused model on the round's test rows, computed by the
 chaincode from the leader's contribution table: {contribution_note}.</p>
 <table><tr><th>participant</th><th>role</th><th>block alone</th><th>Shapley</th><th>leave-one-out</th>
@@ -135,17 +177,20 @@ chaincode from the leader's contribution table: {contribution_note}.</p>
 
 
 def print_summary(report: JobReport, console: Console) -> None:
-    table = Table(title=f"round {report.round.get('round_id')} ({report.round.get('state')}, engine {report.engine})")
-    for column in ("method", "accuracy", "macro-F1"):
-        table.add_column(column)
     fused = fused_scores(report)
-    table.add_row("fused round (on the ledger)", f"{fused['accuracy']:.3f}", f"{fused['macro_f1']:.3f}")
-    for method in BASELINES:
-        if method in report.baselines:
-            b = report.baselines[method]
-            table.add_row(method.replace("_", " "), f"{b['accuracy']:.3f}", f"{b['macro_f1']:.3f}")
+    table = Table(title=f"round {report.round.get('round_id')} ({report.round.get('state')}, engine {report.engine}): "
+                        f"fused model {fused['accuracy']:.3f} accuracy, {fused['macro_f1']:.3f} macro-F1")
+    table.add_column("method (accuracy / macro-F1)")
+    for regime in sorted(report.regimes):
+        table.add_column(f"({regime})" + (" the round's" if regime == report.round_regime else ""))
+    for name, cells in regime_rows(report):
+        table.add_row(name, *cells)
     console.print(table)
-    console.print(f"{scored_on(report)}.\n[yellow]caution:[/yellow] {LABELLED_EXTRACTORS}.", highlight=False)
+    from swarmfuse.client.demo.regimes import REGIMES
+
+    for regime in sorted(report.regimes):
+        console.print(f"({regime}) {REGIMES[regime]}", highlight=False)
+    console.print(f"{scored_on(report)}.\n[yellow]note:[/yellow] {regimes_note(report)}.", highlight=False)
     stages = Table(title="stages")
     stages.add_column("stage")
     stages.add_column("seconds", justify="right")

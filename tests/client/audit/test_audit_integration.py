@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +26,7 @@ from typer.testing import CliRunner
 from swarmfuse.chaincode.app import create_chaincode
 from swarmfuse.chaincode.contract.metadata import METADATA_FUNCTION
 from swarmfuse.client.audit import cli
-from swarmfuse.client.audit.queries import AuditView, KeyVersion, RoundRecord, UnknownRecord
+from swarmfuse.client.audit.queries import AuditView, ExchangeRecord, KeyVersion, RoundRecord, UnknownRecord
 from swarmfuse.client.gateway import EndorseError, Gateway, GatewayError
 from swarmfuse.client.demo import job as demo
 from swarmfuse.client.site.tls import site_tls
@@ -97,6 +98,13 @@ def test_summaries_are_what_the_sites_published(job: Job, view: AuditView) -> No
     assert txs <= _valid_transactions(config)
 
 
+def sent_file(round_dir: Path, e: ExchangeRecord) -> Path:
+    """Where the sender keeps the file of exchange ``e``: its shard, or a split-learning epoch's file."""
+    if e.kind in ("features", "labels"):
+        return round_dir / ("features.npy" if e.kind == "features" else "labels.npz")
+    return round_dir / "split" / (f"{e.kind}.npy" if e.kind.startswith("features.") else f"{e.kind}.{e.receiver}.npy")
+
+
 def test_the_round_is_what_the_job_did(job: Job, view: AuditView) -> None:
     config, report = job
     audit = view.round(config.round_id)
@@ -111,9 +119,10 @@ def test_the_round_is_what_the_job_did(job: Job, view: AuditView) -> None:
         e["tx_id"]: {k: e[k] for k in ("sender", "receiver", "kind", "sha256", "bytes", "entity_count")}
         for e in report.exchanges}
     for e in audit.exchanges:
-        sent = Site(config.home, e.sender.removesuffix("MSP"), TASK).round_dir(config.round_id)
-        path = sent / (f"{e.kind}.npy" if e.kind == "features" else f"{e.kind}.npz")
-        assert e.receiver == record.leader and sha256_file(path) == e.sha256 and path.stat().st_size == e.bytes
+        path = sent_file(Site(config.home, e.sender.removesuffix("MSP"), TASK).round_dir(config.round_id), e)
+        assert record.leader in (e.sender, e.receiver) and e.sender != e.receiver
+        assert (e.sender == record.leader) == e.kind.startswith("gradients.")
+        assert sha256_file(path) == e.sha256 and path.stat().st_size == e.bytes
     # The model: acknowledged by every participant with the hash the leader published and each site holds.
     assert record.model_sha256 and {a.org: a.model_sha256 for a in audit.acknowledgements} == {
         p: record.model_sha256 for p in record.participants} == record.acknowledgements

@@ -344,6 +344,31 @@ def test_artefacts_match_their_records_and_a_changed_byte_names_the_record(tmp_p
     assert [c.status for c in artefact_checks(tmp_path / "DC2", rounds, "DC2MSP")] == [Status.PASS, Status.FAIL]
 
 
+def test_split_learning_files_match_their_epoch_exchanges_and_training_state_is_not_checked(tmp_path: Path) -> None:
+    features, gradients = b"DC2's features of epoch 1", b"gradients for DC2, epoch 1"
+    audit = _round(b"f", b"l", b"m")
+    sha = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731
+    extra = [audit.exchanges[0].model_copy(update={"kind": "features.1", "sha256": sha(features),
+                                                   "bytes": len(features), "tx_id": "tx-f1"}),
+             audit.exchanges[0].model_copy(update={"sender": "DC3MSP", "receiver": "DC2MSP", "kind": "gradients.1",
+                                                   "sha256": sha(gradients), "bytes": len(gradients), "tx_id": "tx-g1"})]
+    rounds = {"r1": audit.model_copy(update={"exchanges": [*audit.exchanges, *extra]})}
+    site, leader = tmp_path / "DC2" / "rounds" / "r1" / "split", tmp_path / "DC3" / "rounds" / "r1" / "split"
+    site.mkdir(parents=True)
+    leader.mkdir(parents=True)
+    (site / "features.1.npy").write_bytes(features)
+    (site / "top.1.pt").write_bytes(b"the site's trainable top")  # training state: never sent, not checked
+    (leader / "gradients.1.DC2MSP.npy").write_bytes(gradients)
+    (leader / "leader.1.pt").write_bytes(b"the leader's heads")
+    [sent] = artefact_checks(tmp_path / "DC2", rounds, "DC2MSP")
+    assert (sent.subject, sent.status, sent.tx_id) == ("file rounds/r1/split/features.1.npy", Status.PASS, "tx-f1")
+    [back] = artefact_checks(tmp_path / "DC3", rounds, "DC3MSP")
+    assert (back.status, back.record) == (Status.PASS, "exchange r1 DC3MSP->DC2MSP gradients.1")
+    (leader / "gradients.1.DC2MSP.npy").write_bytes(b"gradients for DC2, epoch 2")
+    [changed] = artefact_checks(tmp_path / "DC3", rounds, "DC3MSP")
+    assert (changed.status, changed.tx_id) == (Status.FAIL, "tx-g1") and sha(gradients) in changed.detail
+
+
 # --- the report -----------------------------------------------------------------------------------
 
 

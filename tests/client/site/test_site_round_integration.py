@@ -36,11 +36,10 @@ from swarmfuse.extractors.data.cache import sha256_file
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 TASK = "emoji"
-# The fused round over the better single modality, on the round's aligned test entities (206 of 285; the baselines
-# trained on its 988 aligned training rows), extractors trained with the labels (the reference regime). Measured on
-# an Intel Xeon (AVX-512) after fresh trainings of the text extractor with seeds 0/1/2: +3.9/+5.8/+5.3 points (seed 0,
-# the default: fused 0.820 = the central intermediate head, text-only 0.782, image-only 0.772). The bound sits two
-# entities (0.97 points) below the worst.
+# The fused round over the better single modality, on the round's aligned test entities (206 of 1 407; the baselines
+# trained on its 988 aligned training rows), in the job's honest regime: each feature site's own label-free extractor
+# after 8 epochs of split learning. Measured on this 2-core machine (head seed 0): fused 0.689, text-only 0.621,
+# image-only 0.612 (+6.8 points); before split learning the same extractors give 0.626, 0.485, 0.573.
 FUSED_MARGIN = 0.03
 
 
@@ -56,11 +55,15 @@ def test_round_closes_with_every_site_holding_the_acknowledged_model(job) -> Non
     # The ledger's history of the round is what the agents did, in order.
     assert [h["value"]["state"] for h in report.history if h.get("value")][0] == "open"
     assert report.history[-1]["value"]["state"] == "closed"
-    kinds = sorted((e["sender"], e["kind"]) for e in report.exchanges)
-    leader = rnd["leader"]
-    expected = sorted([(p, "features") for p in ("DC2MSP", "DC3MSP") if p != leader]
-                      + ([("DC1MSP", "labels")] if leader != "DC1MSP" else []))
-    assert kinds == expected and all(e["receiver"] == leader for e in report.exchanges)
+    # Each feature site sends its features per split-learning epoch and at the end; the leader sends each its gradients.
+    kinds = sorted((e["sender"], e["receiver"], e["kind"]) for e in report.exchanges)
+    leader, epochs = rnd["leader"], range(1, config.split_epochs + 1)
+    feature_sites = [p for p in ("DC2MSP", "DC3MSP") if p != leader]
+    expected = sorted([(p, leader, "features") for p in feature_sites]
+                      + [(p, leader, f"features.{e}") for p in feature_sites for e in epochs]
+                      + [(leader, p, f"gradients.{e}") for p in feature_sites for e in epochs]
+                      + ([("DC1MSP", leader, "labels")] if leader != "DC1MSP" else []))
+    assert rnd["split_epochs"] == config.split_epochs > 0 and kinds == expected
     # Each site's store agrees with the ledger.
     for org in demo.ORGS:
         with open_site(config.home, org, TASK) as parts:
@@ -81,6 +84,12 @@ def test_fused_model_beats_each_single_modality(job) -> None:  # type: ignore[no
     assert abs(fused - report.baselines["intermediate"]["accuracy"]) <= 1 / metrics["n_test"] + 1e-9
     single = max(report.baselines["text_only"]["accuracy"], report.baselines["image_only"]["accuracy"])
     assert fused >= single + FUSED_MARGIN, (fused, report.baselines)
+    # The report scores the sites' own extractors before and after the round's split learning; the reference trained
+    # with DC1's labels only when asked for. Split learning made each block more predictive.
+    assert report.round_regime == "b" and set(report.regimes) == {"a", "b"}
+    before = report.regimes["a"].methods
+    for method in ("text_only", "image_only", "intermediate"):
+        assert report.baselines[method]["accuracy"] > before[method]["accuracy"], (method, report.regimes)
     assert report.on_chain["bytes"] < report.off_chain_bytes
 
 
