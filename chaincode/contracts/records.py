@@ -228,6 +228,49 @@ class Roster(BaseModel):
     admitted: dict[MspId, int] = Field(default_factory=dict)
 
 
+class LabelSource(StrEnum):
+    """Whose labels (among the collaboration's parties) shaped an extractor."""
+
+    NONE = "none"
+    OWN = "own"
+    """the site's own labels, on its own modality"""
+    FOREIGN = "foreign"
+    """another party's labels: an extractor trained centrally with the label holder's labels"""
+    SPLIT_GRADIENTS = "split-gradients"
+    """fine-tuned by split learning: the label holder's gradients, which carry label information"""
+
+
+class ExtractorProvenance(BaseModel):
+    """Where a summary's extractor came from, as its bundle records it. ``recipe``: the cache stage that made it
+    (its hash covers the recipe, the data fingerprint and the training code); ``labels``: whose labels shaped it
+    (:class:`LabelSource`); ``data_sha256``: the fingerprint of
+    the manifest it was trained on (none: a pretrained backbone); ``corpus_sha256``: the public corpus its
+    language model pre-trained on; ``teacher_sha256``: the weight file it was distilled from; ``weights_sha256``:
+    the weight file training started from (none: random weights); ``split_round`` and ``parent_sha256``: the
+    round whose split learning fine-tuned it and the ONNX SHA-256 of the extractor it started from."""
+
+    model_config = STRICT
+    recipe: Identifier
+    labels: LabelSource
+    data_sha256: Sha256 | None = None
+    corpus_sha256: Sha256 | None = None
+    teacher_sha256: Sha256 | None = None
+    weights_sha256: Sha256 | None = None
+    split_round: Identifier | None = None
+    parent_sha256: Sha256 | None = None
+
+    @model_validator(mode="after")
+    def _split(self) -> Self:
+        if (self.split_round is None) != (self.parent_sha256 is None):
+            raise ValueError("split_round and parent_sha256 go together (an extractor split learning fine-tuned)")
+        if self.labels == LabelSource.SPLIT_GRADIENTS and self.split_round is None:
+            raise ValueError("labels 'split-gradients' needs the split_round and parent_sha256")
+        if self.split_round is not None and self.labels not in (LabelSource.SPLIT_GRADIENTS, LabelSource.FOREIGN):
+            raise ValueError(f"a split-fine-tuned extractor's labels are 'split-gradients' or 'foreign', "
+                             f"not {self.labels.value!r}")
+        return self
+
+
 class SummaryInput(BaseModel):
     """``Summaries:Publish`` argument: what a DC offers for one modality; never raw data."""
 
@@ -240,6 +283,8 @@ class SummaryInput(BaseModel):
     extractor: Identifier
     extractor_onnx_sha256: Sha256
     labels: list[Label] | None = Field(default=None, max_length=256)
+    extractor_provenance: ExtractorProvenance | None = Field(
+        default=None, description="where the extractor came from (none: unknown, or a label summary)")
 
     @field_validator("labels")
     @classmethod

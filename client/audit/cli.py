@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         PublishedSummary,
         RoundAudit,
         RoundRecord,
+        SummaryRecord,
     )
 
 app = typer.Typer(no_args_is_help=True, help="A task's ledger as an auditor reads it: members, summaries, rounds.")
@@ -269,12 +270,27 @@ def members_table(found: Sequence[MemberRecord], task: str) -> Table:
 def summaries_table(found: Sequence[PublishedSummary], title: str) -> Table:
     table = _table(title, "org", "modality", "version", ("entities", {"justify": "right"}),
                    ("feature dim", {"justify": "right"}), "manifest fingerprint", "extractor", "extractor SHA-256",
-                   "published (UTC)", "tx")
+                   "labels", "extractor provenance", "published (UTC)", "tx")
     for s in found:
         v = s.latest
+        labels, provenance = provenance_text(v)
         table.add_row(v.org, v.modality, f"{v.version} of {len(s.history)}", str(v.entity_count), str(v.feature_dim), short(v.manifest_sha256),
-                      v.extractor, short(v.extractor_onnx_sha256), when(v.published_at), short(v.tx_id))
+                      v.extractor, short(v.extractor_onnx_sha256), labels, provenance, when(v.published_at),
+                      short(v.tx_id))
     return table
+
+
+def provenance_text(summary: SummaryRecord) -> tuple[str, str]:
+    """Whose labels shaped the summary's extractor, and the rest of its provenance, as short text."""
+    p = summary.extractor_provenance
+    if p is None:
+        return ("" if summary.labels is not None else "unknown"), ""
+    parts = [p.recipe] + [f"{name} {short(value)}" for name, value in (
+        ("data", p.data_sha256), ("corpus", p.corpus_sha256), ("teacher", p.teacher_sha256),
+        ("weights", p.weights_sha256), ("parent", p.parent_sha256)) if value]
+    if p.split_round:
+        parts.append(f"split round {p.split_round}")
+    return p.labels, ", ".join(parts)
 
 
 def agreement_table(found: AgreementRecord, history: Sequence[AgreementRecord]) -> Table:

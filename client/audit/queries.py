@@ -87,6 +87,20 @@ class AgreementAudit(BaseModel):
     history: list[AgreementRecord]
 
 
+class ProvenanceRecord(Record):
+    """Where a summary's extractor came from: recipe, data fingerprint, public corpus / teacher / starting weight
+    files by SHA-256, whose labels shaped it (none, own, foreign, split-gradients) and any split-learning round."""
+
+    recipe: str
+    labels: str
+    data_sha256: str | None = None
+    corpus_sha256: str | None = None
+    teacher_sha256: str | None = None
+    weights_sha256: str | None = None
+    split_round: str | None = None
+    parent_sha256: str | None = None
+
+
 class SummaryRecord(Record):
     """One version of what a DC declared about its data for one modality (never the data)."""
 
@@ -100,6 +114,7 @@ class SummaryRecord(Record):
     extractor: str
     extractor_onnx_sha256: str
     labels: list[str] | None = None
+    extractor_provenance: ProvenanceRecord | None = Field(default=None, description="none: unknown or a label summary")
     published_at: datetime
     tx_id: str
 

@@ -35,6 +35,7 @@ from swarmfuse.chaincode.stub import readable_key
 from swarmfuse.client.audit.channel import BLOCK_VALIDATION, ChannelConfig, config_update_problem
 from swarmfuse.client.audit.contributions import contribution_checks
 from swarmfuse.client.audit.privacy import privacy_checks
+from swarmfuse.client.audit.provenance import provenance_checks
 from swarmfuse.client.audit.report import Category, Check, Status
 from swarmfuse.client.audit.signatures import confirmation_checks
 from swarmfuse.network.protocol import blockfmt
@@ -443,7 +444,8 @@ class LedgerReplay:
         """Unique tx IDs, the chaincode's definition, its state (``digest``: key -> SHA-256 of the value the
         chaincode's state holds; ``None`` when it could not be read, ``why_no_digest`` saying why), the founders'
         own confirmations behind the task and the agreements (:mod:`.signatures`), each round's contributions
-        recomputed from its table (:mod:`.contributions`) and the ε of every DP release and budget (:mod:`.privacy`)."""
+        recomputed from its table (:mod:`.contributions`), the ε of every DP release and budget (:mod:`.privacy`) and
+        whose labels shaped each summary's extractor (:mod:`.provenance`)."""
         self._unique_tx_ids()
         self._definition_check()
         if digest is None:
@@ -451,7 +453,8 @@ class LedgerReplay:
         else:
             self._state_checks(digest)
         state = {key: value.value for key, value in self.state.namespace(self.chaincode).items()}
-        self.checks += confirmation_checks(state) + contribution_checks(state) + privacy_checks(state)
+        self.checks += (confirmation_checks(state) + contribution_checks(state) + privacy_checks(state)
+                        + provenance_checks(state))
 
     def _unique_tx_ids(self) -> None:
         duplicates = self.state.duplicates

@@ -80,11 +80,12 @@ OVER_BUDGET = "above the agreed budget"
 
 
 class FeatureSource(Protocol):
-    """A site's extractor for one modality (an ONNX bundle): its file hash, width and ``extract``."""
+    """A site's extractor for one modality (an ONNX bundle): its file hash, width, provenance and ``extract``."""
 
     sha256: str
     feature_dim: int
     backbone: str
+    provenance: dict[str, Any] | None
     folder: Path
     trainable: bool
 
@@ -149,10 +150,11 @@ class SiteAgent:
         holding = self.holdings[modality]
         manifest = holding.manifest
         salt = self._commitment_salt()
+        provenance = None
         if holding.source is not None:
             feature_dim, extractor, extractor_sha = holding.source.feature_dim, holding.source.backbone, \
                 holding.source.sha256
-            labels = None
+            labels, provenance = None, holding.source.provenance
         else:  # labels: the class list stands for the extractor
             classes = sorted({row.value for row in manifest.rows})
             feature_dim, extractor = len(classes), "labels"
@@ -162,6 +164,7 @@ class SiteAgent:
             "modality": modality, "entity_count": len(manifest.rows), "feature_dim": feature_dim,
             "manifest_sha256": manifest.fingerprint(), "entity_commitment": manifest.entity_commitment(salt),
             "extractor": extractor, "extractor_onnx_sha256": extractor_sha, "labels": labels,
+            **({"extractor_provenance": provenance} if provenance is not None else {}),  # none: as before provenance
         }
         self.store.add_dataset(modality=modality, manifest_path=manifest.path, manifest_sha256=manifest.sha256,
                                fingerprint=manifest.fingerprint(), entity_count=len(manifest.rows),
@@ -512,7 +515,7 @@ class SiteAgent:
                 trainable = self._trainable(rnd)
                 with atomic_dir(folder) as scratch:
                     trainable.export(scratch, f"{trainable.bundle.source} fine-tuned by split learning in round "
-                                              f"{rnd.round_id} of {self.site.task}")
+                                              f"{rnd.round_id} of {self.site.task}", round_id=rnd.round_id)
             found = Holding(modality, self.holdings[modality].manifest, BundleSource(load_bundle(folder)))
             self._tuned[rnd.round_id] = found
         return found

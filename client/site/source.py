@@ -3,7 +3,7 @@ split learning fine-tunes)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,12 @@ class BundleSource:
     @property
     def backbone(self) -> str:
         return str(self.loaded.bundle.backbone)
+
+    @property
+    def provenance(self) -> dict[str, Any] | None:
+        """The bundle's :class:`~swarmfuse.extractors.bundle.ExtractorProvenance` as JSON (``None``: unknown)."""
+        found = self.loaded.bundle.provenance
+        return asdict(found) if found is not None else None
 
     @property
     def folder(self) -> Path:

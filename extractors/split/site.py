@@ -153,8 +153,11 @@ class TrainableExtractor:
         self.top.load_state_dict(state["top"])
         self._optimiser.load_state_dict(state["optimiser"])
 
-    def export(self, out: Path, source: str) -> ExtractorBundle:
-        """Write the fine-tuned extractor as a bundle into the empty folder ``out`` (checked against torch)."""
+    def export(self, out: Path, source: str, *, round_id: str) -> ExtractorBundle:
+        """Write the extractor split learning fine-tuned in ``round_id`` as a bundle into the empty folder ``out``
+        (checked against torch); its provenance is its parent's, fine-tuned (unknown when the parent's is)."""
+        parent = self.bundle.provenance
+        provenance = parent.fine_tuned(self.bundle.onnx_sha256, round_id) if parent is not None else None
         module = copy.deepcopy(self.module).eval()
         examples = self.values[:2]
         if self.bundle.modality == "text":
@@ -164,9 +167,9 @@ class TrainableExtractor:
             assert isinstance(self.bundle.preprocess, TextPreprocess)
             vocab = Vocab.load(self.folder / self.bundle.preprocess.vocab_file)
             text = TextExtractor(TextConfig.from_dict(self._config["text"]), vocab, module, {})  # type: ignore[arg-type]
-            export_text_bundle(text, examples, source, out)
+            export_text_bundle(text, examples, source, out, provenance=provenance)
         else:
             assert isinstance(self.bundle.preprocess, ImagePreprocess)
             export_image_bundle(module, [(self.base or Path()) / v for v in examples], self.bundle.preprocess.resolution,
-                                self.bundle.backbone, source, out)
+                                self.bundle.backbone, source, out, provenance=provenance)
         return ExtractorBundle.read(out)

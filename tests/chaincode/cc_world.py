@@ -39,19 +39,32 @@ def profile(org: str) -> str:
     )
 
 
-def summary(org: str, modality: str, entities: int = 100) -> str:
-    return json.dumps(
-        {
-            "modality": modality,
-            "entity_count": entities,
-            "feature_dim": 400 if modality == "text" else 2048,
-            "manifest_sha256": sha(f"{org}/{modality}/manifest/{entities}"),
-            "entity_commitment": sha(f"{org}/ids"),
-            "extractor": "awd-lstm" if modality == "text" else "resnet50",
-            "extractor_onnx_sha256": sha(f"{modality}.onnx"),
-            "labels": ["animals", "food"] if org == "DC3" else None,
-        }
-    )
+def provenance(org: str, modality: str, entities: int = 100, labels: str = "none") -> dict[str, Any]:
+    """An extractor's provenance as a site-trained (labels ``none``) or reference (``foreign``) bundle records it."""
+    return {
+        "recipe": f"site-{modality}-0123456789abcdef",
+        "labels": labels,
+        "data_sha256": sha(f"{org}/{modality}/manifest/{entities}"),
+        "corpus_sha256": sha("20newsgroups") if modality == "text" else None,
+        "teacher_sha256": sha("efficientnet-lite0") if modality == "image" else None,
+    }
+
+
+def summary(org: str, modality: str, entities: int = 100, labels: str | None = None) -> str:
+    """A summary; with ``labels``, its extractor's provenance says whose labels shaped it."""
+    found = {
+        "modality": modality,
+        "entity_count": entities,
+        "feature_dim": 400 if modality == "text" else 2048,
+        "manifest_sha256": sha(f"{org}/{modality}/manifest/{entities}"),
+        "entity_commitment": sha(f"{org}/ids"),
+        "extractor": "awd-lstm" if modality == "text" else "resnet50",
+        "extractor_onnx_sha256": sha(f"{modality}.onnx"),
+        "labels": ["animals", "food"] if org == "DC3" else None,
+    }
+    if labels is not None:
+        found["extractor_provenance"] = provenance(org, modality, entities, labels)
+    return json.dumps(found)
 
 
 @cache

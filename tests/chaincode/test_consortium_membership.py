@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from cc_identities import DC1_AUDITOR_ATTR, DC1_AUDITOR_OU, OUTSIDER_AUDITOR_ATTR, OUTSIDER_AUDITOR_OU
-from cc_world import World, founded, profile, summary
+from cc_world import World, founded, profile, provenance, sha, summary
 
 
 def test_founders_are_admitted_at_registration() -> None:
@@ -132,6 +132,41 @@ def test_summary_versions_and_history() -> None:
     assert [h["value"]["entity_count"] for h in history["items"]] == [100, 120]
     assert history["items"][0]["tx_id"] == first["tx_id"]
     assert world.ledger.events[-1].name == "SummaryPublished"
+
+
+def test_a_summary_carries_its_extractors_provenance() -> None:
+    world = founded()
+    world.ok("DC1", "Summaries:Publish", summary("DC1", "text"))  # none: unknown (published before provenance)
+    published = world.ok("DC1", "Summaries:Publish", summary("DC1", "text", 120, labels="none"))
+    assert published["extractor_provenance"] == {**provenance("DC1", "text", 120), "weights_sha256": None,
+                                                 "split_round": None, "parent_sha256": None}
+    assert world.read("Auditor", "Summaries:Get", "DC1MSP", "text")["extractor_provenance"]["labels"] == "none"
+    history = world.read("Auditor", "Audit:SummaryHistory", "DC1MSP", "text", "10", "")
+    assert [h["value"]["extractor_provenance"] and h["value"]["extractor_provenance"]["labels"]
+            for h in history["items"]] == [None, "none"]
+    tuned = {**provenance("DC1", "text"), "labels": "split-gradients", "split_round": "r1", "parent_sha256": sha("p")}
+    world.ok("DC1", "Summaries:Publish", json.dumps({**json.loads(summary("DC1", "text")),
+                                                     "extractor_provenance": tuned}))
+
+
+def test_malformed_provenance_is_refused_with_what_is_wrong() -> None:
+    world = founded()
+    good = json.loads(summary("DC1", "text", labels="none"))
+    for change, fragment in [
+        ({"labels": "borrowed"}, "extractor_provenance.labels"),
+        ({"data_sha256": "abc"}, "extractor_provenance.data_sha256"),
+        ({"recipe": "x" * 65}, "extractor_provenance.recipe"),
+        ({"recipe": "site text"}, "extractor_provenance.recipe"),
+        ({"note": "trust me"}, "extractor_provenance.note"),
+        ({"split_round": "r1"}, "split_round and parent_sha256 go together"),
+        ({"labels": "split-gradients"}, "labels 'split-gradients' needs the split_round"),
+        ({"split_round": "r1", "parent_sha256": sha("p")}, "labels are 'split-gradients' or 'foreign', not 'none'"),
+    ]:
+        bad = {**good, "extractor_provenance": {**good["extractor_provenance"], **change}}
+        world.refused("DC1", "Summaries:Publish", json.dumps(bad), status=400, fragment=fragment)
+    world.refused("DC1", "Summaries:Publish", json.dumps({**good, "extractor_provenance": "label-free"}), status=400,
+                  fragment="extractor_provenance")
+    assert world.query("DC1", "Summaries:Get", "DC1MSP", "text").status == 404
 
 
 def test_summary_rejections() -> None:

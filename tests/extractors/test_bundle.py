@@ -21,8 +21,9 @@ from torch import nn
 
 from swarmfuse.extractors import bundle as bundle_mod
 from swarmfuse.extractors import pipeline
-from swarmfuse.extractors.bundle import (BUNDLE_JSON, BundleError, ExtractorBundle, ImagePreprocess, TextPreprocess,
-                                         encode_texts, export_bundles, load_bundle, load_images)
+from swarmfuse.extractors.bundle import (BUNDLE_JSON, BundleError, ExtractorBundle, ExtractorProvenance,
+                                         ImagePreprocess, TextPreprocess, bundle_cache_dir, carry_over, encode_texts,
+                                         export_bundles, load_bundle, load_images, teacher_sha256)
 from swarmfuse.extractors.data import fetch_emoji
 from swarmfuse.extractors.data.cache import sha256_file
 from swarmfuse.extractors.image import preprocess_images
@@ -148,6 +149,50 @@ def test_bundle_json_round_trips_and_is_validated() -> None:
             ExtractorBundle.from_dict(doc)
     with pytest.raises(BundleError, match="not JSON"):
         ExtractorBundle.from_json("{")
+
+
+SITE_TEXT = ExtractorProvenance(recipe="site-text-0123456789abcdef", labels="none", data_sha256="d" * 64,
+                                corpus_sha256="c" * 64)
+
+
+def test_provenance_round_trips_in_bundle_json_and_older_bundles_read_as_unknown() -> None:
+    spec = TextPreprocess(vocab_file="vocab.json", vocab_sha256="a" * 64, vocab_size=10, max_len=24)
+    bundle = ExtractorBundle(modality="text", backbone="awd-lstm", onnx_file="text.onnx", onnx_sha256="b" * 64,
+                             feature_dim=128, input_name="token_ids", preprocess=spec, provenance=SITE_TEXT)
+    assert ExtractorBundle.from_json(bundle.to_json()) == bundle
+    tuned = SITE_TEXT.fine_tuned("e" * 64, "round-1")
+    assert (tuned.labels, tuned.split_round, tuned.parent_sha256, tuned.data_sha256) == \
+        ("split-gradients", "round-1", "e" * 64, "d" * 64)
+    reference = dataclasses.replace(SITE_TEXT, labels="foreign")
+    assert reference.fine_tuned("e" * 64, "round-1").labels == "foreign"  # gradients do not wash foreign labels out
+    older = {k: v for k, v in bundle.to_dict().items() if k != "provenance"}
+    assert ExtractorBundle.from_dict(older).provenance is None
+    good = bundle.to_dict()
+    bad = {
+        "provenance labels must be one of": {"labels": "borrowed"},
+        "recipe must be a cache stage name": {"recipe": "site text/../x"},
+        "provenance.teacher_sha256 must be a lower-case hex SHA-256": {"teacher_sha256": "F" * 64},
+        "split_round and parent_sha256 go together": {"split_round": "r1"},
+        "'split-gradients' needs the split_round": {"labels": "split-gradients"},
+        "split-fine-tuned bundle's labels": {"split_round": "r1", "parent_sha256": "e" * 64},
+        "unknown ExtractorProvenance field": {"teacher": "lite0"},
+    }
+    for needle, change in bad.items():
+        with pytest.raises(BundleError, match=needle):
+            ExtractorBundle.from_dict({**good, "provenance": {**good["provenance"], **change}})
+
+
+def test_a_bundle_cached_before_provenance_is_carried_over_without_exporting_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWARMFUSE_CACHE", str(tmp_path / "cache"))
+    cached = bundle_cache_dir("site-text-0123456789abcdef", None)
+    old = cached.with_name(cached.name.replace(f"bundle{bundle_mod.CACHE_LAYOUT}-", "bundle2-"))
+    assert old != cached
+    assert carry_over(cached, SITE_TEXT) is None  # nothing cached before: nothing to carry over
+    bundle, _, _ = _tiny_text_bundle(old)
+    carried = carry_over(cached, SITE_TEXT)
+    assert carried == dataclasses.replace(bundle, provenance=SITE_TEXT) == load_bundle(cached).bundle
+    assert ExtractorBundle.read(old).provenance is None  # the old entry is left as it was, for older code
 
 
 def test_torch_free_encoding_equals_vocab_encoding_on_tricky_texts() -> None:
@@ -284,6 +329,19 @@ def test_torch_free_image_preprocessing_equals_preprocess_images_on_real_images(
 
 
 @pytest.mark.slow
+def test_the_reference_bundles_say_they_were_trained_with_the_label_holders_labels(bundles, manifest):
+    from swarmfuse.extractors.data import fetch_corpus
+
+    text, image = (ExtractorBundle.read(bundles[m]).provenance for m in ("text", "image"))
+    assert text is not None and image is not None
+    assert (text.labels, text.data_sha256, text.corpus_sha256) == ("foreign", manifest.fingerprint(),
+                                                                   fetch_corpus().sha256)
+    assert (image.labels, image.data_sha256, image.teacher_sha256, image.weights_sha256) == (
+        "foreign", manifest.fingerprint(), teacher_sha256(), None)
+    assert text.recipe.startswith("text-") and image.recipe.startswith("image-")
+
+
+@pytest.mark.slow
 def test_bundle_features_equal_the_pipelines_cached_features(bundles, manifest, pipeline_result):
     fs = pipeline_result.features
     assert list(fs.ids) == [e.id for e in manifest.entities]
@@ -365,6 +423,8 @@ def test_efficientnet_lite0_bundle_equals_its_pipeline_features(manifest, tmp_pa
     fs = build_features(config).features
     loaded = load_bundle(export_bundles(tmp_path, config)["image"])
     assert loaded.bundle.backbone == "efficientnet_lite0" and loaded.feature_dim == fs.image.shape[1] == 1280
+    assert loaded.bundle.provenance == ExtractorProvenance(recipe="image-efficientnet_lite0-64px", labels="none",
+                                                           weights_sha256=teacher_sha256())
     rows = np.arange(0, len(manifest.entities), 5)
     got = loaded.extract([manifest.entities[i].image for i in rows], base=manifest.root)
     assert np.abs(got - fs.image[rows]).max() <= 1e-4

@@ -34,8 +34,8 @@ def test_bundles_are_keyed_by_the_stage_and_its_weights(tmp_path, monkeypatch):
     (stage / "backbone.pt").write_bytes(b"weights")
     digest = hashlib.sha256(b"weights").hexdigest()
     assert weights_sha256(stage) == digest
-    assert bundle_cache_dir(stage.name, digest).name == f"bundle2-image-4567-{digest[:16]}"
-    assert bundle_cache_dir("image-efficientnet_lite0-64px", None).name == "bundle2-image-efficientnet_lite0-64px"
+    assert bundle_cache_dir(stage.name, digest).name == f"bundle3-image-4567-{digest[:16]}"
+    assert bundle_cache_dir("image-efficientnet_lite0-64px", None).name == "bundle3-image-efficientnet_lite0-64px"
 
 
 def test_trained_stages_are_keyed_by_their_training_code(tmp_path, monkeypatch):

@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from swarmfuse.extractors.bundle import BundleError, ExtractorBundle, export_image_bundle, export_text_bundle, load_bundle
+from swarmfuse.extractors.bundle import (
+    BundleError,
+    ExtractorBundle,
+    ExtractorProvenance,
+    export_image_bundle,
+    export_text_bundle,
+    load_bundle,
+)
 from swarmfuse.extractors.fusion.head import train_head
 from swarmfuse.extractors.image.backbone import build_resnet50_features
 from swarmfuse.extractors.split import SplitConfig
@@ -44,7 +51,8 @@ def text_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     features = TextFeatures(AWDLSTMEncoder(awd_config(CONFIG, len(vocab)))).eval()
     folder = tmp_path_factory.mktemp("text-bundle")
-    export_text_bundle(TextExtractor(CONFIG, vocab, features, {}), texts[:2], "test: random small AWD-LSTM", folder)
+    export_text_bundle(TextExtractor(CONFIG, vocab, features, {}), texts[:2], "test: random small AWD-LSTM", folder,
+                       provenance=ExtractorProvenance(recipe="test-random-awd-lstm", labels="none"))
     return folder
 
 
@@ -66,8 +74,11 @@ def test_split_epochs_make_a_random_text_extractor_predictive_and_export_it(text
     after = probe_accuracy(site.features(), y, train)
     assert after >= max(before + 0.2, 0.85), (before, after)
 
-    tuned = site.export(tmp_path / "tuned", "test: after split learning")
-    assert tuned.onnx_sha256 != ExtractorBundle.read(text_bundle).onnx_sha256
+    tuned = site.export(tmp_path / "tuned", "test: after split learning", round_id="r7")
+    parent = ExtractorBundle.read(text_bundle)
+    assert tuned.onnx_sha256 != parent.onnx_sha256
+    assert tuned.provenance == ExtractorProvenance(recipe="test-random-awd-lstm", labels="split-gradients",
+                                                   split_round="r7", parent_sha256=parent.onnx_sha256)
     onnx = load_bundle(tmp_path / "tuned").extract(texts)
     assert np.abs(onnx - site.features()).max() < 1e-4
 
@@ -105,7 +116,7 @@ def test_an_image_extractor_fine_tunes_its_last_stage(tmp_path: Path) -> None:
         names.append(f"img/{i}.png")
     torch.manual_seed(0)
     export_image_bundle(build_resnet50_features().eval(), [tmp_path / n for n in names[:2]], 16, "resnet50",
-                        "test: random ResNet50", tmp_path / "bundle")
+                        "test: random ResNet50", tmp_path / "bundle", provenance=None)
     site = TrainableExtractor(tmp_path / "bundle", names, tmp_path)
     start = site.features()
     frozen = {k: v.clone() for k, v in site.module.state_dict().items() if k.startswith("layer3")}
@@ -114,7 +125,7 @@ def test_an_image_extractor_fine_tunes_its_last_stage(tmp_path: Path) -> None:
     site.step(gradients, SplitConfig(local_passes=1))
     assert not np.allclose(site.features(), start)
     assert all(torch.equal(v, site.module.state_dict()[k]) for k, v in frozen.items())  # the bottom stays frozen
-    site.export(tmp_path / "tuned", "test: fine-tuned")
+    assert site.export(tmp_path / "tuned", "test: fine-tuned", round_id="r1").provenance is None  # unknown stays so
     assert np.abs(load_bundle(tmp_path / "tuned").extract(names, tmp_path) - site.features()).max() < 1e-4
 
 

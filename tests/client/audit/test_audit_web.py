@@ -27,6 +27,7 @@ from swarmfuse.client.audit.queries import (
     KeyVersion,
     MemberRecord,
     OrgAudit,
+    ProvenanceRecord,
     PublishedSummary,
     RoundAudit,
     RoundRecord,
@@ -60,7 +61,9 @@ def summary(org: str, modality: str) -> PublishedSummary:
     record = SummaryRecord(org=org, modality=modality, version=1, entity_count=1200, feature_dim=400,
                            manifest_sha256=sha(f"manifest {org}"), entity_commitment=sha(f"ids {org}"),
                            extractor="awd_lstm", extractor_onnx_sha256=sha(f"onnx {org}"), published_at=at(1),
-                           tx_id=sha(f"publish {org}"))
+                           tx_id=sha(f"publish {org}"), extractor_provenance=None if modality == "label" else
+                           ProvenanceRecord(recipe=f"site-{modality}-0123", labels="foreign" if org == "DC3MSP" else
+                                            "none", data_sha256=sha(f"manifest {org}"), teacher_sha256=sha("lite0")))
     return PublishedSummary(latest=record, history=[KeyVersion[SummaryRecord](tx_id=record.tx_id,
                                                                                 timestamp=at(1), value=record)])
 
@@ -331,6 +334,8 @@ def test_page_shows_members_summaries_rounds_timelines_and_exchanges(client: Tes
     for org in ORGS:
         assert sha(f"tls {org}")[:10] in html
     assert sha("manifest DC3MSP")[:10] in html
+    assert "labels <strong>none</strong>; recipe site-text-0123" in html and sha("lite0")[:10] in html
+    assert "labels <strong>foreign</strong> (another party's: the reference); recipe site-image-0123" in html
     assert 'id="run-verification"' in html and "No verification has run" in html
 
 

