@@ -2,9 +2,10 @@
 
 From the replayed state, one check per (org, modality) summary that has an extractor: ``pass`` when its provenance
 says no label of another party reached it (labels ``none`` or ``own``) or that label information reached it only
-through split-learning gradients (``split-gradients``, the recorded exchanges of a round); ``info`` when it was
-trained with another party's labels (``foreign``: the central reference the trust model forbids, reported plainly)
-or declares no provenance (unknown: published before provenance existed); ``fail`` when the record cannot be read.
+through split-learning gradients (``split-gradients``, the recorded exchanges of a round); ``info`` when it
+declares no provenance (unknown: published before provenance existed); ``fail`` when it was trained with another
+party's labels (``foreign``: the central reference, which the trust model forbids: a label holder's labels left it)
+or the record cannot be read.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def provenance_checks(state: Mapping[str, bytes]) -> list[Check]:
         if found is None:
             status, detail = Status.INFO, f"{extractor} declares no provenance (unknown)"
         elif found.labels == LabelSource.FOREIGN:
-            status, detail = Status.INFO, (f"{extractor} was trained with another party's labels (foreign): the "
+            status, detail = Status.FAIL, (f"{extractor} was trained with another party's labels (foreign): the "
                                            f"central reference, which the trust model forbids; {describe(found)}")
         elif found.labels == LabelSource.SPLIT_GRADIENTS:
             status, detail = Status.PASS, (f"{extractor}: label information only through the split-learning "

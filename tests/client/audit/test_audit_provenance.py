@@ -34,7 +34,7 @@ def published() -> World:
     return world
 
 
-def test_verify_passes_label_free_and_split_extractors_and_reports_foreign_labels_and_unknown() -> None:
+def test_verify_passes_label_free_and_split_extractors_fails_foreign_labels_and_reports_unknown() -> None:
     checks = {c.subject: c for c in provenance_checks(published().ledger.state)}
     assert set(checks) == {"summary DC1MSP text", "summary DC2MSP image", "summary DC3MSP image",
                            "summary DC4MSP text"}
@@ -42,7 +42,7 @@ def test_verify_passes_label_free_and_split_extractors_and_reports_foreign_label
                                                           "summary DC3MSP image", "summary DC4MSP text"))
     assert site.status == Status.PASS and "no foreign labels (labels none)" in site.detail
     assert sha("DC1/text/manifest/100")[:16] in site.detail and site.tx_id
-    assert reference.status == Status.INFO and "another party's labels (foreign)" in reference.detail
+    assert reference.status == Status.FAIL and "another party's labels (foreign)" in reference.detail
     assert sha("efficientnet-lite0")[:16] in reference.detail
     assert tuned.status == Status.PASS and "split-learning gradients of round r1" in tuned.detail
     assert unknown.status == Status.INFO and "declares no provenance" in unknown.detail
