@@ -23,6 +23,10 @@ def up(
     port_base: int | None = typer.Option(None, "--port-base", help="First port of the network's range (default 17000)."),
     mutual_tls: bool | None = typer.Option(None, "--mutual-tls/--no-mutual-tls", help="Peers require a client TLS "
                                            "certificate (mutual TLS) and bind Deliver requests to it (default on for a new network)."),
+    address: str | None = typer.Option(None, "--address", help="IPv4 address every listener binds to and clients "
+                                       "reach; certificates name it (default 127.0.0.1)."),
+    names: list[str] | None = typer.Option(None, "--name", help="Another host name (or address) the nodes' TLS "
+                                           "certificates carry (repeatable)."),
     engine: str = typer.Option("auto", "--engine", help="embedded, fabric, or auto: Fabric when a release is "
                                "configured or cached, the embedded engine otherwise. Recorded in the home."),
     home: Path = HomeOption,
@@ -32,7 +36,7 @@ def up(
         network = Network(home)
         current = network.state()
         topology = None
-        if current is None or any(v is not None for v in (orgs, auditor, consensus, port_base, mutual_tls)):
+        if current is None or any(v is not None for v in (orgs, auditor, consensus, port_base, mutual_tls, address, names)):
             base = current.topology() if current else Topology()
             topology = Topology(
                 n_orgs=base.n_orgs if orgs is None else orgs,
@@ -40,6 +44,8 @@ def up(
                 consensus=base.consensus if consensus is None else consensus,  # type: ignore[arg-type]
                 port_base=base.port_base if port_base is None else port_base,
                 mutual_tls=base.mutual_tls if mutual_tls is None else mutual_tls,
+                address=base.address if address is None else address,
+                names=base.names if names is None else tuple(names),
             )
         started_at = time.monotonic()
         result = network.up(topology, engine)
@@ -97,3 +103,4 @@ def check(home: Path = HomeOption) -> None:
     console.print(table if reports else f"No channel ledgers under {home}.")
     if any(report.problem is not None for report in reports):
         raise typer.Exit(1)
+

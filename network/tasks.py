@@ -40,7 +40,7 @@ from swarmfuse.network.ordering import wait_for_leaders
 from swarmfuse.network.peercli import PeerCli
 from swarmfuse.network.procs import run_checked
 from swarmfuse.network.state import TaskRecord
-from swarmfuse.network.topology import HOST, Org, parse_org_list, validate_channel_name
+from swarmfuse.network.topology import Org, parse_org_list, validate_channel_name
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def _participation(network: Network, method: str, body: dict[str, object] | None
     admin_tls = layout.orderer_admin_dir / "tls"
     context = ssl.create_default_context(cafile=str(layout.orderer_tls_ca))
     context.load_cert_chain(admin_tls / "client.crt", admin_tls / "client.key")
-    url = f"https://{HOST}:{topology.orderer_ports(topology.orderers[0]).admin}/participation/v1/channels"
+    url = f"https://{topology.address}:{topology.orderer_ports(topology.orderers[0]).admin}/participation/v1/channels"
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
@@ -250,7 +250,7 @@ def _join_orderers(network: Network, name: str, block: str) -> None:
     for orderer in topology.orderers:
         run_checked([
             network.fabric.bin("osnadmin"), "channel", "join", "--channelID", name, "--config-block", block,
-            "-o", f"{HOST}:{topology.orderer_ports(orderer).admin}", "--ca-file", str(layout.orderer_tls_ca),
+            "-o", f"{topology.address}:{topology.orderer_ports(orderer).admin}", "--ca-file", str(layout.orderer_tls_ca),
             "--client-cert", str(admin_tls / "client.crt"), "--client-key", str(admin_tls / "client.key"),
         ])
 

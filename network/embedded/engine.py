@@ -33,7 +33,7 @@ from swarmfuse.network.embedded.genesis import signing_identity
 from swarmfuse.network.protocol.model import ChaincodeDefinition
 from swarmfuse.network.embedded.rpc import StreamSlots
 from swarmfuse.network.layout import Layout
-from swarmfuse.network.topology import HOST, Org, Topology
+from swarmfuse.network.topology import Org, Topology
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class Engine:
             str(connection["address"]), str(connection["root_cert"]).encode(), str(connection["client_cert"]).encode(),
             str(connection["client_key"]).encode(), None,
         )
-        address = f"{HOST}:{self.topology.peer_ports(org).listen}"
+        address = f"{self.topology.address}:{self.topology.peer_ports(org).listen}"
         return Endorser(org.name, PeerIdentity(org.mspid, serialized, signer), client, address)
 
     def _sign_as_orderer(self, message: bytes) -> bytes:
@@ -182,10 +182,10 @@ class Engine:
         ports = self.topology.orderer_ports(orderer0)
         tls = self.layout.orderer_dir(self.topology, orderer0) / "tls"
         self._http.append(admin.start_participation(
-            (HOST, ports.admin), tls / "server.crt", tls / "server.key", self.layout.orderer_tls_ca,
+            (self.topology.address, ports.admin), tls / "server.crt", tls / "server.key", self.layout.orderer_tls_ca,
             self.join, self.listing,
         ))
-        self._http.append(admin.start_operations((HOST, ports.operations), self._serving.is_set))
+        self._http.append(admin.start_operations((self.topology.address, ports.operations), self._serving.is_set))
         self._servers.append(self._orderer_server(ports.listen, tls))
         self._serving.set()
         logger.info("engine serving %d orgs and %d channels", len(self.topology.orgs), len(self.channels))
@@ -197,8 +197,8 @@ class Engine:
                              options=SERVER_OPTIONS)
         add_AtomicBroadcastServicer_to_server(BroadcastService(self.channels), server)
         pair = ((tls / "server.key").read_bytes(), (tls / "server.crt").read_bytes())
-        if server.add_secure_port(f"{HOST}:{port}", grpc.ssl_server_credentials([pair])) != port:
-            raise OSError(f"cannot listen on {HOST}:{port} for the orderer")
+        if server.add_secure_port(f"{self.topology.address}:{port}", grpc.ssl_server_credentials([pair])) != port:
+            raise OSError(f"cannot listen on {self.topology.address}:{port} for the orderer")
         server.start()
         return server
 
@@ -222,8 +222,8 @@ class Engine:
         else:
             credentials = grpc.ssl_server_credentials([pair])
         port = self.topology.peer_ports(org).listen
-        if server.add_secure_port(f"{HOST}:{port}", credentials) != port:
-            raise OSError(f"cannot listen on {HOST}:{port} for {org.name}")
+        if server.add_secure_port(f"{self.topology.address}:{port}", credentials) != port:
+            raise OSError(f"cannot listen on {self.topology.address}:{port} for {org.name}")
         server.start()
         return server
 
