@@ -104,3 +104,21 @@ def check(home: Path = HomeOption) -> None:
     if any(report.problem is not None for report in reports):
         raise typer.Exit(1)
 
+
+@app.command()
+def bundle(
+    out: Path = typer.Argument(..., help="A new folder for the bundle."),
+    org: str = typer.Option(..., "--org", help="The org whose host the bundle is for, e.g. DC2."),
+    task: str = typer.Option(..., "--task", help="The task (channel) its site works on."),
+    site_address: str | None = typer.Option(None, "--site-address", help="IPv4 address the org's site agent binds "
+                                            "to and other sites reach (default: the network's address)."),
+    home: Path = HomeOption,
+) -> None:
+    """Write what the org's host needs to run its site (its own keys only, the task orgs' TLS CAs and endpoints, a
+    connection profile, site settings) with a manifest of every file's SHA-256."""
+    from swarmfuse.network.bundle import describe, write_bundle
+
+    with clean_errors():
+        made = write_bundle(home, org, task, out, site_address)
+    console.print(f"Wrote the {describe(made)} to {out}; give it to {org}'s host only (it holds {org}'s private "
+                  "keys) and compare the manifest SHA-256 there.", highlight=False)

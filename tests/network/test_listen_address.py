@@ -100,3 +100,8 @@ def test_a_bad_address_is_refused_before_anything_is_written(tmp_path: Path, add
     assert code == 1 and message in " ".join(output.split()), output
     assert not (home / "state.json").exists() and not (home / "crypto").exists()
 
+
+def test_a_site_refuses_an_address_that_is_no_ipv4_address(tmp_path: Path) -> None:
+    code, output = run_cli("site", "serve", "--org", "DC1", "--task", "t", "--address", "site.example",
+                           "--home", str(tmp_path))
+    assert code == 1 and "is not an IPv4 address" in output, output
