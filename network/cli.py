@@ -1,4 +1,4 @@
-"""``swarmfuse network up|down|status|check``."""
+"""``swarmfuse network up|down|status|check|add-peer|bundle``."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ def up(
                 mutual_tls=base.mutual_tls if mutual_tls is None else mutual_tls,
                 address=base.address if address is None else address,
                 names=base.names if names is None else tuple(names),
+                joined=base.joined,
             )
         started_at = time.monotonic()
         result = network.up(topology, engine)
@@ -122,3 +123,20 @@ def bundle(
         made = write_bundle(home, org, task, out, site_address)
     console.print(f"Wrote the {describe(made)} to {out}; give it to {org}'s host only (it holds {org}'s private "
                   "keys) and compare the manifest SHA-256 there.", highlight=False)
+
+
+@app.command("add-peer")
+def add_peer(
+    org_home: Path = typer.Option(..., "--org-home", help="The home of an org made with 'swarmfuse org init'."),
+    home: Path = HomeOption,
+) -> None:
+    """Host the peer of an org that joined a task (embedded engine): the engine takes its peer's pairs only, and
+    restarts to serve it; then 'swarmfuse task define' lets the task's chaincode policy name it."""
+    from swarmfuse.network.hosting import add_peer as host
+
+    with clean_errors():
+        network = Network(home)
+        org = host(network, org_home)
+        topology = network.require_state().topology()
+    console.print(f"The engine hosts {org.name}'s peer at {topology.endpoint(topology.peer_ports(org).listen)}.",
+                  highlight=False)

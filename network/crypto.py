@@ -51,7 +51,7 @@ def cryptogen_config(topology: Topology) -> dict[str, object]:
                 "Template": {"Count": 1, "SANS": list(topology.sans)},
                 "Users": {"Count": 1},
             }
-            for org in topology.orgs
+            for org in topology.founding_orgs
         ],
     }
 
@@ -63,7 +63,7 @@ def generate(fabric: Fabric | None, topology: Topology, layout: Layout) -> None:
     document = yaml.safe_dump(cryptogen_config(topology), sort_keys=False)
     if layout.crypto.is_dir() and config.is_file() and config.read_text() == document:
         return
-    logger.info("generating crypto material for %d orgs", len(topology.orgs))
+    logger.info("generating crypto material for %d orgs", len(topology.founding_orgs))
     shutil.rmtree(layout.crypto, ignore_errors=True)
     config.unlink(missing_ok=True)
     pending = config.with_name(".crypto-config.yaml.pending")  # becomes crypto-config.yaml once the tree is complete
@@ -74,7 +74,7 @@ def generate(fabric: Fabric | None, topology: Topology, layout: Layout) -> None:
         generate_material(topology, layout)
     else:
         run_checked([fabric.bin("cryptogen"), "generate", f"--config={pending}", f"--output={layout.crypto}"])
-    for org in topology.orgs:
+    for org in topology.founding_orgs:
         issue_chaincode_tls(layout, org, topology.sans)
     pending.replace(config)
 

@@ -160,8 +160,10 @@ def engine_spec(topology: Topology, layout: Layout) -> ProcessSpec:
 
 def peer_probe(topology: Topology, layout: Layout, org: Org) -> TlsProbe:
     """A TLS probe of ``org``'s peer endpoint (Fabric peer or engine), presenting the org admin's client TLS
-    certificate when the network requires mutual TLS."""
-    tls = layout.user_dir(org, "Admin") / "tls"
+    certificate when the network requires mutual TLS (for an org that joined later, whose admin is not in the home,
+    the first founding org's admin's)."""
+    founding = topology.founding_orgs
+    tls = layout.user_dir(org if org in founding else founding[0], "Admin") / "tls"
     client = (tls / "client.crt", tls / "client.key") if topology.mutual_tls else (None, None)
     return TlsProbe(f"{topology.address}:{topology.peer_ports(org).listen}", layout.org_tls_ca(org), cert=client[0], key=client[1],
                     server_name=org.peer_host)

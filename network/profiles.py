@@ -82,7 +82,8 @@ def build(topology: Topology, layout: Layout, org: Org, engine: str) -> Profile:
 
 
 def write_all(topology: Topology, layout: Layout, engine: str) -> None:
-    for org in topology.orgs:
+    """The founding orgs' profiles (an org that joined later keeps its users in its own home)."""
+    for org in topology.founding_orgs:
         path = layout.profile(org)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(build(topology, layout, org, engine).model_dump(), indent=2) + "\n")

@@ -21,6 +21,9 @@ AUDITOR = "Auditor"
 ORDERER_MSP = "OrdererMSP"
 ORDERER_DOMAIN = "orderer.swarmfuse.local"
 PORT_SPAN = 70
+MAX_HOSTED = (PORT_SPAN - 20) // 5
+"""Peer orgs (founding, auditor and joined) whose five ports fit in :data:`PORT_SPAN`."""
+_ORG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,48}$")
 HOST = "127.0.0.1"
 """The default listen address: loopback."""
 LOOPBACK_NAMES = ("localhost", "127.0.0.1")
@@ -92,6 +95,9 @@ class Topology:
     """The IPv4 address every listener binds to and clients reach; certificates name it."""
     names: tuple[str, ...] = ()
     """Further host names (or addresses) the nodes' TLS certificates carry, for clients that use them."""
+    joined: tuple[str, ...] = ()
+    """Orgs made in homes of their own that joined a task later and whose peer this home's engine hosts
+    (``swarmfuse network add-peer``), after the founding orgs in port order."""
     orgs: tuple[Org, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -105,12 +111,25 @@ class Topology:
         orgs = [Org(f"DC{i}", i - 1) for i in range(1, self.n_orgs + 1)]
         if self.auditor:
             orgs.append(Org(AUDITOR, self.n_orgs, auditor=True))
+        object.__setattr__(self, "joined", tuple(self.joined))
+        for name in self.joined:
+            if not _ORG_NAME.match(name) or any(org.name == name for org in orgs):
+                raise InvalidInput(f"org {name!r} cannot join: not a valid org name, or the network has it already")
+            orgs.append(Org(name, len(orgs)))
+        if len(orgs) > MAX_HOSTED:
+            raise InvalidInput(f"a network's ports make room for {MAX_HOSTED} peer orgs; it would have {len(orgs)}")
         object.__setattr__(self, "orgs", tuple(orgs))
+
+    @property
+    def founding_orgs(self) -> tuple[Org, ...]:
+        """The orgs made with the network (its home holds their CAs), without those that joined later."""
+        return tuple(org for org in self.orgs if org.name not in self.joined)
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
         data.pop("orgs")
         data["names"] = list(self.names)
+        data["joined"] = list(self.joined)
         return data
 
     def endpoint(self, port: int) -> str:
@@ -148,8 +167,9 @@ class Topology:
     def describe(self) -> str:
         """One line naming what distinguishes this network (for messages)."""
         names = f" ({', '.join(self.names)})" if self.names else ""
-        return (f"{self.n_orgs} orgs, auditor={self.auditor}, consensus={self.consensus}, port base {self.port_base}, "
-                f"mutual TLS {'on' if self.mutual_tls else 'off'}, address {self.address}{names}")
+        joined = f", joined {', '.join(self.joined)}" if self.joined else ""
+        return (f"{self.n_orgs} orgs{joined}, auditor={self.auditor}, consensus={self.consensus}, port base "
+                f"{self.port_base}, mutual TLS {'on' if self.mutual_tls else 'off'}, address {self.address}{names}")
 
     def org(self, name: str) -> Org:
         for org in self.orgs:
