@@ -12,7 +12,7 @@ from pathlib import Path
 from swarmfuse.files import PRIVATE, write_private
 from swarmfuse.network.crypto import chaincode_tls
 from swarmfuse.network.layout import Layout
-from swarmfuse.network.topology import HOST, Org, Topology
+from swarmfuse.network.topology import Org, Topology
 
 CHAINCODE_NAME = "swarmfuse"
 CHAINCODE_VERSION = "1.0"
@@ -22,7 +22,7 @@ LABEL = f"{CHAINCODE_NAME}_{CHAINCODE_VERSION}"
 def connection(topology: Topology, layout: Layout, org: Org) -> dict[str, object]:
     tls = chaincode_tls(layout, org)
     return {
-        "address": f"{HOST}:{topology.peer_ports(org).ccaas}",
+        "address": f"{topology.address}:{topology.peer_ports(org).ccaas}",
         "dial_timeout": "10s",
         "tls_required": True,
         "client_auth_required": True,

@@ -1,4 +1,4 @@
-"""``swarmfuse network up|down|status|check``."""
+"""``swarmfuse network up|down|status|check|add-peer|bundle``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ def up(
     port_base: int | None = typer.Option(None, "--port-base", help="First port of the network's range (default 17000)."),
     mutual_tls: bool | None = typer.Option(None, "--mutual-tls/--no-mutual-tls", help="Peers require a client TLS "
                                            "certificate (mutual TLS) and bind Deliver requests to it (default on for a new network)."),
+    address: str | None = typer.Option(None, "--address", help="IPv4 address every listener binds to and clients "
+                                       "reach; certificates name it (default 127.0.0.1)."),
+    names: list[str] | None = typer.Option(None, "--name", help="Another host name (or address) the nodes' TLS "
+                                           "certificates carry (repeatable)."),
     engine: str = typer.Option("auto", "--engine", help="embedded, fabric, or auto: Fabric when a release is "
                                "configured or cached, the embedded engine otherwise. Recorded in the home."),
     home: Path = HomeOption,
@@ -32,7 +36,7 @@ def up(
         network = Network(home)
         current = network.state()
         topology = None
-        if current is None or any(v is not None for v in (orgs, auditor, consensus, port_base, mutual_tls)):
+        if current is None or any(v is not None for v in (orgs, auditor, consensus, port_base, mutual_tls, address, names)):
             base = current.topology() if current else Topology()
             topology = Topology(
                 n_orgs=base.n_orgs if orgs is None else orgs,
@@ -40,6 +44,9 @@ def up(
                 consensus=base.consensus if consensus is None else consensus,  # type: ignore[arg-type]
                 port_base=base.port_base if port_base is None else port_base,
                 mutual_tls=base.mutual_tls if mutual_tls is None else mutual_tls,
+                address=base.address if address is None else address,
+                names=base.names if names is None else tuple(names),
+                joined=base.joined,
             )
         started_at = time.monotonic()
         result = network.up(topology, engine)
@@ -97,3 +104,39 @@ def check(home: Path = HomeOption) -> None:
     console.print(table if reports else f"No channel ledgers under {home}.")
     if any(report.problem is not None for report in reports):
         raise typer.Exit(1)
+
+
+@app.command()
+def bundle(
+    out: Path = typer.Argument(..., help="A new folder for the bundle."),
+    org: str = typer.Option(..., "--org", help="The org whose host the bundle is for, e.g. DC2."),
+    task: str = typer.Option(..., "--task", help="The task (channel) its site works on."),
+    site_address: str | None = typer.Option(None, "--site-address", help="IPv4 address the org's site agent binds "
+                                            "to and other sites reach (default: the network's address)."),
+    home: Path = HomeOption,
+) -> None:
+    """Write what the org's host needs to run its site (its own keys only, the task orgs' TLS CAs and endpoints, a
+    connection profile, site settings) with a manifest of every file's SHA-256."""
+    from swarmfuse.network.bundle import describe, write_bundle
+
+    with clean_errors():
+        made = write_bundle(home, org, task, out, site_address)
+    console.print(f"Wrote the {describe(made)} to {out}; give it to {org}'s host only (it holds {org}'s private "
+                  "keys) and compare the manifest SHA-256 there.", highlight=False)
+
+
+@app.command("add-peer")
+def add_peer(
+    org_home: Path = typer.Option(..., "--org-home", help="The home of an org made with 'swarmfuse org init'."),
+    home: Path = HomeOption,
+) -> None:
+    """Host the peer of an org that joined a task (embedded engine): the engine takes its peer's pairs only, and
+    restarts to serve it; then 'swarmfuse task define' lets the task's chaincode policy name it."""
+    from swarmfuse.network.hosting import add_peer as host
+
+    with clean_errors():
+        network = Network(home)
+        org = host(network, org_home)
+        topology = network.require_state().topology()
+    console.print(f"The engine hosts {org.name}'s peer at {topology.endpoint(topology.peer_ports(org).listen)}.",
+                  highlight=False)

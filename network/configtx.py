@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.protocol.policy import org_policy_rules
-from swarmfuse.network.topology import HOST, ORDERER_MSP, Org, Topology
+from swarmfuse.network.topology import ORDERER_MSP, Org, Topology
 
 PROFILE = "TaskChannel"
 BATCH_TIMEOUT = "250ms"
@@ -34,7 +34,7 @@ def _org_section(org: Org, topology: Topology, layout: Layout) -> dict[str, obje
         "ID": org.mspid,
         "MSPDir": str(layout.org_dir(org) / "msp"),
         "Policies": {name: _sig(rule) for name, rule in rules.items()},
-        "AnchorPeers": [{"Host": HOST, "Port": topology.peer_ports(org).listen}],
+        "AnchorPeers": [{"Host": topology.address, "Port": topology.peer_ports(org).listen}],
     }
 
 
@@ -44,7 +44,7 @@ def _orderer_org(topology: Topology, layout: Layout) -> dict[str, object]:
         "ID": ORDERER_MSP,
         "MSPDir": str(layout.orderer_org_dir / "msp"),
         "Policies": {name: _sig(rule) for name, rule in org_policy_rules(ORDERER_MSP, "orderer").items()},
-        "OrdererEndpoints": [f"{HOST}:{topology.orderer_ports(name).listen}" for name in topology.orderers],
+        "OrdererEndpoints": [f"{topology.address}:{topology.orderer_ports(name).listen}" for name in topology.orderers],
     }
 
 
@@ -54,13 +54,13 @@ def _consensus(topology: Topology, layout: Layout) -> dict[str, object]:
 
     if topology.consensus == "raft":
         consenters = [
-            {"Host": HOST, "Port": topology.orderer_ports(n).listen, "ClientTLSCert": tls(n), "ServerTLSCert": tls(n)}
+            {"Host": topology.address, "Port": topology.orderer_ports(n).listen, "ClientTLSCert": tls(n), "ServerTLSCert": tls(n)}
             for n in topology.orderers
         ]
         return {"OrdererType": "etcdraft", "EtcdRaft": {"Consenters": consenters}}
     mapping = [
         {
-            "ID": i + 1, "Host": HOST, "Port": topology.orderer_ports(n).listen, "MSPID": ORDERER_MSP,
+            "ID": i + 1, "Host": topology.address, "Port": topology.orderer_ports(n).listen, "MSPID": ORDERER_MSP,
             "Identity": str(layout.orderer_dir(topology, n) / "msp" / "signcerts" / f"{topology.orderer_host(n)}-cert.pem"),
             "ClientTLSCert": tls(n), "ServerTLSCert": tls(n),
         }

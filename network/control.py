@@ -193,7 +193,7 @@ class Network:
     def up(self, topology: Topology | None = None, engine: str = "auto") -> UpResult:
         """Start a fresh network for ``topology`` on ``engine``, or restart the missing nodes of the existing one."""
         if topology is not None and self.state() is None:
-            check_ports_free(topology.all_ports())  # before anything is written under the home
+            check_ports_free(topology.all_ports(), topology.address)  # before anything is written under the home
         with self.locked():
             return self._up(topology, engine)
 
@@ -205,7 +205,7 @@ class Network:
             chosen = resolve_engine(engine)
             if chosen == "embedded" and topology.consensus != "raft":
                 raise InvalidInput("the embedded engine has one built-in orderer: --consensus applies to --engine fabric")
-            check_ports_free(topology.all_ports())
+            check_ports_free(topology.all_ports(), topology.address)
             current = self._create(topology, chosen)
         elif topology is not None and topology.to_dict() != current.topology().to_dict():
             raise InvalidInput(
@@ -246,7 +246,8 @@ class Network:
         """Start ``specs`` by kind (orderers, then peers, then chaincode servers), waiting for readiness."""
         for kind in START_ORDER:
             batch = [spec for spec in specs if spec.kind == kind]
-            check_ports_free([port for spec in batch for port in spec.ports])
+            for host in {spec.host for spec in batch}:
+                check_ports_free([port for spec in batch if spec.host == host for port in spec.ports], host)
             for spec in batch:
                 if spec.cwd:
                     spec.cwd.mkdir(parents=True, exist_ok=True)

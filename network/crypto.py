@@ -1,5 +1,6 @@
 """Crypto material: cryptogen (or, without a Fabric release, :mod:`swarmfuse.network.cryptomaterial`, same tree)
-for MSPs and node TLS (NodeOUs on, SANs localhost/127.0.0.1), plus the chaincode servers' TLS pairs, issued with
+for MSPs and node TLS (NodeOUs on, SANs the topology's: its address and names, with localhost and 127.0.0.1 on
+loopback), plus the chaincode servers' TLS pairs, issued with
 ``cryptography`` by each org's TLS CA."""
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from swarmfuse.network.topology import ORDERER_DOMAIN, Org, Topology
 logger = logging.getLogger(__name__)
 
 SANS = ["localhost", "127.0.0.1"]
+"""What a TLS pair names when no topology says otherwise."""
 CERT_DAYS = 3650
 
 
@@ -38,7 +40,7 @@ def cryptogen_config(topology: Topology) -> dict[str, object]:
                 "Name": "Orderer",
                 "Domain": ORDERER_DOMAIN,
                 "EnableNodeOUs": True,
-                "Specs": [{"Hostname": name, "SANS": SANS} for name in topology.orderers],
+                "Specs": [{"Hostname": name, "SANS": list(topology.sans)} for name in topology.orderers],
             }
         ],
         "PeerOrgs": [
@@ -46,10 +48,10 @@ def cryptogen_config(topology: Topology) -> dict[str, object]:
                 "Name": org.name,
                 "Domain": org.domain,
                 "EnableNodeOUs": True,
-                "Template": {"Count": 1, "SANS": SANS},
+                "Template": {"Count": 1, "SANS": list(topology.sans)},
                 "Users": {"Count": 1},
             }
-            for org in topology.orgs
+            for org in topology.founding_orgs
         ],
     }
 
@@ -61,7 +63,7 @@ def generate(fabric: Fabric | None, topology: Topology, layout: Layout) -> None:
     document = yaml.safe_dump(cryptogen_config(topology), sort_keys=False)
     if layout.crypto.is_dir() and config.is_file() and config.read_text() == document:
         return
-    logger.info("generating crypto material for %d orgs", len(topology.orgs))
+    logger.info("generating crypto material for %d orgs", len(topology.founding_orgs))
     shutil.rmtree(layout.crypto, ignore_errors=True)
     config.unlink(missing_ok=True)
     pending = config.with_name(".crypto-config.yaml.pending")  # becomes crypto-config.yaml once the tree is complete
@@ -72,8 +74,8 @@ def generate(fabric: Fabric | None, topology: Topology, layout: Layout) -> None:
         generate_material(topology, layout)
     else:
         run_checked([fabric.bin("cryptogen"), "generate", f"--config={pending}", f"--output={layout.crypto}"])
-    for org in topology.orgs:
-        issue_chaincode_tls(layout, org)
+    for org in topology.founding_orgs:
+        issue_chaincode_tls(layout, org, topology.sans)
     pending.replace(config)
 
 
@@ -99,12 +101,12 @@ def chaincode_tls(layout: Layout, org: Org) -> ChaincodeTls:
     )
 
 
-def issue_chaincode_tls(layout: Layout, org: Org) -> ChaincodeTls:
-    """Server pair (for 127.0.0.1/localhost) and client pair for ``org``'s chaincode link."""
+def issue_chaincode_tls(layout: Layout, org: Org, hosts: Sequence[str] = tuple(SANS)) -> ChaincodeTls:
+    """Server pair (for ``hosts``) and client pair for ``org``'s chaincode link."""
     files = chaincode_tls(layout, org)
     files.server_cert.parent.mkdir(parents=True, exist_ok=True)
     issue_tls_pair(layout, org, f"chaincode.{org.domain}", ExtendedKeyUsageOID.SERVER_AUTH, files.server_cert,
-                   files.server_key)
+                   files.server_key, hosts=hosts)
     issue_tls_pair(layout, org, f"peer0-client.{org.domain}", ExtendedKeyUsageOID.CLIENT_AUTH, files.client_cert,
                    files.client_key)
     return files

@@ -21,6 +21,10 @@ class PortInUse(NetworkError):
     """A port the network needs is taken by another process."""
 
 
+class AddressUnavailable(NetworkError):
+    """The address the network should listen on is none of this host's."""
+
+
 class NotRunning(NetworkError):
     """The operation needs a network that is not running under this home."""
 

@@ -1,5 +1,5 @@
 """Process specs for orderers, peers and chaincode servers: command, environment overrides, ports, health
-endpoint and TLS probes. Every listener is on 127.0.0.1 and TLS is on for every link."""
+endpoint and TLS probes. Every listener is on the topology's address and TLS is on for every link."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from swarmfuse.network.binaries import Fabric
 from swarmfuse.network.crypto import chaincode_tls
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.procs import ProcessSpec, TlsProbe
-from swarmfuse.network.topology import HOST, ORDERER_MSP, Org, Topology
+from swarmfuse.network.topology import ORDERER_MSP, Org, Topology
 
 BUILDER_SOURCE = Path(__file__).with_name("builders") / "ccaas" / "bin"
 BUILDER_NAME = "swarmfuse-ccaas"
@@ -42,7 +42,7 @@ def orderer_spec(fabric: Fabric, topology: Topology, layout: Layout, name: str) 
     data = layout.data_dir(name)
     tls_ca = str(layout.orderer_tls_ca)
     env = _base_env(fabric) | {
-        "ORDERER_GENERAL_LISTENADDRESS": HOST,
+        "ORDERER_GENERAL_LISTENADDRESS": topology.address,
         "ORDERER_GENERAL_LISTENPORT": str(ports.listen),
         "ORDERER_GENERAL_LOCALMSPID": ORDERER_MSP,
         "ORDERER_GENERAL_LOCALMSPDIR": str(node / "msp"),
@@ -58,36 +58,36 @@ def orderer_spec(fabric: Fabric, topology: Topology, layout: Layout, name: str) 
         "ORDERER_CONSENSUS_WALDIR": str(data / "etcdraft" / "wal"),
         "ORDERER_CONSENSUS_SNAPDIR": str(data / "etcdraft" / "snapshot"),
         "ORDERER_CHANNELPARTICIPATION_ENABLED": "true",
-        "ORDERER_ADMIN_LISTENADDRESS": f"{HOST}:{ports.admin}",
+        "ORDERER_ADMIN_LISTENADDRESS": f"{topology.address}:{ports.admin}",
         "ORDERER_ADMIN_TLS_ENABLED": "true",
         "ORDERER_ADMIN_TLS_CERTIFICATE": str(tls / "server.crt"),
         "ORDERER_ADMIN_TLS_PRIVATEKEY": str(tls / "server.key"),
         "ORDERER_ADMIN_TLS_ROOTCAS": f"[{tls_ca}]",
         "ORDERER_ADMIN_TLS_CLIENTAUTHREQUIRED": "true",
         "ORDERER_ADMIN_TLS_CLIENTROOTCAS": f"[{tls_ca}]",
-        "ORDERER_OPERATIONS_LISTENADDRESS": f"{HOST}:{ports.operations}",
+        "ORDERER_OPERATIONS_LISTENADDRESS": f"{topology.address}:{ports.operations}",
         "ORDERER_METRICS_PROVIDER": "prometheus",
     }
     return ProcessSpec(
         name=name, kind="orderer", args=[fabric.bin("orderer")], env=env, port=ports.listen,
-        health_url=f"http://{HOST}:{ports.operations}/healthz", cwd=data,
+        health_url=f"http://{topology.address}:{ports.operations}/healthz", cwd=data, host=topology.address,
         other_ports=[ports.admin, ports.operations],
-        probes=[TlsProbe(f"{HOST}:{ports.listen}", layout.orderer_tls_ca, server_name=topology.orderer_host(name))],
+        probes=[TlsProbe(f"{topology.address}:{ports.listen}", layout.orderer_tls_ca, server_name=topology.orderer_host(name))],
     )
 
 
 def peer_spec(fabric: Fabric, topology: Topology, layout: Layout, org: Org) -> ProcessSpec:
     ports = topology.peer_ports(org)
     node = layout.peer_dir(org)
-    address = f"{HOST}:{ports.listen}"
+    address = f"{topology.address}:{ports.listen}"
     builders = [{"name": BUILDER_NAME, "path": str(layout.builder_dir), "propagateEnvironment": []}]
     data = layout.data_dir(org.peer_process)
     env = _base_env(fabric) | {
         "CORE_PEER_ID": org.peer_host,
         "CORE_PEER_ADDRESS": address,
         "CORE_PEER_LISTENADDRESS": address,
-        "CORE_PEER_CHAINCODEADDRESS": f"{HOST}:{ports.chaincode}",
-        "CORE_PEER_CHAINCODELISTENADDRESS": f"{HOST}:{ports.chaincode}",
+        "CORE_PEER_CHAINCODEADDRESS": f"{topology.address}:{ports.chaincode}",
+        "CORE_PEER_CHAINCODELISTENADDRESS": f"{topology.address}:{ports.chaincode}",
         "CORE_PEER_GOSSIP_BOOTSTRAP": address,
         "CORE_PEER_GOSSIP_EXTERNALENDPOINT": address,
         "CORE_PEER_LOCALMSPID": org.mspid,
@@ -99,7 +99,7 @@ def peer_spec(fabric: Fabric, topology: Topology, layout: Layout, org: Org) -> P
         "CORE_PEER_FILESYSTEMPATH": str(data),
         "CORE_LEDGER_STATE_STATEDATABASE": "goleveldb",
         "CORE_LEDGER_SNAPSHOTS_ROOTDIR": str(data / "snapshots"),
-        "CORE_OPERATIONS_LISTENADDRESS": f"{HOST}:{ports.operations}",
+        "CORE_OPERATIONS_LISTENADDRESS": f"{topology.address}:{ports.operations}",
         "CORE_METRICS_PROVIDER": "prometheus",
         "CORE_VM_ENDPOINT": "",
         "CORE_CHAINCODE_EXTERNALBUILDERS": json.dumps(builders),
@@ -112,8 +112,8 @@ def peer_spec(fabric: Fabric, topology: Topology, layout: Layout, org: Org) -> P
             "CORE_PEER_TLS_CLIENTROOTCAS_FILES": " ".join(str(layout.org_tls_ca(each)) for each in topology.orgs),
         }
     return ProcessSpec(
-        name=org.peer_process, kind="peer", args=[fabric.bin("peer"), "node", "start"], env=env, port=ports.listen,
-        health_url=f"http://{HOST}:{ports.operations}/healthz", other_ports=[ports.chaincode, ports.operations],
+        name=org.peer_process, kind="peer", args=[fabric.bin("peer"), "node", "start"], env=env, port=ports.listen, host=topology.address,
+        health_url=f"http://{topology.address}:{ports.operations}/healthz", other_ports=[ports.chaincode, ports.operations],
         probes=[peer_probe(topology, layout, org)],
     )
 
@@ -129,16 +129,16 @@ def chaincode_spec(topology: Topology, layout: Layout, org: Org, package_id: str
     keep = {key: os.environ[key] for key in passed if key in os.environ}
     env = keep | {
         "CHAINCODE_ID": package_id,
-        "CHAINCODE_SERVER_ADDRESS": f"{HOST}:{ports.ccaas}",
+        "CHAINCODE_SERVER_ADDRESS": f"{topology.address}:{ports.ccaas}",
         "CHAINCODE_TLS_CERT_FILE": str(tls.server_cert),
         "CHAINCODE_TLS_KEY_FILE": str(tls.server_key),
         "CHAINCODE_CLIENT_CA_CERT_FILE": str(tls.ca_cert),
     }
     # The server requires the peer's client certificate: the probe presents it, as the peer will.
-    probe = TlsProbe(f"{HOST}:{ports.ccaas}", tls.ca_cert, cert=tls.client_cert, key=tls.client_key)
+    probe = TlsProbe(f"{topology.address}:{ports.ccaas}", tls.ca_cert, cert=tls.client_cert, key=tls.client_key)
     return ProcessSpec(
         name=org.chaincode_process, kind="chaincode", args=[sys.executable, "-m", "swarmfuse.chaincode"],
-        env=env, port=ports.ccaas, probes=[probe],
+        env=env, port=ports.ccaas, probes=[probe], host=topology.address,
     )
 
 
@@ -150,18 +150,20 @@ def engine_spec(topology: Topology, layout: Layout) -> ProcessSpec:
     return ProcessSpec(
         name=ENGINE_PROCESS, kind="engine",
         args=[sys.executable, "-m", "swarmfuse.network.embedded", "--home", str(layout.home)],
-        env=keep, port=peer_ports[0], health_url=f"http://{HOST}:{orderer.operations}/healthz",
+        env=keep, port=peer_ports[0], host=topology.address, health_url=f"http://{topology.address}:{orderer.operations}/healthz",
         other_ports=[*peer_ports[1:], orderer.listen, orderer.admin, orderer.operations],
         probes=[*(peer_probe(topology, layout, org) for org in topology.orgs),
-                TlsProbe(f"{HOST}:{orderer.listen}", layout.orderer_tls_ca,
+                TlsProbe(f"{topology.address}:{orderer.listen}", layout.orderer_tls_ca,
                          server_name=topology.orderer_host(topology.orderers[0]))],
     )
 
 
 def peer_probe(topology: Topology, layout: Layout, org: Org) -> TlsProbe:
     """A TLS probe of ``org``'s peer endpoint (Fabric peer or engine), presenting the org admin's client TLS
-    certificate when the network requires mutual TLS."""
-    tls = layout.user_dir(org, "Admin") / "tls"
+    certificate when the network requires mutual TLS (for an org that joined later, whose admin is not in the home,
+    the first founding org's admin's)."""
+    founding = topology.founding_orgs
+    tls = layout.user_dir(org if org in founding else founding[0], "Admin") / "tls"
     client = (tls / "client.crt", tls / "client.key") if topology.mutual_tls else (None, None)
-    return TlsProbe(f"{HOST}:{topology.peer_ports(org).listen}", layout.org_tls_ca(org), cert=client[0], key=client[1],
+    return TlsProbe(f"{topology.address}:{topology.peer_ports(org).listen}", layout.org_tls_ca(org), cert=client[0], key=client[1],
                     server_name=org.peer_host)

@@ -9,7 +9,7 @@ import urllib.request
 from collections.abc import Iterable
 
 from swarmfuse.network.errors import NetworkError
-from swarmfuse.network.topology import HOST, Topology
+from swarmfuse.network.topology import Topology
 
 _IS_LEADER = re.compile(r'^consensus_etcdraft_is_leader\{channel="([^"]+)"\} 1(?:\.0)?$', re.MULTILINE)
 
@@ -18,7 +18,7 @@ def raft_leaders(topology: Topology) -> set[str]:
     """Channels for which some orderer of ``topology`` currently reports itself Raft leader."""
     led: set[str] = set()
     for name in topology.orderers:
-        url = f"http://{HOST}:{topology.orderer_ports(name).operations}/metrics"
+        url = f"http://{topology.address}:{topology.orderer_ports(name).operations}/metrics"
         try:
             with urllib.request.urlopen(url, timeout=2) as reply:
                 led.update(_IS_LEADER.findall(reply.read().decode()))

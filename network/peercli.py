@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from swarmfuse.network.binaries import Fabric
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.procs import run_checked
-from swarmfuse.network.topology import HOST, Org, Topology
+from swarmfuse.network.topology import Org, Topology
 
 
 class PeerCli:
@@ -26,7 +26,7 @@ class PeerCli:
             "FABRIC_LOGGING_SPEC": "grpc=error:info",
             "CORE_PEER_LOCALMSPID": org.mspid,
             "CORE_PEER_MSPCONFIGPATH": str(self.layout.user_dir(org, identity) / "msp"),
-            "CORE_PEER_ADDRESS": f"{HOST}:{self.topology.peer_ports(org).listen}",
+            "CORE_PEER_ADDRESS": f"{self.topology.address}:{self.topology.peer_ports(org).listen}",
             "CORE_PEER_TLS_ENABLED": "true",
             "CORE_PEER_TLS_ROOTCERT_FILE": str(self.layout.org_tls_ca(org)),
         }
@@ -43,13 +43,13 @@ class PeerCli:
         """``-o`` (first orderer unless named) with the orderer TLS CA."""
         name = name or self.topology.orderers[0]
         port = self.topology.orderer_ports(name).listen
-        return ["-o", f"{HOST}:{port}", "--tls", "--cafile", str(self.layout.orderer_tls_ca)]
+        return ["-o", f"{self.topology.address}:{port}", "--tls", "--cafile", str(self.layout.orderer_tls_ca)]
 
     def peer_args(self, orgs: Sequence[Org]) -> list[str]:
         """``--peerAddresses``/``--tlsRootCertFiles`` for each org's peer (endorsers of an invoke)."""
         args: list[str] = []
         for org in orgs:
-            args += ["--peerAddresses", f"{HOST}:{self.topology.peer_ports(org).listen}",
+            args += ["--peerAddresses", f"{self.topology.address}:{self.topology.peer_ports(org).listen}",
                      "--tlsRootCertFiles", str(self.layout.org_tls_ca(org))]
         return args
 

@@ -8,6 +8,7 @@ Health comes from each node's operations endpoint and a real TLS probe of its gR
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ from pathlib import Path
 import grpc
 
 from swarmfuse.files import write_atomic
-from swarmfuse.network.errors import CommandFailed, NetworkError, PortInUse, StopFailed
+from swarmfuse.network.errors import AddressUnavailable, CommandFailed, NetworkError, PortInUse, StopFailed
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,8 @@ class ProcessSpec:
     port: int
     health_url: str | None = None
     cwd: Path | None = None
+    host: str = "127.0.0.1"
+    """The address its listeners bind to."""
     other_ports: list[int] = field(default_factory=list)
     probes: list[TlsProbe] = field(default_factory=list)
 
@@ -122,11 +125,25 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def check_ports_free(ports: Sequence[int]) -> None:
-    """Raise :class:`PortInUse` naming every port of ``ports`` already taken."""
-    taken = [port for port in ports if not port_free(port)]
+def check_address_local(host: str) -> None:
+    """Raise :class:`AddressUnavailable` when no interface of this host has the address ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, 0))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                raise AddressUnavailable(f"cannot listen on {host}: no interface of this host has that address "
+                                         "(give one of this host's addresses)") from None
+            raise
+
+
+def check_ports_free(ports: Sequence[int], host: str = "127.0.0.1") -> None:
+    """Raise :class:`AddressUnavailable` when this host lacks ``host``, :class:`PortInUse` naming every port of
+    ``ports`` already taken on it."""
+    check_address_local(host)
+    taken = [port for port in ports if not port_free(port, host)]
     if taken:
-        raise PortInUse(f"port(s) already in use on 127.0.0.1: {', '.join(map(str, taken))} (choose another --port-base)")
+        raise PortInUse(f"port(s) already in use on {host}: {', '.join(map(str, taken))} (choose another --port-base)")
 
 
 @dataclass(frozen=True)
@@ -315,7 +332,7 @@ def healthy(spec: ProcessSpec) -> bool:
     """The node answers: its operations endpoint (if any) says 200 and every TLS probe of its listeners (if any)
     connects. Only a node with neither (a plain test process) is judged by a listener on its port."""
     if spec.health_url is None and not spec.probes:
-        return not port_free(spec.port)
+        return not port_free(spec.port, spec.host)
     if spec.health_url is not None and not _health_ok(spec.health_url):
         return False
     if len(spec.probes) <= 1:

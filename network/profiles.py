@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from swarmfuse.network.layout import Layout, msp_key_pair
-from swarmfuse.network.topology import HOST, Org, Topology
+from swarmfuse.network.topology import Org, Topology
 
 
 class Endpoint(BaseModel):
@@ -66,7 +66,7 @@ def build(topology: Topology, layout: Layout, org: Org, engine: str) -> Profile:
         mspid=org.mspid,
         auditor=org.auditor,
         peer=PeerEndpoint(
-            endpoint=f"{HOST}:{topology.peer_ports(org).listen}",
+            endpoint=f"{topology.address}:{topology.peer_ports(org).listen}",
             tls_ca_cert=str(layout.org_tls_ca(org)),
             host_override=org.peer_host,
         ),
@@ -75,14 +75,15 @@ def build(topology: Topology, layout: Layout, org: Org, engine: str) -> Profile:
             "user": _identity(layout.user_dir(org, "User1")),
         },
         orderers=[  # the embedded engine serves Broadcast on orderer0's port alone
-            Endpoint(endpoint=f"{HOST}:{topology.orderer_ports(name).listen}", tls_ca_cert=str(layout.orderer_tls_ca))
+            Endpoint(endpoint=f"{topology.address}:{topology.orderer_ports(name).listen}", tls_ca_cert=str(layout.orderer_tls_ca))
             for name in (topology.orderers if engine == "fabric" else topology.orderers[:1])
         ],
     )
 
 
 def write_all(topology: Topology, layout: Layout, engine: str) -> None:
-    for org in topology.orgs:
+    """The founding orgs' profiles (an org that joined later keeps its users in its own home)."""
+    for org in topology.founding_orgs:
         path = layout.profile(org)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(build(topology, layout, org, engine).model_dump(), indent=2) + "\n")

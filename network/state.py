@@ -30,6 +30,9 @@ class NetworkState(BaseModel):
     consensus: Consensus
     port_base: int
     mutual_tls: bool = False  # homes made before the option existed serve server-authenticated TLS only
+    address: str = "127.0.0.1"  # homes made before the option existed listen on loopback
+    names: list[str] = Field(default_factory=list)
+    joined: list[str] = Field(default_factory=list)  # orgs whose peer the engine hosts since they joined a task
     package_ids: dict[str, str] = Field(default_factory=dict)
     tasks: dict[str, TaskRecord] = Field(default_factory=dict)
 
@@ -39,7 +42,7 @@ class NetworkState(BaseModel):
 
     def topology(self) -> Topology:
         return Topology(n_orgs=self.n_orgs, auditor=self.auditor, consensus=self.consensus, port_base=self.port_base,
-                        mutual_tls=self.mutual_tls)
+                        mutual_tls=self.mutual_tls, address=self.address, names=tuple(self.names), joined=tuple(self.joined))
 
 
 def load(path: Path) -> NetworkState | None:

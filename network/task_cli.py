@@ -1,4 +1,4 @@
-"""``swarmfuse task create|list|invoke|query``."""
+"""``swarmfuse task create|define|list|invoke|query``."""
 
 from __future__ import annotations
 
@@ -30,6 +30,19 @@ def create(
     with clean_errors():
         record = tasks.create(Network(home), name, orgs, deadline_window)
     console.print(f"Task {record.name} created for {', '.join(record.orgs)}; endorsement policy {record.policy}.")
+
+
+@app.command()
+def define(
+    name: str = typer.Argument(..., help="The task (channel)."),
+    home: Path = HomeOption,
+) -> None:
+    """Define the task's chaincode anew for the orgs its channel has now (after 'channel update'): its endorsement
+    policy becomes a majority of their peers (embedded engine; each member org's peer must be hosted)."""
+    with clean_errors():
+        record = tasks.define(Network(home), name)
+    console.print(f"Task {record.name}: orgs {', '.join(record.orgs)}; endorsement policy {record.policy}.",
+                  highlight=False)
 
 
 @app.command("list")

@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import cast
 
 import yaml
 
@@ -40,7 +41,7 @@ from swarmfuse.network.ordering import wait_for_leaders
 from swarmfuse.network.peercli import PeerCli
 from swarmfuse.network.procs import run_checked
 from swarmfuse.network.state import TaskRecord
-from swarmfuse.network.topology import HOST, Org, parse_org_list, validate_channel_name
+from swarmfuse.network.topology import Org, parse_org_list, validate_channel_name
 
 logger = logging.getLogger(__name__)
 
@@ -128,14 +129,39 @@ def _create_on_engine(network: Network, name: str, orgs: Sequence[Org], policy: 
     _participation(network, "POST", body)
 
 
-def _participation(network: Network, method: str, body: dict[str, object] | None = None) -> dict[str, object]:
+def define(network: Network, name: str) -> TaskRecord:
+    """Commit the next definition of task ``name``'s chaincode, endorsed by a majority of the channel's member orgs
+    as its config now has them (orgs joined or left by channel updates), and record the task's orgs and policy
+    (embedded engine: its ``_lifecycle`` commit; the task's definition is kept when it already has that policy)."""
+    current = network.require_state()
+    if name not in current.tasks:
+        raise InvalidInput(f"no task {name!r} in {network.home} (see 'swarmfuse task list')")
+    if current.engine != "embedded":
+        raise InvalidInput("swarmfuse defines a task's chaincode anew on the embedded engine only; on Fabric each org "
+                           "runs peer lifecycle chaincode approveformyorg, then one commits")
+    with network.locked():
+        defined = _participation(network, "POST", {}, f"/{name}/chaincode")
+        topology = current.topology()
+        by_mspid = {org.mspid: org.name for org in topology.orgs}
+        mspids = [str(m) for m in cast(list, defined["orgs"])]
+        record = current.tasks[name].model_copy(update={
+            "orgs": [by_mspid[m] for m in mspids if m in by_mspid], "policy": str(defined["endorsement_policy"])})
+        current.tasks[name] = record
+        network.save(current)
+    logger.info("task %s: chaincode at sequence %s, policy %s", name, defined["sequence"], record.policy)
+    return record
+
+
+def _participation(network: Network, method: str, body: dict[str, object] | None = None,
+                   path: str = "") -> dict[str, object]:
     """Call the engine's channel-participation API with the orderer admin's TLS client certificate."""
     layout = network.layout
     topology = network.require_state().topology()
     admin_tls = layout.orderer_admin_dir / "tls"
     context = ssl.create_default_context(cafile=str(layout.orderer_tls_ca))
     context.load_cert_chain(admin_tls / "client.crt", admin_tls / "client.key")
-    url = f"https://{HOST}:{topology.orderer_ports(topology.orderers[0]).admin}/participation/v1/channels"
+    url = (f"https://{topology.address}:{topology.orderer_ports(topology.orderers[0]).admin}"
+           f"/participation/v1/channels{path}")
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
@@ -143,7 +169,7 @@ def _participation(network: Network, method: str, body: dict[str, object] | None
             return json.loads(reply.read())
     except urllib.error.HTTPError as exc:
         reason = exc.read().decode(errors="replace")
-        raise CommandFailed(f"the engine refused the channel ({exc.code}): {reason}") from exc
+        raise CommandFailed(f"the engine refused the request ({exc.code}): {reason}") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise NotRunning(f"the engine's participation endpoint is unreachable: {exc}") from exc
 
@@ -250,7 +276,7 @@ def _join_orderers(network: Network, name: str, block: str) -> None:
     for orderer in topology.orderers:
         run_checked([
             network.fabric.bin("osnadmin"), "channel", "join", "--channelID", name, "--config-block", block,
-            "-o", f"{HOST}:{topology.orderer_ports(orderer).admin}", "--ca-file", str(layout.orderer_tls_ca),
+            "-o", f"{topology.address}:{topology.orderer_ports(orderer).admin}", "--ca-file", str(layout.orderer_tls_ca),
             "--client-cert", str(admin_tls / "client.crt"), "--client-key", str(admin_tls / "client.key"),
         ])
 

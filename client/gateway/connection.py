@@ -59,21 +59,26 @@ def load_profile(path: Path, user: str = "user") -> ProfileCredentials:
     """Load ``user``'s identity and signer and the org's peer from a connection profile JSON file.
 
     The client TLS pair is ``identities.<user>.tls_client`` ({cert, key} paths), else the profile's
-    top-level ``tls_client`` (one pair for every identity), else none (server-authenticated TLS only)."""
+    top-level ``tls_client`` (one pair for every identity), else none (server-authenticated TLS only). A relative
+    path is relative to the profile's folder."""
+
+    def file(name: str) -> Path:
+        return path.parent / name
+
     try:
         profile = json.loads(read_file(path, "connection profile"))
         peer, pair, msp_id = profile["peer"], profile["identities"][user], profile["mspid"]
         endpoint = PeerEndpoint(
             endpoint=peer["endpoint"],
-            tls_root_cert=read_file(Path(peer["tls_ca_cert"]), "peer TLS CA certificate"),
+            tls_root_cert=read_file(file(peer["tls_ca_cert"]), "peer TLS CA certificate"),
             host_override=peer.get("host_override") or None,
         )
         tls_pair = pair.get("tls_client") or profile.get("tls_client")
         return ProfileCredentials(
             peer=endpoint,
-            identity=Identity.from_pem_file(msp_id, Path(pair["cert"])),
-            signer=ECDSASigner.from_pem_file(Path(pair["key"])),
-            tls_client=TlsClientCert.from_pem_files(Path(tls_pair["cert"]), Path(tls_pair["key"])) if tls_pair else None,
+            identity=Identity.from_pem_file(msp_id, file(pair["cert"])),
+            signer=ECDSASigner.from_pem_file(file(pair["key"])),
+            tls_client=TlsClientCert.from_pem_files(file(tls_pair["cert"]), file(tls_pair["key"])) if tls_pair else None,
         )
     except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
         raise IdentityError(f"connection profile {path} is malformed or lacks identity {user!r}: {exc!r}") from exc

@@ -34,31 +34,44 @@ errors = Console(stderr=True)
 
 OrgOption = typer.Option(..., "--org", help="The org whose site this is (e.g. DC2).")
 TaskOption = typer.Option(..., "--task", help="The task (channel) the site works on.")
+BundleOption = typer.Option(None, "--bundle", help="A site bundle ('swarmfuse network bundle'): the site runs from "
+                            "it, with --home holding only the site's own folder.")
+MaybeOrgOption = typer.Option(None, "--org", help="The org whose site this is (e.g. DC2); with --bundle, the bundle's.")
+MaybeTaskOption = typer.Option(None, "--task", help="The task (channel) the site works on; with --bundle, the bundle's.")
 StoreOption = typer.Option(None, "--store", help="SQLAlchemy URL of the site's store (default: a SQLite file).")
 
 
 @app.command()
-def serve(org: str = OrgOption, task: str = TaskOption, store: str | None = StoreOption, home: Path = HomeOption) -> None:
+def serve(org: str | None = MaybeOrgOption, task: str | None = MaybeTaskOption, store: str | None = StoreOption,
+          home: Path = HomeOption, bundle: Path | None = BundleOption,
+          address: str | None = typer.Option(None, "--address", help="IPv4 address the agent binds to and other "
+                                             "sites reach; its certificate names it (default: the network's).")) -> None:
     """Run the site agent: its HTTPS service (mutual TLS) and its work on every round it takes part in."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, _frame: stop.set())
     from swarmfuse.client.site.wiring import open_site, serve_site
+    from swarmfuse.network.bundle import describe
 
-    with clean_errors(), open_site(home, org, task, store) as parts:
-        console.print(f"site {org} of task {task} serving on {parts.site.url} (store: {parts.store.url})")
+    with clean_errors(), open_site(home, org, task, store, address, bundle) as parts:
+        site = parts.site
+        origin = f", from the {describe(site.bundle)}" if site.bundle else ""
+        console.print(f"site {site.org_name} of task {site.task} serving on {site.url} (store: {parts.store.url})"
+                      f"{origin}", highlight=False)
         serve_site(parts, stop)
 
 
 @app.command()
-def status(org: str = OrgOption, task: str = TaskOption, store: str | None = StoreOption, home: Path = HomeOption,
+def status(org: str | None = MaybeOrgOption, task: str | None = MaybeTaskOption, store: str | None = StoreOption,
+           home: Path = HomeOption, bundle: Path | None = BundleOption,
            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """What the site holds (datasets) and is doing (rounds and their steps), from its store."""
     from swarmfuse.client.site.wiring import make_agent, open_site
 
-    with clean_errors(), open_site(home, org, task, store) as parts:
+    with clean_errors(), open_site(home, org, task, store, bundle=bundle) as parts:
         state = make_agent(parts).status()
+        org, task = parts.site.org_name, parts.site.task
     if as_json:
         typer.echo(json.dumps(state, indent=2))
         return
@@ -124,12 +137,12 @@ def policy(org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption
 @data_app.command("add")
 def data_add(manifest: Path = typer.Argument(..., help="CSV or JSON Lines: entity_id plus text | image | label."),
              modality: str = typer.Option(..., "--modality", help="text, image or label."),
-             org: str = OrgOption, task: str = TaskOption, store: str | None = StoreOption,
-             home: Path = HomeOption) -> None:
+             org: str | None = MaybeOrgOption, task: str | None = MaybeTaskOption,
+             store: str | None = StoreOption, home: Path = HomeOption, bundle: Path | None = BundleOption) -> None:
     """Check a manifest (every bad row named) and publish its summary on-chain (never the data)."""
     from swarmfuse.client.site.wiring import add_data, open_site
 
-    with clean_errors(), open_site(home, org, task, store) as parts:
+    with clean_errors(), open_site(home, org, task, store, bundle=bundle) as parts:
         summary = add_data(parts, manifest, modality)
     console.print(f"published {modality} summary v{summary.version}: {summary.entity_count} entities, "
                   f"fingerprint {summary.manifest_sha256[:16]}", highlight=False)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from swarmfuse.errors import SwarmfuseError
 from swarmfuse.client.ledger import task_topology
+from swarmfuse.network.bundle import SiteBundle
 from swarmfuse.network.layout import Layout
-from swarmfuse.network.topology import HOST, Org, Topology
+from swarmfuse.network.topology import Org, Topology, check_listen_address
 
 
 class SiteError(SwarmfuseError, RuntimeError):
@@ -18,11 +19,20 @@ class SiteError(SwarmfuseError, RuntimeError):
 
 @dataclass(frozen=True)
 class Site:
-    """One org's site: its folder ``<home>/sites/<org>``, its agent's port and the task it works on."""
+    """One org's site: its folder ``<home>/sites/<org>``, its agent's address and port, and the task it works on.
+    ``address`` is the IPv4 address the agent binds to and other sites reach (default: the network's). A site
+    started from a ``bundle`` takes its org, address, port and connection profile from it, and ``home`` holds
+    only its own folder (no network)."""
 
     home: Path
     org_name: str
     task: str
+    address: str | None = None
+    bundle: SiteBundle | None = None
+
+    def __post_init__(self) -> None:
+        if self.address is not None:
+            check_listen_address(self.address)
 
     @cached_property
     def layout(self) -> Layout:
@@ -39,7 +49,7 @@ class Site:
 
     @property
     def mspid(self) -> str:
-        return self.org.mspid
+        return self.bundle.settings.mspid if self.bundle else self.org.mspid
 
     @property
     def folder(self) -> Path:
@@ -58,16 +68,18 @@ class Site:
 
     @property
     def profile(self) -> Path:
-        return self.layout.profile(self.org)
+        return self.bundle.profile if self.bundle else self.layout.profile(self.org)
 
     @property
     def port(self) -> int:
-        return self.topology.peer_ports(self.org).site
+        return self.bundle.settings.site_port if self.bundle else self.topology.peer_ports(self.org).site
 
     @property
     def host(self) -> str:
         """The address the agent serves on (and its certificate names)."""
-        return HOST
+        if self.address:
+            return self.address
+        return self.bundle.settings.site_address if self.bundle else self.topology.address
 
     @property
     def url(self) -> str:

@@ -3,6 +3,7 @@ org a peer's client certificate belongs to (by the TLS CA that signed it)."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,17 +43,33 @@ def site_tls(folder: Path) -> SiteTls:
 
 
 def issue_site_tls(layout: Layout, org: Org, task_orgs: list[Org], folder: Path, host: str) -> SiteTls:
-    """Issue (once) the agent's pairs from ``org``'s TLS CA, the server's for its name and the ``host`` it serves
-    on (no other name: not ``localhost``); (re)write the trust bundle of the task's orgs."""
+    """Issue the agent's pairs from ``org``'s TLS CA, the server's for its name and the ``host`` it serves on (no
+    other name: not ``localhost``), once and again when the host changes; (re)write the trust bundle of the task's
+    orgs."""
     files = site_tls(folder)
     files.server_cert.parent.mkdir(parents=True, exist_ok=True)
-    if not files.server_cert.exists() or not files.client_cert.exists():
+    if not files.client_cert.exists() or not names_host(files.server_cert, host):
         issue_tls_pair(layout, org, f"site.{org.domain}", ExtendedKeyUsageOID.SERVER_AUTH, files.server_cert,
                        files.server_key, CERT_DAYS, hosts=(host,))
         issue_tls_pair(layout, org, f"site-client.{org.domain}", ExtendedKeyUsageOID.CLIENT_AUTH, files.client_cert,
                        files.client_key, CERT_DAYS, hosts=())
     files.trust.write_bytes(b"".join(layout.org_tls_ca(o).read_bytes() for o in task_orgs))
     return files
+
+
+def names_host(cert_path: Path, host: str) -> bool:
+    """Whether the certificate at ``cert_path`` exists and names ``host`` (an IP address or DNS name) among its SANs."""
+    if not cert_path.exists():
+        return False
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    try:
+        return ipaddress.ip_address(host) in sans.get_values_for_type(x509.IPAddress)
+    except ValueError:
+        return host in sans.get_values_for_type(x509.DNSName)
 
 
 class OrgResolver:

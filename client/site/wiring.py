@@ -10,16 +10,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography import x509
+
 from swarmfuse.chaincode.contracts.records import Summary
 from swarmfuse.client.gateway import Gateway
 from swarmfuse.client.site.agent import LABELS, Holding, SiteAgent
-from swarmfuse.client.site.tls import OrgResolver, SiteTls, issue_site_tls
+from swarmfuse.client.site.tls import OrgResolver, SiteTls, issue_site_tls, site_tls
 from swarmfuse.client.ledger import TaskLedger
 from swarmfuse.client.site.manifest import load_manifest
 from swarmfuse.client.site.link import HttpPeerLink
 from swarmfuse.client.site.site import Site, SiteError
 from swarmfuse.client.site.source import BundleSource
 from swarmfuse.client.site.store import Store
+from swarmfuse.network.bundle import describe, open_bundle
+from swarmfuse.network.procs import check_ports_free
 
 logger = logging.getLogger(__name__)
 
@@ -43,24 +47,53 @@ class SiteParts:
 
 
 @contextmanager
-def open_site(home: Path, org: str, task: str, store_url: str | None = None) -> Iterator[SiteParts]:
-    """Everything a site command needs, closed at the end."""
-    site = Site(home, org, task)
-    topology = site.topology  # checks the network, task and org first
-    task_orgs = [topology.org(name) for name in _task_orgs(site)]
-    store = Store.open(store_url) if store_url else Store.for_site(site.layout.home, org)
+def open_site(home: Path, org: str | None, task: str | None, store_url: str | None = None,
+              address: str | None = None, bundle: Path | None = None) -> Iterator[SiteParts]:
+    """Everything a site command needs, closed at the end; ``address``: the agent's own (default the network's).
+    From a ``bundle`` (checked against its manifest first) the org, task, address, TLS files and trusted orgs are
+    the bundle's, and ``home`` holds the site's own folder alone."""
+    if bundle is not None:
+        site, tls, resolver = _bundle_site(home, org, task, address, bundle)
+        store = Store.open(store_url) if store_url else Store.for_site(site.layout.home, site.org_name)
+    else:
+        if org is None or task is None:
+            raise SiteError("give --org and --task (or --bundle)")
+        site = Site(home, org, task, address)
+        topology = site.topology  # checks the network, task and org first
+        task_orgs = [topology.org(name) for name in _task_orgs(site)]
+        store = Store.open(store_url) if store_url else Store.for_site(site.layout.home, org)
+        try:
+            tls = issue_site_tls(site.layout, site.org, task_orgs, site.folder, site.host)
+        except BaseException:
+            store.close()
+            raise
+        resolver = OrgResolver.of_task(site.layout, task_orgs)
     try:
-        tls = issue_site_tls(site.layout, site.org, task_orgs, site.folder, site.host)
         gateway = Gateway.from_profile(site.profile, user="admin")
     except BaseException:
         store.close()
         raise
-    resolver = OrgResolver.of_task(site.layout, task_orgs)
-    parts = SiteParts(site, store, gateway, TaskLedger(gateway, task), tls, resolver, HttpPeerLink(tls, resolver))
+    parts = SiteParts(site, store, gateway, TaskLedger(gateway, site.task), tls, resolver, HttpPeerLink(tls, resolver))
     try:
         yield parts
     finally:
         parts.close()
+
+
+def _bundle_site(home: Path, org: str | None, task: str | None, address: str | None,
+                 folder: Path) -> tuple[Site, SiteTls, OrgResolver]:
+    """The site a bundle describes, its TLS files and the task orgs it trusts."""
+    bundle = open_bundle(folder)
+    settings = bundle.settings
+    for given, held, option in ((org, settings.org, "--org"), (task, settings.task, "--task")):
+        if given is not None and given != held:
+            raise SiteError(f"{option} {given} is not the bundle's ({held}): {describe(bundle)}")
+    if address is not None and address != settings.site_address:
+        raise SiteError(f"the bundle's site certificate names {settings.site_address}, not {address}: make a bundle "
+                        "with 'swarmfuse network bundle --site-address'")
+    cas = {o.mspid: x509.load_pem_x509_certificate(bundle.org_tls_ca(o).read_bytes()) for o in settings.orgs}
+    site = Site(home, settings.org, settings.task, bundle=bundle)
+    return site, site_tls(bundle.site_tls), OrgResolver(cas)
 
 
 def _task_orgs(site: Site) -> list[str]:
@@ -135,6 +168,7 @@ def serve_site(parts: SiteParts, stop: threading.Event) -> None:
     """Run the agent (event loop) and its HTTPS service until ``stop``."""
     from swarmfuse.client.site.api import create_app, serve
 
+    check_ports_free([parts.site.port], parts.site.host)  # a clear error before the server's thread would fail
     agent = make_agent(parts)
     server = serve(create_app(agent, parts.resolver), parts.site.host, parts.site.port, parts.tls)
     thread = threading.Thread(target=server.run, name="site-https", daemon=True)

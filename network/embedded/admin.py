@@ -4,7 +4,8 @@
 - channel participation (HTTPS with a required client certificate from the orderer org's TLS CA, as
   ``osnadmin`` uses): ``GET /participation/v1/channels`` lists the channels; ``POST`` with JSON
   ``{"config_block": <base64 genesis block>, "chaincode": {name, version, sequence, endorsement_policy}}``
-  joins a new channel.
+  joins a new channel; ``POST .../channels/<name>/chaincode`` (empty JSON object) commits the next definition of
+  the channel's chaincode whose policy is a majority of the channel's member orgs (``swarmfuse task define``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ class JoinRefused(SwarmfuseError, ValueError):
 
 JoinChannel = Callable[[common_pb2.Block, ChaincodeDefinition], str]
 ListChannels = Callable[[], list[dict[str, object]]]
+RedefineChaincode = Callable[[str], dict[str, object]]
+CHAINCODE_SUFFIX = "/chaincode"
 
 
 def _reply(handler: BaseHTTPRequestHandler, status: int, body: dict[str, object]) -> None:
@@ -68,6 +71,7 @@ def parse_join(body: bytes) -> tuple[common_pb2.Block, ChaincodeDefinition]:
 class _ParticipationHandler(BaseHTTPRequestHandler):
     join: JoinChannel
     listing: ListChannels
+    redefine: RedefineChaincode
 
     def log_message(self, format: str, *args: object) -> None:
         logger.info("admin %s", format % args)
@@ -79,7 +83,11 @@ class _ParticipationHandler(BaseHTTPRequestHandler):
         _reply(self, HTTPStatus.OK, {"channels": self.listing()})
 
     def do_POST(self) -> None:
-        if self.path.rstrip("/") != CHANNELS_PATH:
+        path = self.path.rstrip("/")
+        if path.startswith(CHANNELS_PATH + "/") and path.endswith(CHAINCODE_SUFFIX):
+            self._redefine(path[len(CHANNELS_PATH) + 1: -len(CHAINCODE_SUFFIX)])
+            return
+        if path != CHANNELS_PATH:
             _reply(self, HTTPStatus.NOT_FOUND, {"error": f"no such resource {self.path}"})
             return
         length = int(self.headers.get("Content-Length") or 0)
@@ -97,6 +105,19 @@ class _ParticipationHandler(BaseHTTPRequestHandler):
             _reply(self, HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(exc).__name__}: {exc}"})
             return
         _reply(self, HTTPStatus.CREATED, {"name": name})
+
+
+    def _redefine(self, channel: str) -> None:
+        try:
+            defined = self.redefine(channel)
+        except JoinRefused as exc:
+            _reply(self, HTTPStatus.BAD_REQUEST, {"error": str(exc)})
+            return
+        except Exception as exc:
+            logger.exception("defining the chaincode of %s failed", channel)
+            _reply(self, HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(exc).__name__}: {exc}"})
+            return
+        _reply(self, HTTPStatus.OK, defined)
 
 
 class _HealthHandler(BaseHTTPRequestHandler):
@@ -131,8 +152,9 @@ def start_operations(address: tuple[str, int], healthy: Callable[[], bool]) -> T
 
 
 def start_participation(address: tuple[str, int], cert: Path, key: Path, client_ca: Path,
-                        join: JoinChannel, listing: ListChannels) -> ThreadingHTTPServer:
-    handler = type("Participation", (_ParticipationHandler,), {"join": staticmethod(join), "listing": staticmethod(listing)})
+                        join: JoinChannel, listing: ListChannels, redefine: RedefineChaincode) -> ThreadingHTTPServer:
+    handler = type("Participation", (_ParticipationHandler,), {"join": staticmethod(join), "listing": staticmethod(listing),
+                                                               "redefine": staticmethod(redefine)})
     server = _Server(address, handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)

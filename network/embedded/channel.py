@@ -101,7 +101,7 @@ class Channel:
             raise ValueError(f"channel {definition.name} has no chaincode definition")
         self.chaincode: ChaincodeDefinition = definition.chaincode
         self.ledger = ledger
-        self.endorsement_policy = parse(definition.chaincode.endorsement_policy)
+        self._joined_policy = parse(definition.chaincode.endorsement_policy)
         self._sign = sign
         self._orderer_identity = orderer_identity
         self._in_force = self._read_config(newest_config_block(ledger))
@@ -127,6 +127,13 @@ class Channel:
     @property
     def definition(self) -> ChannelDefinition:
         return self._in_force.definition
+
+    @property
+    def endorsement_policy(self) -> Policy:
+        """The chaincode's endorsement policy in force: its committed definition's (a later one replaces it from
+        the block after it), or the one the channel was joined with until block 1 commits it."""
+        committed = self._in_force.rules.policy(self.chaincode.name)
+        return self._joined_policy if committed is None else committed
 
     @property
     def msps(self) -> ChannelMSPs:
@@ -308,35 +315,59 @@ class Channel:
         ledger holds another definition."""
         committed = self.committed_chaincode()
         if committed is None:
-            envelope = commit_transaction(self.name, self.chaincode, creator, endorsers)
-            tx_id = common_pb2.ChannelHeader.FromString(common_pb2.Payload.FromString(
-                common_pb2.Envelope.FromString(envelope).payload).header.channel_header).tx_id
-            self.orderer.broadcast(envelope)
-            deadline = time.monotonic() + timeout
-            while True:
-                height = self.ledger.height  # before the lookup: a block committed after it ends the wait below
-                location = self.ledger.tx_location(tx_id)
-                if location is not None:
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0 or not self.ledger.wait_for_height(height + 1, left):
-                    raise ValueError(f"channel {self.name}: the chaincode definition was not committed within "
-                                     f"{timeout:.0f} s")
-            if location.code != VALID:
-                raise ValueError(f"channel {self.name}: the chaincode definition transaction {tx_id} was committed "
-                                 f"{transaction_pb2.TxValidationCode.Name(location.code)}")
+            self._commit_definition(commit_transaction(self.name, self.chaincode, creator, endorsers), timeout)
             committed = self.committed_chaincode()
         self._check_definition(committed)
 
+    def redefine_chaincode(self, policy: str, creator: SigningIdentity, endorsers: Sequence[SigningIdentity],
+                           timeout: float = 30.0) -> CommittedDefinition:
+        """Commit the chaincode's next definition (sequence + 1, same version) with endorsement ``policy``, as
+        ``peer lifecycle chaincode commit`` does after the orgs approved it: by ``creator`` (an org admin), endorsed
+        by ``endorsers`` (enough peers for LifecycleEndorsement); the definition in force when it already has
+        ``policy``. ``ValueError`` when the chaincode is not defined yet or the commit is not VALID."""
+        committed = self.committed_chaincode()
+        if committed is None:
+            raise ValueError(f"channel {self.name}: chaincode {self.chaincode.name} is not defined yet")
+        if committed.policy == parse(policy):
+            return committed
+        following = replace(self.chaincode, sequence=committed.sequence + 1, endorsement_policy=policy)
+        self._commit_definition(commit_transaction(self.name, following, creator, endorsers, committed), timeout)
+        redefined = self.committed_chaincode()
+        assert redefined is not None
+        return redefined
+
+    def _commit_definition(self, envelope: bytes, timeout: float) -> None:
+        """Order a ``_lifecycle`` commit and wait for it; ``ValueError`` unless it is committed VALID in time."""
+        tx_id = common_pb2.ChannelHeader.FromString(common_pb2.Payload.FromString(
+            common_pb2.Envelope.FromString(envelope).payload).header.channel_header).tx_id
+        self.orderer.broadcast(envelope)
+        deadline = time.monotonic() + timeout
+        while True:
+            height = self.ledger.height  # before the lookup: a block committed after it ends the wait below
+            location = self.ledger.tx_location(tx_id)
+            if location is not None:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.ledger.wait_for_height(height + 1, left):
+                raise ValueError(f"channel {self.name}: the chaincode definition was not committed within "
+                                 f"{timeout:.0f} s")
+        if location.code != VALID:
+            raise ValueError(f"channel {self.name}: the chaincode definition transaction {tx_id} was committed "
+                             f"{transaction_pb2.TxValidationCode.Name(location.code)}")
+
     def _check_definition(self, committed: CommittedDefinition | None) -> None:
+        """The committed definition is the one the channel was joined with, or a later one (its sequence higher:
+        committed through ``_lifecycle`` since, as ``swarmfuse task define`` does)."""
         wanted = self.chaincode
+        if committed is not None and committed.name == wanted.name and committed.sequence > wanted.sequence:
+            return
         if committed is None or (committed.sequence, committed.version, committed.policy) != (
-                wanted.sequence, wanted.version, self.endorsement_policy):
+                wanted.sequence, wanted.version, self._joined_policy):
             found = "none" if committed is None else (f"sequence {committed.sequence}, version {committed.version}, "
                                                       f"policy {committed.policy}")
             raise ValueError(f"channel {self.name}: the ledger's definition of chaincode {wanted.name} ({found}) is "
                              f"not the one the channel was joined with (sequence {wanted.sequence}, version "
-                             f"{wanted.version}, policy {self.endorsement_policy})")
+                             f"{wanted.version}, policy {self._joined_policy})")
 
     def stop(self) -> None:
         self.orderer.stop()

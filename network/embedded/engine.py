@@ -32,8 +32,9 @@ from swarmfuse.network.embedded.gateway import GatewayService, Peers
 from swarmfuse.network.embedded.genesis import signing_identity
 from swarmfuse.network.protocol.model import ChaincodeDefinition
 from swarmfuse.network.embedded.rpc import StreamSlots
+from swarmfuse.network.configtx import majority_endorsement_policy
 from swarmfuse.network.layout import Layout
-from swarmfuse.network.topology import HOST, Org, Topology
+from swarmfuse.network.topology import Org, Topology
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class Engine:
             str(connection["address"]), str(connection["root_cert"]).encode(), str(connection["client_cert"]).encode(),
             str(connection["client_key"]).encode(), None,
         )
-        address = f"{HOST}:{self.topology.peer_ports(org).listen}"
+        address = f"{self.topology.address}:{self.topology.peer_ports(org).listen}"
         return Endorser(org.name, PeerIdentity(org.mspid, serialized, signer), client, address)
 
     def _sign_as_orderer(self, message: bytes) -> bytes:
@@ -169,6 +170,32 @@ class Engine:
                                                                      first.mspid))
         channel.define_chaincode(admin_identity, [self.peers.endorsers[o.mspid].identity for o in channel.peer_orgs])
 
+    def redefine(self, name: str) -> dict[str, object]:
+        """Commit the next definition of channel ``name``'s chaincode when its endorsement policy is not a majority
+        of the channel's member orgs' peers (orgs joined or left by channel updates): by the admin of its first
+        member org of the home, endorsed by every channel org's peer. :class:`JoinRefused` when the channel is
+        unknown or a member org's peer is not hosted here (``swarmfuse network add-peer`` first)."""
+        channel = self.channels.get(name)
+        if channel is None:
+            raise JoinRefused(f"no channel {name!r} on this engine")
+        members = [org.mspid for org in channel.peer_orgs if org.kind == "member"]
+        missing = [mspid for mspid in members if mspid not in self.peers.endorsers]
+        if missing:
+            raise JoinRefused(f"channel {name}: no peer of {', '.join(missing)} is hosted here; its endorsement "
+                              "policy cannot name it ('swarmfuse network add-peer' first)")
+        founding = {org.mspid: org for org in self.topology.founding_orgs}
+        first = next(org for org in channel.peer_orgs if org.kind == "member" and org.mspid in founding)
+        admin_identity = PeerIdentity(first.mspid, *signing_identity(
+            self.layout.user_dir(founding[first.mspid], "Admin") / "msp", first.mspid))
+        endorsers = [self.peers.endorsers[o.mspid].identity for o in channel.peer_orgs
+                     if o.mspid in self.peers.endorsers]
+        with self._join_lock:
+            defined = channel.redefine_chaincode(majority_endorsement_policy(members), admin_identity, endorsers)
+        logger.info("channel %s: chaincode %s at sequence %d, policy %s", name, defined.name, defined.sequence,
+                    defined.policy)
+        return {"name": defined.name, "sequence": defined.sequence, "endorsement_policy": str(defined.policy),
+                "orgs": [org.mspid for org in channel.peer_orgs]}
+
     def listing(self) -> list[dict[str, object]]:
         return [{"name": name, "height": channel.ledger.height} for name, channel in sorted(self.channels.items())]
 
@@ -182,10 +209,10 @@ class Engine:
         ports = self.topology.orderer_ports(orderer0)
         tls = self.layout.orderer_dir(self.topology, orderer0) / "tls"
         self._http.append(admin.start_participation(
-            (HOST, ports.admin), tls / "server.crt", tls / "server.key", self.layout.orderer_tls_ca,
-            self.join, self.listing,
+            (self.topology.address, ports.admin), tls / "server.crt", tls / "server.key", self.layout.orderer_tls_ca,
+            self.join, self.listing, self.redefine,
         ))
-        self._http.append(admin.start_operations((HOST, ports.operations), self._serving.is_set))
+        self._http.append(admin.start_operations((self.topology.address, ports.operations), self._serving.is_set))
         self._servers.append(self._orderer_server(ports.listen, tls))
         self._serving.set()
         logger.info("engine serving %d orgs and %d channels", len(self.topology.orgs), len(self.channels))
@@ -197,8 +224,8 @@ class Engine:
                              options=SERVER_OPTIONS)
         add_AtomicBroadcastServicer_to_server(BroadcastService(self.channels), server)
         pair = ((tls / "server.key").read_bytes(), (tls / "server.crt").read_bytes())
-        if server.add_secure_port(f"{HOST}:{port}", grpc.ssl_server_credentials([pair])) != port:
-            raise OSError(f"cannot listen on {HOST}:{port} for the orderer")
+        if server.add_secure_port(f"{self.topology.address}:{port}", grpc.ssl_server_credentials([pair])) != port:
+            raise OSError(f"cannot listen on {self.topology.address}:{port} for the orderer")
         server.start()
         return server
 
@@ -222,8 +249,8 @@ class Engine:
         else:
             credentials = grpc.ssl_server_credentials([pair])
         port = self.topology.peer_ports(org).listen
-        if server.add_secure_port(f"{HOST}:{port}", credentials) != port:
-            raise OSError(f"cannot listen on {HOST}:{port} for {org.name}")
+        if server.add_secure_port(f"{self.topology.address}:{port}", credentials) != port:
+            raise OSError(f"cannot listen on {self.topology.address}:{port} for {org.name}")
         server.start()
         return server
 

@@ -12,7 +12,7 @@ from swarmfuse.network.protocol.identity import ECDSASigner, Identity, digest
 from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.protocol.model import ChaincodeDefinition, ChannelDefinition, OrgDefinition
 from swarmfuse.network.layout import Layout, msp_key_pair
-from swarmfuse.network.topology import HOST, ORDERER_MSP, Org, Topology
+from swarmfuse.network.topology import ORDERER_MSP, Org, Topology
 
 
 # The single built-in orderer has no consensus round trip to amortise, so a block is cut after 10 ms
@@ -32,7 +32,7 @@ def channel_definition(topology: Topology, layout: Layout, name: str, orgs: Sequ
             name=org.name, mspid=org.mspid, kind="auditor" if org.auditor else "member",
             ca_certs=_pems(layout.org_dir(org) / "msp" / "cacerts"),
             tls_ca_certs=_pems(layout.org_dir(org) / "msp" / "tlscacerts"),
-            endpoints=(f"{HOST}:{topology.peer_ports(org).listen}",),
+            endpoints=(f"{topology.address}:{topology.peer_ports(org).listen}",),
         )
         for org in orgs
     )
@@ -40,7 +40,7 @@ def channel_definition(topology: Topology, layout: Layout, name: str, orgs: Sequ
     orderer = OrgDefinition(
         name="Orderer", mspid=ORDERER_MSP, kind="orderer", ca_certs=_pems(orderer_msp / "cacerts"),
         tls_ca_certs=_pems(orderer_msp / "tlscacerts"),
-        endpoints=(f"{HOST}:{topology.orderer_ports(topology.orderers[0]).listen}",),
+        endpoints=(f"{topology.address}:{topology.orderer_ports(topology.orderers[0]).listen}",),
     )
     return ChannelDefinition(name=name, orgs=members, orderer_org=orderer, batch_timeout_s=BATCH_TIMEOUT_S,
                              chaincode=ChaincodeDefinition(chaincode, version, 1, policy))

@@ -228,10 +228,16 @@ class SigningIdentity(Protocol):
 
 
 def commit_transaction(channel: str, definition: ChaincodeDefinition, creator: SigningIdentity,
-                       endorsers: Sequence[SigningIdentity]) -> bytes:
-    """The signed envelope of ``_lifecycle`` ``CommitChaincodeDefinition`` for ``definition`` on a channel where
-    the chaincode is not yet defined: submitted by ``creator`` (an org admin), endorsed by ``endorsers`` (the
-    orgs' peers), with the read-write set Fabric's lifecycle produces for it (less the approvals' hashes)."""
+                       endorsers: Sequence[SigningIdentity], previous: CommittedDefinition | None = None) -> bytes:
+    """The signed envelope of ``_lifecycle`` ``CommitChaincodeDefinition`` for ``definition``: submitted by
+    ``creator`` (an org admin), endorsed by ``endorsers`` (the orgs' peers), with the read-write set Fabric's
+    lifecycle produces for it (less the approvals' hashes). ``previous`` is the definition in force, whose
+    sequence ``definition`` must follow (``None``: the chaincode is not defined yet and ``definition`` is sequence
+    1); its keys are read at the version it was written at, so a commit racing another fails MVCC."""
+    expected = 1 if previous is None else previous.sequence + 1
+    if definition.sequence != expected:
+        raise ConfigError(f"chaincode {definition.name}: the next definition is sequence {expected}, not "
+                          f"{definition.sequence}")
     validation = policy_pb2.ApplicationPolicy(signature_policy=parse(definition.endorsement_policy).to_envelope())
     arguments = lifecycle_pb2.CommitChaincodeDefinitionArgs(
         sequence=definition.sequence, name=definition.name, version=definition.version,
@@ -252,7 +258,9 @@ def commit_transaction(channel: str, definition: ChaincodeDefinition, creator: S
         payload=proposal_pb2.ChaincodeProposalPayload(input=spec.SerializeToString()).SerializeToString())
     written = definition_state(definition)
     reads = sorted((metadata_key(definition.name), field_key(definition.name, "Sequence")))
-    kv = kv_rwset_pb2.KVRWSet(reads=[kv_rwset_pb2.KVRead(key=key) for key in reads],
+    version = None if previous is None else kv_rwset_pb2.Version(block_num=previous.written_at.block,
+                                                                 tx_num=previous.written_at.tx)
+    kv = kv_rwset_pb2.KVRWSet(reads=[kv_rwset_pb2.KVRead(key=key, version=version) for key in reads],
                               writes=[kv_rwset_pb2.KVWrite(key=key, value=written[key]) for key in sorted(written)])
     legacy = kv_rwset_pb2.KVRWSet(reads=[kv_rwset_pb2.KVRead(key=definition.name)])  # no lscc chaincode of the name
     results = rwset_pb2.TxReadWriteSet(data_model=rwset_pb2.TxReadWriteSet.KV, ns_rwset=[
