@@ -100,14 +100,20 @@ def policy(org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption
            offer: str | None = typer.Option(None, "--offer", help="Modalities offered, e.g. text,label."),
            any_modality: bool = typer.Option(False, "--any-modality", help="Offer every modality the site holds."),
            max_rows: int | None = typer.Option(None, "--max-rows", min=1, help="Most aligned entities sent a round."),
-           no_row_limit: bool = typer.Option(False, "--no-row-limit", help="Send shards of any size.")) -> None:
+           no_row_limit: bool = typer.Option(False, "--no-row-limit", help="Send shards of any size."),
+           max_split_epochs: int | None = typer.Option(None, "--max-split-epochs", min=0, help=(
+               "Most split-learning epochs a round may ask of the site (0: no split learning; for a label holder, "
+               "each epoch's gradients carry label information).")),
+           any_split_epochs: bool = typer.Option(False, "--any-split-epochs",
+                                                 help="Take part in any number of split-learning epochs.")) -> None:
     """Show or change which rounds the site joins: its agent joins a round only when the policy allows it, and
     otherwise votes to abort it, saying why."""
     from swarmfuse.client.site.policy import PolicyError, load_policy, save_policy
     from swarmfuse.client.site.site import Site
 
     pairs = (("--leaders", leaders, "--any-leader", any_leader), ("--offer", offer, "--any-modality", any_modality),
-             ("--max-rows", max_rows, "--no-row-limit", no_row_limit))
+             ("--max-rows", max_rows, "--no-row-limit", no_row_limit),
+             ("--max-split-epochs", max_split_epochs, "--any-split-epochs", any_split_epochs))
     for limit, given, reset, resetting in pairs:
         if given is not None and resetting:
             raise typer.BadParameter(f"give {limit} or {reset}, not both")
@@ -118,6 +124,8 @@ def policy(org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption
         changes["modalities"] = None if any_modality else _listed(offer or "")
     if max_rows is not None or no_row_limit:
         changes["max_rows"] = None if no_row_limit else max_rows
+    if max_split_epochs is not None or any_split_epochs:
+        changes["max_split_epochs"] = None if any_split_epochs else max_split_epochs
     with clean_errors():
         site = Site(home, org, task)
         current = load_policy(site.folder)
@@ -130,8 +138,11 @@ def policy(org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption
     led = ", ".join(current.leaders) if current.leaders is not None else "any participant"
     offered = ", ".join(current.modalities) if current.modalities is not None else "every modality it holds"
     rows = f"at most {current.max_rows} aligned entities a round" if current.max_rows else "shards of any size"
-    console.print(f"site {org} joins rounds led by {led} (or by itself), offering {offered}, and sends {rows}",
-                  highlight=False)
+    split = ("any number of split-learning epochs" if current.max_split_epochs is None else
+             f"at most {current.max_split_epochs} split-learning epochs" if current.max_split_epochs else
+             "no split learning")
+    console.print(f"site {org} joins rounds led by {led} (or by itself) with {split}, offering {offered}, and sends "
+                  f"{rows}", highlight=False)
 
 
 @data_app.command("add")

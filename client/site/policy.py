@@ -31,6 +31,8 @@ class SitePolicy(BaseModel):
     leaders: list[str] | None = Field(default=None, description="MSP IDs of the orgs this site lets lead a round")
     modalities: list[str] | None = Field(default=None, description="modalities the site offers (label included)")
     max_rows: int | None = Field(default=None, ge=1, description="most aligned entities the site sends per round")
+    max_split_epochs: int | None = Field(default=None, ge=0, description="most split-learning epochs of a round the "
+                                         "site takes part in (0: none); a label holder's gradients carry its labels")
 
     @field_validator("leaders", "modalities")
     @classmethod
@@ -45,6 +47,9 @@ class SitePolicy(BaseModel):
         if self.modalities is not None and not asked <= set(self.modalities):
             return (f"the round asks for {', '.join(sorted(asked))}; this site offers "
                     f"{', '.join(self.modalities) or 'nothing'}")
+        if self.max_split_epochs is not None and rnd.split_epochs > self.max_split_epochs:
+            return (f"the round asks for {rnd.split_epochs} split-learning epochs; this site takes part in at most "
+                    f"{self.max_split_epochs}")
         return None
 
     def too_many_rows(self, rows: int) -> str | None:

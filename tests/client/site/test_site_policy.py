@@ -41,6 +41,33 @@ def test_a_row_limit_bounds_what_is_sent() -> None:
         SitePolicy(max_rows=0)
 
 
+def test_a_split_epoch_limit_refuses_longer_split_learning() -> None:
+    split = ROUND.model_copy(update={"split_epochs": 8})
+    assert SitePolicy().refusal(split, "DC1MSP") is None
+    assert SitePolicy(max_split_epochs=8).refusal(split, "DC1MSP") is None
+    assert SitePolicy(max_split_epochs=4).refusal(split, "DC1MSP") == \
+        "the round asks for 8 split-learning epochs; this site takes part in at most 4"
+    assert SitePolicy(max_split_epochs=0).refusal(split, "DC2MSP") is not None  # no split learning at all
+    assert SitePolicy(max_split_epochs=0).refusal(ROUND, "DC2MSP") is None  # rounds without it are unaffected
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        SitePolicy(max_split_epochs=-1)
+
+
+def test_the_policy_command_sets_and_clears_the_split_epoch_limit(tmp_path: Path) -> None:
+    from cli_runner import run_cli
+
+    site = ["--org", "DC1", "--task", "t", "--home", str(tmp_path)]
+    code, shown = run_cli("site", "policy", "--max-split-epochs", "0", *site)
+    shown = " ".join(shown.split())  # the console wraps lines
+    assert code == 0 and "with no split learning" in shown, shown
+    assert load_policy(tmp_path / "sites" / "DC1").max_split_epochs == 0
+    code, shown = run_cli("site", "policy", "--any-split-epochs", *site)
+    shown = " ".join(shown.split())
+    assert code == 0 and "any number of split-learning epochs" in shown, shown
+    code, shown = run_cli("site", "policy", "--max-split-epochs", "3", "--any-split-epochs", *site)
+    assert code != 0 and "not both" in shown
+
+
 def test_the_policy_lives_in_the_site_folder(tmp_path: Path) -> None:
     assert load_policy(tmp_path) == SitePolicy()
     saved = SitePolicy(leaders=["DC2MSP", "DC1MSP", "DC1MSP"], max_rows=5)
