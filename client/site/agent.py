@@ -580,7 +580,12 @@ class SiteAgent:
                 gradients = self._inbound(rnd, rnd.leader, epoch_kind(GRADIENTS_KIND, epoch))
                 if gradients is None:
                     return False  # their arrival pokes the worker
-                self._apply_gradients(rnd, epoch, gradients)
+                try:
+                    self._apply_gradients(rnd, epoch, gradients)
+                except (ValueError, OSError) as exc:  # the recorded file itself is bad: no resend can mend it
+                    self._decline(rnd.round_id, f"the leader's {epoch_kind(GRADIENTS_KIND, epoch)} cannot be applied: "
+                                                f"{exc}")
+                    return False
         return True
 
     def _split_led(self, rnd: Round) -> bool:
