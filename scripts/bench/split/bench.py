@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=8, help="split-learning epochs of regime (b)")
     parser.add_argument("--seeds", type=int, default=3, help="head seeds per score")
+    parser.add_argument("--site-seed", type=int, default=0,
+                        help="seed of the site extractors' training (another seed trains them cold, then caches)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
 
@@ -74,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         bases = {"text": None, "image": images.path.parent}
 
         start = time.perf_counter()
-        own = {"text": label_free_text_bundle(texts), "image": label_free_image_bundle(images)}
+        own = {"text": label_free_text_bundle(texts, args.site_seed),
+               "image": label_free_image_bundle(images, args.site_seed)}
         timings["site extractors (train or cache)"] = time.perf_counter() - start
         regime_a = {m: load_bundle(own[m]).extract(values[m], bases[m]) for m in own}
 
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                for regime, blocks in (("a", regime_a), ("b", regime_b), ("c", regime_c))}
     n_test = int((split == "test").sum())
     print(f"{len(ids)} aligned entities, {n_test} of them test; head seeds 0..{args.seeds - 1}; "
-          f"split epochs {args.epochs}", file=sys.stderr)
+          f"split epochs {args.epochs}; site extractors' seed {args.site_seed}", file=sys.stderr)
     print(f"{'regime':<58} {'text':>7} {'image':>7} {'fused':>7}")
     names = {"a": "(a) label-free site extractors", "b": f"(b) (a) after {args.epochs} split-learning epochs",
              "c": "(c) reference: trained with DC1's labels (forbidden)"}
@@ -107,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {what}: {seconds:.0f} s", file=sys.stderr)
     if args.json:
         Path(args.json).write_text(json.dumps({"results": results, "aligned": len(ids), "test": n_test,
-                                               "epochs": args.epochs, "seconds": timings}, indent=1))
+                                               "epochs": args.epochs, "site_seed": args.site_seed,
+                                               "seconds": timings}, indent=1))
     best = {r: max(results[r]["text"], results[r]["image"]) for r in ("a", "b")}
     print(f"split a={results['a']['fused']} b={results['b']['fused']} c={results['c']['fused']} "
           f"best_single_a={best['a']} best_single_b={best['b']}")
