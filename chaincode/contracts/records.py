@@ -564,7 +564,7 @@ class ReleasePrivacy(BaseModel):
 
 class ExchangeInput(BaseModel):
     """``Rounds:RecordExchange`` argument: one off-chain transfer, by hash and size (and, for a kind the agreement
-    makes a DP release, how it was made)."""
+    makes a DP release, how it was made; for a ``features`` shard, the ONNX SHA-256 of the extractor that made it)."""
 
     model_config = STRICT
     receiver: MspId
@@ -573,6 +573,9 @@ class ExchangeInput(BaseModel):
     bytes: int = Field(ge=1, le=1 << 40)
     entity_count: Count
     privacy: ReleasePrivacy | None = None
+    extractor_onnx_sha256: Sha256 | None = Field(
+        default=None, description="only on a features exchange: the ONNX SHA-256 of the extractor that made the "
+                                  "shard (required on a feature site's final features after split learning)")
 
 
 class Exchange(ExchangeInput):

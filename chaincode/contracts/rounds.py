@@ -161,6 +161,18 @@ def _check_split_order(ctx: Context, rnd: Round, sender: str, receiver: str, bas
         _require_exchange(ctx, rnd, receiver, rnd.leader, epoch_kind(FEATURES_KIND, epoch))
 
 
+def _check_extractor(rnd: Round, exchange: ExchangeInput) -> None:
+    """Only a ``features`` exchange names the extractor that made it; after split learning it must (the record of
+    which fine-tuned extractor made the features the round fuses). The hash is the sender's claim: the chaincode
+    cannot check it against any bytes, so it asks no more of it than its form."""
+    if exchange.extractor_onnx_sha256 is not None and exchange.kind != FEATURES_KIND:
+        raise BadRequest(f"only a {FEATURES_KIND} exchange names the extractor that made it; {exchange.kind!r} "
+                         f"carries no extractor_onnx_sha256")
+    if exchange.kind == FEATURES_KIND and rnd.split_epochs and exchange.extractor_onnx_sha256 is None:
+        raise BadRequest(f"round {rnd.round_id} fine-tunes the extractors by split learning: its {FEATURES_KIND} "
+                         f"exchange must name the fine-tuned extractor's ONNX SHA-256 (extractor_onnx_sha256)")
+
+
 def _require_exchange(ctx: Context, rnd: Round, sender: str, receiver: str, kind: str) -> None:
     if ctx.read(keys.exchange_key(rnd.round_id, sender, receiver, kind)) is None:
         raise Conflict(f"round {rnd.round_id}: {sender}'s {kind} exchange to {receiver} comes first")
@@ -434,20 +446,23 @@ class Rounds(ConsortiumContract):
             "Forbidden: caller is not a participant",
             "BadRequest: malformed exchange, receiver not another participant, a kind the agreement does not allow, "
             "a DP release not made as agreed or of another data set than the sender's summary, a split-learning "
-            "epoch the round does not have or between other sites than a feature site and the leader",
+            "epoch the round does not have or between other sites than a feature site and the leader, an extractor "
+            "hash on another kind than features, final features of a split-learning round naming no extractor",
             "Conflict: round not open or fused, exchange already recorded, the release would exceed the sender's "
             "privacy budget, a split-learning exchange before the one it follows",
         ),
     )
     def record_exchange(self, ctx: Context, round_id: Identifier, exchange: ExchangeInput) -> Exchange:
-        """Record one off-chain transfer sent by the caller's org: receiver, kind, SHA-256, size, entities; a kind
-        the agreement makes a DP release is charged to the sender's privacy budget for the data set it released."""
+        """Record one off-chain transfer sent by the caller's org: receiver, kind, SHA-256, size, entities, and for
+        features the ONNX SHA-256 of the extractor that made them (required after split learning); a kind the
+        agreement makes a DP release is charged to the sender's privacy budget for the data set it released."""
         rnd = load_round(ctx, round_id)
         sender = _participant(ctx, rnd)
         _in_state(rnd, *LIVE)
         if exchange.receiver == sender or exchange.receiver not in rnd.participants:
             raise BadRequest(f"receiver {exchange.receiver} must be another participant of round {round_id}")
         base, epoch = kind_epoch(exchange.kind)
+        _check_extractor(rnd, exchange)
         _check_split_order(ctx, rnd, sender, exchange.receiver, base, epoch)
         terms = _round_terms(ctx, rnd)
         if terms is not None and base not in terms.exchange_kinds:

@@ -10,7 +10,9 @@ A site folder (``<home>/sites/<Org>``, as ``client/site`` lays it out) holds per
   shards and split-learning features; a feature site: its split-learning gradients);
 - ``split/features.<e>.npy``: a feature site's features of split-learning epoch ``e``, recorded as the exchange to
   the leader; ``split/gradients.<e>.<MSP ID>.npy``: the gradients the leader sent that site in epoch ``e``;
-- ``model.npz``: the fused model (the leader's, or the copy a participant downloaded).
+- ``model.npz``: the fused model (the leader's, or the copy a participant downloaded);
+- ``extractor/``: the bundle split learning fine-tuned at the site (``bundle.json`` and its ONNX file), checked
+  against the extractor SHA-256 the site's final ``features`` exchange names (a leader's is on no record).
 
 Other files (alignment state, metrics, timings, unfinished ``.part`` uploads) are not recorded on-chain and
 are not checked. Without the folder's org (``owner``) an own shard that matches no record fails, since the
@@ -19,6 +21,7 @@ leader's own unsent shard cannot be told from a changed one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -30,6 +33,8 @@ SHARD_FILES = {"features.npy": "features", "labels.npz": "labels"}
 MODEL_FILE = "model.npz"
 INBOX = "in"
 SPLIT = "split"
+EXTRACTOR = "extractor"
+BUNDLE_JSON = "bundle.json"
 
 
 def exchange_name(record: ExchangeRecord) -> str:
@@ -60,7 +65,41 @@ def artefact_checks(folder: Path, rounds: Mapping[str, RoundAudit], owner: str |
                 checks.append(_model_check(path, subject, audit))
             else:
                 checks.append(_exchange_check(path, subject, round_dir, audit, owner))
+        bundle = round_dir / EXTRACTOR
+        if audit is not None and (bundle / BUNDLE_JSON).is_file():
+            checks.append(_extractor_check(bundle, f"folder {bundle.relative_to(folder)}", audit, owner))
     return checks
+
+
+def _extractor_check(bundle: Path, subject: str, audit: RoundAudit, owner: str | None) -> Check:
+    """The fine-tuned bundle's ONNX file against the extractor SHA-256 its site's final features name."""
+    round_id = audit.record.round_id
+    try:
+        onnx = bundle / str(json.loads((bundle / BUNDLE_JSON).read_text())["onnx_file"])
+        digest = sha256_file(onnx)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return Check(category=Category.ARTEFACTS, name="extractor", subject=subject, status=Status.FAIL,
+                     detail=f"round {round_id}: the bundle's ONNX file cannot be read: {exc}")
+    finals = [e for e in audit.exchanges if e.kind == "features" and (owner is None or e.sender == owner)]
+    matching = [e for e in finals if e.extractor_onnx_sha256 == digest]
+    if matching:
+        record = matching[0]
+        return Check(category=Category.ARTEFACTS, name="extractor", subject=subject, status=Status.PASS,
+                     detail=f"ONNX SHA-256 {digest}, as the final features of {record.sender} name it (tx "
+                            f"{record.tx_id})", record=exchange_name(record), tx_id=record.tx_id)
+    if not finals and owner is not None and owner == audit.record.leader:
+        return Check(category=Category.ARTEFACTS, name="extractor", subject=subject, status=Status.INFO,
+                     detail=f"round {round_id}: the leader's own features ({owner}) are never sent, so no record "
+                            f"names its fine-tuned extractor (ONNX SHA-256 {digest})")
+    if not finals:
+        return Check(category=Category.ARTEFACTS, name="extractor", subject=subject, status=Status.FAIL,
+                     detail=f"round {round_id}: no final features exchange{f' from {owner}' if owner else ''} names "
+                            f"an extractor; the bundle's ONNX SHA-256 is {digest}")
+    record = finals[0]
+    return Check(category=Category.ARTEFACTS, name="extractor", subject=subject, status=Status.FAIL,
+                 detail=f"round {round_id}: {record.sender}'s final features name extractor "
+                        f"{record.extractor_onnx_sha256 or 'none'} (tx {record.tx_id}); the bundle's ONNX file has "
+                        f"SHA-256 {digest}", record=exchange_name(record), tx_id=record.tx_id)
 
 
 def _artefacts(round_dir: Path) -> list[Path]:

@@ -363,11 +363,12 @@ def rounds_table(found: Sequence[RoundRecord], task: str) -> Table:
 
 def exchanges_table(found: Sequence[ExchangeRecord], title: str) -> Table:
     table = _table(title, "sender", "receiver", "kind", ("bytes", {"justify": "right"}),
-                   ("entities", {"justify": "right"}), "SHA-256", "DP release", "recorded (UTC)", "tx")
+                   ("entities", {"justify": "right"}), "SHA-256", "extractor SHA-256", "DP release", "recorded (UTC)",
+                   "tx")
     for e in found:
         dp = f"epsilon {e.privacy['epsilon']}, sigma {e.privacy['noise_multiplier']}" if e.privacy else ""
-        table.add_row(e.sender, e.receiver, e.kind, str(e.bytes), str(e.entity_count), short(e.sha256), dp,
-                      when(e.recorded_at), short(e.tx_id))
+        table.add_row(e.sender, e.receiver, e.kind, str(e.bytes), str(e.entity_count), short(e.sha256),
+                      short(e.extractor_onnx_sha256), dp, when(e.recorded_at), short(e.tx_id))
     return table
 
 
@@ -377,7 +378,8 @@ def round_tables(found: RoundAudit) -> list[Table]:
     record = _table(f"round {r.round_id}", "field", ("value", HASH), caption=None)
     rows = [("state", r.state), ("participants", ", ".join(r.participants)),
             ("roles", "; ".join(f"{o}: {', '.join(m)}" for o, m in sorted(r.roles.items()))),
-            ("label holder", r.label_holder), ("method", r.method), ("leader", r.leader),
+            ("label holder", r.label_holder), ("method", r.method), ("split-learning epochs", str(r.split_epochs)),
+            ("leader", r.leader),
             ("past leaders", ", ".join(r.past_leaders)), ("opened by", r.opened_by),
             ("opened (UTC)", when(r.opened_at)), ("open tx", r.open_tx), ("deadline (UTC)", when(r.deadline)),
             ("model spec SHA-256", r.model_spec_sha256), ("model SHA-256", r.model_sha256 or ""),

@@ -1,4 +1,5 @@
-"""``audit verify``'s extractor provenance check: whose labels shaped each published summary's extractor.
+"""``audit verify``'s extractor checks: whose labels shaped each published summary's extractor, and which fine-tuned
+extractor made each feature site's final features in a round with split learning.
 
 From the replayed state, one check per (org, modality) summary that has an extractor: ``pass`` when its provenance
 says no label of another party reached it (labels ``none`` or ``own``) or that label information reached it only
@@ -6,6 +7,11 @@ through split-learning gradients (``split-gradients``, the recorded exchanges of
 declares no provenance (unknown: published before provenance existed); ``fail`` when it was trained with another
 party's labels (``foreign``: the central reference, which the trust model forbids: a label holder's labels left it)
 or the record cannot be read.
+
+And one check per feature site of each round with split epochs: ``pass`` when its final ``features`` exchange names
+the ONNX SHA-256 of the extractor that made them; ``fail`` when it names none, or when the round was fused without
+them on record; ``info`` while they are not sent (open or aborted round), and for a leader that is a feature site:
+its own features are never sent, so no record names its fine-tuned extractor.
 """
 
 from __future__ import annotations
@@ -16,10 +22,20 @@ from collections.abc import Mapping
 from pydantic import ValidationError
 
 from swarmfuse.chaincode.contracts import keys
-from swarmfuse.chaincode.contracts.records import ExtractorProvenance, LabelSource, Summary
+from swarmfuse.chaincode.contracts.records import (
+    FEATURES_KIND,
+    LABEL_MODALITY,
+    Exchange,
+    ExtractorProvenance,
+    LabelSource,
+    Round,
+    RoundState,
+    Summary,
+)
 from swarmfuse.client.audit.report import Category, Check, Status
 
 NAME = "extractor provenance"
+SPLIT_NAME = "split extractor"
 
 
 def describe(found: ExtractorProvenance) -> str:
@@ -63,3 +79,55 @@ def provenance_checks(state: Mapping[str, bytes]) -> list[Check]:
         checks.append(Check(category=Category.STATE, name=NAME, subject=subject, status=status, detail=detail,
                             tx_id=summary.tx_id))
     return checks
+
+
+def split_extractor_checks(state: Mapping[str, bytes]) -> list[Check]:
+    """One check per feature site of each round with split epochs: its final features name their extractor."""
+    checks = []
+    finals: dict[tuple[str, str], list[tuple[str, bytes]]] = {}  # (round, sender) -> [(receiver, record)]
+    for (round_id, sender, receiver, kind), raw in sorted(keys.of_type(state, keys.EXCHANGE).items()):
+        if kind == FEATURES_KIND:
+            finals.setdefault((round_id, sender), []).append((receiver, raw))
+    for (round_id,), raw in sorted(keys.of_type(state, keys.ROUND).items()):
+        try:
+            document = json.loads(raw)
+            if not isinstance(document, dict) or not document.get("split_epochs"):
+                continue  # no split learning (other checks judge the record itself)
+            rnd = Round.model_validate(document)
+        except (ValueError, ValidationError) as exc:
+            checks.append(Check(category=Category.STATE, name=SPLIT_NAME, subject=f"round {round_id}",
+                                status=Status.FAIL, detail=f"the record cannot be read: {exc}"))
+            continue
+        for org in sorted(p for p in rnd.participants if set(rnd.roles[p]) != {LABEL_MODALITY}):
+            sent = sorted(finals.get((round_id, org), []), key=lambda found: found[0] != rnd.leader)  # leader's first
+            checks.append(_final_features_check(rnd, org, sent[0] if sent else None))
+    return checks
+
+
+def _final_features_check(rnd: Round, org: str, found: tuple[str, bytes] | None) -> Check:
+    subject = f"round {rnd.round_id} {org} final features"
+    if found is None:
+        if org == rnd.leader:
+            status, detail = Status.INFO, (f"{org} leads: its own features are never sent, so no exchange names the "
+                                           f"extractor split learning fine-tuned at {org}")
+        elif rnd.state in (RoundState.FUSED, RoundState.CLOSED):
+            status, detail = Status.FAIL, (f"round {rnd.round_id} is {rnd.state.value} but no final {FEATURES_KIND} "
+                                           f"exchange from {org} is recorded")
+        else:
+            status, detail = Status.INFO, f"round {rnd.round_id} is {rnd.state.value}: {org} has sent no final features"
+        return Check(category=Category.STATE, name=SPLIT_NAME, subject=subject, status=status, detail=detail)
+    receiver, raw = found
+    record = f"exchange {rnd.round_id} {org}->{receiver} {FEATURES_KIND}"
+    try:
+        exchange = Exchange.model_validate(json.loads(raw))
+    except (ValueError, ValidationError) as exc:
+        return Check(category=Category.STATE, name=SPLIT_NAME, subject=subject, status=Status.FAIL, record=record,
+                     detail=f"the record cannot be read: {exc}")
+    if exchange.extractor_onnx_sha256 is None:
+        status, detail = Status.FAIL, (f"{record} (tx {exchange.tx_id}) names no extractor: which extractor split "
+                                       f"learning fine-tuned at {org} is not on record")
+    else:
+        status, detail = Status.PASS, (f"made by extractor {exchange.extractor_onnx_sha256} after "
+                                       f"{rnd.split_epochs} split-learning epochs ({record}, tx {exchange.tx_id})")
+    return Check(category=Category.STATE, name=SPLIT_NAME, subject=subject, status=status, detail=detail,
+                 record=record, tx_id=exchange.tx_id)

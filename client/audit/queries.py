@@ -151,6 +151,7 @@ class RoundRecord(Record):
     model_spec_sha256: str
     deadline: datetime
     agreement_sha256: str | None = Field(default=None, description="the agreement the round was opened under")
+    split_epochs: int = Field(default=0, description="epochs of split learning of the extractors (0: none)")
     opened_by: str
     opened_at: datetime
     open_tx: str
@@ -180,7 +181,8 @@ class AlignmentRecord(Record):
 
 
 class ExchangeRecord(Record):
-    """One off-chain transfer, as its sender recorded it: who to whom, what, its SHA-256 and size."""
+    """One off-chain transfer, as its sender recorded it: who to whom, what, its SHA-256 and size (features: and the
+    extractor that made them)."""
 
     round_id: str
     sender: str
@@ -190,6 +192,8 @@ class ExchangeRecord(Record):
     bytes: int
     entity_count: int
     privacy: dict[str, Any] | None = Field(default=None, description="how a DP release was made (sigma, epsilon, ...)")
+    extractor_onnx_sha256: str | None = Field(default=None, description="features: the ONNX SHA-256 of the extractor "
+                                                                        "that made them, as the sender names it")
     recorded_at: datetime
     tx_id: str
 

@@ -35,7 +35,7 @@ from swarmfuse.chaincode.stub import readable_key
 from swarmfuse.client.audit.channel import BLOCK_VALIDATION, ChannelConfig, config_update_problem
 from swarmfuse.client.audit.contributions import contribution_checks
 from swarmfuse.client.audit.privacy import privacy_checks
-from swarmfuse.client.audit.provenance import provenance_checks
+from swarmfuse.client.audit.provenance import provenance_checks, split_extractor_checks
 from swarmfuse.client.audit.report import Category, Check, Status
 from swarmfuse.client.audit.signatures import confirmation_checks
 from swarmfuse.network.protocol import blockfmt
@@ -444,8 +444,9 @@ class LedgerReplay:
         """Unique tx IDs, the chaincode's definition, its state (``digest``: key -> SHA-256 of the value the
         chaincode's state holds; ``None`` when it could not be read, ``why_no_digest`` saying why), the founders'
         own confirmations behind the task and the agreements (:mod:`.signatures`), each round's contributions
-        recomputed from its table (:mod:`.contributions`), the ε of every DP release and budget (:mod:`.privacy`) and
-        whose labels shaped each summary's extractor (:mod:`.provenance`)."""
+        recomputed from its table (:mod:`.contributions`), the ε of every DP release and budget (:mod:`.privacy`),
+        whose labels shaped each summary's extractor and, after split learning, which extractor made each feature
+        site's final features (:mod:`.provenance`)."""
         self._unique_tx_ids()
         self._definition_check()
         if digest is None:
@@ -454,7 +455,7 @@ class LedgerReplay:
             self._state_checks(digest)
         state = {key: value.value for key, value in self.state.namespace(self.chaincode).items()}
         self.checks += (confirmation_checks(state) + contribution_checks(state) + privacy_checks(state)
-                        + provenance_checks(state))
+                        + provenance_checks(state) + split_extractor_checks(state))
 
     def _unique_tx_ids(self) -> None:
         duplicates = self.state.duplicates

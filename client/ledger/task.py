@@ -176,10 +176,12 @@ class TaskLedger:
         return Alignment.model_validate(found) if found is not None else None
 
     def record_exchange(self, round_id: str, receiver: str, kind: str, sha256: str, size: int,
-                        entity_count: int, privacy: ReleasePrivacy | None = None) -> Exchange:
-        """Record a file this org sends (``privacy``: how a DP release was made, when it is one)."""
+                        entity_count: int, privacy: ReleasePrivacy | None = None,
+                        extractor_sha256: str | None = None) -> Exchange:
+        """Record a file this org sends (``privacy``: how a DP release was made, when it is one;
+        ``extractor_sha256``: for features, the ONNX SHA-256 of the extractor that made them)."""
         exchange = ExchangeInput(receiver=receiver, kind=kind, sha256=sha256, bytes=size, entity_count=entity_count,
-                                 privacy=privacy)
+                                 privacy=privacy, extractor_onnx_sha256=extractor_sha256)
         return Exchange.model_validate(self.submit("Rounds:RecordExchange", round_id,
                                                    exchange.model_dump_json(exclude_none=True)))
 

@@ -452,17 +452,26 @@ class SiteAgent:
 
     def _send(self, rnd: Round, kind: str, path: Path, receiver: str, privacy: ReleasePrivacy | None = None) -> None:
         """Record ``path`` as this site's ``kind`` exchange to ``receiver`` (unless it is already, with these bytes)
-        and upload it (once: the store's ``send-<kind>`` action)."""
+        and upload it (once: the store's ``send-<kind>`` action). Features name the extractor that made them: the
+        bundle the round fine-tuned after split learning, else the installed one."""
         round_id = rnd.round_id
         action = f"send-{kind}" if receiver == rnd.leader else f"send-{kind}-{receiver}"
         if self.store.action_done(round_id, action):
             return
         size, digest = path.stat().st_size, sha256_file(path)
+        extractor = None
+        if kind == FEATURES_KIND:
+            source = self.holding(rnd, self._modality_of(rnd, self.mspid)).source
+            assert source is not None, "features come from an extractor"
+            extractor = source.sha256
         recorded = self.ledger.exchange(round_id, self.mspid, receiver, kind)
         if recorded is None:
-            self.ledger.record_exchange(round_id, receiver, kind, digest, size, len(self.aligned(round_id)), privacy)
-        elif (recorded.sha256, recorded.bytes) != (digest, size):
-            raise SiteError(f"round {round_id}: the {kind} recorded on-chain differ from the local file")
+            self.ledger.record_exchange(round_id, receiver, kind, digest, size, len(self.aligned(round_id)), privacy,
+                                        extractor)
+        elif (recorded.sha256, recorded.bytes) != (digest, size) or \
+                recorded.extractor_onnx_sha256 not in (None, extractor):  # none: recorded before extractors were
+            raise SiteError(f"round {round_id}: the {kind} recorded on-chain differ from the local file or its "
+                            f"extractor")
         self.link.upload(self.peer(receiver), round_id, kind, path)
         self.store.finish_action(round_id, action, f"{size} bytes, sha256 {digest}")
 

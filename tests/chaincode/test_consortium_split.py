@@ -1,7 +1,7 @@
 """Split learning on the ledger: a round with ``split_epochs`` takes, per feature site, ``features.1`` to the leader,
-``gradients.1`` back, ... ``gradients.<n>``, then the site's final ``features``; nothing out of that order, between
-other sites, or in a round without those epochs; under an agreement only when it allows both kinds and makes
-neither a DP release."""
+``gradients.1`` back, ... ``gradients.<n>``, then the site's final ``features``, naming the fine-tuned extractor's
+ONNX SHA-256; nothing out of that order, between other sites, or in a round without those epochs; under an agreement
+only when it allows both kinds and makes neither a DP release."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from test_consortium_agreement import agreed, terms
 from swarmfuse.chaincode.contracts.records import kind_epoch
 
 
-def exchange(receiver: str, kind: str) -> str:
+def exchange(receiver: str, kind: str, extractor: str | None = None) -> str:
     return json.dumps({"receiver": receiver, "kind": kind, "sha256": sha(receiver + kind), "bytes": 4096,
-                       "entity_count": 100})
+                       "entity_count": 100, **({"extractor_onnx_sha256": extractor} if extractor else {})})
 
 
 def split_round(world: World, round_id: str = "s1", epochs: int = 2, **changes: object) -> dict:
@@ -34,13 +34,13 @@ def test_each_feature_site_alternates_features_and_gradients_with_the_leader_the
                   fragment=f"{leader}'s gradients.1 exchange to {first}MSP comes first")
     world.refused(lead, "Rounds:RecordExchange", "s1", exchange(f"{first}MSP", "gradients.1"), status=409,
                   fragment=f"{first}MSP's features.1 exchange to {leader} comes first")
-    world.refused(first, "Rounds:RecordExchange", "s1", exchange(leader, "features"), status=409,
+    world.refused(first, "Rounds:RecordExchange", "s1", exchange(leader, "features", sha("tuned")), status=409,
                   fragment="gradients.2 exchange")
     for epoch in (1, 2):
         for site in sites:
             world.ok(site, "Rounds:RecordExchange", "s1", exchange(leader, f"features.{epoch}"))
             world.ok(lead, "Rounds:RecordExchange", "s1", exchange(f"{site}MSP", f"gradients.{epoch}"))
-    world.ok(first, "Rounds:RecordExchange", "s1", exchange(leader, "features"))
+    world.ok(first, "Rounds:RecordExchange", "s1", exchange(leader, "features", sha("tuned")))
     world.refused(second, "Rounds:RecordExchange", "s1", exchange(leader, "features.2"), status=409,
                   fragment="already recorded")
     recorded = world.read("Auditor", "Audit:Exchanges", "s1", "100", "")["items"]
@@ -70,6 +70,36 @@ def test_split_exchanges_go_only_between_a_feature_site_and_the_leader_within_th
     world.refused(sender, "Rounds:RecordExchange", "plain", exchange(plain["leader"], "features.1"), status=400,
                   fragment="0 split-learning epochs")
     world.ok(sender, "Rounds:RecordExchange", "plain", exchange(plain["leader"], "features"))  # no epochs to wait for
+
+
+def test_final_features_of_a_split_round_name_their_extractor_and_only_features_name_one() -> None:
+    world = founded()
+    rnd = split_round(world, epochs=1)
+    leader = rnd["leader"]
+    site = next(p for p in rnd["participants"] if p != leader).removesuffix("MSP")
+    tuned = sha("fine-tuned extractor")
+    world.refused(site, "Rounds:RecordExchange", "s1", exchange(leader, "features.1", tuned), status=400,
+                  fragment="'features.1' carries no extractor_onnx_sha256")
+    world.ok(site, "Rounds:RecordExchange", "s1", exchange(leader, "features.1"))
+    world.refused(leader.removesuffix("MSP"), "Rounds:RecordExchange", "s1",
+                  exchange(f"{site}MSP", "gradients.1", tuned), status=400, fragment="only a features exchange")
+    world.ok(leader.removesuffix("MSP"), "Rounds:RecordExchange", "s1", exchange(f"{site}MSP", "gradients.1"))
+    world.refused(site, "Rounds:RecordExchange", "s1", exchange(leader, "features"), status=400,
+                  fragment="must name the fine-tuned extractor's ONNX SHA-256")
+    world.refused(site, "Rounds:RecordExchange", "s1", exchange(leader, "features", "F" * 64), status=400,
+                  fragment="extractor_onnx_sha256")
+    recorded = world.ok(site, "Rounds:RecordExchange", "s1", exchange(leader, "features", tuned))
+    assert recorded["extractor_onnx_sha256"] == tuned
+    finals = [e for e in world.read("Auditor", "Audit:Exchanges", "s1", "100", "")["items"] if e["kind"] == "features"]
+    assert [(e["sender"], e["extractor_onnx_sha256"]) for e in finals] == [(f"{site}MSP", tuned)]
+    world.ok("DC1", "Rounds:Open", "plain", world.round_spec())
+    plain = world.join_all("plain")
+    senders = [p.removesuffix("MSP") for p in plain["participants"] if p != plain["leader"]]
+    world.ok(senders[0], "Rounds:RecordExchange", "plain", exchange(plain["leader"], "features"))  # optional here
+    named = world.ok(senders[1], "Rounds:RecordExchange", "plain", exchange(plain["leader"], "features", tuned))
+    assert named["extractor_onnx_sha256"] == tuned
+    world.refused(senders[0], "Rounds:RecordExchange", "plain", exchange(plain["leader"], "labels", tuned), status=400,
+                  fragment="only a features exchange")
 
 
 def test_under_an_agreement_split_rounds_need_both_kinds_allowed_and_no_dp_on_them() -> None:

@@ -221,7 +221,7 @@ def _plausible(function: str, parameters: list[str], config: JobConfig, record: 
         "metrics": json.dumps({"test_accuracy": 0.5}),
         "alignment": json.dumps({"entity_count": 10, "commitment_sha256": sha("aligned")}),
         "exchange": json.dumps({"receiver": record.leader, "kind": "features", "sha256": sha("features"), "bytes": 10,
-                                "entity_count": 10}),
+                                "entity_count": 10, "extractor_onnx_sha256": sha("extractor")}),
         "org": "DC2MSP",
         "profile": json.dumps({"name": "auditor", "endpoint": "127.0.0.1:1", "tls_fingerprint": sha("tls"),
                                "modalities": ["text"]}),

@@ -1,7 +1,9 @@
 """The auditor sees whose labels shaped each summary's extractor (the real chaincode run in memory): the summaries
 table shows the provenance, and ``audit verify``'s provenance check passes a site-trained extractor (labels none) or
 a split-fine-tuned one, reports a reference trained with the label holder's labels (foreign) and an extractor that
-declares no provenance, and skips the label holder's summary."""
+declares no provenance, and skips the label holder's summary. After split learning, its split-extractor check passes
+a feature site whose final features name their extractor, fails one whose record names none (naming the exchange),
+and says the leader's own fine-tuned extractor is on no record; the exchanges table shows the extractor."""
 
 from __future__ import annotations
 
@@ -12,11 +14,11 @@ from pathlib import Path
 from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "chaincode"))  # the in-memory world's helpers
-from cc_world import World, consortium, provenance, sha, summary  # noqa: E402
+from cc_world import World, consortium, founded, provenance, sha, summary  # noqa: E402
 
 from swarmfuse.client.audit import cli  # noqa: E402
-from swarmfuse.client.audit.provenance import provenance_checks  # noqa: E402
-from swarmfuse.client.audit.queries import PublishedSummary, SummaryRecord  # noqa: E402
+from swarmfuse.client.audit.provenance import provenance_checks, split_extractor_checks  # noqa: E402
+from swarmfuse.client.audit.queries import ExchangeRecord, PublishedSummary, SummaryRecord  # noqa: E402
 from swarmfuse.client.audit.report import Status  # noqa: E402
 
 
@@ -67,3 +69,63 @@ def test_the_summaries_table_shows_the_provenance() -> None:
     assert "none" in lines["DC1MSP"] and "site-text-0123456789abcdef" in lines["DC1MSP"]
     assert "foreign" in lines["DC2MSP"] and f"teacher {sha('efficientnet-lite0')[:10]}" in lines["DC2MSP"]
     assert "unknown" in lines["DC4MSP"] and "unknown" not in lines["DC3MSP"]  # DC3's labels: no extractor
+
+
+def split_round(world: World, epochs: int = 1) -> tuple[str, list[str]]:
+    """Round s1 with ``epochs`` split-learning epochs among DC1-DC3 (all feature sites), each non-leader site's epochs
+    recorded; its leader's and the other sites' MSP IDs."""
+    world.ok("DC1", "Rounds:Open", "s1", world.round_spec(split_epochs=epochs))
+    rnd = world.join_all("s1")
+    leader = rnd["leader"]
+    sites = [p for p in rnd["participants"] if p != leader]
+
+    def exchange(receiver: str, kind: str) -> str:
+        return json.dumps({"receiver": receiver, "kind": kind, "sha256": sha(receiver + kind), "bytes": 64,
+                           "entity_count": 8})
+
+    for epoch in range(1, epochs + 1):
+        for site in sites:
+            world.ok(site.removesuffix("MSP"), "Rounds:RecordExchange", "s1", exchange(leader, f"features.{epoch}"))
+            world.ok(leader.removesuffix("MSP"), "Rounds:RecordExchange", "s1", exchange(site, f"gradients.{epoch}"))
+    return leader, sites
+
+
+def final_features(world: World, site: str, leader: str, extractor: str) -> dict:
+    return world.ok(site.removesuffix("MSP"), "Rounds:RecordExchange", "s1", json.dumps(
+        {"receiver": leader, "kind": "features", "sha256": sha(site + "final"), "bytes": 64, "entity_count": 8,
+         "extractor_onnx_sha256": extractor}))
+
+
+def test_verify_checks_each_feature_sites_final_features_name_their_fine_tuned_extractor() -> None:
+    world = founded()
+    leader, (first, second) = split_round(world)
+    final_features(world, first, leader, sha(f"{first} tuned"))
+    checks = {c.subject: c for c in split_extractor_checks(world.ledger.state)}
+    assert set(checks) == {f"round s1 {org} final features" for org in (leader, first, second)}
+    named, pending, lead = (checks[f"round s1 {org} final features"] for org in (first, second, leader))
+    assert named.status == Status.PASS and sha(f"{first} tuned") in named.detail and named.tx_id
+    assert named.record == f"exchange s1 {first}->{leader} features"
+    assert pending.status == Status.INFO and "has sent no final features" in pending.detail
+    assert lead.status == Status.INFO and "never sent" in lead.detail
+    final_features(world, second, leader, sha(f"{second} tuned"))
+    state = world.ledger.state  # a record the honest chaincode would refuse: final features naming no extractor
+    key = next(k for k in state if k.startswith("\x00exchange") and second in k and k.endswith("\x00features\x00"))
+    state[key] = json.dumps({k: v for k, v in json.loads(state[key]).items() if k != "extractor_onnx_sha256"}).encode()
+    bad = next(c for c in split_extractor_checks(state) if c.subject == f"round s1 {second} final features")
+    assert bad.status == Status.FAIL and bad.record == f"exchange s1 {second}->{leader} features"
+    assert f"exchange s1 {second}->{leader} features" in bad.detail and "names no extractor" in bad.detail
+    world.ok("DC1", "Rounds:Open", "plain", world.round_spec())  # no split epochs: nothing to check
+    assert not [c for c in split_extractor_checks(world.ledger.state) if "plain" in c.subject]
+
+
+def test_the_exchanges_table_shows_the_extractor_of_features() -> None:
+    world = founded()
+    leader, (first, _) = split_round(world)
+    final_features(world, first, leader, sha("tuned"))
+    found = [ExchangeRecord.model_validate(e) for e in world.read("Auditor", "Audit:Exchanges", "s1", "100", "")["items"]]
+    console = Console(width=400, record=True)
+    console.print(cli.exchanges_table(found, "exchanges"))
+    rows = {tuple(cell.strip() for cell in line.split("│")[1:4]): line for line in console.export_text().splitlines()
+            if line.startswith("│")}
+    assert sha("tuned")[:cli.SHORT] in rows[(first, leader, "features")]
+    assert sha("tuned")[:cli.SHORT] not in rows[(first, leader, "features.1")]

@@ -369,6 +369,32 @@ def test_split_learning_files_match_their_epoch_exchanges_and_training_state_is_
     assert (changed.status, changed.tx_id) == (Status.FAIL, "tx-g1") and sha(gradients) in changed.detail
 
 
+def test_a_fine_tuned_extractor_bundle_matches_the_hash_its_final_features_name(tmp_path: Path) -> None:
+    onnx = b"the extractor split learning fine-tuned at DC2"
+    sha = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731
+    audit = _round(b"f", b"l", b"m")
+    named = audit.exchanges[0].model_copy(update={"extractor_onnx_sha256": sha(onnx)})  # DC2's final features
+    rounds = {"r1": audit.model_copy(update={"exchanges": [named, *audit.exchanges[1:]]})}
+    bundle = tmp_path / "DC2" / "rounds" / "r1" / "extractor"
+    bundle.mkdir(parents=True)
+    (bundle / "bundle.json").write_text(json.dumps({"onnx_file": "extractor.onnx"}))
+    (bundle / "extractor.onnx").write_bytes(onnx)
+    for owner in ("DC2MSP", None):
+        [check] = artefact_checks(tmp_path / "DC2", rounds, owner)
+        assert (check.subject, check.status, check.record, check.tx_id) == (
+            "folder rounds/r1/extractor", Status.PASS, "exchange r1 DC2MSP->DC3MSP features", "tx-features")
+    (bundle / "extractor.onnx").write_bytes(onnx + b"!")
+    [changed] = artefact_checks(tmp_path / "DC2", rounds, "DC2MSP")
+    assert (changed.status, changed.record) == (Status.FAIL, "exchange r1 DC2MSP->DC3MSP features")
+    assert sha(onnx) in changed.detail and sha(onnx + b"!") in changed.detail
+    leader = tmp_path / "DC3" / "rounds" / "r1" / "extractor"  # the leader's own: never sent, on no record
+    leader.mkdir(parents=True)
+    (leader / "bundle.json").write_text(json.dumps({"onnx_file": "extractor.onnx"}))
+    (leader / "extractor.onnx").write_bytes(b"the leader's fine-tuned extractor")
+    [own] = artefact_checks(tmp_path / "DC3", rounds, "DC3MSP")
+    assert own.status == Status.INFO and "never sent" in own.detail
+
+
 # --- the report -----------------------------------------------------------------------------------
 
 

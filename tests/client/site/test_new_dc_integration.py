@@ -2,7 +2,8 @@
 commands only: each feature site trains its own extractor from its own rows and public data (no label), adds its
 data, serves; the label holder adds its labels; a round opens and closes, and every site holds the model the
 ledger names; a second round fine-tunes each feature site's extractor by split learning (features and gradients
-per epoch, on the record) before the fusion, and a gradient file other than the recorded one is refused; in a
+per epoch, on the record) before the fusion, each site's final features naming its fine-tuned extractor on-chain
+(the installed one in the first round), and a gradient file other than the recorded one is refused; in a
 third, a feature site killed mid-epoch and restarted resumes without sending anything twice. The data set is synthetic, made here: three classes, each with its own words and its own colour."""
 
 from __future__ import annotations
@@ -144,6 +145,12 @@ def test_new_data_centres_go_from_their_manifests_to_a_closed_round(engine: str,
             tuned = json.loads((home / "sites" / org / "rounds" / "R2" / "extractor" / "bundle.json").read_text())
             base = json.loads((home / "sites" / org / "extractors" / modality / "bundle.json").read_text())
             assert tuned["onnx_sha256"] != base["onnx_sha256"] and "split learning in round R2" in tuned["source"]
+            with open_site(home, "DC1", task) as parts:  # features name the extractor that made them, on-chain
+                plain = parts.ledger.exchange("R1", f"{org}MSP", "DC1MSP", "features")
+                final = parts.ledger.exchange("R2", f"{org}MSP", f"{leader}MSP", "features")
+            assert plain is not None and plain.extractor_onnx_sha256 == base["onnx_sha256"]
+            if org != leader:  # the leader's own features are never sent
+                assert final is not None and final.extractor_onnx_sha256 == tuned["onnx_sha256"]
 
         target = next(org for org in ("DC2", "DC3") if org != leader)  # a gradient file that is not the recorded one
         [genuine] = (home / "sites" / target / "rounds" / "R2" / "in").glob(f"{leader}MSP-gradients.1-*")
