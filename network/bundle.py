@@ -26,6 +26,7 @@ from swarmfuse.network import state as state_file
 from swarmfuse.network.crypto import issue_tls_pair
 from swarmfuse.network.errors import InvalidInput, NotRunning
 from swarmfuse.network.layout import Layout, msp_key_pair
+from swarmfuse.network.orghome import open_org_home
 from swarmfuse.network.topology import Org, check_listen_address
 
 FORMAT = "swarmfuse.site-bundle/1"
@@ -100,10 +101,19 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def write_bundle(home: Path, org_name: str, task: str, out: Path, site_address: str | None = None) -> SiteBundle:
+def write_bundle(home: Path, org_name: str, task: str, out: Path, site_address: str | None = None,
+                 org_home: Path | None = None) -> SiteBundle:
     """Write ``org_name``'s bundle for ``task`` of the network under ``home`` into the new folder ``out``; the
-    site listens on ``site_address`` (default the network's address) at its port of the topology."""
+    site listens on ``site_address`` (default the network's address) at its port of the topology. With
+    ``org_home`` (the org's own home, ``swarmfuse org init``) its identities come from there and its TLS CA there
+    issues the site's pairs: what an org that joined later does, whose keys the network home does not hold."""
     layout = Layout(home.expanduser().resolve())
+    own = layout
+    if org_home is not None:
+        record = open_org_home(org_home).record
+        if record.name != org_name:
+            raise InvalidInput(f"{org_home} is {record.name}'s home, not {org_name}'s")
+        own = Layout(org_home.expanduser().resolve())
     current = state_file.load(layout.state_file)
     if current is None:
         raise NotRunning(f"no network under {layout.home}: run 'swarmfuse network up' first")
@@ -116,15 +126,18 @@ def write_bundle(home: Path, org_name: str, task: str, out: Path, site_address: 
     address = check_listen_address(site_address) if site_address else topology.address
     if out.exists() and any(out.iterdir()):
         raise InvalidInput(f"{out} exists and is not empty: a bundle is written into a new folder")
+    if not own.user_dir(org, "Admin").is_dir():
+        raise InvalidInput(f"{own.home} holds no identity of {org.name} (an org that joined later keeps them in its "
+                           "own home): give that home with --org-home")
     task_orgs = [topology.org(name) for name in current.tasks[task].orgs]
     staging = out.with_name(f".{out.name}.part")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        _fill(staging, layout, org, task_orgs, address)
-        identities = {user: _copy_identity(staging, layout.user_dir(org, who), user)
+        _fill(staging, layout, own, org, task_orgs, address)
+        identities = {user: _copy_identity(staging, own.user_dir(org, who), user)
                       for user, who in (("admin", "Admin"), ("user", "User1"))}
-        profile = profiles.build(topology, layout, org, current.engine)
+        profile = profiles.build(topology, own, org, current.engine)  # its paths are all replaced below
         _copy(layout.org_tls_ca(org), staging / "tls" / "peer-ca.pem")
         _copy(layout.orderer_tls_ca, staging / "tls" / "orderer-ca.pem")
         profile = profile.model_copy(update={
@@ -171,15 +184,16 @@ def _copy_identity(folder: Path, user_dir: Path, name: str) -> profiles.KeyPair:
                                                         key=str(base / "tls-client.key")))
 
 
-def _fill(folder: Path, layout: Layout, org: Org, task_orgs: list[Org], address: str) -> None:
-    """The task orgs' TLS CAs, and the site agent's TLS pairs for ``address`` with its trust bundle."""
+def _fill(folder: Path, layout: Layout, own: Layout, org: Org, task_orgs: list[Org], address: str) -> None:
+    """The task orgs' TLS CAs (from the network home ``layout``), and the site agent's TLS pairs for ``address``
+    issued by the org's TLS CA in ``own`` (its home), with its trust bundle."""
     for each in task_orgs:
         _copy(layout.org_tls_ca(each), folder / "tls" / "orgs" / f"{each.mspid}.pem")
     tls = folder / "site" / "tls"
     tls.mkdir(parents=True)
-    issue_tls_pair(layout, org, f"site.{org.domain}", ExtendedKeyUsageOID.SERVER_AUTH, tls / "server.crt",
+    issue_tls_pair(own, org, f"site.{org.domain}", ExtendedKeyUsageOID.SERVER_AUTH, tls / "server.crt",
                    tls / "server.key", SITE_CERT_DAYS, hosts=(address,))
-    issue_tls_pair(layout, org, f"site-client.{org.domain}", ExtendedKeyUsageOID.CLIENT_AUTH, tls / "client.crt",
+    issue_tls_pair(own, org, f"site-client.{org.domain}", ExtendedKeyUsageOID.CLIENT_AUTH, tls / "client.crt",
                    tls / "client.key", SITE_CERT_DAYS, hosts=())
     (tls / "trust.pem").write_bytes(b"".join(layout.org_tls_ca(each).read_bytes() for each in task_orgs))
 

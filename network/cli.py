@@ -113,6 +113,8 @@ def bundle(
     task: str = typer.Option(..., "--task", help="The task (channel) its site works on."),
     site_address: str | None = typer.Option(None, "--site-address", help="IPv4 address the org's site agent binds "
                                             "to and other sites reach (default: the network's address)."),
+    org_home: Path | None = typer.Option(None, "--org-home", help="The org's own home (an org that joined later): "
+                                         "its identities and site pairs come from there."),
     home: Path = HomeOption,
 ) -> None:
     """Write what the org's host needs to run its site (its own keys only, the task orgs' TLS CAs and endpoints, a
@@ -120,7 +122,7 @@ def bundle(
     from swarmfuse.network.bundle import describe, write_bundle
 
     with clean_errors():
-        made = write_bundle(home, org, task, out, site_address)
+        made = write_bundle(home, org, task, out, site_address, org_home)
     console.print(f"Wrote the {describe(made)} to {out}; give it to {org}'s host only (it holds {org}'s private "
                   "keys) and compare the manifest SHA-256 there.", highlight=False)
 

@@ -7,7 +7,8 @@ refused with DC1's signature alone and committed with DC2's too. ``task define``
 hosted; ``network add-peer --org-home`` hosts it (the network home then holds DC4's peer pairs, not its CA, TLS CA,
 admin or user keys); ``task define`` commits sequence 2 with a majority of the four orgs' peers. DC4's user
 registers through DC4's own peer; pending until DC1 and DC2 approve (two of the three founders), then active.
-``audit verify`` passes every check (the definition is the task's rule again), and the engine, restarted, reopens
+``audit verify`` passes every check (the definition is the task's rule again); DC4's site bundle is made with its
+identities from its own home (refused without it) and names the four orgs; the engine, restarted, reopens
 the channel with the later definition in force. No Fabric release can run here: the embedded engine's alone.
 """
 
@@ -25,6 +26,7 @@ from swarmfuse.client.audit.verify import verify_channel
 from swarmfuse.client.gateway import ConnectError, Gateway, Timeouts
 from swarmfuse.client.gateway.connection import TlsClientCert
 from swarmfuse.network import tasks
+from swarmfuse.network.bundle import open_bundle
 from swarmfuse.network.layout import msp_key_pair
 from swarmfuse.network.orghome import open_org_home
 from swarmfuse.network.protocol.identity import ECDSASigner, Identity
@@ -106,6 +108,19 @@ def test_a_dc_from_its_own_home_joins_registers_and_is_admitted(tmp_path: Path) 
         with Gateway.from_profile(network.layout.profile("DC1")) as gateway:
             report = verify_channel(gateway, TASK, engine="embedded")
         assert [c.detail for c in report.checks if c.status == Status.FAIL] == []
+        out = tmp_path / "dc4-bundle"  # DC4's site bundle: its keys from its own home, the rest from the network's
+        code, output = run_cli("network", "bundle", str(out), "--org", "DC4", "--task", TASK, "--home", str(home))
+        assert code == 1 and "give that home with --org-home" in output, output
+        code, output = run_cli("network", "bundle", str(out), "--org", "DC4", "--task", TASK, "--org-home",
+                               str(dc4_home), "--home", str(home))
+        assert code == 0, output
+        bundle = open_bundle(out)
+        assert [o.mspid for o in bundle.settings.orgs] == ["DC1MSP", "DC2MSP", "DC3MSP", "DC4MSP"]
+        admin_key = msp_key_pair(open_org_home(dc4_home).user_dir("Admin") / "msp")[1].read_bytes()
+        assert (out / "identities" / "admin" / "key.pem").read_bytes() == admin_key
+        code, output = run_cli("site", "status", "--bundle", str(out), "--home", str(tmp_path / "dc4-site"))
+        assert code == 0 and "DC4" in output, output
+
         network.down()  # reopened with the later definition in force
         network.up(None, "embedded")
         assert _status(network, "DC4MSP") == "active"
