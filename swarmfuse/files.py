@@ -53,3 +53,14 @@ def write_private(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` with mode 0600 (see :func:`open_private`)."""
     with open_private(path) as out:
         out.write(data)
+
+
+def make_private(folder: Path) -> None:
+    """Every file under ``folder`` made mode 0600: for files a library wrote with its own mode (an ONNX export, a
+    torch checkpoint) into a folder only its owner can reach yet (a private scratch folder, before it is renamed
+    into place)."""
+    if os.stat(folder).st_mode & 0o077:
+        raise PermissionError(f"{folder} is reachable by others; make its files private before they are placed there")
+    for path in Path(folder).rglob("*"):
+        if path.is_file():
+            path.chmod(PRIVATE)

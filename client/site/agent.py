@@ -64,7 +64,7 @@ from swarmfuse.client.site.shards import load_labels, privacy_path, write_featur
 from swarmfuse.client.site.site import Site, SiteError
 from swarmfuse.client.site.store import SqlCheckpointer, Store
 from swarmfuse.extractors.data.cache import sha256_file
-from swarmfuse.files import write_atomic
+from swarmfuse.files import make_private, write_atomic
 
 if TYPE_CHECKING:
     from swarmfuse.extractors.split.site import TrainableExtractor
@@ -525,6 +525,7 @@ class SiteAgent:
                 with atomic_dir(folder) as scratch:
                     trainable.export(scratch, f"{trainable.bundle.source} fine-tuned by split learning in round "
                                               f"{rnd.round_id} of {self.site.task}", round_id=rnd.round_id)
+                    make_private(scratch)  # a round's artefacts are the site's alone
             found = Holding(modality, self.holdings[modality].manifest, BundleSource(load_bundle(folder)))
             self._tuned[rnd.round_id] = found
         return found
