@@ -32,7 +32,7 @@ class SplitLeader:
                                            lr=config.head_lr, weight_decay=config.head_weight_decay)
 
     def epoch(self, blocks: Sequence[np.ndarray], y: np.ndarray, train: np.ndarray) -> list[np.ndarray]:
-        """Train the heads one pass over the ``train`` rows of ``blocks``; per block, float32 gradients of the loss
+        """Train the heads ``head_passes`` passes over the ``train`` rows of ``blocks``; per block, float32 gradients of the loss
         (fused plus ``aux_weight`` times the block's own) with respect to each training row's features, zero on
         the other rows."""
         if [b.shape[1] for b in blocks] != self.dims or any(len(b) != len(y) for b in blocks):
@@ -80,13 +80,15 @@ class SplitLeader:
     def _train_pass(self, x: torch.Tensor, y: torch.Tensor, rows: np.ndarray) -> None:
         for head in (self.fused, *self.aux):
             head.train()
-        order = np.random.default_rng(self.seed + self.epochs_done).permutation(rows)
-        for i in range(0, len(order), self.config.batch_size):
-            batch = torch.from_numpy(order[i:i + self.config.batch_size])
-            loss = self._loss(x[batch], y[batch], "mean")
-            self._optimiser.zero_grad()
-            loss.backward()
-            self._optimiser.step()
+        rng = np.random.default_rng(self.seed + self.epochs_done)
+        for _ in range(self.config.head_passes):
+            order = rng.permutation(rows)
+            for i in range(0, len(order), self.config.batch_size):
+                batch = torch.from_numpy(order[i:i + self.config.batch_size])
+                loss = self._loss(x[batch], y[batch], "mean")
+                self._optimiser.zero_grad()
+                loss.backward()
+                self._optimiser.step()
         for head in (self.fused, *self.aux):
             head.eval()
 

@@ -37,20 +37,22 @@ BATCH = 64
 class TrainableExtractor:
     """The site's extractor during a split-learning round, over the round's rows (``values``, in row order)."""
 
-    def __init__(self, folder: Path, values: Sequence[str], base: Path | None, seed: int = 0) -> None:
+    def __init__(self, folder: Path, values: Sequence[str], base: Path | None, seed: int = 0,
+                 config: SplitConfig | None = None) -> None:
         self.bundle = ExtractorBundle.read(folder)
         if not self.bundle.trainable_file:
             raise BundleError(f"the extractor bundle in {folder} holds no trainable weights (bundles exported before "
                               "they did cannot take part in split learning; train or export it again)")
         verify_files(folder, self.bundle)
         self.folder, self.values, self.base, self.seed = folder, list(values), base, seed
+        self.config = config or SplitConfig.for_modality(self.bundle.modality)
         saved = torch.load(folder / self.bundle.trainable_file, weights_only=True)
         self._config: dict[str, Any] = saved["config"]
         self.module = self._rebuild(saved["state_dict"])
         self.top = self._top(self.module)
         with torch.no_grad():
             self.inputs = self._bottom_inputs()
-        self._optimiser = torch.optim.Adam(self.top.parameters(), lr=SplitConfig().lr)
+        self._optimiser = torch.optim.Adam(self.top.parameters(), lr=self.config.lr)
 
     # --- the module, cut in two -----------------------------------------------------------------------
 
@@ -72,14 +74,17 @@ class TrainableExtractor:
         return module.eval()  # eval throughout: batch-norm statistics and dropout fixed, features deterministic
 
     def _top(self, module: nn.Module) -> nn.Module:
-        return module if self.bundle.modality == "text" else nn.Sequential(module.layer4, module.avgpool,  # type: ignore[attr-defined]
-                                                                              nn.Flatten())
+        if self.bundle.modality == "text":
+            return module
+        m: Any = module
+        return nn.Sequential(*m.layer4[3 - self.config.image_blocks:], m.avgpool, nn.Flatten())
 
     def _bottom(self, x: torch.Tensor) -> torch.Tensor:
         if self.bundle.modality == "text":
             return x
         m: Any = self.module
-        for layer in (m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3):
+        for layer in (m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3,
+                      *m.layer4[:3 - self.config.image_blocks]):
             x = layer(x)
         return x
 
@@ -110,10 +115,13 @@ class TrainableExtractor:
                      for i in range(0, len(self.values), BATCH)]
         return torch.cat(parts).numpy().astype(np.float32)
 
-    def step(self, gradients: np.ndarray, config: SplitConfig = SplitConfig(), epoch: int = 0) -> None:
+    def step(self, gradients: np.ndarray, config: SplitConfig | None = None, epoch: int = 0) -> None:
         """Move the top towards the features one normalised gradient step from the current ones on the rows with
         a gradient (the leader's training rows): target = f - step * s * z / rms(z), z = gradient * s, s each
-        feature's standard deviation over those rows; then ``local_passes`` passes of Adam on the squared error."""
+        feature's standard deviation over those rows (clamped at 0 when every feature is non-negative); then
+        ``local_passes`` passes of Adam on the squared error. ``config``: this site's own unless given (its trainable part is fixed
+        when the site is made)."""
+        config = config or self.config
         current = self.features()
         if gradients.shape != current.shape:
             raise ValueError(f"gradients of shape {gradients.shape} for features of shape {current.shape}")
@@ -126,6 +134,8 @@ class TrainableExtractor:
         scale = f.std(0).clamp(min=1e-6) if len(rows) > 1 else torch.ones(f.shape[1])
         z = g * scale
         target = f - config.step * scale * z / z.pow(2).mean().sqrt().clamp(min=1e-12)
+        if config.clamp_targets and (current >= 0).all():
+            target = target.clamp(min=0)  # post-ReLU features: a negative target only kills units
         for group in self._optimiser.param_groups:
             group["lr"] = config.lr
         with reproducible(self.seed + epoch):

@@ -103,6 +103,9 @@ def test_the_leader_is_deterministic_and_resumes_from_its_file(tmp_path: Path) -
         assert np.array_equal(a, b)
     with pytest.raises(ValueError, match="expected widths"):
         first.epoch([blocks[0]], y, train)
+    longer = SplitLeader([4, 3], 3, SplitConfig(head_passes=3), seed=5)  # more passes: other heads, other gradients
+    default = SplitLeader([4, 3], 3, seed=5)
+    assert not np.array_equal(longer.epoch(blocks, y, train)[0], default.epoch(blocks, y, train)[0])
 
 
 def test_an_image_extractor_fine_tunes_its_last_stage(tmp_path: Path) -> None:
@@ -128,6 +131,17 @@ def test_an_image_extractor_fine_tunes_its_last_stage(tmp_path: Path) -> None:
     assert site.export(tmp_path / "tuned", "test: fine-tuned", round_id="r1").provenance is None  # unknown stays so
     assert np.abs(load_bundle(tmp_path / "tuned").extract(names, tmp_path) - site.features()).max() < 1e-4
 
+    last = TrainableExtractor(tmp_path / "bundle", names, tmp_path, config=SplitConfig(image_blocks=1, local_passes=1))
+    assert np.allclose(last.features(), start, atol=1e-5)  # the same network, cut later
+    frozen = {k: v.clone() for k, v in last.module.state_dict().items() if not k.startswith("layer4.2.")}
+    last.step(gradients)
+    assert not np.allclose(last.features(), start)
+    assert all(torch.equal(v, last.module.state_dict()[k]) for k, v in frozen.items())  # only layer4's last block
+    last.save(tmp_path / "last.pt")
+    resumed = TrainableExtractor(tmp_path / "bundle", names, tmp_path, config=SplitConfig(image_blocks=1))
+    resumed.load(tmp_path / "last.pt")
+    assert np.array_equal(resumed.features(), last.features())
+
 
 def test_bad_input_is_refused(text_bundle: Path, tmp_path: Path) -> None:
     texts, _, _ = texts_and_labels()
@@ -147,5 +161,7 @@ def test_bad_input_is_refused(text_bundle: Path, tmp_path: Path) -> None:
     dataclasses.replace(old, trainable_file="", trainable_sha256="").save(without)
     with pytest.raises(BundleError, match="holds no trainable weights"):
         TrainableExtractor(without, texts, None)
-    with pytest.raises(ValueError, match="invalid split-learning configuration"):
-        SplitConfig(step=0)
+    for bad_config in ({"step": 0}, {"image_blocks": 0}, {"image_blocks": 4}, {"head_passes": 0}):
+        with pytest.raises(ValueError, match="invalid split-learning configuration"):
+            SplitConfig(**bad_config)
+    assert site.config == SplitConfig.for_modality("text")
