@@ -66,12 +66,18 @@ def _measure(name: str, module: torch.nn.Module, inputs: np.ndarray, folder: Pat
             tensor = torch.from_numpy(inputs[:batch])
             rows.append(Row(name, "torch-eager", batch, throughput(lambda: module(tensor), batch, min_seconds)))
     for label, path in (("ort-fp32", fp32), ("ort-int8", int8)):
-        extractor = FeatureExtractor.from_onnx(path, threads=threads)
-        runtime = f"{label} ({extractor.provider.removesuffix('ExecutionProvider')})"
-        for batch in BATCHES:
-            x = inputs[:batch]
-            rows.append(Row(name, runtime, batch, throughput(lambda: extractor.run(x), batch, min_seconds)))
-        del extractor
+        rows += _ort_rows(name, label, path, inputs, threads, min_seconds)
+    return rows
+
+
+def _ort_rows(name: str, label: str, path: Path, inputs: np.ndarray, threads: int, min_seconds: float) -> list[Row]:
+    """One ONNX Runtime session's rows (the session, and its thread pool, end when this returns)."""
+    extractor = FeatureExtractor.from_onnx(path, threads=threads)
+    runtime = f"{label} ({extractor.provider.removesuffix('ExecutionProvider')})"
+    rows = []
+    for batch in BATCHES:
+        x = inputs[:batch]
+        rows.append(Row(name, runtime, batch, throughput(lambda: extractor.run(x), batch, min_seconds)))
     return rows
 
 
