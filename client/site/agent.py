@@ -44,6 +44,7 @@ import numpy as np
 from swarmfuse.chaincode.contracts.records import (
     GRADIENTS_KIND,
     ContributionTable,
+    ExtractorProvenance,
     Member,
     MemberStatus,
     PrivacyTerms,
@@ -85,7 +86,7 @@ class FeatureSource(Protocol):
     sha256: str
     feature_dim: int
     backbone: str
-    provenance: dict[str, Any] | None
+    provenance: ExtractorProvenance | None
     folder: Path
     trainable: bool
 
@@ -164,7 +165,8 @@ class SiteAgent:
             "modality": modality, "entity_count": len(manifest.rows), "feature_dim": feature_dim,
             "manifest_sha256": manifest.fingerprint(), "entity_commitment": manifest.entity_commitment(salt),
             "extractor": extractor, "extractor_onnx_sha256": extractor_sha, "labels": labels,
-            **({"extractor_provenance": provenance} if provenance is not None else {}),  # none: as before provenance
+            # a bundle without provenance publishes none, as sites did before provenance existed
+            **({"extractor_provenance": provenance.model_dump(mode="json")} if provenance is not None else {}),
         }
         self.store.add_dataset(modality=modality, manifest_path=manifest.path, manifest_sha256=manifest.sha256,
                                fingerprint=manifest.fingerprint(), entity_count=len(manifest.rows),

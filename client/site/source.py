@@ -3,9 +3,12 @@ split learning fine-tunes)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from swarmfuse.chaincode.contracts.records import ExtractorProvenance
 
 
 @dataclass(frozen=True)
@@ -28,10 +31,10 @@ class BundleSource:
         return str(self.loaded.bundle.backbone)
 
     @property
-    def provenance(self) -> dict[str, Any] | None:
-        """The bundle's :class:`~swarmfuse.extractors.bundle.ExtractorProvenance` as JSON (``None``: unknown)."""
+    def provenance(self) -> ExtractorProvenance | None:
+        """The bundle's provenance as the on-chain record (``None``: unknown, a bundle exported before it existed)."""
         found = self.loaded.bundle.provenance
-        return asdict(found) if found is not None else None
+        return ExtractorProvenance.model_validate_json(json.dumps(asdict(found))) if found is not None else None
 
     @property
     def folder(self) -> Path:
