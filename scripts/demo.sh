@@ -6,7 +6,7 @@
 # run with ONNX Runtime and fine-tuned by split learning in the round; a report (HTML + PNG) of the fused
 # model against its baselines in each extractor regime.
 # Usage: scripts/demo.sh [--out DIR] [--home DIR] [--port-base N] [--engine auto|embedded|fabric]
-#                        [--split-epochs N] [--extractors site|reference] [--reference]
+#                        [--split-epochs N] [--extractors site|reference] [--reference] [--seed S]
 #                        [--image-backbone resnet50|efficientnet_lite0] [--keep-running]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,7 +14,7 @@ cd "$root"
 say() { printf '\033[1m[demo]\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31m[demo] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
-out=$root/demo-report home="" port_base=27000 engine=auto backbone=resnet50 keep=() split=8 extractors=site ref=()
+out=$root/demo-report home="" port_base=27000 engine=auto backbone=resnet50 keep=() split=8 extractors=site ref=() seed=0
 while (($#)); do
   case $1 in
     --out) out=${2:?--out needs a folder}; shift ;;
@@ -25,6 +25,7 @@ while (($#)); do
     --split-epochs) split=${2:?--split-epochs needs a number}; shift ;;
     --extractors) extractors=${2:?--extractors needs site or reference}; shift ;;
     --reference) ref=(--reference) ;;
+    --seed) seed=${2:?--seed needs a number}; shift ;;
     --keep-running) keep=(--keep-running) ;;
     *) die "unknown argument: $1 (see the usage at the top of scripts/demo.sh)" ;;
   esac
@@ -40,4 +41,4 @@ trap cleanup EXIT
 say "network home $home, report in $out"
 .venv/bin/python -m swarmfuse.client.demo.job "$out" --home "$home" --port-base "$port_base" \
   --engine "$engine" --image-backbone "$backbone" --split-epochs "$split" --extractors "$extractors" \
-  "${ref[@]}" "${keep[@]}"
+  --seed "$seed" "${ref[@]}" "${keep[@]}"

@@ -12,7 +12,7 @@ stopped. ``--extractors reference`` runs the round on the extractors trained cen
 (a reference the vertical setting forbids); ``--reference`` adds that regime to the report.
 
 ``python -m swarmfuse.client.demo.job OUT --home H [--engine E] [--port-base P] [--split-epochs N]
-[--extractors site|reference] [--reference] [--image-backbone B] [--keep-running]``
+[--extractors site|reference] [--reference] [--seed S] [--image-backbone B] [--keep-running]``
 """
 
 from __future__ import annotations
@@ -68,12 +68,15 @@ class JobConfig:
     extractors: str = "site"  # "site": each feature site's own label-free extractor; "reference": trained with labels
     split_epochs: int = SPLIT_EPOCHS  # of the round (site extractors only)
     reference: bool = False  # also score regime (c), the reference extractors (trained once per machine)
+    seed: int = 0  # of the sites' extractor training and of every fusion head (the agreement's reward seed)
 
     def __post_init__(self) -> None:
         if self.extractors not in EXTRACTORS:
             raise JobFailed(f"extractors must be one of {', '.join(EXTRACTORS)}, not {self.extractors!r}")
         if not 0 <= self.split_epochs <= 50:
             raise JobFailed(f"split epochs must be between 0 and 50, not {self.split_epochs}")
+        if self.seed < 0:
+            raise JobFailed(f"the seed must be 0 or more, not {self.seed}")
         if self.extractors == "site" and self.image_backbone != "resnet50":
             raise JobFailed(f"a site trains ResNet50 image extractors; the {self.image_backbone} backbone is one of the "
                             "reference extractors' (--extractors reference)")
@@ -274,8 +277,10 @@ REFERENCE_EXTRACTORS = {"text": "reference: trained with the label holder's labe
 
 
 def terms_for(config: JobConfig) -> dict[str, Any]:
-    """:data:`TERMS`, naming the reference extractors when the job runs on them (the ledger then says so)."""
-    return TERMS if config.extractors == "site" else {**TERMS, "extractors": REFERENCE_EXTRACTORS}
+    """:data:`TERMS` with the job's seed as the reward's (the round's head is trained with it), naming the
+    reference extractors when the job runs on them (the ledger then says so)."""
+    terms = {**TERMS, "reward": {**TERMS["reward"], "seeds": [config.seed]}}
+    return terms if config.extractors == "site" else {**terms, "extractors": REFERENCE_EXTRACTORS}
 
 
 def install_extractors(home: Path, config: JobConfig, views: Path, progress: Progress) -> None:
@@ -292,8 +297,8 @@ def install_extractors(home: Path, config: JobConfig, views: Path, progress: Pro
     else:
         texts = load_manifest(views / MANIFESTS["DC2"], "text")
         images = load_manifest(views / MANIFESTS["DC3"], "image")
-        bundles = {"text": label_free_text_bundle(texts),
-                   "image": label_free_image_bundle(images, progress=training_bar(
+        bundles = {"text": label_free_text_bundle(texts, config.seed),
+                   "image": label_free_image_bundle(images, config.seed, progress=training_bar(
                        progress, "DC3 trains its label-free ResNet50"))}
     for org, modality in ORGS.items():
         if modality in bundles:
@@ -401,7 +406,7 @@ def _score_regimes(report: JobReport, home: Path, config: JobConfig, views: Path
     elif config.reference:
         bundles["c"] = reference_bundles(config, progress)
     for regime, found in bundles.items():
-        report.regimes[regime] = score_regime(regime, aligned, found["text"], found["image"])
+        report.regimes[regime] = score_regime(regime, aligned, found["text"], found["image"], config.seed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -421,13 +426,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-backbone", default="resnet50",
                         help="the reference extractors' image backbone: resnet50 (trained here once per machine) or "
                              "efficientnet_lite0 (pretrained)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the sites' extractor training and of every fusion head (default 0)")
     parser.add_argument("--keep-running", action="store_true", help="leave the network and the agents running")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = JobConfig(out=args.out, home=args.home, engine=args.engine, port_base=args.port_base,
                            image_backbone=args.image_backbone, keep_running=args.keep_running,
-                           extractors=args.extractors, split_epochs=args.split_epochs, reference=args.reference)
+                           extractors=args.extractors, split_epochs=args.split_epochs, reference=args.reference,
+                           seed=args.seed)
         report = run_job(config)
     except JobFailed as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
