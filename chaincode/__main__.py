@@ -19,12 +19,12 @@ import sys
 import threading
 from collections.abc import Mapping
 
-from swarmfuse.errors import SwarmfuseError
 from swarmfuse.chaincode.contract import ContractRouter
 from swarmfuse.chaincode.contract.clock import ClockConfigError, max_skew_from_env
 from swarmfuse.chaincode.shim import ChaincodeServer, ServerConfig
 from swarmfuse.chaincode.shim.config import ConfigError
 from swarmfuse.chaincode.stub import Chaincode
+from swarmfuse.errors import SwarmfuseError
 
 logger = logging.getLogger("swarmfuse.chaincode")
 

@@ -16,9 +16,10 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -64,7 +65,7 @@ def _measure(name: str, module: torch.nn.Module, inputs: np.ndarray, folder: Pat
     with torch.inference_mode():  # torch first, so that no ORT thread pool competes with it
         for batch in BATCHES:
             tensor = torch.from_numpy(inputs[:batch])
-            rows.append(Row(name, "torch-eager", batch, throughput(lambda: module(tensor), batch, min_seconds)))
+            rows.append(Row(name, "torch-eager", batch, throughput(partial(module, tensor), batch, min_seconds)))
     for label, path in (("ort-fp32", fp32), ("ort-int8", int8)):
         rows += _ort_rows(name, label, path, inputs, threads, min_seconds)
     return rows
@@ -77,7 +78,7 @@ def _ort_rows(name: str, label: str, path: Path, inputs: np.ndarray, threads: in
     rows = []
     for batch in BATCHES:
         x = inputs[:batch]
-        rows.append(Row(name, runtime, batch, throughput(lambda: extractor.run(x), batch, min_seconds)))
+        rows.append(Row(name, runtime, batch, throughput(partial(extractor.run, x), batch, min_seconds)))
     return rows
 
 

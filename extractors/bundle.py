@@ -37,10 +37,11 @@ import logging
 import re
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -169,7 +170,7 @@ class ExtractorProvenance:
             raise BundleError(f"a split-fine-tuned bundle's labels are 'split-gradients' or 'foreign', "
                               f"not {self.labels!r}")
 
-    def fine_tuned(self, parent_sha256: str, round_id: str) -> "ExtractorProvenance":
+    def fine_tuned(self, parent_sha256: str, round_id: str) -> ExtractorProvenance:
         """The provenance of this bundle after split learning in ``round_id`` (``parent_sha256``: its ONNX SHA-256):
         label information reached it through gradients; a bundle trained with foreign labels stays ``foreign``."""
         return replace(self, labels="foreign" if self.labels == "foreign" else "split-gradients",
@@ -254,7 +255,7 @@ class ExtractorBundle:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
     @classmethod
-    def from_dict(cls, doc: Any) -> "ExtractorBundle":
+    def from_dict(cls, doc: Any) -> ExtractorBundle:
         if not isinstance(doc, dict):
             raise BundleError("bundle.json must hold a JSON object")
         try:
@@ -271,7 +272,7 @@ class ExtractorBundle:
             raise BundleError(f"bundle.json lacks the field {exc.args[0]!r}") from exc
 
     @classmethod
-    def from_json(cls, text: str) -> "ExtractorBundle":
+    def from_json(cls, text: str) -> ExtractorBundle:
         try:
             doc = json.loads(text)
         except ValueError as exc:
@@ -284,7 +285,7 @@ class ExtractorBundle:
         return path
 
     @classmethod
-    def read(cls, folder: Path) -> "ExtractorBundle":
+    def read(cls, folder: Path) -> ExtractorBundle:
         path = Path(folder) / BUNDLE_JSON
         try:
             text = path.read_text(encoding="utf-8")
@@ -401,7 +402,7 @@ class LoadedBundle:
 
     folder: Path
     bundle: ExtractorBundle
-    extractor: "FeatureExtractor"
+    extractor: FeatureExtractor
     vocab: tuple[str, ...] | None = None
     batch_size: int = 64
 
@@ -474,7 +475,7 @@ def _read_vocab(path: Path, spec: TextPreprocess) -> tuple[str, ...]:
     return tuple(itos)
 
 
-def _check_session(extractor: "FeatureExtractor", bundle: ExtractorBundle) -> None:
+def _check_session(extractor: FeatureExtractor, bundle: ExtractorBundle) -> None:
     """The ONNX model's input and output agree with bundle.json (names, element types, fixed dimensions)."""
     session = extractor.session
     inp, outputs = session.get_inputs()[0], session.get_outputs()
@@ -538,8 +539,8 @@ def _intact(folder: Path) -> ExtractorBundle | None:
     return bundle
 
 
-def export_bundles(out: Path, config: "PipelineConfig | None" = None,
-                   progress: "ProgressCallback | None" = None) -> dict[str, Path]:
+def export_bundles(out: Path, config: PipelineConfig | None = None,
+                   progress: ProgressCallback | None = None) -> dict[str, Path]:
     """Bundles of both extractors of ``config`` in ``out/text`` and ``out/image``; cached (see the module doc).
     ``progress`` hears about each step of an image-extractor training (a cold ResNet50)."""
     from swarmfuse.extractors.data import fetch_emoji
@@ -573,7 +574,7 @@ def export_bundles(out: Path, config: "PipelineConfig | None" = None,
     return result
 
 
-def reference_provenance(modality: str, manifest: Any, config: "PipelineConfig", stage: str) -> ExtractorProvenance:
+def reference_provenance(modality: str, manifest: Any, config: PipelineConfig, stage: str) -> ExtractorProvenance:
     """The provenance of the pipeline's ``modality`` extractor for ``config`` on the emoji ``manifest`` (cache stage
     ``stage``): its recipes use the label holder's group labels (``foreign``: the reference) unless they are off;
     EfficientNet-Lite0 is pretrained, trained on nothing here."""
@@ -618,8 +619,8 @@ def _install(cached: Path, bundle: ExtractorBundle, target: Path) -> Path:
     return target
 
 
-def _export(modality: str, manifest: Any, config: "PipelineConfig", source: str, scratch: Path,
-            provenance: ExtractorProvenance, progress: "ProgressCallback | None" = None) -> None:
+def _export(modality: str, manifest: Any, config: PipelineConfig, source: str, scratch: Path,
+            provenance: ExtractorProvenance, progress: ProgressCallback | None = None) -> None:
     """Obtain the extractor as build_features does, export it, check ORT against torch, write the bundle."""
     from swarmfuse.extractors.pipeline import image_extractor
     from swarmfuse.extractors.text import cached_text_extractor
@@ -650,7 +651,7 @@ def export_image_bundle(module: Any, examples: Sequence[Path], resolution: int, 
                     spec, source, {"backbone": backbone}, provenance)
 
 
-def export_text_bundle(text: "TextExtractor", examples: Sequence[str], source: str, scratch: Path, *,
+def export_text_bundle(text: TextExtractor, examples: Sequence[str], source: str, scratch: Path, *,
                        provenance: ExtractorProvenance | None) -> None:
     """Write ``text``'s bundle into ``scratch``: its ONNX feature module (checked against torch on ``examples``),
     the vocabulary and the preprocessing, with ``source`` naming where the extractor came from and ``provenance``

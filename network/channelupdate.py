@@ -22,8 +22,8 @@ from fabric_protos.msp import identities_pb2
 from fabric_protos.orderer.ab_pb2_grpc import AtomicBroadcastStub
 
 from swarmfuse.client.gateway import Gateway, GatewayError, IdentityError
-from swarmfuse.files import write_atomic
 from swarmfuse.client.gateway.network import Network as ChannelNetwork
+from swarmfuse.files import write_atomic
 from swarmfuse.network import state as state_file
 from swarmfuse.network.errors import InvalidInput, NetworkError, NotRunning
 from swarmfuse.network.layout import Layout, msp_key_pair

@@ -19,10 +19,22 @@ from swarmfuse.network import ccaas, crypto, profiles
 from swarmfuse.network import state as state_file
 from swarmfuse.network.binaries import Fabric, locate
 from swarmfuse.network.errors import (
-    CommandFailed, FabricUnavailable, InvalidInput, LockTimeout, NotRunning, StopFailed,
+    CommandFailed,
+    FabricUnavailable,
+    InvalidInput,
+    LockTimeout,
+    NotRunning,
+    StopFailed,
 )
 from swarmfuse.network.layout import Layout
-from swarmfuse.network.nodes import ENGINE_PROCESS, chaincode_spec, engine_spec, install_builder, orderer_spec, peer_spec
+from swarmfuse.network.nodes import (
+    ENGINE_PROCESS,
+    chaincode_spec,
+    engine_spec,
+    install_builder,
+    orderer_spec,
+    peer_spec,
+)
 from swarmfuse.network.ordering import wait_for_leaders
 from swarmfuse.network.peercli import PeerCli
 from swarmfuse.network.procs import ProcessSpec, Supervisor, check_ports_free, healthy

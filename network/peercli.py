@@ -56,8 +56,8 @@ class PeerCli:
     def run(self, org: Org, *args: str, identity: str = "Admin", timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         """Run ``peer args...`` as ``identity`` of ``org``; the caller checks the exit status."""
         return subprocess.run(
-            [self.fabric.bin("peer"), *args], env=self.env(org, identity), capture_output=True, text=True, timeout=timeout
-        )
+            [self.fabric.bin("peer"), *args], env=self.env(org, identity), capture_output=True, text=True, timeout=timeout,
+check=False)
 
     def check(
         self, org: Org, *args: str, identity: str = "Admin", timeout: float = 120.0, stdout_only: bool = False

@@ -41,7 +41,8 @@ def run_checked(
     """Run ``args``; return stdout+stderr (or stdout only), or raise :class:`CommandFailed` with the tail of its output."""
     logger.debug("run %s", " ".join(args))
     try:
-        done = subprocess.run(list(args), env=dict(env) if env else None, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(list(args), env=dict(env) if env else None, capture_output=True, text=True,
+                              timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
         raise CommandFailed(f"{Path(args[0]).name} timed out after {timeout:.0f}s") from exc
     output = done.stdout + done.stderr

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+
 from swarmfuse.chaincode.contracts.records import DEFAULT_DEADLINE_WINDOW_S
 from swarmfuse.network import tasks
 from swarmfuse.network.cli_common import HomeOption, clean_errors, console

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine: set-up (idempotent, cached), then pytest.
+# Runs the whole test suite on a fresh machine: set-up (idempotent, cached), the linter (ruff), then pytest.
 # Unit tests always run. Integration tests start one real network per ledger engine for the session:
 # the embedded engine everywhere, and Fabric too wherever a release is configured (see scripts/setup.sh);
 # the summary line "ledger engines: ..." counts the tests run on each. SWARMFUSE_REQUIRE_FABRIC=1 makes a
@@ -20,6 +20,10 @@ die() { printf '\033[1;31m[test] error: %s\033[0m\n' "$*" >&2; exit 1; }
 
 bash scripts/setup.sh || die "set-up failed"
 bash scripts/test_deps.sh || die "the Debian packages the tests need are not installed"
+
+# The linter first: a finding fails the run before any test starts (pyproject.toml pins ruff and its rules).
+bold "lint: ruff check"
+.venv/bin/ruff check --quiet . || die "ruff found problems (above); run .venv/bin/ruff check --fix . for the fixable ones"
 
 fabric_status=$(sed -n 's/^status=//p' .swarmfuse-fabric 2>/dev/null)
 if [[ $fabric_status != ready && ${SWARMFUSE_REQUIRE_FABRIC:-0} == 1 ]]; then

@@ -23,8 +23,8 @@ from fabric_protos.peer import chaincode_event_pb2, events_pb2
 from fabric_protos.peer.events_pb2_grpc import DeliverServicer, add_DeliverServicer_to_server
 
 from swarmfuse.client.gateway import ECDSASigner, Identity, TlsClientCert
-from swarmfuse.network.protocol.identity import digest
 from swarmfuse.client.gateway.proposal import new_header
+from swarmfuse.network.protocol.identity import digest
 
 
 def _name(common_name: str) -> x509.Name:
@@ -54,7 +54,7 @@ class Pki:
     @classmethod
     def new(cls, name: str = "tlsca.unit") -> Pki:
         key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         cert = (
             x509.CertificateBuilder().subject_name(_name(name)).issuer_name(_name(name)).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
@@ -70,7 +70,7 @@ class Pki:
 
     def _issue(self, common_name: str, server: bool) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (
             x509.CertificateBuilder().subject_name(_name(common_name)).issuer_name(self.ca_cert.subject)

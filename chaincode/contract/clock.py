@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 
-from swarmfuse.errors import SwarmfuseError
 from swarmfuse.chaincode.contract.errors import ClockSkew
+from swarmfuse.errors import SwarmfuseError
 
 DEFAULT_MAX_CLOCK_SKEW = timedelta(minutes=5)
 SKEW_ENV = "CHAINCODE_MAX_CLOCK_SKEW_S"

@@ -10,9 +10,9 @@ from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 from pydantic import TypeAdapter
 
-from swarmfuse.errors import SwarmfuseError
 from swarmfuse.chaincode.contract.base import Contract
 from swarmfuse.chaincode.contract.decorators import SPEC_ATTRIBUTE, TransactionSpec
+from swarmfuse.errors import SwarmfuseError
 
 METADATA_FUNCTION = "org.hyperledger.fabric:GetMetadata"
 

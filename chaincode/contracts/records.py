@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Literal, Self
 
 from pydantic import BaseModel, Field, field_validator, model_validator
+
 from swarmfuse.chaincode.contract.canonical import canonical_json
 from swarmfuse.chaincode.contracts.fields import (
     STRICT,

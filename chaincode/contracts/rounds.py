@@ -19,7 +19,9 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 
 from swarmfuse.chaincode.contract import BadRequest, Conflict, Context, Forbidden, NotFound, transaction
+from swarmfuse.chaincode.contracts import contribution as values
 from swarmfuse.chaincode.contracts import keys
+from swarmfuse.chaincode.contracts.agreement import load_agreement
 from swarmfuse.chaincode.contracts.consortium import (
     MEMBER,
     READERS,
@@ -30,8 +32,6 @@ from swarmfuse.chaincode.contracts.consortium import (
     load_task,
     own_act_policy,
 )
-from swarmfuse.chaincode.contracts import contribution as values
-from swarmfuse.chaincode.contracts.agreement import load_agreement
 from swarmfuse.chaincode.contracts.fields import FileSize, Identifier, OptionalSha256, Reason, Sha256, UtcDateTime
 from swarmfuse.chaincode.contracts.leader import leader_for, next_leader
 from swarmfuse.chaincode.contracts.records import (
@@ -40,8 +40,8 @@ from swarmfuse.chaincode.contracts.records import (
     LABEL_MODALITY,
     SPLIT_KINDS,
     AbortVote,
-    AgreementProposal,
     Acknowledgement,
+    AgreementProposal,
     Alignment,
     AlignmentInput,
     Contribution,
@@ -346,9 +346,9 @@ class Rounds(ConsortiumContract):
         errors=(
             NOT_ACTIVE,
             "Forbidden: caller is not a participant",
-            "BadRequest: malformed spec, participant not an active member, modality not registered, "
+            ("BadRequest: malformed spec, participant not an active member, modality not registered, "
             "deadline within the task's window, spec outside the agreement in force, split learning the agreement "
-            "does not allow",
+            "does not allow"),
             "Conflict: round ID taken",
         ),
     )
@@ -444,12 +444,12 @@ class Rounds(ConsortiumContract):
             NOT_ACTIVE,
             "NotFound: no such round",
             "Forbidden: caller is not a participant",
-            "BadRequest: malformed exchange, receiver not another participant, a kind the agreement does not allow, "
+            ("BadRequest: malformed exchange, receiver not another participant, a kind the agreement does not allow, "
             "a DP release not made as agreed or of another data set than the sender's summary, a split-learning "
             "epoch the round does not have or between other sites than a feature site and the leader, an extractor "
-            "hash on another kind than features, final features of a split-learning round naming no extractor",
-            "Conflict: round not open or fused, exchange already recorded, the release would exceed the sender's "
-            "privacy budget, a split-learning exchange before the one it follows",
+            "hash on another kind than features, final features of a split-learning round naming no extractor"),
+            ("Conflict: round not open or fused, exchange already recorded, the release would exceed the sender's "
+            "privacy budget, a split-learning exchange before the one it follows"),
         ),
     )
     def record_exchange(self, ctx: Context, round_id: Identifier, exchange: ExchangeInput) -> Exchange:
@@ -500,9 +500,9 @@ class Rounds(ConsortiumContract):
             NOT_ACTIVE,
             "NotFound: no such round",
             "Forbidden: caller is not the leader",
-            "BadRequest: malformed hash, size or metrics, deadline within the task's window, contribution table "
+            ("BadRequest: malformed hash, size or metrics, deadline within the task's window, contribution table "
             "missing under an agreement, not with the agreed metric and seeds, not scoring exactly the coalitions "
-            "the round needs, or its full coalition not scoring the published metric",
+            "the round needs, or its full coalition not scoring the published metric"),
             "Conflict: round not open, a participant has not joined",
         ),
         max_bytes=512 * 1024,

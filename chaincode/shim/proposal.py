@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, UTC
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from fabric_protos.common import common_pb2
@@ -11,8 +11,8 @@ from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import chaincode_pb2, proposal_pb2
 from google.protobuf.message import DecodeError, Message
 
-from swarmfuse.errors import SwarmfuseError
 from swarmfuse.chaincode.stub import ClientIdentity, Invocation
+from swarmfuse.errors import SwarmfuseError
 
 M = TypeVar("M", bound=Message)
 

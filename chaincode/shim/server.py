@@ -51,7 +51,7 @@ class _ChaincodeServicer(chaincode_shim_pb2_grpc.ChaincodeServicer):
         for session in sessions:
             session.drain()
 
-    def Connect(  # noqa: N802 - the gRPC method name
+    def Connect(
         self, request_iterator: Iterator[ChaincodeMessage], context: grpc.ServicerContext
     ) -> Iterator[ChaincodeMessage]:
         logger.info("peer connected from %s", context.peer())

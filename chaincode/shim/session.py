@@ -156,7 +156,7 @@ class PeerSession:
                     )
                     reason = problem
                     break
-        except Exception as exc:  # the stream raises grpc errors of several kinds when it breaks
+        except Exception as exc:  # noqa: BLE001 - the stream raises grpc errors of several kinds when it breaks
             reason = f"reading from the peer failed: {exc}"
         self.close(reason)
 

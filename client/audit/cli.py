@@ -302,9 +302,9 @@ def agreement_table(found: AgreementRecord, history: Sequence[AgreementRecord]) 
             ("extractors", "; ".join(f"{m}: {p}" for m, p in sorted(found.extractors.items()))),
             ("purpose", found.purpose), ("exchange kinds", ", ".join(found.exchange_kinds)),
             ("retention", f"{found.retention_days} days"),
-            ("reward", f"{reward.get('method')} over {reward.get('metric')} (seeds {reward.get('seeds', [0])}), "
+            ("reward", (f"{reward.get('method')} over {reward.get('metric')} (seeds {reward.get('seeds', [0])}), "
                        f"{reward.get('units_per_round')} units a round, {reward.get('label_holder_share_percent')} % "
-                       "to the label holder"),
+                       "to the label holder")),
             ("privacy", _privacy_text(found.privacy)),
             ("legal text SHA-256", found.legal_text_sha256), ("confirmed by", ", ".join(found.confirmed_by)),
             ("in force since (UTC)", when(found.activated_at)), ("tx", found.tx_id),

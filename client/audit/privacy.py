@@ -67,8 +67,8 @@ def privacy_checks(state: Mapping[str, bytes]) -> list[Check]:
             continue
         expected = accountant.noise_multiplier(float(terms.budget_epsilon), float(terms.delta))
         problems = [] if Fraction(expected) == Fraction(terms.budget_sigma) else [
-            f"budget_sigma {terms.budget_sigma} is not the noise multiplier of epsilon {terms.budget_epsilon} at "
-            f"delta {terms.delta} ({expected})"]
+            (f"budget_sigma {terms.budget_sigma} is not the noise multiplier of epsilon {terms.budget_epsilon} at "
+            f"delta {terms.delta} ({expected})")]
         checks.append(_check(f"agreement {proposal.agreement_sha256[:16]}", problems,
                              f"budget epsilon {terms.budget_epsilon} at delta {terms.delta} is sigma {expected}",
                              proposal.tx_id))

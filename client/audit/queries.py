@@ -18,12 +18,12 @@ from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from swarmfuse.errors import SwarmfuseError
 from swarmfuse.client.ledger import LedgerNotFound, LedgerRefused, open_task, task_topology
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.network.topology import AUDITOR, Topology
 
 logger = logging.getLogger(__name__)
@@ -471,7 +471,7 @@ class AuditView:
         if self._close is not None:
             self._close()
 
-    def __enter__(self) -> AuditView:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,

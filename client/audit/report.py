@@ -147,8 +147,8 @@ def render_html(report: VerificationReport) -> str:
             ("artefacts", report.artefacts or "not checked"),
             ("verified at", report.started_at.isoformat(timespec="seconds")), ("took", f"{report.seconds:.2f} s"),
             ("checks", f"{s.passed} passed, {s.failed} failed, {s.skipped} skipped, {s.info} informational")]
-    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>verify {_e(report.channel)}</title>"
-             f"<style>{_CSS}</style></head><body>",
+    parts = [(f"<!doctype html><html lang=en><head><meta charset=utf-8><title>verify {_e(report.channel)}</title>"
+             f"<style>{_CSS}</style></head><body>"),
              f"<h1>Ledger verification of channel <code>{_e(report.channel)}</code></h1><p>{verdict}</p>",
              "<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in meta) + "</dl>"]
     failures = report.failures()

@@ -152,8 +152,8 @@ def _port_open(port: int) -> bool:
 
 def run_job(config: JobConfig) -> JobReport:
     """Run the whole job; the report is written to ``config.out`` too."""
-    from swarmfuse.client.site.wiring import add_data, open_site
     from swarmfuse.client.site.site import Site
+    from swarmfuse.client.site.wiring import add_data, open_site
     from swarmfuse.extractors.data import PartitionConfig, fetch_emoji, partition
     from swarmfuse.extractors.image.progress import columns
     from swarmfuse.network import tasks
@@ -197,23 +197,22 @@ def run_job(config: JobConfig) -> JobReport:
                     agents[org] = start_agent(network.home, org, config.task)
                 ports = {org: Site(network.home, org, config.task).port for org in ORGS}
                 _wait(lambda: all(_port_open(p) for p in ports.values()), 120, "the site agents' start")
-            with _stage(report, progress, "fusion round"):
-                with open_site(network.home, "DC1", config.task) as parts:
-                    rounds = {r.round_id for r in parts.ledger.rounds()}
-                    if config.round_id not in rounds:
-                        open_round(parts.ledger, config.round_id, config.round_split_epochs)
+            with _stage(report, progress, "fusion round"), open_site(network.home, "DC1", config.task) as parts:
+                rounds = {r.round_id for r in parts.ledger.rounds()}
+                if config.round_id not in rounds:
+                    open_round(parts.ledger, config.round_id, config.round_split_epochs)
 
-                    def closed() -> bool:
-                        for org, agent in agents.items():
-                            if agent.poll() is not None:
-                                raise JobFailed(f"the {org} agent exited ({agent.returncode}); see "
-                                                f"{agent_log(network.home, org)}")
-                        state = parts.ledger.round(config.round_id).state
-                        if state == "aborted":
-                            raise JobFailed(f"round {config.round_id} was aborted")
-                        return state == "closed"
+                def closed() -> bool:
+                    for org, agent in agents.items():
+                        if agent.poll() is not None:
+                            raise JobFailed(f"the {org} agent exited ({agent.returncode}); see "
+                                            f"{agent_log(network.home, org)}")
+                    state = parts.ledger.round(config.round_id).state
+                    if state == "aborted":
+                        raise JobFailed(f"round {config.round_id} was aborted")
+                    return state == "closed"
 
-                    _wait(closed, config.round_timeout_s, f"round {config.round_id} closing", poll=2.0)
+                _wait(closed, config.round_timeout_s, f"round {config.round_id} closing", poll=2.0)
             with _stage(report, progress, "report: every method in each extractor regime"):
                 _collect(report, network, config)
                 _score_regimes(report, network.home, config, views, progress)
@@ -385,8 +384,8 @@ def _score_regimes(report: JobReport, home: Path, config: JobConfig, views: Path
     own extractors, (b) after the round's split learning, (c) the reference when the round ran on it or when asked."""
     from swarmfuse.client.demo.regimes import AlignedViews, score_regime
     from swarmfuse.client.site.manifest import load_manifest
-    from swarmfuse.client.site.wiring import extractor_dir
     from swarmfuse.client.site.site import Site
+    from swarmfuse.client.site.wiring import extractor_dir
 
     leader = report.round["leader"].removesuffix("MSP")
     aligned = AlignedViews.read(home / "sites" / leader / "rounds" / config.round_id / "aligned.json",

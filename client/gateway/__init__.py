@@ -5,6 +5,7 @@ auditor) are exported here too."""
 from swarmfuse.client.gateway.checkpoint import Checkpointer, FileCheckpointer, InMemoryCheckpointer, Position
 from swarmfuse.client.gateway.client import Timeouts
 from swarmfuse.client.gateway.commit import Commit
+from swarmfuse.client.gateway.connection import PeerEndpoint, TlsClientCert, load_profile
 from swarmfuse.client.gateway.contract import Contract
 from swarmfuse.client.gateway.errors import (
     CommitError,
@@ -20,16 +21,24 @@ from swarmfuse.client.gateway.errors import (
     SubmitError,
 )
 from swarmfuse.client.gateway.events import (
-    BlockEvents, BlockEventsRequest, ChaincodeEvent, ChaincodeEvents, ChaincodeEventsRequest,
+    BlockEvents,
+    BlockEventsRequest,
+    ChaincodeEvent,
+    ChaincodeEvents,
+    ChaincodeEventsRequest,
 )
 from swarmfuse.client.gateway.gateway import Gateway
-from swarmfuse.client.gateway.connection import PeerEndpoint, TlsClientCert, load_profile
 from swarmfuse.client.gateway.network import Network
 from swarmfuse.client.gateway.proposal import Proposal, ProposalBuilder
 from swarmfuse.client.gateway.status import Status
 from swarmfuse.client.gateway.transaction import Transaction
 from swarmfuse.network.protocol.identity import (
-    ECDSASigner, Identity, IdentityError, Signer, tls_cert_hash, transaction_id,
+    ECDSASigner,
+    Identity,
+    IdentityError,
+    Signer,
+    tls_cert_hash,
+    transaction_id,
 )
 
 __all__ = [

@@ -7,8 +7,8 @@ from fabric_protos.peer.transaction_pb2 import TxValidationCode
 
 from swarmfuse.client.gateway.client import GatewayClient
 from swarmfuse.client.gateway.errors import CommitError, MVCCReadConflictError
-from swarmfuse.network.protocol.identity import digest
 from swarmfuse.client.gateway.status import Status
+from swarmfuse.network.protocol.identity import digest
 
 
 class Commit:

@@ -10,6 +10,7 @@ from fabric_protos.gateway.gateway_pb2 import ErrorDetail
 from swarmfuse.errors import SwarmfuseError
 from swarmfuse.network.protocol.status import STATUS_DETAILS_KEY, RpcStatus
 
+
 @dataclass(frozen=True)
 class PeerDetail:
     """What one peer (or orderer) said about a failed request."""

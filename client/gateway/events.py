@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Self
 
 import grpc
 from fabric_protos.common import common_pb2
@@ -19,8 +20,8 @@ from fabric_protos.peer import events_pb2
 from swarmfuse.client.gateway.checkpoint import Checkpointer, InMemoryCheckpointer
 from swarmfuse.client.gateway.client import GatewayClient, stream_errors
 from swarmfuse.client.gateway.errors import DeliverError
-from swarmfuse.network.protocol.identity import digest
 from swarmfuse.client.gateway.proposal import new_header
+from swarmfuse.network.protocol.identity import digest
 
 _MAX_BLOCK = 2**64 - 1
 
@@ -51,7 +52,7 @@ class _Stream:
     def close(self) -> None:
         self._call.cancel()
 
-    def __enter__(self) -> _Stream:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Self
 
 import grpc
 
 from swarmfuse.client.gateway._retry import retrying
 from swarmfuse.client.gateway.client import GatewayClient, Timeouts
-from swarmfuse.client.gateway.errors import ConnectError
 from swarmfuse.client.gateway.connection import TlsClientCert, load_profile
-from swarmfuse.network.protocol.identity import Identity, Signer
+from swarmfuse.client.gateway.errors import ConnectError
 from swarmfuse.client.gateway.network import Network
+from swarmfuse.network.protocol.identity import Identity, Signer
 
 _MAX_MESSAGE = 100 * 1024 * 1024
 
@@ -72,7 +73,7 @@ class Gateway:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> Gateway:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -11,7 +11,11 @@ from swarmfuse.client.gateway.client import GatewayClient
 from swarmfuse.client.gateway.commit import Commit
 from swarmfuse.client.gateway.contract import Contract
 from swarmfuse.client.gateway.events import (
-    BlockEvents, BlockEventsRequest, ChaincodeEvents, ChaincodeEventsRequest, newest_block,
+    BlockEvents,
+    BlockEventsRequest,
+    ChaincodeEvents,
+    ChaincodeEventsRequest,
+    newest_block,
 )
 from swarmfuse.client.gateway.proposal import Proposal
 from swarmfuse.client.gateway.transaction import Transaction

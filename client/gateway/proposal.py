@@ -12,8 +12,8 @@ from fabric_protos.peer import chaincode_pb2, proposal_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from swarmfuse.client.gateway.client import GatewayClient
-from swarmfuse.network.protocol.identity import digest, transaction_id
 from swarmfuse.client.gateway.transaction import Transaction
+from swarmfuse.network.protocol.identity import digest, transaction_id
 
 NONCE_BYTES = 24
 

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Self
 
 from swarmfuse.chaincode.contracts.records import (
     Acknowledgement,
@@ -65,7 +65,7 @@ class TaskLedger:
                 self.seconds += time.perf_counter() - start
                 self.calls += 1
 
-    def __enter__(self) -> TaskLedger:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 from swarmfuse.chaincode.contracts.records import PrivacyTerms, ReleasePrivacy
 from swarmfuse.client.privacy.accountant import epsilon_of, name, noise_multiplier
 
+
 def projection(in_dim: int, out_dim: int, extractor_sha256: str) -> np.ndarray:
     """The release's projection for an extractor: ``[in_dim, out_dim]``, N(0, 1/out_dim), drawn from its hash."""
     rng = np.random.default_rng(int(extractor_sha256[:32], 16))

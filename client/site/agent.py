@@ -54,15 +54,15 @@ from swarmfuse.chaincode.contracts.records import (
     epoch_kind,
 )
 from swarmfuse.client.gateway import ChaincodeEvent, MVCCReadConflictError
-from swarmfuse.client.site.alignment import LeaderSession, ParticipantSession, commitment_of
 from swarmfuse.client.ledger import LedgerConflict, TaskLedger
-from swarmfuse.client.site.manifest import Manifest
-from swarmfuse.client.site.link import Peer
-from swarmfuse.client.site.policy import SitePolicy, load_policy
+from swarmfuse.client.site.alignment import LeaderSession, ParticipantSession, commitment_of
 from swarmfuse.client.site.fusion import FeatureBlock, fuse_round
-from swarmfuse.client.site.source import BundleSource
+from swarmfuse.client.site.link import Peer
+from swarmfuse.client.site.manifest import Manifest
+from swarmfuse.client.site.policy import SitePolicy, load_policy
 from swarmfuse.client.site.shards import load_labels, privacy_path, write_features, write_labels, write_release
 from swarmfuse.client.site.site import Site, SiteError
+from swarmfuse.client.site.source import BundleSource
 from swarmfuse.client.site.store import SqlCheckpointer, Store
 from swarmfuse.extractors.data.cache import sha256_file
 from swarmfuse.files import make_private, write_atomic
@@ -193,12 +193,12 @@ class SiteAgent:
         while not stop.is_set():
             start = None if checkpointer.position.block_number is not None else 0
             events = self.ledger.events(checkpointer, start_block=start)
-            closer = threading.Thread(target=lambda: (stop.wait(), events.close()), daemon=True)
+            closer = threading.Thread(target=lambda events=events: (stop.wait(), events.close()), daemon=True)
             closer.start()
             try:
                 for event in events:
                     self._on_event(event)
-            except Exception as exc:  # a broken stream (engine restart, network): reopen from the checkpoint
+            except Exception as exc:  # noqa: BLE001 - a broken stream (engine restart, network): reopen at the checkpoint
                 if stop.is_set():
                     break
                 logger.warning("event stream ended (%s); resuming from the checkpoint", exc)

@@ -31,11 +31,11 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from swarmfuse.chaincode.contracts.records import FEATURES_KIND, GRADIENTS_KIND, Round, kind_epoch
 from swarmfuse.client.site.agent import MODEL_KIND, SiteAgent
 from swarmfuse.client.site.alignment import AlignmentError, LeaderSession
-from swarmfuse.client.site.tls import OrgResolver, SiteTls
 from swarmfuse.client.site.inbox import ArtefactRejected, Inbox
-from swarmfuse.client.site.predict import reply_sha256, scoring_commitment
 from swarmfuse.client.site.limits import RequestBounds, TokenBucket, caller_org
+from swarmfuse.client.site.predict import reply_sha256, scoring_commitment
 from swarmfuse.client.site.site import SiteError
+from swarmfuse.client.site.tls import OrgResolver, SiteTls
 
 logger = logging.getLogger(__name__)
 

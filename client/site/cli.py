@@ -164,8 +164,8 @@ def extractor_install(bundle: Path = typer.Argument(..., help="An extractor bund
                       modality: str = typer.Option(..., "--modality", help="text or image."),
                       org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
     """Install an ONNX extractor bundle into the site."""
-    from swarmfuse.client.site.wiring import install_extractor
     from swarmfuse.client.site.site import Site
+    from swarmfuse.client.site.wiring import install_extractor
 
     with clean_errors():
         target = install_extractor(Site(home, org, task), modality, bundle)
@@ -185,9 +185,9 @@ def extractor_train(manifest: Path = typer.Argument(..., help="The site's manife
     """Train the site's own extractor on its manifest and public data only (no label is read), and install it.
     Cached: the same manifest, seed, weights and training code give the same bundle without training again."""
     from swarmfuse.client.site.manifest import load_manifest
-    from swarmfuse.client.site.wiring import install_extractor
     from swarmfuse.client.site.site import Site, SiteError
     from swarmfuse.client.site.training import label_free_text_bundle
+    from swarmfuse.client.site.wiring import install_extractor
 
     with clean_errors():
         if modality not in ("text", "image"):

@@ -30,8 +30,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from swarmfuse.errors import SwarmfuseError
 from swarmfuse.client.site.tls import OrgResolver, SiteTls
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.files import open_private
 
 logger = logging.getLogger(__name__)

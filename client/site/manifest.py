@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -102,7 +103,7 @@ def entity_commitment(ids: Iterable[str], salt: bytes) -> str:
     if not isinstance(salt, bytes) or len(salt) < MIN_SALT_BYTES:
         raise ValueError(f"the commitment salt must be at least {MIN_SALT_BYTES} random bytes")
     ordered = sorted(ids)
-    for previous, current in zip(ordered, ordered[1:]):
+    for previous, current in itertools.pairwise(ordered):
         if previous == current:
             raise ValueError(f"entity ID {current!r} appears twice in the committed set")
     if any("\n" in entity_id for entity_id in ordered):
@@ -355,7 +356,7 @@ class _Checker:
                     image.verify()  # structure and checksums
                 with self.image.open(io.BytesIO(data)) as image:
                     image.load()  # the pixels decode (verify() does not decode them)
-            except Exception as exc:  # Pillow raises many types (UnidentifiedImageError, OSError, SyntaxError...)
+            except Exception as exc:  # noqa: BLE001 - Pillow raises many types (UnidentifiedImageError, OSError...)
                 self.problem(record, self.column, f"not a readable image: {file} ({type(exc).__name__}: {exc})")
                 return None
         expected = record.values.get(IMAGE_SHA256_COLUMN)

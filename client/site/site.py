@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from swarmfuse.errors import SwarmfuseError
 from swarmfuse.client.ledger import task_topology
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.network.bundle import SiteBundle
 from swarmfuse.network.layout import Layout
 from swarmfuse.network.topology import Org, Topology, check_listen_address

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from swarmfuse.network.crypto import issue_tls_pair
-from swarmfuse.network.protocol.identity import tls_cert_hash
 from swarmfuse.network.layout import Layout
+from swarmfuse.network.protocol.identity import tls_cert_hash
 from swarmfuse.network.topology import Org
 
 CERT_DAYS = 825

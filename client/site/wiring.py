@@ -14,14 +14,14 @@ from cryptography import x509
 
 from swarmfuse.chaincode.contracts.records import Summary
 from swarmfuse.client.gateway import Gateway
-from swarmfuse.client.site.agent import LABELS, Holding, SiteAgent
-from swarmfuse.client.site.tls import OrgResolver, SiteTls, issue_site_tls, site_tls
 from swarmfuse.client.ledger import TaskLedger
-from swarmfuse.client.site.manifest import load_manifest
+from swarmfuse.client.site.agent import LABELS, Holding, SiteAgent
 from swarmfuse.client.site.link import HttpPeerLink
+from swarmfuse.client.site.manifest import load_manifest
 from swarmfuse.client.site.site import Site, SiteError
 from swarmfuse.client.site.source import BundleSource
 from swarmfuse.client.site.store import Store
+from swarmfuse.client.site.tls import OrgResolver, SiteTls, issue_site_tls, site_tls
 from swarmfuse.network.bundle import describe, open_bundle
 from swarmfuse.network.procs import check_ports_free
 

@@ -77,7 +77,7 @@ def downloads_dir() -> Path:
 
 def _run(cmd: list[str], cwd: Path) -> None:
     try:
-        done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
+        done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900, check=False)
     except FileNotFoundError as exc:
         raise DataError(f"{cmd[0]!r} is not installed; it is needed to fetch the data") from exc
     except subprocess.TimeoutExpired as exc:

@@ -68,7 +68,7 @@ class FusionHead(nn.Module):
         return hashlib.sha256(path.read_bytes()).hexdigest()
 
     @classmethod
-    def load(cls, path: Path) -> "FusionHead":
+    def load(cls, path: Path) -> FusionHead:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(data["__meta__"].tobytes())
             head = cls(meta["in_dim"], meta["n_classes"], HeadConfig(**meta["config"]))

@@ -43,12 +43,12 @@ class FeatureSet:
     def mask(self, split: str) -> np.ndarray:
         return self.splits == split
 
-    def subset(self, ids: list[str] | np.ndarray) -> "FeatureSet":
+    def subset(self, ids: list[str] | np.ndarray) -> FeatureSet:
         """The rows of ``ids`` (every one must be here), in this set's order."""
-        wanted = set(str(i) for i in ids)
-        missing = wanted - set(str(i) for i in self.ids)
+        wanted = {str(i) for i in ids}
+        missing = wanted - {str(i) for i in self.ids}
         if missing:
-            raise ValueError(f"feature set: {len(missing)} entities are not in it, e.g. {sorted(missing)[0]!r}")
+            raise ValueError(f"feature set: {len(missing)} entities are not in it, e.g. {min(missing)!r}")
         rows = np.array([str(i) in wanted for i in self.ids])
         return FeatureSet(self.ids[rows], self.labels[rows], self.splits[rows], self.text[rows], self.image[rows],
                           self.raw_text[rows], self.raw_image[rows], self.classes)
@@ -58,7 +58,7 @@ class FeatureSet:
                  raw_text=self.raw_text, raw_image=self.raw_image, classes=np.array(self.classes))
 
     @classmethod
-    def load(cls, path: Path) -> "FeatureSet":
+    def load(cls, path: Path) -> FeatureSet:
         with np.load(path, allow_pickle=False) as d:
             return cls(d["ids"], d["labels"], d["splits"], d["text"], d["image"], d["raw_text"], d["raw_image"],
                        tuple(str(c) for c in d["classes"]))

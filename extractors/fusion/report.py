@@ -9,11 +9,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-from swarmfuse.extractors.fusion.methods import METHODS, FeatureSet, MethodRun  # noqa: E402
+from swarmfuse.extractors.fusion.methods import METHODS, FeatureSet, MethodRun
 
 
 @dataclass(frozen=True)
@@ -143,8 +143,8 @@ def write_report(fs: FeatureSet, runs: list[MethodRun], out_dir: Path, context: 
               for m, g in over_best.items()]
     image = context.get("pipeline", {}).get("image", {})
     if "train_seconds" in image:
-        lines += ["", f"Image extractor: {image.get('backbone')} at {image.get('resolution')} px, trained in "
-                      f"{image['train_seconds']:.0f} s (cold, when it was cached), recipe `{image.get('recipe')}`."]
+        lines += ["", (f"Image extractor: {image.get('backbone')} at {image.get('resolution')} px, trained in "
+                      f"{image['train_seconds']:.0f} s (cold, when it was cached), recipe `{image.get('recipe')}`.")]
     lines += ["", *_steps_lines(image_steps, image_steps_note)]
     lines += [f"Fusion head: `fusion_head.npz` sha256 `{head_sha}`", "",
               "![methods](methods.png)", "", "![confusion](confusion_intermediate.png)", ""]

@@ -14,8 +14,14 @@ Public interface::
 ``preprocess_images`` is the one preprocessing used by training and by ONNX Runtime inference.
 """
 
-from swarmfuse.extractors.image.backbone import (BACKBONES, FEATURE_DIMS, WeightsError, build_backbone,
-                                                 build_resnet50_features, load_resnet50_weights)
+from swarmfuse.extractors.image.backbone import (
+    BACKBONES,
+    FEATURE_DIMS,
+    WeightsError,
+    build_backbone,
+    build_resnet50_features,
+    load_resnet50_weights,
+)
 from swarmfuse.extractors.image.preprocess import ImageError, preprocess_images
 from swarmfuse.extractors.image.train import ImageRecipe, train_image_backbone
 

@@ -7,8 +7,7 @@ cache). :func:`columns` gives the columns that show the bar and the time left.
 
 from __future__ import annotations
 
-from rich.progress import (BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from swarmfuse.extractors.image.train import ProgressCallback, TrainProgress
 

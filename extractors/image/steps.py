@@ -62,29 +62,29 @@ def steps_cache_file() -> Path:
 def table_lines(doc: dict) -> list[str]:
     """The step table as Markdown lines (used by the bench's ``image_steps.md`` and the evaluate report)."""
     load = doc["load_average"]
-    lines = [f"Measured {doc['measured_at']} on {doc['cpu_count']} CPU cores, {doc['torch_threads']} torch threads "
+    lines = [(f"Measured {doc['measured_at']} on {doc['cpu_count']} CPU cores, {doc['torch_threads']} torch threads "
              f"(load average {load[0]:.1f} at the start, {load[1]:.1f} at the end: other work on the machine "
              f"slows training), {doc['resolution']} px, fusion-head seeds {doc['seeds']}, text extractor "
              f"`{doc.get('text_extractor', 'not recorded')}`, test split. Training "
              "seconds are cold (recorded when the step was first trained and cached). A fresh machine's CI trains "
              "only the last step's recipe: a step's CI seconds are its training seconds minus the previous "
              "step's, plus the cold download of the images it adds. INT8 cost: test accuracy lost by a linear probe "
-             "(trained on FP32 features) fed the static INT8 model's image features.", "",
-             "| step | image-only accuracy | added | INT8 cost (points) | intermediate fusion | training s (cold) "
-             "| CI s added |", "|---|---|---|---|---|---|---|"]
+             "(trained on FP32 features) fed the static INT8 model's image features."), "",
+             ("| step | image-only accuracy | added | INT8 cost (points) | intermediate fusion | training s (cold) "
+             "| CI s added |"), "|---|---|---|---|---|---|---|"]
     for row in doc["steps"]:
         lines.append(f"| {row['step']} | {row['image_only_mean']:.3f} ± {row['image_only_std']:.3f} | "
                      f"{row['added']:+.3f} | {100 * row['int8_cost']:+.1f} | {row['intermediate_mean']:.3f} ± {row['intermediate_std']:.3f} | "
                      f"{row['train_seconds']:.0f} | {row['ci_seconds_added']:+.0f} |")
     if doc["steps"]:
         first, last = doc["steps"][0], doc["steps"][-1]
-        lines += ["", f"All steps together: {last['image_only_mean'] - first['image_only_mean']:+.3f} image-only, "
+        lines += ["", (f"All steps together: {last['image_only_mean'] - first['image_only_mean']:+.3f} image-only, "
                       f"{last['intermediate_mean'] - first['intermediate_mean']:+.3f} intermediate fusion, "
                       f"{sum(r['ci_seconds_added'] for r in doc['steps']):+.0f} s of CI time "
-                      f"({doc['artists_fetch_seconds']:.0f} s of it downloading the other artists' images)."]
+                      f"({doc['artists_fetch_seconds']:.0f} s of it downloading the other artists' images).")]
     if not doc.get("complete", True):
-        lines += ["", f"Incomplete: {len(doc['steps'])} of {len(recipe_steps())} steps were measured "
-                      "(the bench was interrupted; run it again to finish, finished steps are cached)."]
+        lines += ["", (f"Incomplete: {len(doc['steps'])} of {len(recipe_steps())} steps were measured "
+                      "(the bench was interrupted; run it again to finish, finished steps are cached).")]
     return lines
 
 

@@ -6,8 +6,8 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from swarmfuse.errors import SwarmfuseError
 

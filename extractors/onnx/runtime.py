@@ -6,9 +6,9 @@ import ctypes
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -98,7 +98,7 @@ class FeatureExtractor:
 
     @classmethod
     def from_onnx(cls, path: Path, providers: str | Sequence[str] = "auto", threads: int | None = None
-                  ) -> "FeatureExtractor":
+                  ) -> FeatureExtractor:
         """Open ``path``; ``providers="auto"`` takes CUDA when a GPU is present, else the CPU."""
         path = Path(path)
         if not path.is_file():

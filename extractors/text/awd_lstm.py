@@ -40,7 +40,7 @@ class AWDConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def unregularised(self) -> "AWDConfig":
+    def unregularised(self) -> AWDConfig:
         """The same network with weight drop, embedding dropout and locked dropout off: a plain LSTM."""
         return replace(self, dropoute=0.0, dropouti=0.0, dropouth=0.0, dropout=0.0, wdrop=0.0)
 

@@ -52,7 +52,7 @@ class LMComparison:
         return {**asdict(self), "summary": self.summary()}
 
     @classmethod
-    def from_dict(cls, doc: dict) -> "LMComparison":
+    def from_dict(cls, doc: dict) -> LMComparison:
         fields = {k: v for k, v in doc.items() if k != "summary"}
         return cls(**{**fields, "awd": LMReport(**doc["awd"]), "plain": LMReport(**doc["plain"]),
                       "schedule": LMConfig(**doc["schedule"])})

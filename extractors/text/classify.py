@@ -51,7 +51,7 @@ class Metrics:
     f1: float
 
     @classmethod
-    def of(cls, y_true: np.ndarray, y_pred: np.ndarray) -> "Metrics":
+    def of(cls, y_true: np.ndarray, y_pred: np.ndarray) -> Metrics:
         p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0)
         return cls(float(accuracy_score(y_true, y_pred)), float(p), float(r), float(f))
 

@@ -60,7 +60,7 @@ class TextConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, doc: dict) -> "TextConfig":
+    def from_dict(cls, doc: dict) -> TextConfig:
         return cls(**{**doc, "lm": LMConfig(**doc["lm"]), "finetune": FinetuneConfig(**doc["finetune"])})
 
 
@@ -89,7 +89,7 @@ class TextExtractor:
         (out_dir / "report.json").write_text(json.dumps(self.report, indent=1))
 
     @classmethod
-    def load(cls, out_dir: Path, n_classes: int) -> "TextExtractor":
+    def load(cls, out_dir: Path, n_classes: int) -> TextExtractor:
         try:
             config = TextConfig.from_dict(json.loads((out_dir / "config.json").read_text()))
             vocab = Vocab.load(out_dir / "vocab.json")
@@ -151,7 +151,7 @@ def train_label_free_text_extractor(texts: list[str], corpus: Corpus, config: Te
         vocab = build_vocab(corpus, texts, config)
         lm_train, lm_valid = lm_streams(corpus, texts, config, vocab)
         encoder, lm_report = pretrain(awd_config(config, len(vocab)), config.lm, lm_train, lm_valid, config.seed)
-    report = {"vocab_size": len(vocab), "lm_tokens": int(len(lm_train)), "lm": asdict(lm_report), "texts": len(texts),
+    report = {"vocab_size": len(vocab), "lm_tokens": len(lm_train), "lm": asdict(lm_report), "texts": len(texts),
               "labels": "none (label-free)"}
     log.info("label-free text extractor: %s", report)
     return TextExtractor(config, vocab, TextFeatures(encoder).eval(), report)
@@ -169,7 +169,7 @@ def _train(manifest: Manifest, corpus: Corpus, config: TextConfig) -> TextExtrac
 
     classifier, ft_report = finetune(encoder, len(manifest.groups), xy(train), xy(val), config.finetune, config.seed)
     test_metrics: Metrics = evaluate(classifier, *xy(test))
-    report = {"vocab_size": len(vocab), "lm_tokens": int(len(lm_train)), "lm": asdict(lm_report),
+    report = {"vocab_size": len(vocab), "lm_tokens": len(lm_train), "lm": asdict(lm_report),
               "finetune": asdict(ft_report), "test": asdict(test_metrics)}
     log.info("text extractor: %s", report)
     return TextExtractor(config, vocab, classifier.features, report, classifier)

@@ -32,7 +32,7 @@ class LMConfig:
     eval_every: int = 40
     nonmono: int = 3
 
-    def unregularised(self) -> "LMConfig":
+    def unregularised(self) -> LMConfig:
         """The same schedule (NT-ASGD, learning rate, clipping, weight decay) without AR and TAR."""
         return replace(self, alpha=0.0, beta=0.0)
 

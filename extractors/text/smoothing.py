@@ -76,9 +76,9 @@ def _cells(doc: dict) -> list[tuple[str, ...]]:
 
 def table_lines(doc: dict) -> list[str]:
     """The table as Markdown lines."""
-    return [f"Measured {doc['measured_at']} on {doc['cpu_count']} CPU cores; test split; accuracies are means over "
+    return [(f"Measured {doc['measured_at']} on {doc['cpu_count']} CPU cores; test split; accuracies are means over "
             f"fusion-head seeds {doc['head_seeds']}; margin: intermediate fusion minus the better single modality "
-            "on each seed, averaged, in points.", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS),
+            "on each seed, averaged, in points."), "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS),
             *("| " + " | ".join(row) + " |" for row in _cells(doc))]
 
 

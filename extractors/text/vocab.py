@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -48,7 +48,7 @@ class Vocab:
         return len(self.itos)
 
     @classmethod
-    def build(cls, corpus_tokens: Iterable[str], required: Iterable[str], max_size: int, min_freq: int) -> "Vocab":
+    def build(cls, corpus_tokens: Iterable[str], required: Iterable[str], max_size: int, min_freq: int) -> Vocab:
         """The ``required`` tokens plus the most frequent corpus tokens (ties broken alphabetically)."""
         keep = sorted(set(required))
         counts = Counter(corpus_tokens)
@@ -76,5 +76,5 @@ class Vocab:
         path.write_text(json.dumps(list(self.itos), ensure_ascii=False))
 
     @classmethod
-    def load(cls, path: Path) -> "Vocab":
+    def load(cls, path: Path) -> Vocab:
         return cls(tuple(json.loads(path.read_text())))

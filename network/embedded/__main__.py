@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         engine = Engine(args.home)
         engine.start()
-    except Exception as exc:  # a start-up failure is reported in one line and a non-zero exit status
-        logger.error("cannot start the embedded engine: %s", exc, exc_info=True)
+    except Exception:  # a start-up failure is logged with its traceback and ends with a non-zero exit status
+        logger.exception("cannot start the embedded engine")
         return 2
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -43,8 +43,8 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from swarmfuse.errors import SwarmfuseError
-from swarmfuse.network.protocol.model import HistoryEntry
 from swarmfuse.network.embedded.simulator import RangeIterator, SimulationError, TxSimulator
+from swarmfuse.network.protocol.model import HistoryEntry
 
 logger = logging.getLogger(__name__)
 
@@ -552,7 +552,7 @@ class ChaincodeClient:
         channel: str,
         tx_id: str,
         signed_proposal: proposal_pb2.SignedProposal,
-        input: chaincode_pb2.ChaincodeInput,  # noqa: A002 - Fabric's name
+        input: chaincode_pb2.ChaincodeInput,
         simulator: TxSimulator,
         init: bool = False,
         timeout: float = 30.0,

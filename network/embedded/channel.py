@@ -30,22 +30,21 @@ from fabric_protos.peer import chaincode_event_pb2, transaction_pb2
 from google.protobuf.message import DecodeError
 
 from swarmfuse.errors import SwarmfuseError
-from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.embedded.events import block_chaincode_events
 from swarmfuse.network.embedded.ledger import Ledger
+from swarmfuse.network.embedded.orderer import BatchConfig, Orderer
+from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.protocol.configupdate import ConfigUpdateRefused, authorise_update, check_config_envelope
-from swarmfuse.network.protocol.model import TxResult
 from swarmfuse.network.protocol.lifecycle import (
     CommittedDefinition,
     LifecycleRules,
     SigningIdentity,
     commit_transaction,
-    config_policy,
     committed_definition,
+    config_policy,
 )
-from swarmfuse.network.protocol.model import ChaincodeDefinition, ChannelDefinition, OrgDefinition
+from swarmfuse.network.protocol.model import ChaincodeDefinition, ChannelDefinition, OrgDefinition, TxResult
 from swarmfuse.network.protocol.msp import ChannelMSPs, IdentityRejected, Principal
-from swarmfuse.network.embedded.orderer import BatchConfig, Orderer
 from swarmfuse.network.protocol.policy import Policy, parse
 from swarmfuse.network.protocol.validator import BlockValidator
 

@@ -16,8 +16,8 @@ from fabric_protos.orderer import ab_pb2
 from fabric_protos.peer import events_pb2
 from fabric_protos.peer.events_pb2_grpc import DeliverServicer
 
-from swarmfuse.network.embedded.channel import AccessDenied, Channel
 from swarmfuse.network.embedded import rpc
+from swarmfuse.network.embedded.channel import AccessDenied, Channel
 from swarmfuse.network.embedded.events import filtered_block, start_block
 from swarmfuse.network.embedded.rpc import RpcFailure, StreamSlots
 from swarmfuse.network.protocol.identity import tls_cert_hash

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 from fabric_protos.peer import chaincode_pb2, proposal_pb2, proposal_response_pb2
 
-from swarmfuse.network.protocol.identity import ECDSASigner, digest
 from swarmfuse.network.embedded.chaincode import ChaincodeClient, ChaincodeError
-from swarmfuse.network.protocol.model import StateReader
 from swarmfuse.network.embedded.simulator import TxSimulator
-from swarmfuse.network.protocol.txassembly import endorse_response
+from swarmfuse.network.protocol.identity import ECDSASigner, digest
+from swarmfuse.network.protocol.model import StateReader
 from swarmfuse.network.protocol.proposals import CheckedProposal
+from swarmfuse.network.protocol.txassembly import endorse_response
 
 logger = logging.getLogger(__name__)
 

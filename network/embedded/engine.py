@@ -17,23 +17,23 @@ from fabric_protos.gateway.gateway_pb2_grpc import add_GatewayServicer_to_server
 from fabric_protos.orderer.ab_pb2_grpc import add_AtomicBroadcastServicer_to_server
 from fabric_protos.peer.events_pb2_grpc import add_DeliverServicer_to_server
 
-from swarmfuse.network.protocol.identity import digest
 from swarmfuse.network import ccaas
 from swarmfuse.network import state as state_file
+from swarmfuse.network.configtx import majority_endorsement_policy
 from swarmfuse.network.embedded import admin
-from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.embedded.admin import JoinRefused
 from swarmfuse.network.embedded.broadcast import BroadcastService
-from swarmfuse.network.embedded.channel import Channel, create_ledger, open_channel
 from swarmfuse.network.embedded.chaincode import ChaincodeClient
+from swarmfuse.network.embedded.channel import Channel, create_ledger, open_channel
 from swarmfuse.network.embedded.deliver import DeliverService
 from swarmfuse.network.embedded.endorser import Endorser, PeerIdentity
 from swarmfuse.network.embedded.gateway import GatewayService, Peers
 from swarmfuse.network.embedded.genesis import signing_identity
-from swarmfuse.network.protocol.model import ChaincodeDefinition
 from swarmfuse.network.embedded.rpc import StreamSlots
-from swarmfuse.network.configtx import majority_endorsement_policy
 from swarmfuse.network.layout import Layout
+from swarmfuse.network.protocol import blockfmt
+from swarmfuse.network.protocol.identity import digest
+from swarmfuse.network.protocol.model import ChaincodeDefinition
 from swarmfuse.network.topology import Org, Topology
 
 logger = logging.getLogger(__name__)

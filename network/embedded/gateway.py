@@ -18,15 +18,15 @@ from swarmfuse.network.embedded import rpc
 from swarmfuse.network.embedded.channel import AccessDenied, BroadcastRefused, Channel
 from swarmfuse.network.embedded.endorser import Endorser
 from swarmfuse.network.embedded.events import chaincode_events, start_block
-from swarmfuse.network.protocol.msp import Principal
 from swarmfuse.network.embedded.rpc import RpcFailure, StreamSlots, detail
-from swarmfuse.network.protocol.txassembly import assemble_transaction
+from swarmfuse.network.protocol.msp import Principal
 from swarmfuse.network.protocol.proposals import (
     CheckedProposal,
     ProposalRejected,
     check_proposal,
     time_window_violation,
 )
+from swarmfuse.network.protocol.txassembly import assemble_transaction
 
 logger = logging.getLogger(__name__)
 

@@ -8,12 +8,11 @@ from pathlib import Path
 
 from fabric_protos.common import common_pb2
 
-from swarmfuse.network.protocol.identity import ECDSASigner, Identity, digest
-from swarmfuse.network.protocol import blockfmt
-from swarmfuse.network.protocol.model import ChaincodeDefinition, ChannelDefinition, OrgDefinition
 from swarmfuse.network.layout import Layout, msp_key_pair
+from swarmfuse.network.protocol import blockfmt
+from swarmfuse.network.protocol.identity import ECDSASigner, Identity, digest
+from swarmfuse.network.protocol.model import ChaincodeDefinition, ChannelDefinition, OrgDefinition
 from swarmfuse.network.topology import ORDERER_MSP, Org, Topology
-
 
 # The single built-in orderer has no consensus round trip to amortise, so a block is cut after 10 ms
 # (Fabric's Raft channels here wait up to 250 ms: network/configtx.py's BATCH_TIMEOUT).

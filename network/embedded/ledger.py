@@ -27,6 +27,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Self
 
 from fabric_protos.common import common_pb2
 from google.protobuf.message import DecodeError
@@ -157,7 +158,7 @@ class Ledger:
         with self._height_changed:
             self._height_changed.notify_all()
 
-    def __enter__(self) -> Ledger:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -24,8 +24,8 @@ from fabric_protos.common import common_pb2
 
 from swarmfuse.errors import SwarmfuseError
 from swarmfuse.files import write_atomic
-from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.embedded.ledger import Ledger
+from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.protocol.model import TxResult
 
 logger = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ class Orderer:
         while (batch := self._next_batch()) is not None:
             try:
                 block, results = self._commit(batch)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any fault halts the orderer with the batch uncommitted
                 self._halt(batch, exc)
                 return
             try:

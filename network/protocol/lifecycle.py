@@ -41,10 +41,10 @@ from fabric_protos.peer.lifecycle import chaincode_definition_pb2, db_pb2, lifec
 from google.protobuf.message import DecodeError
 
 from swarmfuse.errors import SwarmfuseError
+from swarmfuse.network.protocol.identity import transaction_id
 from swarmfuse.network.protocol.model import ChaincodeDefinition, OrgDefinition, StateReader, Version
 from swarmfuse.network.protocol.policy import NOutOf, Policy, PolicyError, parse
 from swarmfuse.network.protocol.txassembly import assemble_transaction, endorse_response
-from swarmfuse.network.protocol.identity import transaction_id
 
 LIFECYCLE = "_lifecycle"
 LSCC = "lscc"

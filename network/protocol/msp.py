@@ -232,7 +232,7 @@ class ChannelMSPs:
             return self._judge(msp, sid.id_bytes)
         except IdentityRejected:
             raise
-        except Exception as exc:  # noqa: BLE001  a crafted certificate can make its parser raise anything
+        except Exception as exc:
             # (cryptography's UnsupportedAlgorithm for an unknown key algorithm, errors reading its extensions):
             # whatever it is, this identity is rejected, never the block that carries it
             raise IdentityRejected(f"the identity's certificate cannot be read: {exc.__class__.__name__}: {exc}",

@@ -66,10 +66,10 @@ from swarmfuse.client.gateway import (
     load_profile,
     transaction_id,
 )
-from swarmfuse.network.protocol.identity import P256_ORDER
 from swarmfuse.network import tasks
 from swarmfuse.network.configtx import endorsement_policy
 from swarmfuse.network.control import Network
+from swarmfuse.network.protocol.identity import P256_ORDER
 from swarmfuse.network.state import TaskRecord
 from swarmfuse.network.tasks import TransactionFailed
 from swarmfuse.network.topology import parse_org_list
@@ -578,7 +578,7 @@ def test_votes_of_a_suspended_org_do_not_count_and_leaving_does_not_undo_its_sus
     DC2's vote alone does not suspend DC1 although two votes of the (now three) others would. Suspended, DC4
     cannot vote; it leaves and registers again and is back suspended, still without a vote. Reinstated by a
     majority, its vote from before the suspension still does not count."""
-    view = lambda org: evaluate(gateways["DC2"], STANDING, "Membership:Get", f"{org}MSP")  # noqa: E731
+    view = lambda org: evaluate(gateways["DC2"], STANDING, "Membership:Get", f"{org}MSP")
     contract = gateways["DC4"].network(STANDING).contract(CHAINCODE)
     assert {view(org)["status"] for org in DCS} == {"active"}, "the standing channel's members changed"
 

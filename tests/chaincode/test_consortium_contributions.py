@@ -165,7 +165,7 @@ def test_leave_one_out_terms_and_averaged_seeds() -> None:
 
 def test_an_aborted_round_credits_nothing_and_rounds_under_no_agreement_credit_nothing() -> None:
     world = consortium(3)
-    rnd, leader = fused_round(world)
+    _rnd, leader = fused_round(world)
     mark_fused(world, leader, "r1", 0.8, table())
     for org in PLAYERS[:2]:
         world.ok(org.removesuffix("MSP"), "Rounds:Abort", "r1", "no")

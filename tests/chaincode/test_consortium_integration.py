@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -170,8 +171,8 @@ def test_two_colluding_orgs_cannot_rewrite_or_delete_a_third_orgs_acts(ledger_ne
     attacks = [("ack", "sbe1/DC3MSP"), ("join", "sbe1/DC3MSP"), ("member", "DC3MSP"),
                ("confirmation", f"{founding}/DC3MSP"), ("vote", f"suspend/DC2MSP/{target['epoch']}/DC3MSP")]
     for (object_type, attributes), value in [(attack, value) for attack in attacks for value in ("forged", "")]:
-        message = refused(lambda: net.submit("DC1", "Sample:PutComposite", object_type, attributes, value,
-                                             endorsers=["DC1", "DC2"]))
+        message = refused(partial(net.submit, "DC1", "Sample:PutComposite", object_type, attributes, value,
+                                  endorsers=["DC1", "DC2"]))
         assert "ENDORSEMENT_POLICY_FAILURE" in message, (object_type, value, message)
     assert json.loads(net.query("Auditor", "Rounds:Get", "sbe1")) == before
     assert json.loads(net.query("Auditor", "Membership:Get", "DC3MSP")) == member
@@ -205,8 +206,8 @@ def test_a_leader_cannot_publish_a_table_its_model_does_not_bear_out_and_nobody_
     assert "the published model's accuracy is 0.81" in message
     net.submit(leader, "Rounds:MarkFused", "credit1", model, "4096", '{"accuracy": 0.8}', deadline, json.dumps(table()))
     for org in ("DC1", "DC2", "DC3"):
-        message = refused(lambda: net.submit(org, "Sample:PutComposite", "credit", f"credit1/{org}MSP",
-                                             json.dumps({"units": 100}), endorsers=[org]))
+        message = refused(partial(net.submit, org, "Sample:PutComposite", "credit", f"credit1/{org}MSP",
+                                  json.dumps({"units": 100}), endorsers=[org]))
         assert "ENDORSEMENT_POLICY_FAILURE" in message, (org, message)
     assert json.loads(net.query("Auditor", "Rounds:Credits", "credit1")) == {"items": []}
     recorded = json.loads(net.query("Auditor", "Rounds:GetContribution", "credit1"))

@@ -7,6 +7,7 @@ import json
 import pytest
 from cc_identities import DC1, DC2
 from sample_app import create_chaincode
+
 from swarmfuse.chaincode.contract import ContractRouter
 from swarmfuse.chaincode.memstub import MemoryLedger
 

@@ -19,8 +19,19 @@ from cryptography.x509.oid import NameOID
 from fabric_protos.common import common_pb2
 
 from swarmfuse.client.gateway import (
-    ConnectError, ECDSASigner, EndorseError, EvaluateError, EventsError, FileCheckpointer, Gateway, Identity,
-    InMemoryCheckpointer, MVCCReadConflictError, Position, Timeouts, load_profile,
+    ConnectError,
+    ECDSASigner,
+    EndorseError,
+    EvaluateError,
+    EventsError,
+    FileCheckpointer,
+    Gateway,
+    Identity,
+    InMemoryCheckpointer,
+    MVCCReadConflictError,
+    Position,
+    Timeouts,
+    load_profile,
 )
 from swarmfuse.client.gateway.commit import raise_unless_valid
 
@@ -225,7 +236,7 @@ def test_identity_of_org_outside_channel_is_refused(ledger_network) -> None:  # 
 def test_certificate_from_unknown_ca_is_refused(ledger_network) -> None:  # type: ignore[no-untyped-def]
     dc1 = load_profile(_profile(ledger_network, "DC1"))
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "User1@dc1.example.com")]))
@@ -235,10 +246,10 @@ def test_certificate_from_unknown_ca_is_refused(ledger_network) -> None:  # type
         .sign(ca_key, hashes.SHA256())
     )
     rogue = Identity("DC1MSP", cert.public_bytes(Encoding.PEM))
-    with Gateway.connect(dc1.peer.endpoint, dc1.peer.tls_root_cert, rogue, ECDSASigner(key),
-                         host_override=dc1.peer.host_override, tls_client=dc1.tls_client) as gateway:
-        with pytest.raises(EvaluateError, match="access denied") as refused:
-            gateway.network(ledger_network.task).contract(CHAINCODE).evaluate_transaction("Sample:Get", "gw-round")
+    with (Gateway.connect(dc1.peer.endpoint, dc1.peer.tls_root_cert, rogue, ECDSASigner(key),
+                          host_override=dc1.peer.host_override, tls_client=dc1.tls_client) as gateway,
+          pytest.raises(EvaluateError, match="access denied") as refused):
+        gateway.network(ledger_network.task).contract(CHAINCODE).evaluate_transaction("Sample:Get", "gw-round")
     assert refused.value.details and refused.value.details[0].msp_id == "DC1MSP"
 
 

@@ -18,11 +18,19 @@ from fabric_protos.orderer import ab_pb2
 from tls_pki import Pki, Recorder, key_pem, serve
 
 from swarmfuse.client.gateway import (
-    ConnectError, DeliverError, Gateway, IdentityError, InMemoryCheckpointer, Position, Timeouts, TlsClientCert,
-    load_profile, tls_cert_hash,
+    ConnectError,
+    DeliverError,
+    Gateway,
+    IdentityError,
+    InMemoryCheckpointer,
+    Position,
+    Timeouts,
+    TlsClientCert,
+    load_profile,
+    tls_cert_hash,
 )
-from swarmfuse.network.protocol.identity import digest
 from swarmfuse.client.gateway.proposal import new_header
+from swarmfuse.network.protocol.identity import digest
 
 MAX_BLOCK = 2**64 - 1
 

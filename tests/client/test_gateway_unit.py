@@ -25,15 +25,28 @@ from fabric_protos.peer import chaincode_pb2, proposal_pb2
 from google.protobuf import any_pb2
 
 from swarmfuse.client.gateway import (
-    CommitError, ConnectError, ECDSASigner, FileCheckpointer, Gateway, GatewayError, Identity, IdentityError,
-    InMemoryCheckpointer, MVCCReadConflictError, Position, ProposalBuilder, Status, Timeouts, load_profile,
+    CommitError,
+    ConnectError,
+    ECDSASigner,
+    FileCheckpointer,
+    Gateway,
+    GatewayError,
+    Identity,
+    IdentityError,
+    InMemoryCheckpointer,
+    MVCCReadConflictError,
+    Position,
+    ProposalBuilder,
+    Status,
+    Timeouts,
+    load_profile,
     transaction_id,
 )
 from swarmfuse.client.gateway._retry import retrying
 from swarmfuse.client.gateway.commit import raise_unless_valid
 from swarmfuse.client.gateway.errors import decode_details
-from swarmfuse.network.protocol.status import RpcStatus
 from swarmfuse.network.protocol.identity import P256_ORDER
+from swarmfuse.network.protocol.status import RpcStatus
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +57,7 @@ def key() -> ec.EllipticCurvePrivateKey:
 def _cert_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "unit")])
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
     return cert.public_bytes(serialization.Encoding.PEM)

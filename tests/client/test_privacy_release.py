@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from swarmfuse.chaincode.contracts.records import PrivacyTerms
-from swarmfuse.client.site.agent import Holding
-from swarmfuse.client.site.manifest import load_manifest
 from swarmfuse.client.privacy.accountant import epsilon_of, noise_multiplier
 from swarmfuse.client.privacy.release import projection, projection_sha256, release, scaled
+from swarmfuse.client.site.agent import Holding
+from swarmfuse.client.site.manifest import load_manifest
 from swarmfuse.client.site.shards import privacy_path, write_release
 
 EXTRACTOR = hashlib.sha256(b"text.onnx").hexdigest()

@@ -21,9 +21,21 @@ from torch import nn
 
 from swarmfuse.extractors import bundle as bundle_mod
 from swarmfuse.extractors import pipeline
-from swarmfuse.extractors.bundle import (BUNDLE_JSON, BundleError, ExtractorBundle, ExtractorProvenance,
-                                         ImagePreprocess, TextPreprocess, bundle_cache_dir, carry_over, encode_texts,
-                                         export_bundles, load_bundle, load_images, teacher_sha256)
+from swarmfuse.extractors.bundle import (
+    BUNDLE_JSON,
+    BundleError,
+    ExtractorBundle,
+    ExtractorProvenance,
+    ImagePreprocess,
+    TextPreprocess,
+    bundle_cache_dir,
+    carry_over,
+    encode_texts,
+    export_bundles,
+    load_bundle,
+    load_images,
+    teacher_sha256,
+)
 from swarmfuse.extractors.data import fetch_emoji
 from swarmfuse.extractors.data.cache import sha256_file
 from swarmfuse.extractors.image import preprocess_images
@@ -45,8 +57,8 @@ BLOCKER = textwrap.dedent("""
 
 TRICKY_TEXTS = [
     "", "   ", "Grinning Face. smile, HAPPY", "it\u2019s a dog's life", "ÉCOLE café naïve 日本 😀",
-    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty twenty-one twenty-two twenty-three twenty-four twenty-five",
+    ("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty twenty-one twenty-two twenty-three twenty-four twenty-five"),
     "x" * 500, "42 is the answer!!! ...", "tab\tnew\nline", "DIGITS123abc ABC-def_ghi",
 ]
 
@@ -54,7 +66,7 @@ TRICKY_TEXTS = [
 def _run_torch_free(code: str, block: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": ""}
     return subprocess.run([sys.executable, "-c", (BLOCKER if block else "") + textwrap.dedent(code)],
-                          capture_output=True, text=True, cwd="/", env=env, timeout=300)
+                          capture_output=True, text=True, cwd="/", env=env, timeout=300, check=False)
 
 
 # ----------------------------------------------------------------------------------------------------------------

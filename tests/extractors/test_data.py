@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from swarmfuse.extractors.data import SPLITS, DataError, PartitionConfig, fetch_corpus, fetch_emoji, load_manifest, partition
+from swarmfuse.extractors.data import (
+    SPLITS,
+    DataError,
+    PartitionConfig,
+    fetch_corpus,
+    fetch_emoji,
+    load_manifest,
+    partition,
+)
 from swarmfuse.extractors.data.artists import fetch_artist_images
 from swarmfuse.extractors.data.cache import CACHE_ENV, data_dir
 from swarmfuse.extractors.data.emoji import MANIFEST, emoji_dir

@@ -8,7 +8,15 @@ import json
 import numpy as np
 import pytest
 
-from swarmfuse.extractors.fusion import METHODS, FeatureSet, FusionHead, HeadConfig, run_methods, train_head, write_report
+from swarmfuse.extractors.fusion import (
+    METHODS,
+    FeatureSet,
+    FusionHead,
+    HeadConfig,
+    run_methods,
+    train_head,
+    write_report,
+)
 
 FAST = HeadConfig(hidden=32, epochs=30, patience=5)
 

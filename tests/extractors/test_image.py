@@ -9,16 +9,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
 from PIL import Image
+from torch import nn
 from torchvision.models import resnet18, resnet50
 
 from swarmfuse.extractors.data import fetch_emoji
-from swarmfuse.extractors.image import (ImageError, ImageRecipe, WeightsError, build_backbone,
-                                        build_resnet50_features, preprocess_images, train_image_backbone)
+from swarmfuse.extractors.image import (
+    ImageError,
+    ImageRecipe,
+    WeightsError,
+    build_backbone,
+    build_resnet50_features,
+    preprocess_images,
+    train_image_backbone,
+)
+from swarmfuse.extractors.image.preprocess import MEAN, STD
 from swarmfuse.extractors.image.quant_noise import LEVELS, quantisation_noise
 from swarmfuse.extractors.image.train import TrainProgress
-from swarmfuse.extractors.image.preprocess import MEAN, STD
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 
 import pytest
+from test_fusion_head import FAST, synthetic
 
 from swarmfuse.extractors.data.cache import CACHE_ENV
 from swarmfuse.extractors.fusion import run_methods, write_report
@@ -13,9 +15,6 @@ from swarmfuse.extractors.fusion.evaluate import _image_steps
 from swarmfuse.extractors.image import ImageRecipe
 from swarmfuse.extractors.image.steps import _write, measured_steps, recipe_steps, steps_cache_file
 from swarmfuse.extractors.pipeline import ImageConfig, PipelineConfig
-
-from test_fusion_head import FAST, synthetic
-
 
 TEXT = "text-0123456789abcdef"  # the text extractor's cache folder the table was measured with
 
@@ -43,7 +42,7 @@ def test_steps_add_one_thing_each_and_end_at_the_default_recipe():
     base = steps[0].recipe
     assert not (base.artists or base.augment or base.distill)
     assert steps[-1].recipe == ImageRecipe()
-    for before, after in zip(steps, steps[1:]):
+    for before, after in itertools.pairwise(steps):
         changed = {f.name for f in dataclasses.fields(ImageRecipe)
                    if getattr(before.recipe, f.name) != getattr(after.recipe, f.name)}
         assert len(changed) == 1, (after.name, changed)

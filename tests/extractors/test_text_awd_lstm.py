@@ -8,13 +8,19 @@ import torch
 import torch.nn.functional as F
 
 from swarmfuse.extractors.text.awd_lstm import (
-    AWDConfig, AWDLSTMEncoder, LanguageModel, LockedDropout, TextFeatures, WeightDropLSTM, activation_penalty,
+    AWDConfig,
+    AWDLSTMEncoder,
+    LanguageModel,
+    LockedDropout,
+    TextFeatures,
+    WeightDropLSTM,
+    activation_penalty,
     embedded_dropout,
 )
 from swarmfuse.extractors.text.ntasgd import NTASGD
 from swarmfuse.extractors.text.vocab import Vocab, tokenize
 
-OFF = dict(dropoute=0.0, dropouti=0.0, dropouth=0.0, dropout=0.0, wdrop=0.0)
+OFF = {"dropoute": 0.0, "dropouti": 0.0, "dropouth": 0.0, "dropout": 0.0, "wdrop": 0.0}
 
 
 def encoder(**overrides) -> AWDLSTMEncoder:

@@ -11,7 +11,13 @@ import torch
 
 from swarmfuse.extractors.data import fetch_emoji
 from swarmfuse.extractors.text import (
-    AWDConfig, AWDLSTMEncoder, LMComparison, LMConfig, TextConfig, cached_lm_comparison, cached_text_extractor,
+    AWDConfig,
+    AWDLSTMEncoder,
+    LMComparison,
+    LMConfig,
+    TextConfig,
+    cached_lm_comparison,
+    cached_text_extractor,
 )
 from swarmfuse.extractors.text.baseline import lm_comparison_dir, unigram_perplexity
 from swarmfuse.extractors.text.lm import LMReport

@@ -103,7 +103,7 @@ def test_a_dc_from_its_own_home_joins_and_leaves_by_a_majority_of_admins(network
         with channel.block_events(start_block=before) as blocks:
             config_block = next(iter(blocks))
         assert blockfmt.is_config_block(config_block.data.data)
-        assert sorted(blockfmt.channel_from_config_block(config_block).orgs, key=lambda o: o.name)[-1].mspid == "DC4MSP"
+        assert max(blockfmt.channel_from_config_block(config_block).orgs, key=lambda o: o.name).mspid == "DC4MSP"
 
     with Gateway.from_profile(network.layout.profile("DC1")) as gateway:
         report = verify_channel(gateway, TASK, engine="embedded")

@@ -27,87 +27,11 @@ P256_HALF_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC63
 # What cryptogen generate writes for one peer org of cryptogen_config (Template Count 1, Users Count 1, NodeOUs on),
 # from Fabric cmd/cryptogen/main.go generatePeerOrg and internal/cryptogen/msp/msp.go (admincerts is created
 # by createFolderStructure and stays empty with NodeOUs). Directories end with "/".
-EXPECTED_DC1 = """
-ca/
-ca/ca.dc1.swarmfuse.local-cert.pem
-ca/priv_sk
-msp/
-msp/admincerts/
-msp/cacerts/
-msp/cacerts/ca.dc1.swarmfuse.local-cert.pem
-msp/config.yaml
-msp/tlscacerts/
-msp/tlscacerts/tlsca.dc1.swarmfuse.local-cert.pem
-peers/
-peers/peer0.dc1.swarmfuse.local/
-peers/peer0.dc1.swarmfuse.local/msp/
-peers/peer0.dc1.swarmfuse.local/msp/admincerts/
-peers/peer0.dc1.swarmfuse.local/msp/cacerts/
-peers/peer0.dc1.swarmfuse.local/msp/cacerts/ca.dc1.swarmfuse.local-cert.pem
-peers/peer0.dc1.swarmfuse.local/msp/config.yaml
-peers/peer0.dc1.swarmfuse.local/msp/keystore/
-peers/peer0.dc1.swarmfuse.local/msp/keystore/priv_sk
-peers/peer0.dc1.swarmfuse.local/msp/signcerts/
-peers/peer0.dc1.swarmfuse.local/msp/signcerts/peer0.dc1.swarmfuse.local-cert.pem
-peers/peer0.dc1.swarmfuse.local/msp/tlscacerts/
-peers/peer0.dc1.swarmfuse.local/msp/tlscacerts/tlsca.dc1.swarmfuse.local-cert.pem
-peers/peer0.dc1.swarmfuse.local/tls/
-peers/peer0.dc1.swarmfuse.local/tls/ca.crt
-peers/peer0.dc1.swarmfuse.local/tls/server.crt
-peers/peer0.dc1.swarmfuse.local/tls/server.key
-tlsca/
-tlsca/priv_sk
-tlsca/tlsca.dc1.swarmfuse.local-cert.pem
-users/
-users/Admin@dc1.swarmfuse.local/
-users/Admin@dc1.swarmfuse.local/msp/
-users/Admin@dc1.swarmfuse.local/msp/admincerts/
-users/Admin@dc1.swarmfuse.local/msp/cacerts/
-users/Admin@dc1.swarmfuse.local/msp/cacerts/ca.dc1.swarmfuse.local-cert.pem
-users/Admin@dc1.swarmfuse.local/msp/config.yaml
-users/Admin@dc1.swarmfuse.local/msp/keystore/
-users/Admin@dc1.swarmfuse.local/msp/keystore/priv_sk
-users/Admin@dc1.swarmfuse.local/msp/signcerts/
-users/Admin@dc1.swarmfuse.local/msp/signcerts/Admin@dc1.swarmfuse.local-cert.pem
-users/Admin@dc1.swarmfuse.local/msp/tlscacerts/
-users/Admin@dc1.swarmfuse.local/msp/tlscacerts/tlsca.dc1.swarmfuse.local-cert.pem
-users/Admin@dc1.swarmfuse.local/tls/
-users/Admin@dc1.swarmfuse.local/tls/ca.crt
-users/Admin@dc1.swarmfuse.local/tls/client.crt
-users/Admin@dc1.swarmfuse.local/tls/client.key
-users/User1@dc1.swarmfuse.local/
-users/User1@dc1.swarmfuse.local/msp/
-users/User1@dc1.swarmfuse.local/msp/admincerts/
-users/User1@dc1.swarmfuse.local/msp/cacerts/
-users/User1@dc1.swarmfuse.local/msp/cacerts/ca.dc1.swarmfuse.local-cert.pem
-users/User1@dc1.swarmfuse.local/msp/config.yaml
-users/User1@dc1.swarmfuse.local/msp/keystore/
-users/User1@dc1.swarmfuse.local/msp/keystore/priv_sk
-users/User1@dc1.swarmfuse.local/msp/signcerts/
-users/User1@dc1.swarmfuse.local/msp/signcerts/User1@dc1.swarmfuse.local-cert.pem
-users/User1@dc1.swarmfuse.local/msp/tlscacerts/
-users/User1@dc1.swarmfuse.local/msp/tlscacerts/tlsca.dc1.swarmfuse.local-cert.pem
-users/User1@dc1.swarmfuse.local/tls/
-users/User1@dc1.swarmfuse.local/tls/ca.crt
-users/User1@dc1.swarmfuse.local/tls/client.crt
-users/User1@dc1.swarmfuse.local/tls/client.key
-""".split()
+EXPECTED_DC1 = ["ca/", "ca/ca.dc1.swarmfuse.local-cert.pem", "ca/priv_sk", "msp/", "msp/admincerts/", "msp/cacerts/", "msp/cacerts/ca.dc1.swarmfuse.local-cert.pem", "msp/config.yaml", "msp/tlscacerts/", "msp/tlscacerts/tlsca.dc1.swarmfuse.local-cert.pem", "peers/", "peers/peer0.dc1.swarmfuse.local/", "peers/peer0.dc1.swarmfuse.local/msp/", "peers/peer0.dc1.swarmfuse.local/msp/admincerts/", "peers/peer0.dc1.swarmfuse.local/msp/cacerts/", "peers/peer0.dc1.swarmfuse.local/msp/cacerts/ca.dc1.swarmfuse.local-cert.pem", "peers/peer0.dc1.swarmfuse.local/msp/config.yaml", "peers/peer0.dc1.swarmfuse.local/msp/keystore/", "peers/peer0.dc1.swarmfuse.local/msp/keystore/priv_sk", "peers/peer0.dc1.swarmfuse.local/msp/signcerts/", "peers/peer0.dc1.swarmfuse.local/msp/signcerts/peer0.dc1.swarmfuse.local-cert.pem", "peers/peer0.dc1.swarmfuse.local/msp/tlscacerts/", "peers/peer0.dc1.swarmfuse.local/msp/tlscacerts/tlsca.dc1.swarmfuse.local-cert.pem", "peers/peer0.dc1.swarmfuse.local/tls/", "peers/peer0.dc1.swarmfuse.local/tls/ca.crt", "peers/peer0.dc1.swarmfuse.local/tls/server.crt", "peers/peer0.dc1.swarmfuse.local/tls/server.key", "tlsca/", "tlsca/priv_sk", "tlsca/tlsca.dc1.swarmfuse.local-cert.pem", "users/", "users/Admin@dc1.swarmfuse.local/", "users/Admin@dc1.swarmfuse.local/msp/", "users/Admin@dc1.swarmfuse.local/msp/admincerts/", "users/Admin@dc1.swarmfuse.local/msp/cacerts/", "users/Admin@dc1.swarmfuse.local/msp/cacerts/ca.dc1.swarmfuse.local-cert.pem", "users/Admin@dc1.swarmfuse.local/msp/config.yaml", "users/Admin@dc1.swarmfuse.local/msp/keystore/", "users/Admin@dc1.swarmfuse.local/msp/keystore/priv_sk", "users/Admin@dc1.swarmfuse.local/msp/signcerts/", "users/Admin@dc1.swarmfuse.local/msp/signcerts/Admin@dc1.swarmfuse.local-cert.pem", "users/Admin@dc1.swarmfuse.local/msp/tlscacerts/", "users/Admin@dc1.swarmfuse.local/msp/tlscacerts/tlsca.dc1.swarmfuse.local-cert.pem", "users/Admin@dc1.swarmfuse.local/tls/", "users/Admin@dc1.swarmfuse.local/tls/ca.crt", "users/Admin@dc1.swarmfuse.local/tls/client.crt", "users/Admin@dc1.swarmfuse.local/tls/client.key", "users/User1@dc1.swarmfuse.local/", "users/User1@dc1.swarmfuse.local/msp/", "users/User1@dc1.swarmfuse.local/msp/admincerts/", "users/User1@dc1.swarmfuse.local/msp/cacerts/", "users/User1@dc1.swarmfuse.local/msp/cacerts/ca.dc1.swarmfuse.local-cert.pem", "users/User1@dc1.swarmfuse.local/msp/config.yaml", "users/User1@dc1.swarmfuse.local/msp/keystore/", "users/User1@dc1.swarmfuse.local/msp/keystore/priv_sk", "users/User1@dc1.swarmfuse.local/msp/signcerts/", "users/User1@dc1.swarmfuse.local/msp/signcerts/User1@dc1.swarmfuse.local-cert.pem", "users/User1@dc1.swarmfuse.local/msp/tlscacerts/", "users/User1@dc1.swarmfuse.local/msp/tlscacerts/tlsca.dc1.swarmfuse.local-cert.pem", "users/User1@dc1.swarmfuse.local/tls/", "users/User1@dc1.swarmfuse.local/tls/ca.crt", "users/User1@dc1.swarmfuse.local/tls/client.crt", "users/User1@dc1.swarmfuse.local/tls/client.key"]
 
 # The orderer org (generateOrdererOrg): one folder per Specs entry and only an Admin user.
-EXPECTED_ORDERER_ORG = """
-ca/ ca/ca.orderer.swarmfuse.local-cert.pem ca/priv_sk
-msp/ msp/admincerts/ msp/cacerts/ msp/cacerts/ca.orderer.swarmfuse.local-cert.pem msp/config.yaml
-msp/tlscacerts/ msp/tlscacerts/tlsca.orderer.swarmfuse.local-cert.pem
-orderers/
-tlsca/ tlsca/priv_sk tlsca/tlsca.orderer.swarmfuse.local-cert.pem
-users/
-""".split()
-EXPECTED_ORDERER_NODE = """
-{n}/ {n}/msp/ {n}/msp/admincerts/ {n}/msp/cacerts/ {n}/msp/cacerts/ca.orderer.swarmfuse.local-cert.pem
-{n}/msp/config.yaml {n}/msp/keystore/ {n}/msp/keystore/priv_sk {n}/msp/signcerts/ {n}/msp/signcerts/{cn}-cert.pem
-{n}/msp/tlscacerts/ {n}/msp/tlscacerts/tlsca.orderer.swarmfuse.local-cert.pem
-{n}/tls/ {n}/tls/ca.crt {n}/tls/{side}.crt {n}/tls/{side}.key
-""".split()
+EXPECTED_ORDERER_ORG = ["ca/", "ca/ca.orderer.swarmfuse.local-cert.pem", "ca/priv_sk", "msp/", "msp/admincerts/", "msp/cacerts/", "msp/cacerts/ca.orderer.swarmfuse.local-cert.pem", "msp/config.yaml", "msp/tlscacerts/", "msp/tlscacerts/tlsca.orderer.swarmfuse.local-cert.pem", "orderers/", "tlsca/", "tlsca/priv_sk", "tlsca/tlsca.orderer.swarmfuse.local-cert.pem", "users/"]
+EXPECTED_ORDERER_NODE = ["{n}/", "{n}/msp/", "{n}/msp/admincerts/", "{n}/msp/cacerts/", "{n}/msp/cacerts/ca.orderer.swarmfuse.local-cert.pem", "{n}/msp/config.yaml", "{n}/msp/keystore/", "{n}/msp/keystore/priv_sk", "{n}/msp/signcerts/", "{n}/msp/signcerts/{cn}-cert.pem", "{n}/msp/tlscacerts/", "{n}/msp/tlscacerts/tlsca.orderer.swarmfuse.local-cert.pem", "{n}/tls/", "{n}/tls/ca.crt", "{n}/tls/{side}.crt", "{n}/tls/{side}.key"]
 
 # go-yaml v4 Marshal of msp.Configuration (msp/configbuilder.go), as cryptogen's exportConfig writes it.
 EXPECTED_CONFIG_YAML = """NodeOUs:

@@ -12,6 +12,7 @@ hashes, and the listener has resumed from its checkpoint with no event lost and 
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
@@ -26,9 +27,9 @@ from fabric_protos.peer.transaction_pb2 import TxValidationCode
 
 from swarmfuse.client.gateway import ChaincodeEvents, FileCheckpointer, Gateway, GatewayError, Timeouts
 from swarmfuse.network import tasks
-from swarmfuse.network.protocol.blockfmt import data_hash, header_hash
 from swarmfuse.network.embedded.engine import ledger_dir
 from swarmfuse.network.embedded.ledger import Ledger
+from swarmfuse.network.protocol.blockfmt import data_hash, header_hash
 from swarmfuse.network.topology import Topology
 
 pytestmark = pytest.mark.integration
@@ -134,7 +135,7 @@ def _tx_codes(blocks: list[common_pb2.Block]) -> dict[str, list[int]]:
 def _check_chain(blocks: list[common_pb2.Block]) -> None:
     """Numbers 0..n-1, each block's data hash over its data, each previous_hash the header hash before it."""
     assert [block.header.number for block in blocks] == list(range(len(blocks)))
-    for previous, block in zip(blocks, blocks[1:]):
+    for previous, block in itertools.pairwise(blocks):
         assert block.header.previous_hash == header_hash(previous.header), f"block {block.header.number}"
     for block in blocks:
         assert block.header.data_hash == data_hash(list(block.data.data)), f"block {block.header.number}"

@@ -234,8 +234,8 @@ def test_creator_from_an_unknown_ca_is_refused_at_endorsement(ledger_network: Le
     # Fabric's MSP builds the certificate's chain while deserializing it: an unknown CA is a deserialization
     # failure, so the peer names no org (as for an MSP outside the channel).
     assert [(d.msp_id, d.message) for d in refused.value.details] == [
-        ("DC1MSP", f"error validating proposal: access denied: channel [{ledger_network.task}] creator org unknown, "
-                   "creator is malformed")]
+        ("DC1MSP", (f"error validating proposal: access denied: channel [{ledger_network.task}] creator org unknown, "
+                   "creator is malformed"))]
     assert ledger_network.height("DC1") == before
     assert _value(ledger_network, key) is None
 

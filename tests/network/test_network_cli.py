@@ -14,17 +14,16 @@ from pathlib import Path
 import pytest
 from cli_runner import run_cli
 
+from swarmfuse.network import state as state_file
 from swarmfuse.network.embedded.engine import ledger_dir
 from swarmfuse.network.embedded.ledger import Ledger
-from swarmfuse.network.layout import Layout
-from swarmfuse.network import state as state_file
 from swarmfuse.network.errors import NetworkError, PortInUse
+from swarmfuse.network.layout import Layout
+from swarmfuse.network.procs import ProcessSpec, Supervisor, boot_id, check_ports_free, start_time
 from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.protocol.model import TxResult
-from swarmfuse.network.procs import ProcessSpec, Supervisor, boot_id, check_ports_free, start_time
 from swarmfuse.network.state import NetworkState, TaskRecord
 from swarmfuse.network.topology import Topology
-
 
 
 @pytest.fixture

@@ -37,8 +37,8 @@ def _key() -> str:
 
 def _swarmfuse(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "swarmfuse", *args, "--home", str(home)], capture_output=True, text=True, timeout=300
-    )
+        [sys.executable, "-m", "swarmfuse", *args, "--home", str(home)], capture_output=True, text=True, timeout=300,
+check=False)
 
 
 def test_invoke_is_read_back_on_every_peer_of_the_task(ledger_network: LedgerNetwork) -> None:
@@ -230,7 +230,8 @@ def test_no_file_readable_by_others_holds_a_private_key(ledger_network: LedgerNe
             packages.append(path)
             with tarfile.open(fileobj=io.BytesIO(data)) as outer:
                 code = outer.extractfile("code.tar.gz").read()  # type: ignore[union-attr]
-                members = [*outer.getmembers(), *tarfile.open(fileobj=io.BytesIO(code)).getmembers()]
+                with tarfile.open(fileobj=io.BytesIO(code)) as inner:
+                    members = [*outer.getmembers(), *inner.getmembers()]
             assert all(m.mode & 0o077 == 0 for m in members), (path, [(m.name, oct(m.mode)) for m in members])
     assert keys and packages
     exposed = [(str(p), oct(stat.S_IMODE(p.stat().st_mode))) for p in [*keys, *packages] if p.stat().st_mode & 0o077]

@@ -14,9 +14,8 @@ from cryptography.x509.oid import NameOID
 from swarmfuse.network.errors import InvalidInput
 from swarmfuse.network.orgdef import OrgDefinitionFile
 from swarmfuse.network.orghome import open_org_home
-from swarmfuse.network.protocol.msp import ChannelMSPs
 from swarmfuse.network.protocol.identity import Identity
-
+from swarmfuse.network.protocol.msp import ChannelMSPs
 
 
 @pytest.fixture(scope="module")

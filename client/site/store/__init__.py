@@ -8,11 +8,30 @@
 
 from swarmfuse.client.site.store.checkpoint import SqlCheckpointer
 from swarmfuse.client.site.store.db import (
-    MIGRATIONS, Store, StoreError, alembic_config, current_revision, head_revision, site_dir, upgrade,
+    MIGRATIONS,
+    Store,
+    StoreError,
+    alembic_config,
+    current_revision,
+    head_revision,
+    site_dir,
+    upgrade,
 )
 from swarmfuse.client.site.store.models import (
-    Action, ActionRecord, ActionStatus, Artefact, ArtefactRecord, ArtefactStatus, Base, Dataset, DatasetRecord,
-    Direction, EventsCheckpoint, Modality, Round, RoundRecord,
+    Action,
+    ActionRecord,
+    ActionStatus,
+    Artefact,
+    ArtefactRecord,
+    ArtefactStatus,
+    Base,
+    Dataset,
+    DatasetRecord,
+    Direction,
+    EventsCheckpoint,
+    Modality,
+    Round,
+    RoundRecord,
 )
 
 __all__ = [

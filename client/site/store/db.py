@@ -33,11 +33,23 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Mapper, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from swarmfuse.errors import SwarmfuseError
 from swarmfuse.client.site.store.models import (
-    Action, ActionRecord, ActionStatus, Artefact, ArtefactRecord, ArtefactStatus, Base, Dataset, DatasetRecord,
-    Direction, Modality, Round, RoundRecord, utcnow,
+    Action,
+    ActionRecord,
+    ActionStatus,
+    Artefact,
+    ArtefactRecord,
+    ArtefactStatus,
+    Base,
+    Dataset,
+    DatasetRecord,
+    Direction,
+    Modality,
+    Round,
+    RoundRecord,
+    utcnow,
 )
+from swarmfuse.errors import SwarmfuseError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,16 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger, CheckConstraint, DateTime, Dialect, Index, Integer, MetaData, String, Text, TypeDecorator,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column

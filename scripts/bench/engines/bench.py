@@ -66,7 +66,7 @@ def up_via_cli(engine: str, home: Path, port_base: int) -> float:
     args = [str(SWARMFUSE), "network", "up", "--engine", engine, "--orgs", str(ORGS),
             "--port-base", str(port_base), "--home", str(home)]
     t0 = time.perf_counter()
-    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
     seconds = time.perf_counter() - t0
     try:
         if done.returncode != 0:
@@ -146,15 +146,16 @@ def load(network: Network, engine: str, transactions: int, concurrency: int, rou
         try:
             for r in range(rounds):
                 prefix = f"{engine}-{r}"
-                run_pool(pool, concurrency, lambda i: submit(f"{prefix}-warm-{i}", "w", i))
+                run_pool(pool, concurrency, lambda i, prefix=prefix: submit(f"{prefix}-warm-{i}", "w", i))
                 cpu_before = {kind: cpu_seconds(pids) for kind, pids in kinds.items()} | {"client": own_cpu_seconds()}
                 t0 = time.perf_counter()
-                submits = run_pool(pool, transactions, lambda i: submit(f"{prefix}-{i}", f"value-{i}", i))
+                submits = run_pool(pool, transactions, lambda i, prefix=prefix: submit(f"{prefix}-{i}", f"value-{i}", i))
                 seconds = time.perf_counter() - t0
                 cpu_after = {kind: cpu_seconds(pids) for kind, pids in kinds.items()} | {"client": own_cpu_seconds()}
                 cpu_ms = {kind: (cpu_after[kind] - cpu_before[kind]) * 1000 / transactions for kind in cpu_before}
-                run_pool(pool, concurrency, lambda i: evaluate(f"{prefix}-warm-{i}", "w", i))
-                evaluations = run_pool(pool, transactions, lambda i: evaluate(f"{prefix}-{i}", f"value-{i}", i + 1))
+                run_pool(pool, concurrency, lambda i, prefix=prefix: evaluate(f"{prefix}-warm-{i}", "w", i))
+                evaluations = run_pool(pool, transactions,
+                                       lambda i, prefix=prefix: evaluate(f"{prefix}-{i}", f"value-{i}", i + 1))
                 commits = [c for c, _ in submits]
                 totals = [t for _, t in submits]
                 per_round.append({
@@ -201,8 +202,8 @@ def idle_streams(network: Network, transactions: int, concurrency: int) -> dict[
             streams = [channel.chaincode_events("idle-listener") for _ in range(count)]  # no such chaincode: no events
             try:
                 time.sleep(1.0 if count else 0.0)  # let every call reach the endpoint
-                run_pool(pool, concurrency, lambda i: submit(f"streams{suffix}-warm-{i}"))
-                results = run_pool(pool, transactions, lambda i: submit(f"streams{suffix}-{i}"))
+                run_pool(pool, concurrency, lambda i, suffix=suffix: submit(f"streams{suffix}-warm-{i}"))
+                results = run_pool(pool, transactions, lambda i, suffix=suffix: submit(f"streams{suffix}-{i}"))
                 # An open call is not done; one the endpoint refused (or ended) is.
                 figures[f"streams_not_open{suffix}"] = sum(1 for stream in streams if stream._call.done())
             finally:

@@ -15,18 +15,18 @@ from test_audit_views import ledger
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "chaincode"))  # the in-memory world's helpers
-from cc_world import World, consortium, sha  # noqa: E402
-from test_consortium_agreement import agreed, terms  # noqa: E402
-from test_consortium_contributions import MODEL, PLAYERS, table  # noqa: E402
+from cc_world import World, consortium, sha
+from test_consortium_agreement import agreed, terms
+from test_consortium_contributions import MODEL, PLAYERS, table
 
-from swarmfuse.chaincode.contracts import keys  # noqa: E402
-from swarmfuse.chaincode.contracts.records import Acknowledgement, Contribution, Credit  # noqa: E402
-from swarmfuse.client.audit import cli  # noqa: E402
-from swarmfuse.client.audit.contributions import contribution_checks  # noqa: E402
-from swarmfuse.client.audit.queries import AuditView  # noqa: E402
-from swarmfuse.client.audit.report import Status  # noqa: E402
-from swarmfuse.client.audit.web import create_app  # noqa: E402
-from swarmfuse.network.topology import Topology  # noqa: E402
+from swarmfuse.chaincode.contracts import keys
+from swarmfuse.chaincode.contracts.records import Acknowledgement, Contribution, Credit
+from swarmfuse.client.audit import cli
+from swarmfuse.client.audit.contributions import contribution_checks
+from swarmfuse.client.audit.queries import AuditView
+from swarmfuse.client.audit.report import Status
+from swarmfuse.client.audit.web import create_app
+from swarmfuse.network.topology import Topology
 
 
 @pytest.fixture

@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "chaincode"))  # the in-memory world's helpers
-from cc_world import consortium, sha, summary  # noqa: E402
-from test_consortium_agreement import agreed, terms  # noqa: E402
-from test_consortium_privacy import PRIVACY, exchange, release, round_led_by_another  # noqa: E402
+from cc_world import consortium, sha, summary
+from test_consortium_agreement import agreed, terms
+from test_consortium_privacy import PRIVACY, exchange, release, round_led_by_another
 
-from swarmfuse.chaincode.contracts import keys  # noqa: E402
-from swarmfuse.client.audit.privacy import privacy_checks  # noqa: E402
-from swarmfuse.client.audit.report import Status  # noqa: E402
-from swarmfuse.client.privacy.accountant import epsilon_of, noise_multiplier  # noqa: E402
+from swarmfuse.chaincode.contracts import keys
+from swarmfuse.client.audit.privacy import privacy_checks
+from swarmfuse.client.audit.report import Status
+from swarmfuse.client.privacy.accountant import epsilon_of, noise_multiplier
 
 
 def test_epsilons_and_spending_are_recomputed_from_the_records() -> None:

@@ -14,12 +14,12 @@ from pathlib import Path
 from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "chaincode"))  # the in-memory world's helpers
-from cc_world import World, consortium, founded, provenance, sha, summary  # noqa: E402
+from cc_world import World, consortium, founded, provenance, sha, summary
 
-from swarmfuse.client.audit import cli  # noqa: E402
-from swarmfuse.client.audit.provenance import provenance_checks, split_extractor_checks  # noqa: E402
-from swarmfuse.client.audit.queries import ExchangeRecord, PublishedSummary, SummaryRecord  # noqa: E402
-from swarmfuse.client.audit.report import Status  # noqa: E402
+from swarmfuse.client.audit import cli
+from swarmfuse.client.audit.provenance import provenance_checks, split_extractor_checks
+from swarmfuse.client.audit.queries import ExchangeRecord, PublishedSummary, SummaryRecord
+from swarmfuse.client.audit.report import Status
 
 
 def published() -> World:

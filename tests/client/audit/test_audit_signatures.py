@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "chaincode"))  # the in-memory world's helpers
-from cc_world import consortium  # noqa: E402
-from test_consortium_agreement import agreed, terms  # noqa: E402
+from cc_world import consortium
+from test_consortium_agreement import agreed, terms
 
-from swarmfuse.chaincode.contracts import keys  # noqa: E402
-from swarmfuse.chaincode.contracts.records import Agreement  # noqa: E402
-from swarmfuse.client.audit.report import Status  # noqa: E402
-from swarmfuse.client.audit.signatures import confirmation_checks  # noqa: E402
+from swarmfuse.chaincode.contracts import keys
+from swarmfuse.chaincode.contracts.records import Agreement
+from swarmfuse.client.audit.report import Status
+from swarmfuse.client.audit.signatures import confirmation_checks
 
 
 def test_terms_in_force_need_every_founders_own_confirmation() -> None:

@@ -17,10 +17,10 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "chaincode"))  # the in-memory world's helpers
-from cc_world import World, founded, sha, summary  # noqa: E402
+from cc_world import World, founded, sha, summary
 
-from swarmfuse.client.audit import cli  # noqa: E402
-from swarmfuse.client.audit.queries import (  # noqa: E402
+from swarmfuse.client.audit import cli
+from swarmfuse.client.audit.queries import (
     AuditError,
     AuditView,
     KeyVersion,
@@ -28,9 +28,9 @@ from swarmfuse.client.audit.queries import (  # noqa: E402
     RoundRecord,
     UnknownRecord,
 )
-from swarmfuse.client.gateway import EvaluateError, Gateway, PeerDetail  # noqa: E402
-from swarmfuse.client.ledger import TaskLedger  # noqa: E402
-from swarmfuse.network.topology import Topology  # noqa: E402
+from swarmfuse.client.gateway import EvaluateError, Gateway, PeerDetail
+from swarmfuse.client.ledger import TaskLedger
+from swarmfuse.network.topology import Topology
 
 ROUND = "r1"
 MODEL = sha("fused model")

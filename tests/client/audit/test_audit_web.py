@@ -196,7 +196,7 @@ def verifier() -> FakeVerifier:
 
 @pytest.fixture
 def client(view: FakeView, verifier: FakeVerifier) -> Iterator[TestClient]:
-    factory: Callable[[], AuditView] = lambda: view  # type: ignore[assignment,return-value]  # noqa: E731
+    factory: Callable[[], AuditView] = lambda: view  # type: ignore[assignment,return-value]
     with TestClient(web.create_app(factory, verifier)) as test_client:
         yield test_client
 

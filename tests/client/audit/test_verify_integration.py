@@ -28,8 +28,8 @@ from swarmfuse.client.audit.verify import verify_task
 from swarmfuse.client.demo import job as demo
 from swarmfuse.client.demo.job import JobConfig, JobReport
 from swarmfuse.network.embedded.engine import ledger_dir
-from swarmfuse.network.protocol.validator import transaction_rwset
 from swarmfuse.network.layout import Layout
+from swarmfuse.network.protocol.validator import transaction_rwset
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 

@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from engine_pki import CHAINCODE, CHANNEL, NOW, Member, MemoryLedger, pki
 from cryptography.hazmat.primitives.serialization import Encoding
+from engine_pki import CHAINCODE, CHANNEL, NOW, Member, MemoryLedger, pki
 from fabric_protos.common import common_pb2, configtx_pb2
-from fabric_protos.msp import msp_config_pb2
 from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
+from fabric_protos.msp import msp_config_pb2
 from fabric_protos.peer import chaincode_pb2, policy_pb2, proposal_pb2, proposal_response_pb2, transaction_pb2
 from fabric_protos.peer.lifecycle import chaincode_definition_pb2, db_pb2
 
@@ -30,8 +30,8 @@ from swarmfuse.client.audit.queries import RoundAudit
 from swarmfuse.client.audit.replay import LedgerReplay, readable_key
 from swarmfuse.client.audit.report import Category, Check, Status, VerificationReport, render_html, write_report
 from swarmfuse.client.gateway.proposal import ProposalBuilder
-from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.embedded.channel import Channel, create_ledger
+from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.protocol.commithash import commit_hash, stored_commit_hash, update_batch_bytes
 from swarmfuse.network.protocol.lifecycle import (
     LIFECYCLE,
@@ -292,7 +292,7 @@ def test_readable_keys() -> None:
 
 
 def _round(features: bytes, labels: bytes, model: bytes) -> RoundAudit:
-    sha = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731
+    sha = lambda data: hashlib.sha256(data).hexdigest()
     at = "2026-11-25T10:00:00Z"
     record = {"round_id": "r1", "state": "closed", "participants": ["DC1MSP", "DC2MSP", "DC3MSP"],
               "roles": {}, "label_holder": "DC1MSP", "method": "intermediate", "model_spec_sha256": sha(b"spec"),
@@ -347,7 +347,7 @@ def test_artefacts_match_their_records_and_a_changed_byte_names_the_record(tmp_p
 def test_split_learning_files_match_their_epoch_exchanges_and_training_state_is_not_checked(tmp_path: Path) -> None:
     features, gradients = b"DC2's features of epoch 1", b"gradients for DC2, epoch 1"
     audit = _round(b"f", b"l", b"m")
-    sha = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731
+    sha = lambda data: hashlib.sha256(data).hexdigest()
     extra = [audit.exchanges[0].model_copy(update={"kind": "features.1", "sha256": sha(features),
                                                    "bytes": len(features), "tx_id": "tx-f1"}),
              audit.exchanges[0].model_copy(update={"sender": "DC3MSP", "receiver": "DC2MSP", "kind": "gradients.1",
@@ -371,7 +371,7 @@ def test_split_learning_files_match_their_epoch_exchanges_and_training_state_is_
 
 def test_a_fine_tuned_extractor_bundle_matches_the_hash_its_final_features_name(tmp_path: Path) -> None:
     onnx = b"the extractor split learning fine-tuned at DC2"
-    sha = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731
+    sha = lambda data: hashlib.sha256(data).hexdigest()
     audit = _round(b"f", b"l", b"m")
     named = audit.exchanges[0].model_copy(update={"extractor_onnx_sha256": sha(onnx)})  # DC2's final features
     rounds = {"r1": audit.model_copy(update={"exchanges": [named, *audit.exchanges[1:]]})}

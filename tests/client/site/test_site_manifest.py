@@ -12,7 +12,11 @@ from pathlib import Path
 import pytest
 
 from swarmfuse.client.site.manifest import (
-    Manifest, ManifestError, Problem, entity_commitment, load_manifest,
+    Manifest,
+    ManifestError,
+    Problem,
+    entity_commitment,
+    load_manifest,
 )
 
 SALT = bytes(range(32))
@@ -235,7 +239,7 @@ def test_light_install_reads_manifests_and_names_the_extra_for_images(tmp_path: 
             print(exc)
         assert "numpy" not in sys.modules and "PIL" not in sys.modules
     """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=False)
     assert done.returncode == 0, done.stderr
     assert "pip install 'swarmfuse[extract]'" in done.stdout
 

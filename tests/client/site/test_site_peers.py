@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from swarmfuse.client.site.tls import OrgResolver, SiteTls
 from swarmfuse.client.site.link import CHUNK, HttpPeerLink, Peer, PeerError
+from swarmfuse.client.site.tls import OrgResolver, SiteTls
 
 LEADER = Peer("DC1MSP", "https://leader.example", "ab" * 32)
 NOBODY = OrgResolver({})  # a test transport has no TLS, so nothing is pinned

@@ -18,8 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from tls_pki import Pki
 
-from swarmfuse.client.site.tls import OrgResolver, SiteTls
 from swarmfuse.client.site.link import HttpPeerLink, Peer, PeerError
+from swarmfuse.client.site.tls import OrgResolver, SiteTls
 
 
 class Site:
@@ -35,7 +35,7 @@ class Site:
         asked = self.asked
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 asked.append(self.path)
                 body = json.dumps({"ok": True}).encode()
                 self.send_response(200)

@@ -25,8 +25,19 @@ from sqlalchemy.exc import IntegrityError
 
 from swarmfuse.client.gateway.checkpoint import Checkpointer, Position
 from swarmfuse.client.site.store import (
-    MIGRATIONS, Action, ActionStatus, ArtefactStatus, Base, Direction, Modality, SqlCheckpointer, Store, StoreError,
-    alembic_config, head_revision, site_dir,
+    MIGRATIONS,
+    Action,
+    ActionStatus,
+    ArtefactStatus,
+    Base,
+    Direction,
+    Modality,
+    SqlCheckpointer,
+    Store,
+    StoreError,
+    alembic_config,
+    head_revision,
+    site_dir,
 )
 from swarmfuse.client.site.store.db import _enable_wal
 
@@ -146,7 +157,7 @@ def test_the_migrations_ship_in_the_wheel() -> None:
     migrations = "swarmfuse.client.site.store.migrations"
     assert {migrations, f"{migrations}.versions"} <= set(packages)
     assert (MIGRATIONS / "env.py").is_file()
-    assert sorted(p.name for p in (MIGRATIONS / "versions").glob("[0-9]*.py"))[0] == "0001_initial.py"
+    assert min(p.name for p in (MIGRATIONS / "versions").glob("[0-9]*.py")) == "0001_initial.py"
 
 
 # --- tables ---

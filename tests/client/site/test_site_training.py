@@ -16,24 +16,24 @@ import pytest
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "chaincode"))  # the in-memory world's helpers
-from cc_world import World, founded  # noqa: E402
+from cc_world import World, founded
 
-from swarmfuse.cli import app  # noqa: E402
-from swarmfuse.client.gateway import Gateway  # noqa: E402
-from swarmfuse.client.ledger import TaskLedger  # noqa: E402
-from swarmfuse.client.site import training  # noqa: E402
-from swarmfuse.client.site.agent import Holding, SiteAgent  # noqa: E402
-from swarmfuse.client.site.manifest import load_manifest  # noqa: E402
-from swarmfuse.client.site.source import BundleSource  # noqa: E402
-from swarmfuse.client.site.store import Store  # noqa: E402
-from swarmfuse.extractors.bundle import ExtractorBundle, load_bundle  # noqa: E402
-from swarmfuse.extractors.data import fetch_corpus  # noqa: E402
-from swarmfuse.extractors.data.cache import sha256_file  # noqa: E402
-from swarmfuse.extractors.image import train as image_train  # noqa: E402
-from swarmfuse.extractors.image.train import ImageRecipe  # noqa: E402
-from swarmfuse.extractors.text import extractor as text_extractor  # noqa: E402
-from swarmfuse.extractors.text.extractor import TextConfig  # noqa: E402
-from swarmfuse.extractors.text.lm import LMConfig  # noqa: E402
+from swarmfuse.cli import app
+from swarmfuse.client.gateway import Gateway
+from swarmfuse.client.ledger import TaskLedger
+from swarmfuse.client.site import training
+from swarmfuse.client.site.agent import Holding, SiteAgent
+from swarmfuse.client.site.manifest import load_manifest
+from swarmfuse.client.site.source import BundleSource
+from swarmfuse.client.site.store import Store
+from swarmfuse.extractors.bundle import ExtractorBundle, load_bundle
+from swarmfuse.extractors.data import fetch_corpus
+from swarmfuse.extractors.data.cache import sha256_file
+from swarmfuse.extractors.image import train as image_train
+from swarmfuse.extractors.image.train import ImageRecipe
+from swarmfuse.extractors.text import extractor as text_extractor
+from swarmfuse.extractors.text.extractor import TextConfig
+from swarmfuse.extractors.text.lm import LMConfig
 
 TINY = TextConfig(max_corpus_tokens=3000, vocab_size=2000, min_freq=1, emb_size=16, hidden_size=32, layers=2,
                   lm=LMConfig(epochs=1, batch_size=8, bptt=10, eval_every=1000))

@@ -28,13 +28,13 @@ from swarmfuse.network.embedded.chaincode import (
     ChaincodeUnavailable,
     ExecuteResult,
 )
-from swarmfuse.network.protocol.model import Version, VersionedValue
 from swarmfuse.network.embedded.simulator import TxSimulator, set_range_query_reads
+from swarmfuse.network.protocol.model import Version, VersionedValue
 from swarmfuse.network.protocol.txops import encode_metadata
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "chaincode"))
-from sample_app import create_chaincode  # noqa: E402  (production contracts + the test-only Sample)
-from shim_peer import DEFAULT_CERT, KeyPair, ShimTestChaincode, make_cert, signed_proposal  # noqa: E402
+from sample_app import create_chaincode
+from shim_peer import DEFAULT_CERT, KeyPair, ShimTestChaincode, make_cert, signed_proposal
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -362,7 +362,7 @@ class ScriptedChaincode(chaincode_shim_pb2_grpc.ChaincodeServicer):
         self.ready: chaincode_pb2.ChaincodeAdditionalParams | None = None
         self.replies: list[Msg] = []
 
-    def Connect(self, request_iterator: Iterator[Msg], context: grpc.ServicerContext) -> Iterator[Msg]:  # noqa: N802
+    def Connect(self, request_iterator: Iterator[Msg], context: grpc.ServicerContext) -> Iterator[Msg]:
         yield Msg(type=Msg.REGISTER, payload=chaincode_pb2.ChaincodeID(name="scripted:1").SerializeToString())
         assert next(request_iterator).type == Msg.REGISTERED
         ready = next(request_iterator)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import grpc
 import pytest
+from engine_pki import OrgCA, member, pki
 from fabric_protos.common import common_pb2, configtx_pb2
 from fabric_protos.orderer import configuration_pb2 as orderer_config_pb2
 from fabric_protos.orderer.ab_pb2_grpc import AtomicBroadcastStub, add_AtomicBroadcastServicer_to_server
 
-from engine_pki import OrgCA, member, pki
 from swarmfuse.client.audit.channel import ChannelConfig, config_update_problem
 from swarmfuse.network.embedded.broadcast import BroadcastService
 from swarmfuse.network.embedded.channel import AccessDenied, BroadcastRefused, Channel, create_ledger, open_channel

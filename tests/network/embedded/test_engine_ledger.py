@@ -19,8 +19,8 @@ import pytest
 from fabric_protos.common import common_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.embedded.ledger import CommitRefused, Ledger, LedgerCorrupt
+from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.protocol.commithash import commit_hash, update_batch_bytes, version_bytes
 from swarmfuse.network.protocol.model import TxLocation, TxResult, Version, VersionedValue
 from swarmfuse.network.protocol.txops import encode_metadata

@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 from fabric_protos.common import common_pb2
 
-from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.embedded.ledger import Ledger
-from swarmfuse.network.protocol.model import TxResult
 from swarmfuse.network.embedded.orderer import (
     BatchConfig,
     Orderer,
@@ -25,6 +23,8 @@ from swarmfuse.network.embedded.orderer import (
     load_batches,
     save_batches,
 )
+from swarmfuse.network.protocol import blockfmt
+from swarmfuse.network.protocol.model import TxResult
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,8 +9,8 @@ from fabric_protos.ledger.rwset import rwset_pb2
 from fabric_protos.ledger.rwset.kvrwset import kv_rwset_pb2
 from memory_state import MemoryState
 
-from swarmfuse.network.protocol.model import Version
 from swarmfuse.network.embedded.simulator import SimulationError, TxSimulator, set_range_query_reads
+from swarmfuse.network.protocol.model import Version
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -29,12 +29,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from swarmfuse.chaincode.contract.endorsement import owner_and_majority
 from swarmfuse.client.gateway.proposal import ProposalBuilder
+from swarmfuse.network.protocol.identity import transaction_id
 from swarmfuse.network.protocol.model import Version
 from swarmfuse.network.protocol.msp import ChannelMSPs
-from swarmfuse.network.protocol.txops import VALIDATION_PARAMETER, encode_metadata
-from swarmfuse.network.protocol.txassembly import AssemblyError, assemble_transaction, endorse_response
-from swarmfuse.network.protocol.identity import transaction_id
 from swarmfuse.network.protocol.proposals import ProposalRejected, check_proposal, proposal_hash, time_window_violation
+from swarmfuse.network.protocol.txassembly import AssemblyError, assemble_transaction, endorse_response
+from swarmfuse.network.protocol.txops import VALIDATION_PARAMETER, encode_metadata
 from swarmfuse.network.protocol.validator import BlockValidator
 
 C = transaction_pb2
