@@ -56,3 +56,17 @@ def test_the_code_fingerprint_follows_code_not_docstrings_or_comments(monkeypatc
     changed = _fingerprint('"""Doc."""\ndef f(x):\n    """Doc."""\n    return x + 2\n', monkeypatch)
     assert base == reworded
     assert base != changed
+
+
+def test_the_code_fingerprint_ignores_the_order_of_imports(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    base = _fingerprint("import os\nfrom a import b, c\ndef f():\n    import sys\n    import json\n    return 1\n",
+                        monkeypatch)
+    sorted_ = _fingerprint("from a import (\n    c,\n    b,\n)\nimport os\ndef f():\n    import json\n    import sys\n"
+                           "    return 1\n", monkeypatch)
+    other = _fingerprint("import os\nfrom a import b, d\ndef f():\n    import sys\n    import json\n    return 1\n",
+                         monkeypatch)
+    moved = _fingerprint("import os\ndef f():\n    import sys\n    import json\n    return 1\nfrom a import b, c\n",
+                         monkeypatch)
+    assert base == sorted_
+    assert base != other, "another imported name is other code"
+    assert base != moved, "an import after other statements stays where it is"
