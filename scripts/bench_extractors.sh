@@ -6,4 +6,4 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 # torch's OpenMP threads wait passively, like ONNX Runtime's (no spinning): the same footing for both.
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
-exec "$PYTHON" -m swarmfuse.extractors.bench "$@"
+exec "$PYTHON" "$ROOT/scripts/bench/extractors/bench.py" "$@"

@@ -5,4 +5,4 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
-exec "$PYTHON" -m swarmfuse.extractors.image.steps "$@"
+exec "$PYTHON" "$ROOT/scripts/bench/image_extractor/bench.py" "$@"

@@ -5,4 +5,4 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
-exec "$PYTHON" -m swarmfuse.extractors.text.smoothing "$@"
+exec "$PYTHON" "$ROOT/scripts/bench/text_finetune/bench.py" "$@"

@@ -1,37 +1,23 @@
-"""What each step of the ResNet50 training recipe adds: image-only and fusion accuracy, training time.
+"""The ResNet50 training recipe's cumulative steps and their measured table, as ``fuse evaluate`` reports it.
 
-The steps are cumulative, from the from-scratch baseline to the default :class:`ImageRecipe`. Each step's
-extractor is trained through the pipeline cache (so a step trained before is not trained again; its
-``train_seconds`` is the cold training time recorded when it was trained on this machine), its features
-extracted with ONNX Runtime, every fusion method scored over the seeds, and the INT8 cost of its image
-features measured (:mod:`swarmfuse.extractors.int8_cost`). A fresh machine's CI trains only
-the default recipe, so the CI time a step adds is its training time minus the previous step's (plus, for the
-other artists' images, their cold download, timed here in a scratch cache). The result is written to
-``<out>/image_steps.json`` and ``.md`` and to ``<cache>/pipeline/image_steps.json``, where
-``swarmfuse fuse evaluate`` picks it up for its report. Run with ``scripts/bench_image_extractor.sh``.
+The steps go from the from-scratch baseline to the default :class:`ImageRecipe`, one change each.
+``scripts/bench_image_extractor.sh`` (``scripts/bench/image_extractor/``) trains every step, measures what each
+adds and writes the table to ``<cache>/pipeline/image_steps.json``; this module finds that table for the
+extractor a report evaluates and renders it (Markdown, terminal).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
-import os
-import tempfile
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from rich.table import Table
 
 from swarmfuse.extractors.data import cache_root
-from swarmfuse.extractors.image.train import ImageRecipe, TrainProgress
-from swarmfuse.extractors.seeds import seeds_argument
-
-log = logging.getLogger(__name__)
+from swarmfuse.extractors.image.train import ImageRecipe
 
 STEPS_FILE = "image_steps.json"
-RESOLUTION = 64  # the pipeline's default image resolution (ImageConfig.resolution)
 
 
 @dataclass(frozen=True)
@@ -121,108 +107,3 @@ def measured_steps(resolution: int, recipe: ImageRecipe, text_extractor: str) ->
         return None, (f"The measured table {path} was measured with another text extractor "
                       f"({doc.get('text_extractor', 'not recorded')}, here {text_extractor}): {how}.")
     return doc, ""
-
-
-def artists_fetch_seconds() -> float:
-    """Cold download and extraction of the other artists' images, timed in a scratch cache."""
-    from swarmfuse.extractors.data import fetch_emoji
-    from swarmfuse.extractors.data.artists import fetch_artist_images
-    from swarmfuse.extractors.data.cache import CACHE_ENV
-
-    manifest = fetch_emoji()
-    previous = os.environ.get(CACHE_ENV)
-    with tempfile.TemporaryDirectory(prefix="swarmfuse-cold-") as scratch:
-        os.environ[CACHE_ENV] = scratch
-        try:
-            start = time.perf_counter()
-            fetch_artist_images(manifest)
-            return time.perf_counter() - start
-        finally:
-            if previous is None:
-                os.environ.pop(CACHE_ENV, None)
-            else:
-                os.environ[CACHE_ENV] = previous
-
-
-def measure_steps(out: Path, seeds: tuple[int, ...] = (0, 1, 2), resolution: int = RESOLUTION,
-                  final: ImageRecipe = ImageRecipe()) -> dict:
-    """Train (or load) every step's extractor, score the methods over ``seeds``, write the step table."""
-    import torch
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from swarmfuse.extractors.fusion.methods import run_methods
-    from swarmfuse.extractors.fusion.report import score
-    from swarmfuse.extractors.int8_cost import measure
-    from swarmfuse.extractors.pipeline import ImageConfig, PipelineConfig, build_features
-
-    load_start = os.getloadavg()[0]
-    fetch_seconds = artists_fetch_seconds()
-    steps = recipe_steps(final)
-    rows: list[dict] = []
-    previous: dict | None = None
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
-               TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
-    with Progress(*columns) as progress:
-        for step in steps:
-            task = progress.add_task(step.name[:48], total=None, status="")
-
-            def report(p: TrainProgress, task: int = task) -> None:
-                progress.update(task, total=p.epochs * p.steps, completed=(p.epoch - 1) * p.steps + p.step,
-                                status=f"epoch {p.epoch}/{p.epochs} loss {p.loss:.3f}")
-
-            config = PipelineConfig(image=ImageConfig(resolution=resolution, recipe=step.recipe))
-            result = build_features(config, progress=report)
-            scores = score(result.features, [run_methods(result.features, s) for s in seeds])
-            image = scores["image_only"].accuracy_mean
-            int8 = measure(config, result)["image"]
-            seconds = float(result.summary["image"]["train_seconds"])
-            ci = seconds - (previous["train_seconds"] if previous else seconds)
-            if step.recipe.artists and not (previous and previous["recipe"]["artists"]):
-                ci += fetch_seconds
-            rows.append({"step": step.name, "recipe": asdict(step.recipe), "resolution": resolution,
-                         "train_seconds": seconds, "ci_seconds_added": ci,
-                         "image_only_mean": image, "image_only_std": scores["image_only"].accuracy_std,
-                         "added": image - previous["image_only_mean"] if previous else 0.0,
-                         "int8_cost": int8.cost, "int8_probe_fp32": int8.fp32_accuracy,
-                         "text_only_mean": scores["text_only"].accuracy_mean,
-                         "intermediate_mean": scores["intermediate"].accuracy_mean,
-                         "intermediate_std": scores["intermediate"].accuracy_std,
-                         "per_seed": {m: s.per_seed_accuracy for m, s in scores.items()}})
-            previous = rows[-1]
-            progress.update(task, total=1, completed=1, status=f"image-only {image:.3f}")
-            doc = {"measured_at": time.strftime("%Y-%m-%d %H:%M %Z"), "cpu_count": os.cpu_count(),
-                   "torch_threads": torch.get_num_threads(), "load_average": [load_start, os.getloadavg()[0]],
-                   "resolution": resolution, "seeds": list(seeds), "artists_fetch_seconds": fetch_seconds,
-                   "text_extractor": result.text_extractor,
-                   "complete": len(rows) == len(steps), "steps": rows}
-            _write(doc, out)  # after every step, so a long run leaves its finished steps behind
-    return doc
-
-
-def _write(doc: dict, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    for path in (out / STEPS_FILE, steps_cache_file()):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(doc, indent=1) + "\n")
-    (out / "image_steps.md").write_text("\n".join(["# ResNet50 training steps", "", *table_lines(doc)]) + "\n")
-
-
-def main() -> None:
-    import torch
-    from rich.console import Console
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("image-steps"), help="folder for image_steps.json/.md")
-    parser.add_argument("--seeds", type=seeds_argument, default=(0, 1, 2), help="fusion-head seeds, comma-separated")
-    parser.add_argument("--threads", type=int, default=2,
-                        help="torch threads outside training (trainings run on reproducible.TRAIN_THREADS)")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    torch.set_num_threads(args.threads)
-    doc = measure_steps(args.out, args.seeds)
-    Console().print(rich_table(doc, "ResNet50 training steps (test split)"))
-    print(f"steps written to {args.out / STEPS_FILE} and {steps_cache_file()}")
-
-
-if __name__ == "__main__":
-    main()

@@ -7,13 +7,14 @@ import itertools
 import json
 
 import pytest
+from bench_drivers import bench_module
 from test_fusion_head import FAST, synthetic
 
 from swarmfuse.extractors.data.cache import CACHE_ENV
 from swarmfuse.extractors.fusion import run_methods, write_report
 from swarmfuse.extractors.fusion.evaluate import _image_steps
 from swarmfuse.extractors.image import ImageRecipe
-from swarmfuse.extractors.image.steps import _write, measured_steps, recipe_steps, steps_cache_file
+from swarmfuse.extractors.image.steps import measured_steps, recipe_steps, steps_cache_file
 from swarmfuse.extractors.pipeline import ImageConfig, PipelineConfig
 
 TEXT = "text-0123456789abcdef"  # the text extractor's cache folder the table was measured with
@@ -53,7 +54,7 @@ def test_the_measured_table_is_found_only_for_the_extractor_it_ends_with(cache, 
     assert doc is None and "Not measured on this machine yet" in note and "bench_image_extractor.sh" in note
     steps = recipe_steps()
     measured = _doc([_row(s, 0.5 + 0.05 * i, 100.0 * (i + 1), 100.0) for i, s in enumerate(steps)])
-    _write(measured, tmp_path / "bench")
+    bench_module("image_extractor")._write(measured, tmp_path / "bench")  # what the bench writes
     assert steps_cache_file().is_relative_to(cache) and json.loads(steps_cache_file().read_text()) == measured
     assert "| + augmentation" in (tmp_path / "bench" / "image_steps.md").read_text()
     assert measured_steps(64, ImageRecipe(), TEXT) == (measured, "")

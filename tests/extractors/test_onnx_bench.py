@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 import time
 
-from swarmfuse.extractors.bench import throughput
+from bench_drivers import bench_module
+
+throughput = bench_module("extractors").throughput
 
 
 def test_throughput_is_batch_over_median_call_time_and_ignores_one_slow_call():

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from swarmfuse.extractors.int8_cost import measure_heads
+from bench_drivers import bench_module
 
 pytestmark = pytest.mark.slow
 
@@ -14,13 +13,13 @@ pytestmark = pytest.mark.slow
 #   AMD EPYC, AVX2: image-only head 0.727 -> 0.727 (0.00 points), text-only 0.23, intermediate fusion 0.23;
 #   Intel Xeon, AVX-512 VNNI: image-only 0.735 -> 0.723 (1.17 points), text-only 0.12, intermediate 0.35.
 # The bound, 1.5 points, sits one test entity (0.35 points) above the worst. A linear probe
-# (`python -m swarmfuse.extractors.int8_cost` shows it too) is the noisier measure on the concatenated features.
+# (`scripts/bench/image_extractor/int8_cost.py` shows it too) is the noisier measure on the concatenated features.
 MAX_COST = 0.015
 
 
 @pytest.fixture(scope="module")
 def costs():
-    return measure_heads()
+    return bench_module("image_extractor", "int8_cost").measure_heads()
 
 
 @pytest.mark.parametrize("features", ["image", "text", "concat"])

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from bench_drivers import bench_module
+
 from swarmfuse.extractors.text import FinetuneConfig, TextConfig
-from swarmfuse.extractors.text.smoothing import table_lines, text_config
+
+smoothing = bench_module("text_finetune")
+table_lines, text_config = smoothing.table_lines, smoothing.text_config
 
 
 def _row(smoothing: float, seed: int, text: float, intermediate: float) -> dict:

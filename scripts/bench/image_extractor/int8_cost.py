@@ -6,7 +6,8 @@ image, the text and the concatenated (intermediate fusion) features, models trai
 are scored on FP32 and on INT8 test features: the fusion heads themselves (:func:`measure_heads`, the
 measure of record: what a site running the INT8 extractors would lose, averaged over head seeds), and a
 linear probe (:func:`measure`, one model, more sensitive to how the features are scaled).
-Run with ``python -m swarmfuse.extractors.int8_cost``.
+Run with ``python scripts/bench/image_extractor/int8_cost.py``; the image-extractor bench (``bench.py`` beside
+it) measures each training step's INT8 cost with :func:`measure`.
 """
 
 from __future__ import annotations

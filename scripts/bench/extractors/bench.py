@@ -1,6 +1,6 @@
 """Throughput of both extractors: PyTorch eager versus ONNX Runtime FP32 and INT8, at batch 1 and 32.
 
-Run with ``python -m swarmfuse.extractors.bench`` (``scripts/bench_extractors.sh``). ResNet50 runs on
+Run with ``scripts/bench_extractors.sh``. ResNet50 runs on
 real emoji images at ``--resolution``; the AWD-LSTM on random token IDs of the pipeline's length. Weights
 are random (throughput does not depend on them); the INT8 ResNet50 is calibrated on real images.
 PyTorch is measured under ``torch.inference_mode`` with the same thread count as ONNX Runtime, and (through

@@ -2,7 +2,7 @@
 
 ``resnet50``: the pipeline's trained ResNet50 (cached); ``efficientnet_lite0``: the ImageNet-pretrained
 EfficientNet-Lite0, frozen. Both run through ONNX Runtime at the pipeline's image resolution.
-Run with ``python -m swarmfuse.extractors.image.compare``.
+Run with ``python scripts/bench/image_extractor/compare.py``.
 """
 
 from __future__ import annotations
