@@ -42,6 +42,7 @@ from swarmfuse.network.peercli import PeerCli
 from swarmfuse.network.procs import run_checked
 from swarmfuse.network.state import TaskRecord
 from swarmfuse.network.topology import Org, parse_org_list, validate_channel_name
+from swarmfuse.retry import retrying
 
 logger = logging.getLogger(__name__)
 
@@ -187,14 +188,9 @@ def _initialise(network: Network, name: str, members: Sequence[Org], config: Tas
         # peers, and each gateway learns them on its own (a peer on its first channel takes longest): every
         # founder's gateway may answer "not ready" for a while. Such a refusal comes before ordering, so
         # endorsing again is safe.
-        while True:
-            try:
-                invoke(network, name, org, function, *args, endorsers=endorsers)
-                return
-            except TransactionFailed as exc:
-                if not any(text in str(exc) for text in GOSSIP_NOT_READY) or time.monotonic() > deadline:
-                    raise
-                time.sleep(1.0)
+        retrying(lambda: invoke(network, name, org, function, *args, endorsers=endorsers),
+                 lambda exc: isinstance(exc, TransactionFailed) and any(text in str(exc) for text in GOSSIP_NOT_READY),
+                 within=deadline - time.monotonic(), first_wait=1.0, max_wait=1.0)
 
     once_gossip_is_ready(members[0], "Task:Init", document)
     for founder in members[1:]:
@@ -209,19 +205,20 @@ def _wait_until_endorsable(network: Network, name: str, orgs: Sequence[Org], tim
     """Return once every task org's gateway reaches enough endorsers (a chaincode refusal counts as reached)."""
 
     def endorsable(org: Org) -> None:
-        deadline = time.monotonic() + timeout
         with _gateway(network, org) as gateway:
             contract = gateway.network(name).contract(CHAINCODE_NAME)
-            while True:
+
+            def endorse() -> None:
                 try:
                     contract.new_proposal("Task:Get").endorse()
-                    return
                 except EndorseError as exc:
-                    if exc.details and all("chaincode response" in d.message for d in exc.details):
-                        return
-                    if time.monotonic() > deadline:
-                        raise TransactionFailed(f"{org.name}'s gateway cannot endorse on {name}: {exc}") from exc
-                    time.sleep(0.5)
+                    if not (exc.details and all("chaincode response" in d.message for d in exc.details)):
+                        raise
+
+            try:
+                retrying(endorse, EndorseError, within=timeout, first_wait=0.5, max_wait=0.5)
+            except EndorseError as exc:
+                raise TransactionFailed(f"{org.name}'s gateway cannot endorse on {name}: {exc}") from exc
 
     _parallel(endorsable, orgs)
 
@@ -305,18 +302,10 @@ def _commit(cli: PeerCli, channel: str, orgs: Sequence[Org], policy: str) -> Non
 
 
 def _retry(action: Callable[[], object], what: str, timeout: float = RETRY_S) -> None:
-    deadline = time.monotonic() + timeout
-    delay = 0.5
-    while True:
-        try:
-            action()
-            return
-        except CommandFailed as exc:
-            if time.monotonic() + delay > deadline:
-                raise NetworkError(f"could not {what} within {timeout:.0f}s: {exc}") from exc
-            logger.debug("retrying (%s): %s", what, exc)
-            time.sleep(delay)
-            delay = min(delay * 2, 4.0)
+    try:
+        retrying(action, CommandFailed, within=timeout, first_wait=0.5, max_wait=4.0)
+    except CommandFailed as exc:
+        raise NetworkError(f"could not {what} within {timeout:.0f}s: {exc}") from exc
 
 
 def _parallel(action: Callable[[Org], object], orgs: Sequence[Org]) -> None:

@@ -23,16 +23,19 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from swarmfuse.client.site.tls import OrgResolver, SiteTls
 from swarmfuse.errors import SwarmfuseError
 from swarmfuse.files import open_private
+from swarmfuse.retry import policy
+
+if TYPE_CHECKING:
+    from tenacity import Retrying
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +121,7 @@ class HttpPeerLink:
         return der
 
     def _retrying(self) -> Retrying:
-        return Retrying(retry=retry_if_exception_type(httpx.TransportError), stop=stop_after_attempt(self._attempts),
-                        wait=wait_exponential(multiplier=0.5, max=5.0), reraise=True)
+        return policy(httpx.TransportError, attempts=self._attempts, first_wait=0.5, max_wait=5.0)
 
     def _call(self, method: str, peer: Peer, path: str, body: Callable[[], Iterator[bytes]] | None = None,
               **kwargs: Any) -> httpx.Response:

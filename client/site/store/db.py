@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -50,6 +49,7 @@ from swarmfuse.client.site.store.models import (
     utcnow,
 )
 from swarmfuse.errors import SwarmfuseError
+from swarmfuse.retry import retrying
 
 log = logging.getLogger(__name__)
 
@@ -139,17 +139,9 @@ def _enable_wal(cursor: sqlite3.Cursor) -> None:
     SQLite answers "database is locked" at once, without calling the busy handler, to a connection that asks for
     WAL mode while another one is switching a new database to it; so the switch is retried here.
     """
-    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
-    pause = 0.005
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
-                raise
-        time.sleep(pause)
-        pause = min(2 * pause, 0.2)
+    retrying(lambda: cursor.execute("PRAGMA journal_mode = WAL"),
+             lambda exc: isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc),
+             within=_BUSY_TIMEOUT_MS / 1000, first_wait=0.005, max_wait=0.2)
 
 
 def _postgresql_engine(url: URL, echo: bool) -> Engine:
