@@ -1,6 +1,6 @@
 """Test helper shared by the engine and audit tests: org CAs issuing NodeOU certificates (as cryptogen
 does), an outsider CA, signers (low S, and a high-S variant), the channel definition of the engine tests and
-an in-memory ledger."""
+an in-memory ledger, and a channel opened on a fresh ledger of that definition."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -17,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 from fabric_protos.msp.identities_pb2 import SerializedIdentity
 
+from swarmfuse.network.embedded.channel import Channel, create_ledger, open_channel
+from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.protocol.identity import P256_ORDER, ECDSASigner
 from swarmfuse.network.protocol.model import (
     ChaincodeDefinition,
@@ -162,6 +165,15 @@ def member(org: str, role: str, cn: str = "") -> Member:
     """One cached identity per (org attribute of :class:`Pki`, role)."""
     ca: OrgCA = getattr(pki(), org)
     return ca.issue(cn or f"{role}.{ca.name.lower()}", (role,))
+
+
+def genesis_channel(path: Path, orderer: Member) -> Channel:
+    """The channel of :meth:`Pki.channel` on a new ledger at ``path`` that holds its genesis block (signed by
+    ``orderer``, who signs the blocks to come), opened but not started: no chaincode defined yet."""
+    definition = pki().channel()
+    assert definition.chaincode is not None
+    create_ledger(path, blockfmt.config_block(definition, orderer.sign, orderer.serialized), definition.chaincode).close()
+    return open_channel(path, orderer.sign, orderer.serialized)
 
 
 class MemoryLedger:

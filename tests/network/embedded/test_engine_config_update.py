@@ -14,14 +14,14 @@ from pathlib import Path
 
 import grpc
 import pytest
-from engine_pki import OrgCA, member, pki
+from engine_pki import OrgCA, genesis_channel, member, pki
 from fabric_protos.common import common_pb2, configtx_pb2
 from fabric_protos.orderer import configuration_pb2 as orderer_config_pb2
 from fabric_protos.orderer.ab_pb2_grpc import AtomicBroadcastStub, add_AtomicBroadcastServicer_to_server
 
 from swarmfuse.client.audit.channel import ChannelConfig, config_update_problem
 from swarmfuse.network.embedded.broadcast import BroadcastService
-from swarmfuse.network.embedded.channel import AccessDenied, BroadcastRefused, Channel, create_ledger, open_channel
+from swarmfuse.network.embedded.channel import AccessDenied, BroadcastRefused, Channel, open_channel
 from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.protocol.configcompute import add_org_update, compute_update
 from swarmfuse.network.protocol.configsign import NotAConfigUpdate, sign_update, unsigned_update
@@ -34,11 +34,7 @@ ORDERER = member("orderer", "orderer")
 
 @pytest.fixture
 def channel(tmp_path: Path) -> Iterator[Channel]:
-    definition = pki().channel()
-    assert definition.chaincode is not None
-    path = tmp_path / "task1.sqlite"
-    create_ledger(path, blockfmt.config_block(definition, ORDERER.sign, ORDERER.serialized), definition.chaincode).close()
-    opened = open_channel(path, ORDERER.sign, ORDERER.serialized)
+    opened = genesis_channel(tmp_path / "task1.sqlite", ORDERER)
     opened.start()
     try:
         yield opened

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from engine_pki import member, pki
+from engine_pki import genesis_channel, member
 from fabric_protos.common import common_pb2
 from fabric_protos.gateway import gateway_pb2 as gw
 from fabric_protos.gateway.gateway_pb2_grpc import GatewayStub
@@ -18,7 +18,7 @@ from fabric_protos.peer import transaction_pb2
 from fabric_protos.peer.events_pb2_grpc import DeliverStub
 
 from swarmfuse.client.gateway.proposal import new_header
-from swarmfuse.network.embedded.channel import Channel, create_ledger, open_channel
+from swarmfuse.network.embedded.channel import Channel
 from swarmfuse.network.embedded.engine import EndpointLimits, org_server
 from swarmfuse.network.embedded.gateway import Peers
 from swarmfuse.network.protocol import blockfmt
@@ -32,12 +32,7 @@ LIMITS = EndpointLimits(streams=2, commit_statuses=1, unary=1)
 @pytest.fixture
 def endpoint(tmp_path: Path) -> Iterator[tuple[grpc.Channel, Channel]]:
     """DC1's endpoint with ``LIMITS`` (4 server threads) on a channel whose orderer cuts blocks."""
-    orderer = member("orderer", "orderer")
-    definition = pki().channel()
-    assert definition.chaincode is not None
-    path = tmp_path / "task1.sqlite"
-    create_ledger(path, blockfmt.config_block(definition, orderer.sign, orderer.serialized), definition.chaincode).close()
-    channel = open_channel(path, orderer.sign, orderer.serialized)
+    channel = genesis_channel(tmp_path / "task1.sqlite", member("orderer", "orderer"))
     channel.start()
     peers = Peers({}, {channel.name: channel})  # no endorsers: the test submits envelopes it assembles itself
     server = org_server(peers, "DC1MSP", mutual_tls=False, limits=LIMITS)

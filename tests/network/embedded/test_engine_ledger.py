@@ -568,18 +568,17 @@ def test_a_channel_defines_its_chaincode_in_block_1_and_reopens_only_with_that_d
     transaction (admin creator, peers' endorsements per LifecycleEndorsement) is committed VALID in a block. A
     channel stopped between its genesis block and that block defines it when reopened; one whose ledger holds
     another definition than the channel was joined with does not open."""
-    from engine_pki import member, pki
+    from engine_pki import genesis_channel, member, pki
 
-    from swarmfuse.network.embedded.channel import CHAINCODE_META, create_ledger, open_channel
+    from swarmfuse.network.embedded.channel import CHAINCODE_META, open_channel
     from swarmfuse.network.protocol.lifecycle import LIFECYCLE, field_key, metadata_key
     from swarmfuse.network.protocol.validator import transaction_rwset
 
     orderer = member("orderer", "orderer")
-    definition = pki().channel()
-    assert definition.chaincode is not None
     path = tmp_path / "task1.sqlite"
-    create_ledger(path, blockfmt.config_block(definition, orderer.sign, orderer.serialized), definition.chaincode).close()
-    channel = open_channel(path, orderer.sign, orderer.serialized)  # stopped before block 1: no definition yet
+    channel = genesis_channel(path, orderer)  # stopped before block 1: no definition yet
+    chaincode = pki().channel().chaincode
+    assert chaincode is not None
     assert channel.ledger.height == 1 and channel.committed_chaincode() is None
     channel.start()
     peers = [member(org, "peer") for org in ("dc1", "dc2", "dc3", "auditor")]
@@ -588,13 +587,13 @@ def test_a_channel_defines_its_chaincode_in_block_1_and_reopens_only_with_that_d
     channel.define_chaincode(member("dc1", "admin"), peers[:3])
     committed = channel.committed_chaincode()
     assert committed is not None and (committed.sequence, committed.version, committed.written_at.block) == (
-        1, definition.chaincode.version, 2)
+        1, chaincode.version, 2)
     block = channel.ledger.block(2)
     assert block is not None and blockfmt.transactions_filter(block) == [0]
     [(namespace, kv, collections), (legacy, legacy_kv, _)] = transaction_rwset(block.data.data[0])
     assert (namespace, collections, legacy, [r.key for r in legacy_kv.reads]) == (LIFECYCLE, [], "lscc",
-                                                                                 [definition.chaincode.name])
-    name = definition.chaincode.name
+                                                                                 [chaincode.name])
+    name = chaincode.name
     assert [w.key for w in kv.writes] == sorted([metadata_key(name), *(field_key(name, f) for f in (
         "Collections", "EndorsementInfo", "Sequence", "ValidationInfo"))])
     channel.define_chaincode(member("dc1", "admin"), peers)  # defined: nothing more is submitted
