@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -17,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from python_process import run_python
 from torch import nn
 
 from swarmfuse.extractors import bundle as bundle_mod
@@ -45,15 +42,7 @@ from swarmfuse.extractors.pipeline import ImageConfig, PipelineConfig, build_fea
 from swarmfuse.extractors.text import TextConfig, Vocab, cached_text_extractor
 
 # The run-time half must work on the ``extract`` extra alone: no torch, torchvision, onnx, sklearn, matplotlib.
-BLOCKER = textwrap.dedent("""
-    import importlib.abc, sys
-    BLOCKED = ("torch", "torchvision", "onnx", "sklearn", "matplotlib")
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-    sys.meta_path.insert(0, Block())
-""")
+TRAINING_ONLY = ("torch", "torchvision", "onnx", "sklearn", "matplotlib")
 
 TRICKY_TEXTS = [
     "", "   ", "Grinning Face. smile, HAPPY", "it\u2019s a dog's life", "ÉCOLE café naïve 日本 😀",
@@ -61,12 +50,6 @@ TRICKY_TEXTS = [
     "seventeen eighteen nineteen twenty twenty-one twenty-two twenty-three twenty-four twenty-five"),
     "x" * 500, "42 is the answer!!! ...", "tab\tnew\nline", "DIGITS123abc ABC-def_ghi",
 ]
-
-
-def _run_torch_free(code: str, block: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": ""}
-    return subprocess.run([sys.executable, "-c", (BLOCKER if block else "") + textwrap.dedent(code)],
-                          capture_output=True, text=True, cwd="/", env=env, timeout=300, check=False)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -299,7 +282,7 @@ def test_runtime_half_imports_no_torch(tmp_path: Path) -> None:
         print("ok")
     """
     for block in (True, False):  # blocked: works without them; unblocked: never even loads them
-        done = _run_torch_free(code, block=block)
+        done = run_python(code, blocked=TRAINING_ONLY if block else ())
         assert done.returncode == 0 and "ok" in done.stdout, done.stderr
 
 
@@ -384,7 +367,7 @@ def test_real_bundle_runs_without_torch(bundles, manifest, pipeline_result, tmp_
         assert "torch" not in sys.modules
         print(text.provider, image.provider)
     """
-    done = _run_torch_free(code)
+    done = run_python(code, blocked=TRAINING_ONLY)
     assert done.returncode == 0, done.stderr
     fs = pipeline_result.features
     assert np.abs(np.load(tmp_path / "text.npy") - fs.text[rows]).max() <= 1e-4

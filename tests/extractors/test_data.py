@@ -124,17 +124,14 @@ def test_partition_rejects_bad_config():
 
 
 def test_data_cli_fetches_partitions_and_rejects_bad_options(manifest, tmp_path):
-    from typer.testing import CliRunner
+    from cli_runner import invoke_cli
 
-    from swarmfuse.cli import app
-
-    runner = CliRunner()
-    fetched = runner.invoke(app, ["data", "fetch"])
+    fetched = invoke_cli("data", "fetch")
     assert fetched.exit_code == 0 and str(len(manifest.entities)) in fetched.output
-    done = runner.invoke(app, ["data", "partition", str(tmp_path / "v"), "--label-holder", "dc3"])
+    done = invoke_cli("data", "partition", str(tmp_path / "v"), "--label-holder", "dc3")
     assert done.exit_code == 0, done.output
     assert (tmp_path / "v/dc3/labels.jsonl").is_file() and not (tmp_path / "v/dc1/labels.jsonl").exists()
-    bad = runner.invoke(app, ["data", "partition", str(tmp_path / "w"), "--image-coverage", "1.5"])
+    bad = invoke_cli("data", "partition", str(tmp_path / "w"), "--image-coverage", "1.5")
     assert bad.exit_code == 1 and "image_coverage must be in (0, 1]" in bad.output and bad.exception.__class__ is SystemExit
 
 

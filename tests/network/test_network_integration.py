@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli_process
 from conftest import ENGINES, LedgerNetwork, free_port_base, new_network, require_fabric
 
 from swarmfuse.client.gateway import DeliverError, EndorseError, EvaluateError, SubmitError
@@ -33,12 +32,6 @@ FABRIC_ONLY = [engine for engine in ENGINES if engine == "fabric"]
 
 def _key() -> str:
     return f"k-{uuid.uuid4().hex[:8]}"
-
-
-def _swarmfuse(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "swarmfuse", *args, "--home", str(home)], capture_output=True, text=True, timeout=300,
-check=False)
 
 
 def test_invoke_is_read_back_on_every_peer_of_the_task(ledger_network: LedgerNetwork) -> None:
@@ -84,10 +77,10 @@ def test_status_reports_every_process_healthy(ledger_network: LedgerNetwork) -> 
     else:
         assert kinds == {"engine": 1, "chaincode": 5}
     assert all(row.health == "ok" and row.pid for row in rows), rows
-    again = _swarmfuse(ledger_network.home, "network", "up")
+    again = run_cli_process("network", "up", "--home", str(ledger_network.home))
     assert again.returncode == 0 and "already running" in again.stdout
     assert f"engine: {ledger_network.engine}" in again.stdout
-    shown = _swarmfuse(ledger_network.home, "network", "status")
+    shown = run_cli_process("network", "status", "--home", str(ledger_network.home))
     assert shown.returncode == 0 and f"engine: {ledger_network.engine}" in shown.stdout
 
 
@@ -103,7 +96,7 @@ def test_restarted_peer_catches_up_on_blocks_committed_while_down(ledger_network
     for key in keys:
         ledger_network.submit("DC1", "Sample:Put", key, f"while DC3 was down: {key}", endorsers=["DC1", "DC2"])
     target = ledger_network.height("DC1")
-    restarted = _swarmfuse(ledger_network.home, "network", "up")
+    restarted = run_cli_process("network", "up", "--home", str(ledger_network.home))
     assert restarted.returncode == 0, restarted.stderr
     assert ledger_network.network.supervisor.pid("peer-DC3") not in (None, pid)
     deadline = time.monotonic() + 60
@@ -145,18 +138,18 @@ def test_crash_recovery_keeps_the_ledger_and_down_leaves_no_process(tmp_path: Pa
         for pid in pids:
             os.waitpid(pid, 0)
         assert network.running() == []
-        up = _swarmfuse(home, "network", "up")
+        up = run_cli_process("network", "up", "--home", str(home))
         assert up.returncode == 0, up.stderr
         assert len(network.running()) == len(pids)
         assert tasks.query(network, "crash", dc2, "Sample:Get", "survives") == b"the crash"
         tasks.invoke(network, "crash", dc2, "Sample:Put", "after", "restart")
         assert tasks.query(network, "crash", dc1, "Sample:Get", "after") == b"restart"
     finally:
-        down = _swarmfuse(home, "network", "down")
+        down = run_cli_process("network", "down", "--home", str(home))
     assert down.returncode == 0, down.stderr
     assert network.running() == []
     assert _processes_mentioning(str(home)) == []
-    purged = _swarmfuse(home, "network", "down", "--purge")
+    purged = run_cli_process("network", "down", "--purge", "--home", str(home))
     assert purged.returncode == 0 and not home.exists()
 
 

@@ -11,13 +11,12 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_runner import invoke_cli
 from conftest import LedgerNetwork, free_port_base, new_network
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from tls_pki import seek_request
-from typer.testing import CliRunner
 
-from swarmfuse.cli import app
 from swarmfuse.client.gateway import ConnectError, DeliverError, Gateway, Timeouts, load_profile
 from swarmfuse.network import crypto, profiles, tasks
 from swarmfuse.network import state as state_file
@@ -95,7 +94,7 @@ def test_up_will_not_switch_mutual_tls_on_an_existing_home(tmp_path: Path) -> No
     home = tmp_path / "home"
     plain = Topology(n_orgs=2, port_base=30000, mutual_tls=False)
     state_file.save(home / "state.json", NetworkState.for_topology(plain, "embedded"))
-    result = CliRunner().invoke(app, ["network", "up", "--mutual-tls", "--home", str(home)])
+    result = invoke_cli("network", "up", "--mutual-tls", "--home", str(home))
     assert result.exit_code == 1
     assert "already holds a network with 2 orgs" in result.output and "mutual TLS off" in result.output
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cli_runner import run_cli_process
 from tls_pki import Pki, serve
 
 from swarmfuse.chaincode.shim import server as chaincode_server
@@ -211,8 +212,7 @@ def test_lock_holder_in_another_process_times_out_the_cli(tmp_path: Path) -> Non
         env = dict(os.environ, SWARMFUSE_LOCK_TIMEOUT="0.5")
         (home / "state.json").write_text(json.dumps({"engine": "embedded", "n_orgs": 2, "auditor": False,
                                                      "consensus": "raft", "port_base": 30000}))
-        done = subprocess.run([sys.executable, "-m", "swarmfuse", "network", "down", "--home", str(home)],
-                              capture_output=True, text=True, timeout=60, env=env, check=False)
+        done = run_cli_process("network", "down", "--home", str(home), timeout=60, env=env)
     finally:
         holder.kill()
         holder.wait()

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli_process
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -30,7 +31,6 @@ def test_no_ambiguous_top_level_import(bare):
 
 
 def test_console_script_lists_the_concerns():
-    out = subprocess.run([sys.executable, "-m", "swarmfuse", "--help"], capture_output=True, text=True, cwd="/",
-                         check=False)
+    out = run_cli_process("--help", cwd="/")
     assert out.returncode == 0, out.stderr
     assert "Multimodal data fusion" in out.stdout

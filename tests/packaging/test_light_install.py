@@ -1,37 +1,24 @@
 """A light install (``pip install swarmfuse``, no extras) runs the ledger side: the engine, the chaincode
 server, the Gateway client and the network CLI import without NumPy, ONNX Runtime, Pillow or PyTorch."""
 
-import subprocess
-import sys
-import textwrap
+from python_process import run_python
 
 ML_MODULES = ("numpy", "onnxruntime", "PIL", "torch", "torchvision", "onnx", "sklearn", "matplotlib")
 
-BLOCKER = textwrap.dedent(f"""
-    import importlib.abc, sys
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {ML_MODULES!r}:
-                raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
-    sys.meta_path.insert(0, Block())
-""")
-
-
-def _run(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", BLOCKER + code], capture_output=True, text=True, cwd="/", check=False)
-
 
 def test_ledger_side_imports_without_the_ml_stack() -> None:
-    done = _run(textwrap.dedent("""
+    done = run_python("""
         import swarmfuse.network.embedded.engine, swarmfuse.network.tasks, swarmfuse.chaincode.app
         import swarmfuse.chaincode.__main__, swarmfuse.client.gateway
-    """))
+    """, blocked=ML_MODULES)
     assert done.returncode == 0, done.stderr
 
 
 def test_cli_names_the_missing_extra() -> None:
-    done = _run("import sys; sys.argv = ['swarmfuse', 'network', '--help']; from swarmfuse.cli import main; main()")
+    done = run_python("import sys; sys.argv = ['swarmfuse', 'network', '--help']; from swarmfuse.cli import main; main()",
+                      blocked=ML_MODULES)
     assert done.returncode == 0, done.stderr
-    refused = _run("import sys; sys.argv = ['swarmfuse', 'fuse', 'evaluate', '/tmp/x']; from swarmfuse.cli import main; main()")
+    refused = run_python("import sys; sys.argv = ['swarmfuse', 'fuse', 'evaluate', '/tmp/x']; from swarmfuse.cli import main; main()",
+                         blocked=ML_MODULES)
     assert refused.returncode == 1
     assert "pip install 'swarmfuse[ml]'" in refused.stderr

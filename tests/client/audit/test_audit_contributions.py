@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from rich.console import Console
 from test_audit_views import ledger
-from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "chaincode"))  # the in-memory world's helpers
 from cc_world import World, consortium, sha
+from cli_runner import invoke_cli
 from test_consortium_agreement import agreed, terms
 from test_consortium_contributions import MODEL, PLAYERS, table
 
@@ -57,7 +57,7 @@ def test_the_auditor_reads_each_rounds_values_and_credits(world: World, monkeypa
     assert view.round("r1").contribution == closed.contribution
     monkeypatch.setattr(AuditView, "open", classmethod(
         lambda cls, home, task, org="Auditor", user="user": cls(ledger(world, org), Topology(n_orgs=3, auditor=True))))
-    shown = CliRunner().invoke(cli.app, ["contributions", "--task", "task1"])
+    shown = invoke_cli("audit", "contributions", "--task", "task1")
     assert shown.exit_code == 0, shown.output
     text = " ".join(shown.stdout.split())
     assert "contributions to round r1 (closed): accuracy, seeds [0], exact Shapley" in text
@@ -66,9 +66,9 @@ def test_the_auditor_reads_each_rounds_values_and_credits(world: World, monkeypa
     wide.print(cli.contribution_table(closed))
     row = next(line for line in wide.export_text().splitlines() if "DC1MSP" in line)
     assert "+0.3917 (47/120)" in row and "71%" in row and "+0.4000" in row and row.count("57") == 2
-    as_json = CliRunner().invoke(cli.app, ["contributions", "--task", "task1", "--json"])
+    as_json = invoke_cli("audit", "contributions", "--task", "task1", "--json")
     assert json.loads(as_json.stdout) == found.model_dump(mode="json")
-    one = CliRunner().invoke(cli.app, ["round", "r1", "--task", "task1"])
+    one = invoke_cli("audit", "round", "r1", "--task", "task1")
     assert "contributions to round r1" in " ".join(one.stdout.split()), one.output
     app = create_app(lambda: AuditView(ledger(world), Topology(n_orgs=3, auditor=True)), lambda: None)  # type: ignore[arg-type,return-value]
     with TestClient(app) as client:

@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import invoke_cli, run_cli_process
 from fabric_protos.common import common_pb2
-from typer.testing import CliRunner
 
 from swarmfuse.chaincode.app import create_chaincode
 from swarmfuse.chaincode.contract.metadata import METADATA_FUNCTION
-from swarmfuse.client.audit import cli
 from swarmfuse.client.audit.queries import AuditView, ExchangeRecord, KeyVersion, RoundRecord, UnknownRecord
 from swarmfuse.client.demo import job as demo
 from swarmfuse.client.demo.job import JobConfig, JobReport
@@ -165,9 +162,8 @@ def test_cli_json_is_what_the_view_returns(job: Job, view: AuditView) -> None:
         ("exchanges", config.round_id): [e.model_dump(mode="json") for e in view.exchanges(config.round_id)],
         ("org", "DC2"): view.org("DC2").model_dump(mode="json"),
     }
-    runner = CliRunner()
     for args, want in expected.items():
-        result = runner.invoke(cli.app, [*args, *common])
+        result = invoke_cli("audit", *args, *common)
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout) == want, args
 
@@ -175,8 +171,8 @@ def test_cli_json_is_what_the_view_returns(job: Job, view: AuditView) -> None:
 def test_cli_unknown_round_is_an_error_exit(job: Job) -> None:
     config, _ = job
     for command in ("round", "exchanges"):
-        done = subprocess.run([sys.executable, "-m", "swarmfuse", "audit", command, "no-such-round", "--task", TASK,
-                               "--home", str(config.home)], capture_output=True, text=True, timeout=120, check=False)
+        done = run_cli_process("audit", command, "no-such-round", "--task", TASK, "--home", str(config.home),
+                               timeout=120)
         assert done.returncode == 1, done
         assert f"no round 'no-such-round' in task {TASK}" in done.stderr and not done.stdout, done
 

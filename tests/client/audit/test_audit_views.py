@@ -14,10 +14,10 @@ from typing import Any, cast
 import grpc
 import pytest
 from rich.console import Console
-from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "chaincode"))  # the in-memory world's helpers
 from cc_world import World, founded, sha, summary
+from cli_runner import invoke_cli
 
 from swarmfuse.client.audit import cli
 from swarmfuse.client.audit.queries import (
@@ -218,7 +218,6 @@ def cli_view(monkeypatch: pytest.MonkeyPatch, world: World) -> Iterator[None]:
 
 
 def test_cli_json_is_the_models_dump(cli_view: None, view: AuditView) -> None:
-    runner = CliRunner()
     expected = {
         ("members",): [m.model_dump(mode="json") for m in view.members()],
         ("summaries",): [s.model_dump(mode="json") for s in view.summaries()],
@@ -228,21 +227,21 @@ def test_cli_json_is_the_models_dump(cli_view: None, view: AuditView) -> None:
         ("org", "DC2"): view.org("DC2").model_dump(mode="json"),
     }
     for args, want in expected.items():
-        result = runner.invoke(cli.app, [*args, "--task", "task1", "--json"])
+        result = invoke_cli("audit", *args, "--task", "task1", "--json")
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout) == want, args
-        tables = runner.invoke(cli.app, [*args, "--task", "task1"])
+        tables = invoke_cli("audit", *args, "--task", "task1")
         assert tables.exit_code == 0 and tables.stdout.strip(), tables.output
 
 
 def test_cli_unknown_round_exits_non_zero_naming_it(cli_view: None) -> None:
     for command in ("round", "exchanges"):
-        result = CliRunner().invoke(cli.app, [command, "nope", "--task", "task1"])
+        result = invoke_cli("audit", command, "nope", "--task", "task1")
         assert result.exit_code == 1 and "no round 'nope' in task task1" in result.stderr, result.output
 
 
 def test_cli_without_a_network_says_so(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli.app, ["members", "--task", "task1", "--home", str(tmp_path / "none")])
+    result = invoke_cli("audit", "members", "--task", "task1", "--home", str(tmp_path / "none"))
     assert result.exit_code == 1 and "no network under" in result.stderr, result.output
 
 
@@ -266,7 +265,7 @@ def test_the_agreement_in_force_and_its_earlier_versions(monkeypatch: pytest.Mon
     assert view.agreement().model_dump() == {"in_force": None, "history": []}
     monkeypatch.setattr(AuditView, "open", classmethod(
         lambda cls, home, task, org="Auditor", user="user": cls(ledger(world, org), Topology(n_orgs=3, auditor=True))))
-    none = CliRunner().invoke(cli.app, ["agreement", "--task", "task1"])
+    none = invoke_cli("audit", "agreement", "--task", "task1")
     assert none.exit_code == 0 and "no terms are in force in task1" in none.stdout, none.output
     first = agree(world)
     second = agree(world, retention_days=14)
@@ -274,7 +273,7 @@ def test_the_agreement_in_force_and_its_earlier_versions(monkeypatch: pytest.Mon
     current = found.in_force
     assert current is not None and (current.agreement_sha256, current.version, current.retention_days) == (second, 2, 14)
     assert [(a.agreement_sha256, a.version) for a in found.history] == [(first, 1), (second, 2)]
-    shown = CliRunner().invoke(cli.app, ["agreement", "--task", "task1", "--json"])
+    shown = invoke_cli("audit", "agreement", "--task", "task1", "--json")
     assert shown.exit_code == 0 and json.loads(shown.stdout) == found.model_dump(mode="json")
     text = _text(cli.agreement_table(current, found.history))
     assert second in text and "14 days" in text and "shapley over accuracy (seeds [0]), 10 units" in text and "1: " in text

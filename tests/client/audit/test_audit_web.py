@@ -12,8 +12,8 @@ from typing import Any
 
 import grpc
 import pytest
+from cli_runner import invoke_cli
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
 from swarmfuse.client.audit import web
 from swarmfuse.client.audit.queries import (
@@ -426,8 +426,6 @@ def test_size_and_short() -> None:
 
 
 def test_serve_is_an_audit_command() -> None:
-    from swarmfuse.client.audit.cli import app
-
-    out = CliRunner().invoke(app, ["serve", "--help"], terminal_width=200)
+    out = invoke_cli("audit", "serve", "--help", terminal_width=200)
     assert out.exit_code == 0, out.output
     assert "read-only" in out.output and "127.0.0.1" in out.output and "--artefacts" in out.output

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cli_runner import invoke_cli
+from click.testing import Result
 from test_verify_replay import CHAINCODE, CHANNEL, DC2_CLIENT, EXCHANGE_KEY, ROUND_KEY, EngineChannel, envelope
-from typer.testing import CliRunner
 
 from swarmfuse.client.audit import cli
 from swarmfuse.client.audit import verify as verify_module
@@ -44,25 +45,25 @@ def channel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[EngineC
                                   checks=replay.checks)
 
     monkeypatch.setattr(verify_module, "verify_task", replayed)
-    engine.calls = calls  # type: ignore[attr-defined]
+    engine.calls = calls
     yield engine
     engine.channel.stop()
 
 
-def run(*args: str) -> object:
-    return CliRunner().invoke(cli.app, ["verify", *args])
+def run(*args: str) -> Result:
+    return invoke_cli("audit", "verify", *args)
 
 
 def test_an_untouched_ledger_exits_0_and_writes_both_reports(channel: EngineChannel, tmp_path: Path) -> None:
     out = tmp_path / "report"
     result = run("--home", str(tmp_path), "--task", CHANNEL, "--out", str(out))
-    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
-    assert channel.calls == [(tmp_path, CHANNEL, "Auditor")]  # type: ignore[attr-defined]
-    assert "verified" in result.stdout and "hash chain" in result.stdout  # type: ignore[attr-defined]
+    assert result.exit_code == 0, result.output
+    assert channel.calls == [(tmp_path, CHANNEL, "Auditor")]
+    assert "verified" in result.stdout and "hash chain" in result.stdout
     report = VerificationReport.model_validate_json((out / "report.json").read_text())
     assert report.ok and report.newest_block == 3 and report.summary.failed == 0
     assert (out / "report.html").read_text().count("VERIFIED") == 1
-    assert f"report: {out / 'report.html'}" in result.output  # type: ignore[attr-defined]
+    assert f"report: {out / 'report.html'}" in result.output
 
 
 def test_a_failed_check_exits_1_with_failures_first(channel: EngineChannel, tmp_path: Path,
@@ -71,8 +72,8 @@ def test_a_failed_check_exits_1_with_failures_first(channel: EngineChannel, tmp_
     channel.tamper("UPDATE state SET value = ? WHERE ns = ? AND key = ?", b'{"state":"closed"}', CHAINCODE,
                    ROUND_KEY.encode())
     result = run("--home", str(tmp_path), "--task", CHANNEL, "--out", str(tmp_path / "r"))
-    assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
-    stdout = result.stdout  # type: ignore[attr-defined]
+    assert result.exit_code == 1, result.output
+    stdout = result.stdout
     assert stdout.index("1 failed check") < stdout.index("verification of task1")  # the failures table first
     assert "key round/r1" in stdout and "1 check failed" in stdout
     summary = stdout[stdout.index("verification of task1"):]
@@ -83,8 +84,8 @@ def test_a_failed_check_exits_1_with_failures_first(channel: EngineChannel, tmp_
 
 def test_json_prints_the_report(channel: EngineChannel, tmp_path: Path) -> None:
     result = run("--home", str(tmp_path), "--task", CHANNEL, "--out", str(tmp_path / "r"), "--json")
-    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
-    document = json.loads(result.stdout)  # type: ignore[attr-defined]
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
     assert document["ok"] is True and document["newest_block"] == 3
     assert {check["status"] for check in document["checks"]} <= {s.value for s in Status}
 
@@ -92,7 +93,7 @@ def test_json_prints_the_report(channel: EngineChannel, tmp_path: Path) -> None:
 def test_it_exits_2_when_it_cannot_verify(tmp_path: Path) -> None:
     """The real ``verify_task``: no network under the home; an artefacts folder that is not one."""
     result = run("--home", str(tmp_path / "nothing"), "--task", CHANNEL, "--out", str(tmp_path / "r"))
-    assert result.exit_code == 2 and "no network under" in result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 2 and "no network under" in result.output
     assert not (tmp_path / "r").exists()
     result = run("--home", str(tmp_path), "--task", CHANNEL, "--artefacts", str(tmp_path / "missing"))
-    assert result.exit_code == 2 and "not a folder" in result.output  # type: ignore[attr-defined]
+    assert result.exit_code == 2 and "not a folder" in result.output

@@ -17,11 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cli_runner import invoke_cli
 from fabric_protos.common import common_pb2
-from typer.testing import CliRunner
 
 from swarmfuse.chaincode.contracts import keys
-from swarmfuse.client.audit import cli
 from swarmfuse.client.audit.queries import AuditView
 from swarmfuse.client.audit.report import Check, Status, VerificationReport
 from swarmfuse.client.audit.verify import verify_task
@@ -75,8 +74,8 @@ def test_verify_passes_on_the_untouched_ledger_and_every_sites_artefacts(job: Jo
     # the round's contribution values and credits, recomputed from its table
     contributions = next(c for c in report.checks if (c.name, c.subject) == ("contributions", f"round {config.round_id}"))
     assert contributions.status == Status.PASS and "recomputed from the table" in contributions.detail
-    result = CliRunner().invoke(cli.app, ["verify", "--home", str(config.home), "--task", config.task,
-                                          "--out", str(tmp_path / "report")])
+    result = invoke_cli("audit", "verify", "--home", str(config.home), "--task", config.task,
+                        "--out", str(tmp_path / "report"))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "report" / "report.html").read_text().count("VERIFIED") == 1
     assert VerificationReport.model_validate_json((tmp_path / "report" / "report.json").read_text()).ok

@@ -12,10 +12,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from cli_runner import invoke_cli
+from click.testing import Result
 
 from swarmfuse.chaincode.contracts.records import AgreementProposal
-from swarmfuse.cli import app
 from swarmfuse.client.privacy.accountant import noise_multiplier
 from swarmfuse.client.site import wiring
 
@@ -47,9 +47,9 @@ def proposed(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     return sent
 
 
-def invoke(path: Path) -> Any:
-    return CliRunner().invoke(app, ["site", "agreement", "propose", str(path), "--org", "DC1", "--task", "t",
-                                    "--home", str(path.parent)])
+def invoke(path: Path) -> Result:
+    return invoke_cli("site", "agreement", "propose", str(path), "--org", "DC1", "--task", "t",
+                      "--home", str(path.parent))
 
 
 def test_a_privacy_budgets_sigma_is_computed_when_left_out(proposed: list[dict[str, Any]], tmp_path: Path) -> None:

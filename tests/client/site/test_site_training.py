@@ -13,12 +13,11 @@ from typing import Any, cast
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "chaincode"))  # the in-memory world's helpers
 from cc_world import World, founded
+from cli_runner import invoke_cli
 
-from swarmfuse.cli import app
 from swarmfuse.client.gateway import Gateway
 from swarmfuse.client.ledger import TaskLedger
 from swarmfuse.client.site import training
@@ -79,11 +78,11 @@ def test_bad_input_is_named(manifest: Path, tmp_path: Path) -> None:
     one.write_text("entity_id,text\ne1,alone\n", encoding="utf-8")
     with pytest.raises(training.SiteError, match="at least 2"):
         training.label_free_text_bundle(load_manifest(one, "text"), config=TINY)
-    result = CliRunner().invoke(app, ["site", "extractor", "train", str(manifest), "--modality", "label", "--org",
-                                      "DC2", "--task", "t", "--home", str(tmp_path / "home")])
+    result = invoke_cli("site", "extractor", "train", str(manifest), "--modality", "label", "--org",
+                        "DC2", "--task", "t", "--home", str(tmp_path / "home"))
     assert result.exit_code == 1 and "text or image extractors, not 'label'" in result.output
-    result = CliRunner().invoke(app, ["site", "extractor", "train", str(manifest), "--epochs", "2", "--org", "DC2",
-                                      "--task", "t", "--home", str(tmp_path / "home")])
+    result = invoke_cli("site", "extractor", "train", str(manifest), "--epochs", "2", "--org", "DC2",
+                        "--task", "t", "--home", str(tmp_path / "home"))
     assert result.exit_code == 1 and "apply to image extractors" in result.output
 
 
