@@ -11,7 +11,6 @@ first orderer of the org's connection profile) and returns once the org's peer s
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from swarmfuse.network.protocol import blockfmt
 from swarmfuse.network.protocol.configcompute import add_org_update, remove_org_update
 from swarmfuse.network.protocol.configsign import read_update, sign_update, unsigned_update
 from swarmfuse.network.protocol.identity import ECDSASigner, Identity, digest
+from swarmfuse.wait import wait_until
 
 logger = logging.getLogger(__name__)
 
@@ -185,12 +185,15 @@ def submit(home: Path, path: Path, org: str, timeout: float = CONFIG_WAIT_S) -> 
             network = gateway.network(channel)
             before, _ = _config_in_force(network)
             _broadcast(Profile.load(Layout(home.expanduser().resolve()).profile(org)), channel, envelope, timeout)
-            deadline = time.monotonic() + timeout
-            while (number := _config_in_force(network)[0]) == before:
-                if time.monotonic() > deadline:
-                    raise NetworkError(f"channel {channel}: the update was accepted but no new config block came "
-                                       f"within {timeout:.0f} s")
-                time.sleep(0.2)
+
+            def newer() -> int | None:
+                number = _config_in_force(network)[0]
+                return number if number != before else None
+
+            number = wait_until(newer, timeout, poll=0.2)
+            if number is None:
+                raise NetworkError(f"channel {channel}: the update was accepted but no new config block came "
+                                   f"within {timeout:.0f} s")
     except GatewayError as exc:
         raise NetworkError(f"cannot read channel {channel} through {org}'s peer: {exc}") from exc
     logger.info("channel %s: config block %d in force", channel, number)

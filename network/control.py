@@ -40,6 +40,7 @@ from swarmfuse.network.peercli import PeerCli
 from swarmfuse.network.procs import ProcessSpec, Supervisor, check_ports_free, healthy
 from swarmfuse.network.state import Engine, NetworkState
 from swarmfuse.network.topology import Org, Topology
+from swarmfuse.wait import wait_until
 
 logger = logging.getLogger(__name__)
 
@@ -176,19 +177,20 @@ class Network:
         self.home.mkdir(parents=True, exist_ok=True)
         path = self.home / LOCK_FILE
         with path.open("a+") as handle:
-            deadline = time.monotonic() + self.lock_timeout
-            while True:
+
+            def acquired() -> bool:
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
                 except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise LockTimeout(
-                            f"another swarmfuse command has held the lock on {self.home} for more than "
-                            f"{self.lock_timeout:g}s ({_holder(path)}); wait for it to finish and retry, or set "
-                            f"{LOCK_TIMEOUT_ENV} to wait longer"
-                        ) from None
-                    time.sleep(0.1)
+                    return False
+                return True
+
+            if not wait_until(acquired, self.lock_timeout, poll=0.1):
+                raise LockTimeout(
+                    f"another swarmfuse command has held the lock on {self.home} for more than "
+                    f"{self.lock_timeout:g}s ({_holder(path)}); wait for it to finish and retry, or set "
+                    f"{LOCK_TIMEOUT_ENV} to wait longer"
+                )
             holder = {"pid": os.getpid(), "command": " ".join(sys.argv) or "python",
                       "since": time.strftime("%Y-%m-%dT%H:%M:%S")}
             handle.seek(0)

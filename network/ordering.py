@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
 
 from swarmfuse.network.errors import NetworkError
 from swarmfuse.network.topology import Topology
+from swarmfuse.wait import wait_until
 
 _IS_LEADER = re.compile(r'^consensus_etcdraft_is_leader\{channel="([^"]+)"\} 1(?:\.0)?$', re.MULTILINE)
 
@@ -32,9 +32,6 @@ def wait_for_leaders(topology: Topology, channels: Iterable[str], timeout: float
     wanted = set(channels)
     if topology.consensus != "raft" or not wanted:
         return
-    deadline = time.monotonic() + timeout
-    while not wanted <= raft_leaders(topology):
-        if time.monotonic() > deadline:
-            missing = ", ".join(sorted(wanted - raft_leaders(topology)))
-            raise NetworkError(f"no Raft leader elected within {timeout:.0f}s on channel(s) {missing}")
-        time.sleep(0.25)
+    if not wait_until(lambda: wanted <= raft_leaders(topology), timeout, poll=0.25):
+        missing = ", ".join(sorted(wanted - raft_leaders(topology)))
+        raise NetworkError(f"no Raft leader elected within {timeout:.0f}s on channel(s) {missing}")

@@ -27,6 +27,7 @@ import grpc
 
 from swarmfuse.files import write_atomic
 from swarmfuse.network.errors import AddressUnavailable, CommandFailed, NetworkError, PortInUse, StopFailed
+from swarmfuse.wait import wait_until
 
 logger = logging.getLogger(__name__)
 
@@ -254,16 +255,14 @@ class Supervisor:
 
     def wait_ready(self, spec: ProcessSpec, timeout: float = 60.0) -> None:
         """Poll the health of ``spec`` (see :func:`healthy`) until it is ready; fail early if it died."""
-        deadline = time.monotonic() + timeout
-        delay = 0.1
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             if self._running_pid(spec.name) is None:
                 raise NetworkError(f"{spec.name} exited during start-up; see {self.log_file(spec.name)}")
-            if healthy(spec):
-                return
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
-        raise NetworkError(f"{spec.name} not ready after {timeout:.0f}s; see {self.log_file(spec.name)}")
+            return healthy(spec)
+
+        if not wait_until(ready, timeout, poll=0.1, max_poll=0.25):
+            raise NetworkError(f"{spec.name} not ready after {timeout:.0f}s; see {self.log_file(spec.name)}")
 
     def stop(self, names: list[str], grace: float | None = None) -> list[str]:
         """SIGTERM each running process of ``names``, SIGKILL whatever is left after ``grace`` (default
@@ -320,13 +319,11 @@ class Supervisor:
         return None
 
     def _wait_gone(self, name: str, pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while True:
+        def gone() -> bool:
             child = self._children.get(name)
-            gone = child.poll() is not None if child is not None and child.pid == pid else not self._still_ours(name, pid)
-            if gone or time.monotonic() >= deadline:
-                return gone
-            time.sleep(0.1)
+            return child.poll() is not None if child is not None and child.pid == pid else not self._still_ours(name, pid)
+
+        return wait_until(gone, timeout, poll=0.1)
 
 
 def healthy(spec: ProcessSpec) -> bool:

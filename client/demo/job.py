@@ -39,6 +39,7 @@ from rich.progress import Progress
 from swarmfuse.client.demo.regimes import RegimeScores
 from swarmfuse.client.ledger import DEFAULT_MODEL_SPEC_SHA256, TaskLedger
 from swarmfuse.errors import SwarmfuseError
+from swarmfuse.wait import wait_until
 
 logger = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -137,11 +138,8 @@ def _stage(report: JobReport, progress: Progress, name: str) -> Iterator[None]:
 
 
 def _wait(condition: Callable[[], bool], timeout: float, what: str, poll: float = 1.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise JobFailed(f"{what} did not happen within {timeout:.0f} s")
-        time.sleep(poll)
+    if not wait_until(condition, timeout, poll):
+        raise JobFailed(f"{what} did not happen within {timeout:.0f} s")
 
 
 def _port_open(port: int) -> bool:
