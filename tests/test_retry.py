@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from fake_clock import recorded_sleeps
 
 from swarmfuse.retry import policy, retrying
 
@@ -27,11 +26,8 @@ def failing(times: int, error: type[Exception] = Flaky) -> tuple[list[int], obje
 
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The back-off waits, recorded instead of slept: each moves a fake monotonic clock on by its length."""
-    waited: list[float] = []
-    monkeypatch.setattr(time, "sleep", waited.append)
-    monkeypatch.setattr(time, "monotonic", lambda: 1000.0 + sum(waited))
-    return waited
+    """The back-off waits, on a fake clock."""
+    return recorded_sleeps(monkeypatch)
 
 
 def test_repeats_the_named_failures_until_the_call_succeeds(sleeps: list[float]) -> None:

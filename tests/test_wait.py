@@ -5,17 +5,15 @@ from __future__ import annotations
 import time
 
 import pytest
+from fake_clock import recorded_sleeps
 
 from swarmfuse.wait import wait_until
 
 
 @pytest.fixture
 def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The pauses, recorded instead of slept: each moves a fake monotonic clock on by its length."""
-    slept: list[float] = []
-    monkeypatch.setattr(time, "sleep", slept.append)
-    monkeypatch.setattr(time, "monotonic", lambda: 500.0 + sum(slept))
-    return slept
+    """The pauses, on a fake clock starting at 500 s."""
+    return recorded_sleeps(monkeypatch, start=500.0)
 
 
 def answers(*values: object):
