@@ -25,6 +25,7 @@ from pathlib import Path
 from swarmfuse.extractors.image.steps import STEPS_FILE, recipe_steps, rich_table, steps_cache_file, table_lines
 from swarmfuse.extractors.image.train import ImageRecipe, TrainProgress
 from swarmfuse.extractors.seeds import seeds_argument
+from swarmfuse.files import write_atomic
 
 RESOLUTION = 64  # the pipeline's default image resolution (ImageConfig.resolution)
 
@@ -106,10 +107,11 @@ def measure_steps(out: Path, seeds: tuple[int, ...] = (0, 1, 2), resolution: int
 
 
 def _write(doc: dict, out: Path) -> None:
+    """The table into ``out`` (JSON and Markdown) and into the cache, whole or not at all (``fuse evaluate`` may
+    read the cached one meanwhile)."""
     out.mkdir(parents=True, exist_ok=True)
     for path in (out / STEPS_FILE, steps_cache_file()):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(doc, indent=1) + "\n")
+        write_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
     (out / "image_steps.md").write_text("\n".join(["# ResNet50 training steps", "", *table_lines(doc)]) + "\n")
 
 
