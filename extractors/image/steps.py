@@ -8,7 +8,7 @@ features measured (:mod:`swarmfuse.extractors.int8_cost`). A fresh machine's CI 
 the default recipe, so the CI time a step adds is its training time minus the previous step's (plus, for the
 other artists' images, their cold download, timed here in a scratch cache). The result is written to
 ``<out>/image_steps.json`` and ``.md`` and to ``<cache>/pipeline/image_steps.json``, where
-``swarmfuse fuse evaluate`` picks it up for its report. Run with ``scripts/bench_image_extractor.sh``.
+``swarmfuse fuse report`` picks it up for its report. Run with ``scripts/bench_image_extractor.sh``.
 """
 
 from __future__ import annotations
