@@ -96,6 +96,7 @@ def regime_heading(regime: str, evaluation: RegimeEvaluation) -> str:
 def print_evaluation(evaluation: RegimeEvaluation, console: Console) -> None:
     """The methods × regimes table (accuracy / macro-F1), what each regime is and, with (c), the caution."""
     from swarmfuse.client.demo.local_regimes import REFERENCE, REFERENCE_CAUTION
+    from swarmfuse.client.demo.report import LABELS
     from swarmfuse.extractors.fusion.methods import METHODS
 
     n = evaluation.entities
@@ -110,7 +111,7 @@ def print_evaluation(evaluation: RegimeEvaluation, console: Console) -> None:
         for scores in evaluation.regimes.values():
             found = scores.methods.get(method)
             cells.append(f"{found['accuracy']:.3f} / {found['macro_f1']:.3f}" if found else "")
-        table.add_row(method.replace("_", " "), *cells)
+        table.add_row(LABELS.get(method, method.replace("_", " ")), *cells)
     console.print(table)
     for regime, scores in evaluation.regimes.items():
         console.print(f"({regime}) {scores.description}", highlight=False)
