@@ -40,7 +40,7 @@ def _refuse(message: str) -> typer.Exit:
 def evaluate(
     regimes: str = typer.Option("a,b", "--regimes", "--regime", help=REGIME_HELP),
     split_epochs: int = typer.Option(SPLIT_EPOCHS, help="Epochs of split learning in regime (b), at least 1."),
-    seed: int = typer.Option(0, help="Seed of the sites' extractor training and of split learning."),
+    seed: int = typer.Option(0, help="Seed of the sites' extractor training (split learning is seeded as in a round)."),
     head_seeds: str = typer.Option("0,1,2", help="Seeds of the fusion heads (comma-separated); scores are their mean."),
     json_file: Path | None = typer.Option(None, "--json", help="Also write the scores as JSON to this file."),
 ) -> None:

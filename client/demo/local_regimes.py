@@ -107,11 +107,12 @@ def reference_bundles(out: Path) -> dict[str, Path]:
     return export_bundles(out)
 
 
-def split_bundles(views: AlignedViews, own: Bundles, epochs: int, seed: int, out: Path,
+def split_bundles(views: AlignedViews, own: Bundles, epochs: int, out: Path,
                   configs: Mapping[str, SplitConfig] | None = None) -> dict[str, Path]:
     """Regime (b): ``own`` after ``epochs`` epochs of split learning on ``views``' aligned rows, the label holder
-    learning from its training rows; exported into ``out/text`` and ``out/image``. ``configs``: a
-    :class:`~swarmfuse.extractors.split.SplitConfig` per modality (and ``"leader"``) when not the default."""
+    learning from its training rows, both sides seeded as a round's agents seed them (0); exported into ``out/text``
+    and ``out/image``. ``configs``: a :class:`~swarmfuse.extractors.split.SplitConfig` per modality (and
+    ``"leader"``) when not the default."""
     from swarmfuse.extractors.split import SplitConfig
     from swarmfuse.extractors.split.simulation import SimulatedSite, simulate_split_learning
 
@@ -123,8 +124,8 @@ def split_bundles(views: AlignedViews, own: Bundles, epochs: int, seed: int, out
     sites = [SimulatedSite(own["text"], [views.texts.row(i).value for i in views.ids], None, configs.get("text")),
              SimulatedSite(own["image"], [views.images.row(i).value for i in views.ids], views.images.path.parent,
                            configs.get("image"))]
-    trained = simulate_split_learning(sites, labels, train, len(classes), epochs, seed,
-                                      configs.get("leader") or SplitConfig())
+    trained = simulate_split_learning(sites, labels, train, len(classes), epochs,
+                                      leader_config=configs.get("leader") or SplitConfig())
     out.mkdir(parents=True, exist_ok=True)
     result = {}
     for modality, site in zip(("text", "image"), trained, strict=True):
@@ -141,7 +142,8 @@ def evaluate_regimes(views: AlignedViews, regimes: Sequence[str], scratch: Path,
                      split_configs: Mapping[str, SplitConfig] | None = None,
                      head_config: HeadConfig | None = None) -> RegimeEvaluation:
     """Every method in each of ``regimes`` on ``views``' aligned entities. ``seed`` seeds the site extractors'
-    training (``own(views, seed)``) and split learning; the heads' scores are means over ``head_seeds``;
+    training (``own(views, seed)``; split learning is seeded as a round seeds it); the heads' scores are means over
+    ``head_seeds``;
     ``scratch`` (an empty folder) takes the bundles of (b) and (c). ``own`` and ``reference`` give each regime's
     starting bundles: :func:`site_bundles` and :func:`reference_bundles` unless given; ``split_configs`` and
     ``head_config`` replace the default split learning and heads (tests pass small ones)."""
@@ -160,8 +162,7 @@ def evaluate_regimes(views: AlignedViews, regimes: Sequence[str], scratch: Path,
                 bundles["a"] = own(views, seed)
             if regime == "b":
                 assert split_epochs is not None
-                bundles["b"] = split_bundles(views, bundles["a"], split_epochs, seed, scratch / "split",
-                                             split_configs)
+                bundles["b"] = split_bundles(views, bundles["a"], split_epochs, scratch / "split", split_configs)
         seconds[f"{regime}: extractors"] = time.perf_counter() - start
     scores = {}
     for regime in (r for r in ORDER if r in regimes):

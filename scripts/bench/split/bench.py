@@ -36,8 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=8, help="split-learning epochs of regime (b)")
     parser.add_argument("--seeds", type=int, default=3, help="head seeds per score")
     parser.add_argument("--site-seed", type=int, default=0,
-                        help="seed of the site extractors' training and of split learning (another seed trains the "
-                             "site extractors cold, then caches)")
+                        help="seed of the site extractors' training (another seed trains them cold, then caches)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     if args.seeds < 1:
