@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from swarmfuse.client.demo.job import SPLIT_EPOCHS
+from swarmfuse.errors import SwarmfuseError
 from swarmfuse.extractors.fusion import cli as extractor_commands
 from swarmfuse.extractors.seeds import parse_seeds
 
@@ -59,21 +60,17 @@ def evaluate(
             from None
     if json_file is not None and not json_file.parent.is_dir():
         raise _refuse(f"the folder of --json {json_file} does not exist")
-    try:
-        from swarmfuse.client.demo.local_regimes import evaluate_regimes, main_job_views
-        from swarmfuse.extractors.bundle import BundleError
-        from swarmfuse.extractors.data.cache import DataError
-        from swarmfuse.extractors.onnx.export import OnnxError
-    except ModuleNotFoundError as exc:
-        raise _refuse(f"'swarmfuse fuse' needs {exc.name}, which is not installed: pip install 'swarmfuse[ml]'") \
-            from None
+    if json_file is not None and json_file.is_dir():
+        raise _refuse(f"--json {json_file} is a folder; give a file name")
+    from swarmfuse.client.demo.local_regimes import evaluate_regimes, main_job_views
+
     try:
         with tempfile.TemporaryDirectory(prefix="swarmfuse-evaluate-") as scratch, \
                 console.status("extractors (trained once per machine), split learning, fusion heads"):
             views = main_job_views(Path(scratch) / "views")
             evaluation = evaluate_regimes(views, asked, Path(scratch), split_epochs=split_epochs if "b" in asked
                                           else None, seed=seed, head_seeds=heads)
-    except (DataError, OnnxError, BundleError, ValueError, OSError) as exc:
+    except (SwarmfuseError, ValueError, OSError) as exc:  # data, manifests, training, bundles, ONNX: each names it
         raise _refuse(str(exc)) from None
     print_evaluation(evaluation, console)
     if json_file is not None:

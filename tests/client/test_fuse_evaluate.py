@@ -136,6 +136,7 @@ def test_the_cli_prints_methods_by_regime_and_labels_the_reference(views, small_
     (["--regime", "b", "--split-epochs", "0"], "regime (b) needs at least one split-learning epoch"),
     (["--head-seeds", "x"], "seeds must be comma-separated integers"),
     (["--json", "/nonexistent-folder/scores.json"], "the folder of --json /nonexistent-folder/scores.json does not exist"),
+    (["--json", "/"], "--json / is a folder"),
 ])
 def test_the_cli_refuses_bad_requests_before_training(args, message, monkeypatch) -> None:
     def never(*_args, **_kwargs):
