@@ -143,10 +143,9 @@ def evaluate_regimes(views: AlignedViews, regimes: Sequence[str], scratch: Path,
                      head_config: HeadConfig | None = None) -> RegimeEvaluation:
     """Every method in each of ``regimes`` on ``views``' aligned entities. ``seed`` seeds the site extractors'
     training (``own(views, seed)``; split learning is seeded as a round seeds it); the heads' scores are means over
-    ``head_seeds``;
-    ``scratch`` (an empty folder) takes the bundles of (b) and (c). ``own`` and ``reference`` give each regime's
-    starting bundles: :func:`site_bundles` and :func:`reference_bundles` unless given; ``split_configs`` and
-    ``head_config`` replace the default split learning and heads (tests pass small ones)."""
+    ``head_seeds``; ``scratch`` (an empty folder) takes the bundles of (b) and (c). ``own`` and ``reference`` give
+    each regime's starting bundles (:func:`site_bundles` and :func:`reference_bundles` unless given);
+    ``split_configs`` and ``head_config`` replace the default split learning and heads (tests pass small ones)."""
     check_request(regimes, split_epochs)
     own, reference = own or site_bundles, reference or reference_bundles
     if not head_seeds:
