@@ -1,4 +1,4 @@
-"""Seeds given on a command line: ``"0,1,2"`` (shared by ``swarmfuse fuse evaluate`` and the benches)."""
+"""Seeds given on a command line: ``"0,1,2"`` (shared by ``swarmfuse fuse`` and the benches)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("channel", "swarmfuse.network.channel_cli", "Change a task channel's orgs by channel update, signed by its admins."),
     ("data", "swarmfuse.extractors.data.cli", "Fetch the paired emoji data and the text corpus; partition them."),
     ("site", "swarmfuse.client.site.cli", "A data centre's site agent: its data, extractors and round work."),
-    ("fuse", "swarmfuse.extractors.fusion.cli", "Evaluate intermediate fusion of text and image features against baselines."),
+    ("fuse", "swarmfuse.client.demo.fuse_cli", "Fusion methods against their baselines, in each extractor regime."),
     ("audit", "swarmfuse.client.audit.cli", "Read a task's ledger as an auditor: members, summaries, rounds, exchanges."),
 ]
 # Typer apps that live beside another command's module: (command name, module, attribute, help).

@@ -15,12 +15,17 @@ the round's regime is the round's model.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from swarmfuse.client.site.manifest import Manifest
+
+if TYPE_CHECKING:
+    from swarmfuse.extractors.fusion.head import HeadConfig
 
 REGIMES = {
     "a": "label-free site extractors",
@@ -53,16 +58,27 @@ class AlignedViews:
         ids = [str(i) for i in json.loads(aligned_json.read_text())["ids"]]
         return cls(ids, labels, texts, images)
 
+    @classmethod
+    def intersect(cls, labels: Manifest, texts: Manifest, images: Manifest) -> AlignedViews:
+        """The entities all three views hold, sorted by ID: what a round's alignment finds, computed in one place."""
+        ids = sorted(set(labels.ids) & set(texts.ids) & set(images.ids))
+        if not ids:
+            raise ValueError(f"no entity is in all of {labels.path}, {texts.path} and {images.path}")
+        return cls(ids, labels, texts, images)
+
     def split_counts(self) -> dict[str, int]:
         splits = [self.labels.row(i).extra.get("split") or "train" for i in self.ids]
         return {name: splits.count(name) for name in ("train", "val", "test")}
 
 
-def score_regime(regime: str, views: AlignedViews, text_bundle: Path, image_bundle: Path, seed: int = 0) -> RegimeScores:
+def score_regime(regime: str, views: AlignedViews, text_bundle: Path, image_bundle: Path, seed: int = 0,
+                 head_seeds: Sequence[int] = (), head_config: HeadConfig | None = None) -> RegimeScores:
     """Every method (:data:`swarmfuse.extractors.fusion.methods.METHODS`) on the features of ``views``' aligned
-    entities from the two bundles, with head seed ``seed``."""
+    entities from the two bundles, with head seed ``seed`` (the mean over ``head_seeds`` when given) and the default
+    head unless ``head_config``."""
     from swarmfuse.extractors.bundle import load_bundle
     from swarmfuse.extractors.fusion import run_methods, score
+    from swarmfuse.extractors.fusion.head import HeadConfig
     from swarmfuse.extractors.fusion.methods import FeatureSet
     from swarmfuse.extractors.image import preprocess_images
     from swarmfuse.extractors.pipeline import RAW_IMAGE_SIZE, bag_of_words
@@ -80,7 +96,8 @@ def score_regime(regime: str, views: AlignedViews, text_bundle: Path, image_bund
         text=text.extract(texts), image=image.extract(images, views.images.path.parent),
         raw_text=bag_of_words(token_ids, len(text.vocab or ()), splits == "train"),
         raw_image=preprocess_images(paths, RAW_IMAGE_SIZE).reshape(len(paths), -1), classes=tuple(classes))
-    scores = score(features, [run_methods(features, seed=seed)])
+    scores = score(features, [run_methods(features, seed=s, config=head_config or HeadConfig())
+                              for s in (head_seeds or (seed,))])
     return RegimeScores(regime, REGIMES[regime], {"text": text.sha256, "image": image.sha256},
                         {m: {"accuracy": round(s.accuracy_mean, 4), "macro_f1": round(s.f1_mean, 4)}
                          for m, s in scores.items()})

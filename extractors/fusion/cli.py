@@ -1,4 +1,7 @@
-"""``swarmfuse fuse``: evaluate intermediate fusion against its baselines on the real data."""
+"""The commands of ``swarmfuse fuse`` that need the extractors alone: ``report`` (every fusion method on the
+reference pipeline's features, with the full report) and ``train``. ``fuse evaluate``, which scores the extractor
+regimes and so builds the sites' own extractors, sits above the sites (``swarmfuse.client.demo.fuse_cli``), which
+registers these two beside it."""
 
 from __future__ import annotations
 
@@ -13,7 +16,6 @@ from rich.table import Table
 from swarmfuse.extractors.data.cache import DataError
 from swarmfuse.extractors.seeds import parse_seeds
 
-app = typer.Typer(no_args_is_help=True, help="Fuse text and image features; compare with the baselines.")
 console = Console()
 
 
@@ -24,8 +26,7 @@ def _seeds(text: str) -> tuple[int, ...]:
         raise typer.BadParameter(str(exc)) from None
 
 
-@app.command()
-def evaluate(
+def report(
     out: Path = typer.Argument(..., help="Folder for report.md/json, methods.png, confusion matrix, fusion head."),
     seeds: str = typer.Option("0,1,2", help="Seeds of the fusion heads (comma-separated)."),
     weights: Path | None = typer.Option(None, help="A standard ResNet50 weight file to start the image extractor from."),
@@ -40,7 +41,9 @@ def evaluate(
         "extractor: its language model alone; ResNet50: distillation alone). Without it: trained with the labels, a "
         "reference the vertical setting forbids."),
 ) -> None:
-    """Train or load the cached extractors, extract features with ONNX Runtime, score every method."""
+    """The reference pipeline's full report (confusion matrix, chart, margins, the image extractor's steps): train or
+    load the cached extractors on the whole emoji data, extract features with ONNX Runtime, score every method. Its
+    extractors read the labels unless --label-free: see `fuse evaluate` for the regimes the vertical setting allows."""
     seed_list = _seeds(seeds)
     if weights is not None and not weights.is_file():
         console.print(f"[red]error:[/red] weight file {weights} does not exist", highlight=False)
@@ -71,7 +74,9 @@ def evaluate(
     except (DataError, OnnxError, ValueError, OSError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
-    table = Table(title=f"test split, mean ± std over seeds {list(seed_list)}")
+    from swarmfuse.extractors.fusion.evaluate import regime
+
+    table = Table(title=f"test split, mean ± std over seeds {list(seed_list)}; {regime(config)}")
     for column in ("method", "accuracy", "macro-F1"):
         table.add_column(column)
     for method, s in scores.items():
@@ -81,10 +86,9 @@ def evaluate(
     console.print(f"report written to {out}")
 
 
-@app.command()
 def train() -> None:
     """Train (or load from the cache) the default extractors, extract every entity's features and export the ONNX
-    bundles: what the main job, `fuse evaluate` and the tests use. A new machine trains them once."""
+    bundles: what the main job, `fuse report`, `fuse evaluate --regime c` and the tests use. A new machine trains them once."""
     import tempfile
 
     try:

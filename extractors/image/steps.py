@@ -1,4 +1,4 @@
-"""The ResNet50 training recipe's cumulative steps and their measured table, as ``fuse evaluate`` reports it.
+"""The ResNet50 training recipe's cumulative steps and their measured table, as ``fuse report`` shows it.
 
 The steps go from the from-scratch baseline to the default :class:`ImageRecipe`, one change each.
 ``scripts/bench_image_extractor.sh`` (``scripts/bench/image_extractor/``) trains every step, measures what each

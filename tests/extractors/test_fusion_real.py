@@ -83,9 +83,9 @@ def test_intermediate_fusion_beats_each_modality_with_a_pretrained_image_extract
     assert acc["intermediate"] >= acc["image_only"] + PRETRAINED_INTERMEDIATE_OVER_IMAGE, acc
 
 
-def test_fuse_evaluate_cli_writes_the_report(features, tmp_path):
+def test_fuse_report_cli_writes_the_report(features, tmp_path):
     out = tmp_path / "report"
-    done = CliRunner().invoke(app, ["fuse", "evaluate", str(out), "--seeds", "0"])
+    done = CliRunner().invoke(app, ["fuse", "report", str(out), "--seeds", "0"])
     assert done.exit_code == 0, done.output
     doc = json.loads((out / "report.json").read_text())
     assert doc["seeds"] == [0]
@@ -102,12 +102,12 @@ def test_fuse_evaluate_cli_writes_the_report(features, tmp_path):
     assert np.isfinite([m["accuracy_mean"] for m in doc["methods"].values()]).all()
 
 
-def test_fuse_evaluate_cli_rejects_bad_input_cleanly(tmp_path):
+def test_fuse_report_cli_rejects_bad_input_cleanly(tmp_path):
     runner = CliRunner()
-    bad_seeds = runner.invoke(app, ["fuse", "evaluate", str(tmp_path), "--seeds", "a,b"])
+    bad_seeds = runner.invoke(app, ["fuse", "report", str(tmp_path), "--seeds", "a,b"])
     assert bad_seeds.exit_code != 0 and "seeds must be comma-separated integers" in bad_seeds.output
-    missing = runner.invoke(app, ["fuse", "evaluate", str(tmp_path), "--weights", str(tmp_path / "nope.pth")])
+    missing = runner.invoke(app, ["fuse", "report", str(tmp_path), "--weights", str(tmp_path / "nope.pth")])
     message = " ".join(missing.output.split())  # rich wraps long lines
     assert missing.exit_code == 1 and "nope.pth does not exist" in message and missing.exception.__class__ is SystemExit
-    backbone = runner.invoke(app, ["fuse", "evaluate", str(tmp_path), "--image-backbone", "vgg"])
+    backbone = runner.invoke(app, ["fuse", "report", str(tmp_path), "--image-backbone", "vgg"])
     assert backbone.exit_code == 1 and "unknown image backbone 'vgg'" in " ".join(backbone.output.split())

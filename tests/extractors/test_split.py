@@ -23,6 +23,7 @@ from swarmfuse.extractors.fusion.head import train_head
 from swarmfuse.extractors.image.backbone import build_resnet50_features
 from swarmfuse.extractors.split import SplitConfig
 from swarmfuse.extractors.split.leader import SplitLeader
+from swarmfuse.extractors.split.simulation import SimulatedSite, simulate_split_learning
 from swarmfuse.extractors.split.site import TrainableExtractor
 from swarmfuse.extractors.text.awd_lstm import AWDLSTMEncoder, TextFeatures
 from swarmfuse.extractors.text.extractor import TextConfig, TextExtractor, awd_config
@@ -165,3 +166,19 @@ def test_bad_input_is_refused(text_bundle: Path, tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="invalid split-learning configuration"):
             SplitConfig(**bad_config)
     assert site.config == SplitConfig.for_modality("text")
+
+
+def test_the_local_simulation_runs_the_epochs_a_round_runs(text_bundle: Path) -> None:
+    texts, y, train = texts_and_labels()
+    site = SimulatedSite(text_bundle, texts)
+    [tuned] = simulate_split_learning([site], y, train, 3, epochs=2, seed=0)
+    leader, by_hand = SplitLeader([tuned.bundle.feature_dim], 3), TrainableExtractor(text_bundle, texts, None)
+    for epoch in (1, 2):  # the same exchange, written out
+        [gradients] = leader.epoch([by_hand.features()], y, train)
+        by_hand.step(gradients, epoch=epoch)
+    assert np.array_equal(tuned.features(), by_hand.features())
+    assert not np.allclose(tuned.features(), TrainableExtractor(text_bundle, texts, None).features())
+    with pytest.raises(ValueError, match="at least one epoch, not 0"):
+        simulate_split_learning([site], y, train, 3, epochs=0)
+    with pytest.raises(ValueError, match="one per aligned row"):
+        simulate_split_learning([SimulatedSite(text_bundle, texts[:-1])], y, train, 3, epochs=1)

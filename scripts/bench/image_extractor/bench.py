@@ -8,7 +8,7 @@ INT8 cost of its image features measured (``int8_cost.py`` beside this file). A 
 the default recipe, so the CI time a step adds is its training time minus the previous step's (plus, for the
 other artists' images, their cold download, timed here in a scratch cache). The result is written to
 ``<out>/image_steps.json`` and ``.md`` and to ``<cache>/pipeline/image_steps.json``, where
-``swarmfuse fuse evaluate`` picks it up for its report. Run with ``scripts/bench_image_extractor.sh``.
+``swarmfuse fuse report`` picks it up for its report. Run with ``scripts/bench_image_extractor.sh``.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def measure_steps(out: Path, seeds: tuple[int, ...] = (0, 1, 2), resolution: int
 
 
 def _write(doc: dict, out: Path) -> None:
-    """The table into ``out`` (JSON and Markdown) and into the cache, whole or not at all (``fuse evaluate`` may
+    """The table into ``out`` (JSON and Markdown) and into the cache, whole or not at all (``fuse report`` may
     read the cached one meanwhile)."""
     out.mkdir(parents=True, exist_ok=True)
     for path in (out / STEPS_FILE, steps_cache_file()):
