@@ -65,6 +65,7 @@ from swarmfuse.client.site.site import Site, SiteError
 from swarmfuse.client.site.source import BundleSource
 from swarmfuse.client.site.store import SqlCheckpointer, Store
 from swarmfuse.extractors.data.cache import sha256_file
+from swarmfuse.extractors.split.gradients import GradientError, read_gradients
 from swarmfuse.files import make_private, write_atomic
 
 if TYPE_CHECKING:
@@ -568,7 +569,7 @@ class SiteAgent:
         if tuned.is_file():
             return
         trainable = self._trainable(rnd)
-        trainable.step(np.load(gradients, allow_pickle=False), epoch=epoch)
+        trainable.step(read_gradients(gradients), epoch=epoch)  # GradientError: the file is malformed, nothing moved
         trainable.save(tuned)
         self.store.finish_action(rnd.round_id, f"apply-{epoch_kind(GRADIENTS_KIND, epoch)}", f"top of epoch {epoch} kept")
 
@@ -594,7 +595,7 @@ class SiteAgent:
                     return False  # their arrival pokes the worker
                 try:
                     self._apply_gradients(rnd, epoch, gradients)
-                except (ValueError, OSError) as exc:  # the recorded file itself is bad: no resend can mend it
+                except GradientError as exc:  # the recorded file itself is malformed: no resend can mend it
                     self._decline(rnd.round_id, f"the leader's {epoch_kind(GRADIENTS_KIND, epoch)} cannot be applied: "
                                                 f"{exc}")
                     return False
