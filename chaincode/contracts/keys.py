@@ -65,10 +65,11 @@ BUDGET = "budget"
 SCORING = "scoring"
 SCORING_REPLY = "scoringreply"
 ACTIVITY = "activity"
+LEADER_EXTRACTOR = "leaderextractor"
 
 OBJECT_TYPES = (TASK, TASK_PROPOSAL, CONFIRMATION, AGREEMENT, AGREEMENT_PROPOSAL, AGREEMENT_CONFIRMATION, MEMBER,
                 STANDING, ROSTER, VOTE, SUMMARY, ROTATION, ROUND, JOIN, ACK, ABORT_VOTE, EXCHANGE, ALIGNMENT,
-                CONTRIBUTION, CREDIT, BUDGET, SCORING, SCORING_REPLY, ACTIVITY)
+                CONTRIBUTION, CREDIT, BUDGET, SCORING, SCORING_REPLY, ACTIVITY, LEADER_EXTRACTOR)
 """Every object type of the schema, in the order a scan of the whole namespace visits them."""
 
 
@@ -148,6 +149,10 @@ def exchange_key(round_id: str, sender: str, receiver: str, kind: str) -> str:
     return create_composite_key(EXCHANGE, [round_id, sender, receiver, kind])
 
 
+def leader_extractor_key(round_id: str, org: str) -> str:
+    return create_composite_key(LEADER_EXTRACTOR, [round_id, org])
+
+
 def contribution_key(round_id: str) -> str:
     return create_composite_key(CONTRIBUTION, [round_id])
 
@@ -169,7 +174,7 @@ def scoring_reply_key(round_id: str, request_id: str, sender: str) -> str:
 
 
 OWNER_ATTRIBUTE = {CONFIRMATION: 1, AGREEMENT_CONFIRMATION: 1, MEMBER: 0, VOTE: 3, SUMMARY: 0, JOIN: 1, ACK: 1, ABORT_VOTE: 1, EXCHANGE: 1, SCORING_REPLY: 2,
-                   BUDGET: 0, ACTIVITY: 0}
+                   BUDGET: 0, ACTIVITY: 0, LEADER_EXTRACTOR: 1}
 """Object types that record one org's own act, and which attribute names that org. Only that org writes them:
 each carries its key-level endorsement policy (the org's peer and a majority), and ``audit verify`` checks
 that every valid write of one came from a creator of that org."""

@@ -586,6 +586,19 @@ class Exchange(ExchangeInput):
     tx_id: str
 
 
+class LeaderExtractor(BaseModel):
+    """The ONNX SHA-256 of the extractor split learning fine-tuned at a round's leader when the leader is itself a
+    feature site: its own final features are never sent, so no exchange names it (``Rounds:RecordLeaderExtractor``;
+    the leader's claim, as every feature site's ``extractor_onnx_sha256`` is the sender's)."""
+
+    model_config = STRICT
+    round_id: Identifier
+    org: MspId
+    extractor_onnx_sha256: Sha256
+    recorded_at: UtcDateTime
+    tx_id: str
+
+
 class AlignmentInput(BaseModel):
     """``Rounds:RecordAlignment`` argument: the size of the aligned entity set and a commitment to it
     (SHA-256 over a salt and the sorted aligned IDs; the IDs and the salt stay off-chain)."""

@@ -51,6 +51,7 @@ from swarmfuse.chaincode.contracts.records import (
     Exchange,
     ExchangeInput,
     Join,
+    LeaderExtractor,
     MemberStatus,
     Metrics,
     PrivacyBudget,
@@ -495,6 +496,41 @@ class Rounds(ConsortiumContract):
 
     @transaction(
         allow=(MEMBER,),
+        event="LeaderExtractorRecorded",
+        errors=(
+            NOT_ACTIVE,
+            "NotFound: no such round",
+            "Forbidden: caller is not the leader",
+            "BadRequest: malformed hash, a round without split learning, a leader that holds no feature block",
+            "Conflict: round not open, already recorded",
+        ),
+    )
+    def record_leader_extractor(
+        self, ctx: Context, round_id: Identifier, extractor_onnx_sha256: Sha256
+    ) -> LeaderExtractor:
+        """The leader of a split-learning round that is itself a feature site records the ONNX SHA-256 of the
+        extractor split learning fine-tuned at its site, whose features it fuses without sending them (the other
+        feature sites name theirs on their final ``features`` exchange); before it publishes the model."""
+        rnd = load_round(ctx, round_id)
+        if ctx.client.mspid != rnd.leader:
+            raise Forbidden(f"only the leader {rnd.leader} records its own extractor in round {round_id}")
+        _in_state(rnd, RoundState.OPEN)
+        if not rnd.split_epochs:
+            raise BadRequest(f"round {round_id} has no split learning: no extractor was fine-tuned in it")
+        if rnd.leader not in players(rnd):
+            raise BadRequest(f"the leader {rnd.leader} of round {round_id} holds labels only: it fine-tunes no "
+                             "extractor")
+        key = keys.leader_extractor_key(round_id, rnd.leader)
+        if ctx.read(key) is not None:
+            raise Conflict(f"{rnd.leader} already recorded its extractor in round {round_id}")
+        record = LeaderExtractor(round_id=round_id, org=rnd.leader, extractor_onnx_sha256=extractor_onnx_sha256,
+                                 recorded_at=ctx.now, tx_id=ctx.tx_id)
+        ctx.put(key, record, policy=own_act_policy(ctx, rnd.leader))
+        ctx.emit({"round": round_id, "org": rnd.leader, "extractor_onnx_sha256": extractor_onnx_sha256})
+        return record
+
+    @transaction(
+        allow=(MEMBER,),
         event="ModelFused",
         errors=(
             NOT_ACTIVE,
@@ -503,7 +539,8 @@ class Rounds(ConsortiumContract):
             ("BadRequest: malformed hash, size or metrics, deadline within the task's window, contribution table "
             "missing under an agreement, not with the agreed metric and seeds, not scoring exactly the coalitions "
             "the round needs, or its full coalition not scoring the published metric"),
-            "Conflict: round not open, a participant has not joined",
+            ("Conflict: round not open, a participant has not joined, a leader that is a feature site of a "
+             "split-learning round has not recorded its extractor"),
         ),
         max_bytes=512 * 1024,
     )
@@ -519,6 +556,10 @@ class Rounds(ConsortiumContract):
             raise Forbidden(f"only the leader {rnd.leader} may publish the model of round {round_id}")
         _in_state(rnd, RoundState.OPEN)
         _all_joined(ctx, rnd, "publish a model")
+        if rnd.split_epochs and rnd.leader in players(rnd) and \
+                ctx.read(keys.leader_extractor_key(round_id, rnd.leader)) is None:
+            raise Conflict(f"round {round_id}: the leader {rnd.leader} fuses its own features of split learning: it "
+                           "records its fine-tuned extractor (Rounds:RecordLeaderExtractor) first")
         _check_deadline(ctx, deadline, "acknowledgement deadline")
         contribution = _contribution(ctx, rnd, contributions, metrics)
         if contribution is not None:
@@ -672,6 +713,20 @@ class Rounds(ConsortiumContract):
         found = ctx.get(keys.alignment_key(round_id), Alignment)
         if found is None:
             raise NotFound(f"no alignment recorded for round {round_id!r}")
+        return found
+
+    @transaction(
+        evaluate=True,
+        allow=READERS,
+        errors=("Forbidden: caller is not registered nor an auditor",
+                "NotFound: no such round, no leader's extractor recorded"),
+    )
+    def get_leader_extractor(self, ctx: Context, round_id: Identifier) -> LeaderExtractor:
+        """The extractor split learning fine-tuned at the round's leader, as the leader recorded it."""
+        rnd = load_round(ctx, round_id)
+        found = ctx.get(keys.leader_extractor_key(round_id, rnd.leader), LeaderExtractor)
+        if found is None:
+            raise NotFound(f"no extractor of the leader {rnd.leader} recorded for round {round_id!r}")
         return found
 
     @transaction(

@@ -12,7 +12,8 @@ A site folder (``<home>/sites/<Org>``, as ``client/site`` lays it out) holds per
   the leader; ``split/gradients.<e>.<MSP ID>.npy``: the gradients the leader sent that site in epoch ``e``;
 - ``model.npz``: the fused model (the leader's, or the copy a participant downloaded);
 - ``extractor/``: the bundle split learning fine-tuned at the site (``bundle.json`` and its ONNX file), checked
-  against the extractor SHA-256 the site's final ``features`` exchange names (a leader's is on no record).
+  against the extractor SHA-256 the site's final ``features`` exchange names (a leader's own: against the one it
+  recorded itself, ``Rounds:RecordLeaderExtractor``).
 
 Other files (alignment state, metrics, timings, unfinished ``.part`` uploads) are not recorded on-chain and
 are not checked. Without the folder's org (``owner``) an own shard that matches no record fails, since the
@@ -87,10 +88,21 @@ def _extractor_check(bundle: Path, subject: str, audit: RoundAudit, owner: str |
         return Check(category=Category.ARTEFACTS, name="extractor", subject=subject, status=Status.PASS,
                      detail=f"ONNX SHA-256 {digest}, as the final features of {record.sender} name it (tx "
                             f"{record.tx_id})", record=exchange_name(record), tx_id=record.tx_id)
-    if not finals and owner is not None and owner == audit.record.leader:
-        return Check(category=Category.ARTEFACTS, name="extractor", subject=subject, status=Status.INFO,
-                     detail=f"round {round_id}: the leader's own features ({owner}) are never sent, so no record "
-                            f"names its fine-tuned extractor (ONNX SHA-256 {digest})")
+    if not finals and owner is not None and owner == audit.record.leader:  # its own: fused, never sent
+        own = audit.leader_extractor
+        if own is None:
+            return Check(category=Category.ARTEFACTS, name="extractor", subject=subject, status=Status.INFO,
+                         detail=f"round {round_id}: the leader's own features ({owner}) are never sent and it recorded "
+                                f"no fine-tuned extractor (Rounds:RecordLeaderExtractor; ONNX SHA-256 {digest})")
+        record = f"leader extractor {round_id} {own.org}"
+        if own.extractor_onnx_sha256 == digest:
+            return Check(category=Category.ARTEFACTS, name="extractor", subject=subject, status=Status.PASS,
+                         detail=f"ONNX SHA-256 {digest}, as the leader {own.org} recorded it (tx {own.tx_id})",
+                         record=record, tx_id=own.tx_id)
+        return Check(category=Category.ARTEFACTS, name="extractor", subject=subject, status=Status.FAIL,
+                     detail=f"round {round_id}: the leader {own.org} recorded extractor {own.extractor_onnx_sha256} "
+                            f"(tx {own.tx_id}); the bundle's ONNX file has SHA-256 {digest}", record=record,
+                     tx_id=own.tx_id)
     if not finals:
         return Check(category=Category.ARTEFACTS, name="extractor", subject=subject, status=Status.FAIL,
                      detail=f"round {round_id}: no final features exchange{f' from {owner}' if owner else ''} names "

@@ -10,8 +10,10 @@ or the record cannot be read.
 
 And one check per feature site of each round with split epochs: ``pass`` when its final ``features`` exchange names
 the ONNX SHA-256 of the extractor that made them; ``fail`` when it names none, or when the round was fused without
-them on record; ``info`` while they are not sent (open or aborted round), and for a leader that is a feature site:
-its own features are never sent, so no record names its fine-tuned extractor.
+them on record; ``info`` while they are not sent (open or aborted round). A leader that is a feature site never sends
+its own features: it records its fine-tuned extractor itself (``Rounds:RecordLeaderExtractor``, which the chaincode
+requires before the model): ``pass`` with that record, ``fail`` for a fused or closed round without it, ``info``
+before.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from swarmfuse.chaincode.contracts.records import (
     Exchange,
     ExtractorProvenance,
     LabelSource,
+    LeaderExtractor,
     Round,
     RoundState,
     Summary,
@@ -88,6 +91,7 @@ def split_extractor_checks(state: Mapping[str, bytes]) -> list[Check]:
     for (round_id, sender, receiver, kind), raw in sorted(keys.of_type(state, keys.EXCHANGE).items()):
         if kind == FEATURES_KIND:
             finals.setdefault((round_id, sender), []).append((receiver, raw))
+    own = keys.of_type(state, keys.LEADER_EXTRACTOR)  # (round, leader) -> the leader's record of its own
     for (round_id,), raw in sorted(keys.of_type(state, keys.ROUND).items()):
         try:
             document = json.loads(raw)
@@ -100,17 +104,17 @@ def split_extractor_checks(state: Mapping[str, bytes]) -> list[Check]:
             continue
         for org in sorted(p for p in rnd.participants if set(rnd.roles[p]) != {LABEL_MODALITY}):
             sent = sorted(finals.get((round_id, org), []), key=lambda found: found[0] != rnd.leader)  # leader's first
-            checks.append(_final_features_check(rnd, org, sent[0] if sent else None))
+            if org == rnd.leader and not sent:
+                checks.append(_leader_extractor_check(rnd, own.get((round_id, org))))
+            else:
+                checks.append(_final_features_check(rnd, org, sent[0] if sent else None))
     return checks
 
 
 def _final_features_check(rnd: Round, org: str, found: tuple[str, bytes] | None) -> Check:
     subject = f"round {rnd.round_id} {org} final features"
     if found is None:
-        if org == rnd.leader:
-            status, detail = Status.INFO, (f"{org} leads: its own features are never sent, so no exchange names the "
-                                           f"extractor split learning fine-tuned at {org}")
-        elif rnd.state in (RoundState.FUSED, RoundState.CLOSED):
+        if rnd.state in (RoundState.FUSED, RoundState.CLOSED):
             status, detail = Status.FAIL, (f"round {rnd.round_id} is {rnd.state.value} but no final {FEATURES_KIND} "
                                            f"exchange from {org} is recorded")
         else:
@@ -131,3 +135,28 @@ def _final_features_check(rnd: Round, org: str, found: tuple[str, bytes] | None)
                                        f"{rnd.split_epochs} split-learning epochs ({record}, tx {exchange.tx_id})")
     return Check(category=Category.STATE, name=SPLIT_NAME, subject=subject, status=status, detail=detail,
                  record=record, tx_id=exchange.tx_id)
+
+
+def _leader_extractor_check(rnd: Round, raw: bytes | None) -> Check:
+    """The leader's own fine-tuned extractor, which it records itself (its features are fused, never sent)."""
+    org = rnd.leader
+    subject = f"round {rnd.round_id} {org} final features"
+    record = f"leader extractor {rnd.round_id} {org}"
+    if raw is None:
+        if rnd.state in (RoundState.FUSED, RoundState.CLOSED):
+            status, detail = Status.FAIL, (f"round {rnd.round_id} is {rnd.state.value} but its leader {org}, a feature "
+                                           f"site, recorded no extractor: which one split learning fine-tuned at "
+                                           f"{org} is not on record")
+        else:
+            status, detail = Status.INFO, (f"round {rnd.round_id} is {rnd.state.value}: its leader {org} has not "
+                                           f"recorded its fine-tuned extractor")
+        return Check(category=Category.STATE, name=SPLIT_NAME, subject=subject, status=status, detail=detail)
+    try:
+        found = LeaderExtractor.model_validate(json.loads(raw))
+    except (ValueError, ValidationError) as exc:
+        return Check(category=Category.STATE, name=SPLIT_NAME, subject=subject, status=Status.FAIL, record=record,
+                     detail=f"the record cannot be read: {exc}")
+    return Check(category=Category.STATE, name=SPLIT_NAME, subject=subject, status=Status.PASS, record=record,
+                 tx_id=found.tx_id, detail=f"made by extractor {found.extractor_onnx_sha256} after {rnd.split_epochs} "
+                                           f"split-learning epochs ({org} leads: it fuses its own features and "
+                                           f"recorded the extractor itself, tx {found.tx_id})")

@@ -180,6 +180,17 @@ class AlignmentRecord(Record):
     tx_id: str
 
 
+class LeaderExtractorRecord(Record):
+    """The extractor split learning fine-tuned at a round's leader that is a feature site, as the leader recorded it
+    (its own features are fused, never sent, so no exchange names it)."""
+
+    round_id: str
+    org: str
+    extractor_onnx_sha256: str
+    recorded_at: datetime
+    tx_id: str
+
+
 class ExchangeRecord(Record):
     """One off-chain transfer, as its sender recorded it: who to whom, what, its SHA-256 and size (features: and the
     extractor that made them)."""
@@ -274,6 +285,8 @@ class RoundAudit(BaseModel):
     acknowledgements: list[AcknowledgementRecord]
     contribution: ContributionRecord | None = Field(default=None, description="none when the leader published none")
     credits: list[CreditRecord] = Field(default_factory=list, description="written when the round closed")
+    leader_extractor: LeaderExtractorRecord | None = Field(
+        default=None, description="a leader that is a feature site of split learning: its own fine-tuned extractor")
 
 
 class ContributionsAudit(BaseModel):
@@ -397,7 +410,7 @@ class AuditView:
         contribution, credits = self._contribution(record)
         return RoundAudit(record=record, history=history, alignment=alignment,
                           exchanges=self._exchanges(round_id), acknowledgements=self._acknowledgements(round_id),
-                          contribution=contribution, credits=credits)
+                          contribution=contribution, credits=credits, leader_extractor=self._leader_extractor(record))
 
     def contributions(self) -> ContributionsAudit:
         """The rounds that published a contribution table, newest first, and each org's credited units in all."""
@@ -430,6 +443,15 @@ class AuditView:
     def _alignment(self, round_id: str) -> AlignmentRecord | None:
         try:
             return _parse(AlignmentRecord, self._evaluate("Rounds:GetAlignment", round_id), "Rounds:GetAlignment")
+        except UnknownRecord:
+            return None
+
+    def _leader_extractor(self, record: RoundRecord) -> LeaderExtractorRecord | None:
+        if not record.split_epochs or set(record.roles.get(record.leader, [])) <= {"label"}:
+            return None  # no split learning, or a leader that fine-tunes no extractor
+        try:
+            return _parse(LeaderExtractorRecord, self._evaluate("Rounds:GetLeaderExtractor", record.round_id),
+                          "Rounds:GetLeaderExtractor")
         except UnknownRecord:
             return None
 

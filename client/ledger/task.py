@@ -25,6 +25,7 @@ from swarmfuse.chaincode.contracts.records import (
     Exchange,
     ExchangeInput,
     Join,
+    LeaderExtractor,
     Member,
     MemberView,
     ReleasePrivacy,
@@ -174,6 +175,16 @@ class TaskLedger:
     def alignment(self, round_id: str) -> Alignment | None:
         found = self._found("Rounds:GetAlignment", round_id)
         return Alignment.model_validate(found) if found is not None else None
+
+    def record_leader_extractor(self, round_id: str, extractor_sha256: str) -> LeaderExtractor:
+        """As the leader of a split-learning round that is a feature site: record the ONNX SHA-256 of the extractor
+        the round fine-tuned here (its features are fused, never sent)."""
+        return LeaderExtractor.model_validate(self.submit("Rounds:RecordLeaderExtractor", round_id, extractor_sha256))
+
+    def leader_extractor(self, round_id: str) -> LeaderExtractor | None:
+        """The extractor the round's leader recorded as its own fine-tuned one (``None``: none yet)."""
+        found = self._found("Rounds:GetLeaderExtractor", round_id)
+        return LeaderExtractor.model_validate(found) if found is not None else None
 
     def record_exchange(self, round_id: str, receiver: str, kind: str, sha256: str, size: int,
                         entity_count: int, privacy: ReleasePrivacy | None = None,

@@ -10,10 +10,14 @@ A round, as each agent sees it:
    the aligned set and a commitment to it (``Rounds:RecordAlignment``).
 2. ``AlignmentRecorded``: each participant checks the commitment against its own aligned IDs, extracts
    the features of those rows with its ONNX extractor (the label holder: the labels), records the
-   exchange on-chain (SHA-256, size, rows) and sends the file to the leader.
+   exchange on-chain (SHA-256, size, rows) and sends the file to the leader. In a round with split epochs each
+   feature site first sends its features and applies the leader's gradients per epoch; a gradient file that is on
+   the record but malformed (not one finite float32 array of its features' shape) it declines the round over,
+   saying why, and sends nothing more.
 3. The leader accepts a file only when it matches its on-chain record; once every file is in, it
    trains the intermediate-fusion head on the concatenated features and records the model's hash with,
-   under an agreement, the contribution table (``Rounds:MarkFused``).
+   under an agreement, the contribution table (``Rounds:MarkFused``); a leader that is a feature site of a
+   split-learning round first records its own fine-tuned extractor (``Rounds:RecordLeaderExtractor``).
 4. ``ModelFused``: every participant downloads the model, checks its hash against the ledger and
    acknowledges it and the contribution table's hash; the participant that acknowledges last closes the
    round (which credits each participant's units).
@@ -65,6 +69,7 @@ from swarmfuse.client.site.site import Site, SiteError
 from swarmfuse.client.site.source import BundleSource
 from swarmfuse.client.site.store import SqlCheckpointer, Store
 from swarmfuse.extractors.data.cache import sha256_file
+from swarmfuse.extractors.split.gradients import GradientError, read_gradients
 from swarmfuse.files import make_private, write_atomic
 
 if TYPE_CHECKING:
@@ -217,9 +222,10 @@ class SiteAgent:
     def _concerns(self, name: str, round_id: str, payload: dict[str, Any]) -> bool:
         """Whether an event can change what this site owes the round (the others are not worth a ledger read):
         a recorded exchange matters only to its receiver, who learns of the file itself when it arrives, another
-        site's join to nobody (each participant joins before it aligns), and an acknowledgement to nobody (the
-        site that acknowledges last closes the round)."""
-        return name not in ("ExchangeRecorded", "RoundJoined", "Acknowledged")
+        site's join to nobody (each participant joins before it aligns), an acknowledgement to nobody (the
+        site that acknowledges last closes the round), and the leader's record of its own extractor to nobody but
+        the leader, who made it."""
+        return name not in ("ExchangeRecorded", "RoundJoined", "Acknowledged", "LeaderExtractorRecorded")
 
     def poke(self, round_id: str) -> None:
         """Ask the worker to look at a round again (e.g. after a file arrived)."""
@@ -568,7 +574,7 @@ class SiteAgent:
         if tuned.is_file():
             return
         trainable = self._trainable(rnd)
-        trainable.step(np.load(gradients, allow_pickle=False), epoch=epoch)
+        trainable.step(read_gradients(gradients), epoch=epoch)  # GradientError: the file is malformed, nothing moved
         trainable.save(tuned)
         self.store.finish_action(rnd.round_id, f"apply-{epoch_kind(GRADIENTS_KIND, epoch)}", f"top of epoch {epoch} kept")
 
@@ -594,7 +600,7 @@ class SiteAgent:
                     return False  # their arrival pokes the worker
                 try:
                     self._apply_gradients(rnd, epoch, gradients)
-                except (ValueError, OSError) as exc:  # the recorded file itself is bad: no resend can mend it
+                except GradientError as exc:  # the recorded file itself is malformed: no resend can mend it
                     self._decline(rnd.round_id, f"the leader's {epoch_kind(GRADIENTS_KIND, epoch)} cannot be applied: "
                                                 f"{exc}")
                     return False
@@ -681,6 +687,7 @@ class SiteAgent:
             table = fused.contributions.model_dump(mode="json") if fused.contributions is not None else None
             write_atomic(published, json.dumps({"metrics": fused.metrics, "contributions": table}).encode())
             write_atomic(model_path, fused.model)
+        self._record_own_extractor(rnd)
         record = json.loads(published.read_text())
         digest = sha256_file(model_path)
         try:
@@ -692,6 +699,22 @@ class SiteAgent:
             if self.ledger.round(round_id).model_sha256 != digest:
                 raise
         self.store.finish_action(round_id, "fuse", f"model sha256 {digest}")
+
+    def _record_own_extractor(self, rnd: Round) -> None:
+        """A leader that is a feature site of a split-learning round records the extractor the round fine-tuned here
+        (the others name theirs on their final features; its own are fused, never sent), once, before the model."""
+        round_id, modality = rnd.round_id, self._modality_of(rnd, self.mspid)
+        if not rnd.split_epochs or modality == LABELS or self.store.action_done(round_id, "record-extractor"):
+            return
+        source = self.holding(rnd, modality).source
+        assert source is not None, "a feature site's features come from an extractor"
+        recorded = self.ledger.leader_extractor(round_id)
+        if recorded is None:
+            self.ledger.record_leader_extractor(round_id, source.sha256)
+        elif recorded.extractor_onnx_sha256 != source.sha256:
+            raise SiteError(f"round {round_id}: the extractor recorded on-chain as {self.mspid}'s differs from the one "
+                            f"the round fine-tuned here")
+        self.store.finish_action(round_id, "record-extractor", f"extractor onnx sha256 {source.sha256}")
 
     def acknowledgement_deadline(self, rnd: Round) -> datetime:
         """The participants' fresh window to acknowledge the model: as long as the round was given when it

@@ -29,6 +29,7 @@ from swarmfuse.extractors.bundle import (
 )
 from swarmfuse.extractors.reproducible import reproducible
 from swarmfuse.extractors.split.config import SplitConfig
+from swarmfuse.extractors.split.gradients import check_gradients
 from swarmfuse.files import write_atomic
 
 BATCH = 64
@@ -120,20 +121,20 @@ class TrainableExtractor:
         a gradient (the leader's training rows): target = f - step * s * z / rms(z), z = gradient * s, s each
         feature's standard deviation over those rows (clamped at 0 when every feature is non-negative); then
         ``local_passes`` passes of Adam on the squared error. ``config``: this site's own unless given (its trainable part is fixed
-        when the site is made)."""
+        when the site is made). Gradients that are not finite float32 of the features' shape raise
+        :class:`~swarmfuse.extractors.split.gradients.GradientError` before anything moves."""
         config = config or self.config
         current = self.features()
-        if gradients.shape != current.shape:
-            raise ValueError(f"gradients of shape {gradients.shape} for features of shape {current.shape}")
-        if not np.isfinite(gradients).all():
-            raise ValueError("the gradients hold values that are not finite")
-        rows = np.flatnonzero(np.abs(gradients).sum(1) > 0)
+        gradients = check_gradients(gradients, current.shape)  # GradientError: not applied, nothing changed
+        rows = np.flatnonzero((gradients != 0).any(1))
         if not len(rows):
             return
-        f, g = torch.from_numpy(current[rows]), torch.from_numpy(gradients[rows])
-        scale = f.std(0).clamp(min=1e-6) if len(rows) > 1 else torch.ones(f.shape[1])
+        f = torch.from_numpy(current[rows]).double()
+        g = torch.from_numpy(gradients[rows]).double()
+        g = g / g.abs().max()  # the step is scale-free; in float64, no finite float32 gradient can overflow it
+        scale = f.std(0).clamp(min=1e-6) if len(rows) > 1 else torch.ones(f.shape[1], dtype=torch.float64)
         z = g * scale
-        target = f - config.step * scale * z / z.pow(2).mean().sqrt().clamp(min=1e-12)
+        target = (f - config.step * scale * z / z.pow(2).mean().sqrt().clamp(min=1e-12)).float()
         if config.clamp_targets and (current >= 0).all():
             target = target.clamp(min=0)  # post-ReLU features: a negative target only kills units
         for group in self._optimiser.param_groups:

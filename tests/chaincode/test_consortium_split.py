@@ -115,3 +115,32 @@ def test_epoch_kinds_parse_only_in_their_canonical_form() -> None:
     assert kind_epoch("gradients.12") == ("gradients", 12)
     assert kind_epoch("features") == ("features", None)
     assert kind_epoch("features.01")[1] is None and kind_epoch("features.x")[1] is None
+
+
+def test_a_leader_that_is_a_feature_site_records_its_own_fine_tuned_extractor_before_the_model() -> None:
+    """Its own final features are fused, never sent: no exchange names its extractor, so it records it itself, once,
+    and cannot publish the model before; nobody else records it, nor in a round without split learning."""
+    world = founded()
+    rnd = split_round(world, epochs=1)
+    leader = rnd["leader"]
+    lead = leader.removesuffix("MSP")
+    other = next(p for p in rnd["participants"] if p != leader).removesuffix("MSP")
+    tuned = sha("the leader's fine-tuned extractor")
+    model = (sha("model"), "4096", "{}", world.deadline(), "null")
+    world.refused(lead, "Rounds:MarkFused", "s1", *model, status=409, fragment="RecordLeaderExtractor")
+    world.refused(other, "Rounds:RecordLeaderExtractor", "s1", tuned, status=403, fragment=f"only the leader {leader}")
+    world.refused(lead, "Rounds:RecordLeaderExtractor", "s1", "F" * 64, status=400)
+    world.refused(lead, "Rounds:GetLeaderExtractor", "s1", status=404, fragment="no extractor of the leader")
+    recorded = world.ok(lead, "Rounds:RecordLeaderExtractor", "s1", tuned)
+    assert (recorded["org"], recorded["extractor_onnx_sha256"]) == (leader, tuned)
+    assert world.ledger.events[-1].name == "LeaderExtractorRecorded"
+    world.refused(lead, "Rounds:RecordLeaderExtractor", "s1", sha("another"), status=409, fragment="already recorded")
+    assert world.read("Auditor", "Audit:Exchanges", "s1", "100", "")["items"] == []  # no exchange: its own record
+    assert world.read("Auditor", "Rounds:GetLeaderExtractor", "s1")["extractor_onnx_sha256"] == tuned
+    assert world.ok(lead, "Rounds:MarkFused", "s1", *model)["state"] == "fused"
+    world.refused(lead, "Rounds:RecordLeaderExtractor", "s1", tuned, status=409, fragment="is fused")
+
+    world.ok("DC1", "Rounds:Open", "plain", world.round_spec())
+    plain = world.join_all("plain")
+    world.refused(plain["leader"].removesuffix("MSP"), "Rounds:RecordLeaderExtractor", "plain", tuned, status=400,
+                  fragment="no split learning")

@@ -5,6 +5,8 @@ bundle's ONNX features equal to torch's, resumable); a bundle without weights ca
 from __future__ import annotations
 
 import dataclasses
+import io
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from swarmfuse.extractors.bundle import (
 from swarmfuse.extractors.fusion.head import train_head
 from swarmfuse.extractors.image.backbone import build_resnet50_features
 from swarmfuse.extractors.split import SplitConfig
+from swarmfuse.extractors.split.gradients import GradientError, read_gradients
 from swarmfuse.extractors.split.leader import SplitLeader
 from swarmfuse.extractors.split.simulation import SimulatedSite, simulate_split_learning
 from swarmfuse.extractors.split.site import TrainableExtractor
@@ -147,12 +150,20 @@ def test_an_image_extractor_fine_tunes_its_last_stage(tmp_path: Path) -> None:
 def test_bad_input_is_refused(text_bundle: Path, tmp_path: Path) -> None:
     texts, _, _ = texts_and_labels()
     site = TrainableExtractor(text_bundle, texts, None)
-    with pytest.raises(ValueError, match="gradients of shape"):
+    before = site.features()
+    with pytest.raises(GradientError, match="gradients of shape"):
         site.step(np.zeros((3, 3), dtype=np.float32))
-    bad = np.zeros_like(site.features())
-    bad[0, 0] = np.nan
-    with pytest.raises(ValueError, match="not finite"):
-        site.step(bad)
+    for value in (np.nan, np.inf, -np.inf):
+        bad = np.zeros_like(before)
+        bad[0, 0] = value
+        with pytest.raises(GradientError, match="1 values that are not finite"):
+            site.step(bad)
+    for dtype in (np.float64, np.float16, np.int32, np.complex64, np.bool_, "U1", [("g", "<f4")]):
+        with pytest.raises(GradientError, match="not float32"):
+            site.step(np.zeros(before.shape, dtype=dtype))
+    with pytest.raises(GradientError, match="a list, not an array"):
+        site.step([[0.0]])  # type: ignore[arg-type]
+    assert np.array_equal(site.features(), before)  # nothing refused moved the extractor
     old = ExtractorBundle.read(text_bundle)
     without = tmp_path / "without"
     without.mkdir()
@@ -182,3 +193,47 @@ def test_the_local_simulation_runs_the_epochs_a_round_runs(text_bundle: Path) ->
         simulate_split_learning([site], y, train, 3, epochs=0)
     with pytest.raises(ValueError, match="one per aligned row"):
         simulate_split_learning([SimulatedSite(text_bundle, texts[:-1])], y, train, 3, epochs=1)
+
+
+def test_a_gradient_file_is_one_float32_npy_array_without_objects(tmp_path: Path) -> None:
+    """What a site reads from the leader's recorded gradient file: a pickle, an .npz, an array of objects, an
+    empty or cut file are each a :class:`GradientError` saying so (the site declines the round with it)."""
+    good = np.ones((4, 3), dtype=np.float32)
+    buffer = io.BytesIO()
+    np.save(buffer, good, allow_pickle=False)
+    whole = buffer.getvalue()
+    objects = io.BytesIO()
+    np.save(objects, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    zipped = io.BytesIO()
+    np.savez(zipped, gradients=good)
+    cases = {
+        "pickle": (pickle.dumps(good), "not a .npy array"),
+        "npz": (zipped.getvalue(), "not a .npy array"),
+        "empty": (b"", "not a .npy array"),
+        "objects": (objects.getvalue(), "cannot be read as an array: Object arrays"),
+        "cut": (whole[:-5], "cannot be read as an array"),
+        "header": (whole[:12], "cannot be read as an array"),
+    }
+    for name, (data, message) in cases.items():
+        (tmp_path / f"{name}.npy").write_bytes(data)
+        with pytest.raises(GradientError, match=message):
+            read_gradients(tmp_path / f"{name}.npy")
+    (tmp_path / "good.npy").write_bytes(whole)
+    assert np.array_equal(read_gradients(tmp_path / "good.npy"), good)
+    big_endian = tmp_path / "big.npy"
+    np.save(big_endian, good.astype(">f4"))
+    assert read_gradients(big_endian).dtype == np.dtype(">f4")  # float32 still: the check makes it native
+
+
+def test_a_gradient_of_absurd_magnitude_moves_the_extractor_as_far_as_its_direction_does(text_bundle: Path) -> None:
+    """The step is normalised: a finite float32 gradient near float32's limit (which overflowed the float32
+    arithmetic before: NaN targets) moves the top exactly as the same direction at an honest size does."""
+    texts, y, train = texts_and_labels()
+    honest, huge = TrainableExtractor(text_bundle, texts, None), TrainableExtractor(text_bundle, texts, None)
+    [gradients] = SplitLeader([honest.bundle.feature_dim], 3).epoch([honest.features()], y, train)
+    direction = gradients / np.abs(gradients).max()
+    honest.step(direction.astype(np.float32))
+    huge.step((direction * np.float32(3e38)).astype(np.float32))
+    assert np.isfinite(huge.features()).all()
+    assert np.allclose(huge.features(), honest.features(), atol=1e-5)
+    assert not np.allclose(huge.features(), TrainableExtractor(text_bundle, texts, None).features(), atol=1e-3)

@@ -3,7 +3,8 @@ table shows the provenance, and ``audit verify``'s provenance check passes a sit
 a split-fine-tuned one, reports a reference trained with the label holder's labels (foreign) and an extractor that
 declares no provenance, and skips the label holder's summary. After split learning, its split-extractor check passes
 a feature site whose final features name their extractor, fails one whose record names none (naming the exchange),
-and says the leader's own fine-tuned extractor is on no record; the exchanges table shows the extractor."""
+and checks the leader's own fine-tuned extractor on the leader's own record of it (required before the model);
+the exchanges table shows the extractor."""
 
 from __future__ import annotations
 
@@ -106,7 +107,11 @@ def test_verify_checks_each_feature_sites_final_features_name_their_fine_tuned_e
     assert named.status == Status.PASS and sha(f"{first} tuned") in named.detail and named.tx_id
     assert named.record == f"exchange s1 {first}->{leader} features"
     assert pending.status == Status.INFO and "has sent no final features" in pending.detail
-    assert lead.status == Status.INFO and "never sent" in lead.detail
+    assert lead.status == Status.INFO and "has not recorded its fine-tuned extractor" in lead.detail
+    world.ok(leader.removesuffix("MSP"), "Rounds:RecordLeaderExtractor", "s1", sha(f"{leader} tuned"))
+    lead = next(c for c in split_extractor_checks(world.ledger.state) if c.subject == f"round s1 {leader} final features")
+    assert lead.status == Status.PASS and sha(f"{leader} tuned") in lead.detail and lead.tx_id
+    assert lead.record == f"leader extractor s1 {leader}"
     final_features(world, second, leader, sha(f"{second} tuned"))
     state = world.ledger.state  # a record the honest chaincode would refuse: final features naming no extractor
     key = next(k for k in state if k.startswith("\x00exchange") and second in k and k.endswith("\x00features\x00"))

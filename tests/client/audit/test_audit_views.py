@@ -277,3 +277,14 @@ def test_the_agreement_in_force_and_its_earlier_versions(monkeypatch: pytest.Mon
     assert shown.exit_code == 0 and json.loads(shown.stdout) == found.model_dump(mode="json")
     text = _text(cli.agreement_table(current, found.history))
     assert second in text and "14 days" in text and "shapley over accuracy (seeds [0]), 10 units" in text and "1: " in text
+
+
+def test_a_split_round_shows_its_feature_site_leaders_own_extractor_record() -> None:
+    world = founded()
+    world.ok("DC1", "Rounds:Open", "s1", world.round_spec(split_epochs=1))
+    rnd = world.join_all("s1")
+    view = AuditView(ledger(world), Topology(n_orgs=3, auditor=True))
+    assert view.round("s1").leader_extractor is None  # not recorded yet
+    world.ok(rnd["leader"].removesuffix("MSP"), "Rounds:RecordLeaderExtractor", "s1", sha("tuned"))
+    own = view.round("s1").leader_extractor
+    assert own is not None and (own.org, own.extractor_onnx_sha256) == (rnd["leader"], sha("tuned"))

@@ -26,7 +26,7 @@ from swarmfuse.chaincode.contract.endorsement import owner_and_majority
 from swarmfuse.chaincode.stub import create_composite_key
 from swarmfuse.client.audit.artefacts import artefact_checks
 from swarmfuse.client.audit.channel import ChannelConfig
-from swarmfuse.client.audit.queries import RoundAudit
+from swarmfuse.client.audit.queries import LeaderExtractorRecord, RoundAudit
 from swarmfuse.client.audit.replay import LedgerReplay, readable_key
 from swarmfuse.client.audit.report import Category, Check, Status, VerificationReport, render_html, write_report
 from swarmfuse.client.gateway.proposal import ProposalBuilder
@@ -387,12 +387,20 @@ def test_a_fine_tuned_extractor_bundle_matches_the_hash_its_final_features_name(
     [changed] = artefact_checks(tmp_path / "DC2", rounds, "DC2MSP")
     assert (changed.status, changed.record) == (Status.FAIL, "exchange r1 DC2MSP->DC3MSP features")
     assert sha(onnx) in changed.detail and sha(onnx + b"!") in changed.detail
-    leader = tmp_path / "DC3" / "rounds" / "r1" / "extractor"  # the leader's own: never sent, on no record
+    leader = tmp_path / "DC3" / "rounds" / "r1" / "extractor"  # the leader's own: never sent, its own record
     leader.mkdir(parents=True)
     (leader / "bundle.json").write_text(json.dumps({"onnx_file": "extractor.onnx"}))
     (leader / "extractor.onnx").write_bytes(b"the leader's fine-tuned extractor")
     [own] = artefact_checks(tmp_path / "DC3", rounds, "DC3MSP")
-    assert own.status == Status.INFO and "never sent" in own.detail
+    assert own.status == Status.INFO and "recorded no fine-tuned extractor" in own.detail
+    recorded = LeaderExtractorRecord(round_id="r1", org="DC3MSP", tx_id="tx-own", recorded_at=audit.record.opened_at,
+                                     extractor_onnx_sha256=sha(b"the leader's fine-tuned extractor"))
+    rounds["r1"] = rounds["r1"].model_copy(update={"leader_extractor": recorded})
+    [own] = artefact_checks(tmp_path / "DC3", rounds, "DC3MSP")
+    assert (own.status, own.record, own.tx_id) == (Status.PASS, "leader extractor r1 DC3MSP", "tx-own")
+    (leader / "extractor.onnx").write_bytes(b"another extractor")
+    [own] = artefact_checks(tmp_path / "DC3", rounds, "DC3MSP")
+    assert own.status == Status.FAIL and recorded.extractor_onnx_sha256 in own.detail
 
 
 # --- the report -----------------------------------------------------------------------------------

@@ -3,8 +3,10 @@ commands only: each feature site trains its own extractor from its own rows and 
 data, serves; the label holder adds its labels; a round opens and closes, and every site holds the model the
 ledger names; a second round fine-tunes each feature site's extractor by split learning (features and gradients
 per epoch, on the record) before the fusion, each site's final features naming its fine-tuned extractor on-chain
-(the installed one in the first round), and a gradient file other than the recorded one is refused; in a
-third, a feature site killed mid-epoch and restarted resumes without sending anything twice. The data set is synthetic, made here: three classes, each with its own words and its own colour."""
+(the installed one in the first round; a leader that is a feature site records its own), and a gradient file
+other than the recorded one is refused; in a third, a feature site killed mid-epoch and restarted resumes without
+sending anything twice. The data set is synthetic (tests/new_dc.py): three classes, each with its own words and
+its own colour."""
 
 from __future__ import annotations
 
@@ -12,15 +14,12 @@ import hashlib
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from conftest import ENGINES, free_port_base
-from PIL import Image, ImageDraw
+from conftest import ENGINES
+from new_dc import ORGS, exchanges, new_data_centres, swarmfuse
 
 from swarmfuse.client.site.link import Peer, PeerError
 from swarmfuse.client.site.store import Store
@@ -28,95 +27,16 @@ from swarmfuse.client.site.wiring import open_site
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CLASSES = {
-    "sea": ("wave", "boat", "blue", "water", "fish", "shore"),
-    "forest": ("tree", "leaf", "green", "moss", "bird", "branch"),
-    "desert": ("sand", "dune", "yellow", "camel", "sun", "heat"),
-}
-COLOURS = {"sea": (40, 90, 200), "forest": (40, 150, 60), "desert": (220, 190, 80)}
-FILLER = ("a", "the", "near", "with", "under", "and", "some", "old", "small", "big")
-PER_CLASS = 24
-ORGS = ("DC1", "DC2", "DC3")
-
-
-def make_data(folder: Path, seed: int = 7) -> dict[str, Path]:
-    """Manifests of the three views: labels (with splits) at DC1, texts at DC2, images (PNG files) at DC3."""
-    rng = np.random.default_rng(seed)
-    (folder / "images").mkdir(parents=True)
-    labels, texts, images = ["entity_id,label,split"], ["entity_id,text"], ["entity_id,image"]
-    for name, words in CLASSES.items():
-        for i in range(PER_CLASS):
-            entity = f"{name[:2]}{i:03d}"
-            split = "train" if i < PER_CLASS * 2 // 3 else "val" if i < PER_CLASS * 5 // 6 else "test"
-            labels.append(f"{entity},{name},{split}")
-            tokens = [*rng.choice(words, 3), *rng.choice(FILLER, 3)]
-            texts.append(f"{entity},{' '.join(rng.permutation(tokens))}")
-            picture = Image.new("RGB", (48, 48), tuple(int(c) for c in rng.integers(0, 60, 3)))
-            draw = ImageDraw.Draw(picture)
-            x, y, r = (int(v) for v in (*rng.integers(12, 36, 2), rng.integers(6, 12)))
-            colour = tuple(int(np.clip(c + rng.integers(-25, 25), 0, 255)) for c in COLOURS[name])
-            draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
-            picture.save(folder / "images" / f"{entity}.png")
-            images.append(f"{entity},images/{entity}.png")
-    paths = {"DC1": folder / "labels.csv", "DC2": folder / "texts.csv", "DC3": folder / "images.csv"}
-    for org, rows in zip(ORGS, (labels, texts, images), strict=True):
-        paths[org].write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return paths
-
-
-def swarmfuse(*args: str, home: Path, timeout: float = 900) -> str:
-    """One CLI command, as a user runs it; its output (the test fails on a non-zero exit, with the output)."""
-    done = subprocess.run([sys.executable, "-m", "swarmfuse", *args, "--home", str(home)], capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200"}, check=False)
-    assert done.returncode == 0, f"swarmfuse {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
-def serve(org: str, site: tuple[str, ...], home: Path, logs: Path) -> subprocess.Popen[bytes]:
-    """``swarmfuse site serve`` for ``org``, in a session of its own, logging to ``logs/agent-<org>.log``."""
-    with (logs / f"agent-{org}.log").open("ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "swarmfuse", "site", "serve", "--org", org, *site, "--home",
-                                 str(home)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def wait_until_ended(round_id: str, home: Path, site: tuple[str, ...], agents: list[subprocess.Popen[bytes]]) -> str:
-    """``round status`` once the round is closed or aborted (or after ten minutes)."""
-    deadline, status = time.monotonic() + 600, ""
-    while time.monotonic() < deadline:
-        status = swarmfuse("round", "status", round_id, "--org", "DC1", *site, home=home)
-        if re.search(rf"round {round_id}: (closed|aborted)", status):
-            break
-        assert all(agent.poll() is None for agent in agents), "a site agent exited; see agent-*.log"
-        time.sleep(3)
-    return status
-
-
-def exchanges(status: str) -> set[tuple[str, ...]]:
-    """(sender, receiver, kind) of every row of ``round status``'s exchange table."""
-    return {tuple(cells[1:4]) for line in status.splitlines() if len(cells := [c.strip() for c in line.split("│")]) > 4}
-
 
 @pytest.mark.timeout(1800)
 @pytest.mark.parametrize("engine", ENGINES)
 def test_new_data_centres_go_from_their_manifests_to_a_closed_round(engine: str, tmp_path: Path) -> None:
-    home, task = tmp_path / "home", "newtask"
-    manifests = make_data(tmp_path / "data")
-    swarmfuse("network", "up", "--orgs", "3", "--engine", engine, "--port-base", str(free_port_base()), home=home)
-    agents: list[subprocess.Popen[bytes]] = []
-    try:
-        swarmfuse("task", "create", task, "--orgs", ",".join(ORGS), home=home)
-        site = ("--task", task)
-        swarmfuse("site", "extractor", "train", str(manifests["DC2"]), "--modality", "text", "--org", "DC2", *site,
-                  home=home)
-        swarmfuse("site", "extractor", "train", str(manifests["DC3"]), "--modality", "image", "--epochs", "2",
-                  "--org", "DC3", *site, home=home)
-        for org, modality in zip(ORGS, ("label", "text", "image"), strict=True):
-            swarmfuse("site", "data", "add", str(manifests[org]), "--modality", modality, "--org", org, *site,
-                      home=home)
-        agents.extend(serve(org, site, home, tmp_path) for org in ORGS)
+    task = "newtask"
+    with new_data_centres(tmp_path, engine, task) as dcs:
+        home, site, agents = dcs.home, dcs.site, dcs.agents
         swarmfuse("round", "open", "R1", "--roles", "DC1=label,DC2=text,DC3=image", "--label-holder", "DC1",
                   "--org", "DC1", *site, home=home)
-        status = wait_until_ended("R1", home, site, agents)
+        status = dcs.wait_until_ended("R1")
         assert "round R1: closed" in status, status
         model = re.search(r"model ([0-9a-f]{64})", status)
         assert model is not None
@@ -130,7 +50,7 @@ def test_new_data_centres_go_from_their_manifests_to_a_closed_round(engine: str,
         # the same sites, a round with two epochs of split learning of their extractors first
         swarmfuse("round", "open", "R2", "--roles", "DC1=label,DC2=text,DC3=image", "--label-holder", "DC1",
                   "--split-epochs", "2", "--org", "DC1", *site, home=home)
-        status = wait_until_ended("R2", home, site, agents)
+        status = dcs.wait_until_ended("R2")
         assert "round R2: closed" in status, status
         leader = re.search(r"leader (DC\d)MSP", status).group(1)  # type: ignore[union-attr]
         sent = exchanges(status)
@@ -148,9 +68,12 @@ def test_new_data_centres_go_from_their_manifests_to_a_closed_round(engine: str,
             with open_site(home, "DC1", task) as parts:  # features name the extractor that made them, on-chain
                 plain = parts.ledger.exchange("R1", f"{org}MSP", "DC1MSP", "features")
                 final = parts.ledger.exchange("R2", f"{org}MSP", f"{leader}MSP", "features")
+                own = parts.ledger.leader_extractor("R2")
             assert plain is not None and plain.extractor_onnx_sha256 == base["onnx_sha256"]
-            if org != leader:  # the leader's own features are never sent
+            if org != leader:
                 assert final is not None and final.extractor_onnx_sha256 == tuned["onnx_sha256"]
+            else:  # the leader's own features are never sent: it records its extractor itself
+                assert final is None and own is not None and own.extractor_onnx_sha256 == tuned["onnx_sha256"]
 
         target = next(org for org in ("DC2", "DC3") if org != leader)  # a gradient file that is not the recorded one
         [genuine] = (home / "sites" / target / "rounds" / "R2" / "in").glob(f"{leader}MSP-gradients.1-*")
@@ -181,15 +104,8 @@ def test_new_data_centres_go_from_their_manifests_to_a_closed_round(engine: str,
         index = ORGS.index(victim)
         os.killpg(agents[index].pid, 9)
         agents[index].wait(timeout=30)
-        agents[index] = serve(victim, site, home, tmp_path)
-        status = wait_until_ended("R3", home, site, agents)
+        dcs.serve(victim)
+        status = dcs.wait_until_ended("R3")
         assert "round R3: closed" in status, status
         kinds = [kind for sender, _, kind in exchanges(status) if sender == f"{victim}MSP"]
         assert sorted(kinds) == ["features", "features.1", "features.2"], status  # nothing sent twice
-    finally:
-        for agent in agents:
-            if agent.poll() is None:
-                os.killpg(agent.pid, 15)
-                agent.wait(timeout=30)
-        subprocess.run([sys.executable, "-m", "swarmfuse", "network", "down", "--home", str(home)],
-                       capture_output=True, timeout=300, check=False)
