@@ -354,6 +354,7 @@ def test_a_round_across_namespaces_closes_through_an_outage_and_verifies(
         seconds = closed_round(hosts, "R1")
 
         # one feature site's link down for 30 s right after the round opens: the round cannot close without it
+        opened = time.monotonic()
         leader = open_round(hosts, "R2")
         victim = next(org for org in ("DC3", "DC2") if org != leader)
         hosts.set_link(victim, up=False)
@@ -367,6 +368,7 @@ def test_a_round_across_namespaces_closes_through_an_outage_and_verifies(
             hosts.set_link(victim, up=True)
         status = wait_until_ended(hosts, "R2")
         assert "round R2: closed" in status, status
+        outage_round = time.monotonic() - opened
 
         verified = hosts.run("Auditor", "audit", "verify", "--bundle", str(hosts.bundle("Auditor")), "--out",
                              str(hosts.folder("Auditor") / "report"), "--home", str(hosts.home("Auditor")))
@@ -390,6 +392,7 @@ def test_a_round_across_namespaces_closes_through_an_outage_and_verifies(
     assert all(agent.poll() is not None for agent in hosts.agents)
     assert host_links() <= links_before, "a veth or bridge was left in the host's own namespace"
     report(capsys, record_property, "round time across namespaces", seconds)
+    report(capsys, record_property, f"round time across namespaces with a {OUTAGE:.0f} s outage", outage_round)
     report(capsys, record_property, "namespaces test time", time.monotonic() - started)
     if "round time on loopback" in FIGURES:
         with capsys.disabled():
