@@ -4,7 +4,8 @@ agent against a running network, and nothing of another org's.
 It holds the org's own admin and user identities (signing and client TLS pairs), its site agent's TLS pairs
 issued for the site's address by the org's TLS CA (the CA's key stays in the network home), the TLS CAs and peer
 endpoints of the task's orgs, the orderer's TLS CA, a connection profile whose paths are relative to the bundle,
-the site settings (``site.json``) and a manifest (``bundle.json``) of every file's SHA-256.
+the channel's genesis block (``genesis.block``: public, what ``audit verify --bundle`` checks block 0 against), the
+site settings (``site.json``) and a manifest (``bundle.json``) of every file's SHA-256.
 :func:`open_bundle` checks the manifest: a file altered, missing or added is refused by name.
 """
 
@@ -33,6 +34,7 @@ FORMAT = "swarmfuse.site-bundle/1"
 MANIFEST = "bundle.json"
 SETTINGS = "site.json"
 PROFILE = "connection.json"
+GENESIS = "genesis.block"
 SITE_CERT_DAYS = 825
 
 
@@ -96,6 +98,11 @@ class SiteBundle:
     def org_tls_ca(self, org: BundleOrg) -> Path:
         return self.folder / org.tls_ca
 
+    @property
+    def genesis(self) -> Path:
+        """The task channel's genesis block as ``task create`` made it (absent from a bundle made without it)."""
+        return self.folder / GENESIS
+
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -140,6 +147,9 @@ def write_bundle(home: Path, org_name: str, task: str, out: Path, site_address: 
         profile = profiles.build(topology, own, org, current.engine)  # its paths are all replaced below
         _copy(layout.org_tls_ca(org), staging / "tls" / "peer-ca.pem")
         _copy(layout.orderer_tls_ca, staging / "tls" / "orderer-ca.pem")
+        genesis = layout.channel_dir(task) / f"{task}.block"
+        if genesis.is_file():  # public: what an auditor's host checks block 0 against
+            _copy(genesis, staging / GENESIS)
         profile = profile.model_copy(update={
             "peer": profile.peer.model_copy(update={"tls_ca_cert": "tls/peer-ca.pem"}),
             "identities": identities,

@@ -11,6 +11,9 @@
 # after a failure or an interruption (and a watchdog does so if this script is killed outright). The
 # summary line "site store: ..." counts the tests passed on each database. A server that cannot start is a
 # failure; on a developer's machine SWARMFUSE_TEST_POSTGRES=0 runs without it (and says so at the end).
+# The multi-host test (marker multihost: the roles in network namespaces on a bridge) runs with the rest; it needs
+# root and iproute2 (scripts/test_deps.sh installs it) and fails without them; SWARMFUSE_TEST_MULTIHOST=0 skips it
+# on a developer's machine (and says so at the end).
 # Usage: scripts/test.sh [pytest args...]
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -108,6 +111,12 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
+if [[ ${SWARMFUSE_TEST_MULTIHOST:-1} == 0 ]]; then
+  bold "SWARMFUSE_TEST_MULTIHOST=0: the multi-host test (network namespaces) will NOT run"
+elif (( EUID != 0 )) || ! command -v ip >/dev/null; then
+  bold "the multi-host test needs root and iproute2 and will fail here (SWARMFUSE_TEST_MULTIHOST=0 skips it)"
+fi
+
 unset SWARMFUSE_TEST_POSTGRES_URL
 if [[ ${SWARMFUSE_TEST_POSTGRES:-1} == 0 ]]; then
   pg_note="SWARMFUSE_TEST_POSTGRES=0: the site store's tests did NOT run on PostgreSQL (SQLite only)"
@@ -135,6 +144,9 @@ if [[ $rc == 5 ]]; then
 fi
 if [[ $fabric_status != ready ]]; then
   bold "integration tests ran on the embedded engine only: no Fabric release on this machine ($(sed -n 's/^reason=//p' .swarmfuse-fabric))"
+fi
+if [[ ${SWARMFUSE_TEST_MULTIHOST:-1} == 0 ]]; then
+  bold "SWARMFUSE_TEST_MULTIHOST=0: the multi-host test (network namespaces) did NOT run"
 fi
 if [[ -n ${pg_note:-} ]]; then
   bold "$pg_note"

@@ -4,6 +4,7 @@
 #   postgresql                 the server scripts/test.sh starts (a throwaway cluster on loopback) for the
 #                              site store's tests on PostgreSQL
 #   chromium, chromium-driver  the auditor web page's browser test (Selenium drives Debian's browser)
+#   iproute2                   the multi-host test (tests/network/test_multihost.py): `ip netns`, veth pairs, a bridge
 # Idempotent: installed packages are checked with dpkg in well under a second. When some are missing: one
 # `apt-get update`, then `apt-get install`, as root or through sudo without a password; otherwise it names
 # the packages to install and fails. The postgresql package creates and starts no cluster of its own here.
@@ -13,14 +14,16 @@ die() { printf '\033[1;31m[test-deps] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
 server_packages=(postgresql)
 browser_packages=(chromium chromium-driver)
+network_packages=(iproute2)
 installed() { [[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null) == ii* ]]; }
 missing_of() { local p; for p in "$@"; do installed "$p" || printf '%s\n' "$p"; done; }
 
 mapfile -t missing_server < <(missing_of "${server_packages[@]}")
 mapfile -t missing_browser < <(missing_of "${browser_packages[@]}")
-missing=("${missing_server[@]}" "${missing_browser[@]}")
+mapfile -t missing_network < <(missing_of "${network_packages[@]}")
+missing=("${missing_server[@]}" "${missing_browser[@]}" "${missing_network[@]}")
 if (( ${#missing[@]} == 0 )); then
-  log "Debian packages for the tests installed (${server_packages[*]} ${browser_packages[*]})"
+  log "Debian packages for the tests installed (${server_packages[*]} ${browser_packages[*]} ${network_packages[*]})"
   exit 0
 fi
 
@@ -57,6 +60,9 @@ if (( ${#missing_server[@]} )); then
 fi
 if (( ${#missing_browser[@]} )); then
   apt install "${missing_browser[@]}"
+fi
+if (( ${#missing_network[@]} )); then
+  apt install --no-install-recommends "${missing_network[@]}"
 fi
 for package in "${missing[@]}"; do
   installed "$package" || die "apt-get reported success but $package is not installed"

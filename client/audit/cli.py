@@ -187,7 +187,13 @@ input); 1 means it verified and a check failed."""
 
 
 @app.command()
-def verify(home: Path = HomeOption, task: str = TaskOption, org: str = OrgOption,
+def verify(home: Path = HomeOption,
+           task: str | None = typer.Option(None, "--task", help="The task (channel) to audit; with --bundle, the "
+                                           "bundle's."),
+           org: str | None = typer.Option(None, "--org", help="The org whose identity reads the ledger (default the "
+                                          "read-only Auditor); with --bundle, the bundle's."),
+           bundle: Path | None = typer.Option(None, "--bundle", help="An org's bundle ('swarmfuse network bundle'): "
+                                              "verify from it alone, on a host without the network home."),
            artefacts: Path | None = typer.Option(None, "--artefacts", help="A site folder (<home>/sites/<Org>) whose "
                                                  "files to check against the on-chain exchange and model records."),
            out: Path = typer.Option(Path("verify-report"), "--out", help="Write report.html and report.json here."),
@@ -196,11 +202,13 @@ def verify(home: Path = HomeOption, task: str = TaskOption, org: str = OrgOption
     hash, config updates), every transaction (creator, endorsements, policies, validation code), the chaincode
     state against the writes, and a site folder's artefacts against their records. Writes report.html and
     report.json to --out. Exit status 0 when every check passed, 1 when a check failed, 2 when the ledger could
-    not be verified (no network, unknown task or org, unreachable peer, unreadable folder)."""
+    not be verified (no network, unknown task or org, unreachable peer, unreadable folder, changed bundle). With
+    --bundle it runs from an org's bundle (an auditor's host holds its own, no network home), its genesis block
+    the one block 0 is checked against."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from swarmfuse.client.audit.report import failures_table, summary_table, write_report
-    from swarmfuse.client.audit.verify import verify_task
+    from swarmfuse.client.audit.verify import verify_bundle, verify_task
     from swarmfuse.errors import SwarmfuseError
 
     def fail(message: object) -> typer.Exit:
@@ -209,13 +217,21 @@ def verify(home: Path = HomeOption, task: str = TaskOption, org: str = OrgOption
 
     if artefacts is not None and not artefacts.is_dir():
         raise fail(f"--artefacts {artefacts}: not a folder")
+    if bundle is None and task is None:
+        raise fail("give --task (or --bundle)")
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=errors, transient=True) as progress:
-        bar = progress.add_task(f"blocks of {task}", total=None)
+        bar = progress.add_task(f"blocks of {task or 'the task'}", total=None)
+
+        def advance(number: int, newest: int) -> None:
+            progress.update(bar, completed=number + 1, total=newest + 1)
+
         try:
-            found = verify_task(home, task, org, artefacts=artefacts,
-                                progress=lambda number, newest: progress.update(bar, completed=number + 1,
-                                                                                total=newest + 1))
+            if bundle is not None:
+                found = verify_bundle(bundle, task=task, org=org, artefacts=artefacts, progress=advance)
+            else:
+                assert task is not None
+                found = verify_task(home, task, org or AUDITOR, artefacts=artefacts, progress=advance)
         except (SwarmfuseError, OSError, ValueError) as exc:
             raise fail(exc) from None
     try:

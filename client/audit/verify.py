@@ -35,6 +35,7 @@ from swarmfuse.client.gateway import Gateway
 from swarmfuse.client.gateway.network import Network
 from swarmfuse.client.ledger import CHAINCODE, LedgerRefused, TaskLedger, task_org, task_topology
 from swarmfuse.network import state as state_file
+from swarmfuse.network.bundle import BundleError, describe, open_bundle
 from swarmfuse.network.topology import AUDITOR
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,29 @@ def verify_task(home: Path, task: str, org: str = AUDITOR, *, artefacts: Path | 
         return verify_channel(gateway, task, artefacts=artefacts, artefacts_org=owner,
                               genesis=genesis if genesis.is_file() else None,
                               engine=current.engine if current else None, progress=progress)
+
+
+def verify_bundle(folder: Path, *, task: str | None = None, org: str | None = None, artefacts: Path | None = None,
+                  progress: Progress | None = None) -> VerificationReport:
+    """Verify the task of the org bundle in ``folder`` (``swarmfuse network bundle``, checked against its manifest
+    first) as the bundle's user, on a host that holds no network home: the bundle's connection profile reaches the
+    org's peer, and its copy of the channel's genesis block (when it has one) is what block 0 is checked against.
+    ``task`` and ``org``, when given, must be the bundle's. Raises ``BundleError`` for a changed bundle or another
+    task or org, ``GatewayError`` when the peer is unreachable."""
+    bundle = open_bundle(folder)
+    settings = bundle.settings
+    if task is not None and task != settings.task:
+        raise BundleError(f"--task {task} is not the bundle's ({settings.task}): {describe(bundle)}")
+    if org is not None and org not in (settings.org, settings.mspid):
+        raise BundleError(f"--org {org} is not the bundle's ({settings.org}): {describe(bundle)}")
+    owner = None
+    if artefacts is not None:
+        owner = next((o.mspid for o in settings.orgs if artefacts.name in (o.name, o.mspid)), None)
+    genesis = bundle.genesis
+    with Gateway.from_profile(bundle.profile, user="user") as gateway:
+        return verify_channel(gateway, settings.task, artefacts=artefacts, artefacts_org=owner,
+                              genesis=genesis if genesis.is_file() else None, engine=settings.engine,
+                              progress=progress)
 
 
 def _genesis(path: Path | None) -> tuple[common_pb2.Block | None, str]:

@@ -292,12 +292,13 @@ def round_open(round_id: str = typer.Argument(..., help="A new round ID."),
                                                 help="Epochs of split learning of the feature sites' extractors "
                                                      "before the fusion (each sends features and gets gradients "
                                                      "back from the leader, recorded on-chain)."),
-               org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
+               org: str | None = MaybeOrgOption, task: str | None = MaybeTaskOption, home: Path = HomeOption,
+               bundle: Path | None = BundleOption) -> None:
     """Open a round among the orgs named in --roles (the opener must be one of them), under the agreement in
     force."""
     from swarmfuse.client.site.wiring import open_site
 
-    with clean_errors(), open_site(home, org, task) as parts:
+    with clean_errors(), open_site(home, org, task, bundle=bundle) as parts:
         spec = parts.ledger.round_spec(_roles(roles), f"{label_holder}MSP", datetime.now(UTC) + timedelta(hours=hours),
                                        split_epochs)
         opened = parts.ledger.open_round(round_id, spec)
@@ -305,11 +306,12 @@ def round_open(round_id: str = typer.Argument(..., help="A new round ID."),
 
 
 @rounds.command("status")
-def round_status(round_id: str, org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
+def round_status(round_id: str, org: str | None = MaybeOrgOption, task: str | None = MaybeTaskOption,
+                 home: Path = HomeOption, bundle: Path | None = BundleOption) -> None:
     """One round's on-chain record, with its exchanges."""
     from swarmfuse.client.site.wiring import open_site
 
-    with clean_errors(), open_site(home, org, task) as parts:
+    with clean_errors(), open_site(home, org, task, bundle=bundle) as parts:
         rnd = parts.ledger.round(round_id)
         exchanges = parts.ledger.exchanges(round_id)
     console.print(f"round {round_id}: {rnd.state.value}, leader {rnd.leader}, model {rnd.model_sha256}",
@@ -323,12 +325,14 @@ def round_status(round_id: str, org: str = OrgOption, task: str = TaskOption, ho
 
 
 @rounds.command("list")
-def round_list(org: str = OrgOption, task: str = TaskOption, home: Path = HomeOption) -> None:
+def round_list(org: str | None = MaybeOrgOption, task: str | None = MaybeTaskOption, home: Path = HomeOption,
+               bundle: Path | None = BundleOption) -> None:
     """Every round of the task."""
     from swarmfuse.client.site.wiring import open_site
 
-    with clean_errors(), open_site(home, org, task) as parts:
+    with clean_errors(), open_site(home, org, task, bundle=bundle) as parts:
         found = parts.ledger.rounds()
+        task = parts.site.task
     table = Table(title=f"rounds of {task}")
     for column in ("round", "state", "leader", "participants", "model"):
         table.add_column(column)
@@ -338,12 +342,13 @@ def round_list(org: str = OrgOption, task: str = TaskOption, home: Path = HomeOp
 
 
 @rounds.command("abort")
-def round_abort(round_id: str, reason: str = typer.Option(..., "--reason"), org: str = OrgOption,
-                task: str = TaskOption, home: Path = HomeOption) -> None:
+def round_abort(round_id: str, reason: str = typer.Option(..., "--reason"), org: str | None = MaybeOrgOption,
+                task: str | None = MaybeTaskOption, home: Path = HomeOption,
+                bundle: Path | None = BundleOption) -> None:
     """Vote to abort a round (a majority of its active participants aborts it)."""
     from swarmfuse.client.site.wiring import open_site
 
-    with clean_errors(), open_site(home, org, task) as parts:
+    with clean_errors(), open_site(home, org, task, bundle=bundle) as parts:
         rnd = parts.ledger.abort(round_id, reason)
     console.print(f"round {round_id}: {rnd.state.value} (abort votes: {', '.join(rnd.abort_votes)})",
                   highlight=False)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from bundle_files import IDENTITY, minimal_bundle
 from cli_runner import invoke_cli
 from click.testing import Result
 from test_verify_replay import CHAINCODE, CHANNEL, DC2_CLIENT, EXCHANGE_KEY, ROUND_KEY, EngineChannel, envelope
@@ -97,3 +98,26 @@ def test_it_exits_2_when_it_cannot_verify(tmp_path: Path) -> None:
     assert not (tmp_path / "r").exists()
     result = run("--home", str(tmp_path), "--task", CHANNEL, "--artefacts", str(tmp_path / "missing"))
     assert result.exit_code == 2 and "not a folder" in result.output
+
+
+def test_a_changed_bundle_exits_2_naming_the_file(channel: EngineChannel, tmp_path: Path) -> None:
+    bundle = minimal_bundle(tmp_path / "auditor-bundle", "Auditor", CHANNEL)
+    (bundle / IDENTITY).write_text("another certificate\n")
+    result = run("--bundle", str(bundle), "--out", str(tmp_path / "report"))
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2, text
+    assert "identities/user/cert.pem was altered" in text
+    assert channel.calls == [] and not (tmp_path / "report").exists()
+
+
+def test_a_bundle_of_another_task_or_org_exits_2(channel: EngineChannel, tmp_path: Path) -> None:
+    bundle = minimal_bundle(tmp_path / "auditor-bundle", "Auditor", CHANNEL)
+    result = run("--bundle", str(bundle), "--task", "other", "--out", str(tmp_path / "report"))
+    assert result.exit_code == 2 and "--task other is not the bundle's" in result.output
+    result = run("--bundle", str(bundle), "--org", "DC1", "--out", str(tmp_path / "report"))
+    assert result.exit_code == 2 and "--org DC1 is not the bundle's" in result.output
+
+
+def test_without_task_or_bundle_exits_2(channel: EngineChannel, tmp_path: Path) -> None:
+    result = run("--home", str(tmp_path), "--out", str(tmp_path / "report"))
+    assert result.exit_code == 2 and "give --task (or --bundle)" in result.output

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ENGINES
-from new_dc import CLASSES, PER_CLASS, TEXT_ROLES, DataCentres, exchanges, new_data_centres
+from new_dc import TEXT_ROLES, DataCentres, exchanges, new_data_centres
+from synthetic_sites import CLASSES, PER_CLASS
 
 from swarmfuse.client.site.store import Store
 from swarmfuse.client.site.wiring import open_site

@@ -5,7 +5,7 @@ ledger names; a second round fine-tunes each feature site's extractor by split l
 per epoch, on the record) before the fusion, each site's final features naming its fine-tuned extractor on-chain
 (the installed one in the first round; a leader that is a feature site records its own), and a gradient file
 other than the recorded one is refused; in a third, a feature site killed mid-epoch and restarted resumes without
-sending anything twice. The data set is synthetic (tests/new_dc.py): three classes, each with its own words and
+sending anything twice. The data set is synthetic (tests/synthetic_sites.py): three classes, each with its own words and
 its own colour."""
 
 from __future__ import annotations
