@@ -11,10 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
+from swarmfuse.errors import SwarmfuseError
+
 NPY_MAGIC = b"\x93NUMPY"
 
 
-class GradientError(ValueError):
+class GradientError(SwarmfuseError, ValueError):
     """Gradients a site cannot apply as they are (the message says why)."""
 
 
