@@ -38,10 +38,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(150
 TASK = "emoji"
 # The fused round over the better single modality, on the round's aligned test entities (206 of 1 407; the baselines
 # trained on its 988 aligned training rows), in the job's honest regime: each feature site's own label-free extractor
-# after 8 epochs of split learning. Measured on this 2-core machine (head seed 0) in a cold run (fresh-ci --cold):
-# fused 0.704, text-only 0.607, image-only 0.602 (+9.7 points); before split learning the same extractors give 0.626,
-# 0.485, 0.573 (identical warm and cold). With the earlier image step (all of layer4): fused 0.689, 0.621, 0.612.
-FUSED_MARGIN = 0.03
+# after 8 epochs of split learning. Three cold trainings of the whole pipeline on this 2-core machine (scripts/demo.sh
+# --seed S: the sites' extractors and the head), fused / text-only / image-only: seed 0 (this test's; identical warm
+# and cold) 0.704 / 0.607 / 0.602 (+9.7 points); seed 1 0.718 / 0.651 / 0.573 (+6.8); seed 2 0.680 / 0.665 / 0.417
+# (+1.5: its label-free image extractor scores 0.393 before split learning, against 0.573 for seeds 0 and 1). The
+# bound sits below the worst of the three.
+FUSED_MARGIN = 0.01
 
 
 def test_round_closes_with_every_site_holding_the_acknowledged_model(job) -> None:  # type: ignore[no-untyped-def]
