@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from synthetic_sites import MODALITIES, ORGS, ROLES, make_data
 
+from swarmfuse.client.demo.job import stop_agent
 from swarmfuse.network import state as state_file
 from swarmfuse.network.layout import Layout
 
@@ -165,13 +166,7 @@ class Hosts:
         """Stop the agents and the network; in namespaces, kill what is left in each (noted in ``leftovers``) and
         delete them all."""
         for agent in self.agents:
-            if agent.poll() is None:
-                os.killpg(agent.pid, signal.SIGTERM)
-                try:
-                    agent.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(agent.pid, signal.SIGKILL)
-                    agent.wait(timeout=30)
+            stop_agent(agent)
         if (self.home("ledger") / "state.json").exists():
             self.run("ledger", "network", "down", "--home", str(self.home("ledger")), timeout=300, check=False)
         if not self.isolated:
