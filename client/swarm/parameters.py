@@ -70,7 +70,7 @@ class Parameters(Mapping[str, np.ndarray]):
             array = np.asarray(arrays[name])
             dtype = _canonical_dtype(array, name)
             _check_finite(array, name)
-            copy = np.ascontiguousarray(array, dtype=dtype).copy()
+            copy = np.array(array, dtype=dtype, order="C", copy=True)  # keeps a 0-d array 0-d
             copy.flags.writeable = False
             kept[name] = copy
         self._arrays: dict[str, np.ndarray] = kept
