@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Annotated, Self
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
@@ -73,7 +73,7 @@ class MergeRecord(BaseModel):
     weighting: Weighting
     orgs: tuple[MspId, ...] = Field(min_length=1, max_length=MAX_MEMBERS)
     inputs: tuple[Sha256, ...] = Field(min_length=1, max_length=MAX_MEMBERS)
-    weights: tuple[int, ...] = Field(min_length=1, max_length=MAX_MEMBERS)
+    weights: tuple[Annotated[int, Field(strict=True)], ...] = Field(min_length=1, max_length=MAX_MEMBERS)
     result: Sha256
 
     @model_validator(mode="after")

@@ -84,6 +84,12 @@ class Parameters(Mapping[str, np.ndarray]):
     def __len__(self) -> int:
         return len(self._arrays)
 
+    def __eq__(self, other: object) -> bool:
+        """Equal when the canonical bytes are (a Mapping's own equality would compare arrays element-wise)."""
+        return isinstance(other, Parameters) and self.encode() == other.encode()
+
+    __hash__ = None  # type: ignore[assignment]
+
     def __repr__(self) -> str:
         return f"Parameters({len(self)} arrays, sha256={self.sha256()[:12]}…)"
 

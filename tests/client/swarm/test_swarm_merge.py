@@ -172,7 +172,7 @@ def test_a_record_is_frozen_and_checks_itself() -> None:
     with pytest.raises(ValidationError):
         record.method = Method.MEAN
     fields = record.model_dump()
-    for bad in ({"orgs": ("DC2", "DC1")}, {"weights": (1,)}, {"weights": (0, 1)}, {"weights": (1, 2)},
+    for bad in ({"orgs": ("DC2", "DC1")}, {"weights": (1,)}, {"weights": (0, 1)}, {"weights": (1, 2)}, {"weights": (True, 1)},
                 {"result": "not a hash"}, {"method": "average"}, {"extra": 1}):
         with pytest.raises(ValidationError):
             MergeRecord(**{**fields, **bad})

@@ -47,6 +47,7 @@ def test_round_trip_through_a_file(tmp_path) -> None:
         assert back[name].dtype == array.dtype and back[name].shape == array.shape
         np.testing.assert_array_equal(back[name], array)
     assert not back["scale"].flags.writeable
+    assert back == params and back != Parameters(dict(state(), scale=np.array(0.0)))
 
 
 def test_the_hash_is_canonical_whatever_the_insertion_order_byte_order_or_memory_layout() -> None:
