@@ -1,9 +1,9 @@
 """The direction of the layers: Fabric's protocol (``network/protocol``) under the Gateway client, the embedded
 engine and the auditor; the engine never importing the client, the client's Gateway and the auditor never
-importing the engine; the typed task-ledger client (``client/ledger``) and the privacy tools (``client/privacy``)
-under the site and the auditor, the auditor never importing the site, and neither the demo (``client/demo``); the
-extractors (``extractors``) under all of them, importing no client, ledger or chaincode. Every import counts,
-function-local ones too."""
+importing the engine; the typed task-ledger client (``client/ledger``), the privacy tools (``client/privacy``) and
+the swarm merges (``client/swarm``) under the site and the auditor, the auditor never importing the site, and
+neither the demo (``client/demo``); the extractors (``extractors``) under all of them, importing no client, ledger
+or chaincode. Every import counts, function-local ones too."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ RULES = {
     "client/site": ("swarmfuse.client.audit", "swarmfuse.client.demo"),
     "client/privacy": ("swarmfuse.network", "swarmfuse.client.site", "swarmfuse.client.audit",
                        "swarmfuse.client.ledger"),
+    "client/swarm": ("swarmfuse.network", "swarmfuse.client.site", "swarmfuse.client.audit",
+                     "swarmfuse.client.ledger", "swarmfuse.client.demo", "swarmfuse.extractors"),
     "client/audit": ("swarmfuse.network.embedded", "swarmfuse.client.site", "swarmfuse.client.demo"),
     "extractors": ("swarmfuse.client", "swarmfuse.network", "swarmfuse.chaincode"),
 }
