@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import pickle
+import re
 import time
 from pathlib import Path
 
@@ -120,10 +121,10 @@ def test_feature_sites_decline_malformed_gradients_their_leader_recorded(engine:
             final = parts.ledger.exchange("M2", "DC3MSP", "DC2MSP", "features")
         assert own is not None and (own.org, own.extractor_onnx_sha256) == ("DC2MSP", tuned["DC2"]), own
         assert final is not None and final.extractor_onnx_sha256 == tuned["DC3"], final
-        # M3 (DC3's turn) is aborted by DC1 and DC2 at once: DC1 leads again next
+        # M3 (DC3's turn) only moves the rotation on (it counts the rounds a set opened, whatever their end): DC1
+        # leads again next. It runs to its end first (with these small extractors it may close within seconds).
         open_split_round(dcs, "M3", "DC3")
-        for org in ("DC1", "DC2"):
-            dcs.run("round", "abort", "M3", "--reason", "the test moves the rotation on", "--org", org, *dcs.site)
+        assert re.search(r"round M3: (closed|aborted)", dcs.wait_until_ended("M3"))
 
         # M4: a pickle to DC2, float64 (the right shape, finite) to DC3
         seed_leader(dcs, "M4", {"DC2": pickle.dumps(np.zeros((rows, dim), dtype=np.float32)),
