@@ -235,6 +235,7 @@ def _plausible(function: str, parameters: list[str], config: JobConfig, record: 
         "contributions": json.dumps({"metric": "test_accuracy", "seeds": [0],
                                      "coalitions": [{"members": [], "scores": ["0.5"]}]}),
         "contribution_sha256": record.contribution_sha256 or "",
+        "extractor_onnx_sha256": sha("extractor"),
     }
     missing = [p for p in parameters if p not in values]
     assert not missing, f"{function}: add a plausible value for parameter(s) {missing} to this test"
