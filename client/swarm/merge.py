@@ -21,7 +21,6 @@ Memory: members × parameters × 8 bytes, held at once.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Annotated, Self
 
 import numpy as np
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
 from swarmfuse.chaincode.contracts.fields import STRICT, MspId, Sha256
 from swarmfuse.client.swarm.errors import (
@@ -50,7 +49,7 @@ GEOMETRIC_MEDIAN_SMOOTHING = 1e-12
 MAX_MEMBERS = 1024
 MAX_WEIGHT = 2**40
 """Weights are rows; this bound keeps every sum of weights an exact integer in int64 and in float64."""
-_MSP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # as MspId in the chaincode's fields
+_MSP_ID: TypeAdapter[str] = TypeAdapter(MspId)
 
 
 class Method(StrEnum):
@@ -126,8 +125,10 @@ def _orgs(members: Mapping[str, Parameters]) -> list[str]:
         raise MergeError(f"{len(members)} members; a merge takes at most {MAX_MEMBERS}")
     orgs = sorted(members)
     for org in orgs:
-        if not isinstance(org, str) or not _MSP_ID.match(org):
-            raise MergeError(f"member {org!r} is not an MSP ID")
+        try:
+            _MSP_ID.validate_python(org, strict=True)
+        except ValidationError:
+            raise MergeError(f"member {org!r} is not an MSP ID") from None
         if not isinstance(members[org], Parameters):
             raise MergeError(f"{org}'s parameters are a {type(members[org]).__name__}, not Parameters")
     first = members[orgs[0]].layout()
